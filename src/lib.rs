@@ -1,0 +1,19 @@
+//! pocketses: a device agent for Ubuntu Core appliances.
+//!
+//! One crate, one binary that is both the snap's daemon and its command line.
+//! Modules are listed in reading order: configuration and the snapd client first,
+//! then the metrics pipeline (collect, encode, publish), then assertions, gadget and remodel.
+//! ARCHITECTURE.md has the bird's eye view and the invariants.
+
+pub mod assertion;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod gadget;
+pub mod hooks;
+pub mod keys;
+pub mod metrics;
+pub mod publish;
+pub mod remodel;
+pub mod snapd;
+pub mod status;

@@ -1,0 +1,41 @@
+//! Entry point: parse arguments, set up logging, dispatch, map errors to exit codes.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use pocketses::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.command.as_ref());
+    let res = match cli.command {
+        None => pocketses::daemon::main(cli.daemon),
+        Some(Command::Daemon(args)) => pocketses::daemon::main(args),
+        Some(Command::Subscribe(args)) => pocketses::publish::subscribe::main(args),
+        Some(Command::Metrics(args)) => pocketses::metrics::cmd::main(args),
+        Some(Command::Status(args)) => pocketses::status::main(args),
+        Some(Command::Hook(args)) => pocketses::hooks::main(args),
+        Some(Command::Model(args)) => pocketses::assertion::cmd::main(args),
+        Some(Command::Key(args)) => pocketses::keys::main(args),
+        Some(Command::Remodel(args)) => pocketses::remodel::cmd::main(args),
+        Some(Command::Gadget(args)) => pocketses::gadget::cmd::main(args),
+    };
+    match res {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The daemon logs at info by default; one-shot commands stay quiet unless `RUST_LOG` asks.
+fn init_tracing(command: Option<&Command>) {
+    let default = match command {
+        None | Some(Command::Daemon(_)) => "info",
+        _ => "warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

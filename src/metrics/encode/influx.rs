@@ -1,0 +1,8 @@
+//! The influx encoding of a snapshot. [pure]
+
+use crate::metrics::Snapshot;
+
+/// Encodes one snapshot.
+pub fn encode(snapshot: &Snapshot) -> String {
+    format!("{{\"hostname\":{:?}}}", snapshot.hostname)
+}

@@ -1,0 +1,3 @@
+//! Fan-out of encoded snapshots to subscribers (TCP line stream, HTTP, SSE).
+
+pub mod subscribe;

@@ -1,0 +1,3 @@
+//! Remodel: pre-flight plan (pure) and driving snapd's change (io).
+
+pub mod cmd;

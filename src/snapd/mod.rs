@@ -1,0 +1,1 @@
+//! Client for snapd's REST API over its unix sockets, and the snapctl protocol.
