@@ -336,6 +336,7 @@ impl Collector {
                 };
                 out.push(Interface {
                     name: dev.name.clone(),
+                    has_counters: true,
                     rx: dev.rx,
                     tx: dev.tx,
                     rx_rate,

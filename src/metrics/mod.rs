@@ -205,6 +205,9 @@ pub struct MeminfoField {
 pub struct Interface {
     /// Interface name, e.g. `eth0`.
     pub name: String,
+    /// Whether /proc/net/dev lists the interface; when not, `rx` and `tx` are zero and
+    /// meaningless (the interface is known from getifaddrs(3) only).
+    pub has_counters: bool,
     /// Received: counters since the interface appeared.
     pub rx: NetCounters,
     /// Transmitted: counters since the interface appeared.
