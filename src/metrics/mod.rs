@@ -125,11 +125,31 @@ impl CpuTimes {
 
     /// Busy percentage between `prev` and `self` (0 when no time passed).
     ///
-    /// This is psutil's definition, which the original pocketses reported.
+    /// This is psutil's definition and arithmetic, which the original pocketses reported:
+    /// per-field deltas (negative ones count as 0), summed in field order, guest time taken
+    /// out of the total, idle and iowait out of the busy time.
     pub fn utilisation_since(&self, prev: &CpuTimes) -> f64 {
-        let total = self.total() - prev.total();
-        let busy = self.busy() - prev.busy();
-        if total <= 0.0 || busy <= 0.0 {
+        let d = |a: f64, b: f64| (a - b).max(0.0);
+        let deltas = [
+            d(self.user, prev.user),
+            d(self.nice, prev.nice),
+            d(self.system, prev.system),
+            d(self.idle, prev.idle),
+            d(self.iowait, prev.iowait),
+            d(self.irq, prev.irq),
+            d(self.softirq, prev.softirq),
+            d(self.steal, prev.steal),
+            d(self.guest, prev.guest),
+            d(self.guest_nice, prev.guest_nice),
+        ];
+        let mut total = 0.0;
+        for v in deltas {
+            total += v;
+        }
+        total -= deltas[8];
+        total -= deltas[9];
+        let busy = total - deltas[3] - deltas[4];
+        if total <= 0.0 {
             return 0.0;
         }
         (busy / total * 100.0).clamp(0.0, 100.0)

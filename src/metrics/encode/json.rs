@@ -169,8 +169,12 @@ fn memory(w: &mut Writer, s: &Snapshot) {
         return;
     };
     w.begin_object();
-    for (k, v) in [("total_bytes", m.total), ("available_bytes", m.available), ("free_bytes", m.free), ("used_bytes", m.used)]
-    {
+    for (k, v) in [
+        ("total_bytes", m.total),
+        ("available_bytes", m.available),
+        ("free_bytes", m.free),
+        ("used_bytes", m.used),
+    ] {
         w.key(k);
         w.u64(v);
     }
@@ -196,7 +200,9 @@ fn memory(w: &mut Writer, s: &Snapshot) {
 fn counters(w: &mut Writer, key: &str, c: &NetCounters) {
     w.key(key);
     w.begin_object();
-    for (k, v) in [("bytes", c.bytes), ("packets", c.packets), ("errors", c.errs), ("drops", c.drop)] {
+    for (k, v) in
+        [("bytes", c.bytes), ("packets", c.packets), ("errors", c.errs), ("drops", c.drop)]
+    {
         w.key(k);
         w.u64(v);
     }
@@ -328,14 +334,23 @@ fn temperatures(w: &mut Writer, s: &Snapshot) {
 /// Formats seconds since the Unix epoch as RFC 3339 in UTC with milliseconds:
 /// `2026-11-22T04:40:12.345Z`. Times before the epoch or absurdly far ahead are clamped.
 pub fn rfc3339(seconds: f64) -> String {
-    let millis = if seconds.is_finite() { (seconds * 1000.0).round().clamp(0.0, 253_402_300_799_999.0) } else { 0.0 };
+    let millis = if seconds.is_finite() {
+        (seconds * 1000.0).round().clamp(0.0, 253_402_300_799_999.0)
+    } else {
+        0.0
+    };
     // The clamp above keeps this in range (year 9999).
     let millis = millis as u64;
     let (secs, ms) = (millis / 1000, millis % 1000);
     let days = secs / 86_400;
     let rem = secs % 86_400;
     let (year, month, day) = civil_from_days(days);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar

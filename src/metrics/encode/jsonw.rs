@@ -26,7 +26,12 @@ pub(crate) struct Writer {
 
 impl Writer {
     pub(crate) fn new(style: Style) -> Writer {
-        Writer { out: String::with_capacity(4096), style, first: Vec::with_capacity(8), after_key: false }
+        Writer {
+            out: String::with_capacity(4096),
+            style,
+            first: Vec::with_capacity(8),
+            after_key: false,
+        }
     }
 
     pub(crate) fn finish(self) -> String {
@@ -188,7 +193,10 @@ mod tests {
 
     #[test]
     fn compact() {
-        assert_eq!(sample(Style::Compact), "{\"a\":1,\"b\":[1,0.25,null,true],\"c\\\"é\\n\":{},\"d\":null}");
+        assert_eq!(
+            sample(Style::Compact),
+            "{\"a\":1,\"b\":[1,0.25,null,true],\"c\\\"é\\n\":{},\"d\":null}"
+        );
     }
 
     #[test]

@@ -54,7 +54,8 @@ pub(crate) fn sample_snapshot() -> Snapshot {
         guest: 0.0,
         guest_nice: 0.0,
     };
-    let field = |name: &str, value: u64, bytes: bool| MeminfoField { name: name.to_string(), value, bytes };
+    let field =
+        |name: &str, value: u64, bytes: bool| MeminfoField { name: name.to_string(), value, bytes };
     Snapshot {
         timestamp: 1_795_320_726.25,
         hostname: "pi-4".to_string(),

@@ -55,7 +55,10 @@ impl Sample {
 
     /// A sample with the given labels.
     pub fn with(labels: &[(&str, &str)], value: f64) -> Sample {
-        Sample { labels: labels.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect(), value }
+        Sample {
+            labels: labels.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect(),
+            value,
+        }
     }
 }
 
@@ -112,9 +115,9 @@ pub fn write(families: &mut [Family]) -> String {
         for s in &mut family.samples {
             s.labels.sort_by(|a, b| a.0.cmp(&b.0));
         }
-        family.samples.sort_by(|a, b| {
-            a.labels.iter().map(|l| &l.1).cmp(b.labels.iter().map(|l| &l.1))
-        });
+        family
+            .samples
+            .sort_by(|a, b| a.labels.iter().map(|l| &l.1).cmp(b.labels.iter().map(|l| &l.1)));
         out.push_str("# HELP ");
         out.push_str(&family.name);
         out.push(' ');
@@ -191,12 +194,27 @@ pub fn families(s: &Snapshot) -> Vec<Family> {
     let mut out = Vec::with_capacity(128);
     use Kind::{Counter, Gauge};
 
-    out.push(Family::single("node_time_seconds", "System time in seconds since epoch (1970).", Gauge, s.timestamp));
+    out.push(Family::single(
+        "node_time_seconds",
+        "System time in seconds since epoch (1970).",
+        Gauge,
+        s.timestamp,
+    ));
     if let Some(b) = s.boot_time {
-        out.push(Family::single("node_boot_time_seconds", "Node boot time, in unixtime.", Gauge, b as f64));
+        out.push(Family::single(
+            "node_boot_time_seconds",
+            "Node boot time, in unixtime.",
+            Gauge,
+            b as f64,
+        ));
     }
     if let Some(u) = s.uptime {
-        out.push(Family::single("pocketses_uptime_seconds", "Seconds since boot, from /proc/uptime.", Gauge, u));
+        out.push(Family::single(
+            "pocketses_uptime_seconds",
+            "Seconds since boot, from /proc/uptime.",
+            Gauge,
+            u,
+        ));
     }
     if let Some(l) = s.load {
         out.push(Family::single("node_load1", "1m load average.", Gauge, l.one));
@@ -212,8 +230,11 @@ pub fn families(s: &Snapshot) -> Vec<Family> {
             ("sysname", u.sysname.as_str()),
             ("version", u.version.as_str()),
         ];
-        let mut f =
-            Family::new("node_uname_info", "Labeled system information as provided by the uname system call.", Gauge);
+        let mut f = Family::new(
+            "node_uname_info",
+            "Labeled system information as provided by the uname system call.",
+            Gauge,
+        );
         f.samples.push(Sample::with(&labels, 1.0));
         out.push(f);
     }
@@ -254,14 +275,28 @@ pub fn families(s: &Snapshot) -> Vec<Family> {
 fn cpu_families(s: &Snapshot, out: &mut Vec<Family>) {
     use Kind::{Counter, Gauge};
     let Some(cpu) = &s.cpu else { return };
-    let mut seconds = Family::new("node_cpu_seconds_total", "Seconds the CPUs spent in each mode.", Counter);
-    let mut guest =
-        Family::new("node_cpu_guest_seconds_total", "Seconds the CPUs spent in guests (VMs) for each mode.", Counter);
-    let mut cur = Family::new("node_cpu_scaling_frequency_hertz", "Current scaled CPU thread frequency in hertz.", Gauge);
-    let mut max =
-        Family::new("node_cpu_scaling_frequency_max_hertz", "Maximum scaled CPU thread frequency in hertz.", Gauge);
-    let mut min =
-        Family::new("node_cpu_scaling_frequency_min_hertz", "Minimum scaled CPU thread frequency in hertz.", Gauge);
+    let mut seconds =
+        Family::new("node_cpu_seconds_total", "Seconds the CPUs spent in each mode.", Counter);
+    let mut guest = Family::new(
+        "node_cpu_guest_seconds_total",
+        "Seconds the CPUs spent in guests (VMs) for each mode.",
+        Counter,
+    );
+    let mut cur = Family::new(
+        "node_cpu_scaling_frequency_hertz",
+        "Current scaled CPU thread frequency in hertz.",
+        Gauge,
+    );
+    let mut max = Family::new(
+        "node_cpu_scaling_frequency_max_hertz",
+        "Maximum scaled CPU thread frequency in hertz.",
+        Gauge,
+    );
+    let mut min = Family::new(
+        "node_cpu_scaling_frequency_min_hertz",
+        "Minimum scaled CPU thread frequency in hertz.",
+        Gauge,
+    );
     let mut cpuinfo = Family::new(
         "pocketses_cpu_frequency_hertz",
         "Current CPU frequency in hertz from /proc/cpuinfo, on hosts without cpufreq.",
@@ -314,7 +349,12 @@ fn cpu_families(s: &Snapshot, out: &mut Vec<Family>) {
         Gauge,
         cpu.utilisation / 100.0,
     ));
-    out.push(Family::single("pocketses_cpus", "Number of online logical CPUs.", Gauge, cpu.count as f64));
+    out.push(Family::single(
+        "pocketses_cpus",
+        "Number of online logical CPUs.",
+        Gauge,
+        cpu.count as f64,
+    ));
 }
 
 fn memory_families(s: &Snapshot, out: &mut Vec<Family>) {
@@ -365,7 +405,8 @@ fn network_families(s: &Snapshot, out: &mut Vec<Family>) {
             ));
         }
     }
-    let mut addresses = Family::new("node_network_address_info", "node network address by device", Gauge);
+    let mut addresses =
+        Family::new("node_network_address_info", "node network address by device", Gauge);
     for iface in &s.network {
         let dev = iface.name.as_str();
         if iface.has_counters {
@@ -384,9 +425,10 @@ fn network_families(s: &Snapshot, out: &mut Vec<Family>) {
         for a in &iface.addresses {
             let ip = a.ip.to_string();
             let mask = a.prefix_len.to_string();
-            addresses
-                .samples
-                .push(Sample::with(&[("address", &ip), ("device", dev), ("netmask", &mask), ("scope", a.scope())], 1.0));
+            addresses.samples.push(Sample::with(
+                &[("address", &ip), ("device", dev), ("netmask", &mask), ("scope", a.scope())],
+                1.0,
+            ));
         }
     }
     out.extend(counters);
@@ -399,21 +441,35 @@ fn filesystem_families(s: &Snapshot, out: &mut Vec<Family>) {
     if s.filesystems.is_empty() {
         return;
     }
-    let mut avail =
-        Family::new("node_filesystem_avail_bytes", "Filesystem space available to non-root users in bytes.", Gauge);
+    let mut avail = Family::new(
+        "node_filesystem_avail_bytes",
+        "Filesystem space available to non-root users in bytes.",
+        Gauge,
+    );
     let mut error = Family::new(
         "node_filesystem_device_error",
         "Whether an error occurred while getting statistics for the given device.",
         Gauge,
     );
     let mut files = Family::new("node_filesystem_files", "Filesystem total file nodes.", Gauge);
-    let mut files_free = Family::new("node_filesystem_files_free", "Filesystem total free file nodes.", Gauge);
-    let mut free = Family::new("node_filesystem_free_bytes", "Filesystem free space in bytes.", Gauge);
-    let mut readonly = Family::new("node_filesystem_readonly", "Filesystem read-only status.", Gauge);
+    let mut files_free =
+        Family::new("node_filesystem_files_free", "Filesystem total free file nodes.", Gauge);
+    let mut free =
+        Family::new("node_filesystem_free_bytes", "Filesystem free space in bytes.", Gauge);
+    let mut readonly =
+        Family::new("node_filesystem_readonly", "Filesystem read-only status.", Gauge);
     let mut size = Family::new("node_filesystem_size_bytes", "Filesystem size in bytes.", Gauge);
-    let mut used = Family::new("pocketses_filesystem_used_bytes", "Filesystem space in use (size - free) in bytes.", Gauge);
+    let mut used = Family::new(
+        "pocketses_filesystem_used_bytes",
+        "Filesystem space in use (size - free) in bytes.",
+        Gauge,
+    );
     for fs in &s.filesystems {
-        let labels = [("device", fs.device.as_str()), ("fstype", fs.fs_type.as_str()), ("mountpoint", fs.mount_point.as_str())];
+        let labels = [
+            ("device", fs.device.as_str()),
+            ("fstype", fs.fs_type.as_str()),
+            ("mountpoint", fs.mount_point.as_str()),
+        ];
         error.samples.push(Sample::with(&labels, if fs.usage.is_some() { 0.0 } else { 1.0 }));
         let Some(u) = fs.usage else { continue };
         avail.samples.push(Sample::with(&labels, u.available as f64));
@@ -432,19 +488,28 @@ fn temperature_families(s: &Snapshot, out: &mut Vec<Family>) {
     if s.temperatures.is_empty() {
         return;
     }
-    let mut hwmon = Family::new("node_hwmon_temp_celsius", "Hardware monitor for temperature (input)", Gauge);
-    let mut labels = Family::new("node_hwmon_sensor_label", "Label for given chip and sensor", Gauge);
+    let mut hwmon =
+        Family::new("node_hwmon_temp_celsius", "Hardware monitor for temperature (input)", Gauge);
+    let mut labels =
+        Family::new("node_hwmon_sensor_label", "Label for given chip and sensor", Gauge);
     let mut zones = Family::new("node_thermal_zone_temp", "Zone temperature in Celsius", Gauge);
     for t in &s.temperatures {
         match t.kind {
             SensorKind::Hwmon => {
-                hwmon.samples.push(Sample::with(&[("chip", &t.chip), ("sensor", &t.sensor)], t.celsius));
+                hwmon
+                    .samples
+                    .push(Sample::with(&[("chip", &t.chip), ("sensor", &t.sensor)], t.celsius));
                 if let Some(label) = &t.label {
-                    labels.samples.push(Sample::with(&[("chip", &t.chip), ("label", label), ("sensor", &t.sensor)], 1.0));
+                    labels.samples.push(Sample::with(
+                        &[("chip", &t.chip), ("label", label), ("sensor", &t.sensor)],
+                        1.0,
+                    ));
                 }
             }
             SensorKind::ThermalZone => {
-                zones.samples.push(Sample::with(&[("type", &t.sensor), ("zone", &t.chip)], t.celsius));
+                zones
+                    .samples
+                    .push(Sample::with(&[("type", &t.sensor), ("zone", &t.chip)], t.celsius));
             }
         }
     }
