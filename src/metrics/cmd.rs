@@ -16,12 +16,12 @@ pub const WINDOW: Duration = Duration::from_millis(250);
 
 /// Flags of `pocketses metrics`.
 #[derive(Debug, clap::Args)]
-#[command(long_about = "Collect host metrics and print them once.\n\n\
-                  Collects twice, 250 ms apart, and prints the second snapshot, so that CPU \
-                  utilisation and network rates are measured over those 250 ms.")]
 pub struct MetricsArgs {
     /// Output format: json (pocketses.metrics/v1), prometheus (text 0.0.4), influx (line
     /// protocol) or legacy (the original pocketses' JSON).
+    ///
+    /// Whatever the format, the command collects twice, 250 ms apart, and prints the second
+    /// snapshot, so that CPU utilisation and network rates are measured over those 250 ms.
     #[arg(long, value_enum, default_value_t = Format::Json)]
     pub format: Format,
 }

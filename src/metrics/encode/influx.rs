@@ -147,6 +147,8 @@ fn escape(out: &mut String, s: &str, special: &[char]) {
     }
 }
 
+// Float-to-int casts saturate, which is the wanted behaviour for out-of-range times.
+#[allow(clippy::cast_possible_truncation)]
 fn timestamp_ns(seconds: f64) -> i64 {
     if !seconds.is_finite() || seconds <= 0.0 {
         return 0;
@@ -275,7 +277,9 @@ pub fn lines(s: &Snapshot) -> Vec<Line> {
     }
     if let Some(u) = s.uptime {
         // Telegraf's `uptime` is whole seconds.
-        system.field("uptime", u.max(0.0).floor() as u64);
+        #[allow(clippy::cast_possible_truncation)] // saturating cast of a non-negative float
+        let whole = u.max(0.0).floor() as u64;
+        system.field("uptime", whole);
     }
     if let Some(b) = s.boot_time {
         system.field("boot_time", b);

@@ -141,8 +141,8 @@ fn network(w: &mut Writer, s: &Snapshot) {
 /// psutil's `bytes2human`: `"%.1f%s"` with binary prefixes B, K, M, G, T, P, E, Z, Y.
 pub fn bytes2human(n: u64) -> String {
     const SYMBOLS: [char; 8] = ['K', 'M', 'G', 'T', 'P', 'E', 'Z', 'Y'];
-    for (i, symbol) in SYMBOLS.iter().enumerate().rev() {
-        let prefix = 2f64.powi(10 * (i as i32 + 1));
+    for (i, symbol) in (1..9).zip(SYMBOLS.iter()).rev() {
+        let prefix = 2f64.powi(10 * i);
         if n as f64 >= prefix {
             return format!("{:.1}{symbol}", n as f64 / prefix);
         }

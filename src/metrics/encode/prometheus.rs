@@ -515,3 +515,217 @@ fn temperature_families(s: &Snapshot, out: &mut Vec<Family>) {
     }
     out.extend([hwmon, labels, zones]);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::encode::sample_snapshot;
+    use expect_test::expect;
+    use proptest::prelude::*;
+
+    /// (name, HELP, TYPE) of a family.
+    type Meta = (String, String, String);
+    /// (name, labels, value) of a sample.
+    type Parsed = (String, Vec<(String, String)>, f64);
+
+    /// A small reader of the text format for the round-trip tests: (name, labels, value) per
+    /// sample, plus HELP and TYPE per family.
+    fn parse(text: &str) -> (Vec<Meta>, Vec<Parsed>) {
+        let mut meta = Vec::new();
+        let mut samples = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                let (name, help) = rest.split_once(' ').expect("help");
+                meta.push((name.to_string(), unescape(help, false), String::new()));
+            } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').expect("type");
+                let last = meta.last_mut().expect("help before type");
+                assert_eq!(last.0, name);
+                last.2 = kind.to_string();
+            } else {
+                let (series, value) = line.rsplit_once(' ').expect("value");
+                let value: f64 = match value {
+                    "+Inf" => f64::INFINITY,
+                    "-Inf" => f64::NEG_INFINITY,
+                    v => v.parse().expect("float"),
+                };
+                let (name, labels) = match series.split_once('{') {
+                    None => (series.to_string(), Vec::new()),
+                    Some((name, rest)) => {
+                        (name.to_string(), parse_labels(rest.strip_suffix('}').expect("}")))
+                    }
+                };
+                samples.push((name, labels, value));
+            }
+        }
+        (meta, samples)
+    }
+
+    fn parse_labels(mut s: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        while !s.is_empty() {
+            let (k, rest) = s.split_once("=\"").expect("label");
+            let mut v = String::new();
+            let mut chars = rest.char_indices();
+            let mut end = 0;
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => v.push(match chars.next().expect("escape").1 {
+                        'n' => '\n',
+                        c => c,
+                    }),
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    c => v.push(c),
+                }
+            }
+            out.push((k.to_string(), v));
+            s = rest[end..].strip_prefix(',').unwrap_or(&rest[end..]);
+        }
+        out
+    }
+
+    fn unescape(s: &str, _label: bool) -> String {
+        let mut out = String::new();
+        let mut chars = s.chars();
+        while let Some(c) = chars.next() {
+            match (c, c == '\\') {
+                (_, true) => match chars.next() {
+                    Some('n') => out.push('\n'),
+                    Some(n) => out.push(n),
+                    None => out.push('\\'),
+                },
+                (c, false) => out.push(c),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn golden() {
+        expect_test::expect_file!["../../../tests/fixtures/encode/sample.prom"]
+            .assert_eq(&encode(&sample_snapshot()));
+    }
+
+    #[test]
+    fn meminfo_names_like_node_exporter() {
+        assert_eq!(meminfo_metric_name("Active(anon)", true), "node_memory_Active_anon_bytes");
+        assert_eq!(meminfo_metric_name("HugePages_Total", false), "node_memory_HugePages_Total");
+        assert_eq!(meminfo_metric_name("MemTotal", true), "node_memory_MemTotal_bytes");
+    }
+
+    #[test]
+    fn layout_sorting_and_escaping() {
+        let mut fams = vec![
+            Family {
+                name: "b_total".to_string(),
+                help: "Back\\slash and\nnewline.".to_string(),
+                kind: Kind::Counter,
+                samples: vec![
+                    Sample::with(&[("z", "1"), ("a", "x\"y\\z\nw")], 2.0),
+                    Sample::with(&[("z", "10"), ("a", "a")], -0.0),
+                    Sample::with(&[("z", "2"), ("a", "a")], 1e21),
+                ],
+            },
+            Family::single("a", "First.", Kind::Gauge, f64::NAN),
+            Family::new("c_empty", "Not written.", Kind::Untyped),
+        ];
+        expect![[r#"
+            # HELP a First.
+            # TYPE a gauge
+            a NaN
+            # HELP b_total Back\\slash and\nnewline.
+            # TYPE b_total counter
+            b_total{a="a",z="10"} 0
+            b_total{a="a",z="2"} 1e+21
+            b_total{a="x\"y\\z\nw",z="1"} 2
+        "#]]
+        .assert_eq(&write(&mut fams));
+    }
+
+    #[test]
+    fn extra_families_join_the_sort_and_cannot_steal_names() {
+        let extra = [
+            Family::single("pocketses_subscribers", "Connected subscribers.", Kind::Gauge, 3.0),
+            Family::single("node_load1", "Impostor.", Kind::Gauge, 99.0),
+        ];
+        let text = encode_with(&sample_snapshot(), &extra);
+        assert!(text.contains("# TYPE pocketses_subscribers gauge\npocketses_subscribers 3\n"));
+        assert!(text.contains("node_load1 1.17\n"));
+        assert!(!text.contains("99"));
+        let (meta, _) = parse(&text);
+        let names: Vec<&str> = meta.iter().map(|m| m.0.as_str()).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(names, sorted, "families sorted and unique");
+    }
+
+    #[test]
+    fn every_family_has_help_type_and_samples() {
+        let text = encode(&sample_snapshot());
+        assert!(text.ends_with('\n'));
+        let (meta, samples) = parse(&text);
+        for (name, help, kind) in &meta {
+            assert!(!help.is_empty(), "{name}");
+            assert!(["counter", "gauge"].contains(&kind.as_str()), "{name}");
+            assert_eq!(kind == "counter", name.ends_with("_total"), "{name}");
+            assert!(samples.iter().any(|s| &s.0 == name), "{name}");
+        }
+        for (name, labels, _) in &samples {
+            let keys: Vec<&String> = labels.iter().map(|l| &l.0).collect();
+            let mut sorted = keys.clone();
+            sorted.sort();
+            sorted.dedup();
+            assert_eq!(keys, sorted, "{name}: labels sorted and unique");
+        }
+    }
+
+    #[test]
+    fn names_match_node_exporter_output() {
+        // Every node_* family we write that the Debian node_exporter on this kind of host also
+        // wrote has the same TYPE and HELP.
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/node_exporter/debian-1.5.0-vm.prom"
+        );
+        let reference = std::fs::read_to_string(path).expect("fixture");
+        let (theirs, their_samples) = parse(&reference);
+        let (ours, our_samples) = parse(&encode(&sample_snapshot()));
+        let mut compared = 0;
+        for (name, help, kind) in
+            ours.iter().filter(|m| m.0.starts_with("node_") || m.0.starts_with("process_"))
+        {
+            if let Some(t) = theirs.iter().find(|t| &t.0 == name) {
+                assert_eq!((help, kind), (&t.1, &t.2), "{name}");
+                let label_names = |s: &[Parsed]| {
+                    s.iter()
+                        .find(|x| &x.0 == name)
+                        .map(|x| x.1.iter().map(|l| l.0.clone()).collect::<Vec<_>>())
+                };
+                assert_eq!(label_names(&our_samples), label_names(&their_samples), "{name}");
+                compared += 1;
+            }
+        }
+        assert!(compared > 30, "only {compared} families compared");
+    }
+
+    proptest! {
+        #[test]
+        fn values_and_labels_read_back(v in any::<f64>(), label in "(\\PC|\\\\n|\n|\"){0,12}", help in "(\\PC|\\\\n|\n){0,12}") {
+            let mut fams = vec![Family {
+                name: "x".to_string(),
+                help: help.clone(),
+                kind: Kind::Gauge,
+                samples: vec![Sample::with(&[("l", &label)], v)],
+            }];
+            let (meta, samples) = parse(&write(&mut fams));
+            prop_assert_eq!(&meta[0].1, &help);
+            prop_assert_eq!(&samples[0].1[0].1, &label);
+            let back = samples[0].2;
+            prop_assert!(back.to_bits() == v.to_bits() || (v.is_nan() && back.is_nan()) || (v == 0.0 && back == 0.0));
+        }
+    }
+}
