@@ -738,6 +738,15 @@ mod tests {
     }
 
     #[test]
+    fn mount_table_is_quiet_after_a_read() {
+        let mut f = ProcFile::new("/proc/self/mountinfo");
+        assert!(f.read().is_some_and(|t| t.contains(" / ")));
+        // The kernel flags only changes since the file was opened or last polled.
+        assert!(!mount_table_changed(&f));
+        assert!(mount_table_changed(&ProcFile::new("/nonexistent/mountinfo")));
+    }
+
+    #[test]
     fn chip_names_are_cleaned() {
         assert_eq!(clean_chip("coretemp\n"), "coretemp");
         assert_eq!(clean_chip("coretemp.0"), "coretemp_0");
