@@ -1,4 +1,4 @@
-//! Reads the host's state on demand. [io]
+//! Reads the host's state on demand. \[io\]
 //!
 //! `Collector` keeps the hot files (/proc/stat, meminfo, net/dev, loadavg, uptime, cpufreq,
 //! cpuinfo, sensors, /proc/self/stat) open and re-reads them with pread(2) at offset 0, which

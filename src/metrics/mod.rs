@@ -1,6 +1,6 @@
 //! Host metrics: the `Snapshot` value, its collection from /proc and /sys, and its encoders.
 //!
-//! Data flows one way: `collect::Collector` reads the host (the only [io] part), parsing with the
+//! Data flows one way: `collect::Collector` reads the host (the only \[io\] part), parsing with the
 //! pure functions of `proc`, into a `Snapshot`; the encoders in `encode` turn a snapshot into a
 //! wire format. `Snapshot` is plain data and deliberately does not derive `Serialize`: every
 //! format (JSON, legacy JSON, Prometheus text, Influx line protocol) is owned by its encoder.
@@ -424,4 +424,68 @@ pub struct Process {
     pub start_time: f64,
     /// Number of threads.
     pub threads: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn times(user: f64, idle: f64, iowait: f64, guest: f64) -> CpuTimes {
+        CpuTimes { user, idle, iowait, guest, ..CpuTimes::default() }
+    }
+
+    #[test]
+    fn utilisation_is_busy_over_total() {
+        let prev = times(10.0, 100.0, 0.0, 0.0);
+        assert_eq!(times(13.0, 101.0, 0.0, 0.0).utilisation_since(&prev), 75.0);
+        // iowait is not busy; guest time is inside user and counts once.
+        assert_eq!(times(11.0, 101.0, 2.0, 0.0).utilisation_since(&prev), 25.0);
+        assert_eq!(times(12.0, 102.0, 0.0, 1.0).utilisation_since(&prev), 50.0);
+    }
+
+    #[test]
+    fn utilisation_without_time_or_with_counters_going_back() {
+        let prev = times(10.0, 100.0, 0.0, 0.0);
+        assert_eq!(prev.utilisation_since(&prev), 0.0);
+        // A counter that went backwards (CPU hot-unplug, kernel quirk) counts as no time.
+        assert_eq!(times(9.0, 101.0, 0.0, 0.0).utilisation_since(&prev), 0.0);
+        assert_eq!(times(12.0, 90.0, 0.0, 0.0).utilisation_since(&prev), 100.0);
+    }
+
+    #[test]
+    fn rates_per_second() {
+        let prev = NetCounters { bytes: 1000, packets: 10, errs: 0, drop: 5 };
+        let cur = NetCounters { bytes: 3000, packets: 30, errs: 1, drop: 4 };
+        assert_eq!(
+            NetRates::between(&prev, &cur, 2.0),
+            Some(NetRates { bytes: 1000.0, packets: 10.0, errs: 0.5, drop: 0.0 })
+        );
+        assert_eq!(NetRates::between(&prev, &cur, 0.0), None);
+        assert_eq!(NetRates::between(&prev, &cur, f64::NAN), None);
+    }
+
+    #[test]
+    fn scopes_like_node_exporter() {
+        let table = [
+            ("127.0.0.1", "link-local"),
+            ("169.254.1.1", "link-local"),
+            ("192.0.2.2", "global"),
+            ("10.1.2.3", "global"),
+            ("224.0.0.251", "link-local"),
+            ("239.1.1.1", ""),
+            ("0.0.0.0", ""),
+            ("::1", "link-local"),
+            ("fe80::fc:ff:fe00:1", "link-local"),
+            ("fd00::2", "global"),
+            ("2001:db8::1", "global"),
+            ("ff02::1", "link-local"),
+            ("ff01::1", "interface-local"),
+            ("ff05::1", ""),
+            ("::", ""),
+        ];
+        for (ip, want) in table {
+            let a = Address { ip: ip.parse().expect("ip"), prefix_len: 0 };
+            assert_eq!(a.scope(), want, "{ip}");
+        }
+    }
 }

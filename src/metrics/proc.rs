@@ -1,4 +1,4 @@
-//! Parsers for the text files of /proc. [pure]
+//! Parsers for the text files of /proc. \[pure\]
 //!
 //! Each parser takes the file's content as `&str` and returns plain values; none reads a file.
 //! They are lenient the way a monitoring agent must be: a malformed or unknown line is skipped,

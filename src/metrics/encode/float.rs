@@ -1,4 +1,4 @@
-//! Number formatting shared by the encoders. [pure]
+//! Number formatting shared by the encoders. \[pure\]
 //!
 //! Go's `strconv.FormatFloat(v, 'g', -1, 64)` (what node_exporter writes), Python's `repr` of a
 //! float and Python's `round(x, n)` (what the original pocketses wrote). All three start from

@@ -1,4 +1,4 @@
-//! The InfluxDB line protocol encoding of a snapshot. [pure]
+//! The InfluxDB line protocol encoding of a snapshot. \[pure\]
 //!
 //! One line per measurement and tag set, `\n`-terminated, timestamps in nanoseconds (the
 //! default precision of `/write` and `/api/v2/write`). Measurement and field names follow

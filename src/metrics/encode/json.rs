@@ -1,4 +1,4 @@
-//! The JSON encoding of a snapshot: schema `pocketses.metrics/v1`. [pure]
+//! The JSON encoding of a snapshot: schema `pocketses.metrics/v1`. \[pure\]
 //!
 //! One line, no trailing newline (publishers add their own framing). Numbers are in base
 //! units, named by suffix: `_bytes`, `_seconds`, `_hz`, `_percent` (0 to 100, a float),

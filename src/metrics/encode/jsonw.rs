@@ -1,4 +1,4 @@
-//! A small streaming JSON writer shared by the `json` and `legacy` encoders. [pure]
+//! A small streaming JSON writer shared by the `json` and `legacy` encoders. \[pure\]
 //!
 //! The encoders write straight into a `String` in a fixed key order instead of going through
 //! `serde_json::Value`, which would sort the keys: key order is part of the legacy format.

@@ -1,4 +1,4 @@
-//! The legacy encoding: the exact JSON shape of the original Python pocketses. [pure]
+//! The legacy encoding: the exact JSON shape of the original Python pocketses. \[pure\]
 //!
 //! The original (`pocketses/collector.py`, psutil 5.9.7) sent
 //! `json.dumps({"cpu": …, "memory": …, "network": …})`, so this encoder reproduces Python's

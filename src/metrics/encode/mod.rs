@@ -1,4 +1,4 @@
-//! Encoders own the wire formats: `&Snapshot` in, `String` out. [pure]
+//! Encoders own the wire formats: `&Snapshot` in, `String` out. \[pure\]
 //!
 //! `json` is pocketses' own schema, `legacy` the exact shape of the original Python pocketses,
 //! `prometheus` the text format 0.0.4 with node_exporter's names, `influx` the InfluxDB line

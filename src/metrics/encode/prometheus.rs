@@ -1,4 +1,4 @@
-//! The Prometheus text format 0.0.4 encoding of a snapshot. [pure]
+//! The Prometheus text format 0.0.4 encoding of a snapshot. \[pure\]
 //!
 //! Names, labels and HELP texts are node_exporter's wherever the meaning is the same, so
 //! dashboards and alert rules written for node_exporter work unchanged; the rest is named
