@@ -64,8 +64,9 @@ impl ProcFile {
                 Ok(n) => self.buf.truncate(len + n),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => self.buf.truncate(len),
                 Err(_) => {
+                    // Some sysfs attributes refuse reads for good (`duplex` of a virtual
+                    // device); keep the descriptor, since reopening would cost more.
                     self.buf.clear();
-                    self.file = None;
                     return None;
                 }
             }
@@ -81,6 +82,15 @@ struct CpufreqFiles {
     cur: ProcFile,
     min: ProcFile,
     max: ProcFile,
+}
+
+/// Open sysfs attributes of one network interface.
+#[derive(Debug)]
+struct NetClassFiles {
+    name: String,
+    operstate: ProcFile,
+    duplex: ProcFile,
+    ifalias: ProcFile,
 }
 
 /// One temperature source found at start.
@@ -117,6 +127,8 @@ pub struct Collector {
     /// Whether any cpufreq directory exists; when not, /proc/cpuinfo gives the current frequency.
     has_cpufreq: bool,
     sensors: Vec<Sensor>,
+    sysfs: PathBuf,
+    net_class: Vec<NetClassFiles>,
     mounts: Vec<Mount>,
     mounts_stale: bool,
     stat_buf: Stat,
@@ -155,6 +167,8 @@ impl Collector {
             cpufreq: Vec::new(),
             has_cpufreq: false,
             sensors: discover_sensors(sysfs),
+            sysfs: sysfs.to_path_buf(),
+            net_class: Vec::new(),
             mounts: Vec::new(),
             mounts_stale: true,
             stat_buf: Stat::default(),
@@ -342,11 +356,33 @@ impl Collector {
                     rx_rate,
                     tx_rate,
                     addresses: Vec::new(),
+                    link: Default::default(),
                 });
             }
             self.prev.net.clone_from(&self.net_buf);
         }
         interface_addresses(&mut out);
+        self.net_class.retain(|f| out.iter().any(|i| i.name == f.name));
+        for iface in &mut out {
+            let files = match self.net_class.iter().position(|f| f.name == iface.name) {
+                Some(i) => &mut self.net_class[i],
+                None => {
+                    let dir = self.sysfs.join("class/net").join(&iface.name);
+                    self.net_class.push(NetClassFiles {
+                        name: iface.name.clone(),
+                        operstate: ProcFile::new(dir.join("operstate")),
+                        duplex: ProcFile::new(dir.join("duplex")),
+                        ifalias: ProcFile::new(dir.join("ifalias")),
+                    });
+                    let last = self.net_class.len() - 1;
+                    &mut self.net_class[last]
+                }
+            };
+            let attr = |f: &mut ProcFile| f.read().map(|t| t.trim_end_matches('\n').to_string());
+            iface.link.operstate = attr(&mut files.operstate);
+            iface.link.duplex = attr(&mut files.duplex);
+            iface.link.ifalias = attr(&mut files.ifalias);
+        }
         out
     }
 
@@ -463,6 +499,21 @@ fn interface_addresses(interfaces: &mut Vec<Interface>) {
         }
         // SAFETY: ifa_addr is non-null and points to a sockaddr of its family.
         let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        let name = unsafe { CStr::from_ptr(ifa.ifa_name) }.to_bytes();
+        if family == libc::AF_PACKET {
+            // SAFETY: the family says both are sockaddr_ll (the broadcast one when present).
+            let (address, broadcast) = unsafe {
+                let ll = &*(ifa.ifa_addr as *const libc::sockaddr_ll);
+                let broadcast = (!ifa.ifa_ifu.is_null())
+                    .then(|| hw_address(&*(ifa.ifa_ifu as *const libc::sockaddr_ll)));
+                (hw_address(ll), broadcast)
+            };
+            let iface = interface_named(interfaces, name);
+            iface.link.address = Some(address);
+            iface.link.broadcast = broadcast;
+            continue;
+        }
         let addr = match family {
             libc::AF_INET => {
                 // SAFETY: the family says it is a sockaddr_in; the netmask, when present, too.
@@ -492,20 +543,39 @@ fn interface_addresses(interfaces: &mut Vec<Interface>) {
             }
             _ => continue,
         };
-        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
-        let name = unsafe { CStr::from_ptr(ifa.ifa_name) };
-        let name = name.to_bytes();
-        match interfaces.iter_mut().find(|i| i.name.as_bytes() == name) {
-            Some(iface) => iface.addresses.push(addr),
-            None => interfaces.push(Interface {
-                name: String::from_utf8_lossy(name).into_owned(),
-                addresses: vec![addr],
-                ..Interface::default()
-            }),
-        }
+        interface_named(interfaces, name).addresses.push(addr);
     }
     // SAFETY: `head` came from getifaddrs and is freed once.
     unsafe { libc::freeifaddrs(head) };
+}
+
+/// The interface called `name`, appended (without counters) when /proc/net/dev lacked it.
+fn interface_named<'a>(interfaces: &'a mut Vec<Interface>, name: &[u8]) -> &'a mut Interface {
+    let i = match interfaces.iter().position(|i| i.name.as_bytes() == name) {
+        Some(i) => i,
+        None => {
+            interfaces.push(Interface {
+                name: String::from_utf8_lossy(name).into_owned(),
+                ..Interface::default()
+            });
+            interfaces.len() - 1
+        }
+    };
+    &mut interfaces[i]
+}
+
+/// A link layer address as lowercase hex bytes joined by colons.
+fn hw_address(ll: &libc::sockaddr_ll) -> String {
+    let len = usize::from(ll.sll_halen).min(ll.sll_addr.len());
+    let mut s = String::with_capacity(len * 3);
+    for (i, b) in ll.sll_addr[..len].iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        use std::fmt::Write as _;
+        let _ = write!(s, "{b:02x}");
+    }
+    s
 }
 
 fn prefix_u8(n: u32) -> u8 {

@@ -238,6 +238,24 @@ pub struct Interface {
     pub tx_rate: Option<NetRates>,
     /// IPv4 and IPv6 addresses, in getifaddrs(3) order.
     pub addresses: Vec<Address>,
+    /// Link layer facts (MAC address, operational state), where known.
+    pub link: Link,
+}
+
+/// Link layer facts of an interface: getifaddrs(3)'s `AF_PACKET` entry and
+/// `/sys/class/net/<name>/{operstate,duplex,ifalias}`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Link {
+    /// Hardware address, lowercase hex with colons (`02:fc:00:00:00:01`).
+    pub address: Option<String>,
+    /// Hardware broadcast address, same form.
+    pub broadcast: Option<String>,
+    /// RFC 2863 operational state: `up`, `down`, `unknown`, `dormant`, …
+    pub operstate: Option<String>,
+    /// `full`, `half` or `unknown`; `None` where the driver has no notion of duplex.
+    pub duplex: Option<String>,
+    /// The administrator's alias (`ip link set … alias`), empty when unset.
+    pub ifalias: Option<String>,
 }
 
 /// Counters of one direction of an interface (/proc/net/dev).

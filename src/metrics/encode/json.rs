@@ -248,6 +248,10 @@ fn network(w: &mut Writer, s: &Snapshot) {
         }
         rates(w, "rx_rate", iface.rx_rate.as_ref());
         rates(w, "tx_rate", iface.tx_rate.as_ref());
+        w.key("mac_address");
+        opt_str(w, iface.link.address.as_deref());
+        w.key("operstate");
+        opt_str(w, iface.link.operstate.as_deref());
         w.key("addresses");
         w.begin_array();
         for a in &iface.addresses {
@@ -267,6 +271,13 @@ fn network(w: &mut Writer, s: &Snapshot) {
     }
     w.end_array();
     w.end_object();
+}
+
+fn opt_str(w: &mut Writer, v: Option<&str>) {
+    match v {
+        Some(v) => w.string(v),
+        None => w.null(),
+    }
 }
 
 fn filesystems(w: &mut Writer, s: &Snapshot) {

@@ -117,6 +117,13 @@ pub(crate) fn sample_snapshot() -> Snapshot {
                     Address { ip: IpAddr::V4(Ipv4Addr::LOCALHOST), prefix_len: 8 },
                     Address { ip: IpAddr::V6(Ipv6Addr::LOCALHOST), prefix_len: 128 },
                 ],
+                link: Link {
+                    address: Some("00:00:00:00:00:00".to_string()),
+                    broadcast: Some("00:00:00:00:00:00".to_string()),
+                    operstate: Some("unknown".to_string()),
+                    duplex: None,
+                    ifalias: Some(String::new()),
+                },
             },
             Interface {
                 name: "wlan0".to_string(),
@@ -129,6 +136,13 @@ pub(crate) fn sample_snapshot() -> Snapshot {
                     Address { ip: IpAddr::V4(Ipv4Addr::new(192, 168, 1, 20)), prefix_len: 24 },
                     Address { ip: "fe80::1".parse().expect("ip"), prefix_len: 64 },
                 ],
+                link: Link {
+                    address: Some("dc:a6:32:01:02:03".to_string()),
+                    broadcast: Some("ff:ff:ff:ff:ff:ff".to_string()),
+                    operstate: Some("up".to_string()),
+                    duplex: None,
+                    ifalias: Some(String::new()),
+                },
             },
             Interface { name: "eth0".to_string(), has_counters: true, ..Interface::default() },
         ],

@@ -407,6 +407,13 @@ fn network_families(s: &Snapshot, out: &mut Vec<Family>) {
     }
     let mut addresses =
         Family::new("node_network_address_info", "node network address by device", Gauge);
+    let mut info = Family::new(
+        "node_network_info",
+        "Non-numeric data from /sys/class/net/<iface>, value is always 1.",
+        Gauge,
+    );
+    let mut up =
+        Family::new("node_network_up", "Value is 1 if operstate is 'up', 0 otherwise.", Gauge);
     for iface in &s.network {
         let dev = iface.name.as_str();
         if iface.has_counters {
@@ -422,6 +429,29 @@ fn network_families(s: &Snapshot, out: &mut Vec<Family>) {
                 rates[i * 4 + j].samples.push(Sample::with(&[("device", dev)], *v));
             }
         }
+        let link = &iface.link;
+        if let Some(operstate) = &link.operstate {
+            let text = |v: &Option<String>| v.clone().unwrap_or_default();
+            let (address, broadcast, duplex, ifalias) = (
+                text(&link.address),
+                text(&link.broadcast),
+                text(&link.duplex),
+                text(&link.ifalias),
+            );
+            info.samples.push(Sample::with(
+                &[
+                    ("address", &address),
+                    ("broadcast", &broadcast),
+                    ("device", dev),
+                    ("duplex", &duplex),
+                    ("ifalias", &ifalias),
+                    ("operstate", operstate),
+                ],
+                1.0,
+            ));
+            up.samples
+                .push(Sample::with(&[("device", dev)], if operstate == "up" { 1.0 } else { 0.0 }));
+        }
         for a in &iface.addresses {
             let ip = a.ip.to_string();
             let mask = a.prefix_len.to_string();
@@ -433,7 +463,7 @@ fn network_families(s: &Snapshot, out: &mut Vec<Family>) {
     }
     out.extend(counters);
     out.extend(rates);
-    out.push(addresses);
+    out.extend([addresses, info, up]);
 }
 
 fn filesystem_families(s: &Snapshot, out: &mut Vec<Family>) {
