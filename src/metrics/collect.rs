@@ -85,13 +85,23 @@ struct CpufreqFiles {
 }
 
 /// Open sysfs attributes of one network interface.
+///
+/// `duplex` and `ifalias` rarely change, so they are read when the interface appears and again
+/// only when its operstate changes (a renegotiated link goes down and up) or every
+/// [`LINK_REFRESH_CYCLES`] collections.
 #[derive(Debug)]
 struct NetClassFiles {
     name: String,
     operstate: ProcFile,
     duplex: ProcFile,
     ifalias: ProcFile,
+    /// What the last full read saw: (operstate, duplex, ifalias).
+    last: Option<(Option<String>, Option<String>, Option<String>)>,
+    cycles_since_full_read: u32,
 }
+
+/// How many collections may reuse an interface's `duplex` and `ifalias`.
+const LINK_REFRESH_CYCLES: u32 = 60;
 
 /// One temperature source found at start.
 #[derive(Debug)]
@@ -373,15 +383,31 @@ impl Collector {
                         operstate: ProcFile::new(dir.join("operstate")),
                         duplex: ProcFile::new(dir.join("duplex")),
                         ifalias: ProcFile::new(dir.join("ifalias")),
+                        last: None,
+                        cycles_since_full_read: 0,
                     });
                     let last = self.net_class.len() - 1;
                     &mut self.net_class[last]
                 }
             };
             let attr = |f: &mut ProcFile| f.read().map(|t| t.trim_end_matches('\n').to_string());
-            iface.link.operstate = attr(&mut files.operstate);
-            iface.link.duplex = attr(&mut files.duplex);
-            iface.link.ifalias = attr(&mut files.ifalias);
+            let operstate = attr(&mut files.operstate);
+            files.cycles_since_full_read += 1;
+            let (duplex, ifalias) = match &files.last {
+                Some((prev, duplex, ifalias))
+                    if *prev == operstate && files.cycles_since_full_read < LINK_REFRESH_CYCLES =>
+                {
+                    (duplex.clone(), ifalias.clone())
+                }
+                _ => {
+                    files.cycles_since_full_read = 0;
+                    (attr(&mut files.duplex), attr(&mut files.ifalias))
+                }
+            };
+            files.last = Some((operstate.clone(), duplex.clone(), ifalias.clone()));
+            iface.link.operstate = operstate;
+            iface.link.duplex = duplex;
+            iface.link.ifalias = ifalias;
         }
         out
     }
@@ -822,6 +848,34 @@ mod tests {
         assert_eq!(clean_chip("coretemp.0"), "coretemp_0");
         assert_eq!(clean_chip("0000:00:18.3"), "0000:00:18_3");
         assert_eq!(clean_chip("--"), "");
+    }
+
+    #[test]
+    fn duplex_and_alias_are_reread_when_operstate_changes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let net = dir.path().join("class/net/lo");
+        std::fs::create_dir_all(&net).expect("mkdir");
+        let w = |f: &str, s: &str| std::fs::write(net.join(f), s).expect("write");
+        w("operstate", "unknown\n");
+        w("duplex", "full\n");
+        w("ifalias", "loop\n");
+        let mut c = Collector::with_sysfs(dir.path());
+        let link = |c: &mut Collector| {
+            c.collect().network.into_iter().find(|i| i.name == "lo").expect("lo").link
+        };
+        let first = link(&mut c);
+        assert_eq!(
+            (first.operstate.as_deref(), first.duplex.as_deref(), first.ifalias.as_deref()),
+            (Some("unknown"), Some("full"), Some("loop"))
+        );
+        w("duplex", "half\n");
+        assert_eq!(link(&mut c).duplex.as_deref(), Some("full"), "cached while operstate holds");
+        w("operstate", "up\n");
+        let after = link(&mut c);
+        assert_eq!(
+            (after.operstate.as_deref(), after.duplex.as_deref()),
+            (Some("up"), Some("half"))
+        );
     }
 
     #[test]
