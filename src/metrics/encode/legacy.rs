@@ -205,6 +205,29 @@ mod tests {
     }
 
     #[test]
+    fn cpuinfo_frequency_has_no_min_max() {
+        // psutil's /proc/cpuinfo fallback: the mean current MHz, min and max 0.0.
+        let mut s = sample_snapshot();
+        let cpu = s.cpu.as_mut().expect("cpu");
+        for (core, hz) in cpu.cores.iter_mut().zip([2_445_410_000.0, 2_445_460_000.0]) {
+            core.frequency = crate::metrics::Frequency {
+                current: Some(hz),
+                min: None,
+                max: None,
+                source: FrequencySource::Cpuinfo,
+            };
+        }
+        let v: serde_json::Value = serde_json::from_str(&encode(&s)).expect("json");
+        assert_eq!(
+            v["cpu"]["frequency"],
+            serde_json::json!({"current": 2445.4, "max": 0.0, "min": 0.0})
+        );
+        assert!(
+            encode(&s).contains("\"frequency\": {\"current\": 2445.4, \"max\": 0.0, \"min\": 0.0}")
+        );
+    }
+
+    #[test]
     fn empty_snapshot_keeps_the_shape() {
         expect![[r#"{"cpu": {"count": 0, "utilization": {"overall": 0.0, "per_cpu": []}, "frequency": {"current": 0.0, "max": 0.0, "min": 0.0}}, "memory": {"virtual": {"total": "0.0B", "used": "0.0%", "available": "0.0B"}, "swap": {"total": "0.0B", "used": "0.0%", "available": "0.0B"}}, "network": {"traffic": {"sent": "0.0B", "recv": "0.0B"}, "addresses": {}}}"#]]
         .assert_eq(&encode(&Snapshot::default()));
