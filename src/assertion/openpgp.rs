@@ -338,6 +338,15 @@ impl SignaturePacket {
         if !rest.is_empty() {
             return err("signature has spurious trailing data");
         }
+        // gpg writes the value's exact bit count, Go's x/crypto (snapd's signer) 8 × its byte
+        // length; any other count is a malleable, unsigned variation of one of them.
+        let minimal = signature.iter().position(|b| *b != 0).map_or(0, |i| {
+            (signature.len() - i) * 8 - usize::try_from(signature[i].leading_zeros()).unwrap_or(0)
+        });
+        let bits = usize::from(signature_bits);
+        if bits != minimal && bits != signature.len() * 8 {
+            return Err(bad("signature value has a non-canonical bit count"));
+        }
         let mut creation_time = None;
         let mut issuers = Vec::new();
         for (typ, critical, data) in subpackets(hashed).map_err(|e| bad(&e.0))? {
@@ -359,8 +368,8 @@ impl SignaturePacket {
                 _ => {}
             }
         }
-        for (typ, _, data) in subpackets(unhashed).map_err(|e| bad(&e.0))? {
-            if typ != 16 {
+        for (typ, critical, data) in subpackets(unhashed).map_err(|e| bad(&e.0))? {
+            if typ != 16 || critical {
                 return Err(bad(&format!("unexpected unhashed signature subpacket type {typ}")));
             }
             let id: [u8; 8] =
