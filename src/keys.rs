@@ -284,7 +284,7 @@ pub fn main(args: KeyArgs) -> anyhow::Result<ExitCode> {
                     .collect();
                 writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
             } else {
-                writeln!(out, "{:<20} {}", "Name", "SHA3-384")?;
+                writeln!(out, "{:<20} SHA3-384", "Name")?;
                 for (name, key) in keys {
                     writeln!(out, "{name:<20} {}", key.id())?;
                 }

@@ -10,6 +10,8 @@
 //! id in the signature's unhashed area are not covered by the signature, and snapd does not
 //! compare them with the key either (real Canonical issuers do not match it).
 
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
 use pocketses::assertion::account::AccountKey;
 use pocketses::assertion::decode;
 use pocketses::assertion::time::Timestamp;

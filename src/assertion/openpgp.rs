@@ -278,7 +278,9 @@ pub struct SignaturePacket {
 }
 
 /// One subpacket: `(type without the critical bit, critical, data)`.
-fn subpackets(mut area: &[u8]) -> Result<Vec<(u8, bool, &[u8])>, PacketError> {
+type Subpacket<'a> = (u8, bool, &'a [u8]);
+
+fn subpackets(mut area: &[u8]) -> Result<Vec<Subpacket<'_>>, PacketError> {
     let mut out = Vec::new();
     while !area.is_empty() {
         let (len, hdr) = match area {
