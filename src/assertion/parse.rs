@@ -423,4 +423,48 @@ mod tests {
         assert_eq!(decode_stream(truncated.as_bytes()).unwrap_err(), ParseError::UnexpectedEof);
         assert_eq!(decode_stream(b"type: model").unwrap_err(), ParseError::UnexpectedEof);
     }
+
+    mod fuzz_like {
+        //! A libFuzzer-free stand-in for `fuzz/` that runs in every `cargo test`: the decoders
+        //! never panic on arbitrary bytes or on edited real assertions.
+        use super::super::super::trust::{GENERIC_CLASSIC_MODEL, GENERIC_MODELS_ACCOUNT_KEY};
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn decode_all(bytes: &[u8]) {
+            if let Ok(a) = decode(bytes) {
+                assert_eq!(super::super::super::encode(&a), bytes);
+                let _ = super::super::super::model::validate(a.headers());
+                let _ = super::super::super::verify::decode_signature(a.signature());
+            }
+            let _ = decode_stream(bytes);
+            let _ = parse_headers(bytes);
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+            #[test]
+            fn arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+                decode_all(&bytes);
+            }
+
+            #[test]
+            fn edited_real_assertions(
+                which in any::<bool>(),
+                edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0..3u8), 1..8),
+            ) {
+                let mut bytes = if which { GENERIC_CLASSIC_MODEL.to_vec() } else { GENERIC_MODELS_ACCOUNT_KEY.to_vec() };
+                for (at, value, kind) in edits {
+                    let i = at.index(bytes.len());
+                    match kind {
+                        0 => bytes[i] = value,
+                        1 => bytes.insert(i, value),
+                        _ => { bytes.remove(i); }
+                    }
+                }
+                decode_all(&bytes);
+            }
+        }
+    }
 }
