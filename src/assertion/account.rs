@@ -1,4 +1,4 @@
-//! Typed views of `account` and `account-key` assertions, with snapd's checks. [pure]
+//! Typed views of `account` and `account-key` assertions, with snapd's checks. \[pure\]
 //!
 //! Room is left for `serial` and `validation-set` views next to these; they follow the same
 //! pattern (a struct read from [`Assertion`] headers, errors in snapd's words).

@@ -1,4 +1,4 @@
-//! `pocketses model …`: validate, show, verify, sign, diff. [io]
+//! `pocketses model …`: validate, show, verify, sign, diff. \[io\]
 //!
 //! The I/O edge of the assertion module: reads files and stdin, asks snapd for the device's
 //! model, reads keys from [`crate::keys::KeyStore`], looks at the clock, then hands values to

@@ -1,4 +1,4 @@
-//! The `model` assertion: a typed view, snapd's validation rules, and the difference between two models. [pure]
+//! The `model` assertion: a typed view, snapd's validation rules, and the difference between two models. \[pure\]
 //!
 //! snapd's `assembleModel` stops at the first problem; [`validate`] applies the same rules
 //! (UC16/18 "non-extended" models and UC20+ models with a `snaps` header) but keeps going,

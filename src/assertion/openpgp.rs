@@ -1,5 +1,5 @@
 //! The small part of OpenPGP that snapd uses: RSA public-key and signature packets, and the
-//! `0x01`-prefixed base64 wrapping of both. [pure]
+//! `0x01`-prefixed base64 wrapping of both. \[pure\]
 //!
 //! Only what snapd's `asserts/crypto.go` reads and writes is here; there is no keyring,
 //! no armour, no encryption. Keys are RSA only, because snapd accepts nothing else.

@@ -1,4 +1,4 @@
-//! Bytes → [`Assertion`], exactly as snapd's `asserts.Decode` and `asserts.Decoder` split and read them. [pure]
+//! Bytes → [`Assertion`], exactly as snapd's `asserts.Decode` and `asserts.Decoder` split and read them. \[pure\]
 //!
 //! [`decode`] takes one whole assertion (no size limits, like snapd's `Decode`);
 //! [`decode_stream`] reads a stream of several separated by blank lines and enforces snapd's

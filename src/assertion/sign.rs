@@ -1,4 +1,4 @@
-//! Signing: headers + body + RSA key → a signed assertion, byte-for-byte as snapd's own signer. [pure]
+//! Signing: headers + body + RSA key → a signed assertion, byte-for-byte as snapd's own signer. \[pure\]
 //!
 //! snapd's `Database.Sign` writes one OpenPGP v4 signature packet: binary type, RSA,
 //! SHA-512, a hashed creation-time subpacket and nothing else (no issuer), and the RSA value

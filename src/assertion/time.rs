@@ -1,4 +1,4 @@
-//! RFC 3339 timestamps as Go's `time.Parse(time.RFC3339, s)` reads them. [pure]
+//! RFC 3339 timestamps as Go's `time.Parse(time.RFC3339, s)` reads them. \[pure\]
 //!
 //! Only what assertions need: parse (fractional seconds and offsets accepted), compare
 //! instants, format as RFC 3339 in UTC, and Go's `Time.String()` form for snapd's messages.

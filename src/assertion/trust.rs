@@ -1,4 +1,4 @@
-//! The chain of trust: which account-key signed an assertion, up to a trusted root. [pure]
+//! The chain of trust: which account-key signed an assertion, up to a trusted root. \[pure\]
 //!
 //! Follows snapd's `Database.Check` with its default checkers: find the account-key named by
 //! `sign-key-sha3-384`, require it to belong to the authority, not be expired now, verify the

@@ -1,4 +1,4 @@
-//! Verification of one assertion's signature against one public key, as snapd's `CheckSignature`. [pure]
+//! Verification of one assertion's signature against one public key, as snapd's `CheckSignature`. \[pure\]
 //!
 //! Like snapd, the issuer key id in the packet is not compared with the key: real Canonical
 //! signatures carry ids that do not match the normalised key. Unlike snapd, the signature block
