@@ -81,3 +81,84 @@ pub fn sign(
     signature.push(b'\n');
     Ok(Assertion::assemble(fin, body.to_owned(), content, signature)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::openpgp::PublicKey;
+    use super::super::verify::{decode_signature, verify, VerifyError};
+    use super::super::{decode, encode};
+    use super::*;
+    use rsa::pkcs1::DecodeRsaPrivateKey as _;
+
+    fn key(pem: &str) -> RsaPrivateKey {
+        RsaPrivateKey::from_pkcs1_pem(pem).unwrap()
+    }
+
+    fn brand() -> RsaPrivateKey {
+        key(include_str!("../../tests/fixtures/assertions/keys/brand.pem"))
+    }
+
+    fn account_headers() -> Headers {
+        [
+            ("type", "account"),
+            ("authority-id", "testroot"),
+            ("account-id", "x1"),
+            ("display-name", "X"),
+            ("validation", "unproven"),
+            ("timestamp", "2024-01-01T00:00:00Z"),
+        ]
+        .into_iter()
+        .map(|(n, v)| (n.to_owned(), Value::from(v)))
+        .collect()
+    }
+
+    #[test]
+    fn packet_is_what_snapds_signer_writes() {
+        let a = sign(&account_headers(), "", &brand(), 0x6592_0080).unwrap();
+        assert!(a.signature().ends_with(b"\n"));
+        assert!(a.signature().split(|c| *c == b'\n').all(|l| l.len() <= 76));
+        let p = decode_signature(a.signature()).unwrap();
+        assert_eq!((p.sig_type, p.pubkey_algo, p.hash_algo), (0, 1, 10));
+        assert_eq!(p.hashed, [5, 2, 0x65, 0x92, 0x00, 0x80]);
+        assert!(p.unhashed.is_empty() && p.issuers.is_empty(), "snapd's signer writes no issuer");
+        assert_eq!((p.signature.len(), p.signature_bits), (512, 4096));
+        assert_eq!(p.creation_time, 0x6592_0080);
+        // decoding gives back the same assertion
+        assert_eq!(decode(&encode(&a)).unwrap(), a);
+    }
+
+    #[test]
+    fn verifies_with_its_key_only() {
+        let a = sign(&account_headers(), "body\n", &brand(), 1).unwrap();
+        let public = PublicKey::from_rsa(brand().to_public_key());
+        assert_eq!(a.sign_key_id(), public.id());
+        verify(&a, &public).unwrap();
+        let other = PublicKey::from_rsa(
+            key(include_str!("../../tests/fixtures/assertions/keys/other.pem")).to_public_key(),
+        );
+        assert!(matches!(verify(&a, &other), Err(VerifyError::Mismatch(_))));
+    }
+
+    #[test]
+    fn same_input_same_bytes() {
+        let one = sign(&account_headers(), "", &brand(), 7).unwrap();
+        let two = sign(&account_headers(), "", &brand(), 7).unwrap();
+        assert_eq!(encode(&one), encode(&two));
+        let later = sign(&account_headers(), "", &brand(), 8).unwrap();
+        assert_ne!(encode(&one), encode(&later));
+    }
+
+    #[test]
+    fn non_canonical_signature_text_is_refused() {
+        let a = sign(&account_headers(), "", &brand(), 1).unwrap();
+        let text = String::from_utf8(encode(&a)).unwrap();
+        let (content, sig) = text.rsplit_once("\n\n").unwrap();
+        let rewrapped = format!("{content}\n\n{}", sig.replace('\n', ""));
+        let b = decode(rewrapped.as_bytes()).unwrap();
+        let public = PublicKey::from_rsa(brand().to_public_key());
+        assert_eq!(
+            verify(&b, &public),
+            Err(VerifyError::Decode("signature is not in canonical form".into()))
+        );
+    }
+}

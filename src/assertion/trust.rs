@@ -345,15 +345,89 @@ mod tests {
         let untrusting = Database::new(vec![]);
         assert!(untrusting.check(&decode(CANONICAL_ACCOUNT).unwrap(), now()).is_err());
     }
+}
+
+#[cfg(test)]
+mod private_chain_tests {
+    use super::*;
+    use crate::assertion::{sign::sign, Headers, Value};
+    use rsa::pkcs1::DecodeRsaPrivateKey as _;
+
+    const CHAIN: [&[u8]; 4] = [
+        include_bytes!("../../tests/fixtures/assertions/chain/root.account-key"),
+        include_bytes!("../../tests/fixtures/assertions/chain/root.account"),
+        include_bytes!("../../tests/fixtures/assertions/chain/brand.account-key"),
+        include_bytes!("../../tests/fixtures/assertions/chain/brand.account"),
+    ];
+
+    fn db() -> Database {
+        let mut db = Database::new(vec![decode(CHAIN[0]).unwrap(), decode(CHAIN[1]).unwrap()]);
+        db.add([decode(CHAIN[2]).unwrap(), decode(CHAIN[3]).unwrap()]);
+        db
+    }
+
+    fn model_at(timestamp: &str) -> Assertion {
+        let text = String::from_utf8(
+            include_bytes!("../../tests/fixtures/assertions/chain/model.assert").to_vec(),
+        )
+        .unwrap();
+        let head = text.split("\n\n").next().unwrap();
+        let mut headers: Headers = crate::assertion::parse::parse_headers(head.as_bytes()).unwrap();
+        headers.remove("sign-key-sha3-384");
+        headers.insert("timestamp", Value::from(timestamp));
+        let key = rsa::RsaPrivateKey::from_pkcs1_pem(include_str!(
+            "../../tests/fixtures/assertions/keys/brand.pem"
+        ))
+        .unwrap();
+        sign(&headers, "", &key, 1_704_067_200).unwrap()
+    }
 
     #[test]
-    fn timestamp_must_be_in_key_window() {
-        let text = String::from_utf8(GENERIC_CLASSIC_MODEL.to_vec()).unwrap();
-        // Changing the timestamp breaks the signature first; check the window on content re-signed below instead.
-        let moved =
-            text.replace("timestamp: 2017-07-27T00:00:00.0Z", "timestamp: 2017-07-26T00:00:00.0Z");
-        let a = decode(moved.as_bytes()).unwrap();
-        let e = Database::builtin().check(&a, now()).unwrap_err().0;
-        assert!(e.starts_with("failed signature verification: "), "{e}");
+    fn model_timestamp_must_be_within_the_key_window() {
+        let now = Timestamp::parse("2025-01-01T00:00:00Z").unwrap();
+        db().verify_chain(&model_at("2024-06-01T00:00:00Z"), now).unwrap();
+        for ts in ["2023-12-31T23:59:59Z", "2034-01-01T00:00:00Z"] {
+            assert_eq!(
+                db().check(&model_at(ts), now).unwrap_err().0,
+                format!(
+                    r#"model assertion timestamp "{}" outside of signing key validity (key valid since "2024-01-01 00:00:00 +0000 UTC" until "2034-01-01 00:00:00 +0000 UTC")"#,
+                    Timestamp::parse(ts).unwrap()
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn expired_key_is_refused_now() {
+        let now = Timestamp::parse("2035-01-01T00:00:00Z").unwrap();
+        let e = db().check(&model_at("2024-06-01T00:00:00Z"), now).unwrap_err().0;
+        assert!(e.starts_with("assertion is signed with expired public key"), "{e}");
+        assert!(e.ends_with("current time is 2035-01-01T00:00:00Z but key is valid during [2024-01-01T00:00:00Z, 2034-01-01T00:00:00Z)"), "{e}");
+    }
+
+    #[test]
+    fn only_trusted_authorities_sign_accounts() {
+        // An account signed by the brand key is not signed by a directly trusted authority.
+        let key = rsa::RsaPrivateKey::from_pkcs1_pem(include_str!(
+            "../../tests/fixtures/assertions/keys/brand.pem"
+        ))
+        .unwrap();
+        let headers: Headers = [
+            ("type", "account"),
+            ("authority-id", "testbrand"),
+            ("account-id", "sub"),
+            ("display-name", "Sub"),
+            ("validation", "unproven"),
+            ("timestamp", "2024-06-01T00:00:00Z"),
+        ]
+        .into_iter()
+        .map(|(n, v)| (n.to_owned(), Value::from(v)))
+        .collect();
+        let a = sign(&headers, "", &key, 1_704_067_200).unwrap();
+        let now = Timestamp::parse("2025-01-01T00:00:00Z").unwrap();
+        assert_eq!(
+            db().check(&a, now).unwrap_err().0,
+            r#"account assertion for "sub" is not signed by a directly trusted authority: testbrand"#
+        );
     }
 }
