@@ -352,3 +352,20 @@ fn key_create_makes_a_key_that_signs() {
     let signed = ok(run(&k, &["model", "sign", "--key", "fresh", input.to_str().unwrap()]));
     assert!(signed.contains(&format!("sign-key-sha3-384: {id}\n\nAc")), "{signed}");
 }
+
+#[test]
+fn every_invalid_fixture_is_refused() {
+    let k = tempfile::tempdir().unwrap();
+    let mut n = 0;
+    for entry in std::fs::read_dir(fixture("invalid")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("model") {
+            continue;
+        }
+        let o = run(k.path(), &["model", "validate", path.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{}: {}", path.display(), stdout(&o));
+        assert!(!stdout(&o).contains(": valid"), "{}", stdout(&o));
+        n += 1;
+    }
+    assert!(n >= 20, "{n}");
+}

@@ -1366,7 +1366,7 @@ sign-key-sha3-384: {KEY}"
             "timestamp: 2024-01-01T00:00:00+00:00",
             "timestamp: yesterday",
             &[
-                r#""timestamp" header is not a RFC3339 date: parsing time "yesterday" as "2006-01-02T15:04:05Z07:00": cannot parse"#,
+                r#""timestamp" header is not a RFC3339 date: parsing time "yesterday" as "2006-01-02T15:04:05Z07:00": cannot parse "yesterday" as "2006""#,
             ],
         );
     }

@@ -4,7 +4,8 @@
 #  a. assertions pocketses signs verify in snapd with the same keys trusted;
 #  b. assertions snapd signs verify in pocketses;
 #  c. for the same input, key and signature time both produce identical bytes;
-#  d. a tampered assertion fails in both.
+#  d. a tampered assertion fails in both;
+#  e. every invalid model fixture fails in both, and snapd's message is among pocketses' problems.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v go >/dev/null || { echo "go is missing: run .ci/install (golang-go in .ci/apt-packages)" >&2; exit 1; }
@@ -73,4 +74,18 @@ if "$bin" model verify "$work/bad.model" --assertions "$chain/brand.account-key"
   --trusted "${trusted[@]}" 2>/dev/null; then
   echo "pocketses accepted a tampered model" >&2; exit 1
 fi
+echo "assertion: (e) for each invalid model, snapd's own error is among the problems pocketses reports"
+n=0
+for f in "$fixtures"/invalid/*.model; do
+  if "$check" decode "$f" > "$work/go.out" 2>&1; then
+    echo "snapd accepted $f" >&2; exit 1
+  fi
+  want=$(sed 's/^snapd-check: cannot decode [^:]*: assertion model: //' "$work/go.out")
+  if "$bin" model validate "$f" > "$work/rs.out"; then
+    echo "pocketses accepted $f" >&2; exit 1
+  fi
+  grep -qF -- "$want" "$work/rs.out" || { echo "$f: snapd says: $want; pocketses says:" >&2; cat "$work/rs.out" >&2; exit 1; }
+  n=$((n + 1))
+done
+[ "$n" -ge 20 ] || { echo "expected at least 20 invalid models, found $n" >&2; exit 1; }
 echo "assertion: snapd cross-checks passed"
