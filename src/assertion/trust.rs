@@ -83,10 +83,8 @@ impl Database {
 
     fn is_trusted_account(&self, account_id: &str) -> bool {
         !account_id.is_empty()
-            && self.trusted.iter().any(|t| match t.type_name() {
-                "account" => t.header_str("account-id") == account_id,
-                "account-key" => t.header_str("account-id") == account_id,
-                _ => false,
+            && self.trusted.iter().any(|t| {
+                matches!(t.type_name(), "account" | "account-key") && t.header_str("account-id") == account_id
             })
     }
 
@@ -232,7 +230,7 @@ impl Database {
                     CheckError(format!("{}: {e}", cur.reference()))
                 }
             })?;
-            let (key_assertion, key) = self.signing_key(&cur)?;
+            let (key_assertion, _) = self.signing_key(&cur)?;
             if !self.is_trusted(key_assertion)
                 && !links.iter().any(|l: &Link| l.reference == key_assertion.reference())
             {
@@ -249,7 +247,6 @@ impl Database {
                     }
                 }
             }
-            let _ = key;
             links.push(link);
         }
         Ok(links)
