@@ -202,12 +202,19 @@ fn prefix(base_indent: usize, p: &str) -> String {
     format!("{}{p}", " ".repeat(base_indent))
 }
 
+/// Deepest nesting read (snapd has no limit; real assertions nest a few levels). Bounding it
+/// bounds the recursion on hostile input given to the one-shot [`decode`].
+pub const MAX_NESTING: usize = 64;
+
 fn parse_entry(
     consumed: usize,
     first: usize,
     lines: &[&str],
     base_indent: usize,
 ) -> Result<(Value, usize), String> {
+    if base_indent > 2 * MAX_NESTING {
+        return Err(format!("header values nest deeper than {MAX_NESTING} levels"));
+    }
     let entry = lines[first];
     let i = first + 1;
     if consumed == entry.len() {
@@ -361,6 +368,23 @@ mod tests {
             parse_headers(b"a: \xff").unwrap_err().to_string(),
             "parsing assertion headers: header is not utf8"
         );
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let mut head = String::from("a:");
+        for level in 0..200 {
+            head.push_str(&format!("\n{}-", " ".repeat(2 + 2 * level)));
+        }
+        head.push_str(" x");
+        let err = parse_headers(head.as_bytes()).unwrap_err().to_string();
+        assert_eq!(err, "parsing assertion headers: header values nest deeper than 64 levels");
+        let mut ok = String::from("a:");
+        for level in 0..10 {
+            ok.push_str(&format!("\n{}-", " ".repeat(2 + 2 * level)));
+        }
+        ok.push_str(" x");
+        assert!(parse_headers(ok.as_bytes()).is_ok());
     }
 
     #[test]

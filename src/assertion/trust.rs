@@ -84,7 +84,8 @@ impl Database {
     fn is_trusted_account(&self, account_id: &str) -> bool {
         !account_id.is_empty()
             && self.trusted.iter().any(|t| {
-                matches!(t.type_name(), "account" | "account-key") && t.header_str("account-id") == account_id
+                matches!(t.type_name(), "account" | "account-key")
+                    && t.header_str("account-id") == account_id
             })
     }
 
