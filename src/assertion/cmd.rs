@@ -284,7 +284,14 @@ pub fn summary(m: &Model) -> String {
     row("classic:", m.classic.to_string());
     row("grade:", if m.grade.is_empty() { "- (pre-UC20)".into() } else { m.grade.clone() });
     row("storage-safety:", or_dash(&m.storage_safety));
-    row("base:", if m.base.is_empty() { "core (UC16)".into() } else { m.base.clone() });
+    row(
+        "base:",
+        match (m.base.is_empty(), m.classic) {
+            (false, _) => m.base.clone(),
+            (true, true) => "-".into(),
+            (true, false) => "core (UC16)".into(),
+        },
+    );
     row("gadget:", snap_desc(&m.gadget));
     row("kernel:", snap_desc(&m.kernel));
     row("store:", or_dash(&m.store));
