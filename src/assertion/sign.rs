@@ -161,4 +161,28 @@ mod tests {
             Err(VerifyError::Decode("signature is not in canonical form".into()))
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 16, ..Default::default() })]
+
+        #[test]
+        fn signed_assertions_decode_and_verify(
+            extra in proptest::collection::btree_map("[a-z]{1,8}", "[ -~\n]{0,30}", 0..5),
+            body in "[ -~\n]{0,60}",
+            when in 0u32..u32::MAX,
+        ) {
+            let mut headers = account_headers();
+            for (name, value) in &extra {
+                if !headers.contains(name) {
+                    headers.insert(name, Value::String(value.clone()));
+                }
+            }
+            let a = sign(&headers, &body, &brand(), when).unwrap();
+            let back = decode(&encode(&a)).unwrap();
+            proptest::prop_assert_eq!(&back, &a);
+            proptest::prop_assert_eq!(back.body(), body.as_str());
+            verify(&back, &PublicKey::from_rsa(brand().to_public_key())).unwrap();
+            proptest::prop_assert_eq!(decode_signature(back.signature()).unwrap().creation_time, when);
+        }
+    }
 }
