@@ -508,10 +508,11 @@ fn check_model(c: &mut Checker<'_>) {
             }
         }
     }
-    if h.contains("serial-authority")
-        && string_list_in(h.get("serial-authority"), "", is_valid_account_id).is_err()
-    {
-        c.fail(r#""serial-authority" header must be a list of account ids"#.into());
+    // preseed-authority is newer snapd's (2.61+), with the serial-authority rule.
+    for name in ["serial-authority", "preseed-authority"] {
+        if h.contains(name) && string_list_in(h.get(name), "", is_valid_account_id).is_err() {
+            c.fail(format!("{} header must be a list of account ids", quote(name)));
+        }
     }
     if let Some(v) = h.get("system-user-authority") {
         let ok = match v {
@@ -1355,6 +1356,13 @@ sign-key-sha3-384: {KEY}"
             "grade: signed\nserial-authority: x",
             &[r#""serial-authority" header must be a list of account ids"#],
         );
+        check(
+            &uc22(),
+            "grade: signed",
+            "grade: signed\npreseed-authority:\n  - A",
+            &[r#""preseed-authority" header must be a list of account ids"#],
+        );
+        check(&uc22(), "grade: signed", "grade: signed\nserial-authority:\n  - other-brand", &[]);
         check(
             &uc22(),
             "grade: signed",
