@@ -259,13 +259,21 @@ impl Default for Loaded {
     }
 }
 
-/// Command-line flags that override configuration (only honoured outside a snap).
+/// Command-line flags that override configuration (the snap's daemon is started without any).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Flags {
     /// `--interval`.
     pub interval: Option<u32>,
     /// `--port`.
     pub port: Option<u16>,
+    /// `--http-port`.
+    pub http_port: Option<u16>,
+    /// `--bind`: both listeners.
+    pub bind: Option<IpAddr>,
+    /// `--format`.
+    pub format: Option<Format>,
+    /// `--max-subscribers`.
+    pub max_subscribers: Option<usize>,
 }
 
 /// Flattens a nested snapd document into dotted leaf keys (`{"http":{"port":1}}` → `http.port`).
@@ -427,6 +435,24 @@ impl Loaded {
             self.config.port = port;
             self.sources.insert("port", Source::Flag);
         }
+        if let Some(port) = flags.http_port {
+            self.config.http.port = port;
+            self.sources.insert("http.port", Source::Flag);
+        }
+        if let Some(bind) = flags.bind {
+            self.config.bind = bind;
+            self.config.http.bind = bind;
+            self.sources.insert("bind", Source::Flag);
+            self.sources.insert("http.bind", Source::Flag);
+        }
+        if let Some(format) = flags.format {
+            self.config.publish.format = format;
+            self.sources.insert("publish.format", Source::Flag);
+        }
+        if let Some(max) = flags.max_subscribers {
+            self.config.publish.max_subscribers = max;
+            self.sources.insert("publish.max-subscribers", Source::Flag);
+        }
         self
     }
 }
@@ -442,6 +468,9 @@ pub fn check_flags(flags: &Flags) -> Result<(), Vec<Problem>> {
     }
     if let Some(port) = flags.port {
         doc.insert("port".into(), Value::from(port));
+    }
+    if let Some(max) = flags.max_subscribers {
+        doc.insert("publish".into(), serde_json::json!({"max-subscribers": max}));
     }
     from_document(&Value::Object(doc)).map(drop)
 }
@@ -702,13 +731,13 @@ mod tests {
     #[test]
     fn flags_win_and_are_checked() {
         let loaded = from_document(&json!({"interval": 30})).unwrap();
-        let flags = Flags { interval: Some(5), port: None };
+        let flags = Flags { interval: Some(5), ..Flags::default() };
         let loaded = loaded.with_flags(&flags);
         assert_eq!(loaded.config.interval, 5);
         assert_eq!(loaded.sources["interval"], Source::Flag);
         assert_eq!(loaded.sources["port"], Source::Default);
         assert!(check_flags(&flags).is_ok());
-        let bad = check_flags(&Flags { interval: Some(0), port: None }).unwrap_err();
+        let bad = check_flags(&Flags { interval: Some(0), ..Flags::default() }).unwrap_err();
         assert_eq!(bad[0].key, "interval");
     }
 

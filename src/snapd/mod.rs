@@ -6,6 +6,7 @@
 //! It never spawns `snap` or `snapctl`: both sockets are spoken to directly.
 //! Retrying while snapd restarts is the caller's choice ([`Error::is_retryable`], [`backoff`]).
 
+pub mod conf;
 pub mod envelope;
 mod error;
 pub mod multipart;
