@@ -8,12 +8,16 @@ use serde_json::Value;
 
 fn snapcraft() -> Value {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/snap/snapcraft.yaml"))
-        .unwrap();
-    serde_saphyr::from_str(&text).unwrap()
+        .expect("read snap/snapcraft.yaml");
+    serde_saphyr::from_str(&text).expect("parse snap/snapcraft.yaml")
 }
 
 fn strings(v: &Value) -> Vec<String> {
-    v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+    v.as_array()
+        .expect("a list")
+        .iter()
+        .map(|s| s.as_str().expect("a string").to_string())
+        .collect()
 }
 
 #[test]
