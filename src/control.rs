@@ -406,6 +406,11 @@ impl ConfigService {
         }
     }
 
+    /// Whether a configuration from snapd (or the configure hook) has been applied.
+    pub fn has_loaded(&self) -> bool {
+        self.lock().from_snapd
+    }
+
     /// Whether the source is snapd at all (inside a snap, or a reachable snapd socket given by env).
     pub fn uses_snapd(&self) -> bool {
         self.source.in_snap() || std::env::var_os(crate::snapd::SNAPD_SOCKET_ENV).is_some()
@@ -516,7 +521,7 @@ pub async fn run(
         let service = service.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            if service.uses_snapd() {
+            if service.uses_snapd() && !service.has_loaded() {
                 service.load_with_retry(&shutdown).await;
             }
         })
