@@ -173,7 +173,7 @@ pub const KEYS: &[Key] = &[
         kind: "string",
         allowed: "must be one of error, warn, info, debug, trace",
         default: "info",
-        doc: "daemon log level",
+        doc: "daemon log level (checked and stored; the daemon does not apply it yet, `RUST_LOG` does)",
     },
     Key {
         name: SCHEMA_VERSION_KEY,
@@ -257,6 +257,21 @@ impl Default for Loaded {
             unknown: Vec::new(),
         }
     }
+}
+
+/// The table of keys for README.md and docs/configuration.md (a test keeps them in step).
+pub fn markdown_table() -> String {
+    let mut out = String::from(
+        "| key | type | allowed values | default | what it does |\n|---|---|---|---|---|\n",
+    );
+    for k in KEYS {
+        let allowed = k.allowed.trim_start_matches("must be ");
+        out.push_str(&format!(
+            "| `{}` | {} | {} | `{}` | {} |\n",
+            k.name, k.kind, allowed, k.default, k.doc
+        ));
+    }
+    out
 }
 
 /// Command-line flags that override configuration (the snap's daemon is started without any).
