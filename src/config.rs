@@ -1,6 +1,6 @@
 //! The typed configuration of the agent, its defaults, validation, and where each value came from.
 //!
-//! [pure] Values in, values out: reading snapd or flags happens at the edges
+//! \[pure\] Values in, values out: reading snapd or flags happens at the edges
 //! (`daemon`, `hooks`, `status`), which hand the raw values to this module.
 //! snapd stores `snap set pocketses http.port=9000` as a nested document `{"http": {"port": 9000}}`;
 //! [`from_document`] flattens it to dotted keys, checks every key in [`KEYS`] and reports **all**

@@ -93,7 +93,7 @@ impl Reply {
     }
 }
 
-/// Decodes one request line. [pure]
+/// Decodes one request line. \[pure\]
 ///
 /// # Errors
 /// A message in snapd's grammar when the line is not a request.
@@ -101,7 +101,7 @@ pub fn decode_request(line: &str) -> Result<Request, String> {
     serde_json::from_str(line.trim()).map_err(|err| format!("cannot decode control request: {err}"))
 }
 
-/// Encodes a value as one line. [pure]
+/// Encodes a value as one line. \[pure\]
 pub fn encode_line<T: Serialize>(value: &T) -> String {
     let mut line = serde_json::to_string(value)
         .unwrap_or_else(|_| r#"{"ok":false,"error":"internal error"}"#.into());

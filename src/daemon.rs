@@ -111,7 +111,7 @@ pub fn initial_config(args: &DaemonArgs, snapd_reachable: bool) -> Config {
     overlay_flags(Config::default(), args)
 }
 
-/// The daemon flags as configuration overrides, for the snapd configuration source. [pure]
+/// The daemon flags as configuration overrides, for the snapd configuration source. \[pure\]
 pub fn config_flags(args: &DaemonArgs) -> crate::config::Flags {
     crate::config::Flags {
         interval: args.interval,

@@ -311,7 +311,7 @@ fn show(value: &Value) -> String {
     }
 }
 
-/// The text form. [pure]
+/// The text form. \[pure\]
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
     let mut line = |label: &str, text: String| out.push_str(&format!("{label:<13}{text}\n"));

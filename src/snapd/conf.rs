@@ -1,6 +1,6 @@
 //! Where the snap's configuration is read from: snapd's REST API or snapctl.
 //!
-//! [io] With `snapd-control` connected the daemon may use `GET /v2/snaps/pocketses/conf` on
+//! \[io\] With `snapd-control` connected the daemon may use `GET /v2/snaps/pocketses/conf` on
 //! /run/snapd.socket, which returns the whole document (unknown keys included).
 //! Without it, only /run/snapd-snap.socket is allowed, so it asks snapctl for the top-level
 //! keys it knows (`snapctl get` has no whole-document form).

@@ -1,6 +1,6 @@
 //! `snapd::Error`: what can go wrong talking to snapd, keeping snapd's own error kind.
 //!
-//! [pure] Callers match on [`Error::kind`] or the helpers (`is_not_found`, `is_retryable`), never on the text.
+//! \[pure\] Callers match on [`Error::kind`] or the helpers (`is_not_found`, `is_retryable`), never on the text.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! HTTP/1.1 over a unix socket: the only place that knows hyper and hyperlocal.
 //!
-//! [io] [`UnixTransport`] sends one [`Request`] and reads the whole [`Response`].
+//! \[io\] [`UnixTransport`] sends one [`Request`] and reads the whole [`Response`].
 //! It does not decode envelopes, apply timeouts or retry: [`super::Client`] does.
 
 use std::future::Future;
