@@ -365,12 +365,16 @@ impl ConfigService {
             Some(via) => via,
             None => self.source.detect().await.map_err(LoadError::Snapd)?,
         };
-        let doc = match self.source.document(via).await {
-            Ok(doc) => doc,
+        let (doc, via) = match self.source.document(via).await {
+            Ok(doc) => (doc, via),
             // Without snapd-control the REST socket is out of reach for a strict snap: fall back.
-            Err(err) if via == Via::Rest && self.source.in_snap() && !err.is_retryable() => {
+            Err(err)
+                if via == Via::Rest
+                    && self.source.in_snap()
+                    && (!err.is_retryable() || err.is_permission_denied()) =>
+            {
                 warn!(error = %err, "cannot read configuration over REST, using snapctl");
-                self.source.document(Via::Snapctl).await.map_err(LoadError::Snapd)?
+                (self.source.document(Via::Snapctl).await.map_err(LoadError::Snapd)?, Via::Snapctl)
             }
             Err(err) => return Err(LoadError::Snapd(err)),
         };

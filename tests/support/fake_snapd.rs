@@ -335,9 +335,12 @@ async fn serve(
     let mut snapd = Some(UnixListener::bind(&paths.0).expect("bind snapd.socket"));
     let mut snap = Some(UnixListener::bind(&paths.1).expect("bind snapd-snap.socket"));
     let _ = ready.send(());
+    // Going away also cuts open connections, as a restarting snapd does.
+    let (cut, _) = tokio::sync::broadcast::channel::<()>(1);
     loop {
         let down = state.lock().expect("state").down_until;
         if let Some(until) = down {
+            let _ = cut.send(());
             drop(snapd.take());
             drop(snap.take());
             let _ = std::fs::remove_file(&paths.0);
@@ -363,15 +366,20 @@ async fn serve(
             _ = &mut stop => break,
             // Wake up now and then to notice a go_away() from the test thread.
             () = tokio::time::sleep(Duration::from_millis(20)) => {}
-            res = l1.accept() => if let Ok((stream, _)) = res { spawn_conn(stream, "snapd", state.clone()) },
-            res = l2.accept() => if let Ok((stream, _)) = res { spawn_conn(stream, "snapctl", state.clone()) },
+            res = l1.accept() => if let Ok((stream, _)) = res { spawn_conn(stream, "snapd", state.clone(), cut.subscribe()) },
+            res = l2.accept() => if let Ok((stream, _)) = res { spawn_conn(stream, "snapctl", state.clone(), cut.subscribe()) },
         }
     }
     let _ = std::fs::remove_file(&paths.0);
     let _ = std::fs::remove_file(&paths.1);
 }
 
-fn spawn_conn(stream: tokio::net::UnixStream, socket: &'static str, state: Arc<Mutex<State>>) {
+fn spawn_conn(
+    stream: tokio::net::UnixStream,
+    socket: &'static str,
+    state: Arc<Mutex<State>>,
+    mut cut: tokio::sync::broadcast::Receiver<()>,
+) {
     tokio::spawn(async move {
         let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let state = state.clone();
@@ -396,9 +404,12 @@ fn spawn_conn(stream: tokio::net::UnixStream, socket: &'static str, state: Arc<M
                 }
             }
         });
-        let _ = hyper::server::conn::http1::Builder::new()
-            .serve_connection(TokioIo::new(stream), service)
-            .await;
+        let conn = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service);
+        tokio::select! {
+            _ = conn => {}
+            _ = cut.recv() => {}
+        }
     });
 }
 
