@@ -51,6 +51,24 @@ pub struct Model {
     pub grade: String,
     /// Serial, when the device is registered.
     pub serial: Option<String>,
+    /// `rest` or `snapctl` (which cannot tell the serial).
+    pub via: String,
+}
+
+/// A model's headers from its assertion text (the header block before the first blank line). \[pure\]
+pub fn model_from_text(text: &str) -> Model {
+    let mut model = Model { via: "snapctl".to_string(), ..Model::default() };
+    for line in text.lines().take_while(|l| !l.is_empty()) {
+        if let Some((key, value)) = line.split_once(": ") {
+            match key {
+                "brand-id" => model.brand = value.to_string(),
+                "model" => model.model = value.to_string(),
+                "grade" => model.grade = value.to_string(),
+                _ => {}
+            }
+        }
+    }
+    model
 }
 
 /// This snap as snapd sees it.
@@ -158,7 +176,12 @@ pub async fn gather(
             });
         }
         Err(err) => {
-            report.snapd_error = Some(if err.is_unreachable() {
+            report.snapd_error = Some(if err.is_permission_denied() && source.in_snap() {
+                format!(
+                    "snapd is not reachable at {} (connect pocketses:snapd-control for the full status)",
+                    client.target()
+                )
+            } else if err.is_unreachable() {
                 format!("snapd is not reachable at {}", client.target())
             } else {
                 format!("cannot get system information: {err}")
@@ -177,6 +200,7 @@ pub async fn gather(
                     model: header(&h, "model"),
                     grade: header(&h, "grade"),
                     serial,
+                    via: "rest".to_string(),
                 });
             }
             Err(err) => report.model_error = Some(format!("cannot get model: {err}")),
@@ -204,6 +228,15 @@ pub async fn gather(
                 .collect();
         }
         report.warnings = client.warnings(false).await.map(|w| w.len()).unwrap_or(0);
+    }
+    // A strict snap without snapd-control still has snapctl for the model.
+    if report.system.is_none() {
+        if let Some(ctl) = source.snapctl() {
+            match ctl.model().await {
+                Ok(text) => report.model = Some(model_from_text(&text)),
+                Err(err) => report.model_error = Some(format!("cannot get model: {err}")),
+            }
+        }
     }
     match &control_socket {
         Some(path) => {
@@ -402,6 +435,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn model_headers_from_text() {
+        let m = model_from_text(
+            "type: model\nbrand-id: acme\nmodel: box\ngrade: signed\n\nbody\nmodel: nope\n",
+        );
+        assert_eq!(
+            (m.brand.as_str(), m.model.as_str(), m.grade.as_str()),
+            ("acme", "box", "signed")
+        );
+        assert_eq!(m.via, "snapctl");
+    }
+
+    #[test]
     fn renders_unreachable_snapd_with_defaults() {
         let report = Report {
             snapd_socket: "/run/snapd.socket".into(),
@@ -440,6 +485,7 @@ mod tests {
                 model: "pc".into(),
                 grade: "dangerous".into(),
                 serial: None,
+                via: "rest".into(),
             }),
             snap: Some(ThisSnap {
                 revision: "x1".into(),

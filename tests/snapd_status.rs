@@ -83,3 +83,19 @@ fn with_snapd_it_shows_system_model_snap_connections_and_config_sources() {
     assert!(text.contains("model:       brand/pocketses-pc (grade dangerous)"), "{text}");
     assert!(text.contains("remodel:     change 1 Doing"), "{text}");
 }
+
+#[test]
+fn in_a_snap_without_snapd_control_it_uses_snapctl() {
+    let fake = FakeSnapd::start();
+    fake.set_conf(json!({"interval": 20}));
+    // What AppArmor does to a strict snap without snapd-control, as snapd's 403.
+    fake.fail("GET", "/v2/", support::fake_snapd::ErrorReply::new(403, Some("login-required"), "access denied"));
+    let (ok, text) = status(&fake.env(), true);
+    assert!(ok);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert!(v["snapd_error"].as_str().unwrap().contains("connect pocketses:snapd-control"), "{v}");
+    assert_eq!(v["model"]["model"], "pocketses-pc");
+    assert_eq!(v["model"]["via"], "snapctl");
+    assert_eq!(v["config_from"], "snapctl");
+    assert_eq!(v["config"][0]["value"], 20);
+}
