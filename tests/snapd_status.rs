@@ -89,7 +89,11 @@ fn in_a_snap_without_snapd_control_it_uses_snapctl() {
     let fake = FakeSnapd::start();
     fake.set_conf(json!({"interval": 20}));
     // What AppArmor does to a strict snap without snapd-control, as snapd's 403.
-    fake.fail("GET", "/v2/", support::fake_snapd::ErrorReply::new(403, Some("login-required"), "access denied"));
+    fake.fail(
+        "GET",
+        "/v2/",
+        support::fake_snapd::ErrorReply::new(403, Some("login-required"), "access denied"),
+    );
     let (ok, text) = status(&fake.env(), true);
     assert!(ok);
     let v: Value = serde_json::from_str(&text).unwrap();

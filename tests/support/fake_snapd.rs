@@ -529,7 +529,7 @@ fn handle(state: &Arc<Mutex<State>>, rec: Recorded) -> Option<Reply> {
             None => error(&ErrorReply {
                 status: 404,
                 kind: Some("snap-not-found".into()),
-                message: format!("snap \"{name}\" not found"),
+                message: "snap not installed".to_string(),
                 value: Some(json!(name)),
             }),
         },
@@ -563,11 +563,12 @@ fn handle(state: &Arc<Mutex<State>>, rec: Recorded) -> Option<Reply> {
         }
         ("PUT", ["v2", "snaps", name, "conf"]) => {
             if !st.snaps.iter().any(|s| s["name"] == *name) {
-                return Some(err(
-                    404,
-                    Some("snap-not-found"),
-                    &format!("snap \"{name}\" not found"),
-                ));
+                return Some(error(&ErrorReply {
+                    status: 404,
+                    kind: Some("snap-not-found".into()),
+                    message: format!("snap \"{name}\" is not installed"),
+                    value: Some(json!(name)),
+                }));
             }
             let Ok(Value::Object(patch)) = serde_json::from_slice::<Value>(&rec.body) else {
                 return Some(err(400, None, "cannot decode request body into patch values"));
