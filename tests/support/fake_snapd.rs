@@ -506,6 +506,10 @@ fn decode(text: &str) -> String {
 fn handle(state: &Arc<Mutex<State>>, rec: Recorded) -> Option<Reply> {
     let mut guard = state.lock().expect("state");
     let st = &mut *guard;
+    // Between a restart starting and the listeners going away, connections still get in: drop them.
+    if st.down_until.is_some_and(|until| until > Instant::now()) {
+        return None;
+    }
     st.requests.push(rec.clone());
     let (path, params) = query(&rec.path);
     if let Some((_, _, e)) =
