@@ -150,3 +150,26 @@ fn outside_a_snap_every_hook_fails_with_one_line() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("unknown hook \"pre-refresh\""));
 }
+
+#[test]
+fn unreachable_snapd_fails_the_hook_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("snapd-snap.socket");
+    let out = Command::new(support::bin())
+        .args(["hook", "configure"])
+        .env_clear()
+        .env("SNAP_COOKIE", "c")
+        .env("POCKETSES_SNAPCTL_SOCKET", &socket)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "error: cannot run hook \"configure\": cannot read configuration: snapd is not reachable at {}",
+            socket.display()
+        )),
+        "{err}"
+    );
+}
