@@ -145,6 +145,9 @@ pub async fn call(path: &Path, req: &Request, timeout: Duration) -> Result<Value
             {
                 return Err(CallError::NotRunning(path.to_path_buf()));
             }
+            Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(io("the control socket is root-only (try with sudo)".to_string()));
+            }
             Err(err) => return Err(io(err.to_string())),
         };
         let (read, mut write) = stream.into_split();
