@@ -104,6 +104,8 @@ pub struct Report {
     pub snapd_error: Option<String>,
     /// The system.
     pub system: Option<System>,
+    /// snapd's pending restart (`maintenance`), when it announces one.
+    pub maintenance: Option<String>,
     /// Model and serial.
     pub model: Option<Model>,
     /// Model problem (no model yet, …).
@@ -163,7 +165,12 @@ pub async fn gather(
     control_socket: Option<PathBuf>,
 ) -> Report {
     let mut report = Report { snapd_socket: client.target(), ..Report::default() };
-    match client.system_info().await {
+    let info = client.call(snapd::Request::get("/v2/system-info")).await.and_then(|env| {
+        report.maintenance =
+            env.maintenance.as_ref().map(|m| format!("{} ({})", m.message, m.kind));
+        env.into_sync::<snapd::SystemInfo>()
+    });
+    match info {
         Ok(info) => {
             report.system = Some(System {
                 version: info.version,
@@ -365,6 +372,9 @@ pub fn render(r: &Report) -> String {
         }
         (None, Some(err)) => line("snapd:", err.clone()),
         (None, None) => line("snapd:", "unknown".to_string()),
+    }
+    if let Some(m) = &r.maintenance {
+        line("maintenance:", m.clone());
     }
     if let Some(m) = &r.model {
         let grade =

@@ -53,6 +53,9 @@ fn with_snapd_it_shows_system_model_snap_connections_and_config_sources() {
     let fake = FakeSnapd::start();
     fake.set_conf(json!({"interval": 15, "colour": "red"}));
     fake.connect("snapd-control", true);
+    fake.state().maintenance = Some(
+        json!({"kind": "system-restart", "message": "system is restarting", "value": {"op": "reboot"}}),
+    );
     let data = tempfile::tempdir().unwrap();
     std::fs::write(data.path().join("remodel.json"), r#"{"change":"1"}"#).unwrap();
     fake.add_change(vec![support::fake_snapd::Step::State(
@@ -79,6 +82,7 @@ fn with_snapd_it_shows_system_model_snap_connections_and_config_sources() {
     assert_eq!(v["config"][1]["source"], "default");
     assert_eq!(v["unknown_keys"], json!(["colour"]));
     assert_eq!(v["remodel"]["status"], "Doing");
+    assert_eq!(v["maintenance"], "system is restarting (system-restart)");
     let (_, text) = status(&envs, false);
     assert!(text.contains("model:       brand/pocketses-pc (grade dangerous)"), "{text}");
     assert!(text.contains("remodel:     change 1 Doing"), "{text}");
