@@ -832,4 +832,26 @@ mod tests {
             "log": {"level": doc["log.level"]}});
         assert_eq!(from_document(&nested).unwrap().config, c);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn valid_values_load_exactly(interval in 1u32..=86_400, port in 1u16..=65_535, http in 0u16..=65_535,
+                                     max in 1usize..=1_000_000, legacy in proptest::bool::ANY) {
+            proptest::prop_assume!(http == 0 || http != port);
+            let format = if legacy { "legacy" } else { "v1" };
+            let doc = json!({"interval": interval, "port": port, "http": {"port": http},
+                "publish": {"max-subscribers": max, "format": format}});
+            let c = from_document(&doc).unwrap().config;
+            proptest::prop_assert_eq!((c.interval, c.port, c.http.port, c.publish.max_subscribers), (interval, port, http, max));
+            proptest::prop_assert_eq!(c.publish.format.as_str(), format);
+        }
+
+        #[test]
+        fn out_of_range_intervals_give_one_problem(interval in proptest::prop_oneof![-1_000_000i64..=0, 86_401i64..=10_000_000]) {
+            let problems = validate(&json!({"interval": interval}));
+            proptest::prop_assert_eq!(problems.len(), 1);
+            proptest::prop_assert_eq!(&problems[0].key, "interval");
+            proptest::prop_assert_eq!(&problems[0].given, &interval.to_string());
+        }
+    }
 }
