@@ -506,6 +506,13 @@ pub enum LoadError {
     Invalid(String),
 }
 
+impl LoadError {
+    /// snapd was unreachable or restarting: worth retrying.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, LoadError::Snapd(err) if err.is_retryable())
+    }
+}
+
 /// Runs the configuration side of the daemon until `shutdown`: loads from snapd in the background
 /// (retrying while snapd restarts) and serves the control socket at `path` when given.
 ///

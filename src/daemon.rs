@@ -190,6 +190,8 @@ pub fn main(args: DaemonArgs) -> anyhow::Result<ExitCode> {
             // let the control task keep trying with backoff (snapd may be restarting).
             match tokio::time::timeout(INITIAL_CONFIG_WAIT, service.load()).await {
                 Ok(Ok(())) => {}
+                // Unreachable snapd is said once, by the retry loop of the control task.
+                Ok(Err(err)) if err.is_retryable() => {}
                 Ok(Err(err)) => warn!(error = %err, "starting without snapd's configuration"),
                 Err(_) => warn!("snapd did not answer in time; starting without its configuration"),
             }
