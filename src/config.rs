@@ -1,6 +1,6 @@
 //! The typed configuration of the agent, its defaults, validation, and where each value came from.
 //!
-//! [pure] Values in, values out: reading snapd or flags happens at the edges
+//! \[pure\] Values in, values out: reading snapd or flags happens at the edges
 //! (`daemon`, `hooks`, `status`), which hand the raw values to this module.
 //! snapd stores `snap set pocketses http.port=9000` as a nested document `{"http": {"port": 9000}}`;
 //! [`from_document`] flattens it to dotted keys, checks every key in [`KEYS`] and reports **all**
@@ -173,7 +173,7 @@ pub const KEYS: &[Key] = &[
         kind: "string",
         allowed: "must be one of error, warn, info, debug, trace",
         default: "info",
-        doc: "daemon log level",
+        doc: "daemon log level (checked and stored; the daemon does not apply it yet, `RUST_LOG` does)",
     },
     Key {
         name: SCHEMA_VERSION_KEY,
@@ -259,13 +259,36 @@ impl Default for Loaded {
     }
 }
 
-/// Command-line flags that override configuration (only honoured outside a snap).
+/// The table of keys for README.md and docs/configuration.md (a test keeps them in step).
+pub fn markdown_table() -> String {
+    let mut out = String::from(
+        "| key | type | allowed values | default | what it does |\n|---|---|---|---|---|\n",
+    );
+    for k in KEYS {
+        let allowed = k.allowed.trim_start_matches("must be ");
+        out.push_str(&format!(
+            "| `{}` | {} | {} | `{}` | {} |\n",
+            k.name, k.kind, allowed, k.default, k.doc
+        ));
+    }
+    out
+}
+
+/// Command-line flags that override configuration (the snap's daemon is started without any).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Flags {
     /// `--interval`.
     pub interval: Option<u32>,
     /// `--port`.
     pub port: Option<u16>,
+    /// `--http-port`.
+    pub http_port: Option<u16>,
+    /// `--bind`: both listeners.
+    pub bind: Option<IpAddr>,
+    /// `--format`.
+    pub format: Option<Format>,
+    /// `--max-subscribers`.
+    pub max_subscribers: Option<usize>,
 }
 
 /// Flattens a nested snapd document into dotted leaf keys (`{"http":{"port":1}}` → `http.port`).
@@ -427,6 +450,24 @@ impl Loaded {
             self.config.port = port;
             self.sources.insert("port", Source::Flag);
         }
+        if let Some(port) = flags.http_port {
+            self.config.http.port = port;
+            self.sources.insert("http.port", Source::Flag);
+        }
+        if let Some(bind) = flags.bind {
+            self.config.bind = bind;
+            self.config.http.bind = bind;
+            self.sources.insert("bind", Source::Flag);
+            self.sources.insert("http.bind", Source::Flag);
+        }
+        if let Some(format) = flags.format {
+            self.config.publish.format = format;
+            self.sources.insert("publish.format", Source::Flag);
+        }
+        if let Some(max) = flags.max_subscribers {
+            self.config.publish.max_subscribers = max;
+            self.sources.insert("publish.max-subscribers", Source::Flag);
+        }
         self
     }
 }
@@ -442,6 +483,9 @@ pub fn check_flags(flags: &Flags) -> Result<(), Vec<Problem>> {
     }
     if let Some(port) = flags.port {
         doc.insert("port".into(), Value::from(port));
+    }
+    if let Some(max) = flags.max_subscribers {
+        doc.insert("publish".into(), serde_json::json!({"max-subscribers": max}));
     }
     from_document(&Value::Object(doc)).map(drop)
 }
@@ -702,13 +746,13 @@ mod tests {
     #[test]
     fn flags_win_and_are_checked() {
         let loaded = from_document(&json!({"interval": 30})).unwrap();
-        let flags = Flags { interval: Some(5), port: None };
+        let flags = Flags { interval: Some(5), ..Flags::default() };
         let loaded = loaded.with_flags(&flags);
         assert_eq!(loaded.config.interval, 5);
         assert_eq!(loaded.sources["interval"], Source::Flag);
         assert_eq!(loaded.sources["port"], Source::Default);
         assert!(check_flags(&flags).is_ok());
-        let bad = check_flags(&Flags { interval: Some(0), port: None }).unwrap_err();
+        let bad = check_flags(&Flags { interval: Some(0), ..Flags::default() }).unwrap_err();
         assert_eq!(bad[0].key, "interval");
     }
 
@@ -787,5 +831,27 @@ mod tests {
             "publish": {"max-subscribers": doc["publish.max-subscribers"], "format": doc["publish.format"]},
             "log": {"level": doc["log.level"]}});
         assert_eq!(from_document(&nested).unwrap().config, c);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn valid_values_load_exactly(interval in 1u32..=86_400, port in 1u16..=65_535, http in 0u16..=65_535,
+                                     max in 1usize..=1_000_000, legacy in proptest::bool::ANY) {
+            proptest::prop_assume!(http == 0 || http != port);
+            let format = if legacy { "legacy" } else { "v1" };
+            let doc = json!({"interval": interval, "port": port, "http": {"port": http},
+                "publish": {"max-subscribers": max, "format": format}});
+            let c = from_document(&doc).unwrap().config;
+            proptest::prop_assert_eq!((c.interval, c.port, c.http.port, c.publish.max_subscribers), (interval, port, http, max));
+            proptest::prop_assert_eq!(c.publish.format.as_str(), format);
+        }
+
+        #[test]
+        fn out_of_range_intervals_give_one_problem(interval in proptest::prop_oneof![-1_000_000i64..=0, 86_401i64..=10_000_000]) {
+            let problems = validate(&json!({"interval": interval}));
+            proptest::prop_assert_eq!(problems.len(), 1);
+            proptest::prop_assert_eq!(&problems[0].key, "interval");
+            proptest::prop_assert_eq!(&problems[0].given, &interval.to_string());
+        }
     }
 }

@@ -101,15 +101,30 @@ pub fn overlay_flags(mut config: Config, args: &DaemonArgs) -> Config {
     config
 }
 
-/// The configuration the daemon starts with: defaults, then (later) snapd's values, then flags.
+/// The configuration the daemon starts with before snapd answers: defaults, then flags.
 ///
-/// PLUG-IN POINT for the snapd source: read the snap's configuration here and apply it between
-/// `Config::default()` and [`overlay_flags`], so that flags given by hand still win.
+/// snapd's values are applied on top by [`crate::control::ConfigService`] (see [`main`]), with the
+/// flags still winning, so a daemon started by hand keeps what it was told.
 /// `snapd_reachable` says whether snapd's socket accepted a connection.
 pub fn initial_config(args: &DaemonArgs, snapd_reachable: bool) -> Config {
     let _ = snapd_reachable;
     overlay_flags(Config::default(), args)
 }
+
+/// The daemon flags as configuration overrides, for the snapd configuration source. \[pure\]
+pub fn config_flags(args: &DaemonArgs) -> crate::config::Flags {
+    crate::config::Flags {
+        interval: args.interval,
+        port: args.port,
+        http_port: args.http_port,
+        bind: args.bind,
+        format: args.format.map(Into::into),
+        max_subscribers: args.max_subscribers,
+    }
+}
+
+/// How long the daemon waits for snapd's configuration before starting on defaults (and retrying).
+pub const INITIAL_CONFIG_WAIT: Duration = Duration::from_secs(5);
 
 /// Where the listeners ended up; ports are the real ones, also when 0 was asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -153,18 +168,50 @@ pub fn main(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     raise_fd_limit();
     let reachable = snapd_reachable();
     let config = initial_config(&args, reachable);
-    // The sender stays here; the snapd source will own it and send reloaded configurations.
     let (config_tx, config_rx) = watch::channel(config);
+    let (listening_tx, listening_rx) = watch::channel(Listening::default());
+    // The configuration service owns the sender: it loads snapd's values and applies reloads
+    // from the control socket (configure hook, snapd-control plug hooks).
+    let service = crate::control::ConfigService::new(
+        crate::snapd::conf::ConfigSource::from_env(),
+        config_flags(&args),
+        config_tx,
+    )
+    .with_state(Box::new(
+        move || serde_json::json!({"listening": listening_rx.borrow().to_string()}),
+    ));
+    let service = Arc::new(service);
     let shutdown = CancellationToken::new();
-    let options = RunOptions { ready_file: args.ready_file.clone(), listening: None };
+    let options = RunOptions { ready_file: args.ready_file.clone(), listening: Some(listening_tx) };
     let res = runtime.block_on(async {
         let signals = listen_for_signals(shutdown.clone())?;
+        if service.uses_snapd() {
+            // Start on snapd's values when it answers promptly; otherwise start on defaults and
+            // let the control task keep trying with backoff (snapd may be restarting).
+            match tokio::time::timeout(INITIAL_CONFIG_WAIT, service.load()).await {
+                Ok(Ok(())) => {}
+                // Unreachable snapd is said once, by the retry loop of the control task.
+                Ok(Err(err)) if err.is_retryable() => {}
+                Ok(Err(err)) => warn!(error = %err, "starting without snapd's configuration"),
+                Err(_) => warn!("snapd did not answer in time; starting without its configuration"),
+            }
+        }
+        let control = tokio::spawn(crate::control::run(
+            service.clone(),
+            crate::control::socket_path(),
+            shutdown.clone(),
+        ));
         let res = run_with(config_rx, shutdown.clone(), options).await;
         shutdown.cancel();
+        match control.await {
+            Ok(Err(err)) => warn!(error = %err, "control socket"),
+            Err(err) => warn!(error = %err, "control task"),
+            Ok(Ok(())) => {}
+        }
         let _ = signals.await;
         res
     });
-    drop(config_tx);
+    drop(service);
     // A collection stuck in the kernel must not hold the exit.
     runtime.shutdown_timeout(Duration::from_secs(1));
     res.map(|()| ExitCode::SUCCESS)

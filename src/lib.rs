@@ -8,6 +8,7 @@
 pub mod assertion;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod gadget;
 pub mod hooks;

@@ -1,15 +1,527 @@
-//! `pocketses status`: snapd, model, snap, daemon and configuration state.
+//! `pocketses status [--json]`: snapd, model, snap, daemon and configuration state.
+//!
+//! Gathering is I/O ([`gather`]); the [`Report`] and its text rendering are pure.
+//! Everything snapd cannot answer becomes a line saying so; the command still prints the
+//! configuration (the daemon's, snapd's, or the defaults) and exits 0.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::config::{self, Loaded};
+use crate::control;
+use crate::snapd::conf::{ConfigSource, Via};
+use crate::snapd::{self, Client, SNAP_NAME};
 
 /// Flags of this command.
 #[derive(Debug, clap::Args)]
-pub struct StatusArgs {}
+pub struct StatusArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What snapd says about the system.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct System {
+    /// snapd version.
+    pub version: String,
+    /// `classic` or `core`.
+    pub kind: String,
+    /// `strict` or `partial`.
+    pub confinement: String,
+    /// System mode (`run`, …), when snapd reports it.
+    pub system_mode: String,
+    /// os-release id and version.
+    pub os: String,
+}
+
+/// The device's model and serial.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Model {
+    /// brand-id.
+    pub brand: String,
+    /// model name.
+    pub model: String,
+    /// grade (UC20+; empty for older models).
+    pub grade: String,
+    /// Serial, when the device is registered.
+    pub serial: Option<String>,
+    /// `rest` or `snapctl` (which cannot tell the serial).
+    pub via: String,
+}
+
+/// A model's headers from its assertion text (the header block before the first blank line). \[pure\]
+pub fn model_from_text(text: &str) -> Model {
+    let mut model = Model { via: "snapctl".to_string(), ..Model::default() };
+    for line in text.lines().take_while(|l| !l.is_empty()) {
+        if let Some((key, value)) = line.split_once(": ") {
+            match key {
+                "brand-id" => model.brand = value.to_string(),
+                "model" => model.model = value.to_string(),
+                "grade" => model.grade = value.to_string(),
+                _ => {}
+            }
+        }
+    }
+    model
+}
+
+/// This snap as snapd sees it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ThisSnap {
+    /// Revision.
+    pub revision: String,
+    /// Tracking channel (empty for local installs).
+    pub channel: String,
+    /// Confinement.
+    pub confinement: String,
+    /// Version.
+    pub version: String,
+}
+
+/// One effective configuration value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConfigValue {
+    /// Dotted key.
+    pub key: String,
+    /// Value.
+    pub value: Value,
+    /// `default`, `snapd` or `flag`.
+    pub source: String,
+}
+
+/// Everything `status` shows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Report {
+    /// snapd's socket.
+    pub snapd_socket: String,
+    /// Why snapd could not be asked, when it could not.
+    pub snapd_error: Option<String>,
+    /// The system.
+    pub system: Option<System>,
+    /// snapd's pending restart (`maintenance`), when it announces one.
+    pub maintenance: Option<String>,
+    /// Model and serial.
+    pub model: Option<Model>,
+    /// Model problem (no model yet, …).
+    pub model_error: Option<String>,
+    /// This snap.
+    pub snap: Option<ThisSnap>,
+    /// Snap problem (not installed, …).
+    pub snap_error: Option<String>,
+    /// Connected plugs of pocketses (`plug → snap:slot`).
+    pub connections: Vec<String>,
+    /// Pending snapd warnings.
+    pub warnings: usize,
+    /// The daemon's `state` reply, when it runs.
+    pub daemon: Option<Value>,
+    /// Why the daemon could not be asked.
+    pub daemon_error: Option<String>,
+    /// Where the configuration shown came from (`daemon`, `rest`, `snapctl`, `defaults`).
+    pub config_from: String,
+    /// Effective configuration.
+    pub config: Vec<ConfigValue>,
+    /// Keys in snapd that pocketses does not use.
+    pub unknown_keys: Vec<String>,
+    /// Configuration problems (stored values that do not validate).
+    pub config_problems: Vec<String>,
+    /// A remodel in flight: `$SNAP_DATA/remodel.json` plus the change's status, filled by the remodel code.
+    pub remodel: Option<Value>,
+}
 
 /// Runs the command.
 ///
 /// # Errors
-/// When the command fails; the message follows snapd's grammar.
-pub fn main(_args: StatusArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("status is not built yet")
+/// When the runtime cannot start; snapd and daemon failures are part of the report.
+pub fn main(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let client = Client::from_env().with_timeout(Duration::from_secs(10));
+    let report =
+        runtime.block_on(gather(&client, ConfigSource::from_env(), control::socket_path()));
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).context("cannot encode status")?);
+    } else {
+        print!("{}", render(&report));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn header(headers: &snapd::Headers, key: &str) -> String {
+    headers.get(key).and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+/// Asks snapd and the daemon; never fails.
+pub async fn gather(
+    client: &Client,
+    source: ConfigSource,
+    control_socket: Option<PathBuf>,
+) -> Report {
+    let mut report = Report { snapd_socket: client.target(), ..Report::default() };
+    let info = client.call(snapd::Request::get("/v2/system-info")).await.and_then(|env| {
+        report.maintenance =
+            env.maintenance.as_ref().map(|m| format!("{} ({})", m.message, m.kind));
+        env.into_sync::<snapd::SystemInfo>()
+    });
+    match info {
+        Ok(info) => {
+            report.system = Some(System {
+                version: info.version,
+                kind: if info.on_classic { "classic" } else { "core" }.to_string(),
+                confinement: info.confinement,
+                system_mode: info.system_mode,
+                os: format!("{} {}", info.os_release.id, info.os_release.version_id)
+                    .trim()
+                    .to_string(),
+            });
+        }
+        Err(err) => {
+            report.snapd_error = Some(if err.is_permission_denied() && source.in_snap() {
+                format!(
+                    "snapd is not reachable at {} (connect pocketses:snapd-control for the full status)",
+                    client.target()
+                )
+            } else if err.is_unreachable() {
+                format!("snapd is not reachable at {}", client.target())
+            } else {
+                format!("cannot get system information: {err}")
+            });
+        }
+    }
+    if report.system.is_some() {
+        match client.model_headers(false).await {
+            Ok(h) => {
+                let serial = match client.model_headers(true).await {
+                    Ok(s) => Some(header(&s, "serial")),
+                    Err(_) => None,
+                };
+                report.model = Some(Model {
+                    brand: header(&h, "brand-id"),
+                    model: header(&h, "model"),
+                    grade: header(&h, "grade"),
+                    serial,
+                    via: "rest".to_string(),
+                });
+            }
+            Err(err) => report.model_error = Some(format!("cannot get model: {err}")),
+        }
+        match client.snap(SNAP_NAME).await {
+            Ok(s) => {
+                report.snap = Some(ThisSnap {
+                    revision: s.revision,
+                    channel: s.tracking_channel,
+                    confinement: s.confinement,
+                    version: s.version,
+                });
+            }
+            Err(err) if err.is_kind(snapd::kind::SNAP_NOT_FOUND) => {
+                report.snap_error = Some(format!("snap {SNAP_NAME:?} is not installed"));
+            }
+            Err(err) => report.snap_error = Some(format!("cannot get snap: {err}")),
+        }
+        if let Ok(conns) = client.connections(Some(SNAP_NAME)).await {
+            report.connections = conns
+                .established
+                .iter()
+                .filter(|c| c.plug.snap == SNAP_NAME)
+                .map(|c| format!("{} → {}:{}", c.plug.plug, c.slot.snap, c.slot.slot))
+                .collect();
+        }
+        report.warnings = client.warnings(false).await.map(|w| w.len()).unwrap_or(0);
+    }
+    // A strict snap without snapd-control still has snapctl for the model.
+    if report.system.is_none() {
+        if let Some(ctl) = source.snapctl() {
+            match ctl.model().await {
+                Ok(text) => report.model = Some(model_from_text(&text)),
+                Err(err) => report.model_error = Some(format!("cannot get model: {err}")),
+            }
+        }
+    }
+    match &control_socket {
+        Some(path) => {
+            match control::call(path, &control::Request::State, Duration::from_secs(5)).await {
+                Ok(state) => report.daemon = Some(state),
+                Err(err) => report.daemon_error = Some(err.to_string()),
+            }
+        }
+        None => report.daemon_error = Some("no control socket (SNAP_DATA is unset)".to_string()),
+    }
+    fill_config(&mut report, &source).await;
+    report.remodel = remodel(client, report.system.is_some()).await;
+    report
+}
+
+async fn fill_config(report: &mut Report, source: &ConfigSource) {
+    // The daemon's view is the effective one (it includes flags); else read snapd like the daemon would.
+    if let Some(config) =
+        report.daemon.as_ref().and_then(|d| d.get("config")).and_then(Value::as_object)
+    {
+        report.config_from = "daemon".to_string();
+        report.config = config
+            .iter()
+            .map(|(k, v)| ConfigValue {
+                key: k.clone(),
+                value: v["value"].clone(),
+                source: v["source"].as_str().unwrap_or("default").to_string(),
+            })
+            .collect();
+        if let Some(keys) =
+            report.daemon.as_ref().and_then(|d| d.get("unknown-keys")).and_then(Value::as_array)
+        {
+            report.unknown_keys =
+                keys.iter().filter_map(Value::as_str).map(str::to_string).collect();
+        }
+        order_config(&mut report.config);
+        return;
+    }
+    let mut loaded = Loaded::default();
+    report.config_from = "defaults".to_string();
+    let via = if report.system.is_some() {
+        Some(Via::Rest)
+    } else if source.in_snap() {
+        Some(Via::Snapctl)
+    } else {
+        None
+    };
+    if let Some(via) = via {
+        match source.document(via).await {
+            Ok(doc) => match config::from_document(&doc) {
+                Ok(l) => {
+                    loaded = l;
+                    report.config_from = via.as_str().to_string();
+                }
+                Err(problems) => {
+                    report.config_problems = problems.iter().map(ToString::to_string).collect()
+                }
+            },
+            Err(err) if err.is_kind(snapd::kind::SNAP_NOT_FOUND) => {}
+            Err(err) => report.config_problems.push(format!("cannot read configuration: {err}")),
+        }
+    }
+    report.config = config::KEYS
+        .iter()
+        .filter(|k| k.name != config::SCHEMA_VERSION_KEY)
+        .filter_map(|k| {
+            let source = loaded.sources.get(k.name).copied().unwrap_or(config::Source::Default);
+            loaded.config.value_of(k.name).map(|value| ConfigValue {
+                key: k.name.to_string(),
+                value,
+                source: source.as_str().to_string(),
+            })
+        })
+        .collect();
+    report.unknown_keys = loaded.unknown;
+}
+
+fn order_config(values: &mut [ConfigValue]) {
+    let rank = |k: &str| config::KEYS.iter().position(|spec| spec.name == k).unwrap_or(usize::MAX);
+    values.sort_by_key(|v| rank(&v.key));
+}
+
+/// `$SNAP_DATA/remodel.json`, written by `pocketses remodel`, with the change's current status.
+async fn remodel(client: &Client, snapd_up: bool) -> Option<Value> {
+    let path = PathBuf::from(std::env::var_os("SNAP_DATA")?).join("remodel.json");
+    let text = std::fs::read_to_string(&path).ok()?;
+    let mut record: Value = serde_json::from_str(&text).unwrap_or_else(|_| json!({"raw": text}));
+    let id = record.get("change").and_then(Value::as_str).map(str::to_string);
+    if let (Some(id), true) = (id, snapd_up) {
+        if let Ok(change) = client.change(&id).await {
+            record["status"] = json!(change.status.as_str());
+            record["ready"] = json!(change.ready);
+            if let Some(err) = change.err {
+                record["err"] = json!(err);
+            }
+        }
+    }
+    Some(record)
+}
+
+fn show(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The text form. \[pure\]
+pub fn render(r: &Report) -> String {
+    let mut out = String::new();
+    let mut line = |label: &str, text: String| out.push_str(&format!("{label:<13}{text}\n"));
+    match (&r.system, &r.snapd_error) {
+        (Some(s), _) => {
+            let mode = if s.system_mode.is_empty() {
+                String::new()
+            } else {
+                format!(", system mode {}", s.system_mode)
+            };
+            line(
+                "snapd:",
+                format!(
+                    "{} ({}, {} confinement{mode}; {})",
+                    s.version, s.kind, s.confinement, s.os
+                ),
+            );
+        }
+        (None, Some(err)) => line("snapd:", err.clone()),
+        (None, None) => line("snapd:", "unknown".to_string()),
+    }
+    if let Some(m) = &r.maintenance {
+        line("maintenance:", m.clone());
+    }
+    if let Some(m) = &r.model {
+        let grade =
+            if m.grade.is_empty() { String::new() } else { format!(" (grade {})", m.grade) };
+        line("model:", format!("{}/{}{grade}", m.brand, m.model));
+        line(
+            "serial:",
+            m.serial.clone().unwrap_or_else(|| "- (device not registered yet)".to_string()),
+        );
+    } else if let Some(err) = &r.model_error {
+        line("model:", err.clone());
+    }
+    if let Some(s) = &r.snap {
+        let channel = if s.channel.is_empty() { "-" } else { s.channel.as_str() };
+        line(
+            "snap:",
+            format!(
+                "{SNAP_NAME} {} revision {}, channel {channel}, {} confinement",
+                s.version, s.revision, s.confinement
+            ),
+        );
+    } else if let Some(err) = &r.snap_error {
+        line("snap:", err.clone());
+    }
+    if r.system.is_some() {
+        line(
+            "connections:",
+            if r.connections.is_empty() { "none".to_string() } else { r.connections.join(", ") },
+        );
+        if r.warnings > 0 {
+            line("warnings:", format!("{} (see snap warnings)", r.warnings));
+        }
+    }
+    match (&r.daemon, &r.daemon_error) {
+        (Some(d), _) => {
+            let via = d["config-via"].as_str().unwrap_or("-");
+            line(
+                "daemon:",
+                format!("running (pid {}, config via {via}, {} reloads)", d["pid"], d["reloads"]),
+            );
+            if let Some(err) = d["last-error"].as_str() {
+                line("", format!("last configuration error: {err}"));
+            }
+        }
+        (None, Some(err)) => line("daemon:", err.clone()),
+        (None, None) => line("daemon:", "unknown".to_string()),
+    }
+    if let Some(rm) = &r.remodel {
+        let change = rm.get("change").map(show).unwrap_or_else(|| "-".to_string());
+        let status = rm.get("status").map(show).unwrap_or_else(|| "unknown".to_string());
+        line("remodel:", format!("change {change} {status}"));
+    }
+    line("config:", format!("(from {})", r.config_from));
+    for v in &r.config {
+        line("", format!("{:<25} {:<12} {}", v.key, show(&v.value), v.source));
+    }
+    if !r.unknown_keys.is_empty() {
+        line("unused keys:", r.unknown_keys.join(", "));
+    }
+    for problem in &r.config_problems {
+        line("problem:", problem.clone());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_headers_from_text() {
+        let m = model_from_text(
+            "type: model\nbrand-id: acme\nmodel: box\ngrade: signed\n\nbody\nmodel: nope\n",
+        );
+        assert_eq!(
+            (m.brand.as_str(), m.model.as_str(), m.grade.as_str()),
+            ("acme", "box", "signed")
+        );
+        assert_eq!(m.via, "snapctl");
+    }
+
+    #[test]
+    fn renders_unreachable_snapd_with_defaults() {
+        let report = Report {
+            snapd_socket: "/run/snapd.socket".into(),
+            snapd_error: Some("snapd is not reachable at /run/snapd.socket".into()),
+            daemon_error: Some("the daemon is not running (no control socket at /x)".into()),
+            config_from: "defaults".into(),
+            config: vec![ConfigValue {
+                key: "interval".into(),
+                value: json!(60),
+                source: "default".into(),
+            }],
+            ..Report::default()
+        };
+        let text = render(&report);
+        assert_eq!(
+            text,
+            "snapd:       snapd is not reachable at /run/snapd.socket\n\
+             daemon:      the daemon is not running (no control socket at /x)\n\
+             config:      (from defaults)\n\
+             \x20            interval                  60           default\n"
+        );
+    }
+
+    #[test]
+    fn renders_full_report() {
+        let report = Report {
+            system: Some(System {
+                version: "2.65".into(),
+                kind: "core".into(),
+                confinement: "strict".into(),
+                system_mode: "run".into(),
+                os: "ubuntu-core 22".into(),
+            }),
+            model: Some(Model {
+                brand: "brand".into(),
+                model: "pc".into(),
+                grade: "dangerous".into(),
+                serial: None,
+                via: "rest".into(),
+            }),
+            snap: Some(ThisSnap {
+                revision: "x1".into(),
+                channel: String::new(),
+                confinement: "strict".into(),
+                version: "0.1.0".into(),
+            }),
+            connections: vec!["snapd-control → snapd:snapd-control".into()],
+            daemon: Some(json!({"pid": 7, "config-via": "rest", "reloads": 2})),
+            remodel: Some(json!({"change": "42", "status": "Doing"})),
+            config_from: "daemon".into(),
+            unknown_keys: vec!["colour".into()],
+            ..Report::default()
+        };
+        let text = render(&report);
+        for want in [
+            "snapd:       2.65 (core, strict confinement, system mode run; ubuntu-core 22)",
+            "model:       brand/pc (grade dangerous)",
+            "serial:      - (device not registered yet)",
+            "snap:        pocketses 0.1.0 revision x1, channel -, strict confinement",
+            "connections: snapd-control → snapd:snapd-control",
+            "daemon:      running (pid 7, config via rest, 2 reloads)",
+            "remodel:     change 42 Doing",
+            "unused keys: colour",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+    }
 }

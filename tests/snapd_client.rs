@@ -182,3 +182,42 @@ async fn snapctl_get_set_unset_and_exit_codes() {
     assert_eq!(out.exit_code, 1);
     assert!(out.stderr.contains("from outside of a snap"), "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn wait_change_follows_progress_through_a_restart() {
+    let fake = FakeSnapd::start();
+    let client = client(&fake);
+    let doing = |done: u64| {
+        Step::State(json!({"kind": "remodel", "status": "Doing", "ready": false,
+            "tasks": [{"id": "1", "kind": "download-snap", "summary": "Download", "status": "Doing",
+                "progress": {"label": "pc", "done": done, "total": 10}}]}))
+    };
+    let id = fake.add_change(vec![
+        doing(1),
+        doing(5),
+        Step::Gone(Duration::from_millis(300)),
+        Step::State(json!({"kind": "remodel", "status": "Error", "ready": true,
+            "err": "cannot perform the following tasks:\n- Set new model assertion (boom)",
+            "tasks": [{"id": "1", "kind": "set-model", "summary": "Set new model assertion", "status": "Error",
+                "log": ["2024-08-09T12:00:00Z ERROR boom"]}]})),
+    ]);
+    let mut seen = Vec::new();
+    let change = client
+        .wait_change(&id, Duration::from_millis(10), Duration::from_secs(30), |c| {
+            seen.push(c.tasks.first().map(|t| t.progress.done).unwrap_or_default());
+        })
+        .await
+        .unwrap();
+    assert_eq!(change.status, Status::Error);
+    assert!(change.err.as_deref().unwrap().contains("(boom)"));
+    assert_eq!(change.tasks[0].log, vec!["2024-08-09T12:00:00Z ERROR boom"]);
+    assert_eq!(&seen[..2], &[1, 5]);
+    // Transport errors beyond the allowed outage are returned.
+    fake.go_away(Duration::from_secs(30));
+    assert!(support::wait_until(Duration::from_secs(10), || !fake.snapd_socket().exists()));
+    let err = client
+        .wait_change(&id, Duration::from_millis(10), Duration::from_millis(200), |_| {})
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err:?}");
+}

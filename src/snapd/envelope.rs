@@ -1,6 +1,6 @@
 //! snapd's JSON response envelope: `sync`, `async` (a change id) or `error` (`snapd:daemon/response.go`).
 //!
-//! [pure] Bytes and a status code in, a typed [`Envelope`] or [`Error`] out.
+//! \[pure\] Bytes and a status code in, a typed [`Envelope`] or [`Error`] out.
 //! This module does not know how the bytes travelled.
 
 use serde::Deserialize;

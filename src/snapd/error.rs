@@ -1,6 +1,6 @@
 //! `snapd::Error`: what can go wrong talking to snapd, keeping snapd's own error kind.
 //!
-//! [pure] Callers match on [`Error::kind`] or the helpers (`is_not_found`, `is_retryable`), never on the text.
+//! \[pure\] Callers match on [`Error::kind`] or the helpers (`is_not_found`, `is_retryable`), never on the text.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -95,6 +95,16 @@ impl Error {
         matches!(self, Error::Connect { .. } | Error::Timeout { .. } | Error::Http(_))
     }
 
+    /// The caller may not use this socket or endpoint: AppArmor refusing /run/snapd.socket to a
+    /// strict snap without `snapd-control`, or snapd answering 401/403.
+    pub fn is_permission_denied(&self) -> bool {
+        match self {
+            Error::Connect { source, .. } => source.kind() == std::io::ErrorKind::PermissionDenied,
+            Error::Api { status, .. } => matches!(status, 401 | 403),
+            _ => false,
+        }
+    }
+
     /// The socket could not be reached at all.
     pub fn is_unreachable(&self) -> bool {
         matches!(self, Error::Connect { .. })
@@ -130,6 +140,13 @@ mod tests {
         assert!(err.is_unreachable());
         assert!(err.to_string().starts_with("snapd is not reachable at /run/snapd.socket"));
         assert!(Error::Timeout { after: Duration::from_secs(5) }.is_retryable());
+        let denied = Error::Connect {
+            socket: "/run/snapd.socket".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        assert!(denied.is_permission_denied());
+        assert!(api(Some(kind::LOGIN_REQUIRED), 403).is_permission_denied());
+        assert!(!api(None, 404).is_permission_denied());
         assert_eq!(Error::Timeout { after: Duration::from_secs(5) }.kind(), None);
     }
 }

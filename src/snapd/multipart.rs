@@ -1,6 +1,6 @@
 //! The multipart form of an offline remodel (`POST /v2/model`, snapd ≥ 2.61.2).
 //!
-//! [pure] Parts as snapd's `remodelForm` expects them: exactly one `new-model`,
+//! \[pure\] Parts as snapd's `remodelForm` expects them: exactly one `new-model`,
 //! zero or more `assertion` parts, zero or more `snap` file parts.
 
 /// A snap file sent with an offline remodel.

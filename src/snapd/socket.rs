@@ -1,6 +1,6 @@
 //! HTTP/1.1 over a unix socket: the only place that knows hyper and hyperlocal.
 //!
-//! [io] [`UnixTransport`] sends one [`Request`] and reads the whole [`Response`].
+//! \[io\] [`UnixTransport`] sends one [`Request`] and reads the whole [`Response`].
 //! It does not decode envelopes, apply timeouts or retry: [`super::Client`] does.
 
 use std::future::Future;
@@ -39,7 +39,7 @@ impl UnixTransport {
     }
 
     async fn send(&self, req: Request) -> Result<Response, Error> {
-        let uri: hyper::Uri = hyperlocal::Uri::new(&self.socket, &req.path).into();
+        let uri = unix_uri(&self.socket, &req.path)?;
         let method = match req.method {
             Method::Get => hyper::Method::GET,
             Method::Put => hyper::Method::PUT,
@@ -96,6 +96,20 @@ impl UnixTransport {
     }
 }
 
+/// The `unix://<hex path>:0/<path>` URI hyperlocal's connector understands, built without
+/// `hyperlocal::Uri::new`, which panics on a malformed path.
+fn unix_uri(socket: &Path, path: &str) -> Result<hyper::Uri, Error> {
+    use std::fmt::Write as _;
+    use std::os::unix::ffi::OsStrExt as _;
+    let mut host = String::with_capacity(socket.as_os_str().len() * 2);
+    for byte in socket.as_os_str().as_bytes() {
+        let _ = write!(host, "{byte:02x}");
+    }
+    format!("unix://{host}:0{path}")
+        .parse()
+        .map_err(|err| Error::Http(format!("invalid request path {path:?}: {err}")))
+}
+
 impl Transport for UnixTransport {
     fn round_trip(
         &self,
@@ -112,6 +126,15 @@ impl Transport for UnixTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uri_matches_hyperlocal_and_refuses_bad_paths() {
+        let ours = unix_uri(Path::new("/run/snapd.socket"), "/v2/changes?select=all").unwrap();
+        let theirs: hyper::Uri =
+            hyperlocal::Uri::new("/run/snapd.socket", "/v2/changes?select=all").into();
+        assert_eq!(ours, theirs);
+        assert!(matches!(unix_uri(Path::new("/s"), "/v2/a b"), Err(Error::Http(_))));
+    }
 
     #[tokio::test]
     async fn missing_socket_is_a_connect_error() {

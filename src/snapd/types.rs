@@ -1,6 +1,6 @@
 //! Typed results of snapd's endpoints, field names as snapd spells them (`snapd:client/*.go`).
 //!
-//! [pure] Every struct tolerates fields snapd adds later (unknown fields are ignored) and
+//! \[pure\] Every struct tolerates fields snapd adds later (unknown fields are ignored) and
 //! missing optional ones (`#[serde(default)]`), so a newer or older snapd still decodes.
 
 use std::collections::BTreeMap;

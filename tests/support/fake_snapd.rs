@@ -335,9 +335,12 @@ async fn serve(
     let mut snapd = Some(UnixListener::bind(&paths.0).expect("bind snapd.socket"));
     let mut snap = Some(UnixListener::bind(&paths.1).expect("bind snapd-snap.socket"));
     let _ = ready.send(());
+    // Going away also cuts open connections, as a restarting snapd does.
+    let (cut, _) = tokio::sync::broadcast::channel::<()>(1);
     loop {
         let down = state.lock().expect("state").down_until;
         if let Some(until) = down {
+            let _ = cut.send(());
             drop(snapd.take());
             drop(snap.take());
             let _ = std::fs::remove_file(&paths.0);
@@ -363,15 +366,20 @@ async fn serve(
             _ = &mut stop => break,
             // Wake up now and then to notice a go_away() from the test thread.
             () = tokio::time::sleep(Duration::from_millis(20)) => {}
-            res = l1.accept() => if let Ok((stream, _)) = res { spawn_conn(stream, "snapd", state.clone()) },
-            res = l2.accept() => if let Ok((stream, _)) = res { spawn_conn(stream, "snapctl", state.clone()) },
+            res = l1.accept() => if let Ok((stream, _)) = res { spawn_conn(stream, "snapd", state.clone(), cut.subscribe()) },
+            res = l2.accept() => if let Ok((stream, _)) = res { spawn_conn(stream, "snapctl", state.clone(), cut.subscribe()) },
         }
     }
     let _ = std::fs::remove_file(&paths.0);
     let _ = std::fs::remove_file(&paths.1);
 }
 
-fn spawn_conn(stream: tokio::net::UnixStream, socket: &'static str, state: Arc<Mutex<State>>) {
+fn spawn_conn(
+    stream: tokio::net::UnixStream,
+    socket: &'static str,
+    state: Arc<Mutex<State>>,
+    mut cut: tokio::sync::broadcast::Receiver<()>,
+) {
     tokio::spawn(async move {
         let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let state = state.clone();
@@ -396,9 +404,12 @@ fn spawn_conn(stream: tokio::net::UnixStream, socket: &'static str, state: Arc<M
                 }
             }
         });
-        let _ = hyper::server::conn::http1::Builder::new()
-            .serve_connection(TokioIo::new(stream), service)
-            .await;
+        let conn = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service);
+        tokio::select! {
+            _ = conn => {}
+            _ = cut.recv() => {}
+        }
     });
 }
 
@@ -495,6 +506,10 @@ fn decode(text: &str) -> String {
 fn handle(state: &Arc<Mutex<State>>, rec: Recorded) -> Option<Reply> {
     let mut guard = state.lock().expect("state");
     let st = &mut *guard;
+    // Between a restart starting and the listeners going away, connections still get in: drop them.
+    if st.down_until.is_some_and(|until| until > Instant::now()) {
+        return None;
+    }
     st.requests.push(rec.clone());
     let (path, params) = query(&rec.path);
     if let Some((_, _, e)) =
@@ -518,7 +533,7 @@ fn handle(state: &Arc<Mutex<State>>, rec: Recorded) -> Option<Reply> {
             None => error(&ErrorReply {
                 status: 404,
                 kind: Some("snap-not-found".into()),
-                message: format!("snap \"{name}\" not found"),
+                message: "snap not installed".to_string(),
                 value: Some(json!(name)),
             }),
         },
@@ -552,11 +567,12 @@ fn handle(state: &Arc<Mutex<State>>, rec: Recorded) -> Option<Reply> {
         }
         ("PUT", ["v2", "snaps", name, "conf"]) => {
             if !st.snaps.iter().any(|s| s["name"] == *name) {
-                return Some(err(
-                    404,
-                    Some("snap-not-found"),
-                    &format!("snap \"{name}\" not found"),
-                ));
+                return Some(error(&ErrorReply {
+                    status: 404,
+                    kind: Some("snap-not-found".into()),
+                    message: format!("snap \"{name}\" is not installed"),
+                    value: Some(json!(name)),
+                }));
             }
             let Ok(Value::Object(patch)) = serde_json::from_slice::<Value>(&rec.body) else {
                 return Some(err(400, None, "cannot decode request body into patch values"));
