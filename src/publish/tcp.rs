@@ -93,8 +93,8 @@ pub(crate) async fn accept_loop<F>(
             Err(err) if is_fd_exhaustion(&err) => {
                 hub.counters().refused.fetch_add(1, Ordering::Relaxed);
                 fds.started(&err);
+                // Counted once above: the refused connection is the one that hit the limit.
                 if fds.refuse_one(listener).await {
-                    hub.counters().refused.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 let pause = fds.backoff();
