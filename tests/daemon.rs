@@ -1,6 +1,8 @@
 //! The real daemon's TCP line stream: first line at once, identical lines for all, no echo,
 //! clean SIGTERM, and `pocketses subscribe`.
 
+#![allow(clippy::unwrap_used)] // Helpers outside #[test] functions: a failed unwrap is a failed test.
+
 mod daemon_util;
 
 use std::collections::HashMap;

@@ -1,5 +1,7 @@
 //! The real daemon's HTTP endpoint: /v1/metrics, the SSE stream, /metrics, 404 and 405.
 
+#![allow(clippy::unwrap_used)] // Helpers outside #[test] functions: a failed unwrap is a failed test.
+
 mod daemon_util;
 
 use std::io::{BufRead, BufReader, Write};

@@ -96,7 +96,7 @@ pub fn sse_frame(name: &str, id: Option<u64>, data: &[u8]) -> Bytes {
 /// Formatted by hand for now; once the metrics encoder offers a way to append families,
 /// this becomes a list of families handed to it.
 pub fn daemon_families(counters: &Counters) -> String {
-    let families: [(&str, &str, &str, u64); 5] = [
+    let families: [(&str, &str, &str, u64); 6] = [
         (
             "pocketses_subscribers",
             "Subscribers connected now (TCP line stream and SSE).",
@@ -114,6 +114,12 @@ pub fn daemon_families(counters: &Counters) -> String {
             "Messages a lagging subscriber never received (oldest dropped first).",
             "counter",
             counters.dropped.load(Ordering::Relaxed),
+        ),
+        (
+            "pocketses_subscribers_blocked",
+            "Subscribers whose socket is full now: a message waits for them to read.",
+            "gauge",
+            counters.blocked.load(Ordering::Relaxed) as u64,
         ),
         (
             "pocketses_connections_refused_total",
@@ -394,6 +400,6 @@ mod tests {
             "# TYPE pocketses_messages_dropped_total counter\npocketses_messages_dropped_total 3\n"
         ));
         assert_eq!(text.matches("# HELP ").count(), text.matches("# TYPE ").count());
-        assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 5);
+        assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 6);
     }
 }

@@ -135,8 +135,10 @@ pub struct Counters {
     pub subscribers: AtomicUsize,
     /// Snapshots published since start.
     pub published: AtomicU64,
-    /// Messages a lagging subscriber never received (drop-oldest).
+    /// Messages a lagging subscriber never received (drop-oldest), counted when it reads again.
     pub dropped: AtomicU64,
+    /// Subscribers whose socket is full right now (a write waiting for them to read).
+    pub blocked: AtomicUsize,
     /// Connections refused: subscriber limit reached or no file descriptor left.
     pub refused: AtomicU64,
     /// Subscribers disconnected for sending too much input.

@@ -250,12 +250,26 @@ fn discard_input(stream: &TcpStream, guard: &mut FloodGuard) -> Input {
 }
 
 /// Writes one whole line; on shutdown, a write under way gets [`SHUTDOWN_GRACE`] to finish.
+///
+/// A write the socket cannot take at once counts the subscriber in [`super::Counters::blocked`]
+/// until it completes: that is how a stuck subscriber shows, since it only learns what it
+/// lost (and counts it in `dropped`) once it reads again.
 async fn write_line(
     stream: &mut TcpStream,
     line: &[u8],
+    hub: &Hub,
     shutdown: &CancellationToken,
 ) -> io::Result<()> {
-    let write = stream.write_all(line);
+    let written = match stream.try_write(line) {
+        Ok(n) => n,
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(err) => return Err(err),
+    };
+    if written == line.len() {
+        return Ok(());
+    }
+    let _blocked = Blocked::new(&hub.counters().blocked);
+    let write = stream.write_all(&line[written..]);
     tokio::pin!(write);
     tokio::select! {
         res = &mut write => res,
@@ -263,6 +277,22 @@ async fn write_line(
             Ok(res) => res,
             Err(_) => Err(io::ErrorKind::TimedOut.into()),
         },
+    }
+}
+
+/// Counts a subscriber as blocked while alive.
+struct Blocked<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Blocked<'a> {
+    fn new(gauge: &'a std::sync::atomic::AtomicUsize) -> Blocked<'a> {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Blocked(gauge)
+    }
+}
+
+impl Drop for Blocked<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -274,7 +304,7 @@ async fn subscriber(mut stream: TcpStream, hub: Hub, _slot: Slot, shutdown: Canc
     let mut last_seq = 0;
     if let Some(first) = latest {
         last_seq = first.seq;
-        if write_line(&mut stream, &first.line, &shutdown).await.is_err() {
+        if write_line(&mut stream, &first.line, &hub, &shutdown).await.is_err() {
             return;
         }
     }
@@ -285,7 +315,7 @@ async fn subscriber(mut stream: TcpStream, hub: Hub, _slot: Slot, shutdown: Canc
             res = rx.recv() => match res {
                 Ok(event) => {
                     if let Next::Send(line) = next_line(&event, &mut last_seq) {
-                        if write_line(&mut stream, &line, &shutdown).await.is_err() {
+                        if write_line(&mut stream, &line, &hub, &shutdown).await.is_err() {
                             return;
                         }
                     }
@@ -316,7 +346,7 @@ async fn subscriber(mut stream: TcpStream, hub: Hub, _slot: Slot, shutdown: Canc
         match rx.try_recv() {
             Ok(event) => {
                 if let Next::Send(line) = next_line(&event, &mut last_seq) {
-                    if write_line(&mut stream, &line, &shutdown).await.is_err() {
+                    if write_line(&mut stream, &line, &hub, &shutdown).await.is_err() {
                         return;
                     }
                 }

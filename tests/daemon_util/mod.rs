@@ -2,6 +2,7 @@
 //! subscribe, speak raw HTTP, and poll for conditions with bounded deadlines (never sleep for readiness).
 
 #![allow(dead_code)] // Each test file uses a different part of this module.
+#![allow(clippy::unwrap_used)] // Test helpers: a failed unwrap is a failed test.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
