@@ -213,7 +213,10 @@ pub async fn run_with(
         options,
     };
     // Bind before anything else, so that a taken port fails the start with a clear error.
-    listeners.apply(&initial, true).await?;
+    if let Err(err) = listeners.apply(&initial, true).await {
+        listeners.stop_all().await;
+        return Err(err);
+    }
     tracker.spawn(collect_loop(hub.clone(), config.clone(), shutdown.clone()));
     tracker.spawn(async move {
         listeners.follow(config).await;
@@ -230,7 +233,7 @@ pub async fn run_with(
 /// Collects on the interval and publishes; collection and encoding run on a blocking thread.
 async fn collect_loop(hub: Hub, mut config: watch::Receiver<Config>, shutdown: CancellationToken) {
     let mut current = config.borrow_and_update().clone();
-    let mut collector = Some(Collector::new());
+    let collector = Arc::new(std::sync::Mutex::new(Collector::new()));
     let mut seq = 0;
     let mut last_start = Instant::now();
     let mut next = last_start;
@@ -241,22 +244,19 @@ async fn collect_loop(hub: Hub, mut config: watch::Receiver<Config>, shutdown: C
             _ = tokio::time::sleep_until(next) => {
                 last_start = Instant::now();
                 seq += 1;
-                let mut taken = collector.take().unwrap_or_default();
                 let format = current.publish.format;
+                let collector = Arc::clone(&collector);
                 let job = tokio::task::spawn_blocking(move || {
-                    let published = Published::new(seq, taken.collect(), format);
-                    (taken, published)
+                    // A collection that panicked leaves the collector as it was; carry on with it.
+                    let mut collector = collector.lock().unwrap_or_else(|p| p.into_inner());
+                    Published::new(seq, collector.collect(), format)
                 });
                 let res = tokio::select! {
                     _ = shutdown.cancelled() => return,
                     res = job => res,
                 };
                 match res {
-                    Ok((taken, published)) => {
-                        collector = Some(taken);
-                        hub.publish(published);
-                    }
-                    // The collector is rebuilt on the next tick; rates restart from there.
+                    Ok(published) => hub.publish(published),
                     Err(err) => error!(error = %err, "internal error: collection failed"),
                 }
                 next = due(last_start, current.interval, Instant::now());
@@ -389,17 +389,23 @@ impl Listeners {
                                 *self.slot(kind) = running;
                             }
                         }
-                        return Err(err).with_context(|| format!("cannot listen on {want}"));
+                        return Err(cannot_listen(want, &err));
                     }
                 }
             }
-            Err(err) => return Err(err).with_context(|| format!("cannot listen on {want}")),
+            Err(err) => return Err(cannot_listen(want, &err)),
         };
         let running = self.start(kind, want, listener);
         if let Some(old) = std::mem::replace(self.slot(kind), running) {
             stop(old).await;
         }
         Ok(())
+    }
+
+    async fn stop_all(&mut self) {
+        for running in [self.tcp.take(), self.http.take()].into_iter().flatten() {
+            stop(running).await;
+        }
     }
 
     fn slot(&mut self, kind: Kind) -> &mut Option<Running> {
@@ -449,6 +455,10 @@ impl Listeners {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+fn cannot_listen(addr: SocketAddr, err: &std::io::Error) -> anyhow::Error {
+    anyhow::anyhow!("cannot listen on {addr}: {}", publish::subscribe::describe(err))
 }
 
 /// Stops an accept loop and waits until its listener is closed; its connections stay.

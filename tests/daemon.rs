@@ -159,3 +159,18 @@ fn max_subscribers_refuses_the_extra_ones() {
         Read1::Closed => None,
     });
 }
+
+#[test]
+fn a_taken_port_fails_the_start_with_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = Command::new(env!("CARGO_BIN_EXE_pocketses"))
+        .args(["daemon", "--bind", "127.0.0.1", "--http-port", "0", "--port", &port.to_string()])
+        .env("POCKETSES_SNAPD_SOCKET", "/nonexistent")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let want = format!("error: cannot listen on 127.0.0.1:{port}: address already in use");
+    assert!(stderr.lines().any(|l| l == want), "{stderr}");
+}

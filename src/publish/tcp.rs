@@ -448,4 +448,18 @@ mod tests {
         line.clear();
         assert_eq!(b.read_line(&mut line).await.unwrap(), 0, "closed after shutdown");
     }
+
+    #[tokio::test]
+    async fn a_subscriber_task_stays_small() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let hub = Hub::new(1);
+        let slot = hub.try_slot().unwrap();
+        let task = subscriber(server, hub.clone(), slot, CancellationToken::new());
+        let size = std::mem::size_of_val(&task);
+        // Part of the per-subscriber memory budget (2 KB with the socket and the task header).
+        assert!(size <= 1024, "{size}");
+        drop(client);
+    }
 }

@@ -130,7 +130,11 @@ impl Daemon {
 
     /// The value of a sample without labels in `/metrics`.
     pub fn metric(&self, name: &str) -> f64 {
-        let res = self.get("/metrics");
+        // 503 until the first collection is done.
+        let res = poll("a first snapshot on /metrics", || {
+            Some(self.get("/metrics")).filter(|res| res.status != 503)
+        });
+        assert_eq!(res.status, 200, "{}", res.body);
         res.body
             .lines()
             .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
