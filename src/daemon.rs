@@ -77,7 +77,7 @@ pub struct DaemonArgs {
     pub ready_file: Option<PathBuf>,
 }
 
-/// Overlays the flags given on `config`. [pure]
+/// Overlays the flags given on `config`. \[pure\]
 pub fn overlay_flags(mut config: Config, args: &DaemonArgs) -> Config {
     if let Some(port) = args.port {
         config.port = port;
@@ -283,7 +283,7 @@ async fn collect_loop(hub: Hub, mut config: watch::Receiver<Config>, shutdown: C
     }
 }
 
-/// When the next collection is due: `interval` after the last start, but never in the past. [pure]
+/// When the next collection is due: `interval` after the last start, but never in the past. \[pure\]
 pub fn due(last_start: Instant, interval: u32, now: Instant) -> Instant {
     (last_start + Duration::from_secs(u64::from(interval.max(1)))).max(now)
 }

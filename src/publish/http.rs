@@ -1,4 +1,4 @@
-//! The HTTP endpoint: latest snapshot as JSON, a Server-Sent Events stream, and Prometheus text. [io]
+//! The HTTP endpoint: latest snapshot as JSON, a Server-Sent Events stream, and Prometheus text. \[io\]
 //!
 //! | request | answer |
 //! |---|---|
@@ -43,7 +43,7 @@ pub const MAX_CONNECTIONS: usize = 512;
 /// A client must send its request headers within this time.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What a request asks for. [pure]
+/// What a request asks for. \[pure\]
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route {
     /// `GET /v1/metrics`.
@@ -58,7 +58,7 @@ pub enum Route {
     MethodNotAllowed,
 }
 
-/// Maps a method and a path (without query) to a [`Route`]. [pure]
+/// Maps a method and a path (without query) to a [`Route`]. \[pure\]
 pub fn route(method: &Method, path: &str) -> Route {
     let found = match path {
         "/v1/metrics" => Route::Json,
@@ -73,7 +73,7 @@ pub fn route(method: &Method, path: &str) -> Route {
     }
 }
 
-/// One SSE event: `event:` name, optional `id:`, then one `data:` line per line of `data`. [pure]
+/// One SSE event: `event:` name, optional `id:`, then one `data:` line per line of `data`. \[pure\]
 pub fn sse_frame(name: &str, id: Option<u64>, data: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(data.len() + 48);
     out.extend_from_slice(b"event: ");
@@ -91,7 +91,7 @@ pub fn sse_frame(name: &str, id: Option<u64>, data: &[u8]) -> Bytes {
     Bytes::from(out)
 }
 
-/// The daemon's own Prometheus families. [pure]
+/// The daemon's own Prometheus families. \[pure\]
 ///
 /// Formatted by hand for now; once the metrics encoder offers a way to append families,
 /// this becomes a list of families handed to it.
@@ -240,7 +240,7 @@ fn ok(content_type: &'static str, body: ResponseBody) -> Response<ResponseBody> 
     res
 }
 
-/// The JSON error body `{"error":"…"}`. [pure]
+/// The JSON error body `{"error":"…"}`. \[pure\]
 pub fn error_body(message: &str) -> String {
     serde_json::json!({ "error": message }).to_string()
 }

@@ -50,7 +50,7 @@ pub struct Published {
 }
 
 impl Published {
-    /// Encodes `snapshot` once for every publisher. [pure]
+    /// Encodes `snapshot` once for every publisher. \[pure\]
     pub fn new(seq: u64, snapshot: Snapshot, format: Format) -> Published {
         let json = encode::json::encode(&snapshot);
         let line = line_for(&snapshot, &json, format);
@@ -250,7 +250,7 @@ impl Drop for Slot {
     }
 }
 
-/// What a subscriber should do with one item taken from the broadcast ring. [pure]
+/// What a subscriber should do with one item taken from the broadcast ring. \[pure\]
 #[derive(Debug, PartialEq)]
 pub enum Next {
     /// Write these bytes.

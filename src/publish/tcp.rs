@@ -1,4 +1,4 @@
-//! The TCP line stream: one JSON object per line to every subscriber. [io]
+//! The TCP line stream: one JSON object per line to every subscriber. \[io\]
 //!
 //! A subscriber gets the latest message as soon as it connects, then one per snapshot.
 //! Subscribers are read-only: their input is read and thrown away, never forwarded;
@@ -197,7 +197,7 @@ fn open_spare() -> Option<File> {
     File::open("/dev/null").ok()
 }
 
-/// Counts a subscriber's input over fixed windows. [pure]
+/// Counts a subscriber's input over fixed windows. \[pure\]
 #[derive(Debug, Default)]
 pub struct FloodGuard {
     window_start: Option<Instant>,
