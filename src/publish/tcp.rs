@@ -309,9 +309,12 @@ async fn subscriber(mut stream: TcpStream, hub: Hub, _slot: Slot, shutdown: Canc
         }
     }
     let mut flood = FloodGuard::default();
+    // Registered once, not on every message: thousands of subscribers share this token.
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = &mut cancelled => break,
             res = rx.recv() => match res {
                 Ok(event) => {
                     if let Next::Send(line) = next_line(&event, &mut last_seq) {
