@@ -152,3 +152,16 @@ fn sse_first_event_comes_at_once_and_counts_as_a_subscriber() {
         (daemon.metric("pocketses_subscribers") == 1.0).then_some(())
     });
 }
+
+#[test]
+fn sse_stream_ends_cleanly_on_sigterm() {
+    let mut daemon = Daemon::start(&["--interval", "3600"]);
+    let (mut reader, _) = open_sse(&daemon);
+    read_event(&mut reader);
+    let status = daemon.terminate();
+    assert!(status.success(), "exit status {status}: {}", daemon.stderr());
+    // The chunked body is terminated properly, then the connection closes.
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut rest).expect("read to the end");
+    assert!(rest.ends_with("0\r\n\r\n"), "{rest:?}");
+}
