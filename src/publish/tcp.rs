@@ -33,6 +33,12 @@ pub const LISTEN_BACKLOG: u32 = 1024;
 pub const FLOOD_LIMIT: usize = 64 * 1024;
 /// The window of [`FLOOD_LIMIT`].
 pub const FLOOD_WINDOW: Duration = Duration::from_secs(10);
+/// Send buffer of a subscriber's socket (the kernel doubles it).
+///
+/// Fixed rather than autotuned: on loopback the kernel would grow it to megabytes, which a stuck
+/// subscriber pins for as long as it stays. A few lines per subscriber is all a stream needs;
+/// a longer line is written in parts and still arrives whole.
+pub const SEND_BUFFER: usize = 32 * 1024;
 /// At shutdown, how long a subscriber gets to take the message already queued for it.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -296,10 +302,27 @@ impl Drop for Blocked<'_> {
     }
 }
 
+/// Sets SO_SNDBUF; failing leaves the kernel's default, which works too.
+fn set_send_buffer(stream: &TcpStream, bytes: usize) {
+    use std::os::fd::AsRawFd;
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: the descriptor is open for the lifetime of `stream`; setsockopt only reads `value`.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            std::ptr::addr_of!(value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 /// One subscriber, from the first line to the close.
 async fn subscriber(mut stream: TcpStream, hub: Hub, _slot: Slot, shutdown: CancellationToken) {
     // Lines are written whole, so Nagle would only delay the next message behind an unacked one.
     let _ = stream.set_nodelay(true);
+    set_send_buffer(&stream, SEND_BUFFER);
     let (mut rx, latest) = hub.subscribe();
     let mut last_seq = 0;
     if let Some(first) = latest {
@@ -464,5 +487,71 @@ mod tests {
         // Part of the per-subscriber memory budget (2 KB with the socket and the task header).
         assert!(size <= 1024, "{size}");
         drop(client);
+    }
+
+    /// Polls `cond` every few milliseconds, failing after 30 s.
+    async fn eventually(what: &str, cond: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !cond() {
+            assert!(tokio::time::Instant::now() < deadline, "gave up waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stuck_subscriber_blocks_alone() {
+        use crate::config::Format;
+        use crate::metrics::Snapshot;
+        use crate::publish::{Published, QUEUE_CAPACITY};
+        use tokio::io::{AsyncBufReadExt, BufReader};
+
+        let hub = Hub::new(10);
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        tokio::spawn(serve(
+            listener,
+            hub.clone(),
+            shutdown.clone(),
+            shutdown.clone(),
+            tracker.clone(),
+        ));
+        // Never reads, with the smallest receive buffer the kernel allows.
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(1024).unwrap();
+        let stuck = socket.connect(addr).await.unwrap();
+        let mut healthy = BufReader::new(TcpStream::connect(addr).await.unwrap());
+        let counters = hub.counters();
+        eventually("two subscribers", || counters.subscribers.load(Ordering::Relaxed) == 2).await;
+
+        // A message far larger than any socket buffer: the stuck subscriber's write cannot finish.
+        let snap = |h: String| Snapshot { hostname: h, ..Snapshot::default() };
+        hub.publish(Published::new(1, snap("x".repeat(1 << 20)), Format::V1));
+        let mut line = String::new();
+        healthy.read_line(&mut line).await.unwrap();
+        assert!(line.len() > 1 << 20);
+        eventually("a blocked subscriber", || counters.blocked.load(Ordering::Relaxed) == 1).await;
+
+        // More messages than the stuck one's queue holds: the healthy one gets each of them, in order.
+        for seq in 2..=(QUEUE_CAPACITY as u64 + 3) {
+            hub.publish(Published::new(seq, snap(format!("n{seq}")), Format::V1));
+            line.clear();
+            healthy.read_line(&mut line).await.unwrap();
+            assert!(line.contains(&format!("n{seq}")), "{seq}: {line}");
+        }
+        assert_eq!(counters.blocked.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.subscribers.load(Ordering::Relaxed), 2);
+
+        // Once it goes away, its task ends and frees its slot.
+        drop(stuck);
+        eventually("the stuck subscriber gone", || {
+            counters.subscribers.load(Ordering::Relaxed) == 1
+                && counters.blocked.load(Ordering::Relaxed) == 0
+        })
+        .await;
+        shutdown.cancel();
+        tracker.close();
+        tracker.wait().await;
     }
 }
