@@ -306,6 +306,7 @@ impl Drop for Blocked<'_> {
 fn set_send_buffer(stream: &TcpStream, bytes: usize) {
     use std::os::fd::AsRawFd;
     let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    let len = libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).unwrap_or(4);
     // SAFETY: the descriptor is open for the lifetime of `stream`; setsockopt only reads `value`.
     unsafe {
         libc::setsockopt(
@@ -313,7 +314,7 @@ fn set_send_buffer(stream: &TcpStream, bytes: usize) {
             libc::SOL_SOCKET,
             libc::SO_SNDBUF,
             std::ptr::addr_of!(value).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            len,
         );
     }
 }
