@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use pocketses::config::Config;
+use pocketses::config::{Config, Format};
 use pocketses::daemon::{run_with, Listening, RunOptions};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
@@ -60,6 +60,25 @@ async fn configuration_changes_apply_live() {
     config.interval = 1;
     config_tx.send(config.clone()).unwrap();
     assert!(old.next().await.is_some());
+
+    // Legacy format: the following lines, and the first line of a newcomer, take the original's shape.
+    let is_legacy = |line: &str| {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        value.get("schema").is_none() && value.get("cpu").is_some()
+    };
+    assert!(!is_legacy(&old.next().await.unwrap()));
+    config.publish.format = Format::Legacy;
+    config_tx.send(config.clone()).unwrap();
+    let mut n_lines = 0;
+    while !is_legacy(&old.next().await.unwrap()) {
+        n_lines += 1;
+        assert!(n_lines < 10, "the stream never switched to legacy");
+    }
+    let mut newcomer = Sub::connect(old_addr).await;
+    assert!(is_legacy(&newcomer.next().await.unwrap()), "a newcomer's first line is not legacy");
+    drop(newcomer);
+    config.publish.format = Format::V1;
+    config_tx.send(config.clone()).unwrap();
 
     // Another address: the listener moves, the connected subscriber stays.
     config.bind = IpAddr::from([127, 0, 0, 2]);

@@ -1,5 +1,4 @@
-//! The real daemon under stress: a flooding subscriber, no file descriptors left.
-//! (A stuck subscriber is tested in `publish::tcp`, over real sockets, with messages larger than any socket buffer.)
+//! The real daemon under stress: a flooding subscriber, a stuck subscriber, no file descriptors left.
 
 #![allow(clippy::unwrap_used)] // Helpers outside #[test] functions: a failed unwrap is a failed test.
 
@@ -8,6 +7,7 @@ mod daemon_util;
 use std::io::Write;
 
 use daemon_util::{is_json_line, poll, Daemon, Read1, DEADLINE};
+use pocketses::publish::QUEUE_CAPACITY;
 
 #[test]
 fn a_flooding_subscriber_is_dropped_and_the_others_stay() {
@@ -38,6 +38,46 @@ fn a_flooding_subscriber_is_dropped_and_the_others_stay() {
         assert!(is_json_line(&line), "{line:?}");
     }
     assert_eq!(daemon.metric("pocketses_subscribers"), 1.0);
+}
+
+#[test]
+fn a_stuck_subscriber_does_not_delay_the_others() {
+    let daemon = Daemon::start(&["--interval", "1"]);
+    // A subscriber that never reads, with the smallest receive buffer the kernel allows.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let stuck = runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(1024).unwrap();
+        socket.connect(daemon.tcp).await.unwrap()
+    });
+    let mut healthy = daemon.subscribe();
+    let mut other = daemon.subscribe();
+    // Read on until the daemon reports a subscriber whose socket is full: only the stuck one can be,
+    // and only once its receive and send buffers are full and its writer waits.
+    let mut n_lines = 0;
+    while daemon.metric("pocketses_subscribers_blocked") == 0.0 {
+        for sub in [&mut healthy, &mut other] {
+            let line = sub.line();
+            assert!(is_json_line(&line), "{line:?}");
+        }
+        n_lines += 1;
+        assert!(n_lines < 600, "the stuck subscriber never blocked");
+    }
+    // While it stays blocked, the others keep getting every snapshot, more than its queue holds.
+    let mut next_of = std::collections::HashMap::new();
+    let mut previous = (healthy.line(), other.line());
+    for _ in 0..=QUEUE_CAPACITY {
+        let now = (healthy.line(), other.line());
+        assert!(is_json_line(&now.0) && is_json_line(&now.1));
+        for (before, after) in [(&previous.0, &now.0), (&previous.1, &now.1)] {
+            let seen = next_of.entry(before.clone()).or_insert_with(|| after.clone());
+            assert_eq!(seen, after, "the two healthy subscribers got different messages");
+        }
+        previous = now;
+    }
+    assert_eq!(daemon.metric("pocketses_subscribers_blocked"), 1.0);
+    assert_eq!(daemon.metric("pocketses_subscribers"), 3.0);
+    drop(stuck);
 }
 
 #[test]
