@@ -174,3 +174,33 @@ fn a_taken_port_fails_the_start_with_a_clear_error() {
     let want = format!("error: cannot listen on 127.0.0.1:{port}: address already in use");
     assert!(stderr.lines().any(|l| l == want), "{stderr}");
 }
+
+#[test]
+fn the_originals_flags_work_without_a_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Kill(
+        Command::new(env!("CARGO_BIN_EXE_pocketses"))
+            .args(["--port", "0", "--interval", "3600", "--bind", "127.0.0.1", "--http-port", "0"])
+            .arg("--ready-file")
+            .arg(&ready)
+            .env("POCKETSES_SNAPD_SOCKET", dir.path().join("none"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let text = daemon_util::poll("the ready file", || {
+        std::fs::read_to_string(&ready).ok().filter(|t| t.ends_with('\n'))
+    });
+    let (tcp, http) = daemon_util::parse_ready(&text);
+    assert_eq!(http, None);
+    let line = daemon_util::Subscriber::connect(tcp.unwrap()).line();
+    assert!(is_json_line(&line));
+}
