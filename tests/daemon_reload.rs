@@ -92,6 +92,27 @@ async fn configuration_changes_apply_live() {
     assert!(old.next().await.is_some(), "the subscriber of the old listener was dropped");
     assert!(TcpStream::connect(old_addr).await.is_err(), "the old listener still accepts");
 
+    // HTTP turned on live: it listens, and serves the latest snapshot.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    config.http = pocketses::config::HttpConfig { port, bind: localhost };
+    config_tx.send(config.clone()).unwrap();
+    let with_http = wait_listening(&mut listening_rx, |l| l.http.is_some()).await;
+    assert_eq!(with_http.http, Some(SocketAddr::new(localhost, port)));
+    let mut http = TcpStream::connect(with_http.http.unwrap()).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut http,
+        b"GET /v1/metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut response = String::new();
+    timeout(DEADLINE, tokio::io::AsyncReadExt::read_to_string(&mut http, &mut response))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"schema\""), "{response}");
+
     // A lower subscriber limit refuses newcomers and keeps the connected ones.
     config.publish.max_subscribers = 2;
     config_tx.send(config.clone()).unwrap();
