@@ -77,7 +77,7 @@ pub struct DaemonArgs {
     pub ready_file: Option<PathBuf>,
 }
 
-/// Overlays the flags given on `config`. [pure]
+/// Overlays the flags given on `config`. \[pure\]
 pub fn overlay_flags(mut config: Config, args: &DaemonArgs) -> Config {
     if let Some(port) = args.port {
         config.port = port;
@@ -260,7 +260,10 @@ pub async fn run_with(
         options,
     };
     // Bind before anything else, so that a taken port fails the start with a clear error.
-    listeners.apply(&initial, true).await?;
+    if let Err(err) = listeners.apply(&initial, true).await {
+        listeners.stop_all().await;
+        return Err(err);
+    }
     tracker.spawn(collect_loop(hub.clone(), config.clone(), shutdown.clone()));
     tracker.spawn(async move {
         listeners.follow(config).await;
@@ -277,7 +280,7 @@ pub async fn run_with(
 /// Collects on the interval and publishes; collection and encoding run on a blocking thread.
 async fn collect_loop(hub: Hub, mut config: watch::Receiver<Config>, shutdown: CancellationToken) {
     let mut current = config.borrow_and_update().clone();
-    let mut collector = Some(Collector::new());
+    let collector = Arc::new(std::sync::Mutex::new(Collector::new()));
     let mut seq = 0;
     let mut last_start = Instant::now();
     let mut next = last_start;
@@ -288,22 +291,19 @@ async fn collect_loop(hub: Hub, mut config: watch::Receiver<Config>, shutdown: C
             _ = tokio::time::sleep_until(next) => {
                 last_start = Instant::now();
                 seq += 1;
-                let mut taken = collector.take().unwrap_or_default();
                 let format = current.publish.format;
+                let collector = Arc::clone(&collector);
                 let job = tokio::task::spawn_blocking(move || {
-                    let published = Published::new(seq, taken.collect(), format);
-                    (taken, published)
+                    // A collection that panicked leaves the collector as it was; carry on with it.
+                    let mut collector = collector.lock().unwrap_or_else(|p| p.into_inner());
+                    Published::new(seq, collector.collect(), format)
                 });
                 let res = tokio::select! {
                     _ = shutdown.cancelled() => return,
                     res = job => res,
                 };
                 match res {
-                    Ok((taken, published)) => {
-                        collector = Some(taken);
-                        hub.publish(published);
-                    }
-                    // The collector is rebuilt on the next tick; rates restart from there.
+                    Ok(published) => hub.publish(published),
                     Err(err) => error!(error = %err, "internal error: collection failed"),
                 }
                 next = due(last_start, current.interval, Instant::now());
@@ -330,7 +330,7 @@ async fn collect_loop(hub: Hub, mut config: watch::Receiver<Config>, shutdown: C
     }
 }
 
-/// When the next collection is due: `interval` after the last start, but never in the past. [pure]
+/// When the next collection is due: `interval` after the last start, but never in the past. \[pure\]
 pub fn due(last_start: Instant, interval: u32, now: Instant) -> Instant {
     (last_start + Duration::from_secs(u64::from(interval.max(1)))).max(now)
 }
@@ -436,17 +436,23 @@ impl Listeners {
                                 *self.slot(kind) = running;
                             }
                         }
-                        return Err(err).with_context(|| format!("cannot listen on {want}"));
+                        return Err(cannot_listen(want, &err));
                     }
                 }
             }
-            Err(err) => return Err(err).with_context(|| format!("cannot listen on {want}")),
+            Err(err) => return Err(cannot_listen(want, &err)),
         };
         let running = self.start(kind, want, listener);
         if let Some(old) = std::mem::replace(self.slot(kind), running) {
             stop(old).await;
         }
         Ok(())
+    }
+
+    async fn stop_all(&mut self) {
+        for running in [self.tcp.take(), self.http.take()].into_iter().flatten() {
+            stop(running).await;
+        }
     }
 
     fn slot(&mut self, kind: Kind) -> &mut Option<Running> {
@@ -496,6 +502,10 @@ impl Listeners {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+fn cannot_listen(addr: SocketAddr, err: &std::io::Error) -> anyhow::Error {
+    anyhow::anyhow!("cannot listen on {addr}: {}", publish::subscribe::describe(err))
 }
 
 /// Stops an accept loop and waits until its listener is closed; its connections stay.

@@ -1,4 +1,4 @@
-//! The HTTP endpoint: latest snapshot as JSON, a Server-Sent Events stream, and Prometheus text. [io]
+//! The HTTP endpoint: latest snapshot as JSON, a Server-Sent Events stream, and Prometheus text. \[io\]
 //!
 //! | request | answer |
 //! |---|---|
@@ -15,7 +15,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -35,15 +35,16 @@ use tracing::debug;
 
 use super::tcp::{accept_loop, SHUTDOWN_GRACE};
 use super::{Counters, Event, Hub, Published, Slot};
+use crate::metrics::encode::prometheus::{self, Family, Kind};
 
 /// The content type of Prometheus text format 0.0.4.
-pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const PROMETHEUS_CONTENT_TYPE: &str = prometheus::CONTENT_TYPE;
 /// Open HTTP connections beyond this number are closed at once (SSE streams also count as subscribers).
 pub const MAX_CONNECTIONS: usize = 512;
 /// A client must send its request headers within this time.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What a request asks for. [pure]
+/// What a request asks for. \[pure\]
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route {
     /// `GET /v1/metrics`.
@@ -58,7 +59,7 @@ pub enum Route {
     MethodNotAllowed,
 }
 
-/// Maps a method and a path (without query) to a [`Route`]. [pure]
+/// Maps a method and a path (without query) to a [`Route`]. \[pure\]
 pub fn route(method: &Method, path: &str) -> Route {
     let found = match path {
         "/v1/metrics" => Route::Json,
@@ -73,7 +74,7 @@ pub fn route(method: &Method, path: &str) -> Route {
     }
 }
 
-/// One SSE event: `event:` name, optional `id:`, then one `data:` line per line of `data`. [pure]
+/// One SSE event: `event:` name, optional `id:`, then one `data:` line per line of `data`. \[pure\]
 pub fn sse_frame(name: &str, id: Option<u64>, data: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(data.len() + 48);
     out.extend_from_slice(b"event: ");
@@ -91,48 +92,56 @@ pub fn sse_frame(name: &str, id: Option<u64>, data: &[u8]) -> Bytes {
     Bytes::from(out)
 }
 
-/// The daemon's own Prometheus families. [pure]
+/// The daemon's own Prometheus families. \[pure\]
 ///
-/// Formatted by hand for now; once the metrics encoder offers a way to append families,
-/// this becomes a list of families handed to it.
-pub fn daemon_families(counters: &Counters) -> String {
-    let families: [(&str, &str, &str, u64); 5] = [
-        (
+/// The snapshot's families (including `process_*` for this process) come from the metrics encoder;
+/// these are the publishers' counters, written with the same encoder after the cached snapshot text.
+pub fn daemon_families(counters: &Counters) -> Vec<Family> {
+    let gauge = |n: &AtomicUsize| n.load(Ordering::Relaxed) as f64;
+    let counter = |n: &AtomicU64| n.load(Ordering::Relaxed) as f64;
+    vec![
+        Family::single(
             "pocketses_subscribers",
             "Subscribers connected now (TCP line stream and SSE).",
-            "gauge",
-            counters.subscribers.load(Ordering::Relaxed) as u64,
+            Kind::Gauge,
+            gauge(&counters.subscribers),
         ),
-        (
+        Family::single(
+            "pocketses_subscribers_blocked",
+            "Subscribers whose socket is full now: a message waits for them to read.",
+            Kind::Gauge,
+            gauge(&counters.blocked),
+        ),
+        Family::single(
             "pocketses_snapshots_published_total",
             "Snapshots published to subscribers since start.",
-            "counter",
-            counters.published.load(Ordering::Relaxed),
+            Kind::Counter,
+            counter(&counters.published),
         ),
-        (
+        Family::single(
             "pocketses_messages_dropped_total",
             "Messages a lagging subscriber never received (oldest dropped first).",
-            "counter",
-            counters.dropped.load(Ordering::Relaxed),
+            Kind::Counter,
+            counter(&counters.dropped),
         ),
-        (
+        Family::single(
             "pocketses_connections_refused_total",
             "Connections refused because of the subscriber limit or no free file descriptor.",
-            "counter",
-            counters.refused.load(Ordering::Relaxed),
+            Kind::Counter,
+            counter(&counters.refused),
         ),
-        (
+        Family::single(
             "pocketses_subscribers_flooded_total",
             "Subscribers disconnected for sending too much input.",
-            "counter",
-            counters.flooded.load(Ordering::Relaxed),
+            Kind::Counter,
+            counter(&counters.flooded),
         ),
-    ];
-    let mut out = String::new();
-    for (name, help, kind, value) in families {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
-    }
-    out
+    ]
+}
+
+/// The daemon's own families as Prometheus text.
+pub fn daemon_text(counters: &Counters) -> String {
+    prometheus::write(&mut daemon_families(counters))
 }
 
 /// Serves HTTP on `listener` until `stop`; connections end at `shutdown`.
@@ -201,7 +210,7 @@ fn respond(
         },
         Route::Prometheus => match hub.latest() {
             Some(latest) => {
-                let own = Bytes::from(daemon_families(hub.counters()));
+                let own = Bytes::from(daemon_text(hub.counters()));
                 ok(PROMETHEUS_CONTENT_TYPE, ResponseBody::full(latest.prometheus(), Some(own)))
             }
             None => error(StatusCode::SERVICE_UNAVAILABLE, "no snapshot collected yet"),
@@ -234,7 +243,7 @@ fn ok(content_type: &'static str, body: ResponseBody) -> Response<ResponseBody> 
     res
 }
 
-/// The JSON error body `{"error":"…"}`. [pure]
+/// The JSON error body `{"error":"…"}`. \[pure\]
 pub fn error_body(message: &str) -> String {
     serde_json::json!({ "error": message }).to_string()
 }
@@ -389,11 +398,27 @@ mod tests {
     fn daemon_families_have_help_and_type() {
         let counters = Counters::default();
         counters.dropped.store(3, Ordering::Relaxed);
-        let text = daemon_families(&counters);
+        let text = daemon_text(&counters);
         assert!(text.contains(
             "# TYPE pocketses_messages_dropped_total counter\npocketses_messages_dropped_total 3\n"
         ));
-        assert_eq!(text.matches("# HELP ").count(), text.matches("# TYPE ").count());
-        assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 5);
+        assert_eq!(text.matches("# HELP ").count(), 6);
+        assert_eq!(text.matches("# TYPE ").count(), 6);
+        assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 6);
+    }
+
+    #[test]
+    fn daemon_families_do_not_clash_with_the_snapshot() {
+        let snapshot = crate::metrics::collect::Collector::new().collect();
+        let names: Vec<String> =
+            prometheus::families(&snapshot).into_iter().map(|f| f.name).collect();
+        for family in daemon_families(&Counters::default()) {
+            assert!(!names.contains(&family.name), "{} is already a snapshot family", family.name);
+        }
+    }
+
+    #[test]
+    fn prometheus_content_type() {
+        assert_eq!(PROMETHEUS_CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8");
     }
 }

@@ -50,7 +50,7 @@ pub struct Published {
 }
 
 impl Published {
-    /// Encodes `snapshot` once for every publisher. [pure]
+    /// Encodes `snapshot` once for every publisher. \[pure\]
     pub fn new(seq: u64, snapshot: Snapshot, format: Format) -> Published {
         let json = encode::json::encode(&snapshot);
         let line = line_for(&snapshot, &json, format);
@@ -135,8 +135,10 @@ pub struct Counters {
     pub subscribers: AtomicUsize,
     /// Snapshots published since start.
     pub published: AtomicU64,
-    /// Messages a lagging subscriber never received (drop-oldest).
+    /// Messages a lagging subscriber never received (drop-oldest), counted when it reads again.
     pub dropped: AtomicU64,
+    /// Subscribers whose socket is full right now (a write waiting for them to read).
+    pub blocked: AtomicUsize,
     /// Connections refused: subscriber limit reached or no file descriptor left.
     pub refused: AtomicU64,
     /// Subscribers disconnected for sending too much input.
@@ -248,7 +250,7 @@ impl Drop for Slot {
     }
 }
 
-/// What a subscriber should do with one item taken from the broadcast ring. [pure]
+/// What a subscriber should do with one item taken from the broadcast ring. \[pure\]
 #[derive(Debug, PartialEq)]
 pub enum Next {
     /// Write these bytes.

@@ -1,4 +1,4 @@
-//! `pocketses subscribe`: print a daemon's line stream, a friendlier telnet. [io]
+//! `pocketses subscribe`: print a daemon's line stream, a friendlier telnet. \[io\]
 //!
 //! Blocking std I/O on purpose: one socket, one reader, no runtime needed.
 //! It never writes to the daemon.
@@ -26,7 +26,7 @@ pub struct SubscribeArgs {
     pub raw: bool,
 }
 
-/// `HOST:PORT` as given, or `HOST` with the default port. [pure]
+/// `HOST:PORT` as given, or `HOST` with the default port. \[pure\]
 pub fn with_default_port(address: &str) -> String {
     let has_port = match address.rfind(']') {
         // [v6]:port
@@ -43,7 +43,7 @@ pub fn with_default_port(address: &str) -> String {
     }
 }
 
-/// An I/O error in snapd's grammar: "connection refused", not "Connection refused (os error 111)". [pure]
+/// An I/O error in snapd's grammar: "connection refused", not "Connection refused (os error 111)". \[pure\]
 pub fn describe(err: &io::Error) -> String {
     let text = err.to_string();
     let text = match text.rfind(" (os error ") {
@@ -57,7 +57,7 @@ pub fn describe(err: &io::Error) -> String {
     }
 }
 
-/// One received line as it should be printed. [pure]
+/// One received line as it should be printed. \[pure\]
 ///
 /// # Errors
 /// With `pretty`, when the line is not JSON.

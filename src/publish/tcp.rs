@@ -1,4 +1,4 @@
-//! The TCP line stream: one JSON object per line to every subscriber. [io]
+//! The TCP line stream: one JSON object per line to every subscriber. \[io\]
 //!
 //! A subscriber gets the latest message as soon as it connects, then one per snapshot.
 //! Subscribers are read-only: their input is read and thrown away, never forwarded;
@@ -33,6 +33,12 @@ pub const LISTEN_BACKLOG: u32 = 1024;
 pub const FLOOD_LIMIT: usize = 64 * 1024;
 /// The window of [`FLOOD_LIMIT`].
 pub const FLOOD_WINDOW: Duration = Duration::from_secs(10);
+/// Send buffer of a subscriber's socket (the kernel doubles it).
+///
+/// Fixed rather than autotuned: on loopback the kernel would grow it to megabytes, which a stuck
+/// subscriber pins for as long as it stays. A few lines per subscriber is all a stream needs;
+/// a longer line is written in parts and still arrives whole.
+pub const SEND_BUFFER: usize = 32 * 1024;
 /// At shutdown, how long a subscriber gets to take the message already queued for it.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -93,8 +99,8 @@ pub(crate) async fn accept_loop<F>(
             Err(err) if is_fd_exhaustion(&err) => {
                 hub.counters().refused.fetch_add(1, Ordering::Relaxed);
                 fds.started(&err);
+                // Counted once above: the refused connection is the one that hit the limit.
                 if fds.refuse_one(listener).await {
-                    hub.counters().refused.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 let pause = fds.backoff();
@@ -197,7 +203,7 @@ fn open_spare() -> Option<File> {
     File::open("/dev/null").ok()
 }
 
-/// Counts a subscriber's input over fixed windows. [pure]
+/// Counts a subscriber's input over fixed windows. \[pure\]
 #[derive(Debug, Default)]
 pub struct FloodGuard {
     window_start: Option<Instant>,
@@ -250,12 +256,26 @@ fn discard_input(stream: &TcpStream, guard: &mut FloodGuard) -> Input {
 }
 
 /// Writes one whole line; on shutdown, a write under way gets [`SHUTDOWN_GRACE`] to finish.
+///
+/// A write the socket cannot take at once counts the subscriber in [`super::Counters::blocked`]
+/// until it completes: that is how a stuck subscriber shows, since it only learns what it
+/// lost (and counts it in `dropped`) once it reads again.
 async fn write_line(
     stream: &mut TcpStream,
     line: &[u8],
+    hub: &Hub,
     shutdown: &CancellationToken,
 ) -> io::Result<()> {
-    let write = stream.write_all(line);
+    let written = match stream.try_write(line) {
+        Ok(n) => n,
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(err) => return Err(err),
+    };
+    if written == line.len() {
+        return Ok(());
+    }
+    let _blocked = Blocked::new(&hub.counters().blocked);
+    let write = stream.write_all(&line[written..]);
     tokio::pin!(write);
     tokio::select! {
         res = &mut write => res,
@@ -266,26 +286,63 @@ async fn write_line(
     }
 }
 
+/// Counts a subscriber as blocked while alive.
+struct Blocked<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Blocked<'a> {
+    fn new(gauge: &'a std::sync::atomic::AtomicUsize) -> Blocked<'a> {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Blocked(gauge)
+    }
+}
+
+impl Drop for Blocked<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Sets SO_SNDBUF; failing leaves the kernel's default, which works too.
+fn set_send_buffer(stream: &TcpStream, bytes: usize) {
+    use std::os::fd::AsRawFd;
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    let len = libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).unwrap_or(4);
+    // SAFETY: the descriptor is open for the lifetime of `stream`; setsockopt only reads `value`.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            std::ptr::addr_of!(value).cast(),
+            len,
+        );
+    }
+}
+
 /// One subscriber, from the first line to the close.
 async fn subscriber(mut stream: TcpStream, hub: Hub, _slot: Slot, shutdown: CancellationToken) {
     // Lines are written whole, so Nagle would only delay the next message behind an unacked one.
     let _ = stream.set_nodelay(true);
+    set_send_buffer(&stream, SEND_BUFFER);
     let (mut rx, latest) = hub.subscribe();
     let mut last_seq = 0;
     if let Some(first) = latest {
         last_seq = first.seq;
-        if write_line(&mut stream, &first.line, &shutdown).await.is_err() {
+        if write_line(&mut stream, &first.line, &hub, &shutdown).await.is_err() {
             return;
         }
     }
     let mut flood = FloodGuard::default();
+    // Registered once, not on every message: thousands of subscribers share this token.
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = &mut cancelled => break,
             res = rx.recv() => match res {
                 Ok(event) => {
                     if let Next::Send(line) = next_line(&event, &mut last_seq) {
-                        if write_line(&mut stream, &line, &shutdown).await.is_err() {
+                        if write_line(&mut stream, &line, &hub, &shutdown).await.is_err() {
                             return;
                         }
                     }
@@ -316,7 +373,7 @@ async fn subscriber(mut stream: TcpStream, hub: Hub, _slot: Slot, shutdown: Canc
         match rx.try_recv() {
             Ok(event) => {
                 if let Next::Send(line) = next_line(&event, &mut last_seq) {
-                    if write_line(&mut stream, &line, &shutdown).await.is_err() {
+                    if write_line(&mut stream, &line, &hub, &shutdown).await.is_err() {
                         return;
                     }
                 }
@@ -417,5 +474,85 @@ mod tests {
         tracker.wait().await;
         line.clear();
         assert_eq!(b.read_line(&mut line).await.unwrap(), 0, "closed after shutdown");
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_task_stays_small() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let hub = Hub::new(1);
+        let slot = hub.try_slot().unwrap();
+        let task = subscriber(server, hub.clone(), slot, CancellationToken::new());
+        let size = std::mem::size_of_val(&task);
+        // Part of the per-subscriber memory budget (2 KB with the socket and the task header).
+        assert!(size <= 1024, "{size}");
+        drop(client);
+    }
+
+    /// Polls `cond` every few milliseconds, failing after 30 s.
+    async fn eventually(what: &str, cond: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !cond() {
+            assert!(tokio::time::Instant::now() < deadline, "gave up waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stuck_subscriber_blocks_alone() {
+        use crate::config::Format;
+        use crate::metrics::Snapshot;
+        use crate::publish::{Published, QUEUE_CAPACITY};
+        use tokio::io::{AsyncBufReadExt, BufReader};
+
+        let hub = Hub::new(10);
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        tokio::spawn(serve(
+            listener,
+            hub.clone(),
+            shutdown.clone(),
+            shutdown.clone(),
+            tracker.clone(),
+        ));
+        // Never reads, with the smallest receive buffer the kernel allows.
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(1024).unwrap();
+        let stuck = socket.connect(addr).await.unwrap();
+        let mut healthy = BufReader::new(TcpStream::connect(addr).await.unwrap());
+        let counters = hub.counters();
+        eventually("two subscribers", || counters.subscribers.load(Ordering::Relaxed) == 2).await;
+
+        // A message far larger than any socket buffer: the stuck subscriber's write cannot finish.
+        let snap = |h: String| Snapshot { hostname: h, ..Snapshot::default() };
+        hub.publish(Published::new(1, snap("x".repeat(1 << 20)), Format::V1));
+        let mut line = String::new();
+        healthy.read_line(&mut line).await.unwrap();
+        assert!(line.len() > 1 << 20);
+        eventually("a blocked subscriber", || counters.blocked.load(Ordering::Relaxed) == 1).await;
+
+        // More messages than the stuck one's queue holds: the healthy one gets each of them, in order.
+        for seq in 2..=(QUEUE_CAPACITY as u64 + 3) {
+            hub.publish(Published::new(seq, snap(format!("n{seq}")), Format::V1));
+            line.clear();
+            healthy.read_line(&mut line).await.unwrap();
+            assert!(line.contains(&format!("n{seq}")), "{seq}: {line}");
+        }
+        assert_eq!(counters.blocked.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.subscribers.load(Ordering::Relaxed), 2);
+
+        // Once it goes away, its task ends and frees its slot.
+        drop(stuck);
+        eventually("the stuck subscriber gone", || {
+            counters.subscribers.load(Ordering::Relaxed) == 1
+                && counters.blocked.load(Ordering::Relaxed) == 0
+        })
+        .await;
+        shutdown.cancel();
+        tracker.close();
+        tracker.wait().await;
     }
 }
