@@ -374,7 +374,8 @@ fn refusals(current: &ModelFacts, target: &ModelFacts, ctx: &Context, kind: Kind
             ));
         }
     }
-    if !ctx.has_serial && !(ctx.offline && kind == Kind::Update) {
+    let serial_exempt = ctx.offline && kind == Kind::Update;
+    if !ctx.has_serial && !serial_exempt {
         out.push(post(
             "cannot remodel without a serial",
             "the device has no serial assertion yet (it has not registered with its brand's serial vault); only an offline remodel to the same brand and model works without one",
