@@ -6,6 +6,8 @@
 //! [`cmd`] is the `pocketses remodel` command that ties them together.
 
 pub mod cmd;
+pub mod drive;
 pub mod plan;
+pub mod view;
 
 pub use plan::{plan, Context, Kind, ModelFacts, Plan, Refusal};
