@@ -75,9 +75,11 @@ impl ModelFacts {
             grade: None,
             snaps: Vec::new(),
         };
+        // A grade is what makes a model UC20+; an extended model without one is "signed".
+        facts.grade = grade;
         match assertion.headers().get("snaps").and_then(Value::as_list) {
             Some(list) => {
-                facts.grade = Some(grade.unwrap_or_else(|| "signed".to_string()));
+                facts.grade.get_or_insert_with(|| "signed".to_string());
                 for entry in list.iter().filter_map(Value::as_map) {
                     let field =
                         |key: &str| entry.get(key).and_then(Value::as_str).map(str::to_string);
