@@ -510,3 +510,66 @@ async fn watch_events_streams_a_change_for_the_daemon() {
     );
     assert_eq!(types.last().map(String::as_str), Some("finished"));
 }
+
+#[tokio::test]
+async fn daemon_task_reattaches_to_the_recorded_change_and_publishes_events() {
+    use pocketses::publish::{Event, Hub};
+    use pocketses::remodel::drive::{self, Record};
+
+    let fake = device();
+    let mut script = happy_script();
+    script.insert(1, Step::Gone(Duration::from_millis(200)));
+    let id = fake.add_change(script);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let record = dir.path().join("remodel.json");
+    // As left by `pocketses remodel` before the device rebooted.
+    drive::save_record(
+        &record,
+        &Record {
+            change: id.clone(),
+            summary: String::new(),
+            target: "pocketses-brand/pocketses-pc rev 2".into(),
+            status: "Doing".into(),
+            ready: false,
+        },
+    )
+    .expect("record");
+    let hub = Hub::new(16);
+    let (mut rx, _) = hub.subscribe();
+    let client = std::sync::Arc::new(pocketses::snapd::Client::new(std::sync::Arc::new(
+        pocketses::snapd::socket::UnixTransport::new(fake.snapd_socket()),
+    )));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(drive::republish(
+        client,
+        record.clone(),
+        hub.clone(),
+        Duration::from_millis(10),
+        shutdown.clone(),
+    ));
+    let mut events: Vec<Value> = Vec::new();
+    let collect = async {
+        while let Ok(event) = rx.recv().await {
+            if let Event::Remodel(bytes) = event {
+                let value: Value = serde_json::from_slice(&bytes).expect("JSON event");
+                let done = value["type"] == "finished";
+                events.push(value);
+                if done {
+                    break;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), collect).await.expect("finished event");
+    shutdown.cancel();
+    task.await.expect("task ends on shutdown");
+    assert!(
+        events.iter().all(|e| e["event"] == "remodel" && e["change"] == id.as_str()),
+        "{events:?}"
+    );
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap_or("")).collect();
+    assert_eq!(types.first(), Some(&"attached"));
+    assert!(types.contains(&"waiting") && types.contains(&"resumed"), "{types:?}");
+    let after = drive::load_record(&record).expect("load").expect("record");
+    assert_eq!((after.status.as_str(), after.ready), ("Done", true));
+}

@@ -228,6 +228,75 @@ pub fn pending_change(path: &Path) -> anyhow::Result<Option<String>> {
     Ok(load_record(path)?.filter(|r| !r.ready).map(|r| r.change))
 }
 
+/// How often the daemon looks for a remodel to follow (a record left by the CLI or before a reboot).
+pub const DAEMON_CHECK: Duration = Duration::from_secs(5);
+
+/// The daemon's remodel task on snapd's socket and the record under the state directory;
+/// `None` outside a snap (no `$SNAP_DATA` nor `POCKETSES_STATE_DIR`).
+pub fn daemon_task(
+    hub: crate::publish::Hub,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+    let record = record_path()?;
+    Some(republish(Arc::new(Client::from_env()), record, hub, DAEMON_CHECK, shutdown))
+}
+
+/// The daemon's remodel task: whenever `record` names a change that is not ready, follow it and
+/// publish every event on the hub (SSE `event: remodel`), updating the record at the end.
+///
+/// It re-attaches after the daemon restarts (a reboot in the middle of a remodel), and picks up a
+/// remodel the CLI starts while the daemon runs. Returns when `shutdown` is cancelled.
+pub async fn republish(
+    client: Arc<Client>,
+    record: PathBuf,
+    hub: crate::publish::Hub,
+    check_every: Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let pending = match pending_change(&record) {
+            Ok(pending) => pending,
+            Err(err) => {
+                tracing::warn!("cannot read the remodel record: {err:#}");
+                None
+            }
+        };
+        if let Some(change_id) = pending {
+            tracing::info!(change = %change_id, "following remodel");
+            let mut emit = |event: &RemodelEvent, _: &Change| {
+                let line = event.to_json().to_string();
+                hub.send(crate::publish::Event::Remodel(hyper::body::Bytes::from(line)));
+            };
+            let res = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                res = follow(&client, &change_id, DEFAULT_POLL, &mut emit) => res,
+            };
+            match res {
+                Ok(change) => {
+                    if let Err(err) = update_record(&record, &change) {
+                        tracing::warn!("cannot update the remodel record: {err:#}");
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(change = %change_id, "cannot follow remodel: {err}");
+                    // A change snapd forgot (pruned, 404) will never be ready: stop asking.
+                    if err.is_not_found() {
+                        if let Ok(Some(mut gone)) = load_record(&record) {
+                            gone.status = "unknown to snapd".to_string();
+                            gone.ready = true;
+                            let _ = save_record(&record, &gone);
+                        }
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(check_every) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
