@@ -1,4 +1,4 @@
-//! snapd's rules for replacing one gadget layout with another in a remodel. [pure]
+//! snapd's rules for replacing one gadget layout with another in a remodel. \[pure\]
 //!
 //! Mirrors `gadget.IsCompatible` → `isLayoutCompatible` → `canUpdateStructure` in snapd. snapd stops
 //! at the first problem; [`check_compatible`] reports every structure that fails (each with the

@@ -1,4 +1,4 @@
-//! Gadget layouts (`gadget.yaml`) and snapd's rules for compatible layout changes. [pure]
+//! Gadget layouts (`gadget.yaml`) and snapd's rules for compatible layout changes. \[pure\]
 //!
 //! [`parse`] turns the text of a `meta/gadget.yaml` into snapd's model of it: volumes with a
 //! schema (default `gpt`), a bootloader and ordered structures whose `min-size` defaults to

@@ -1,4 +1,4 @@
-//! Reading `meta/gadget.yaml` out of a gadget `.snap` (a squashfs image). [io]
+//! Reading `meta/gadget.yaml` out of a gadget `.snap` (a squashfs image). \[io\]
 //!
 //! Uses `backhand`, a pure-Rust squashfs reader, so no `unsquashfs` process is spawned.
 //! Snaps are xz-compressed by default (gzip is accepted too); other compressions are refused with a clear error.

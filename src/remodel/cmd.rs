@@ -1,7 +1,7 @@
 //! `pocketses remodel`: pre-flight, drive and follow a remodel; `--watch` and `--abort` a change.
 //!
 //! This is the edge: it reads files, asks snapd for the device's facts, runs the pure
-//! [`super::plan`] and, only when the plan is accepted and `--check` is not given, posts the new
+//! [`mod@super::plan`] and, only when the plan is accepted and `--check` is not given, posts the new
 //! model and follows the change with a live view ([`LiveView`] on a terminal, plain lines
 //! otherwise, JSON lines with `--json`). A refused pre-flight never posts.
 
@@ -41,7 +41,7 @@ pub struct RemodelArgs {
     /// The new gadget (gadget.yaml or gadget .snap) to check against the current layout.
     #[arg(long, value_name = "FILE")]
     pub gadget: Option<PathBuf>,
-    /// The current gadget (default: /snap/<gadget>/current/meta/gadget.yaml).
+    /// The current gadget (default: `/snap/<gadget>/current/meta/gadget.yaml`).
     #[arg(long, value_name = "FILE")]
     pub current_gadget: Option<PathBuf>,
     /// One JSON object per line instead of the human view.
@@ -241,7 +241,9 @@ fn gadget_problems(
 async fn abort(client: &Client, id: &str, json: bool) -> anyhow::Result<ExitCode> {
     let change = match client.abort_change(id).await {
         Ok(change) => change,
-        Err(err) => anyhow::bail!("cannot abort change {id}: {err}"),
+        // snapd's own message already says what failed ("cannot abort change N with nothing pending").
+        Err(err @ crate::snapd::Error::Api { .. }) => anyhow::bail!("{err}"),
+        Err(err) => return Err(err).with_context(|| format!("cannot abort change {id}")),
     };
     if json {
         println!(
@@ -309,7 +311,7 @@ impl LiveView {
                 let bytes = change.tasks.iter().any(|t| &t.id == id && t.kind == "download-snap");
                 let bar = self.bars.entry(id.clone()).or_insert_with(|| {
                     let template = if bytes {
-                        "  {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}"
+                        "  {msg} [{bar:30}] {bytes}/{total_bytes}"
                     } else {
                         "  {msg} [{bar:30}] {pos}/{len}"
                     };

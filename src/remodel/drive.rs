@@ -1,4 +1,4 @@
-//! Driving a remodel through snapd: post the new model, follow the change, record it. [io]
+//! Driving a remodel through snapd: post the new model, follow the change, record it. \[io\]
 //!
 //! [`start`] sends `POST /v2/model` (JSON, or the multipart form for offline remodels).
 //! [`follow`] polls `GET /v2/changes/{id}` until the change is ready, turning states into

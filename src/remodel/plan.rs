@@ -1,5 +1,5 @@
 //! Pre-flight of a remodel: current model + target model + device facts → a [`Plan`] or every
-//! [`Refusal`] snapd would give. [pure]
+//! [`Refusal`] snapd would give. \[pure\]
 //!
 //! The rules and their wording are snapd's `devicestate.Remodel` (in its order) and
 //! `ClassifyRemodel`; a gadget layout problem (found by [`crate::gadget::check_compatible`] and

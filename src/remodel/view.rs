@@ -1,4 +1,4 @@
-//! What a user sees of a remodel change: successive change states in, events and lines out. [pure]
+//! What a user sees of a remodel change: successive change states in, events and lines out. \[pure\]
 //!
 //! [`diff`] compares two states of snapd's change and yields [`RemodelEvent`]s (task transitions,
 //! progress, the end). [`render_line`] gives the one plain line per event shown when stdout is
