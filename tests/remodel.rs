@@ -123,6 +123,7 @@ fn check_prints_the_plan_and_never_posts() {
         res.stdout
     );
     assert!(res.stdout.contains("add pocketses (required, from latest/stable)"), "{}", res.stdout);
+    assert!(res.stdout.contains("gadget layout: not checked"), "{}", res.stdout);
     assert_eq!(model_posts(&fake), 0);
     assert!(!state.path().join("remodel.json").exists());
 }
@@ -442,6 +443,7 @@ fn offline_remodel_sends_the_multipart_form_and_checks_the_gadget_snap() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let res = run(&fake, dir.path(), &args);
     assert_eq!(res.code, 0, "{}{}", res.stdout, res.stderr);
+    assert!(res.stdout.contains("pc_147.snap: compatible with the current one"), "{}", res.stdout);
     let post = fake
         .requests()
         .into_iter()

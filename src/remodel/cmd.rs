@@ -85,7 +85,8 @@ async fn run(args: RemodelArgs) -> anyhow::Result<ExitCode> {
     let Some(model_path) = &args.model else {
         anyhow::bail!("a new model assertion is required");
     };
-    let (request, current, target, ctx) = preflight(&client, &args, model_path).await?;
+    let Preflight { request, current, target, ctx, gadget_checked } =
+        preflight(&client, &args, model_path).await?;
     let plan = match plan::plan(&current, &target, &ctx) {
         Ok(plan) => plan,
         Err(refusals) => {
@@ -99,9 +100,16 @@ async fn run(args: RemodelArgs) -> anyhow::Result<ExitCode> {
         }
     };
     if args.json {
-        println!("{}", serde_json::json!({"event": "remodel", "type": "plan", "plan": plan}));
+        println!(
+            "{}",
+            serde_json::json!({"event": "remodel", "type": "plan", "plan": plan, "gadget": gadget_checked.as_ref().map(|p| p.display().to_string())})
+        );
     } else {
         print!("{}", plan::render_plan(&plan));
+        match &gadget_checked {
+            Some(path) => println!("gadget layout of {}: compatible with the current one", path.display()),
+            None => println!("gadget layout: not checked (give the new gadget with --gadget FILE or a gadget --snap)"),
+        }
     }
     if args.check {
         if !args.json {
@@ -131,12 +139,22 @@ async fn run(args: RemodelArgs) -> anyhow::Result<ExitCode> {
     watch(&client, &change_id, poll, args.json).await
 }
 
+/// What the pre-flight gathered.
+struct Preflight {
+    request: Request,
+    current: ModelFacts,
+    target: ModelFacts,
+    ctx: Context,
+    /// The new gadget whose layout was checked, if one was given.
+    gadget_checked: Option<PathBuf>,
+}
+
 /// Gathers everything the plan needs: the new model, the device's facts, the gadget check.
 async fn preflight(
     client: &Client,
     args: &RemodelArgs,
     model_path: &Path,
-) -> anyhow::Result<(Request, ModelFacts, ModelFacts, Context)> {
+) -> anyhow::Result<Preflight> {
     let text = std::fs::read_to_string(model_path)
         .with_context(|| format!("cannot read model assertion {}", model_path.display()))?;
     let assertion = crate::assertion::decode(text.as_bytes())
@@ -192,11 +210,11 @@ async fn preflight(
             .map(|c| (c.id.clone(), c.kind.clone())),
         gadget_problems: Vec::new(),
     };
-    if let Some(new_gadget) = new_gadget {
-        ctx.gadget_problems = gadget_problems(args, &current, &new_gadget)?;
+    if let Some(new_gadget) = &new_gadget {
+        ctx.gadget_problems = gadget_problems(args, &current, new_gadget)?;
     }
     let request = Request { model: text, offline: args.offline, assertions, snaps };
-    Ok((request, current, target, ctx))
+    Ok(Preflight { request, current, target, ctx, gadget_checked: new_gadget })
 }
 
 fn is_gadget_snap(path: &Path) -> anyhow::Result<bool> {

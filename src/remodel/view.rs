@@ -165,6 +165,9 @@ pub fn render_line(event: &RemodelEvent) -> Option<String> {
         RemodelEvent::Attached { change, summary, status } => {
             Some(format!("change {change}: {summary} ({status})"))
         }
+        RemodelEvent::Task { status, summary, .. } if status == "Wait" => Some(format!(
+            "{status:<7} {summary} (snapd waits for a reboot; after it, `pocketses remodel --watch` or the daemon follows on)"
+        )),
         RemodelEvent::Task { status, summary, .. } => Some(format!("{status:<7} {summary}")),
         RemodelEvent::Progress { .. } => None,
         RemodelEvent::Waiting { reason, .. } => Some(format!(
@@ -401,6 +404,18 @@ mod tests {
         assert_eq!(
             render_line(&RemodelEvent::Resumed { change: "7".into() }).as_deref(),
             Some("snapd is back")
+        );
+        let wait = RemodelEvent::Task {
+            change: "7".into(),
+            id: "3".into(),
+            kind: "link-snap".into(),
+            summary: "Make snap \"pc-kernel\" (1540) available to the system".into(),
+            status: "Wait".into(),
+            from: Some("Doing".into()),
+        };
+        assert_eq!(
+            render_line(&wait).as_deref(),
+            Some("Wait    Make snap \"pc-kernel\" (1540) available to the system (snapd waits for a reboot; after it, `pocketses remodel --watch` or the daemon follows on)")
         );
     }
 }
