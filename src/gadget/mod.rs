@@ -657,6 +657,24 @@ mod tests {
         assert_eq!(format_quantity(0), "0");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn quantity_round_trip(n in 0u64..(u64::MAX / 2), unit in 0usize..3) {
+            let bytes = match unit { 0 => n, 1 => (n >> 20) << 20, _ => (n >> 30) << 30 };
+            proptest::prop_assert_eq!(parse_quantity(&format_quantity(bytes)), Ok(bytes));
+        }
+
+        #[test]
+        fn a_layout_is_compatible_with_itself(sizes in proptest::collection::vec((1u64..4096, 0u64..4096), 1..8)) {
+            let mut text = String::from("volumes:\n  disk:\n    bootloader: grub\n    structure:\n");
+            for (i, (size, extra)) in sizes.iter().enumerate() {
+                text.push_str(&format!("      - {{name: s{i}, type: bare, min-size: {size}M, size: {}M}}\n", size + extra));
+            }
+            let info = parse(&text, Ruleset::Uc20).expect("generated gadget parses");
+            proptest::prop_assert!(check_compatible(&info, &info).is_empty());
+        }
+    }
+
     #[test]
     fn pc22_gadget_parses_with_snapd_defaults() {
         let info = parse(PC22, Ruleset::Uc20).expect("pc gadget parses");
@@ -738,6 +756,25 @@ mod tests {
         ] {
             assert_eq!(parse(&text, Ruleset::Uc20).map(|_| ()).map_err(|e| e.to_string()), Err(want.to_string()), "{text}");
         }
+    }
+
+    #[test]
+    fn implicit_roles_and_labels_follow_the_ruleset() {
+        let text = "volumes:\n  pc:\n    bootloader: grub\n    structure:\n      - {name: boot, type: 0C, size: 1M, filesystem: vfat, filesystem-label: system-boot}\n      - {name: data, type: 83, size: 1M, filesystem: ext4, role: system-data}\n    schema: mbr\n";
+        let uc16 = parse(text, Ruleset::Uc16).expect("uc16");
+        let labels: Vec<(&str, &str)> = uc16.volumes["pc"]
+            .structures
+            .iter()
+            .map(|s| (s.role.as_str(), s.label.as_str()))
+            .collect();
+        assert_eq!(labels, [("system-boot", "system-boot"), ("system-data", "writable")]);
+        let uc20 = parse(text, Ruleset::Uc20).expect("uc20");
+        let labels: Vec<(&str, &str)> = uc20.volumes["pc"]
+            .structures
+            .iter()
+            .map(|s| (s.role.as_str(), s.label.as_str()))
+            .collect();
+        assert_eq!(labels, [("", "system-boot"), ("system-data", "ubuntu-data")]);
     }
 
     #[test]
