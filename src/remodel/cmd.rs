@@ -385,6 +385,8 @@ async fn watch(client: &Client, id: &str, poll: Duration, json: bool) -> anyhow:
             }
             return Ok(ExitCode::from(EXIT_DETACHED));
         }
+        // snapd's own message says what is wrong (`cannot find change with id "N"`).
+        Some(Err(err @ crate::snapd::Error::Api { .. })) => anyhow::bail!("{err}"),
         Some(Err(err)) => return Err(err).with_context(|| format!("cannot follow change {id}")),
         Some(Ok(change)) => change,
     };
