@@ -555,6 +555,23 @@ mod tests {
     }
 
     #[test]
+    fn multiple_volumes_are_refused_like_snapd() {
+        let one =
+            parse("volumes:\n  pc:\n    bootloader: grub\n    structure: []\n", Ruleset::Uc20)
+                .expect("one");
+        let two = parse(
+            "volumes:\n  pc:\n    bootloader: grub\n    structure: []\n  extra:\n    structure: []\n",
+            Ruleset::Uc20,
+        )
+        .expect("two");
+        let text = |a: &Info, b: &Info| {
+            check_compatible(a, b).iter().map(|p| p.to_string()).collect::<Vec<_>>()
+        };
+        assert_eq!(text(&one, &two), ["gadgets with multiple volumes are unsupported"]);
+        assert_eq!(text(&two, &one), ["cannot update with more than one volume"]);
+    }
+
+    #[test]
     fn shrinking_below_the_disk_suggests_a_size() {
         let got = check_compatible(
             &parse("volumes:\n  vol:\n    bootloader: grub\n    structure:\n      - {name: a, type: bare, size: 32M}\n", Ruleset::Uc20)
