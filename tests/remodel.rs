@@ -428,8 +428,8 @@ fn offline_remodel_sends_the_multipart_form_and_checks_the_gadget_snap() {
         .status()
         .expect("mksquashfs (squashfs-tools, from .ci/apt-packages)");
     assert!(status.success());
-    let assertion = dir.path().join("pc.assert");
-    std::fs::write(&assertion, "type: snap-declaration\n").expect("write");
+    let assertion =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/assertion/data/generic.account");
     let args = [
         "--offline".to_string(),
         "--snap".to_string(),
@@ -458,7 +458,7 @@ fn offline_remodel_sends_the_multipart_form_and_checks_the_gadget_snap() {
         body.contains("name=\"snap\"; filename=\"pc_147.snap\""),
         "multipart lacks the snap part"
     );
-    assert!(body.contains("type: snap-declaration"));
+    assert!(body.contains("type: account\n"), "multipart lacks the assertion part");
 
     // The same gadget snap with the seed's layout is refused before posting.
     std::fs::copy(fixture("gadget/pc-22-size-only.yaml"), root.join("meta/gadget.yaml"))
@@ -574,4 +574,76 @@ async fn daemon_task_reattaches_to_the_recorded_change_and_publishes_events() {
     assert!(types.contains(&"waiting") && types.contains(&"resumed"), "{types:?}");
     let after = drive::load_record(&record).expect("load").expect("record");
     assert_eq!((after.status.as_str(), after.ready), ("Done", true));
+}
+
+#[test]
+fn signature_is_verified_when_the_chain_is_at_hand() {
+    let fake = device();
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/assertion/data");
+    let generic = read(&data.join("generic-classic.model"));
+    fake.state().model = Some(generic);
+    let state = tempfile::tempdir().expect("tempdir");
+    let (account, key, model) = (
+        data.join("generic.account"),
+        data.join("generic-models.account-key"),
+        data.join("generic-classic.model"),
+    );
+    let args = [
+        "--check",
+        "--offline",
+        "--assertion",
+        account.to_str().expect("utf8"),
+        "--assertion",
+        key.to_str().expect("utf8"),
+        model.to_str().expect("utf8"),
+    ];
+    let res = run(&fake, state.path(), &args);
+    assert_eq!(res.code, 0, "{}{}", res.stdout, res.stderr);
+    assert!(
+        res.stdout
+            .contains("signature: verified (model/16/generic/generic-classic <- account-key/"),
+        "{}",
+        res.stdout
+    );
+    // A brand key snapd does not have and that is not given: said, not refused.
+    let other = device();
+    let res = run(
+        &other,
+        state.path(),
+        &["--check", fixture("remodel/rev2.model").to_str().expect("utf8")],
+    );
+    assert_eq!(res.code, 0, "{}{}", res.stdout, res.stderr);
+    assert!(
+        res.stdout.contains("signature: not verified here (no matching public key"),
+        "{}",
+        res.stdout
+    );
+    let asked = other
+        .requests()
+        .iter()
+        .any(|r| r.path.starts_with("/v2/assertions/account-key?public-key-sha3-384="));
+    assert!(asked, "snapd was not asked for the signing key");
+    assert_eq!(model_posts(&fake), 0);
+}
+
+#[test]
+fn a_model_whose_signature_fails_is_refused_before_posting() {
+    let fake = device();
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/assertion/data");
+    let genuine = read(&data.join("generic-classic.model"));
+    fake.state().model = Some(genuine.clone());
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Same headers but a later timestamp: the signature no longer covers the content.
+    let tampered = dir.path().join("tampered.model");
+    std::fs::write(
+        &tampered,
+        genuine.replace("timestamp: 2017-07-27T00:00:00.0Z", "timestamp: 2017-07-28T00:00:00.0Z"),
+    )
+    .expect("write");
+    let res = run(&fake, dir.path(), &[tampered.to_str().expect("utf8")]);
+    assert_eq!(res.code, 1, "{}{}", res.stdout, res.stderr);
+    assert!(res.stdout.contains("nothing was sent to snapd"), "{}", res.stdout);
+    assert!(res.stdout.contains("(during the change)"), "{}", res.stdout);
+    assert!(res.stdout.contains("signature when it sets the model"), "{}", res.stdout);
+    assert_eq!(model_posts(&fake), 0);
 }

@@ -85,7 +85,7 @@ async fn run(args: RemodelArgs) -> anyhow::Result<ExitCode> {
     let Some(model_path) = &args.model else {
         anyhow::bail!("a new model assertion is required");
     };
-    let Preflight { request, current, target, ctx, gadget_checked } =
+    let Preflight { request, current, target, ctx, gadget_checked, signature } =
         preflight(&client, &args, model_path).await?;
     let plan = match plan::plan(&current, &target, &ctx) {
         Ok(plan) => plan,
@@ -102,7 +102,7 @@ async fn run(args: RemodelArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         println!(
             "{}",
-            serde_json::json!({"event": "remodel", "type": "plan", "plan": plan, "gadget": gadget_checked.as_ref().map(|p| p.display().to_string())})
+            serde_json::json!({"event": "remodel", "type": "plan", "plan": plan, "gadget": gadget_checked.as_ref().map(|p| p.display().to_string()), "signature": signature.describe()})
         );
     } else {
         print!("{}", plan::render_plan(&plan));
@@ -110,6 +110,7 @@ async fn run(args: RemodelArgs) -> anyhow::Result<ExitCode> {
             Some(path) => println!("gadget layout of {}: compatible with the current one", path.display()),
             None => println!("gadget layout: not checked (give the new gadget with --gadget FILE or a gadget --snap)"),
         }
+        println!("{}", signature.describe());
     }
     if args.check {
         if !args.json {
@@ -147,6 +148,63 @@ struct Preflight {
     ctx: Context,
     /// The new gadget whose layout was checked, if one was given.
     gadget_checked: Option<PathBuf>,
+    /// What became of the new model's signature.
+    signature: Signature,
+}
+
+/// The new model's signature, checked where its chain of trust is at hand.
+enum Signature {
+    /// Verified up to a trusted root; the references checked.
+    Verified(Vec<String>),
+    /// The signing key is not at hand (not built in, not in snapd, not given with --assertion).
+    NotAtHand(String),
+    /// The chain is at hand and does not check out.
+    Failed(String),
+}
+
+impl Signature {
+    fn describe(&self) -> String {
+        match self {
+            Signature::Verified(chain) => format!("signature: verified ({})", chain.join(" <- ")),
+            Signature::NotAtHand(why) => {
+                format!("signature: not verified here ({why}); snapd verifies it when it sets the model")
+            }
+            Signature::Failed(err) => format!("signature: does not verify: {err}"),
+        }
+    }
+}
+
+/// Checks the new model's chain of trust with snapd's built-in roots, the keys snapd already has
+/// for the model's authority, and the assertions given with `--assertion`.
+async fn verify_signature(
+    client: &Client,
+    model: &crate::assertion::Assertion,
+    given: Vec<crate::assertion::Assertion>,
+) -> Signature {
+    use crate::assertion::trust::Database;
+    let mut db = Database::builtin();
+    db.add(given);
+    // Keys snapd already has for this authority (the usual case when the brand does not change).
+    let lookups = [
+        ("account-key", "public-key-sha3-384", model.sign_key_id()),
+        ("account", "account-id", model.authority_id()),
+    ];
+    for (kind, header, value) in lookups {
+        if let Ok(found) = client.assertions(kind, &[(header, value)]).await {
+            if let Ok(stream) = crate::assertion::decode_stream(found.text.as_bytes()) {
+                db.add(stream);
+            }
+        }
+    }
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let now = crate::assertion::time::Timestamp::from_unix(secs);
+    match db.verify_chain(model, now) {
+        Ok(links) => Signature::Verified(links.into_iter().map(|l| l.reference).collect()),
+        Err(err) if err.0.starts_with("no matching public key") => Signature::NotAtHand(err.0),
+        Err(err) => Signature::Failed(err.0),
+    }
 }
 
 /// Gathers everything the plan needs: the new model, the device's facts, the gadget check.
@@ -164,7 +222,7 @@ async fn preflight(
     let current_text = client.model().await.context("cannot get the current model from snapd")?;
     let current_assertion = crate::assertion::decode(current_text.as_bytes())
         .map_err(|err| anyhow::anyhow!("cannot decode the current model assertion: {err}"))?;
-    let current = ModelFacts::from_assertion(&current_assertion).map_err(anyhow::Error::msg)?;
+    let current = ModelFacts::from_current(&current_assertion);
 
     let in_progress = client
         .changes(ChangeSelect::InProgress, None)
@@ -197,6 +255,13 @@ async fn preflight(
         );
     }
 
+    let mut chain = Vec::new();
+    for (path, text) in args.assertions.iter().zip(&assertions) {
+        let stream = crate::assertion::decode_stream(text.as_bytes())
+            .map_err(|err| anyhow::anyhow!("cannot decode assertion {}: {err}", path.display()))?;
+        chain.extend(stream);
+    }
+    let signature = verify_signature(client, &assertion, chain).await;
     let mut ctx = Context {
         seeded: !in_progress.iter().any(|c| c.kind == "seed"),
         has_serial,
@@ -209,12 +274,16 @@ async fn preflight(
             .find(|c| c.kind != "seed")
             .map(|c| (c.id.clone(), c.kind.clone())),
         gadget_problems: Vec::new(),
+        signature_problem: match &signature {
+            Signature::Failed(err) => Some(err.clone()),
+            _ => None,
+        },
     };
     if let Some(new_gadget) = &new_gadget {
         ctx.gadget_problems = gadget_problems(args, &current, new_gadget)?;
     }
     let request = Request { model: text, offline: args.offline, assertions, snaps };
-    Ok(Preflight { request, current, target, ctx, gadget_checked: new_gadget })
+    Ok(Preflight { request, current, target, ctx, gadget_checked: new_gadget, signature })
 }
 
 fn is_gadget_snap(path: &Path) -> anyhow::Result<bool> {

@@ -8,7 +8,8 @@
 
 use std::fmt::Write as _;
 
-use crate::assertion::{Assertion, Value};
+use crate::assertion::model::Model;
+use crate::assertion::Assertion;
 use crate::gadget::Incompatibility;
 
 /// What the plan needs from a model assertion.
@@ -53,82 +54,26 @@ pub struct ModelSnap {
 }
 
 impl ModelFacts {
-    /// Reads the facts from a decoded `model` assertion.
+    /// Validates a decoded assertion as a model (the assertion module's rules) and reads its facts.
     ///
     /// # Errors
-    /// When the assertion is not a model.
+    /// When it is not a model, or every problem snapd would find in it.
     pub fn from_assertion(assertion: &Assertion) -> Result<ModelFacts, String> {
         if assertion.type_name() != "model" {
             return Err(format!("new model is not a model assertion: {}", assertion.type_name()));
         }
-        let get = |name: &str| assertion.header_str(name).to_string();
-        let grade = assertion.headers().get_str("grade").map(str::to_string);
-        let mut facts = ModelFacts {
-            brand_id: get("brand-id"),
-            model: get("model"),
-            series: get("series"),
-            architecture: get("architecture"),
-            classic: assertion.header_str("classic") == "true",
-            base: get("base"),
-            store: get("store"),
-            revision: assertion.revision(),
-            grade: None,
-            snaps: Vec::new(),
-        };
-        // A grade is what makes a model UC20+; an extended model without one is "signed".
-        facts.grade = grade;
-        match assertion.headers().get("snaps").and_then(Value::as_list) {
-            Some(list) => {
-                facts.grade.get_or_insert_with(|| "signed".to_string());
-                for entry in list.iter().filter_map(Value::as_map) {
-                    let field =
-                        |key: &str| entry.get(key).and_then(Value::as_str).map(str::to_string);
-                    let Some(name) = field("name") else { continue };
-                    let type_ = field("type").unwrap_or_else(|| "app".to_string());
-                    let channel = Some(
-                        field("default-channel").unwrap_or_else(|| "latest/stable".to_string()),
-                    );
-                    let presence = field("presence").unwrap_or_else(|| "required".to_string());
-                    facts.snaps.push(ModelSnap { name, type_, channel, presence });
-                }
-                // The boot base is essential even without its own entry.
-                if !facts.base.is_empty() && !facts.snaps.iter().any(|s| s.name == facts.base) {
-                    facts.snaps.push(ModelSnap::essential(&facts.base, "base", None));
-                }
-            }
-            None => {
-                // UC16/UC18: gadget and kernel headers (NAME or NAME=TRACK), base, required-snaps.
-                for (header, type_) in [("gadget", "gadget"), ("kernel", "kernel")] {
-                    let value = assertion.header_str(header);
-                    if value.is_empty() {
-                        continue;
-                    }
-                    let (name, track) = match value.split_once('=') {
-                        Some((name, track)) => (name, Some(track.to_string())),
-                        None => (value, None),
-                    };
-                    facts.snaps.push(ModelSnap::essential(name, type_, track));
-                }
-                let base = if facts.base.is_empty() { "core" } else { facts.base.as_str() };
-                let base_type = if facts.base.is_empty() { "core" } else { "base" };
-                facts.snaps.push(ModelSnap::essential(base, base_type, None));
-                if let Some(list) =
-                    assertion.headers().get("required-snaps").and_then(Value::as_list)
-                {
-                    for name in list.iter().filter_map(Value::as_str) {
-                        facts.snaps.push(ModelSnap {
-                            name: name.to_string(),
-                            type_: "app".to_string(),
-                            channel: None,
-                            presence: "required".to_string(),
-                        });
-                    }
-                }
-            }
-        }
-        Ok(facts)
+        let model = Model::from_assertion(assertion).map_err(|problems| {
+            let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            format!("cannot decode new model assertion: {}", list.join("; "))
+        })?;
+        Ok(ModelFacts::from(&model))
     }
 
+    /// Reads the facts of the device's current model as snapd serves it, without validating it
+    /// (snapd already accepted it).
+    pub fn from_current(assertion: &Assertion) -> ModelFacts {
+        ModelFacts::from(&crate::assertion::model::view(assertion.headers()))
+    }
     /// The snap of one type (`kernel`, `gadget`), if the model names one.
     pub fn snap_of_type(&self, type_: &str) -> Option<&ModelSnap> {
         self.snaps.iter().find(|s| s.type_ == type_)
@@ -148,13 +93,43 @@ impl ModelFacts {
     }
 }
 
-impl ModelSnap {
-    fn essential(name: &str, type_: &str, channel: Option<String>) -> ModelSnap {
-        ModelSnap {
-            name: name.to_string(),
-            type_: type_.to_string(),
-            channel,
-            presence: "required".to_string(),
+impl From<&Model> for ModelFacts {
+    fn from(model: &Model) -> ModelFacts {
+        let snaps = model
+            .snaps
+            .iter()
+            .map(|snap| {
+                let channel = [&snap.default_channel, &snap.pinned_track]
+                    .into_iter()
+                    .find(|c| !c.is_empty())
+                    .cloned();
+                ModelSnap {
+                    name: snap.name.clone(),
+                    type_: if snap.snap_type.is_empty() {
+                        "app".to_string()
+                    } else {
+                        snap.snap_type.clone()
+                    },
+                    channel,
+                    presence: if snap.presence.is_empty() {
+                        "required".to_string()
+                    } else {
+                        snap.presence.clone()
+                    },
+                }
+            })
+            .collect();
+        ModelFacts {
+            brand_id: model.brand_id.clone(),
+            model: model.model.clone(),
+            series: model.series.clone(),
+            architecture: model.architecture.clone(),
+            classic: model.classic,
+            grade: if model.grade.is_empty() { None } else { Some(model.grade.clone()) },
+            base: model.base.clone(),
+            store: model.store.clone(),
+            revision: model.revision,
+            snaps,
         }
     }
 }
@@ -179,6 +154,8 @@ pub struct Context {
     pub conflicting_change: Option<(String, String)>,
     /// Problems between the current and the new gadget layout, when the new gadget was given.
     pub gadget_problems: Vec<Incompatibility>,
+    /// Why the new model's signature does not check out, when its chain of trust was at hand.
+    pub signature_problem: Option<String>,
 }
 
 /// How snapd classifies the remodel (`ClassifyRemodel`).
@@ -464,6 +441,13 @@ fn refusals(current: &ModelFacts, target: &ModelFacts, ctx: &Context, kind: Kind
             "cannot remodel offline to different brand ID / model yet",
             "a new brand or model needs a new serial from the brand's serial vault, which needs the network: remodel online",
         ));
+    }
+    if let Some(problem) = &ctx.signature_problem {
+        out.push(Refusal {
+            snapd: problem.clone(),
+            reason: "snapd checks the new model's signature when it sets the model, at the end of the change, and would fail there; sign the model with a key registered for the brand".to_string(),
+            stage: Stage::Change,
+        });
     }
     if let Some(first) = ctx.gadget_problems.first() {
         out.push(Refusal {
@@ -760,6 +744,27 @@ mod tests {
             refusal_texts(&uc22(1), &other, &ctx),
             ["cannot remodel device: cannot remodel to older revision 4 of model canonical/other than last revision 5 known to the device"]
         );
+    }
+
+    #[test]
+    fn bad_signature_is_a_change_time_refusal() {
+        let ctx = Context {
+            signature_problem: Some("failed signature verification: x".to_string()),
+            ..ready()
+        };
+        let refusals = plan(&uc22(1), &uc22(2), &ctx).expect_err("refused");
+        assert_eq!(refusals.len(), 1);
+        assert_eq!(refusals[0].snapd, "failed signature verification: x");
+        assert_eq!(refusals[0].stage, Stage::Change);
+    }
+
+    #[test]
+    fn invalid_target_models_are_errors_in_snapds_words() {
+        let text = "type: model\nauthority-id: brand\nseries: 16\nbrand-id: brand\nmodel: Pocketses\narchitecture: amd64\nbase: core22\ntimestamp: 2024-01-05T09:00:00+00:00\nsign-key-sha3-384: Jv8_JiHiIzJVcO9M55pPdqSDWUvuhfDIBJUS-3VW7F_idjix7Ul8YntbmAlGLbcz\n\nAAAA\n";
+        let assertion = crate::assertion::decode(text.as_bytes()).expect("decode");
+        let err = ModelFacts::from_assertion(&assertion).expect_err("invalid");
+        assert!(err.starts_with("cannot decode new model assertion: "), "{err}");
+        assert!(err.contains("uppercase"), "{err}");
     }
 
     #[test]
