@@ -647,3 +647,17 @@ fn a_model_whose_signature_fails_is_refused_before_posting() {
     assert!(res.stdout.contains("signature when it sets the model"), "{}", res.stdout);
     assert_eq!(model_posts(&fake), 0);
 }
+
+#[test]
+fn a_pending_reboot_is_announced_once() {
+    let fake = device();
+    fake.state().remodel_script = Some(happy_script());
+    fake.state().maintenance = Some(
+        json!({"kind": "system-restart", "message": "system is restarting", "value": {"op": "reboot"}}),
+    );
+    let state = tempfile::tempdir().expect("tempdir");
+    let res = run(&fake, state.path(), &[fixture("remodel/rev2.model").to_str().expect("utf8")]);
+    assert_eq!(res.code, 0, "{}{}", res.stdout, res.stderr);
+    let line = "snapd: system is restarting; the remodel goes on after the reboot";
+    assert_eq!(res.stdout.matches(line).count(), 1, "{}", res.stdout);
+}

@@ -153,9 +153,26 @@ pub async fn follow(
     let mut previous: Option<Change> = None;
     let mut attempt = 0u32;
     let mut waiting = false;
+    let mut announced: Option<String> = None;
+    let path = format!("/v2/changes/{}", snapd::encode(change_id));
     loop {
-        match client.change(change_id).await {
-            Ok(change) => {
+        let reply = client.call(snapd::Request::get(path.clone())).await.and_then(|envelope| {
+            let maintenance = envelope.maintenance.clone();
+            envelope.into_sync::<Change>().map(|change| (change, maintenance))
+        });
+        match reply {
+            Ok((change, maintenance)) => {
+                if let Some(m) = maintenance {
+                    if announced.as_deref() != Some(m.message.as_str()) {
+                        announced = Some(m.message.clone());
+                        let event = RemodelEvent::Maintenance {
+                            change: change_id.to_string(),
+                            kind: m.kind,
+                            message: m.message,
+                        };
+                        emit(&event, &change);
+                    }
+                }
                 if waiting {
                     waiting = false;
                     emit(&RemodelEvent::Resumed { change: change_id.to_string() }, &change);

@@ -63,6 +63,15 @@ pub enum RemodelEvent {
         /// Why, as the client saw it.
         reason: String,
     },
+    /// snapd announced a restart of itself or of the device (`maintenance` in its replies).
+    Maintenance {
+        /// Change id.
+        change: String,
+        /// `daemon-restart` or `system-restart`.
+        kind: String,
+        /// snapd's text, e.g. "system is restarting".
+        message: String,
+    },
     /// snapd answers again after [`RemodelEvent::Waiting`].
     Resumed {
         /// Change id.
@@ -174,6 +183,10 @@ pub fn render_line(event: &RemodelEvent) -> Option<String> {
             "snapd is not answering ({reason}); it restarts during a remodel, waiting"
         )),
         RemodelEvent::Resumed { .. } => Some("snapd is back".to_string()),
+        RemodelEvent::Maintenance { kind, message, .. } if kind == "system-restart" => Some(format!(
+            "snapd: {message}; the remodel goes on after the reboot (the daemon follows it, or run `pocketses remodel --watch`)"
+        )),
+        RemodelEvent::Maintenance { message, .. } => Some(format!("snapd: {message}")),
         RemodelEvent::Finished { status, .. } => Some(format!("{status:<7} change is ready")),
     }
 }
@@ -404,6 +417,15 @@ mod tests {
         assert_eq!(
             render_line(&RemodelEvent::Resumed { change: "7".into() }).as_deref(),
             Some("snapd is back")
+        );
+        let reboot = RemodelEvent::Maintenance {
+            change: "7".into(),
+            kind: "system-restart".into(),
+            message: "system is restarting".into(),
+        };
+        assert_eq!(
+            render_line(&reboot).as_deref(),
+            Some("snapd: system is restarting; the remodel goes on after the reboot (the daemon follows it, or run `pocketses remodel --watch`)")
         );
         let wait = RemodelEvent::Task {
             change: "7".into(),
