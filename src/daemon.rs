@@ -265,6 +265,10 @@ pub async fn run_with(
         return Err(err);
     }
     tracker.spawn(collect_loop(hub.clone(), config.clone(), shutdown.clone()));
+    // Re-attach to a remodel recorded before a restart and publish its progress (SSE `remodel`).
+    if let Some(task) = crate::remodel::drive::daemon_task(hub.clone(), shutdown.clone()) {
+        tracker.spawn(task);
+    }
     tracker.spawn(async move {
         listeners.follow(config).await;
         listeners.remove_ready_file();

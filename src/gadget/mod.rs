@@ -1,3 +1,797 @@
-//! Gadget layouts (`gadget.yaml`) and snapd's rules for compatible layout changes. [pure]
+//! Gadget layouts (`gadget.yaml`) and snapd's rules for compatible layout changes. \[pure\]
+//!
+//! [`parse`] turns the text of a `meta/gadget.yaml` into snapd's model of it: volumes with a
+//! schema (default `gpt`), a bootloader and ordered structures whose `min-size` defaults to
+//! `size` and whose offsets are filled in as snapd's `setImplicitForVolume` does.
+//! [`check_compatible`] then applies snapd's remodel rules (`gadget.IsCompatible`,
+//! `canUpdateStructure`) and says, for every problem, what to change in the new gadget.
+//!
+//! This module does no I/O: reading a gadget `.snap` lives in [`snapfile`], the command in [`cmd`].
+//! It deliberately ignores what the layout check does not look at: `content`, `update`,
+//! `defaults`, `connections` and the kernel command line.
 
 pub mod cmd;
+mod compat;
+pub mod snapfile;
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+pub use compat::{check_compatible, Incompatibility, StructureProblem};
+
+/// One mebibyte, the unit of most gadget sizes.
+pub const MIB: u64 = 1 << 20;
+/// One gibibyte.
+pub const GIB: u64 = 1 << 30;
+/// Where the first partition that is not the MBR starts when no offset is given (snapd's `NonMBRStartOffset`).
+pub const NON_MBR_START_OFFSET: u64 = MIB;
+/// The largest structure of role `mbr` (snapd's `SizeMBR`).
+pub const SIZE_MBR: u64 = 446;
+/// The value snapd uses for a size or offset without an upper bound.
+pub const UNBOUNDED: u64 = u64::MAX;
+
+/// Which implicit values apply, as snapd derives them from the model (`whichVolRuleset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ruleset {
+    /// No model at hand: no implicit filesystem labels.
+    Unknown,
+    /// UC16/UC18 (model without grade): `system-data` is labelled `writable`.
+    Uc16,
+    /// UC20 and later (model with a grade): `ubuntu-seed`, `ubuntu-boot`, `ubuntu-save`, `ubuntu-data`.
+    #[default]
+    Uc20,
+}
+
+/// A parsed gadget: its volumes, by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Info {
+    /// Volumes in name order.
+    pub volumes: BTreeMap<String, Volume>,
+}
+
+/// One volume (a disk image) of the gadget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    /// The volume's key in `volumes:`.
+    pub name: String,
+    /// Properties left for an installer to fill (`partial:`): `size`, `filesystem`, `schema`, `structure`.
+    pub partial: Vec<String>,
+    /// `gpt` or `mbr`; `gpt` when not given (empty only with `partial: [schema]`).
+    pub schema: String,
+    /// `grub`, `u-boot`, `android-boot`, `lk`, `piboot`, or empty.
+    pub bootloader: String,
+    /// Disk ID: two hex digits (MBR) or a GUID (GPT).
+    pub id: String,
+    /// Structures ordered by offset, as snapd keeps them.
+    pub structures: Vec<Structure>,
+}
+
+/// One structure of a volume: a partition, the MBR, or a bare range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Structure {
+    /// Index of the structure in `gadget.yaml` (0 based); snapd's messages use it as `#N`.
+    pub yaml_index: usize,
+    /// Partition name (effective with GPT only).
+    pub name: String,
+    /// `filesystem-label`, explicit or implied by the role.
+    pub label: String,
+    /// Start offset in bytes: given, or implied when the previous structure has a fixed end.
+    pub offset: Option<u64>,
+    /// Whether `offset:` was written in gadget.yaml (rather than implied).
+    pub offset_given: bool,
+    /// `offset-write`, kept as written (`[name+]offset`).
+    pub offset_write: Option<String>,
+    /// Smallest size in bytes; equals `size` unless `min-size` is given.
+    pub min_size: u64,
+    /// Size in bytes (0 only with `partial: [size]`).
+    pub size: u64,
+    /// Partition type: MBR code, GPT GUID, `code,GUID`, `bare` or the legacy `mbr`.
+    pub type_: String,
+    /// Role: `mbr`, `system-seed`, `system-boot`, `system-save`, `system-data`, … or empty.
+    pub role: String,
+    /// GPT partition ID.
+    pub id: String,
+    /// `ext4`, `vfat`, `vfat-16`, `vfat-32`, `none` or empty.
+    pub filesystem: String,
+}
+
+/// A gadget.yaml that snapd would refuse to read, with snapd's message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// The YAML itself does not parse.
+    #[error("cannot parse gadget metadata: {0}")]
+    Yaml(String),
+    /// A volume is invalid.
+    #[error("invalid volume {volume:?}: {message}")]
+    Volume {
+        /// The volume's name.
+        volume: String,
+        /// What is wrong, in snapd's words.
+        message: String,
+    },
+    /// A volume key is present but empty.
+    #[error("volume {0:?} stanza is empty")]
+    EmptyVolume(String),
+    /// No volume names a bootloader.
+    #[error("bootloader not declared in any volume")]
+    NoBootloader,
+    /// More than one volume names a bootloader.
+    #[error("too many ({0}) bootloaders declared")]
+    TooManyBootloaders(usize),
+    /// The bootloader is not one snapd knows.
+    #[error("bootloader must be one of grub, u-boot, android-boot, piboot or lk")]
+    UnknownBootloader,
+    /// A gadget for Ubuntu Core must define volumes.
+    #[error("gadget does not define any volume")]
+    NoVolumes,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawInfo {
+    #[serde(default)]
+    volumes: Option<BTreeMap<String, Option<RawVolume>>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawVolume {
+    #[serde(default)]
+    partial: Vec<String>,
+    #[serde(default)]
+    schema: String,
+    #[serde(default)]
+    bootloader: String,
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    structure: Vec<RawStructure>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawStructure {
+    #[serde(default)]
+    name: String,
+    #[serde(default, rename = "filesystem-label")]
+    label: String,
+    #[serde(default)]
+    offset: Option<String>,
+    #[serde(default, rename = "offset-write")]
+    offset_write: Option<String>,
+    #[serde(default, rename = "min-size")]
+    min_size: Option<String>,
+    #[serde(default)]
+    size: Option<String>,
+    #[serde(default, rename = "type")]
+    type_: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    filesystem: String,
+}
+
+/// Parses a quantity as snapd's `quantity.ParseSize` does: digits with an optional `M` (MiB) or `G` (GiB) suffix.
+///
+/// # Errors
+/// The message snapd gives (`invalid suffix "K"`, `no numerical prefix`, …).
+pub fn parse_quantity(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits_end);
+    if text.starts_with('-') {
+        return Err("size cannot be negative".to_string());
+    }
+    if number.is_empty() {
+        return Err("no numerical prefix".to_string());
+    }
+    let number: u64 = number.parse().map_err(|_| "number out of range".to_string())?;
+    let factor = match unit {
+        "" => 1,
+        "M" => MIB,
+        "G" => GIB,
+        other => return Err(format!("invalid suffix {other:?}")),
+    };
+    number.checked_mul(factor).ok_or_else(|| "number out of range".to_string())
+}
+
+/// Formats a byte count the way a gadget.yaml author writes it: `32M`, `1G`, or plain bytes.
+pub fn format_quantity(bytes: u64) -> String {
+    if bytes != 0 && bytes.is_multiple_of(GIB) {
+        format!("{}G", bytes / GIB)
+    } else if bytes != 0 && bytes.is_multiple_of(MIB) {
+        format!("{}M", bytes / MIB)
+    } else {
+        bytes.to_string()
+    }
+}
+
+/// Parses `gadget.yaml` text into snapd's model, filling in implicit values and validating
+/// what snapd validates when it reads a gadget (`InfoFromGadgetYaml`).
+///
+/// # Errors
+/// [`ParseError`] with snapd's wording when snapd would refuse the gadget.
+pub fn parse(text: &str, ruleset: Ruleset) -> Result<Info, ParseError> {
+    let raw: RawInfo =
+        serde_saphyr::from_str(text).map_err(|err| ParseError::Yaml(one_line(&err.to_string())))?;
+    let raw_volumes = raw.volumes.unwrap_or_default();
+    if raw_volumes.is_empty() {
+        return Err(ParseError::NoVolumes);
+    }
+    let mut volumes = BTreeMap::new();
+    let mut n_bootloaders = 0;
+    for (name, raw_volume) in raw_volumes {
+        let raw_volume = raw_volume.ok_or_else(|| ParseError::EmptyVolume(name.clone()))?;
+        let volume = build_volume(&name, raw_volume, ruleset)
+            .map_err(|message| ParseError::Volume { volume: name.clone(), message })?;
+        match volume.bootloader.as_str() {
+            "" => {}
+            "grub" | "u-boot" | "android-boot" | "lk" | "piboot" => n_bootloaders += 1,
+            _ => return Err(ParseError::UnknownBootloader),
+        }
+        volumes.insert(name, volume);
+    }
+    match n_bootloaders {
+        0 => Err(ParseError::NoBootloader),
+        1 => Ok(Info { volumes }),
+        n => Err(ParseError::TooManyBootloaders(n)),
+    }
+}
+
+/// Keeps the first line of a parser message, so errors stay one line.
+fn one_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().trim().to_string()
+}
+
+fn build_volume(name: &str, raw: RawVolume, ruleset: Ruleset) -> Result<Volume, String> {
+    const PARTIALS: [&str; 4] = ["size", "filesystem", "schema", "structure"];
+    for (i, property) in raw.partial.iter().enumerate() {
+        if !PARTIALS.contains(&property.as_str()) {
+            return Err(format!("{property:?} is not a valid partial value"));
+        }
+        if raw.partial[..i].contains(property) {
+            return Err(format!("partial value {property:?} is repeated"));
+        }
+    }
+    let mut volume = Volume {
+        name: name.to_string(),
+        partial: raw.partial,
+        schema: raw.schema,
+        bootloader: raw.bootloader,
+        id: raw.id,
+        structures: Vec::with_capacity(raw.structure.len()),
+    };
+    if volume.has_partial("schema") {
+        if !volume.schema.is_empty() {
+            return Err(format!(
+                "partial schema is set but schema is still specified as {:?}",
+                volume.schema
+            ));
+        }
+    } else if volume.schema.is_empty() {
+        volume.schema = "gpt".to_string();
+    }
+    for (yaml_index, raw) in raw.structure.into_iter().enumerate() {
+        let quantity = |what: &str, value: Option<String>| -> Result<u64, String> {
+            match value {
+                None => Ok(0),
+                Some(text) => parse_quantity(&text)
+                    .map_err(|err| format!("cannot parse {what} {text:?}: {err}")),
+            }
+        };
+        let size = quantity("size", raw.size)?;
+        let min_size = quantity("size", raw.min_size)?;
+        let offset = match raw.offset {
+            None => None,
+            Some(text) => Some(
+                parse_quantity(&text)
+                    .map_err(|err| format!("cannot parse offset {text:?}: {err}"))?,
+            ),
+        };
+        volume.structures.push(Structure {
+            yaml_index,
+            name: raw.name,
+            label: raw.label,
+            offset_given: offset.is_some(),
+            offset,
+            offset_write: raw.offset_write,
+            min_size: if min_size == 0 { size } else { min_size },
+            size,
+            type_: raw.type_,
+            role: raw.role,
+            id: raw.id,
+            filesystem: raw.filesystem,
+        });
+    }
+    set_implicit(&mut volume, ruleset)?;
+    volume.structures = order_by_offset(std::mem::take(&mut volume.structures));
+    validate_volume(&volume)?;
+    Ok(volume)
+}
+
+/// Fills in roles, labels and offsets that snapd implies (`setImplicitForVolume`).
+fn set_implicit(volume: &mut Volume, ruleset: Ruleset) -> Result<(), String> {
+    let mut labels: Vec<String> = Vec::new();
+    for s in &volume.structures {
+        if !s.label.is_empty() {
+            if !label_is_unique(&labels, &s.label, &s.filesystem) {
+                return Err(format!("filesystem label {:?} is not unique", s.label));
+            }
+            labels.push(s.label.clone());
+        }
+    }
+    let partial_size = volume.has_partial("size");
+    let mut previous_end = Some(0u64);
+    for s in &mut volume.structures {
+        if s.role.is_empty() && s.type_ == "mbr" {
+            s.role = "mbr".to_string();
+        } else if ruleset == Ruleset::Uc16 && s.role.is_empty() && s.label == "system-boot" {
+            s.role = "system-boot".to_string();
+        } else if s.label.is_empty() {
+            let implicit = match (ruleset, s.role.as_str()) {
+                (Ruleset::Uc16, "system-data") => "writable",
+                (Ruleset::Uc20, "system-data") => "ubuntu-data",
+                (Ruleset::Uc20, "system-seed" | "system-seed-null") => "ubuntu-seed",
+                (Ruleset::Uc20, "system-boot") => "ubuntu-boot",
+                (Ruleset::Uc20, "system-save") => "ubuntu-save",
+                _ => "",
+            };
+            if !implicit.is_empty() {
+                if !label_is_unique(&labels, implicit, &s.filesystem) {
+                    return Err(format!(
+                        "filesystem label {implicit:?} is implied by {} role but was already set elsewhere",
+                        s.role
+                    ));
+                }
+                labels.push(implicit.to_string());
+                s.label = implicit.to_string();
+            }
+        }
+        if s.offset.is_none() {
+            if let Some(end) = previous_end {
+                let start = if s.role != "mbr" && end < NON_MBR_START_OFFSET {
+                    NON_MBR_START_OFFSET
+                } else {
+                    end
+                };
+                s.offset = Some(start);
+            }
+        }
+        let fixed_size = !(partial_size && s.size == 0) && s.size == s.min_size;
+        previous_end = match s.offset {
+            Some(offset) if fixed_size => offset.checked_add(s.size),
+            _ => None,
+        };
+    }
+    Ok(())
+}
+
+fn label_is_unique(known: &[String], label: &str, filesystem: &str) -> bool {
+    let fat = |fs: &str| matches!(fs, "vfat" | "vfat-16" | "vfat-32");
+    if fat(filesystem) {
+        !known.iter().any(|k| k.eq_ignore_ascii_case(label))
+    } else {
+        !known.iter().any(|k| k == label)
+    }
+}
+
+/// Orders blocks that start at a known offset, keeping structures without one after their predecessor
+/// (`orderStructuresByOffset`).
+fn order_by_offset(structures: Vec<Structure>) -> Vec<Structure> {
+    let mut blocks: Vec<Vec<Structure>> = Vec::new();
+    for s in structures {
+        match blocks.last_mut() {
+            Some(block) if s.offset.is_none() => block.push(s),
+            _ => blocks.push(vec![s]),
+        }
+    }
+    blocks.sort_by_key(|block| block.first().and_then(|s| s.offset).unwrap_or(0));
+    blocks.into_iter().flatten().collect()
+}
+
+fn index_and_name(index: usize, name: &str) -> String {
+    if name.is_empty() {
+        format!("#{index}")
+    } else {
+        format!("#{index} ({name:?})")
+    }
+}
+
+fn validate_volume(volume: &Volume) -> Result<(), String> {
+    let valid_name = volume.name.len() >= 2
+        && volume.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && volume.name.starts_with(|c: char| c.is_ascii_alphanumeric());
+    if !valid_name {
+        return Err("invalid name".to_string());
+    }
+    if !volume.has_partial("schema") && volume.schema != "gpt" && volume.schema != "mbr" {
+        return Err(format!("invalid schema {:?}", volume.schema));
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for (index, s) in volume.structures.iter().enumerate() {
+        validate_structure(s, volume).map_err(|err| {
+            format!("invalid structure {}: {err}", index_and_name(index, &s.name))
+        })?;
+        if !s.name.is_empty() {
+            if names.contains(&s.name.as_str()) {
+                return Err(format!("structure name {:?} is not unique", s.name));
+            }
+            names.push(&s.name);
+        }
+    }
+    let mut previous_end = 0u64;
+    for (index, s) in volume.structures.iter().enumerate() {
+        if s.role == "mbr" && s.offset != Some(0) {
+            return Err(format!(
+                "structure {:?} has \"mbr\" role and must start at offset 0",
+                s.name
+            ));
+        }
+        match s.offset {
+            Some(offset) => {
+                if offset < previous_end {
+                    let before = index.checked_sub(1).and_then(|i| volume.structures.get(i));
+                    let before = before.map(|b| b.name.as_str()).unwrap_or_default();
+                    return Err(format!(
+                        "structure {:?} overlaps with the preceding structure {before:?}",
+                        s.name
+                    ));
+                }
+                previous_end = offset.saturating_add(s.size);
+            }
+            None => previous_end = previous_end.saturating_add(s.size),
+        }
+    }
+    Ok(())
+}
+
+fn validate_structure(s: &Structure, volume: &Volume) -> Result<(), String> {
+    if !s.has_partial_size(volume) {
+        if s.size == 0 {
+            return Err("missing size".to_string());
+        }
+        if s.min_size > s.size {
+            return Err(format!("min-size ({}) is bigger than size ({})", s.min_size, s.size));
+        }
+    }
+    validate_type(&s.type_, volume).map_err(|err| format!("invalid type {:?}: {err}", s.type_))?;
+    validate_role(s).map_err(|err| {
+        let what = if s.role.is_empty() {
+            format!("implicit role {:?}", s.type_)
+        } else {
+            format!("role {:?}", s.role)
+        };
+        format!("invalid {what}: {err}")
+    })?;
+    if !matches!(s.filesystem.as_str(), "" | "ext4" | "vfat" | "vfat-16" | "vfat-32" | "none") {
+        return Err(format!("invalid filesystem {:?}", s.filesystem));
+    }
+    Ok(())
+}
+
+fn is_mbr_type_code(text: &str) -> bool {
+    text.len() == 2 && text.chars().all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c))
+}
+
+fn is_guid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    let lens = [8, 4, 4, 4, 12];
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip(lens)
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+fn validate_type(type_: &str, volume: &Volume) -> Result<(), String> {
+    if type_.is_empty() {
+        return Err("type is not specified".to_string());
+    }
+    if type_ == "bare" || type_ == "mbr" {
+        return Ok(());
+    }
+    let (is_gpt, is_mbr, is_hybrid) = match type_.split_once(',') {
+        None if is_mbr_type_code(type_) => (false, true, false),
+        None if is_guid(type_) => (true, false, false),
+        None => return Err("invalid format".to_string()),
+        Some((code, guid)) => {
+            if !is_mbr_type_code(code) || !is_guid(guid) {
+                return Err("invalid format of hybrid type".to_string());
+            }
+            (false, false, true)
+        }
+    };
+    if volume.has_partial("schema") {
+        if !is_hybrid {
+            return Err(
+                "both MBR type and GUID structure type needs to be defined on partial schemas"
+                    .to_string(),
+            );
+        }
+    } else if volume.schema != "gpt" && is_gpt {
+        return Err(format!("GUID structure type with non-GPT schema {:?}", volume.schema));
+    } else if volume.schema != "mbr" && is_mbr {
+        return Err(format!("MBR structure type with non-MBR schema {:?}", volume.schema));
+    }
+    Ok(())
+}
+
+fn validate_role(s: &Structure) -> Result<(), String> {
+    if s.type_ == "bare" && !s.role.is_empty() && s.role != "mbr" {
+        return Err(format!("conflicting type: {:?}", s.type_));
+    }
+    let mut role = s.role.as_str();
+    if s.type_ == "mbr" {
+        if !role.is_empty() && role != "mbr" {
+            return Err("conflicting legacy type: \"mbr\"".to_string());
+        }
+        role = "mbr";
+    }
+    match role {
+        "mbr" => {
+            if s.size > SIZE_MBR {
+                return Err("mbr structures cannot be larger than 446 bytes".to_string());
+            }
+            if s.offset.is_some_and(|o| o != 0) {
+                return Err("mbr structure must start at offset 0".to_string());
+            }
+            if !s.id.is_empty() {
+                return Err("mbr structure must not specify partition ID".to_string());
+            }
+            if !s.filesystem.is_empty() && s.filesystem != "none" {
+                return Err("mbr structures must not specify a file system".to_string());
+            }
+            Ok(())
+        }
+        "system-data" | "system-seed" | "system-seed-null" | "system-save" | "system-boot"
+        | "system-boot-image" | "system-boot-select" | "system-seed-select"
+        | "system-seed-image" | "bootimg" | "bootselect" | "" => Ok(()),
+        _ => Err("unsupported role".to_string()),
+    }
+}
+
+impl Volume {
+    /// Whether a property is listed in `partial:`.
+    pub fn has_partial(&self, property: &str) -> bool {
+        self.partial.iter().any(|p| p == property)
+    }
+
+    /// The smallest start offset the structure at `index` (in [`Volume::structures`]) can have (`minStructureOffset`).
+    pub fn min_offset(&self, index: usize) -> u64 {
+        let all = &self.structures;
+        if let Some(offset) = all[index].offset {
+            return offset;
+        }
+        let mut sizes = 0u64;
+        for s in all[..index].iter().rev() {
+            sizes = sizes.saturating_add(s.min_size);
+            if let Some(offset) = s.offset {
+                return offset.saturating_add(sizes);
+            }
+        }
+        0
+    }
+
+    /// The largest start offset the structure at `index` can have (`maxStructureOffset`).
+    pub fn max_offset(&self, index: usize) -> u64 {
+        let all = &self.structures;
+        if let Some(offset) = all[index].offset {
+            return offset;
+        }
+        let mut max = 0u64;
+        let mut sizes = 0u64;
+        for s in all[..index].iter().rev() {
+            if s.has_partial_size(self) {
+                max = UNBOUNDED;
+                break;
+            }
+            sizes = sizes.saturating_add(s.size);
+            if let Some(offset) = s.offset {
+                max = offset.saturating_add(sizes);
+                break;
+            }
+        }
+        let mut forward = UNBOUNDED;
+        let mut sizes = 0u64;
+        for s in &all[index..] {
+            if let Some(offset) = s.offset {
+                forward = offset.saturating_sub(sizes);
+                break;
+            }
+            sizes = sizes.saturating_add(s.min_size);
+        }
+        max.min(forward)
+    }
+}
+
+impl Structure {
+    /// Whether the structure has a filesystem, as snapd decides it (`HasFilesystem`).
+    pub fn has_filesystem(&self, volume: &Volume) -> bool {
+        match self.filesystem.as_str() {
+            "" | "none" => {
+                self.type_ != "bare" && self.type_ != "mbr" && volume.has_partial("filesystem")
+            }
+            _ => true,
+        }
+    }
+
+    /// Whether the size is left to the installer (`partial: [size]` and no size).
+    pub fn has_partial_size(&self, volume: &Volume) -> bool {
+        volume.has_partial("size") && self.size == 0
+    }
+
+    /// The largest size the structure may have: `size`, or unbounded when partial (`effectivePartSize`).
+    pub fn max_size(&self, volume: &Volume) -> u64 {
+        if self.has_partial_size(volume) {
+            UNBOUNDED
+        } else {
+            self.size
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const PC22: &str = include_str!("../../gadget/gadget.yaml");
+
+    #[test]
+    fn quantities() {
+        for (input, want) in
+            [("440", Ok(440)), ("1M", Ok(MIB)), ("1G", Ok(GIB)), ("1200M", Ok(1200 * MIB))]
+        {
+            assert_eq!(parse_quantity(input), want, "{input}");
+        }
+        for (input, want) in [
+            ("16K", "invalid suffix \"K\""),
+            ("M", "no numerical prefix"),
+            ("-1", "size cannot be negative"),
+            ("99999999999999999999", "number out of range"),
+        ] {
+            assert_eq!(parse_quantity(input), Err(want.to_string()), "{input}");
+        }
+        assert_eq!(format_quantity(32 * MIB), "32M");
+        assert_eq!(format_quantity(2 * GIB), "2G");
+        assert_eq!(format_quantity(440), "440");
+        assert_eq!(format_quantity(0), "0");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn quantity_round_trip(n in 0u64..(u64::MAX / 2), unit in 0usize..3) {
+            let bytes = match unit { 0 => n, 1 => (n >> 20) << 20, _ => (n >> 30) << 30 };
+            proptest::prop_assert_eq!(parse_quantity(&format_quantity(bytes)), Ok(bytes));
+        }
+
+        #[test]
+        fn a_layout_is_compatible_with_itself(sizes in proptest::collection::vec((1u64..4096, 0u64..4096), 1..8)) {
+            let mut text = String::from("volumes:\n  disk:\n    bootloader: grub\n    structure:\n");
+            for (i, (size, extra)) in sizes.iter().enumerate() {
+                text.push_str(&format!("      - {{name: s{i}, type: bare, min-size: {size}M, size: {}M}}\n", size + extra));
+            }
+            let info = parse(&text, Ruleset::Uc20).expect("generated gadget parses");
+            proptest::prop_assert!(check_compatible(&info, &info).is_empty());
+        }
+    }
+
+    #[test]
+    fn pc22_gadget_parses_with_snapd_defaults() {
+        let info = parse(PC22, Ruleset::Uc20).expect("pc gadget parses");
+        let pc = &info.volumes["pc"];
+        assert_eq!(pc.schema, "gpt");
+        assert_eq!(pc.bootloader, "grub");
+        let rows: Vec<String> = pc
+            .structures
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {} {:?} {} {} {}",
+                    s.yaml_index, s.name, s.offset, s.min_size, s.size, s.label
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                "0 mbr Some(0) 440 440 ",
+                "1 BIOS Boot Some(1048576) 1048576 1048576 ",
+                "2 ubuntu-seed Some(2097152) 1258291200 1258291200 ubuntu-seed",
+                "3 ubuntu-boot Some(1260388352) 786432000 786432000 ubuntu-boot",
+                "4 ubuntu-save Some(2046820352) 16777216 33554432 ubuntu-save",
+                "5 ubuntu-data None 1073741824 1073741824 ubuntu-data",
+            ]
+        );
+        assert_eq!(pc.structures[0].role, "mbr");
+        // ubuntu-data follows a structure with a size range, so it can start anywhere in between.
+        assert_eq!(pc.min_offset(5), 2046820352 + 16 * MIB);
+        assert_eq!(pc.max_offset(5), 2046820352 + 32 * MIB);
+    }
+
+    #[test]
+    fn defaults_schema_and_min_size() {
+        let text = "volumes:\n  vol:\n    bootloader: u-boot\n    structure:\n      - name: a\n        type: 83,0FC63DAF-8483-4772-8E79-3D69D8477DE4\n        size: 10M\n";
+        let info = parse(text, Ruleset::Unknown).expect("parses");
+        let v = &info.volumes["vol"];
+        assert_eq!(v.schema, "gpt");
+        assert_eq!(v.structures[0].min_size, 10 * MIB);
+        assert_eq!(v.structures[0].offset, Some(MIB));
+    }
+
+    #[test]
+    fn refuses_what_snapd_refuses() {
+        let vol = |structure: &str| {
+            format!("volumes:\n  pc:\n    bootloader: grub\n    structure:\n{structure}")
+        };
+        for (text, want) in [
+            ("volumes: {}\n".to_string(), "gadget does not define any volume"),
+            ("volumes:\n  pc:\n    structure: []\n".to_string(), "bootloader not declared in any volume"),
+            ("volumes:\n  pc:\n    bootloader: syslinux\n".to_string(), "bootloader must be one of grub, u-boot, android-boot, piboot or lk"),
+            (vol("      - name: a\n        type: bare\n"), "invalid volume \"pc\": invalid structure #0 (\"a\"): missing size"),
+            (
+                vol("      - name: a\n        type: bare\n        size: 1M\n        min-size: 2M\n"),
+                "invalid volume \"pc\": invalid structure #0 (\"a\"): min-size (2097152) is bigger than size (1048576)",
+            ),
+            (vol("      - name: a\n        type: bare\n        size: 1K\n"), "invalid volume \"pc\": cannot parse size \"1K\": invalid suffix \"K\""),
+            (
+                vol("      - name: a\n        type: 83\n        size: 1M\n"),
+                "invalid volume \"pc\": invalid structure #0 (\"a\"): invalid type \"83\": MBR structure type with non-MBR schema \"gpt\"",
+            ),
+            (
+                vol("      - name: a\n        type: bare\n        size: 1M\n        role: system-foo\n"),
+                "invalid volume \"pc\": invalid structure #0 (\"a\"): invalid role \"system-foo\": conflicting type: \"bare\"",
+            ),
+            (
+                vol("      - name: a\n        type: bare\n        size: 1M\n      - name: a\n        type: bare\n        size: 1M\n"),
+                "invalid volume \"pc\": structure name \"a\" is not unique",
+            ),
+            (
+                vol("      - name: a\n        type: bare\n        size: 2M\n        offset: 1M\n      - name: b\n        type: bare\n        size: 1M\n        offset: 2M\n"),
+                "invalid volume \"pc\": structure \"b\" overlaps with the preceding structure \"a\"",
+            ),
+            (
+                vol("      - name: a\n        type: mbr\n        size: 512\n"),
+                "invalid volume \"pc\": invalid structure #0 (\"a\"): invalid role \"mbr\": mbr structures cannot be larger than 446 bytes",
+            ),
+        ] {
+            assert_eq!(parse(&text, Ruleset::Uc20).map(|_| ()).map_err(|e| e.to_string()), Err(want.to_string()), "{text}");
+        }
+    }
+
+    #[test]
+    fn implicit_roles_and_labels_follow_the_ruleset() {
+        let text = "volumes:\n  pc:\n    bootloader: grub\n    structure:\n      - {name: boot, type: 0C, size: 1M, filesystem: vfat, filesystem-label: system-boot}\n      - {name: data, type: 83, size: 1M, filesystem: ext4, role: system-data}\n    schema: mbr\n";
+        let uc16 = parse(text, Ruleset::Uc16).expect("uc16");
+        let labels: Vec<(&str, &str)> = uc16.volumes["pc"]
+            .structures
+            .iter()
+            .map(|s| (s.role.as_str(), s.label.as_str()))
+            .collect();
+        assert_eq!(labels, [("system-boot", "system-boot"), ("system-data", "writable")]);
+        let uc20 = parse(text, Ruleset::Uc20).expect("uc20");
+        let labels: Vec<(&str, &str)> = uc20.volumes["pc"]
+            .structures
+            .iter()
+            .map(|s| (s.role.as_str(), s.label.as_str()))
+            .collect();
+        assert_eq!(labels, [("", "system-boot"), ("system-data", "ubuntu-data")]);
+    }
+
+    #[test]
+    fn bad_yaml_is_an_error_not_a_panic() {
+        let err = parse("volumes: [\n", Ruleset::Uc20).expect_err("bad yaml");
+        assert!(err.to_string().starts_with("cannot parse gadget metadata: "), "{err}");
+    }
+
+    #[test]
+    fn offsets_are_reordered_like_snapd() {
+        let text = "volumes:\n  vol:\n    bootloader: grub\n    structure:\n      - {name: late, type: bare, size: 1M, offset: 10M}\n      - {name: early, type: bare, size: 1M, offset: 2M}\n";
+        let info = parse(text, Ruleset::Uc20).expect("parses");
+        let names: Vec<(&str, usize)> = info.volumes["vol"]
+            .structures
+            .iter()
+            .map(|s| (s.name.as_str(), s.yaml_index))
+            .collect();
+        assert_eq!(names, [("early", 1), ("late", 0)]);
+    }
+}

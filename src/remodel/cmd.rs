@@ -1,15 +1,474 @@
-//! `pocketses remodel`: pre-flight, drive and follow a remodel.
+//! `pocketses remodel`: pre-flight, drive and follow a remodel; `--watch` and `--abort` a change.
+//!
+//! This is the edge: it reads files, asks snapd for the device's facts, runs the pure
+//! [`mod@super::plan`] and, only when the plan is accepted and `--check` is not given, posts the new
+//! model and follows the change with a live view ([`LiveView`] on a terminal, plain lines
+//! otherwise, JSON lines with `--json`). A refused pre-flight never posts.
 
+use std::collections::HashMap;
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::drive::{self, Record, Request};
+use super::plan::{self, Context, ModelFacts};
+use super::view::{self, Outcome, RemodelEvent};
+use crate::gadget::{self, snapfile, Ruleset};
+use crate::snapd::{multipart::SnapFile, Change, ChangeSelect, Client};
 
 /// Flags of this command.
 #[derive(Debug, clap::Args)]
-pub struct RemodelArgs {}
+pub struct RemodelArgs {
+    /// The new model assertion (signed), e.g. uc22.model.
+    #[arg(value_name = "NEW.model", required_unless_present_any = ["watch", "abort"])]
+    pub model: Option<PathBuf>,
+    /// Stop after the pre-flight and print the plan; nothing is sent to snapd.
+    #[arg(long, conflicts_with_all = ["watch", "abort"])]
+    pub check: bool,
+    /// Remodel without the store, using the snaps and assertions given.
+    #[arg(long)]
+    pub offline: bool,
+    /// A snap file to send with an offline remodel (repeatable).
+    #[arg(long = "snap", value_name = "FILE", requires = "offline")]
+    pub snaps: Vec<PathBuf>,
+    /// An assertion file to send with an offline remodel (repeatable).
+    #[arg(long = "assertion", value_name = "FILE", requires = "offline")]
+    pub assertions: Vec<PathBuf>,
+    /// The new gadget (gadget.yaml or gadget .snap) to check against the current layout.
+    #[arg(long, value_name = "FILE")]
+    pub gadget: Option<PathBuf>,
+    /// The current gadget (default: `/snap/<gadget>/current/meta/gadget.yaml`).
+    #[arg(long, value_name = "FILE")]
+    pub current_gadget: Option<PathBuf>,
+    /// One JSON object per line instead of the human view.
+    #[arg(long)]
+    pub json: bool,
+    /// Follow an existing remodel change again.
+    #[arg(long, value_name = "CHANGE_ID", conflicts_with_all = ["model", "abort"])]
+    pub watch: Option<String>,
+    /// Abort a remodel change that is still running.
+    #[arg(long, value_name = "CHANGE_ID", conflicts_with_all = ["model", "watch"])]
+    pub abort: Option<String>,
+    /// Milliseconds between polls of the change.
+    #[arg(long, hide = true, default_value_t = 500)]
+    pub poll_ms: u64,
+}
+
+/// Exit code when the user detaches with Ctrl-C (the remodel goes on in snapd).
+pub const EXIT_DETACHED: u8 = 130;
 
 /// Runs the command.
 ///
 /// # Errors
-/// When the command fails; the message follows snapd's grammar.
-pub fn main(_args: RemodelArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("remodel is not built yet")
+/// When a file cannot be read, snapd cannot be asked, or snapd refuses the request.
+pub fn main(args: RemodelArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: RemodelArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::from_env();
+    let poll = Duration::from_millis(args.poll_ms.max(1));
+    if let Some(id) = &args.abort {
+        return abort(&client, id, args.json).await;
+    }
+    if let Some(id) = &args.watch {
+        return watch(&client, id, poll, args.json).await;
+    }
+    let Some(model_path) = &args.model else {
+        anyhow::bail!("a new model assertion is required");
+    };
+    let Preflight { request, current, target, ctx, gadget_checked, signature } =
+        preflight(&client, &args, model_path).await?;
+    let plan = match plan::plan(&current, &target, &ctx) {
+        Ok(plan) => plan,
+        Err(refusals) => {
+            if args.json {
+                let value = serde_json::json!({"event": "remodel", "type": "refused", "refusals": refusals});
+                println!("{value}");
+            } else {
+                print!("{}", plan::render_refusals(&refusals));
+            }
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"event": "remodel", "type": "plan", "plan": plan, "gadget": gadget_checked.as_ref().map(|p| p.display().to_string()), "signature": signature.describe()})
+        );
+    } else {
+        print!("{}", plan::render_plan(&plan));
+        match &gadget_checked {
+            Some(path) => println!("gadget layout of {}: compatible with the current one", path.display()),
+            None => println!("gadget layout: not checked (give the new gadget with --gadget FILE or a gadget --snap)"),
+        }
+        println!("{}", signature.describe());
+    }
+    if args.check {
+        if !args.json {
+            println!("pre-flight passed; run without --check to remodel");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let change_id = match drive::start(&client, &request).await {
+        Ok(id) => id,
+        Err(err) => {
+            let kind = err.kind().map(|k| format!(" [{k}]")).unwrap_or_default();
+            anyhow::bail!("{err}{kind}");
+        }
+    };
+    if let Some(path) = drive::record_path() {
+        let record = Record {
+            change: change_id.clone(),
+            summary: plan.summary.clone(),
+            target: format!("{}/{} rev {}", target.brand_id, target.model, target.revision),
+            status: "Do".to_string(),
+            ready: false,
+        };
+        if let Err(err) = drive::save_record(&path, &record) {
+            eprintln!("warning: cannot record the remodel: {err:#}");
+        }
+    }
+    watch(&client, &change_id, poll, args.json).await
+}
+
+/// What the pre-flight gathered.
+struct Preflight {
+    request: Request,
+    current: ModelFacts,
+    target: ModelFacts,
+    ctx: Context,
+    /// The new gadget whose layout was checked, if one was given.
+    gadget_checked: Option<PathBuf>,
+    /// What became of the new model's signature.
+    signature: Signature,
+}
+
+/// The new model's signature, checked where its chain of trust is at hand.
+enum Signature {
+    /// Verified up to a trusted root; the references checked.
+    Verified(Vec<String>),
+    /// The signing key is not at hand (not built in, not in snapd, not given with --assertion).
+    NotAtHand(String),
+    /// The chain is at hand and does not check out.
+    Failed(String),
+}
+
+impl Signature {
+    fn describe(&self) -> String {
+        match self {
+            Signature::Verified(chain) => format!("signature: verified ({})", chain.join(" <- ")),
+            Signature::NotAtHand(why) => {
+                format!("signature: not verified here ({why}); snapd verifies it when it sets the model")
+            }
+            Signature::Failed(err) => format!("signature: does not verify: {err}"),
+        }
+    }
+}
+
+/// Checks the new model's chain of trust with snapd's built-in roots, the keys snapd already has
+/// for the model's authority, and the assertions given with `--assertion`.
+async fn verify_signature(
+    client: &Client,
+    model: &crate::assertion::Assertion,
+    given: Vec<crate::assertion::Assertion>,
+) -> Signature {
+    use crate::assertion::trust::Database;
+    let mut db = Database::builtin();
+    db.add(given);
+    // Keys snapd already has for this authority (the usual case when the brand does not change).
+    let lookups = [
+        ("account-key", "public-key-sha3-384", model.sign_key_id()),
+        ("account", "account-id", model.authority_id()),
+    ];
+    for (kind, header, value) in lookups {
+        if let Ok(found) = client.assertions(kind, &[(header, value)]).await {
+            if let Ok(stream) = crate::assertion::decode_stream(found.text.as_bytes()) {
+                db.add(stream);
+            }
+        }
+    }
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let now = crate::assertion::time::Timestamp::from_unix(secs);
+    match db.verify_chain(model, now) {
+        Ok(links) => Signature::Verified(links.into_iter().map(|l| l.reference).collect()),
+        Err(err) if err.0.starts_with("no matching public key") => Signature::NotAtHand(err.0),
+        Err(err) => Signature::Failed(err.0),
+    }
+}
+
+/// Gathers everything the plan needs: the new model, the device's facts, the gadget check.
+async fn preflight(
+    client: &Client,
+    args: &RemodelArgs,
+    model_path: &Path,
+) -> anyhow::Result<Preflight> {
+    let text = std::fs::read_to_string(model_path)
+        .with_context(|| format!("cannot read model assertion {}", model_path.display()))?;
+    let assertion = crate::assertion::decode(text.as_bytes())
+        .map_err(|err| anyhow::anyhow!("cannot decode new model assertion: {err}"))?;
+    let target = ModelFacts::from_assertion(&assertion).map_err(anyhow::Error::msg)?;
+
+    let current_text = client.model().await.context("cannot get the current model from snapd")?;
+    let current_assertion = crate::assertion::decode(current_text.as_bytes())
+        .map_err(|err| anyhow::anyhow!("cannot decode the current model assertion: {err}"))?;
+    let current = ModelFacts::from_current(&current_assertion);
+
+    let in_progress = client
+        .changes(ChangeSelect::InProgress, None)
+        .await
+        .context("cannot list snapd's changes")?;
+    let has_serial = match client.serial().await {
+        Ok(_) => true,
+        Err(err) if err.is_not_found() => false,
+        Err(err) => return Err(err).context("cannot ask snapd for the serial"),
+    };
+    let info = client.system_info().await.context("cannot get snapd's system information")?;
+
+    let mut snaps = Vec::new();
+    let mut new_gadget = args.gadget.clone();
+    for path in &args.snaps {
+        let data =
+            std::fs::read(path).with_context(|| format!("cannot read snap {}", path.display()))?;
+        if new_gadget.is_none() && is_gadget_snap(path)? {
+            new_gadget = Some(path.clone());
+        }
+        let filename =
+            path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        snaps.push(SnapFile { filename, data });
+    }
+    let mut assertions = Vec::new();
+    for path in &args.assertions {
+        assertions.push(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read assertion {}", path.display()))?,
+        );
+    }
+
+    let mut chain = Vec::new();
+    for (path, text) in args.assertions.iter().zip(&assertions) {
+        let stream = crate::assertion::decode_stream(text.as_bytes())
+            .map_err(|err| anyhow::anyhow!("cannot decode assertion {}: {err}", path.display()))?;
+        chain.extend(stream);
+    }
+    let signature = verify_signature(client, &assertion, chain).await;
+    let mut ctx = Context {
+        seeded: !in_progress.iter().any(|c| c.kind == "seed"),
+        has_serial,
+        offline: args.offline,
+        local_snaps: !snaps.is_empty(),
+        classic_boot: info.on_classic && current.snap_of_type("kernel").is_none(),
+        known_revision: None,
+        conflicting_change: in_progress
+            .iter()
+            .find(|c| c.kind != "seed")
+            .map(|c| (c.id.clone(), c.kind.clone())),
+        gadget_problems: Vec::new(),
+        signature_problem: match &signature {
+            Signature::Failed(err) => Some(err.clone()),
+            _ => None,
+        },
+    };
+    if let Some(new_gadget) = &new_gadget {
+        ctx.gadget_problems = gadget_problems(args, &current, new_gadget)?;
+    }
+    let request = Request { model: text, offline: args.offline, assertions, snaps };
+    Ok(Preflight { request, current, target, ctx, gadget_checked: new_gadget, signature })
+}
+
+fn is_gadget_snap(path: &Path) -> anyhow::Result<bool> {
+    #[derive(serde::Deserialize)]
+    struct SnapYaml {
+        #[serde(default, rename = "type")]
+        type_: String,
+    }
+    if !snapfile::is_squashfs(path)? {
+        anyhow::bail!("cannot use {} as a snap: not a squashfs file", path.display());
+    }
+    let yaml = snapfile::read_file(path, "meta/snap.yaml")?;
+    let yaml = String::from_utf8_lossy(&yaml);
+    let parsed: SnapYaml = serde_saphyr::from_str(&yaml).map_err(|err| {
+        anyhow::anyhow!("cannot read meta/snap.yaml of {}: {err}", path.display())
+    })?;
+    Ok(parsed.type_ == "gadget")
+}
+
+fn gadget_problems(
+    args: &RemodelArgs,
+    current: &ModelFacts,
+    new_gadget: &Path,
+) -> anyhow::Result<Vec<gadget::Incompatibility>> {
+    let ruleset = if current.grade.is_some() { Ruleset::Uc20 } else { Ruleset::Uc16 };
+    let current_path = match &args.current_gadget {
+        Some(path) => path.clone(),
+        None => {
+            let Some(name) = current.snap_of_type("gadget").map(|s| s.name.clone()) else {
+                anyhow::bail!("cannot check the gadget: the current model names no gadget");
+            };
+            PathBuf::from(format!("/snap/{name}/current/meta/gadget.yaml"))
+        }
+    };
+    let old = gadget::cmd::load(&current_path, ruleset).with_context(|| {
+        "cannot check the gadget layout (give the current one with --current-gadget FILE)"
+    })?;
+    let new = gadget::cmd::load(new_gadget, ruleset)?;
+    Ok(gadget::check_compatible(&old, &new))
+}
+
+async fn abort(client: &Client, id: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let change = match client.abort_change(id).await {
+        Ok(change) => change,
+        // snapd's own message already says what failed ("cannot abort change N with nothing pending").
+        Err(err @ crate::snapd::Error::Api { .. }) => anyhow::bail!("{err}"),
+        Err(err) => return Err(err).with_context(|| format!("cannot abort change {id}")),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"event": "remodel", "type": "abort", "change": id, "status": change.status.as_str()})
+        );
+    } else {
+        println!(
+            "abort requested for change {id} ({}): snapd now undoes what was done",
+            change.summary
+        );
+        println!("follow it with: pocketses remodel --watch {id}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How events reach the user.
+enum Sink {
+    Json,
+    Plain,
+    Live(LiveView),
+}
+
+impl Sink {
+    fn on(&mut self, event: &RemodelEvent, change: &Change) {
+        match self {
+            Sink::Json => println!("{}", event.to_json()),
+            Sink::Plain => {
+                if let Some(line) = view::render_line(event) {
+                    println!("{line}");
+                }
+            }
+            Sink::Live(live) => live.on(event, change),
+        }
+    }
+}
+
+/// The terminal view: one line per task transition above a progress bar per running task.
+pub struct LiveView {
+    multi: MultiProgress,
+    bars: HashMap<String, ProgressBar>,
+}
+
+impl Default for LiveView {
+    fn default() -> Self {
+        LiveView {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stdout()),
+            bars: HashMap::new(),
+        }
+    }
+}
+
+impl LiveView {
+    fn on(&mut self, event: &RemodelEvent, change: &Change) {
+        if let Some(line) = view::render_line(event) {
+            let _ = self.multi.println(line);
+        }
+        match event {
+            RemodelEvent::Task { id, status, .. } if status != "Doing" => {
+                if let Some(bar) = self.bars.remove(id) {
+                    bar.finish_and_clear();
+                }
+            }
+            RemodelEvent::Progress { id, summary, label, done, total, .. } => {
+                let bytes = change.tasks.iter().any(|t| &t.id == id && t.kind == "download-snap");
+                let bar = self.bars.entry(id.clone()).or_insert_with(|| {
+                    let template = if bytes {
+                        "  {msg} [{bar:30}] {bytes}/{total_bytes}"
+                    } else {
+                        "  {msg} [{bar:30}] {pos}/{len}"
+                    };
+                    let style = ProgressStyle::with_template(template)
+                        .unwrap_or_else(|_| ProgressStyle::default_bar());
+                    let bar = self.multi.add(ProgressBar::new(*total));
+                    bar.set_style(style.progress_chars("=> "));
+                    bar
+                });
+                bar.set_length(*total);
+                bar.set_position(*done);
+                bar.set_message(if label.is_empty() { summary.clone() } else { label.clone() });
+            }
+            RemodelEvent::Finished { .. } => {
+                for (_, bar) in self.bars.drain() {
+                    bar.finish_and_clear();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn watch(client: &Client, id: &str, poll: Duration, json: bool) -> anyhow::Result<ExitCode> {
+    let mut sink = if json {
+        Sink::Json
+    } else if std::io::stdout().is_terminal() {
+        Sink::Live(LiveView::default())
+    } else {
+        Sink::Plain
+    };
+    let mut emit = |event: &RemodelEvent, change: &Change| sink.on(event, change);
+    let followed = tokio::select! {
+        res = drive::follow(client, id, poll, &mut emit) => Some(res),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    if let Sink::Live(live) = &mut sink {
+        for (_, bar) in live.bars.drain() {
+            bar.finish_and_clear();
+        }
+    }
+    let change = match followed {
+        None => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"event": "remodel", "type": "detached", "change": id})
+                );
+            } else {
+                println!("detached: the remodel goes on in snapd");
+                println!("follow it again with: pocketses remodel --watch {id}");
+                println!("or abort it with:     pocketses remodel --abort {id}");
+            }
+            return Ok(ExitCode::from(EXIT_DETACHED));
+        }
+        // snapd's own message says what is wrong (`cannot find change with id "N"`).
+        Some(Err(err @ crate::snapd::Error::Api { .. })) => anyhow::bail!("{err}"),
+        Some(Err(err)) => return Err(err).with_context(|| format!("cannot follow change {id}")),
+        Some(Ok(change)) => change,
+    };
+    if let Some(path) = drive::record_path() {
+        if let Err(err) = drive::update_record(&path, &change) {
+            eprintln!("warning: cannot update the remodel record: {err:#}");
+        }
+    }
+    if !json {
+        print!("{}", view::render_outcome(&change));
+    }
+    Ok(match view::outcome(&change) {
+        Outcome::Done => ExitCode::SUCCESS,
+        Outcome::Undone | Outcome::Failed => ExitCode::from(1),
+    })
 }

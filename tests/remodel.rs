@@ -1,0 +1,663 @@
+//! `pocketses remodel` against the fake snapd: pre-flight refusals never post, scripted changes
+//! are followed to their end (Done, Error, Undone, across a snapd restart), snapd's refusals
+//! keep their kind, `--watch`, `--abort`, Ctrl-C detaching and the daemon's event stream.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::fake_snapd::{ErrorReply, FakeSnapd, Step};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).expect("fixture")
+}
+
+/// A fake device: registered, seeded, running `current.model`.
+fn device() -> FakeSnapd {
+    let fake = FakeSnapd::start();
+    {
+        let mut state = fake.state();
+        state.model = Some(read(&fixture("remodel/current.model")));
+        state.serial = Some("type: serial\nauthority-id: pocketses-brand\nbrand-id: pocketses-brand\nmodel: pocketses-pc\nserial: 42\ndevice-key-sha3-384: x\ntimestamp: 2024-01-05T09:00:00Z\nsign-key-sha3-384: y\n\nAAAA\n".to_string());
+    }
+    fake
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn command(fake: &FakeSnapd, state_dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(support::bin());
+    cmd.arg("remodel").arg("--poll-ms").arg("5").args(args);
+    cmd.env("POCKETSES_SNAPD_SOCKET", fake.snapd_socket()).env("POCKETSES_STATE_DIR", state_dir);
+    cmd.env_remove("SNAP_DATA");
+    cmd
+}
+
+fn run(fake: &FakeSnapd, state_dir: &Path, args: &[&str]) -> Run {
+    let out: Output = command(fake, state_dir, args).output().expect("run pocketses");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn model_posts(fake: &FakeSnapd) -> usize {
+    fake.requests().iter().filter(|r| r.method == "POST" && r.path == "/v2/model").count()
+}
+
+fn change(status: &str, ready: bool, tasks: Value) -> Step {
+    Step::State(json!({
+        "kind": "remodel", "summary": "Refresh model assertion from revision 1 to 2",
+        "status": status, "ready": ready, "tasks": tasks
+    }))
+}
+
+fn task(id: &str, kind: &str, summary: &str, status: &str, done: u64, total: u64) -> Value {
+    json!({"id": id, "kind": kind, "summary": summary, "status": status,
+           "progress": {"label": "", "done": done, "total": total}, "spawn-time": "2024-01-05T09:04:00Z"})
+}
+
+const DL: &str = "Download snap \"pocketses\" (12) from channel \"latest/stable\"";
+const SET: &str = "Set new model assertion";
+
+fn happy_script() -> Vec<Step> {
+    vec![
+        change(
+            "Do",
+            false,
+            json!([
+                task("1", "download-snap", DL, "Do", 0, 1),
+                task("2", "set-model", SET, "Do", 0, 1)
+            ]),
+        ),
+        change(
+            "Doing",
+            false,
+            json!([
+                task("1", "download-snap", DL, "Doing", 1_048_576, 4_194_304),
+                task("2", "set-model", SET, "Do", 0, 1)
+            ]),
+        ),
+        change(
+            "Doing",
+            false,
+            json!([
+                task("1", "download-snap", DL, "Done", 4_194_304, 4_194_304),
+                task("2", "set-model", SET, "Doing", 0, 1)
+            ]),
+        ),
+        change(
+            "Done",
+            true,
+            json!([
+                task("1", "download-snap", DL, "Done", 4_194_304, 4_194_304),
+                task("2", "set-model", SET, "Done", 1, 1)
+            ]),
+        ),
+    ]
+}
+
+#[test]
+fn check_prints_the_plan_and_never_posts() {
+    let fake = device();
+    let state = tempfile::tempdir().expect("tempdir");
+    let model = fixture("remodel/rev2.model");
+    let res = run(&fake, state.path(), &["--check", model.to_str().expect("utf8")]);
+    assert_eq!(res.code, 0, "{}{}", res.stdout, res.stderr);
+    assert!(res.stdout.contains("remodel: update (same brand, model and store)"), "{}", res.stdout);
+    assert!(
+        res.stdout.contains("change summary: Refresh model assertion from revision 1 to 2"),
+        "{}",
+        res.stdout
+    );
+    assert!(res.stdout.contains("add pocketses (required, from latest/stable)"), "{}", res.stdout);
+    assert!(res.stdout.contains("gadget layout: not checked"), "{}", res.stdout);
+    assert_eq!(model_posts(&fake), 0);
+    assert!(!state.path().join("remodel.json").exists());
+}
+
+#[test]
+fn refused_preflight_never_posts() {
+    let fake = device();
+    let state = tempfile::tempdir().expect("tempdir");
+    for (model, want) in [
+        ("remodel/arm64.model", "cannot remodel device: cannot remodel to different architectures yet"),
+        ("remodel/arm64.model", "cannot remodel device: cannot remodel from grade signed to grade dangerous"),
+        (
+            "remodel/older.model",
+            "cannot remodel device: cannot remodel to older revision 0 of model pocketses-brand/pocketses-pc than last revision 1 known to the device",
+        ),
+    ] {
+        let res = run(&fake, state.path(), &[fixture(model).to_str().expect("utf8")]);
+        assert_eq!(res.code, 1, "{model}: {}{}", res.stdout, res.stderr);
+        assert!(res.stdout.contains(want), "{model}: {}", res.stdout);
+        assert!(res.stdout.contains("nothing was sent to snapd"), "{}", res.stdout);
+    }
+    fake.state().serial = None;
+    let res = run(&fake, state.path(), &[fixture("remodel/rev2.model").to_str().expect("utf8")]);
+    assert_eq!(res.code, 1);
+    assert!(
+        res.stdout.contains("cannot remodel device: cannot remodel without a serial"),
+        "{}",
+        res.stdout
+    );
+    assert_eq!(model_posts(&fake), 0, "a refused pre-flight must never post");
+}
+
+#[test]
+fn incompatible_gadget_is_refused_before_anything_is_downloaded() {
+    let fake = device();
+    let state = tempfile::tempdir().expect("tempdir");
+    let args = [
+        "--gadget".to_string(),
+        fixture("gadget/pc-22-size-only.yaml").to_str().expect("utf8").to_string(),
+        "--current-gadget".to_string(),
+        fixture("gadget/pc-20.yaml").to_str().expect("utf8").to_string(),
+        "--json".to_string(),
+        fixture("remodel/rev2.model").to_str().expect("utf8").to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let res = run(&fake, state.path(), &args);
+    assert_eq!(res.code, 1, "{}{}", res.stdout, res.stderr);
+    let value: Value = serde_json::from_str(res.stdout.trim()).expect("one JSON line");
+    assert_eq!(value["type"], "refused");
+    assert_eq!(value["refusals"][0]["stage"], "change");
+    assert_eq!(
+        value["refusals"][0]["snapd"],
+        "cannot remodel to an incompatible gadget: incompatible layout change: incompatible structure #4 (\"ubuntu-save\") change: new valid structure size range [33554432, 33554432] is not compatible with current ([16777216, 16777216])"
+    );
+    assert!(
+        value["refusals"][0]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("give \"ubuntu-save\" `min-size: 16M` and `size: 32M`"),
+        "{value}"
+    );
+    assert_eq!(model_posts(&fake), 0);
+}
+
+#[test]
+fn do_doing_done_is_followed_to_the_end_and_recorded() {
+    let fake = device();
+    fake.state().remodel_script = Some(happy_script());
+    let state = tempfile::tempdir().expect("tempdir");
+    let model = fixture("remodel/rev2.model");
+    let res = run(&fake, state.path(), &[model.to_str().expect("utf8")]);
+    assert_eq!(res.code, 0, "{}{}", res.stdout, res.stderr);
+    for want in [
+        "change 1: Refresh model assertion from revision 1 to 2 (Do)",
+        &format!("Doing   {DL}"),
+        &format!("Done    {DL}"),
+        &format!("Doing   {SET}"),
+        &format!("Done    {SET}"),
+        "remodel done: Refresh model assertion from revision 1 to 2 (change 1)",
+    ] {
+        assert!(res.stdout.contains(want), "missing {want:?} in:\n{}", res.stdout);
+    }
+    let post = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST" && r.path == "/v2/model")
+        .expect("posted");
+    assert_eq!(post.json()["new-model"].as_str(), Some(read(&model).as_str()));
+    let record: Value = serde_json::from_str(
+        &std::fs::read_to_string(state.path().join("remodel.json")).expect("record"),
+    )
+    .expect("json");
+    assert_eq!(record["change"], "1");
+    assert_eq!(record["status"], "Done");
+    assert_eq!(record["ready"], true);
+    assert_eq!(record["target"], "pocketses-brand/pocketses-pc rev 2");
+}
+
+#[test]
+fn error_shows_task_logs_and_snapds_error() {
+    let fake = device();
+    let log = "2024-01-05T09:09:54Z ERROR cannot remodel to an incompatible gadget: incompatible layout change: incompatible structure #4 (\"ubuntu-save\") change: new valid structure size range [33554432, 33554432] is not compatible with current ([16777216, 16777216])";
+    let mut failed = task("3", "mount-snap", "Mount snap \"pc\" (146)", "Error", 1, 1);
+    failed["log"] = json!([log]);
+    let Step::State(mut last) = change(
+        "Error",
+        true,
+        json!([task("1", "download-snap", DL, "Undone", 1, 1), failed.clone()]),
+    ) else {
+        unreachable!()
+    };
+    last["err"] = json!("cannot perform the following tasks:\n- Mount snap \"pc\" (146) (cannot remodel to an incompatible gadget: …)");
+    fake.state().remodel_script = Some(vec![
+        change("Doing", false, json!([task("1", "download-snap", DL, "Doing", 0, 1)])),
+        Step::State(last),
+    ]);
+    let state = tempfile::tempdir().expect("tempdir");
+    let res = run(&fake, state.path(), &[fixture("remodel/rev2.model").to_str().expect("utf8")]);
+    assert_eq!(res.code, 1, "{}{}", res.stdout, res.stderr);
+    assert!(res.stdout.contains("remodel failed: change 1 is Error"), "{}", res.stdout);
+    assert!(res.stdout.contains("  cannot perform the following tasks:"), "{}", res.stdout);
+    assert!(
+        res.stdout.contains("failed task 3 (mount-snap): Mount snap \"pc\" (146)"),
+        "{}",
+        res.stdout
+    );
+    assert!(res.stdout.contains(log), "{}", res.stdout);
+}
+
+#[test]
+fn undone_explains_nothing_changed() {
+    let fake = device();
+    fake.state().remodel_script = Some(vec![
+        change(
+            "Doing",
+            false,
+            json!([task("1", "prepare-remodeling", "Prepare remodeling", "Doing", 0, 1)]),
+        ),
+        change(
+            "Undone",
+            true,
+            json!([task("1", "prepare-remodeling", "Prepare remodeling", "Undone", 1, 1)]),
+        ),
+    ]);
+    let state = tempfile::tempdir().expect("tempdir");
+    let res = run(&fake, state.path(), &[fixture("remodel/rev2.model").to_str().expect("utf8")]);
+    assert_eq!(res.code, 1);
+    assert!(
+        res.stdout.contains(
+            "remodel undone: snapd reverted every step, the device still runs its previous model"
+        ),
+        "{}",
+        res.stdout
+    );
+}
+
+#[test]
+fn snapd_restart_during_the_change_is_waited_out() {
+    let fake = device();
+    let mut script = happy_script();
+    script.insert(2, Step::Gone(Duration::from_millis(300)));
+    fake.state().remodel_script = Some(script);
+    let state = tempfile::tempdir().expect("tempdir");
+    let res = run(&fake, state.path(), &[fixture("remodel/rev2.model").to_str().expect("utf8")]);
+    assert_eq!(res.code, 0, "{}{}", res.stdout, res.stderr);
+    assert!(res.stdout.contains("snapd is not answering ("), "{}", res.stdout);
+    assert!(res.stdout.contains("snapd is back"), "{}", res.stdout);
+    assert!(res.stdout.contains("remodel done"), "{}", res.stdout);
+}
+
+#[test]
+fn refused_post_keeps_snapds_message_and_kind() {
+    let fake = device();
+    let state = tempfile::tempdir().expect("tempdir");
+    let model = fixture("remodel/rev2.model");
+    fake.fail(
+        "POST",
+        "/v2/model",
+        ErrorReply::new(400, None, "cannot remodel device: cannot remodel until fully seeded"),
+    );
+    let res = run(&fake, state.path(), &[model.to_str().expect("utf8")]);
+    assert_eq!(res.code, 1);
+    assert!(
+        res.stderr.contains("error: cannot remodel device: cannot remodel until fully seeded"),
+        "{}",
+        res.stderr
+    );
+    fake.clear_failures();
+    fake.fail(
+        "POST",
+        "/v2/model",
+        ErrorReply::new(409, Some("snap-change-conflict"), "cannot remodel device: remodeling in progress, no other changes allowed until this is done"),
+    );
+    let res = run(&fake, state.path(), &[model.to_str().expect("utf8")]);
+    assert_eq!(res.code, 1);
+    assert!(res.stderr.contains("remodeling in progress, no other changes allowed until this is done [snap-change-conflict]"), "{}", res.stderr);
+    assert!(!state.path().join("remodel.json").exists(), "nothing to record when snapd refuses");
+}
+
+#[test]
+fn json_mode_prints_one_event_per_line() {
+    let fake = device();
+    fake.state().remodel_script = Some(happy_script());
+    let state = tempfile::tempdir().expect("tempdir");
+    let res = run(
+        &fake,
+        state.path(),
+        &["--json", fixture("remodel/rev2.model").to_str().expect("utf8")],
+    );
+    assert_eq!(res.code, 0, "{}{}", res.stdout, res.stderr);
+    let events: Vec<Value> =
+        res.stdout.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    assert!(events.iter().all(|e| e["event"] == "remodel"));
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap_or("")).collect();
+    assert_eq!(types.first(), Some(&"plan"));
+    assert!(types.contains(&"progress"), "{types:?}");
+    assert_eq!(
+        events.last().map(|e| (e["type"].clone(), e["status"].clone())),
+        Some((json!("finished"), json!("Done")))
+    );
+}
+
+#[test]
+fn watch_and_abort_an_existing_change() {
+    let fake = device();
+    let state = tempfile::tempdir().expect("tempdir");
+    let id = fake.add_change(happy_script());
+    let res = run(&fake, state.path(), &["--watch", &id]);
+    assert_eq!(res.code, 0, "{}{}", res.stdout, res.stderr);
+    assert!(res.stdout.contains("remodel done"), "{}", res.stdout);
+
+    let running = fake.add_change(vec![change(
+        "Doing",
+        false,
+        json!([task("1", "download-snap", DL, "Doing", 0, 1)]),
+    )]);
+    let res = run(&fake, state.path(), &["--abort", &running]);
+    assert_eq!(res.code, 0, "{}{}", res.stdout, res.stderr);
+    assert!(res.stdout.contains(&format!("pocketses remodel --watch {running}")), "{}", res.stdout);
+    let abort =
+        fake.requests().into_iter().rev().find(|r| r.method == "POST").expect("abort posted");
+    assert_eq!(abort.path, format!("/v2/changes/{running}"));
+    assert_eq!(abort.json(), json!({"action": "abort"}));
+
+    let res = run(&fake, state.path(), &["--abort", &id]);
+    assert_eq!(res.code, 1);
+    assert!(
+        res.stderr.contains(&format!("cannot abort change {id} with nothing pending")),
+        "{}",
+        res.stderr
+    );
+    let res = run(&fake, state.path(), &["--watch", "99"]);
+    assert_eq!(res.code, 1);
+    assert!(res.stderr.contains("cannot find change with id \"99\""), "{}", res.stderr);
+}
+
+#[test]
+fn ctrl_c_detaches_and_says_how_to_resume() {
+    let fake = device();
+    // A change that stays Doing: the last step repeats.
+    let id = fake.add_change(vec![change(
+        "Doing",
+        false,
+        json!([task("1", "download-snap", DL, "Doing", 0, 1)]),
+    )]);
+    let state = tempfile::tempdir().expect("tempdir");
+    let child = command(&fake, state.path(), &["--watch", &id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let polled = support::wait_until(Duration::from_secs(20), || {
+        fake.requests().iter().filter(|r| r.path == format!("/v2/changes/{id}")).count() >= 2
+    });
+    assert!(polled, "pocketses never polled the change");
+    let pid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: sending SIGINT to the child we spawned.
+    let rc = unsafe { libc::kill(pid, libc::SIGINT) };
+    assert_eq!(rc, 0);
+    let out = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stdout}");
+    assert!(stdout.contains("detached: the remodel goes on in snapd"), "{stdout}");
+    assert!(stdout.contains(&format!("pocketses remodel --watch {id}")), "{stdout}");
+}
+
+#[test]
+fn offline_remodel_sends_the_multipart_form_and_checks_the_gadget_snap() {
+    let fake = device();
+    fake.state().remodel_script = Some(happy_script());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("pc-root");
+    std::fs::create_dir_all(root.join("meta")).expect("mkdir");
+    std::fs::copy(fixture("gadget/pc-22.yaml"), root.join("meta/gadget.yaml")).expect("copy");
+    std::fs::write(root.join("meta/snap.yaml"), "name: pc\ntype: gadget\nversion: '22'\n")
+        .expect("snap.yaml");
+    let snap = dir.path().join("pc_147.snap");
+    let status = Command::new("mksquashfs")
+        .arg(&root)
+        .arg(&snap)
+        .args(["-noappend", "-comp", "xz", "-all-root", "-no-progress", "-quiet"])
+        .status()
+        .expect("mksquashfs (squashfs-tools, from .ci/apt-packages)");
+    assert!(status.success());
+    let assertion =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/assertion/data/generic.account");
+    let args = [
+        "--offline".to_string(),
+        "--snap".to_string(),
+        snap.display().to_string(),
+        "--assertion".to_string(),
+        assertion.display().to_string(),
+        "--current-gadget".to_string(),
+        fixture("gadget/pc-20.yaml").display().to_string(),
+        fixture("remodel/rev2.model").display().to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let res = run(&fake, dir.path(), &args);
+    assert_eq!(res.code, 0, "{}{}", res.stdout, res.stderr);
+    assert!(res.stdout.contains("pc_147.snap: compatible with the current one"), "{}", res.stdout);
+    let post = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/v2/model" && r.method == "POST")
+        .expect("posted");
+    assert!(
+        post.content_type.as_deref().unwrap_or("").starts_with("multipart/form-data; boundary="),
+        "{post:?}"
+    );
+    let body = String::from_utf8_lossy(&post.body);
+    assert!(
+        body.contains("name=\"snap\"; filename=\"pc_147.snap\""),
+        "multipart lacks the snap part"
+    );
+    assert!(body.contains("type: account\n"), "multipart lacks the assertion part");
+
+    // The same gadget snap with the seed's layout is refused before posting.
+    std::fs::copy(fixture("gadget/pc-22-size-only.yaml"), root.join("meta/gadget.yaml"))
+        .expect("copy");
+    let bad = dir.path().join("pc_146.snap");
+    let status = Command::new("mksquashfs")
+        .arg(&root)
+        .arg(&bad)
+        .args(["-noappend", "-comp", "xz", "-all-root", "-no-progress", "-quiet"])
+        .status()
+        .expect("mksquashfs");
+    assert!(status.success());
+    let posts_before = model_posts(&fake);
+    let args = [
+        "--offline".to_string(),
+        "--snap".to_string(),
+        bad.display().to_string(),
+        "--current-gadget".to_string(),
+        fixture("gadget/pc-20.yaml").display().to_string(),
+        fixture("remodel/rev2.model").display().to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let res = run(&fake, dir.path(), &args);
+    assert_eq!(res.code, 1, "{}{}", res.stdout, res.stderr);
+    assert!(res.stdout.contains("incompatible structure #4 (\"ubuntu-save\")"), "{}", res.stdout);
+    assert_eq!(model_posts(&fake), posts_before);
+}
+
+#[tokio::test]
+async fn watch_events_streams_a_change_for_the_daemon() {
+    let fake = device();
+    let mut script = happy_script();
+    script.insert(1, Step::Gone(Duration::from_millis(200)));
+    let id = fake.add_change(script);
+    let client = std::sync::Arc::new(pocketses::snapd::Client::new(std::sync::Arc::new(
+        pocketses::snapd::socket::UnixTransport::new(fake.snapd_socket()),
+    )));
+    let mut rx =
+        pocketses::remodel::drive::watch_events(client, id.clone(), Duration::from_millis(5));
+    let mut types = Vec::new();
+    let collect = async {
+        while let Some(event) = rx.recv().await {
+            types.push(event.to_json()["type"].as_str().unwrap_or("").to_string());
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), collect).await.expect("stream ends");
+    assert_eq!(types.first().map(String::as_str), Some("attached"));
+    assert!(
+        types.contains(&"waiting".to_string()) && types.contains(&"resumed".to_string()),
+        "{types:?}"
+    );
+    assert_eq!(types.last().map(String::as_str), Some("finished"));
+}
+
+#[tokio::test]
+async fn daemon_task_reattaches_to_the_recorded_change_and_publishes_events() {
+    use pocketses::publish::{Event, Hub};
+    use pocketses::remodel::drive::{self, Record};
+
+    let fake = device();
+    let mut script = happy_script();
+    script.insert(1, Step::Gone(Duration::from_millis(200)));
+    let id = fake.add_change(script);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let record = dir.path().join("remodel.json");
+    // As left by `pocketses remodel` before the device rebooted.
+    drive::save_record(
+        &record,
+        &Record {
+            change: id.clone(),
+            summary: String::new(),
+            target: "pocketses-brand/pocketses-pc rev 2".into(),
+            status: "Doing".into(),
+            ready: false,
+        },
+    )
+    .expect("record");
+    let hub = Hub::new(16);
+    let (mut rx, _) = hub.subscribe();
+    let client = std::sync::Arc::new(pocketses::snapd::Client::new(std::sync::Arc::new(
+        pocketses::snapd::socket::UnixTransport::new(fake.snapd_socket()),
+    )));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(drive::republish(
+        client,
+        record.clone(),
+        hub.clone(),
+        Duration::from_millis(10),
+        shutdown.clone(),
+    ));
+    let mut events: Vec<Value> = Vec::new();
+    let collect = async {
+        while let Ok(event) = rx.recv().await {
+            if let Event::Remodel(bytes) = event {
+                let value: Value = serde_json::from_slice(&bytes).expect("JSON event");
+                let done = value["type"] == "finished";
+                events.push(value);
+                if done {
+                    break;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), collect).await.expect("finished event");
+    shutdown.cancel();
+    task.await.expect("task ends on shutdown");
+    assert!(
+        events.iter().all(|e| e["event"] == "remodel" && e["change"] == id.as_str()),
+        "{events:?}"
+    );
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap_or("")).collect();
+    assert_eq!(types.first(), Some(&"attached"));
+    assert!(types.contains(&"waiting") && types.contains(&"resumed"), "{types:?}");
+    let after = drive::load_record(&record).expect("load").expect("record");
+    assert_eq!((after.status.as_str(), after.ready), ("Done", true));
+}
+
+#[test]
+fn signature_is_verified_when_the_chain_is_at_hand() {
+    let fake = device();
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/assertion/data");
+    let generic = read(&data.join("generic-classic.model"));
+    fake.state().model = Some(generic);
+    let state = tempfile::tempdir().expect("tempdir");
+    let (account, key, model) = (
+        data.join("generic.account"),
+        data.join("generic-models.account-key"),
+        data.join("generic-classic.model"),
+    );
+    let args = [
+        "--check",
+        "--offline",
+        "--assertion",
+        account.to_str().expect("utf8"),
+        "--assertion",
+        key.to_str().expect("utf8"),
+        model.to_str().expect("utf8"),
+    ];
+    let res = run(&fake, state.path(), &args);
+    assert_eq!(res.code, 0, "{}{}", res.stdout, res.stderr);
+    assert!(
+        res.stdout
+            .contains("signature: verified (model/16/generic/generic-classic <- account-key/"),
+        "{}",
+        res.stdout
+    );
+    // A brand key snapd does not have and that is not given: said, not refused.
+    let other = device();
+    let res = run(
+        &other,
+        state.path(),
+        &["--check", fixture("remodel/rev2.model").to_str().expect("utf8")],
+    );
+    assert_eq!(res.code, 0, "{}{}", res.stdout, res.stderr);
+    assert!(
+        res.stdout.contains("signature: not verified here (no matching public key"),
+        "{}",
+        res.stdout
+    );
+    let asked = other
+        .requests()
+        .iter()
+        .any(|r| r.path.starts_with("/v2/assertions/account-key?public-key-sha3-384="));
+    assert!(asked, "snapd was not asked for the signing key");
+    assert_eq!(model_posts(&fake), 0);
+}
+
+#[test]
+fn a_model_whose_signature_fails_is_refused_before_posting() {
+    let fake = device();
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/assertion/data");
+    let genuine = read(&data.join("generic-classic.model"));
+    fake.state().model = Some(genuine.clone());
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Same headers but a later timestamp: the signature no longer covers the content.
+    let tampered = dir.path().join("tampered.model");
+    std::fs::write(
+        &tampered,
+        genuine.replace("timestamp: 2017-07-27T00:00:00.0Z", "timestamp: 2017-07-28T00:00:00.0Z"),
+    )
+    .expect("write");
+    let res = run(&fake, dir.path(), &[tampered.to_str().expect("utf8")]);
+    assert_eq!(res.code, 1, "{}{}", res.stdout, res.stderr);
+    assert!(res.stdout.contains("nothing was sent to snapd"), "{}", res.stdout);
+    assert!(res.stdout.contains("(during the change)"), "{}", res.stdout);
+    assert!(res.stdout.contains("signature when it sets the model"), "{}", res.stdout);
+    assert_eq!(model_posts(&fake), 0);
+}
+
+#[test]
+fn a_pending_reboot_is_announced_once() {
+    let fake = device();
+    fake.state().remodel_script = Some(happy_script());
+    fake.state().maintenance = Some(
+        json!({"kind": "system-restart", "message": "system is restarting", "value": {"op": "reboot"}}),
+    );
+    let state = tempfile::tempdir().expect("tempdir");
+    let res = run(&fake, state.path(), &[fixture("remodel/rev2.model").to_str().expect("utf8")]);
+    assert_eq!(res.code, 0, "{}{}", res.stdout, res.stderr);
+    let line = "snapd: system is restarting; the remodel goes on after the reboot";
+    assert_eq!(res.stdout.matches(line).count(), 1, "{}", res.stdout);
+}
