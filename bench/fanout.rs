@@ -72,6 +72,9 @@ pub struct Report {
     pub rss_kb: u64,
     /// Length of the last complete line, bytes (newline included).
     pub line_bytes: usize,
+    /// Lines in the window identical to the line before them on the same socket. Messages are told
+    /// apart by content, so any such line makes the spreads meaningless (snapshots without timestamps).
+    pub duplicate_lines: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +94,7 @@ struct Conn {
     start_kernel: i64,
     start_user: i64,
     len: usize,
+    last_hash: u64,
 }
 
 struct Msg {
@@ -282,6 +286,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
                         start_kernel: 0,
                         start_user: 0,
                         len: 0,
+                        last_hash: 0,
                     });
                     in_flight += 1;
                 }
@@ -297,6 +302,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
                         start_kernel: 0,
                         start_user: 0,
                         len: 0,
+                        last_hash: 0,
                     });
                     if report.connect_errors > cfg.n / 10 + 10 {
                         break;
@@ -414,10 +420,15 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
                 Ok((n, stamp)) => {
                     let user = realtime_ns();
                     let kernel = stamp.unwrap_or(user);
+                    let mut last_hash = conn.last_hash;
                     feed(conn, &buf[..n], kernel, user, |line| {
                         if line.kernel < t0 {
                             return;
                         }
+                        if line.hash == last_hash {
+                            report.duplicate_lines += 1;
+                        }
+                        last_hash = line.hash;
                         let m = msgs.entry(line.hash).or_insert(Msg {
                             count: 0,
                             min_k: i64::MAX,
@@ -435,6 +446,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
                         m.max_u = m.max_u.max(line.user);
                         m.lags.push(line.user - line.kernel);
                     });
+                    conn.last_hash = last_hash;
                 }
             }
         }

@@ -349,6 +349,7 @@ fn daemon_items_inner(args: &AllArgs, res: &mut Results) -> anyhow::Result<()> {
     let http_port = sys::free_port()?;
     let log = args.out.join("pocketses-daemon.log");
     let interval = Duration::from_secs(args.interval);
+    let max_n = args.subscribers.iter().copied().max().unwrap_or(0);
     let mut cmd = Command::new(&args.pocketses);
     cmd.args([
         "daemon",
@@ -360,6 +361,8 @@ fn daemon_items_inner(args: &AllArgs, res: &mut Results) -> anyhow::Result<()> {
         &http_port.to_string(),
     ])
     .args(["--interval", &args.interval.to_string()])
+    // The daemon's admission limit (default 10000) must not be what the largest run measures.
+    .args(["--max-subscribers", &(max_n + 1000).to_string()])
     .env("RUST_LOG", "warn");
     println!("starting {cmd:?} (log: {})", log.display());
     let mut daemon = sys::Server::spawn("pocketses daemon", &mut cmd, &log)?;
@@ -411,6 +414,12 @@ fn daemon_items_inner(args: &AllArgs, res: &mut Results) -> anyhow::Result<()> {
         for rep in 1..=args.repeats {
             match fanout::run(&fan(n, args.messages)) {
                 Ok(r) => {
+                    if r.duplicate_lines > 0 {
+                        res.notes.push(format!(
+                            "N={n} run {rep}: {} lines repeated the previous line: messages cannot be told apart, the spreads are not valid",
+                            r.duplicate_lines
+                        ));
+                    }
                     println!(
                         "N={n} run {rep}: ready {}/{} in {:.1} s, errors {} ({}), dropped {}; {} messages, {} incomplete; \
                          spread kernel median {:.3} ms max {:.3}; user median {:.3} ms; read lag {:.3} ms; \
