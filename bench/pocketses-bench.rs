@@ -268,12 +268,23 @@ impl FanoutSet {
     fn spreads(&self, user: bool) -> Vec<f64> {
         self.runs
             .iter()
-            .filter(|r| !r.spreads_kernel_ms.is_empty())
+            .filter(|r| !r.spreads_kernel_ms.is_empty() && r.duplicate_lines == 0)
             .map(|r| median(if user { &r.spreads_user_ms } else { &r.spreads_kernel_ms }))
             .collect()
     }
     fn worst(&self) -> f64 {
-        self.runs.iter().flat_map(|r| r.spreads_kernel_ms.iter().copied()).fold(0.0, f64::max)
+        self.runs
+            .iter()
+            .filter(|r| r.duplicate_lines == 0)
+            .flat_map(|r| r.spreads_kernel_ms.iter().copied())
+            .fold(0.0, f64::max)
+    }
+    /// "median (min–max)" of `values`, or why there is none.
+    fn cell(&self, values: &[f64], decimals: usize) -> String {
+        if values.is_empty() && self.runs.iter().any(|r| r.duplicate_lines > 0) {
+            return "invalid: identical lines".into();
+        }
+        summary(values, decimals)
     }
     fn cpu(&self) -> Vec<f64> {
         self.runs.iter().filter_map(|r| r.cpu_per_cycle_ms).collect()
@@ -696,7 +707,7 @@ fn table(args: &AllArgs, res: &Results) -> String {
                 set.ready(),
                 set.worst()
             ),
-            summary(&spreads, 3),
+            set.cell(&spreads, 3),
             peer,
             kind,
             ratio(s, peer_value),
@@ -720,7 +731,7 @@ fn table(args: &AllArgs, res: &Results) -> String {
                 "same, user-space read times (one epoll thread drains all N), N={}, ms",
                 set.n
             ),
-            summary(&user, 3),
+            set.cell(&user, 3),
             peer,
             kind,
             ratio(u, pv),
