@@ -478,3 +478,52 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
     drop(conns);
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> Conn {
+        Conn {
+            fd: None,
+            state: State::Ready,
+            hash: 0,
+            in_line: false,
+            start_kernel: 0,
+            start_user: 0,
+            len: 0,
+            last_hash: 0,
+        }
+    }
+
+    fn lines(chunks: &[(&[u8], i64)]) -> Vec<(u64, i64, usize)> {
+        let mut c = conn();
+        let mut out = Vec::new();
+        for (data, stamp) in chunks {
+            feed(&mut c, data, *stamp, stamp + 1, |l| out.push((l.hash, l.kernel, l.len)));
+        }
+        out
+    }
+
+    #[test]
+    fn a_line_keeps_the_stamp_of_the_chunk_it_started_in() {
+        let got = lines(&[(b"{\"a\":1", 10), (b"}\n{\"b\"", 20), (b":2}\n", 30)]);
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].1, got[0].2), (10, 8));
+        assert_eq!((got[1].1, got[1].2), (20, 8));
+    }
+
+    #[test]
+    fn the_hash_does_not_depend_on_how_the_line_was_split() {
+        let whole = lines(&[(b"{\"t\":1.5}\n", 1)]);
+        let split = lines(&[(b"{\"t", 1), (b"\":1", 2), (b".5}\n", 3)]);
+        assert_eq!(whole[0].0, split[0].0);
+        let other = lines(&[(b"{\"t\":1.6}\n", 1)]);
+        assert_ne!(whole[0].0, other[0].0);
+    }
+
+    #[test]
+    fn no_line_without_a_newline() {
+        assert!(lines(&[(b"partial", 1)]).is_empty());
+    }
+}

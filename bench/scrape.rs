@@ -271,3 +271,82 @@ pub fn wrk(
     r.cpu_per_scrape_ms = cpu.as_secs_f64() * 1e3 / r.requests.max(1) as f64;
     Ok(r)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use super::*;
+
+    const WRK: &str = "Running 1s test @ http://127.0.0.1:18765/
+  1 threads and 1 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.16ms  583.04us   5.32ms   92.94%
+    Req/Sec   826.90    114.61     0.93k    90.00%
+  Latency Distribution
+     50%  801.00us
+     75%    1.08ms
+     90%    1.61ms
+     99%    1.02s
+  823 requests in 1.00s, 3.52MB read
+  Socket errors: connect 0, read 2, write 1, timeout 0
+  Non-2xx or 3xx responses: 4
+Requests/sec:    822.65
+Transfer/sec:      3.51MB
+";
+
+    #[test]
+    fn parses_wrk_latency_output() {
+        let r = parse_wrk(WRK);
+        assert_eq!(r.requests, 823);
+        assert_eq!(r.rps, 822.65);
+        assert!((r.p50_ms - 0.801).abs() < 1e-9, "{}", r.p50_ms);
+        assert_eq!(r.p99_ms, 1020.0);
+        assert_eq!(r.errors, 7);
+    }
+
+    #[test]
+    fn wrk_units() {
+        for (text, want) in [
+            ("12us", Some(0.012)),
+            ("3.5ms", Some(3.5)),
+            ("2.00s", Some(2000.0)),
+            ("1.00m", Some(60000.0)),
+            ("7", None),
+        ] {
+            assert_eq!(wrk_duration_ms(text), want, "{text}");
+        }
+    }
+
+    /// One keep-alive connection answers a chunked response, then a Content-Length one.
+    #[test]
+    fn client_reads_chunked_and_sized_bodies_on_one_connection() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = std::thread::spawn(move || {
+            let (s, _) = listener.accept().expect("accept");
+            let mut r = BufReader::new(s.try_clone().expect("clone"));
+            let mut w = s;
+            let replies: [&[u8]; 2] = [
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\n# a\nb\r\n3\r\n 1\n\r\n0\r\nT: v\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nc 2\n",
+            ];
+            for reply in replies {
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    r.read_line(&mut line).expect("request");
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                w.write_all(reply).expect("reply");
+            }
+        });
+        let mut client = Client { addr, conn: None, connections: 0 };
+        assert_eq!(client.get("/metrics").expect("first"), b"# a\nb 1\n");
+        assert_eq!(client.get("/metrics").expect("second"), b"c 2\n");
+        assert_eq!(client.connections, 1);
+        server.join().expect("server");
+    }
+}

@@ -51,3 +51,33 @@ pub fn summary(xs: &[f64], decimals: usize) -> String {
     }
     format!("{:.*} ({:.*}–{:.*})", decimals, median(xs), decimals, lo, decimals, hi)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(&[]), 0.0);
+        assert_eq!(median(&[f64::NAN, 5.0]), 5.0);
+    }
+
+    #[test]
+    fn percentile_is_nearest_rank() {
+        let xs: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&xs, 50.0), 50.0);
+        assert_eq!(percentile(&xs, 99.0), 99.0);
+        assert_eq!(percentile(&xs, 100.0), 100.0);
+        assert_eq!(percentile(&[7.0], 99.0), 7.0);
+        assert_eq!(percentile(&[], 50.0), 0.0);
+    }
+
+    #[test]
+    fn summary_like_the_anchors() {
+        assert_eq!(summary(&[2.0, 1.0, 3.0], 1), "2.0 (1.0–3.0)");
+        assert_eq!(summary(&[2.0], 2), "2.00");
+        assert_eq!(summary(&[], 2), "n/a");
+    }
+}
