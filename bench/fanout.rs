@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::sys::{process_cpu, realtime_ns, rss_kb};
+use crate::sys::{process_cpu, realtime_ns, rss_kb, stat_ticks};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -68,6 +68,8 @@ pub struct Report {
     pub cpu_per_cycle_ms: Option<f64>,
     /// Number of cycles `cpu_per_cycle_ms` is averaged over.
     pub cycles: usize,
+    /// Share of user time in that CPU, from the clock ticks of `/proc/PID/stat` (coarse: 10 ms ticks).
+    pub user_share: Option<f64>,
     /// Daemon VmRSS at the end of the window (all subscribers still connected), kB.
     pub rss_kb: u64,
     /// Length of the last complete line, bytes (newline included).
@@ -398,6 +400,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
     let mut live = report.ready;
     let mut msgs: HashMap<u64, Msg> = HashMap::new();
     let mut cpu_marks: Vec<Duration> = Vec::new();
+    let mut tick_marks: Vec<(u64, u64)> = Vec::new();
     let mut complete = 0usize;
     let window =
         cfg.interval * u32::try_from(cfg.messages + 2).unwrap_or(u32::MAX) + Duration::from_secs(5);
@@ -454,6 +457,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
             m.done = true;
             complete += 1;
             cpu_marks.push(process_cpu(cfg.pid)?);
+            tick_marks.push(stat_ticks(cfg.pid));
         }
     }
     report.rss_kb = rss_kb(cfg.pid).map(|(rss, _)| rss).unwrap_or(0);
@@ -473,6 +477,13 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
             report.cycles = cpu_marks.len() - 1;
             report.cpu_per_cycle_ms =
                 Some((*last - *first).as_secs_f64() * 1e3 / report.cycles as f64);
+            if let (Some(t0), Some(t1)) = (tick_marks.first(), tick_marks.last()) {
+                let user = t1.0.saturating_sub(t0.0);
+                let system = t1.1.saturating_sub(t0.1);
+                if user + system > 0 {
+                    report.user_share = Some(user as f64 / (user + system) as f64);
+                }
+            }
         }
     }
     drop(conns);

@@ -9,6 +9,7 @@
 //! Figures of the original Python pocketses come from `anchor-figures.md` and are labelled as such:
 //! they are not measured by this program. This is a benchmark, not a test: nothing here asserts on time.
 
+mod broadcast;
 mod collect;
 mod fanout;
 mod floor;
@@ -68,6 +69,9 @@ enum Cmd {
     Fanout(FanoutArgs),
     /// Item 4 only, against a running server.
     Scrape(ScrapeArgs),
+    /// The fan-out floor publisher (started by `all`).
+    #[command(hide = true)]
+    Broadcast(BroadcastArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -97,6 +101,19 @@ struct FanoutArgs {
     /// The daemon's interval, s.
     #[arg(long, default_value_t = 1)]
     interval: u64,
+}
+
+#[derive(Debug, clap::Args)]
+struct BroadcastArgs {
+    /// Port on 127.0.0.1.
+    #[arg(long)]
+    port: u16,
+    /// Seconds between messages.
+    #[arg(long, default_value_t = 1)]
+    interval: u64,
+    /// Bytes per line.
+    #[arg(long, default_value_t = 4096)]
+    bytes: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -171,6 +188,9 @@ fn main() -> ExitCode {
                 in_flight: 256,
             };
             fanout::run(&cfg).map(|r| println!("{r:#?}"))
+        }
+        Cmd::Broadcast(args) => {
+            broadcast::serve(args.port, Duration::from_secs(args.interval), args.bytes)
         }
         Cmd::Scrape(args) => {
             scrape::run(args.addr, "/metrics", args.pid, args.count, Duration::from_secs(60))
@@ -306,6 +326,7 @@ struct Results {
     idle_rss_kb: Option<u64>,
     idle: Option<fanout::Report>,
     fanout: Vec<FanoutSet>,
+    floor_fanout: Vec<FanoutSet>,
     pk_scrape: Option<scrape::Report>,
     pk_wrk: Vec<scrape::WrkReport>,
     pk_exit: Option<String>,
@@ -334,6 +355,7 @@ fn all(args: &AllArgs) -> anyhow::Result<()> {
     print_floor(&res.floor, &res.collect);
 
     daemon_items(args, &mut res);
+    floor_fanout_items(args, &mut res);
     node_exporter_items(args, &mut res);
 
     println!("\n== table   [loadavg {}]\n", loadavg());
@@ -420,53 +442,7 @@ fn daemon_items_inner(args: &AllArgs, res: &mut Results) -> anyhow::Result<()> {
     }
     wait_fds(pid, base_fds, Duration::from_secs(10));
 
-    for &n in &args.subscribers {
-        let mut set = FanoutSet { n, runs: Vec::new() };
-        for rep in 1..=args.repeats {
-            match fanout::run(&fan(n, args.messages)) {
-                Ok(r) => {
-                    if r.duplicate_lines > 0 {
-                        res.notes.push(format!(
-                            "N={n} run {rep}: {} lines repeated the previous line: messages cannot be told apart, the spreads are not valid",
-                            r.duplicate_lines
-                        ));
-                    }
-                    println!(
-                        "N={n} run {rep}: ready {}/{} in {:.1} s, errors {} ({}), dropped {}; {} messages, {} incomplete; \
-                         spread kernel median {:.3} ms max {:.3}; user median {:.3} ms; read lag {:.3} ms; \
-                         CPU/cycle {:.3} ms over {} cycles; VmRSS {} kB",
-                        r.ready,
-                        r.wanted,
-                        r.connect_secs,
-                        r.connect_errors,
-                        r.first_error.as_deref().unwrap_or("-"),
-                        r.dropped,
-                        r.spreads_kernel_ms.len(),
-                        r.incomplete,
-                        median(&r.spreads_kernel_ms),
-                        min_max(&r.spreads_kernel_ms).1,
-                        median(&r.spreads_user_ms),
-                        median(&r.read_lag_ms),
-                        r.cpu_per_cycle_ms.unwrap_or(f64::NAN),
-                        r.cycles,
-                        r.rss_kb
-                    );
-                    set.runs.push(r);
-                }
-                Err(err) => {
-                    println!("N={n} run {rep}: {err:#}");
-                    res.notes.push(format!("fan-out N={n} run {rep} failed: {err:#}"));
-                }
-            }
-            if !wait_fds(pid, base_fds, Duration::from_secs(20)) {
-                res.notes.push(format!(
-                    "after N={n} run {rep} the daemon still had {} fds (idle: {base_fds})",
-                    sys::fd_count(pid)
-                ));
-            }
-        }
-        res.fanout.push(set);
-    }
+    res.fanout = fanout_sets("pocketses", args, &fan, pid, base_fds, &mut res.notes);
 
     step("4. pocketses GET /metrics");
     match scrape::run(http, "/metrics", pid, args.scrapes, Duration::from_secs(30)) {
@@ -495,6 +471,109 @@ fn daemon_items_inner(args: &AllArgs, res: &mut Results) -> anyhow::Result<()> {
     };
     println!("pocketses daemon {text}");
     res.pk_exit = Some(text);
+    Ok(())
+}
+
+/// Runs the fan-out repeats for every N of `args` against one publisher.
+fn fanout_sets(
+    name: &str,
+    args: &AllArgs,
+    fan: &dyn Fn(usize, usize) -> fanout::Config,
+    pid: u32,
+    base_fds: usize,
+    notes: &mut Vec<String>,
+) -> Vec<FanoutSet> {
+    let mut sets = Vec::new();
+    for &n in &args.subscribers {
+        let mut set = FanoutSet { n, runs: Vec::new() };
+        for rep in 1..=args.repeats {
+            match fanout::run(&fan(n, args.messages)) {
+                Ok(r) => {
+                    if r.duplicate_lines > 0 {
+                        notes.push(format!(
+                            "{name} N={n} run {rep}: {} lines repeated the previous line: messages cannot be told apart, the spreads are not valid",
+                            r.duplicate_lines
+                        ));
+                    }
+                    println!(
+                        "{name} N={n} run {rep}: ready {}/{} in {:.1} s, errors {} ({}), dropped {}; {} messages, {} incomplete; \
+                         spread kernel median {:.3} ms max {:.3}; user median {:.3} ms; read lag {:.3} ms; \
+                         CPU/cycle {:.3} ms over {} cycles (user share {}); VmRSS {} kB",
+                        r.ready,
+                        r.wanted,
+                        r.connect_secs,
+                        r.connect_errors,
+                        r.first_error.as_deref().unwrap_or("-"),
+                        r.dropped,
+                        r.spreads_kernel_ms.len(),
+                        r.incomplete,
+                        median(&r.spreads_kernel_ms),
+                        min_max(&r.spreads_kernel_ms).1,
+                        median(&r.spreads_user_ms),
+                        median(&r.read_lag_ms),
+                        r.cpu_per_cycle_ms.unwrap_or(f64::NAN),
+                        r.cycles,
+                        r.user_share.map(|u| format!("{:.0}%", u * 100.0)).unwrap_or_else(|| "n/a".into()),
+                        r.rss_kb
+                    );
+                    set.runs.push(r);
+                }
+                Err(err) => {
+                    println!("{name} N={n} run {rep}: {err:#}");
+                    notes.push(format!("{name} fan-out N={n} run {rep} failed: {err:#}"));
+                }
+            }
+            if !wait_fds(pid, base_fds, Duration::from_secs(20)) {
+                notes.push(format!(
+                    "after N={n} run {rep} {name} still had {} fds (idle: {base_fds})",
+                    sys::fd_count(pid)
+                ));
+            }
+        }
+        sets.push(set);
+    }
+
+    sets
+}
+
+fn floor_fanout_items(args: &AllArgs, res: &mut Results) {
+    if let Err(err) = floor_fanout_inner(args, res) {
+        println!("fan-out floor stopped: {err:#}");
+        res.notes.push(format!("fan-out floor incomplete: {err:#}"));
+    }
+}
+
+fn floor_fanout_inner(args: &AllArgs, res: &mut Results) -> anyhow::Result<()> {
+    step("2. the fan-out floor: one thread writing each line to every subscriber (same client)");
+    let bytes = res.idle.as_ref().map(|r| r.line_bytes).filter(|b| *b > 0).unwrap_or(4096);
+    let port = sys::free_port()?;
+    let exe = std::env::current_exe().context("cannot find the bench program")?;
+    let log = args.out.join("fanout-floor.log");
+    let mut cmd = Command::new(exe);
+    cmd.args(["broadcast", "--port", &port.to_string(), "--interval", &args.interval.to_string()])
+        .args(["--bytes", &bytes.to_string()]);
+    println!("starting {cmd:?} (lines of {bytes} bytes, as the daemon's)");
+    let mut server = sys::Server::spawn("fan-out floor", &mut cmd, &log)?;
+    let pid = server.pid();
+    let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+    if !sys::wait_port(SocketAddr::V4(addr), Duration::from_secs(10)) {
+        anyhow::bail!("the floor publisher did not listen on {addr}; log:\n    {}", log_tail(&log));
+    }
+    // wait_port's probe connection is a subscriber until the next write finds it closed.
+    sleep(Duration::from_secs(args.interval) * 2);
+    let base_fds = sys::fd_count(pid);
+    let interval = Duration::from_secs(args.interval);
+    let fan = |n: usize, messages: usize| fanout::Config {
+        addr,
+        n,
+        messages,
+        pid,
+        interval,
+        connect_timeout: Duration::from_secs(90),
+        in_flight: 256,
+    };
+    res.floor_fanout = fanout_sets("floor", args, &fan, pid, base_fds, &mut res.notes);
+    server.stop(Duration::from_secs(2));
     Ok(())
 }
 
@@ -714,6 +793,23 @@ fn table(args: &AllArgs, res: &Results) -> String {
             &target.map(|v| format!("≤ {v} ms")).unwrap_or_else(|| "–".into()),
             target.map(|v| met(s, v)).unwrap_or("–"),
         );
+        if let Some(floor) = res.floor_fanout.iter().find(|f| f.n == set.n) {
+            let fs = floor.spreads(false);
+            let f = (!fs.is_empty()).then(|| median(&fs));
+            row(
+                "2",
+                &format!(
+                    "same, against the floor (one thread, blocking write loop), N={}, ms",
+                    set.n
+                ),
+                set.cell(&spreads, 3),
+                format!("floor {}", floor.cell(&fs, 3)),
+                m,
+                ratio(s, f),
+                "–",
+                "–",
+            );
+        }
         let user = set.spreads(true);
         let u = (!user.is_empty()).then(|| median(&user));
         let (peer, pv, kind) = if set.n == 1000 {
@@ -740,6 +836,22 @@ fn table(args: &AllArgs, res: &Results) -> String {
         );
     }
     for set in &res.fanout {
+        if let Some(floor) = res.floor_fanout.iter().find(|f| f.n == set.n) {
+            let cpu = set.cpu();
+            let fc = floor.cpu();
+            let c = (!cpu.is_empty()).then(|| median(&cpu));
+            let f = (!fc.is_empty()).then(|| median(&fc));
+            row(
+                "2",
+                &format!("CPU per cycle, {} subscribers, against the floor, ms", set.n),
+                summary(&cpu, 3),
+                format!("floor {}", summary(&fc, 3)),
+                m,
+                ratio(c, f),
+                "–",
+                "–",
+            );
+        }
         let cpu = set.cpu();
         let c = (!cpu.is_empty()).then(|| median(&cpu));
         let (peer, pv, kind) = if set.n == 1000 {
