@@ -1,10 +1,11 @@
-//! The fan-out floor: the simplest possible publisher, run as a child process of the bench.
+//! The fan-out baseline: the simplest possible publisher, run as a child process of the bench.
 //!
 //! One thread, blocking `write` of the same line to every subscriber in a loop, once per interval;
-//! the latest line goes to a subscriber as soon as it connects. No queues, no tasks, no locks: the
-//! cost left is the kernel's (a loopback TCP write per subscriber, including the receive path and
-//! the wake-up of the reader, which loopback runs in the writer's context). The same client
-//! measures it and the daemon, so the ratio shows what the daemon adds on top of the writes.
+//! the latest line goes to a subscriber as soon as it connects. No queues, no tasks, no locks: what
+//! it costs is almost all kernel (a loopback TCP write per subscriber, including the receive path
+//! and the wake-up of the reader, which loopback runs in the writer's context). It is a baseline,
+//! not a strict floor: a publisher writing from several threads can beat its spread. The same
+//! client measures it and the daemon.
 
 use std::io::Write;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};

@@ -69,7 +69,7 @@ enum Cmd {
     Fanout(FanoutArgs),
     /// Item 4 only, against a running server.
     Scrape(ScrapeArgs),
-    /// The fan-out floor publisher (started by `all`).
+    /// The fan-out baseline publisher (started by `all`).
     #[command(hide = true)]
     Broadcast(BroadcastArgs),
 }
@@ -326,7 +326,7 @@ struct Results {
     idle_rss_kb: Option<u64>,
     idle: Option<fanout::Report>,
     fanout: Vec<FanoutSet>,
-    floor_fanout: Vec<FanoutSet>,
+    baseline_fanout: Vec<FanoutSet>,
     pk_scrape: Option<scrape::Report>,
     pk_wrk: Vec<scrape::WrkReport>,
     pk_exit: Option<String>,
@@ -355,7 +355,7 @@ fn all(args: &AllArgs) -> anyhow::Result<()> {
     print_floor(&res.floor, &res.collect);
 
     daemon_items(args, &mut res);
-    floor_fanout_items(args, &mut res);
+    baseline_fanout_items(args, &mut res);
     node_exporter_items(args, &mut res);
 
     println!("\n== table   [loadavg {}]\n", loadavg());
@@ -536,28 +536,31 @@ fn fanout_sets(
     sets
 }
 
-fn floor_fanout_items(args: &AllArgs, res: &mut Results) {
-    if let Err(err) = floor_fanout_inner(args, res) {
-        println!("fan-out floor stopped: {err:#}");
-        res.notes.push(format!("fan-out floor incomplete: {err:#}"));
+fn baseline_fanout_items(args: &AllArgs, res: &mut Results) {
+    if let Err(err) = baseline_fanout_inner(args, res) {
+        println!("fan-out baseline stopped: {err:#}");
+        res.notes.push(format!("fan-out baseline incomplete: {err:#}"));
     }
 }
 
-fn floor_fanout_inner(args: &AllArgs, res: &mut Results) -> anyhow::Result<()> {
-    step("2. the fan-out floor: one thread writing each line to every subscriber (same client)");
+fn baseline_fanout_inner(args: &AllArgs, res: &mut Results) -> anyhow::Result<()> {
+    step("2. fan-out baseline: one thread, blocking write of each line to every subscriber (same client)");
     let bytes = res.idle.as_ref().map(|r| r.line_bytes).filter(|b| *b > 0).unwrap_or(4096);
     let port = sys::free_port()?;
     let exe = std::env::current_exe().context("cannot find the bench program")?;
-    let log = args.out.join("fanout-floor.log");
+    let log = args.out.join("fanout-baseline.log");
     let mut cmd = Command::new(exe);
     cmd.args(["broadcast", "--port", &port.to_string(), "--interval", &args.interval.to_string()])
         .args(["--bytes", &bytes.to_string()]);
     println!("starting {cmd:?} (lines of {bytes} bytes, as the daemon's)");
-    let mut server = sys::Server::spawn("fan-out floor", &mut cmd, &log)?;
+    let mut server = sys::Server::spawn("fan-out baseline", &mut cmd, &log)?;
     let pid = server.pid();
     let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
     if !sys::wait_port(SocketAddr::V4(addr), Duration::from_secs(10)) {
-        anyhow::bail!("the floor publisher did not listen on {addr}; log:\n    {}", log_tail(&log));
+        anyhow::bail!(
+            "the baseline publisher did not listen on {addr}; log:\n    {}",
+            log_tail(&log)
+        );
     }
     // wait_port's probe connection is a subscriber until the next write finds it closed.
     sleep(Duration::from_secs(args.interval) * 2);
@@ -572,7 +575,7 @@ fn floor_fanout_inner(args: &AllArgs, res: &mut Results) -> anyhow::Result<()> {
         connect_timeout: Duration::from_secs(90),
         in_flight: 256,
     };
-    res.floor_fanout = fanout_sets("floor", args, &fan, pid, base_fds, &mut res.notes);
+    res.baseline_fanout = fanout_sets("baseline", args, &fan, pid, base_fds, &mut res.notes);
     server.stop(Duration::from_secs(2));
     Ok(())
 }
@@ -793,17 +796,17 @@ fn table(args: &AllArgs, res: &Results) -> String {
             &target.map(|v| format!("≤ {v} ms")).unwrap_or_else(|| "–".into()),
             target.map(|v| met(s, v)).unwrap_or("–"),
         );
-        if let Some(floor) = res.floor_fanout.iter().find(|f| f.n == set.n) {
-            let fs = floor.spreads(false);
+        if let Some(base) = res.baseline_fanout.iter().find(|f| f.n == set.n) {
+            let fs = base.spreads(false);
             let f = (!fs.is_empty()).then(|| median(&fs));
             row(
                 "2",
                 &format!(
-                    "same, against the floor (one thread, blocking write loop), N={}, ms",
+                    "same, against a baseline publisher (one thread, blocking write loop), N={}, ms",
                     set.n
                 ),
                 set.cell(&spreads, 3),
-                format!("floor {}", floor.cell(&fs, 3)),
+                format!("baseline {}", base.cell(&fs, 3)),
                 m,
                 ratio(s, f),
                 "–",
@@ -836,16 +839,19 @@ fn table(args: &AllArgs, res: &Results) -> String {
         );
     }
     for set in &res.fanout {
-        if let Some(floor) = res.floor_fanout.iter().find(|f| f.n == set.n) {
+        if let Some(base) = res.baseline_fanout.iter().find(|f| f.n == set.n) {
             let cpu = set.cpu();
-            let fc = floor.cpu();
+            let fc = base.cpu();
             let c = (!cpu.is_empty()).then(|| median(&cpu));
             let f = (!fc.is_empty()).then(|| median(&fc));
             row(
                 "2",
-                &format!("CPU per cycle, {} subscribers, against the floor, ms", set.n),
+                &format!(
+                    "CPU per cycle, {} subscribers, against the baseline publisher, ms",
+                    set.n
+                ),
                 summary(&cpu, 3),
-                format!("floor {}", summary(&fc, 3)),
+                format!("baseline {}", summary(&fc, 3)),
                 m,
                 ratio(c, f),
                 "–",
