@@ -1,22 +1,597 @@
 //! The daemon: wiring of collector, publishers, configuration reload and shutdown.
+//!
+//! Data flow: the collector loop runs `metrics::collect::Collector::collect` on a blocking thread
+//! every `interval`, encodes the snapshot once per format on that same thread
+//! ([`crate::publish::Published`]) and hands it to the [`Hub`], which keeps it as the latest message and
+//! broadcasts it to one task per subscriber (`publish::tcp`, `publish::http`).
+//!
+//! This module owns tasks, signals and listeners; it decides nothing about wire formats.
+//! Configuration arrives on a `watch` channel, so a source that reloads it live (snapd, a control
+//! socket) only has to send a new [`Config`]: see [`run`].
 
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use crate::config::{Config, Format};
+use crate::metrics::collect::Collector;
+use crate::publish::{self, Hub, Published};
+
+/// Default path of snapd's API socket; `POCKETSES_SNAPD_SOCKET` overrides it.
+pub const SNAPD_SOCKET: &str = "/run/snapd.socket";
+/// How long shutdown waits for subscribers to take their last message and close.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// JSON shape of the TCP stream, as a flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    /// The documented schema (docs/metrics.md).
+    V1,
+    /// The exact shape of the original Python pocketses.
+    Legacy,
+}
+
+impl From<FormatArg> for Format {
+    fn from(arg: FormatArg) -> Format {
+        match arg {
+            FormatArg::V1 => Format::V1,
+            FormatArg::Legacy => Format::Legacy,
+        }
+    }
+}
 
 /// Flags of the daemon; the same set is accepted with no subcommand (the original's `--port`, `--interval`).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct DaemonArgs {
-    /// TCP port of the JSON line stream.
+    /// TCP port of the JSON line stream [default: 8888; 0 picks a free port].
     #[arg(long)]
     pub port: Option<u16>,
-    /// Seconds between collections.
-    #[arg(long)]
+    /// Seconds between collections, 1-86400 [default: 60].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=86400))]
     pub interval: Option<u32>,
+    /// HTTP port for /v1/metrics, /v1/metrics/stream and /metrics [default: 9188; 0 disables HTTP].
+    #[arg(long)]
+    pub http_port: Option<u16>,
+    /// Address both listeners bind [default: 0.0.0.0].
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<IpAddr>,
+    /// JSON shape of the TCP stream [default: v1].
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// Subscribers (TCP and SSE) admitted at once [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub max_subscribers: Option<usize>,
+    /// Once listening, write "tcp=ADDR http=ADDR" to this file (for tests and supervisors).
+    #[arg(long, value_name = "PATH")]
+    pub ready_file: Option<PathBuf>,
 }
 
-/// Runs the daemon until SIGTERM or SIGINT.
+/// Overlays the flags given on `config`. [pure]
+pub fn overlay_flags(mut config: Config, args: &DaemonArgs) -> Config {
+    if let Some(port) = args.port {
+        config.port = port;
+    }
+    if let Some(interval) = args.interval {
+        config.interval = interval;
+    }
+    if let Some(port) = args.http_port {
+        config.http.port = port;
+    }
+    if let Some(bind) = args.bind {
+        config.bind = bind;
+        config.http.bind = bind;
+    }
+    if let Some(format) = args.format {
+        config.publish.format = format.into();
+    }
+    if let Some(max) = args.max_subscribers {
+        config.publish.max_subscribers = max;
+    }
+    config
+}
+
+/// The configuration the daemon starts with: defaults, then (later) snapd's values, then flags.
+///
+/// PLUG-IN POINT for the snapd source: read the snap's configuration here and apply it between
+/// `Config::default()` and [`overlay_flags`], so that flags given by hand still win.
+/// `snapd_reachable` says whether snapd's socket accepted a connection.
+pub fn initial_config(args: &DaemonArgs, snapd_reachable: bool) -> Config {
+    let _ = snapd_reachable;
+    overlay_flags(Config::default(), args)
+}
+
+/// Where the listeners ended up; ports are the real ones, also when 0 was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Listening {
+    /// The TCP line stream.
+    pub tcp: Option<SocketAddr>,
+    /// The HTTP endpoint, `None` when disabled.
+    pub http: Option<SocketAddr>,
+}
+
+impl std::fmt::Display for Listening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |addr: Option<SocketAddr>| addr.map_or("off".to_string(), |a| a.to_string());
+        write!(f, "tcp={} http={}", show(self.tcp), show(self.http))
+    }
+}
+
+/// Optional hooks of [`run_with`].
+#[derive(Debug, Default)]
+pub struct RunOptions {
+    /// Rewritten with [`Listening`]'s text each time the listeners change.
+    pub ready_file: Option<PathBuf>,
+    /// Sent [`Listening`] each time the listeners change (tests use it in-process).
+    pub listening: Option<watch::Sender<Listening>>,
+}
+
+/// Runs the daemon as `pocketses daemon` does: builds the runtime, reads the initial configuration,
+/// and serves until SIGTERM or SIGINT, then exits 0.
 ///
 /// # Errors
 /// When the runtime or a listener cannot start.
-pub fn main(_args: DaemonArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("the daemon is not built yet")
+pub fn main(args: DaemonArgs) -> anyhow::Result<ExitCode> {
+    // Two workers: fan-out to thousands of subscribers uses both cores, idle costs two parked threads.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(2)
+        .thread_name("pocketses")
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    raise_fd_limit();
+    let reachable = snapd_reachable();
+    let config = initial_config(&args, reachable);
+    // The sender stays here; the snapd source will own it and send reloaded configurations.
+    let (config_tx, config_rx) = watch::channel(config);
+    let shutdown = CancellationToken::new();
+    let options = RunOptions { ready_file: args.ready_file.clone(), listening: None };
+    let res = runtime.block_on(async {
+        let signals = listen_for_signals(shutdown.clone())?;
+        let res = run_with(config_rx, shutdown.clone(), options).await;
+        shutdown.cancel();
+        let _ = signals.await;
+        res
+    });
+    drop(config_tx);
+    // A collection stuck in the kernel must not hold the exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    res.map(|()| ExitCode::SUCCESS)
+}
+
+/// Runs the daemon until `shutdown` is cancelled, following configuration changes live.
+///
+/// CONTRACT with configuration sources (snapd, control socket): send a new [`Config`] on the
+/// channel and it applies without restart:
+/// - `interval`: the next collection is due `interval` after the start of the previous one;
+///   subscribers stay connected;
+/// - `port`, `bind`, `http.*`: the listener is rebound; connections already open stay,
+///   and if the new address cannot be bound the old listener keeps serving (logged);
+/// - `publish.format`: applies to the following messages and to what new subscribers get first;
+/// - `publish.max_subscribers`: applies to new subscribers; nobody is disconnected.
+///
+/// Values are taken as valid (`config` validates them). Dropping the sender freezes the configuration.
+///
+/// # Errors
+/// When the initial listeners cannot be bound.
+pub async fn run(
+    config: watch::Receiver<Config>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    run_with(config, shutdown, RunOptions::default()).await
+}
+
+/// [`run`] with [`RunOptions`].
+///
+/// # Errors
+/// When the initial listeners cannot be bound.
+pub async fn run_with(
+    mut config: watch::Receiver<Config>,
+    shutdown: CancellationToken,
+    options: RunOptions,
+) -> anyhow::Result<()> {
+    let initial = config.borrow_and_update().clone();
+    let hub = Hub::new(initial.publish.max_subscribers);
+    let tracker = TaskTracker::new();
+    let mut listeners = Listeners {
+        hub: hub.clone(),
+        shutdown: shutdown.clone(),
+        tracker: tracker.clone(),
+        tcp: None,
+        http: None,
+        options,
+    };
+    // Bind before anything else, so that a taken port fails the start with a clear error.
+    listeners.apply(&initial, true).await?;
+    tracker.spawn(collect_loop(hub.clone(), config.clone(), shutdown.clone()));
+    tracker.spawn(async move {
+        listeners.follow(config).await;
+        listeners.remove_ready_file();
+    });
+    shutdown.cancelled().await;
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_TIMEOUT, tracker.wait()).await.is_err() {
+        warn!("shutdown: some subscribers did not close in time");
+    }
+    Ok(())
+}
+
+/// Collects on the interval and publishes; collection and encoding run on a blocking thread.
+async fn collect_loop(hub: Hub, mut config: watch::Receiver<Config>, shutdown: CancellationToken) {
+    let mut current = config.borrow_and_update().clone();
+    let mut collector = Some(Collector::new());
+    let mut seq = 0;
+    let mut last_start = Instant::now();
+    let mut next = last_start;
+    let mut watching = true;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep_until(next) => {
+                last_start = Instant::now();
+                seq += 1;
+                let mut taken = collector.take().unwrap_or_default();
+                let format = current.publish.format;
+                let job = tokio::task::spawn_blocking(move || {
+                    let published = Published::new(seq, taken.collect(), format);
+                    (taken, published)
+                });
+                let res = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    res = job => res,
+                };
+                match res {
+                    Ok((taken, published)) => {
+                        collector = Some(taken);
+                        hub.publish(published);
+                    }
+                    // The collector is rebuilt on the next tick; rates restart from there.
+                    Err(err) => error!(error = %err, "internal error: collection failed"),
+                }
+                next = due(last_start, current.interval, Instant::now());
+            }
+            res = config.changed(), if watching => {
+                if res.is_err() {
+                    watching = false;
+                    continue;
+                }
+                let new = config.borrow_and_update().clone();
+                if new.interval != current.interval {
+                    info!(interval = new.interval, "collection interval changed");
+                    next = due(last_start, new.interval, Instant::now());
+                }
+                if new.publish.format != current.publish.format {
+                    info!(format = ?new.publish.format, "stream format changed");
+                    if let Some(latest) = hub.latest() {
+                        hub.set_latest(Arc::new(latest.with_format(new.publish.format)));
+                    }
+                }
+                current = new;
+            }
+        }
+    }
+}
+
+/// When the next collection is due: `interval` after the last start, but never in the past. [pure]
+pub fn due(last_start: Instant, interval: u32, now: Instant) -> Instant {
+    (last_start + Duration::from_secs(u64::from(interval.max(1)))).max(now)
+}
+
+/// One running accept loop.
+struct Running {
+    /// The address asked for (port 0 stays 0 here, so an unchanged config does not rebind).
+    want: SocketAddr,
+    bound: SocketAddr,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Tcp,
+    Http,
+}
+
+/// The two listeners and what they need to start accept loops.
+struct Listeners {
+    hub: Hub,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    tcp: Option<Running>,
+    http: Option<Running>,
+    options: RunOptions,
+}
+
+impl Listeners {
+    async fn follow(&mut self, mut config: watch::Receiver<Config>) {
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                res = config.changed() => {
+                    if res.is_err() {
+                        // Nobody will reload the configuration any more; serve as is.
+                        self.shutdown.cancelled().await;
+                        return;
+                    }
+                    let new = config.borrow_and_update().clone();
+                    self.hub.set_max_subscribers(new.publish.max_subscribers);
+                    if let Err(err) = self.apply(&new, false).await {
+                        error!("{err:#}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Binds what `config` asks for that is not bound yet; reports where it listens.
+    async fn apply(&mut self, config: &Config, first: bool) -> anyhow::Result<()> {
+        let before = self.listening();
+        let tcp = Some(SocketAddr::new(config.bind, config.port));
+        let http =
+            (config.http.port != 0).then(|| SocketAddr::new(config.http.bind, config.http.port));
+        let res_tcp = self.rebind(Kind::Tcp, tcp).await;
+        let res_http = self.rebind(Kind::Http, http).await;
+        let after = self.listening();
+        if first || after != before {
+            info!("listening {after}");
+            self.announce(after);
+        }
+        res_tcp.and(res_http)
+    }
+
+    fn listening(&self) -> Listening {
+        Listening {
+            tcp: self.tcp.as_ref().map(|r| r.bound),
+            http: self.http.as_ref().map(|r| r.bound),
+        }
+    }
+
+    async fn rebind(&mut self, kind: Kind, want: Option<SocketAddr>) -> anyhow::Result<()> {
+        let slot = match kind {
+            Kind::Tcp => &mut self.tcp,
+            Kind::Http => &mut self.http,
+        };
+        if slot.as_ref().map(|r| r.want) == want {
+            return Ok(());
+        }
+        let Some(want) = want else {
+            if let Some(old) = slot.take() {
+                stop(old).await;
+            }
+            return Ok(());
+        };
+        let listener = match publish::tcp::bind(want) {
+            Ok(listener) => listener,
+            // Same port on another address, or the same address: let go of the old one first.
+            Err(err) if err.kind() == std::io::ErrorKind::AddrInUse && slot.is_some() => {
+                let old_want = slot.as_ref().map(|r| r.want);
+                if let Some(old) = slot.take() {
+                    stop(old).await;
+                }
+                match publish::tcp::bind(want) {
+                    Ok(listener) => listener,
+                    Err(err) => {
+                        // Put the old listener back so the stream stays reachable.
+                        if let Some(old_want) = old_want {
+                            if let Ok(listener) = publish::tcp::bind(old_want) {
+                                let running = self.start(kind, old_want, listener);
+                                *self.slot(kind) = running;
+                            }
+                        }
+                        return Err(err).with_context(|| format!("cannot listen on {want}"));
+                    }
+                }
+            }
+            Err(err) => return Err(err).with_context(|| format!("cannot listen on {want}")),
+        };
+        let running = self.start(kind, want, listener);
+        if let Some(old) = std::mem::replace(self.slot(kind), running) {
+            stop(old).await;
+        }
+        Ok(())
+    }
+
+    fn slot(&mut self, kind: Kind) -> &mut Option<Running> {
+        match kind {
+            Kind::Tcp => &mut self.tcp,
+            Kind::Http => &mut self.http,
+        }
+    }
+
+    fn start(&self, kind: Kind, want: SocketAddr, listener: TcpListener) -> Option<Running> {
+        let bound = listener.local_addr().unwrap_or(want);
+        let stop = self.shutdown.child_token();
+        let (hub, shutdown, tracker) =
+            (self.hub.clone(), self.shutdown.clone(), self.tracker.clone());
+        let task = match kind {
+            Kind::Tcp => self.tracker.spawn(publish::tcp::serve(
+                listener,
+                hub,
+                stop.clone(),
+                shutdown,
+                tracker,
+            )),
+            Kind::Http => self.tracker.spawn(publish::http::serve(
+                listener,
+                hub,
+                stop.clone(),
+                shutdown,
+                tracker,
+            )),
+        };
+        Some(Running { want, bound, stop, task })
+    }
+
+    fn announce(&self, listening: Listening) {
+        if let Some(tx) = &self.options.listening {
+            tx.send_replace(listening);
+        }
+        if let Some(path) = &self.options.ready_file {
+            if let Err(err) = write_atomically(path, &format!("{listening}\n")) {
+                warn!(path = %path.display(), error = %err, "cannot write ready file");
+            }
+        }
+    }
+
+    fn remove_ready_file(&self) {
+        if let Some(path) = &self.options.ready_file {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Stops an accept loop and waits until its listener is closed; its connections stay.
+async fn stop(running: Running) {
+    running.stop.cancel();
+    let _ = running.task.await;
+}
+
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Cancels `shutdown` on SIGTERM or SIGINT. Installed before the listeners open,
+/// so a signal sent as soon as the daemon is reachable is handled, not fatal.
+fn listen_for_signals(shutdown: CancellationToken) -> anyhow::Result<JoinHandle<()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    Ok(tokio::spawn(async move {
+        let name = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        info!(signal = name, "shutting down");
+        shutdown.cancel();
+    }))
+}
+
+/// The snapd socket path: `$POCKETSES_SNAPD_SOCKET`, else [`SNAPD_SOCKET`].
+pub fn snapd_socket() -> PathBuf {
+    std::env::var_os("POCKETSES_SNAPD_SOCKET")
+        .map_or_else(|| PathBuf::from(SNAPD_SOCKET), PathBuf::from)
+}
+
+/// Whether snapd's socket accepts a connection; logs the one line saying it does not.
+fn snapd_reachable() -> bool {
+    let path = snapd_socket();
+    match std::os::unix::net::UnixStream::connect(&path) {
+        Ok(_) => true,
+        Err(err) => {
+            warn!(
+                "snapd is not reachable at {}: {}; running on defaults and flags",
+                path.display(),
+                publish::subscribe::describe(&err)
+            );
+            false
+        }
+    }
+}
+
+/// Raises the soft open-files limit to the hard one: every subscriber is a descriptor.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we own; setrlimit only reads it.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        let want = if limit.rlim_max == libc::RLIM_INFINITY { 1 << 20 } else { limit.rlim_max };
+        if want > limit.rlim_cur {
+            let raised = libc::rlimit { rlim_cur: want, rlim_max: limit.rlim_max };
+            // Failing leaves the soft limit as it was, which still works, only with fewer subscribers.
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &raised);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        args: DaemonArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        let wrap = Wrap::try_parse_from(std::iter::once("pocketses").chain(args.iter().copied()))?;
+        Ok(initial_config(&wrap.args, false))
+    }
+
+    #[test]
+    fn defaults_without_flags() {
+        assert_eq!(parse(&[]).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn flags_overlay_defaults() {
+        let config = parse(&[
+            "--port",
+            "9000",
+            "--interval",
+            "5",
+            "--http-port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--format",
+            "legacy",
+            "--max-subscribers",
+            "3",
+        ])
+        .unwrap();
+        assert_eq!(config.port, 9000);
+        assert_eq!(config.interval, 5);
+        assert_eq!(config.http.port, 0);
+        assert_eq!(config.bind, IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(config.http.bind, IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(config.publish.format, Format::Legacy);
+        assert_eq!(config.publish.max_subscribers, 3);
+    }
+
+    #[test]
+    fn bad_flags_are_refused() {
+        for args in [
+            &["--interval", "0"][..],
+            &["--interval", "86401"],
+            &["--port", "65536"],
+            &["--bind", "localhost"],
+            &["--format", "xml"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn listening_text() {
+        let l = Listening { tcp: Some("127.0.0.1:1".parse().unwrap()), http: None };
+        assert_eq!(l.to_string(), "tcp=127.0.0.1:1 http=off");
+    }
+
+    #[test]
+    fn next_collection_is_due_an_interval_after_the_last_start() {
+        let t0 = Instant::now();
+        assert_eq!(due(t0, 60, t0 + Duration::from_secs(1)), t0 + Duration::from_secs(60));
+        // Shortened below what already elapsed: collect now, not in the past.
+        let now = t0 + Duration::from_secs(30);
+        assert_eq!(due(t0, 10, now), now);
+    }
 }

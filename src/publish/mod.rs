@@ -1,3 +1,364 @@
-//! Fan-out of encoded snapshots to subscribers (TCP line stream, HTTP, SSE).
+//! Fan-out of encoded snapshots to subscribers: the [`Hub`], and the TCP, HTTP and SSE publishers.
+//!
+//! The hub owns the latest message and a bounded broadcast ring.
+//! A snapshot is encoded once, into shared [`Bytes`], and every subscriber task writes the same bytes;
+//! nothing here encodes per subscriber.
+//! The hub does not collect (that is `daemon`'s collector loop) and does not know about sockets
+//! (that is `tcp` and `http`).
+//!
+//! Queue policy: drop-oldest.
+//! Each subscriber reads the broadcast ring at its own pace; one that falls more than
+//! [`QUEUE_CAPACITY`] messages behind loses the oldest ones, which are counted in
+//! [`Counters::dropped`], and carries on with the newest.
+//! A stuck subscriber therefore costs the others nothing.
 
+pub mod http;
 pub mod subscribe;
+pub mod tcp;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use hyper::body::Bytes;
+use tokio::sync::broadcast;
+
+use crate::config::Format;
+use crate::metrics::encode;
+use crate::metrics::Snapshot;
+
+/// How many messages a subscriber may fall behind before it loses the oldest.
+///
+/// Kept small: the ring holds `Arc`s of whole snapshots, and a subscriber that is more than
+/// a few intervals behind is better served by the newest than by history.
+pub const QUEUE_CAPACITY: usize = 4;
+
+/// One collected snapshot with its encodings, shared by every publisher.
+#[derive(Debug)]
+pub struct Published {
+    /// Sequence number, 1 for the first snapshot; lets a new subscriber skip what it already has.
+    pub seq: u64,
+    /// The snapshot itself.
+    pub snapshot: Arc<Snapshot>,
+    /// The documented JSON schema (`json::encode`), one line without newline: `/v1/metrics` and SSE.
+    pub json: Bytes,
+    /// The line for the TCP stream in the configured format, newline included.
+    pub line: Bytes,
+    /// Prometheus text of the snapshot, encoded on the first scrape and kept for the next.
+    prometheus: OnceLock<Bytes>,
+    /// The SSE event of the snapshot, framed for the first SSE subscriber and kept for the others.
+    sse: OnceLock<Bytes>,
+}
+
+impl Published {
+    /// Encodes `snapshot` once for every publisher. [pure]
+    pub fn new(seq: u64, snapshot: Snapshot, format: Format) -> Published {
+        let json = encode::json::encode(&snapshot);
+        let line = line_for(&snapshot, &json, format);
+        Published {
+            seq,
+            snapshot: Arc::new(snapshot),
+            json: Bytes::from(json),
+            line,
+            prometheus: OnceLock::new(),
+            sse: OnceLock::new(),
+        }
+    }
+
+    /// The same snapshot re-encoded for another stream format (after a live format change).
+    pub fn with_format(&self, format: Format) -> Published {
+        let json = String::from_utf8_lossy(&self.json);
+        Published {
+            seq: self.seq,
+            snapshot: Arc::clone(&self.snapshot),
+            json: self.json.clone(),
+            line: line_for(&self.snapshot, &json, format),
+            prometheus: OnceLock::new(),
+            sse: OnceLock::new(),
+        }
+    }
+
+    /// Prometheus text of the snapshot, encoded once per snapshot however often it is scraped.
+    pub fn prometheus(&self) -> Bytes {
+        self.prometheus
+            .get_or_init(|| Bytes::from(encode::prometheus::encode(&self.snapshot)))
+            .clone()
+    }
+
+    /// The SSE `snapshot` event of this snapshot, framed once for all SSE subscribers.
+    pub fn sse(&self) -> Bytes {
+        self.sse
+            .get_or_init(|| http::sse_frame(Event::SSE_SNAPSHOT, Some(self.seq), &self.json))
+            .clone()
+    }
+}
+
+fn line_for(snapshot: &Snapshot, json: &str, format: Format) -> Bytes {
+    let mut line = match format {
+        Format::V1 => json.to_string(),
+        Format::Legacy => encode::legacy::encode(snapshot),
+    };
+    line.push('\n');
+    Bytes::from(line)
+}
+
+/// What travels on the hub.
+///
+/// The TCP line stream carries snapshots only; the SSE stream carries every kind,
+/// each under its own `event:` name ([`Event::sse_name`]).
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A new snapshot.
+    Snapshot(Arc<Published>),
+    /// A remodel progress report, already encoded as one JSON object (no newline).
+    Remodel(Bytes),
+}
+
+impl Event {
+    /// SSE `event:` name of snapshots.
+    pub const SSE_SNAPSHOT: &'static str = "snapshot";
+    /// SSE `event:` name of remodel reports.
+    pub const SSE_REMODEL: &'static str = "remodel";
+
+    /// The SSE `event:` field of this kind.
+    pub fn sse_name(&self) -> &'static str {
+        match self {
+            Event::Snapshot(_) => Event::SSE_SNAPSHOT,
+            Event::Remodel(_) => Event::SSE_REMODEL,
+        }
+    }
+}
+
+/// Counters the publishers keep; read by `/metrics` and the logs.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Subscribers connected now (TCP stream and SSE).
+    pub subscribers: AtomicUsize,
+    /// Snapshots published since start.
+    pub published: AtomicU64,
+    /// Messages a lagging subscriber never received (drop-oldest).
+    pub dropped: AtomicU64,
+    /// Connections refused: subscriber limit reached or no file descriptor left.
+    pub refused: AtomicU64,
+    /// Subscribers disconnected for sending too much input.
+    pub flooded: AtomicU64,
+}
+
+/// The fan-out point between the collector and the publishers. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    tx: broadcast::Sender<Event>,
+    latest: Mutex<Option<Arc<Published>>>,
+    counters: Counters,
+    max_subscribers: AtomicUsize,
+}
+
+impl Hub {
+    /// A hub that admits at most `max_subscribers` subscribers at once.
+    pub fn new(max_subscribers: usize) -> Hub {
+        let (tx, _) = broadcast::channel(QUEUE_CAPACITY);
+        Hub {
+            inner: Arc::new(Inner {
+                tx,
+                latest: Mutex::new(None),
+                counters: Counters::default(),
+                max_subscribers: AtomicUsize::new(max_subscribers),
+            }),
+        }
+    }
+
+    /// Makes `published` the latest message and sends it to every subscriber.
+    pub fn publish(&self, published: Published) {
+        let published = Arc::new(published);
+        self.set_latest(published.clone());
+        self.inner.counters.published.fetch_add(1, Ordering::Relaxed);
+        // An error only means nobody is subscribed right now.
+        let _ = self.inner.tx.send(Event::Snapshot(published));
+    }
+
+    /// Sends an event that is not a snapshot (it is not kept for late subscribers).
+    pub fn send(&self, event: Event) {
+        let _ = self.inner.tx.send(event);
+    }
+
+    /// Replaces the latest message without sending it (used when the stream format changes).
+    pub fn set_latest(&self, published: Arc<Published>) {
+        if let Ok(mut latest) = self.inner.latest.lock() {
+            *latest = Some(published);
+        }
+    }
+
+    /// The latest message, if a snapshot was collected yet.
+    pub fn latest(&self) -> Option<Arc<Published>> {
+        self.inner.latest.lock().ok().and_then(|latest| latest.clone())
+    }
+
+    /// Joins the broadcast, then returns the latest message to send first.
+    ///
+    /// Subscribing before reading the latest means nothing published in between is missed;
+    /// the subscriber skips messages whose `seq` it already sent.
+    pub fn subscribe(&self) -> (broadcast::Receiver<Event>, Option<Arc<Published>>) {
+        let rx = self.inner.tx.subscribe();
+        (rx, self.latest())
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
+    /// Changes the subscriber limit; subscribers already connected stay.
+    pub fn set_max_subscribers(&self, max: usize) {
+        self.inner.max_subscribers.store(max, Ordering::Relaxed);
+    }
+
+    /// Takes a subscriber slot, or `None` (counted as refused) when the limit is reached.
+    ///
+    /// A counter rather than a `Semaphore`: the limit can change live, and a lowered limit
+    /// must not disconnect anyone, which permits cannot express without debt bookkeeping.
+    pub fn try_slot(&self) -> Option<Slot> {
+        let counters = &self.inner.counters;
+        let max = self.inner.max_subscribers.load(Ordering::Relaxed);
+        let res = counters
+            .subscribers
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1));
+        match res {
+            Ok(_) => Some(Slot { hub: self.clone() }),
+            Err(_) => {
+                counters.refused.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+}
+
+/// A subscriber's place in the limit; dropping it frees the place.
+#[derive(Debug)]
+pub struct Slot {
+    hub: Hub,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.hub.inner.counters.subscribers.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// What a subscriber should do with one item taken from the broadcast ring. [pure]
+#[derive(Debug, PartialEq)]
+pub enum Next {
+    /// Write these bytes.
+    Send(Bytes),
+    /// Nothing to write (already sent, or a kind this publisher does not carry).
+    Skip,
+}
+
+/// Decides what a line-stream subscriber does with a received event, given the last `seq` it sent.
+pub fn next_line(event: &Event, last_seq: &mut u64) -> Next {
+    match event {
+        Event::Snapshot(p) if p.seq > *last_seq => {
+            *last_seq = p.seq;
+            Next::Send(p.line.clone())
+        }
+        _ => Next::Skip,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(hostname: &str) -> Snapshot {
+        Snapshot { hostname: hostname.to_string(), ..Snapshot::default() }
+    }
+
+    #[test]
+    fn encodes_once_with_newline_on_the_line_only() {
+        let p = Published::new(1, snapshot("h"), Format::V1);
+        assert!(p.line.ends_with(b"\n"));
+        assert!(!p.json.ends_with(b"\n"));
+        assert_eq!(&p.line[..p.line.len() - 1], &p.json[..]);
+    }
+
+    #[test]
+    fn legacy_format_changes_the_line_not_the_json() {
+        let s = snapshot("h");
+        let p = Published::new(1, s.clone(), Format::Legacy);
+        let want = format!("{}\n", encode::legacy::encode(&s));
+        assert_eq!(p.line, Bytes::from(want));
+        assert_eq!(p.json, Bytes::from(encode::json::encode(&s)));
+        let back = p.with_format(Format::V1);
+        assert_eq!(back.line, Bytes::from(format!("{}\n", encode::json::encode(&s))));
+        assert_eq!(back.seq, 1);
+    }
+
+    #[test]
+    fn prometheus_is_cached_per_snapshot() {
+        let p = Published::new(1, snapshot("h"), Format::V1);
+        let a = p.prometheus();
+        let b = p.prometheus();
+        // Same allocation: the second scrape did not encode again.
+        assert_eq!(a.as_ptr(), b.as_ptr());
+    }
+
+    #[test]
+    fn late_subscriber_gets_latest_and_then_new_ones() {
+        let hub = Hub::new(10);
+        hub.publish(Published::new(1, snapshot("a"), Format::V1));
+        let (mut rx, latest) = hub.subscribe();
+        let mut last = 0;
+        let latest = latest.map(Event::Snapshot);
+        assert!(matches!(latest.as_ref().map(|e| next_line(e, &mut last)), Some(Next::Send(_))));
+        assert_eq!(last, 1);
+        hub.publish(Published::new(2, snapshot("b"), Format::V1));
+        let ev = rx.try_recv().expect("second message");
+        assert!(matches!(next_line(&ev, &mut last), Next::Send(_)));
+        assert_eq!(last, 2);
+    }
+
+    #[test]
+    fn a_message_already_sent_is_skipped() {
+        let p = Arc::new(Published::new(3, snapshot("a"), Format::V1));
+        let mut last = 3;
+        assert_eq!(next_line(&Event::Snapshot(p), &mut last), Next::Skip);
+        assert_eq!(next_line(&Event::Remodel(Bytes::from_static(b"{}")), &mut last), Next::Skip);
+    }
+
+    #[test]
+    fn lagging_receiver_loses_oldest_only() {
+        let hub = Hub::new(10);
+        let (mut rx, _) = hub.subscribe();
+        for seq in 1..=(QUEUE_CAPACITY as u64 + 2) {
+            hub.publish(Published::new(seq, snapshot("a"), Format::V1));
+        }
+        assert!(matches!(rx.try_recv(), Err(broadcast::error::TryRecvError::Lagged(2))));
+        let Ok(Event::Snapshot(p)) = rx.try_recv() else { panic!("expected a snapshot") };
+        assert_eq!(p.seq, 3);
+    }
+
+    #[test]
+    fn slots_respect_the_limit_and_free_on_drop() {
+        let hub = Hub::new(2);
+        let a = hub.try_slot();
+        let b = hub.try_slot();
+        assert!(a.is_some() && b.is_some());
+        assert!(hub.try_slot().is_none());
+        assert_eq!(hub.counters().refused.load(Ordering::Relaxed), 1);
+        drop(a);
+        assert!(hub.try_slot().is_some());
+        hub.set_max_subscribers(0);
+        assert!(hub.try_slot().is_none());
+        assert_eq!(hub.counters().subscribers.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn sse_names() {
+        let p = Arc::new(Published::new(1, snapshot("a"), Format::V1));
+        assert_eq!(Event::Snapshot(p).sse_name(), "snapshot");
+        assert_eq!(Event::Remodel(Bytes::new()).sse_name(), "remodel");
+    }
+}

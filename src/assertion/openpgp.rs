@@ -1,0 +1,1 @@
+//! openpgp (in progress).

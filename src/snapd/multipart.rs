@@ -1,0 +1,96 @@
+//! The multipart form of an offline remodel (`POST /v2/model`, snapd ≥ 2.61.2).
+//!
+//! [pure] Parts as snapd's `remodelForm` expects them: exactly one `new-model`,
+//! zero or more `assertion` parts, zero or more `snap` file parts.
+
+/// A snap file sent with an offline remodel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapFile {
+    /// File name snapd sees (`pc_146.snap`).
+    pub filename: String,
+    /// The squashfs bytes.
+    pub data: Vec<u8>,
+}
+
+/// An encoded form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Form {
+    /// `multipart/form-data; boundary=…`.
+    pub content_type: String,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// Encodes the remodel form; the boundary is chosen so that it occurs in no part.
+pub fn remodel_form(new_model: &str, assertions: &[String], snaps: &[SnapFile]) -> Form {
+    let boundary = pick_boundary(new_model, assertions, snaps);
+    let mut body = Vec::new();
+    let mut part = |headers: &str, data: &[u8]| {
+        body.extend_from_slice(format!("--{boundary}\r\n{headers}\r\n\r\n").as_bytes());
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    };
+    part(
+        "Content-Disposition: form-data; name=\"new-model\"\r\nContent-Type: application/x.ubuntu.assertion",
+        new_model.as_bytes(),
+    );
+    for assertion in assertions {
+        part(
+            "Content-Disposition: form-data; name=\"assertion\"\r\nContent-Type: application/x.ubuntu.assertion",
+            assertion.as_bytes(),
+        );
+    }
+    for snap in snaps {
+        let name = snap.filename.replace(['"', '\r', '\n'], "_");
+        part(
+            &format!(
+                "Content-Disposition: form-data; name=\"snap\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream"
+            ),
+            &snap.data,
+        );
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    Form { content_type: format!("multipart/form-data; boundary={boundary}"), body }
+}
+
+fn pick_boundary(new_model: &str, assertions: &[String], snaps: &[SnapFile]) -> String {
+    let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    (0u32..)
+        .map(|n| format!("pocketses-remodel-{n:08x}"))
+        .find(|b| {
+            let b = b.as_bytes();
+            !contains(new_model.as_bytes(), b)
+                && !assertions.iter().any(|a| contains(a.as_bytes(), b))
+                && !snaps.iter().any(|s| contains(&s.data, b))
+        })
+        .unwrap_or_else(|| "pocketses-remodel".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_has_all_parts_in_order() {
+        let form = remodel_form(
+            "type: model\n",
+            &["type: snap-declaration\n".to_string()],
+            &[SnapFile { filename: "pc_1.snap".into(), data: b"hsqs".to_vec() }],
+        );
+        let boundary = form.content_type.strip_prefix("multipart/form-data; boundary=").unwrap();
+        let text = String::from_utf8(form.body).unwrap();
+        let model = text.find("name=\"new-model\"").unwrap();
+        let assertion = text.find("name=\"assertion\"").unwrap();
+        let snap = text.find("name=\"snap\"; filename=\"pc_1.snap\"").unwrap();
+        assert!(model < assertion && assertion < snap);
+        assert!(text.ends_with(&format!("--{boundary}--\r\n")));
+        assert_eq!(text.matches(&format!("--{boundary}\r\n")).count(), 3);
+    }
+
+    #[test]
+    fn boundary_avoids_content() {
+        let model = "pocketses-remodel-00000000".to_string();
+        let form = remodel_form(&model, &[], &[]);
+        assert!(form.content_type.ends_with("pocketses-remodel-00000001"));
+    }
+}

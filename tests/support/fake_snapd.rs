@@ -1,0 +1,876 @@
+//! A fake snapd for tests: snapd's exact envelope on two unix sockets in a temp dir.
+//!
+//! `snapd.socket` serves the REST API, `snapd-snap.socket` serves the same plus `POST /v2/snapctl`.
+//! It records every request, keeps a configuration document, snaps, model and serial text,
+//! connections, warnings and assertions, and plays scripted changes: each `GET /v2/changes/{id}`
+//! advances one step; a [`Step::Gone`] step drops the connection and removes both sockets for a
+//! while, as snapd does when it restarts.
+//! It runs on its own thread and runtime, so it works from `#[test]` and `#[tokio::test]` alike.
+//!
+//! ```ignore
+//! let fake = FakeSnapd::start();
+//! fake.set_conf(json!({"interval": 30}));
+//! std::env::set_var("POCKETSES_SNAPD_SOCKET", fake.snapd_socket());
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Map, Value};
+use tokio::net::UnixListener;
+use tokio::sync::oneshot;
+
+/// The context id the fake accepts for snapctl (pass it as `SNAP_COOKIE`).
+pub const COOKIE: &str = "fake-cookie-0123456789";
+
+/// A recorded request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    /// `snapd` or `snapctl`: which socket it came in on.
+    pub socket: &'static str,
+    /// HTTP method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Content-Type header.
+    pub content_type: Option<String>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    /// The body as JSON (Null when it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// For snapctl requests, the args.
+    pub fn snapctl_args(&self) -> Vec<String> {
+        serde_json::from_value(self.json()["args"].clone()).unwrap_or_default()
+    }
+}
+
+/// An error reply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorReply {
+    /// HTTP status.
+    pub status: u16,
+    /// snapd kind.
+    pub kind: Option<String>,
+    /// Message.
+    pub message: String,
+    /// Value.
+    pub value: Option<Value>,
+}
+
+impl ErrorReply {
+    /// An error with a kind.
+    pub fn new(status: u16, kind: Option<&str>, message: &str) -> Self {
+        ErrorReply {
+            status,
+            kind: kind.map(str::to_string),
+            message: message.to_string(),
+            value: None,
+        }
+    }
+}
+
+/// One step of a scripted change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// The change object to serve (id is filled in).
+    State(Value),
+    /// snapd restarts: the connection drops and the sockets are gone for this long.
+    Gone(Duration),
+}
+
+#[derive(Debug, Clone)]
+struct Scripted {
+    steps: Vec<Step>,
+    pos: usize,
+    last: Value,
+}
+
+/// Everything the fake knows; tests change it through [`FakeSnapd`] methods or [`FakeSnapd::state`].
+#[derive(Debug)]
+pub struct State {
+    /// The snap's configuration document (nested objects).
+    pub conf: Value,
+    /// `GET /v2/system-info` result.
+    pub system_info: Value,
+    /// Installed snaps (`client.Snap` objects).
+    pub snaps: Vec<Value>,
+    /// Model assertion text (`None`: assertion-not-found).
+    pub model: Option<String>,
+    /// Serial assertion text.
+    pub serial: Option<String>,
+    /// Connected plugs of pocketses (plug names).
+    pub connected: Vec<String>,
+    /// Assertions by type (raw text each).
+    pub assertions: Vec<(String, String)>,
+    /// Warnings (objects).
+    pub warnings: Vec<Value>,
+    /// Maintenance object added to sync replies.
+    pub maintenance: Option<Value>,
+    /// Forced errors: (method, path prefix without query) → reply.
+    pub errors: Vec<(String, String, ErrorReply)>,
+    /// Steps given to the next change created by `POST /v2/model`.
+    pub remodel_script: Option<Vec<Step>>,
+    /// Last `snapctl set-health` arguments.
+    pub health: Option<Vec<String>>,
+    /// Every request, in order.
+    pub requests: Vec<Recorded>,
+    changes: BTreeMap<u64, Scripted>,
+    next_change: u64,
+    down_until: Option<Instant>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            conf: json!({}),
+            system_info: json!({
+                "series": "16", "version": "2.65-fake", "build-id": "fake",
+                "os-release": {"id": "ubuntu-core", "version-id": "22"},
+                "on-classic": false, "managed": false, "kernel-version": "5.15.0-fake",
+                "locations": {"snap-mount-dir": "/snap", "snap-bin-dir": "/snap/bin"},
+                "refresh": {"timer": "00:00~24:00/4"}, "architecture": "amd64",
+                "system-mode": "run", "confinement": "strict"
+            }),
+            snaps: vec![json!({
+                "id": "", "name": "pocketses", "summary": "device agent", "status": "active",
+                "type": "app", "base": "core22", "version": "0.1.0", "channel": "",
+                "tracking-channel": "", "revision": "x1", "confinement": "strict", "devmode": false,
+                "apps": [
+                    {"snap": "pocketses", "name": "pocketses"},
+                    {"snap": "pocketses", "name": "daemon", "daemon": "simple", "daemon-scope": "system", "enabled": true, "active": true}
+                ],
+                "links": null, "contact": ""
+            })],
+            model: Some(FAKE_MODEL.to_string()),
+            serial: None,
+            connected: vec!["network".into(), "network-bind".into()],
+            assertions: Vec::new(),
+            warnings: Vec::new(),
+            maintenance: None,
+            errors: Vec::new(),
+            remodel_script: None,
+            health: None,
+            requests: Vec::new(),
+            changes: BTreeMap::new(),
+            next_change: 1,
+            down_until: None,
+        }
+    }
+}
+
+/// An unsigned-looking model assertion good enough for header parsing.
+pub const FAKE_MODEL: &str = "type: model\nauthority-id: brand\nseries: 16\nbrand-id: brand\nmodel: pocketses-pc\narchitecture: amd64\nbase: core22\ngrade: dangerous\nrevision: 1\ntimestamp: 2024-08-09T12:00:00Z\nsign-key-sha3-384: fake\n\nAcLBcwQAAQoAHRYhBFAKE\n";
+
+/// A running fake snapd; dropping it stops it and removes the sockets.
+pub struct FakeSnapd {
+    dir: tempfile::TempDir,
+    state: Arc<Mutex<State>>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeSnapd {
+    /// Starts a fake with default state; returns once both sockets accept connections.
+    pub fn start() -> Self {
+        Self::start_with(State::default())
+    }
+
+    /// Starts a fake with the given state.
+    pub fn start_with(state: State) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state = Arc::new(Mutex::new(state));
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let paths = (dir.path().join("snapd.socket"), dir.path().join("snapd-snap.socket"));
+        let thread_state = state.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(serve(paths, thread_state, stop_rx, ready_tx));
+        });
+        ready_rx.recv_timeout(Duration::from_secs(10)).expect("fake snapd did not start");
+        FakeSnapd { dir, state, stop: Some(stop_tx), thread: Some(thread) }
+    }
+
+    /// Path of the fake `/run/snapd.socket`.
+    pub fn snapd_socket(&self) -> PathBuf {
+        self.dir.path().join("snapd.socket")
+    }
+
+    /// Path of the fake `/run/snapd-snap.socket`.
+    pub fn snapctl_socket(&self) -> PathBuf {
+        self.dir.path().join("snapd-snap.socket")
+    }
+
+    /// The temp dir holding the sockets (tests may put more files there).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Environment that points a child process at this fake, as a hook would see it.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("POCKETSES_SNAPD_SOCKET".into(), self.snapd_socket().display().to_string()),
+            ("POCKETSES_SNAPCTL_SOCKET".into(), self.snapctl_socket().display().to_string()),
+            ("SNAP_COOKIE".into(), COOKIE.into()),
+        ]
+    }
+
+    /// Locks the state.
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("fake snapd state")
+    }
+
+    /// Replaces the configuration document.
+    pub fn set_conf(&self, conf: Value) {
+        self.state().conf = conf;
+    }
+
+    /// The configuration document.
+    pub fn conf(&self) -> Value {
+        self.state().conf.clone()
+    }
+
+    /// Marks a plug of pocketses connected or not.
+    pub fn connect(&self, plug: &str, connected: bool) {
+        let mut state = self.state();
+        state.connected.retain(|p| p != plug);
+        if connected {
+            state.connected.push(plug.to_string());
+        }
+    }
+
+    /// Makes requests with this method and path prefix fail with `reply`.
+    pub fn fail(&self, method: &str, path_prefix: &str, reply: ErrorReply) {
+        self.state().errors.push((method.to_string(), path_prefix.to_string(), reply));
+    }
+
+    /// Clears forced errors.
+    pub fn clear_failures(&self) {
+        self.state().errors.clear();
+    }
+
+    /// Adds a change played step by step; returns its id.
+    pub fn add_change(&self, steps: Vec<Step>) -> String {
+        let mut state = self.state();
+        add_change(&mut state, steps)
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state().requests.clone()
+    }
+
+    /// Requests to `POST /v2/snapctl`, as args.
+    pub fn snapctl_calls(&self) -> Vec<Vec<String>> {
+        self.requests()
+            .iter()
+            .filter(|r| r.path == "/v2/snapctl")
+            .map(Recorded::snapctl_args)
+            .collect()
+    }
+
+    /// Takes both sockets away for `duration` (snapd restarting).
+    pub fn go_away(&self, duration: Duration) {
+        self.state().down_until = Some(Instant::now() + duration);
+    }
+}
+
+impl Drop for FakeSnapd {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn add_change(state: &mut State, steps: Vec<Step>) -> String {
+    let id = state.next_change;
+    state.next_change += 1;
+    let first =
+        steps.iter().find_map(|s| if let Step::State(v) = s { Some(v.clone()) } else { None });
+    let last = with_id(first.unwrap_or_else(|| json!({"status": "Do", "ready": false})), id);
+    state.changes.insert(id, Scripted { steps, pos: 0, last });
+    id.to_string()
+}
+
+fn with_id(mut change: Value, id: u64) -> Value {
+    if let Some(obj) = change.as_object_mut() {
+        obj.insert("id".into(), json!(id.to_string()));
+        for (key, default) in [
+            ("kind", json!("")),
+            ("summary", json!("")),
+            ("spawn-time", json!("2024-08-09T12:00:00Z")),
+            ("tasks", json!([])),
+        ] {
+            obj.entry(key).or_insert(default);
+        }
+    }
+    change
+}
+
+async fn serve(
+    paths: (PathBuf, PathBuf),
+    state: Arc<Mutex<State>>,
+    mut stop: oneshot::Receiver<()>,
+    ready: std::sync::mpsc::Sender<()>,
+) {
+    let mut snapd = Some(UnixListener::bind(&paths.0).expect("bind snapd.socket"));
+    let mut snap = Some(UnixListener::bind(&paths.1).expect("bind snapd-snap.socket"));
+    let _ = ready.send(());
+    loop {
+        let down = state.lock().expect("state").down_until;
+        if let Some(until) = down {
+            drop(snapd.take());
+            drop(snap.take());
+            let _ = std::fs::remove_file(&paths.0);
+            let _ = std::fs::remove_file(&paths.1);
+            let now = Instant::now();
+            if until > now {
+                tokio::select! {
+                    _ = &mut stop => break,
+                    () = tokio::time::sleep(until - now) => {}
+                }
+            }
+            let mut guard = state.lock().expect("state");
+            if guard.down_until == Some(until) {
+                guard.down_until = None;
+            }
+            drop(guard);
+            snapd = Some(UnixListener::bind(&paths.0).expect("rebind snapd.socket"));
+            snap = Some(UnixListener::bind(&paths.1).expect("rebind snapd-snap.socket"));
+            continue;
+        }
+        let (Some(l1), Some(l2)) = (snapd.as_ref(), snap.as_ref()) else { break };
+        tokio::select! {
+            _ = &mut stop => break,
+            // Wake up now and then to notice a go_away() from the test thread.
+            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+            res = l1.accept() => if let Ok((stream, _)) = res { spawn_conn(stream, "snapd", state.clone()) },
+            res = l2.accept() => if let Ok((stream, _)) = res { spawn_conn(stream, "snapctl", state.clone()) },
+        }
+    }
+    let _ = std::fs::remove_file(&paths.0);
+    let _ = std::fs::remove_file(&paths.1);
+}
+
+fn spawn_conn(stream: tokio::net::UnixStream, socket: &'static str, state: Arc<Mutex<State>>) {
+    tokio::spawn(async move {
+        let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let state = state.clone();
+            async move {
+                let method = req.method().to_string();
+                let path = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+                let content_type = req
+                    .headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let body = req
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes().to_vec())
+                    .unwrap_or_default();
+                let rec = Recorded { socket, method, path, content_type, body };
+                match handle(&state, rec) {
+                    Some(reply) => Ok::<_, std::io::Error>(reply),
+                    None => Err(std::io::Error::other("snapd is restarting")),
+                }
+            }
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+    });
+}
+
+type Reply = hyper::Response<Full<Bytes>>;
+
+fn reply(status: u16, content_type: &str, body: Vec<u8>, count: Option<usize>) -> Reply {
+    let mut builder =
+        hyper::Response::builder().status(status).header("content-type", content_type);
+    if let Some(count) = count {
+        builder = builder.header("x-ubuntu-assertions-count", count.to_string());
+    }
+    builder.body(Full::new(Bytes::from(body))).expect("response")
+}
+
+fn status_text(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        202 => "Accepted",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        _ => "Internal Server Error",
+    }
+}
+
+fn sync(state: &State, result: Value) -> Reply {
+    let mut env = json!({"type": "sync", "status-code": 200, "status": "OK", "result": result});
+    if let Some(m) = &state.maintenance {
+        env["maintenance"] = m.clone();
+    }
+    if !state.warnings.is_empty() {
+        env["warning-count"] = json!(state.warnings.len());
+        env["warning-timestamp"] = json!("2024-08-09T12:00:00Z");
+    }
+    reply(200, "application/json", env.to_string().into_bytes(), None)
+}
+
+fn async_reply(change: &str) -> Reply {
+    let env = json!({"type": "async", "status-code": 202, "status": "Accepted", "result": null, "change": change});
+    reply(202, "application/json", env.to_string().into_bytes(), None)
+}
+
+fn error(e: &ErrorReply) -> Reply {
+    let mut result = json!({"message": e.message});
+    if let Some(kind) = &e.kind {
+        result["kind"] = json!(kind);
+    }
+    if let Some(value) = &e.value {
+        result["value"] = value.clone();
+    }
+    let env = json!({"type": "error", "status-code": e.status, "status": status_text(e.status), "result": result});
+    reply(e.status, "application/json", env.to_string().into_bytes(), None)
+}
+
+fn err(status: u16, kind: Option<&str>, message: &str) -> Reply {
+    error(&ErrorReply::new(status, kind, message))
+}
+
+fn query(path: &str) -> (String, BTreeMap<String, String>) {
+    let (p, q) = path.split_once('?').unwrap_or((path, ""));
+    let params = q
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (decode(k), decode(v))
+        })
+        .collect();
+    (decode(p), params)
+}
+
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Handles one request; `None` drops the connection (snapd restarting).
+fn handle(state: &Arc<Mutex<State>>, rec: Recorded) -> Option<Reply> {
+    let mut guard = state.lock().expect("state");
+    let st = &mut *guard;
+    st.requests.push(rec.clone());
+    let (path, params) = query(&rec.path);
+    if let Some((_, _, e)) =
+        st.errors.iter().find(|(m, p, _)| *m == rec.method && path.starts_with(p.as_str()))
+    {
+        return Some(error(&e.clone()));
+    }
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let method = rec.method.as_str();
+    Some(match (method, segments.as_slice()) {
+        ("GET", ["v2", "system-info"]) => sync(st, st.system_info.clone()),
+        ("GET", ["v2", "snaps"]) => {
+            let mut env = json!({"type": "sync", "status-code": 200, "status": "OK", "result": st.snaps, "sources": ["local"]});
+            if let Some(m) = &st.maintenance {
+                env["maintenance"] = m.clone();
+            }
+            reply(200, "application/json", env.to_string().into_bytes(), None)
+        }
+        ("GET", ["v2", "snaps", name]) => match st.snaps.iter().find(|s| s["name"] == *name) {
+            Some(snap) => sync(st, snap.clone()),
+            None => error(&ErrorReply {
+                status: 404,
+                kind: Some("snap-not-found".into()),
+                message: format!("snap \"{name}\" not found"),
+                value: Some(json!(name)),
+            }),
+        },
+        ("GET", ["v2", "snaps", name, "conf"]) => {
+            let keys: Vec<String> = params
+                .get("keys")
+                .map(|k| k.split(',').filter(|k| !k.is_empty()).map(str::to_string).collect())
+                .unwrap_or_default();
+            if keys.is_empty() {
+                return Some(sync(st, st.conf.clone()));
+            }
+            let mut out = Map::new();
+            for key in keys {
+                match get_path(&st.conf, &key) {
+                    Some(v) => {
+                        out.insert(key, v.clone());
+                    }
+                    None => {
+                        return Some(error(&ErrorReply {
+                            status: 400,
+                            kind: Some("option-not-found".into()),
+                            message: format!(
+                                "snap \"{name}\" has no \"{key}\" configuration option"
+                            ),
+                            value: Some(json!({"SnapName": name, "Key": key})),
+                        }))
+                    }
+                }
+            }
+            sync(st, Value::Object(out))
+        }
+        ("PUT", ["v2", "snaps", name, "conf"]) => {
+            if !st.snaps.iter().any(|s| s["name"] == *name) {
+                return Some(err(
+                    404,
+                    Some("snap-not-found"),
+                    &format!("snap \"{name}\" not found"),
+                ));
+            }
+            let Ok(Value::Object(patch)) = serde_json::from_slice::<Value>(&rec.body) else {
+                return Some(err(400, None, "cannot decode request body into patch values"));
+            };
+            for (key, value) in patch {
+                if value.is_null() {
+                    unset_path(&mut st.conf, &key);
+                } else {
+                    set_path(&mut st.conf, &key, value);
+                }
+            }
+            let summary = format!("Change configuration of \"{name}\" snap");
+            let id = add_change(
+                st,
+                vec![Step::State(
+                    json!({"kind": "configure-snap", "summary": summary, "status": "Done", "ready": true, "ready-time": "2024-08-09T12:00:01Z"}),
+                )],
+            );
+            async_reply(&id)
+        }
+        ("GET", ["v2", "model"]) => assertion_or_json(st, st.model.clone(), "model", &params),
+        ("GET", ["v2", "model", "serial"]) => {
+            assertion_or_json(st, st.serial.clone(), "serial", &params)
+        }
+        ("POST", ["v2", "model"]) => {
+            let multipart =
+                rec.content_type.as_deref().is_some_and(|t| t.starts_with("multipart/form-data"));
+            if !multipart && rec.json()["new-model"].as_str().is_none() {
+                return Some(err(
+                    400,
+                    None,
+                    "cannot decode request body into remodel operation: new-model missing",
+                ));
+            }
+            let steps = st.remodel_script.take().unwrap_or_else(|| vec![Step::State(json!({"kind": "remodel", "summary": "Refresh model assertion from revision 1 to 2", "status": "Done", "ready": true}))]);
+            let id = add_change(st, steps);
+            async_reply(&id)
+        }
+        ("GET", ["v2", "changes"]) => {
+            let select = params.get("select").map(String::as_str).unwrap_or("in-progress");
+            if !["all", "in-progress", "ready"].contains(&select) {
+                return Some(err(400, None, "select should be one of: all,in-progress,ready"));
+            }
+            let list: Vec<Value> = st
+                .changes
+                .values()
+                .map(|c| c.last.clone())
+                .filter(|c| {
+                    let ready = c["ready"].as_bool().unwrap_or(false);
+                    select == "all" || (select == "ready") == ready
+                })
+                .collect();
+            sync(st, Value::Array(list))
+        }
+        ("GET", ["v2", "changes", id]) => {
+            let Some(change) = id.parse::<u64>().ok().and_then(|n| st.changes.get_mut(&n)) else {
+                return Some(err(404, None, &format!("cannot find change with id \"{id}\"")));
+            };
+            let n: u64 = id.parse().unwrap_or(0);
+            let step = change.steps.get(change.pos).cloned();
+            if change.pos + 1 < change.steps.len() {
+                change.pos += 1;
+            }
+            match step {
+                Some(Step::Gone(duration)) => {
+                    if change.pos + 1 == change.steps.len()
+                        && matches!(change.steps[change.pos], Step::Gone(_))
+                    {
+                        change.pos = change.steps.len();
+                    }
+                    st.down_until = Some(Instant::now() + duration);
+                    return None;
+                }
+                Some(Step::State(v)) => change.last = with_id(v, n),
+                None => {}
+            }
+            let last = change.last.clone();
+            sync(st, last)
+        }
+        ("POST", ["v2", "changes", id]) => {
+            let action = rec.json()["action"].as_str().unwrap_or("").to_string();
+            if action != "abort" {
+                return Some(err(400, None, &format!("change action \"{action}\" is unsupported")));
+            }
+            let Some(change) = id.parse::<u64>().ok().and_then(|n| st.changes.get_mut(&n)) else {
+                return Some(err(404, None, &format!("cannot find change with id \"{id}\"")));
+            };
+            if change.last["ready"].as_bool().unwrap_or(false) {
+                return Some(err(
+                    400,
+                    None,
+                    &format!("cannot abort change {id} with nothing pending"),
+                ));
+            }
+            change.last["status"] = json!("Abort");
+            let last = change.last.clone();
+            sync(st, last)
+        }
+        ("GET", ["v2", "connections"]) => sync(st, connections(&st.connected)),
+        ("GET", ["v2", "assertions"]) => sync(
+            st,
+            json!({"types": ["account", "account-key", "model", "serial", "snap-declaration", "snap-revision"]}),
+        ),
+        ("GET", ["v2", "assertions", kind]) => {
+            let texts: Vec<&str> =
+                st.assertions.iter().filter(|(t, _)| t == kind).map(|(_, a)| a.as_str()).collect();
+            let body = texts.join("\n");
+            reply(
+                200,
+                "application/x.ubuntu.assertion; bundle=y",
+                body.into_bytes(),
+                Some(texts.len()),
+            )
+        }
+        ("GET", ["v2", "warnings"]) => sync(st, Value::Array(st.warnings.clone())),
+        ("POST", ["v2", "snapctl"]) if rec.socket == "snapctl" => snapctl(st, &rec.json()),
+        ("POST", ["v2", "snapctl"]) => err(403, Some("login-required"), "access denied"),
+        (_, ["v2", ..]) if !matches!(method, "GET" | "PUT" | "POST") => {
+            err(405, None, &format!("method \"{method}\" not allowed"))
+        }
+        _ => err(404, None, "not found"),
+    })
+}
+
+fn assertion_or_json(
+    st: &State,
+    text: Option<String>,
+    what: &str,
+    params: &BTreeMap<String, String>,
+) -> Reply {
+    let Some(text) = text else {
+        return error(&ErrorReply {
+            status: 404,
+            kind: Some("assertion-not-found".into()),
+            message: format!("no {what} assertion yet"),
+            value: Some(json!(what)),
+        });
+    };
+    match params.get("json").map(String::as_str) {
+        Some("true" | "headers") => {
+            let mut headers = Map::new();
+            for line in text.lines().take_while(|l| !l.is_empty()) {
+                if let Some((k, v)) = line.split_once(": ") {
+                    headers.insert(k.to_string(), json!(v));
+                }
+            }
+            sync(st, json!({"headers": headers}))
+        }
+        _ => reply(200, "application/x.ubuntu.assertion", text.into_bytes(), Some(1)),
+    }
+}
+
+fn connections(plugs: &[String]) -> Value {
+    let established: Vec<Value> = plugs
+        .iter()
+        .map(|p| json!({"slot": {"snap": "snapd", "slot": p}, "plug": {"snap": "pocketses", "plug": p}, "interface": p, "manual": true}))
+        .collect();
+    let plug_list: Vec<Value> = plugs
+        .iter()
+        .map(|p| json!({"snap": "pocketses", "plug": p, "interface": p, "apps": ["daemon"], "connections": [{"snap": "snapd", "slot": p}]}))
+        .collect();
+    json!({"established": established, "plugs": plug_list, "slots": [], "undesired": []})
+}
+
+/// Reads a dotted path in a nested document.
+pub fn get_path<'a>(doc: &'a Value, key: &str) -> Option<&'a Value> {
+    key.split('.').try_fold(doc, |v, seg| v.get(seg))
+}
+
+/// Sets a dotted path, creating objects on the way.
+pub fn set_path(doc: &mut Value, key: &str, value: Value) {
+    let mut cur = doc;
+    let segs: Vec<&str> = key.split('.').collect();
+    for seg in &segs[..segs.len() - 1] {
+        if !cur.get(*seg).is_some_and(Value::is_object) {
+            cur[*seg] = json!({});
+        }
+        cur = &mut cur[*seg];
+    }
+    if !cur.is_object() {
+        *cur = json!({});
+    }
+    cur[segs[segs.len() - 1]] = value;
+}
+
+/// Removes a dotted path.
+pub fn unset_path(doc: &mut Value, key: &str) {
+    let (parent, last) = match key.rsplit_once('.') {
+        Some((p, l)) => (p, l),
+        None => ("", key),
+    };
+    let target = if parent.is_empty() {
+        Some(doc)
+    } else {
+        parent.split('.').try_fold(doc, |v, seg| v.get_mut(seg))
+    };
+    if let Some(Value::Object(map)) = target {
+        map.remove(last);
+    }
+}
+
+fn snapctl_ok(st: &State, stdout: String) -> Reply {
+    sync(st, json!({"stdout": stdout, "stderr": ""}))
+}
+
+fn unsuccessful(code: i32, stdout: &str, stderr: &str) -> Reply {
+    error(&ErrorReply {
+        status: 200,
+        kind: Some("unsuccessful".into()),
+        message: format!("unsuccessful with exit code: {code}"),
+        value: Some(json!({"stdout": stdout, "stderr": stderr, "exit-code": code})),
+    })
+}
+
+fn snapctl(st: &mut State, body: &Value) -> Reply {
+    let args: Vec<String> = serde_json::from_value(body["args"].clone()).unwrap_or_default();
+    if args.is_empty() {
+        return err(400, None, "snapctl cannot run without args");
+    }
+    let command = args[0].as_str();
+    if body["context-id"].as_str() != Some(COOKIE) && command != "-h" {
+        return err(400, None, &format!("error running snapctl: cannot invoke snapctl operation commands (here \"{command}\") from outside of a snap"));
+    }
+    let flags: Vec<&str> =
+        args[1..].iter().filter(|a| a.starts_with('-')).map(String::as_str).collect();
+    let rest: Vec<&str> =
+        args[1..].iter().filter(|a| !a.starts_with('-')).map(String::as_str).collect();
+    match command {
+        "get" => {
+            if rest.is_empty() {
+                return err(400, None, "error running snapctl: get which option?");
+            }
+            let document = flags.contains(&"-d");
+            let typed = flags.contains(&"-t");
+            let mut patch = Map::new();
+            for key in &rest {
+                if let Some(v) = get_path(&st.conf, key) {
+                    patch.insert((*key).to_string(), v.clone());
+                }
+            }
+            let value = if !document && rest.len() == 1 { patch.get(rest[0]).cloned() } else { Some(Value::Object(patch)) };
+            let stdout = match value {
+                None if typed => "null\n".to_string(),
+                None => "\n".to_string(),
+                Some(Value::String(s)) if !typed => format!("{s}\n"),
+                Some(v) => format!("{}\n", to_tab_json(&v)),
+            };
+            snapctl_ok(st, stdout)
+        }
+        "set" => {
+            if rest.is_empty() {
+                return err(400, None, "error running snapctl: set which option?");
+            }
+            let strict = flags.contains(&"-t");
+            for kv in rest {
+                if let Some(key) = kv.strip_suffix('!') {
+                    unset_path(&mut st.conf, key);
+                    continue;
+                }
+                let Some((key, raw)) = kv.split_once('=') else {
+                    return err(400, None, &format!("error running snapctl: invalid parameter: {kv:?} (want key=value)"));
+                };
+                let value = match serde_json::from_str::<Value>(raw) {
+                    Ok(v) => v,
+                    Err(_) if strict => return err(400, None, &format!("error running snapctl: failed to parse JSON: {raw}")),
+                    Err(_) => Value::String(raw.to_string()),
+                };
+                set_path(&mut st.conf, key, value);
+            }
+            snapctl_ok(st, String::new())
+        }
+        "unset" => {
+            for key in rest {
+                unset_path(&mut st.conf, key);
+            }
+            snapctl_ok(st, String::new())
+        }
+        "is-connected" => {
+            let Some(plug) = rest.first() else { return err(400, None, "error running snapctl: the required argument `<plug|slot>` was not provided") };
+            if st.connected.iter().any(|p| p == plug) {
+                snapctl_ok(st, String::new())
+            } else {
+                unsuccessful(1, "", "")
+            }
+        }
+        "services" => snapctl_ok(st, "Service             Startup  Current  Notes\npocketses.daemon    enabled  active   -\n".to_string()),
+        "set-health" => {
+            st.health = Some(args[1..].to_vec());
+            snapctl_ok(st, String::new())
+        }
+        "model" => match &st.model {
+            Some(text) if flags.contains(&"--assertion") => snapctl_ok(st, text.clone()),
+            Some(_) => snapctl_ok(st, "brand-id:  brand\nmodel:     pocketses-pc\n".to_string()),
+            None => err(400, None, "error running snapctl: cannot get model assertion for snap \"pocketses\": no model assertion yet"),
+        },
+        "system-mode" => snapctl_ok(st, "system-mode: run\nseed-loaded: true\n".to_string()),
+        other => err(400, None, &format!("error running snapctl: Unknown command `{other}'")),
+    }
+}
+
+/// JSON indented with tabs, as snapctl prints it.
+fn to_tab_json(value: &Value) -> String {
+    let mut buf = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"\t");
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, formatter);
+    serde::Serialize::serialize(value, &mut ser).expect("json");
+    String::from_utf8(buf).expect("utf-8")
+}
+
+/// Waits (bounded) until the fake has seen a request matching `pred`.
+pub fn wait_for_request(
+    fake: &FakeSnapd,
+    limit: Duration,
+    pred: impl Fn(&Recorded) -> bool,
+) -> bool {
+    super::wait_until(limit, || fake.requests().iter().any(&pred))
+}
