@@ -46,8 +46,21 @@ pocketses_wait_http() {
 pocketses_connect_observe() {
     local p
     for p in $POCKETSES_OBSERVE_PLUGS; do
-        snap connect "pocketses:$p"
+        pocketses_snap_retry connect "pocketses:$p"
     done
+}
+
+# pocketses_snap_retry ARGS...: `snap ARGS`, tried up to 3 times. For setup steps only: snapd
+# 2.57 sometimes fails to update a snap's preserved mount namespace while its service is
+# (re)starting ("cannot update mount namespace ..."), which a second attempt gets past.
+pocketses_snap_retry() {
+    local i
+    for i in 1 2 3; do
+        snap "$@" && return 0
+        echo "snap $* failed (attempt $i)" >&2
+        sleep 5
+    done
+    return 1
 }
 
 # Install the snap under test unless it is there, connect the observe plugs, wait for the daemon.
