@@ -25,12 +25,13 @@ ssh_master_stop() {
 }
 
 # vssh CMD...: run a command in the guest as root. Bounded by $VSSH_TIMEOUT (default 600 s).
-vssh() { timeout --kill-after=10 "${VSSH_TIMEOUT:-600}" ssh "${SSH_OPTS[@]}" -p "$SSH_PORT" root@127.0.0.1 "$@"; }
+# (fd 9, the run lock, is closed so that a persisting ssh master does not hold it)
+vssh() { timeout --kill-after=10 "${VSSH_TIMEOUT:-600}" ssh "${SSH_OPTS[@]}" -p "$SSH_PORT" root@127.0.0.1 "$@" 9>&-; }
 
 # vscp SRC... DEST: copy files into the guest (DEST is a guest path).
 vscp() {
   local dest=${*: -1} srcs=("${@:1:$#-1}")
-  timeout --kill-after=10 600 scp -q "${SSH_OPTS[@]}" -P "$SSH_PORT" "${srcs[@]}" "root@127.0.0.1:$dest"
+  timeout --kill-after=10 600 scp -q "${SSH_OPTS[@]}" -P "$SSH_PORT" "${srcs[@]}" "root@127.0.0.1:$dest" 9>&-
 }
 
 # wait_for SECONDS WHAT CMD...: poll CMD every 2 s until it succeeds; fail clearly at the deadline.

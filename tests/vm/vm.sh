@@ -40,7 +40,7 @@ vm_boot() {
     -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$SSH_PORT-:22,hostfwd=tcp:127.0.0.1:$HTTP_FWD_PORT-:9188" \
     -device virtio-net-pci,netdev=n0 -device virtio-rng-pci \
     -display none -monitor none -serial "file:$SERIAL_LOG" -no-reboot \
-    -daemonize -pidfile "$QEMU_PIDFILE" || die "qemu did not start"
+    -daemonize -pidfile "$QEMU_PIDFILE" 9>&- || die "qemu did not start"
 }
 
 # vm_wait_ready [SECONDS]: ssh answers, then snapd has seeded. Fails (never hangs) at the deadline.
