@@ -65,7 +65,9 @@ def squash(src, dest):
     tmp = dest + ".tmp"
     subprocess.run(
         ["mksquashfs", src, tmp, "-noappend", "-comp", "xz", "-all-root", "-no-xattrs",
-         "-no-fragments", "-quiet", "-no-progress"],
+         "-no-fragments", "-quiet", "-no-progress",
+         # Reproducible: same content, same bytes (the VM snapshot is keyed on the base snaps).
+         "-all-time", "0", "-mkfs-time", "0"],
         check=True, stdout=subprocess.DEVNULL)
     os.replace(tmp, dest)
     print(dest)
