@@ -36,9 +36,11 @@ HOOK_KEYS = ("plugs", "slots", "environment", "command-chain", "passthrough")
 TOP_KEYS = ("name", "version", "summary", "description", "base", "confinement", "grade",
             "assumes", "plugs", "slots", "environment", "epoch", "license", "title", "type",
             "layout", "system-usernames")
-# Directories a base must provide as mount points (snap-confine bind-mounts host paths there).
+# Directories a base must provide as mount points: snap-confine bind-mounts host paths there, and
+# interfaces add mounts (system-observe binds the host's /boot on /boot; without the directory
+# snap-update-ns tries a writable mimic over / and leaves a broken mount namespace behind).
 BASE_DIRS = (
-    "bin", "dev", "etc", "home", "lib", "lib/firmware", "lib/modules", "lib64", "media", "mnt",
+    "bin", "boot", "dev", "etc", "home", "lib", "lib/firmware", "lib/modules", "lib64", "media", "mnt",
     "opt", "proc", "root", "run", "run/netns", "sbin", "snap", "srv", "sys", "tmp", "usr/bin",
     "usr/lib", "usr/lib/snapd", "usr/libexec", "usr/sbin", "usr/share", "usr/src", "var/cache",
     "var/lib", "var/lib/extrausers", "var/lib/snapd", "var/log", "var/snap", "var/tmp",
