@@ -32,25 +32,31 @@ import time
 import yaml  # python3-yaml (Debian), installed by tests/vm/install-host.sh
 
 SPREAD_HELPERS = r'''
+# MATCH/NOMATCH read stdin and grep it (ERE); on failure they show what they got. Tracing is
+# paused inside them and restored after.
 MATCH() {
-    { set +x; } 2>/dev/null
-    local input
+    { local _x=$-; set +x; } 2>/dev/null
+    local input rc=0
     input=$(cat)
     if ! printf '%s\n' "$input" | grep -q -E "$@"; then
         echo "error: pattern not found, got:" >&2
         printf '%s\n' "$input" >&2
-        return 1
+        rc=1
     fi
+    case $_x in *x*) set -x ;; esac
+    return $rc
 }
 NOMATCH() {
-    { set +x; } 2>/dev/null
-    local input
+    { local _x=$-; set +x; } 2>/dev/null
+    local input rc=0
     input=$(cat)
     if printf '%s\n' "$input" | grep -q -E "$@"; then
         echo "error: pattern found, got:" >&2
         printf '%s\n' "$input" >&2
-        return 1
+        rc=1
     fi
+    case $_x in *x*) set -x ;; esac
+    return $rc
 }
 ERROR() { { set +x; } 2>/dev/null; echo "error: $*" >&2; exit 1; }
 FATAL() { { set +x; } 2>/dev/null; echo "fatal: $*" >&2; exit 213; }

@@ -92,9 +92,12 @@ pocketses_http_status() {
         head -n 1 <&3"
 }
 
-# Seconds since the epoch of an RFC 3339 "timestamp" in a JSON line.
+# Seconds since the epoch of an RFC 3339 "timestamp" in a JSON line (fails without one).
 pocketses_line_time() {
-    date -d "$(printf '%s\n' "$1" | sed -n 's/.*"timestamp" *: *"\([^"]*\)".*/\1/p')" +%s
+    local ts
+    ts=$(printf '%s\n' "$1" | sed -n 's/.*"timestamp" *: *"\([^"]*\)".*/\1/p')
+    test -n "$ts" || { echo "no \"timestamp\" in: $1" >&2; return 1; }
+    date -d "$ts" +%s
 }
 
 pocketses_debug() {
