@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Self-test of the spread stand-in (spread-run.py) and the spread checker, without a VM: a small
 # project in a temp dir is "run on the machine" through `bash -c` instead of ssh. Checks section
-# order, environment cascade and variants, MATCH/NOMATCH, systems filtering, debug and restore
+# order, priority, environment cascade and variants, MATCH/NOMATCH, systems filtering, debug and restore
 # on failure, the summary line and the exit code.
 set -euo pipefail
 VM_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -37,6 +37,7 @@ suites:
 YAML
 cat >"$work/tests/main/pass/task.yaml" <<'YAML'
 summary: passes, twice (variants)
+priority: 5
 environment:
   WORD/one: alpha
   WORD/two: beta
@@ -74,10 +75,6 @@ grep -q 'task debug output' "$work/out" || fail "debug did not run"
 grep -q 'debug-each output' "$work/out" || fail "debug-each did not run"
 grep -qx '2 passed, 1 failed, 1 skipped' "$work/out" || fail "summary line"
 want="project prepare
-prepare-each tests/main/fail
-execute fail
-restore fail
-restore-each tests/main/fail
 prepare-each tests/main/pass
 execute pass one alpha suite host-side pass
 restore pass
@@ -86,6 +83,10 @@ prepare-each tests/main/pass
 execute pass two beta suite host-side pass
 restore pass
 restore-each tests/main/pass
+prepare-each tests/main/fail
+execute fail
+restore fail
+restore-each tests/main/fail
 project restore"
 [ "$(cat "$work/order.log")" = "$want" ] || { diff <(echo "$want") "$work/order.log"; fail "section order"; }
 

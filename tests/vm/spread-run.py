@@ -14,6 +14,7 @@ tests/spread/<suite>/<task>/task.yaml files on an already allocated machine:
 * scripts run under `bash` with `set -eu`, in the task's directory, with spread's
   helpers MATCH, NOMATCH, ERROR and FATAL defined as shell functions (REBOOT is refused);
 * `systems:` filters tasks (`-name` removes, `+name` adds, a plain list replaces);
+* tasks run by `priority` (higher first), then by name;
 * each task prints PASS/FAIL/SKIP and the run ends with `N passed, N failed`.
 
 Usage: spread-run.py --ssh 'ssh ARGS user@host' --backend adhoc --system debian-12-64
@@ -241,6 +242,8 @@ class Runner:
             if self.selected(task_name):
                 by_suite.setdefault(suite_name, (suite, []))[1].append((task_name, task))
         for suite_name, (suite, tasks) in by_suite.items():
+            # spread schedules higher `priority` first; equal priorities keep name order here.
+            tasks.sort(key=lambda nt: -int(nt[1].get("priority") or 0))
             self.run_suite(suite_name, suite, tasks, proj_timeout)
         log = []
         self.section("project restore", self.project.get("restore"), env0, self.remote_path,

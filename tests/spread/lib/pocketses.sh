@@ -63,6 +63,16 @@ pocketses_snap_retry() {
     return 1
 }
 
+# The suite's prepare-each: a task that sets POCKETSES_FRESH=1 starts with the snap removed
+# (it installs it itself); every other task starts with it installed and the plugs connected.
+pocketses_prepare_each() {
+    if [ "${POCKETSES_FRESH:-0}" = 1 ]; then
+        snap remove --purge pocketses >/dev/null 2>&1 || true
+        return 0
+    fi
+    pocketses_ensure_installed
+}
+
 # Install the snap under test unless it is there, connect the observe plugs, wait for the daemon.
 pocketses_ensure_installed() {
     if ! snap list pocketses >/dev/null 2>&1; then
