@@ -36,12 +36,17 @@ export DEBIAN_FRONTEND=noninteractive
 if [ -z "$(find "$apt_dir/lists" -maxdepth 1 -name '*backports*Packages*' -mtime -1 2>/dev/null)" ]; then
   apt-get "${apt_opts[@]}" -q update
 fi
-pkgs=()
+plain=()
+qemu=0
 for p in "${need[@]}"; do
-  case $p in qemu-system-x86) pkgs+=(qemu-system-x86/bookworm-backports) ;; *) pkgs+=("$p") ;; esac
+  case $p in qemu-system-x86) qemu=1 ;; *) plain+=("$p") ;; esac
 done
-# --no-install-recommends: no daemons, no GUI bits. qemu's backports dependencies are pulled from
-# backports where needed.
-apt-get "${apt_opts[@]}" -q -y --no-install-recommends -t bookworm-backports install "${pkgs[@]}" 2>&1 ||
-  apt-get "${apt_opts[@]}" -q -y --no-install-recommends install "${pkgs[@]}"
+# --no-install-recommends: no daemons, no GUI bits.
+if [ ${#plain[@]} -gt 0 ]; then
+  apt-get "${apt_opts[@]}" -q -y --no-install-recommends install "${plain[@]}"
+fi
+# qemu and its own dependencies from backports (-t), nothing else.
+if [ $qemu = 1 ]; then
+  apt-get "${apt_opts[@]}" -q -y --no-install-recommends -t bookworm-backports install qemu-system-x86
+fi
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 still missing after install"
