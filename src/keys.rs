@@ -1,15 +1,323 @@
-//! `pocketses key …`: RSA signing keys for assertions.
+//! `pocketses key …`: RSA signing keys for assertions, kept in a private directory.
+//!
+//! Keys are PKCS#8 PEM files named `NAME.pem` in a directory with mode 0700, each file 0600:
+//! `$POCKETSES_KEYS_DIR` if set (tests), else `$SNAP_USER_DATA/keys` inside the snap, else
+//! `$XDG_DATA_HOME/pocketses/keys` (`~/.local/share/pocketses/keys`).
+//! Private key material is never printed or logged; only public keys and their sha3-384 ids are.
+//! Keys are RSA because snapd verifies nothing else; new keys are 4096 bits as snapd requires
+//! for signing (`POCKETSES_KEY_BITS` may lower that, for tests only: key generation is slow).
 
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use rsa::pkcs1::DecodeRsaPrivateKey as _;
+use rsa::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _, LineEnding};
+use rsa::RsaPrivateKey;
+
+use crate::assertion::openpgp::PublicKey;
+
+/// Overrides the key directory.
+pub const KEYS_DIR_ENV: &str = "POCKETSES_KEYS_DIR";
+/// Test-only override of the size of keys `key create` makes (default 4096).
+pub const KEY_BITS_ENV: &str = "POCKETSES_KEY_BITS";
+/// Size of new keys: snapd requires at least 4096 bits to sign.
+pub const DEFAULT_KEY_BITS: usize = 4096;
 
 /// Flags of this command.
 #[derive(Debug, clap::Args)]
-pub struct KeyArgs {}
+pub struct KeyArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: KeyCommand,
+}
+
+/// `key` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum KeyCommand {
+    /// Create a new 4096-bit RSA key.
+    Create {
+        /// Key name.
+        name: String,
+    },
+    /// Import an RSA private key from a PEM file (PKCS#1 or PKCS#8, unencrypted).
+    Import {
+        /// Key name.
+        name: String,
+        /// PEM file.
+        file: PathBuf,
+    },
+    /// List keys with their sha3-384 ids (the `sign-key-sha3-384` they sign with).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the public key as an account-key assertion's body needs it.
+    Export {
+        /// Key name.
+        name: String,
+    },
+    /// Delete a key.
+    Delete {
+        /// Key name.
+        name: String,
+    },
+}
+
+/// A directory of named private keys.
+#[derive(Debug, Clone)]
+pub struct KeyStore {
+    dir: PathBuf,
+}
+
+/// Whether `name` can name a key: letters, digits, `.`, `_`, `-`, not starting with `.` or `-`.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+        && !name.starts_with(['.', '-'])
+}
+
+/// Reads an RSA private key from PEM text, PKCS#8 or PKCS#1.
+///
+/// # Errors
+/// When the text is neither (encrypted keys are not supported).
+pub fn parse_private_key_pem(pem: &str) -> anyhow::Result<RsaPrivateKey> {
+    if let Ok(key) = RsaPrivateKey::from_pkcs8_pem(pem) {
+        return Ok(key);
+    }
+    if let Ok(key) = RsaPrivateKey::from_pkcs1_pem(pem) {
+        return Ok(key);
+    }
+    bail!("cannot read RSA private key: expected an unencrypted PEM \"PRIVATE KEY\" (PKCS#8) or \"RSA PRIVATE KEY\" (PKCS#1)")
+}
+
+impl KeyStore {
+    /// A store in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> KeyStore {
+        KeyStore { dir: dir.into() }
+    }
+
+    /// The store the environment points at (see the module docs).
+    ///
+    /// # Errors
+    /// When no directory can be derived (no HOME).
+    pub fn from_env() -> anyhow::Result<KeyStore> {
+        let var = |n: &str| std::env::var_os(n).filter(|v| !v.is_empty()).map(PathBuf::from);
+        if let Some(dir) = var(KEYS_DIR_ENV) {
+            return Ok(KeyStore::new(dir));
+        }
+        if let Some(dir) = var("SNAP_USER_DATA") {
+            return Ok(KeyStore::new(dir.join("keys")));
+        }
+        let data = match var("XDG_DATA_HOME") {
+            Some(d) => d,
+            None => var("HOME")
+                .context("cannot find the keys directory: HOME is not set")?
+                .join(".local/share"),
+        };
+        Ok(KeyStore::new(data.join("pocketses/keys")))
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, name: &str) -> anyhow::Result<PathBuf> {
+        if !is_valid_name(name) {
+            bail!("invalid key name {name:?}: use letters, digits, '.', '_' and '-'");
+        }
+        Ok(self.dir.join(format!("{name}.pem")))
+    }
+
+    fn ensure_dir(&self) -> anyhow::Result<()> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .with_context(|| format!("cannot create keys directory {}", self.dir.display()))?;
+        fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot set permissions of {}", self.dir.display()))
+    }
+
+    /// Stores `key` as `name`, refusing to overwrite.
+    ///
+    /// # Errors
+    /// When the name is taken or the file cannot be written.
+    pub fn add(&self, name: &str, key: &RsaPrivateKey) -> anyhow::Result<PublicKey> {
+        let path = self.path(name)?;
+        self.ensure_dir()?;
+        let pem = key
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|e| anyhow::anyhow!("cannot encode key: {e}"))?;
+        let mut file =
+            fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(
+                |e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => {
+                        anyhow::anyhow!("cannot add key {name:?}: a key with that name exists")
+                    }
+                    _ => anyhow::anyhow!("cannot write key {}: {e}", path.display()),
+                },
+            )?;
+        file.write_all(pem.as_bytes())
+            .with_context(|| format!("cannot write key {}", path.display()))?;
+        Ok(PublicKey::from_rsa(key.to_public_key()))
+    }
+
+    /// Loads the private key `name`.
+    ///
+    /// # Errors
+    /// When there is no such key or it cannot be read.
+    pub fn get(&self, name: &str) -> anyhow::Result<RsaPrivateKey> {
+        let path = self.path(name)?;
+        let pem = fs::read_to_string(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                anyhow::anyhow!("cannot find key {name:?} in {}", self.dir.display())
+            }
+            _ => anyhow::anyhow!("cannot read key {}: {e}", path.display()),
+        })?;
+        parse_private_key_pem(&pem).with_context(|| format!("cannot use key {name:?}"))
+    }
+
+    /// Names and public keys of all keys, sorted by name.
+    ///
+    /// # Errors
+    /// When the directory or a key cannot be read.
+    pub fn list(&self) -> anyhow::Result<Vec<(String, PublicKey)>> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => bail!("cannot read keys directory {}: {e}", self.dir.display()),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry
+                .with_context(|| format!("cannot read keys directory {}", self.dir.display()))?;
+            let file_name = entry.file_name();
+            let Some(name) = file_name.to_str().and_then(|n| n.strip_suffix(".pem")) else {
+                continue;
+            };
+            if !is_valid_name(name) {
+                continue;
+            }
+            let key = self.get(name)?;
+            out.push((name.to_owned(), PublicKey::from_rsa(key.to_public_key())));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// Deletes key `name`.
+    ///
+    /// # Errors
+    /// When there is no such key.
+    pub fn delete(&self, name: &str) -> anyhow::Result<()> {
+        let path = self.path(name)?;
+        fs::remove_file(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                anyhow::anyhow!("cannot find key {name:?} in {}", self.dir.display())
+            }
+            _ => anyhow::anyhow!("cannot delete key {}: {e}", path.display()),
+        })
+    }
+}
+
+fn key_bits() -> anyhow::Result<usize> {
+    match std::env::var(KEY_BITS_ENV) {
+        Err(_) => Ok(DEFAULT_KEY_BITS),
+        Ok(v) => {
+            let bits: usize =
+                v.parse().with_context(|| format!("invalid {KEY_BITS_ENV}: {v:?}"))?;
+            if !(1024..=16384).contains(&bits) {
+                bail!("invalid {KEY_BITS_ENV}: {bits} is not within 1024..16384");
+            }
+            Ok(bits)
+        }
+    }
+}
 
 /// Runs the command.
 ///
 /// # Errors
 /// When the command fails; the message follows snapd's grammar.
-pub fn main(_args: KeyArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("key is not built yet")
+pub fn main(args: KeyArgs) -> anyhow::Result<ExitCode> {
+    let store = KeyStore::from_env()?;
+    let mut out = std::io::stdout().lock();
+    match args.command {
+        KeyCommand::Create { name } => {
+            store.path(&name)?;
+            if store.path(&name)?.exists() {
+                bail!("cannot create key {name:?}: a key with that name exists");
+            }
+            let bits = key_bits()?;
+            eprintln!("generating a {bits}-bit RSA key, this may take a while...");
+            let key =
+                RsaPrivateKey::new(&mut rand::rngs::OsRng, bits).context("cannot generate key")?;
+            let public = store.add(&name, &key)?;
+            writeln!(out, "{name} {}", public.id())?;
+        }
+        KeyCommand::Import { name, file } => {
+            let pem = fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let key = parse_private_key_pem(&pem)?;
+            let public = PublicKey::from_rsa(key.to_public_key());
+            if public.bits() < DEFAULT_KEY_BITS {
+                eprintln!(
+                    "warning: key has {} bits; snapd needs at least 4096 bits to sign with gpg",
+                    public.bits()
+                );
+            }
+            store.add(&name, &key)?;
+            writeln!(out, "{name} {}", public.id())?;
+        }
+        KeyCommand::List { json } => {
+            let keys = store.list()?;
+            if json {
+                let list: Vec<_> = keys
+                    .iter()
+                    .map(|(n, k)| serde_json::json!({"name": n, "sha3-384": k.id(), "bits": k.bits()}))
+                    .collect();
+                writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
+            } else {
+                writeln!(out, "{:<20} SHA3-384", "Name")?;
+                for (name, key) in keys {
+                    writeln!(out, "{name:<20} {}", key.id())?;
+                }
+            }
+        }
+        KeyCommand::Export { name } => {
+            let key = store.get(&name)?;
+            writeln!(out, "{}", PublicKey::from_rsa(key.to_public_key()).encode())?;
+        }
+        KeyCommand::Delete { name } => store.delete(&name)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["default", "brand-models", "k1", "a.b_c"] {
+            assert!(is_valid_name(ok), "{ok}");
+        }
+        for bad in ["", "../x", "a/b", ".hidden", "-x", "a b"] {
+            assert!(!is_valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bad_pem_is_refused() {
+        let e =
+            parse_private_key_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
+                .unwrap_err();
+        assert!(e.to_string().starts_with("cannot read RSA private key"), "{e}");
+    }
 }

@@ -1,4 +1,4 @@
-//! [`Assertion`] → bytes, and headers → canonical signed content in snapd's order. [pure]
+//! [`Assertion`] → bytes, and headers → canonical signed content in snapd's order. \[pure\]
 //!
 //! [`encode`] writes back exactly what was decoded (content, `"\n\n"`, signature), so a
 //! signature stays valid; [`canonical_content`] builds the content snapd's `assembleAndSign`

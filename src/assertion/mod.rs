@@ -1,4 +1,4 @@
-//! Snap assertions: decode, encode, typed views, signatures and the chain of trust. [pure]
+//! Snap assertions: decode, encode, typed views, signatures and the chain of trust. \[pure\]
 //!
 //! This module owns snapd's assertion text format and nothing else: it never reads files,
 //! never talks to snapd and never looks at the clock (callers pass "now" in).

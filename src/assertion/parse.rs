@@ -1,4 +1,4 @@
-//! Bytes → [`Assertion`], exactly as snapd's `asserts.Decode` and `asserts.Decoder` split and read them. [pure]
+//! Bytes → [`Assertion`], exactly as snapd's `asserts.Decode` and `asserts.Decoder` split and read them. \[pure\]
 //!
 //! [`decode`] takes one whole assertion (no size limits, like snapd's `Decode`);
 //! [`decode_stream`] reads a stream of several separated by blank lines and enforces snapd's
@@ -202,12 +202,19 @@ fn prefix(base_indent: usize, p: &str) -> String {
     format!("{}{p}", " ".repeat(base_indent))
 }
 
+/// Deepest nesting read (snapd has no limit; real assertions nest a few levels). Bounding it
+/// bounds the recursion on hostile input given to the one-shot [`decode`].
+pub const MAX_NESTING: usize = 64;
+
 fn parse_entry(
     consumed: usize,
     first: usize,
     lines: &[&str],
     base_indent: usize,
 ) -> Result<(Value, usize), String> {
+    if base_indent > 2 * MAX_NESTING {
+        return Err(format!("header values nest deeper than {MAX_NESTING} levels"));
+    }
     let entry = lines[first];
     let i = first + 1;
     if consumed == entry.len() {
@@ -364,6 +371,23 @@ mod tests {
     }
 
     #[test]
+    fn nesting_is_bounded() {
+        let mut head = String::from("a:");
+        for level in 0..200 {
+            head.push_str(&format!("\n{}-", " ".repeat(2 + 2 * level)));
+        }
+        head.push_str(" x");
+        let err = parse_headers(head.as_bytes()).unwrap_err().to_string();
+        assert_eq!(err, "parsing assertion headers: header values nest deeper than 64 levels");
+        let mut ok = String::from("a:");
+        for level in 0..10 {
+            ok.push_str(&format!("\n{}-", " ".repeat(2 + 2 * level)));
+        }
+        ok.push_str(" x");
+        assert!(parse_headers(ok.as_bytes()).is_ok());
+    }
+
+    #[test]
     fn decode_splits_content_body_and_signature() {
         let text = format!(
             "type: account\nauthority-id: canonical\naccount-id: acc\nbody-length: 7\nsign-key-sha3-384: {KEY}\n\nb\n\nody\n\n\nAXNpZw==\n"
@@ -422,5 +446,49 @@ mod tests {
         let truncated = sample("body-length: 30\n");
         assert_eq!(decode_stream(truncated.as_bytes()).unwrap_err(), ParseError::UnexpectedEof);
         assert_eq!(decode_stream(b"type: model").unwrap_err(), ParseError::UnexpectedEof);
+    }
+
+    mod fuzz_like {
+        //! A libFuzzer-free stand-in for `fuzz/` that runs in every `cargo test`: the decoders
+        //! never panic on arbitrary bytes or on edited real assertions.
+        use super::super::super::trust::{GENERIC_CLASSIC_MODEL, GENERIC_MODELS_ACCOUNT_KEY};
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn decode_all(bytes: &[u8]) {
+            if let Ok(a) = decode(bytes) {
+                assert_eq!(super::super::super::encode(&a), bytes);
+                let _ = super::super::super::model::validate(a.headers());
+                let _ = super::super::super::verify::decode_signature(a.signature());
+            }
+            let _ = decode_stream(bytes);
+            let _ = parse_headers(bytes);
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+            #[test]
+            fn arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+                decode_all(&bytes);
+            }
+
+            #[test]
+            fn edited_real_assertions(
+                which in any::<bool>(),
+                edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0..3u8), 1..8),
+            ) {
+                let mut bytes = if which { GENERIC_CLASSIC_MODEL.to_vec() } else { GENERIC_MODELS_ACCOUNT_KEY.to_vec() };
+                for (at, value, kind) in edits {
+                    let i = at.index(bytes.len());
+                    match kind {
+                        0 => bytes[i] = value,
+                        1 => bytes.insert(i, value),
+                        _ => { bytes.remove(i); }
+                    }
+                }
+                decode_all(&bytes);
+            }
+        }
     }
 }

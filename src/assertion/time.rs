@@ -1,4 +1,4 @@
-//! RFC 3339 timestamps as Go's `time.Parse(time.RFC3339, s)` reads them. [pure]
+//! RFC 3339 timestamps as Go's `time.Parse(time.RFC3339, s)` reads them. \[pure\]
 //!
 //! Only what assertions need: parse (fractional seconds and offsets accepted), compare
 //! instants, format as RFC 3339 in UTC, and Go's `Time.String()` form for snapd's messages.
@@ -81,62 +81,100 @@ impl Timestamp {
     /// Parses `2006-01-02T15:04:05[.frac](Z|±hh:mm)`.
     ///
     /// # Errors
-    /// A short reason when the text is not RFC 3339.
+    /// Go's `time.Parse` message, e.g. `parsing time "x" as "2006-01-02T15:04:05Z07:00": cannot parse "x" as "2006"`.
     pub fn parse(s: &str) -> Result<Timestamp, String> {
-        let bad = || {
+        const LAYOUT: &str = "2006-01-02T15:04:05Z07:00";
+        let q = super::quote;
+        let b = s.as_bytes();
+        let cannot = |at: usize, elem: &str| {
             format!(
-                "parsing time {} as \"2006-01-02T15:04:05Z07:00\": cannot parse",
-                super::quote(s)
+                "parsing time {} as {}: cannot parse {} as {}",
+                q(s),
+                q(LAYOUT),
+                q(s.get(at..).unwrap_or("")),
+                q(elem)
             )
         };
-        let b = s.as_bytes();
-        let year = digits(b, 4).ok_or_else(bad)?;
-        if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') || b.get(10) != Some(&b'T') {
-            return Err(bad());
-        }
-        if b.get(13) != Some(&b':') || b.get(16) != Some(&b':') {
-            return Err(bad());
-        }
-        let month = digits(&b[5..], 2).ok_or_else(bad)?;
-        let day = digits(&b[8..], 2).ok_or_else(bad)?;
-        let hour = digits(&b[11..], 2).ok_or_else(bad)?;
-        let min = digits(&b[14..], 2).ok_or_else(bad)?;
-        let sec = digits(&b[17..], 2).ok_or_else(bad)?;
-        let year = i64::from(year);
-        if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-            return Err(format!("parsing time {}: day out of range", super::quote(s)));
-        }
-        if hour > 23 || min > 59 || sec > 59 {
-            return Err(format!(
-                "parsing time {}: hour, minute or second out of range",
-                super::quote(s)
-            ));
-        }
-        let mut rest = &b[19..];
-        let mut nanos = 0u32;
-        if let Some(frac) = rest.strip_prefix(b".") {
-            let n = frac.iter().take_while(|c| c.is_ascii_digit()).count();
-            if n == 0 || n > 9 {
-                return Err(bad());
+        let range = |what: &str| format!("parsing time {}: {what} out of range", q(s));
+        // Layout elements: (position, width, name) for numbers, literals in between.
+        let num = |at: usize, n: usize, elem: &str| {
+            digits(b.get(at..).unwrap_or(&[]), n).ok_or_else(|| cannot(at, elem))
+        };
+        let lit = |at: usize, c: u8| {
+            if b.get(at) == Some(&c) {
+                Ok(())
+            } else {
+                Err(cannot(at, std::str::from_utf8(&[c]).unwrap_or("")))
             }
-            nanos = digits(frac, n).ok_or_else(bad)? * 10u32.pow(u32::try_from(9 - n).unwrap_or(0));
-            rest = &frac[n..];
+        };
+        let year = num(0, 4, "2006")?;
+        lit(4, b'-')?;
+        let month = num(5, 2, "01")?;
+        lit(7, b'-')?;
+        let day = num(8, 2, "02")?;
+        lit(10, b'T')?;
+        let hour = num(11, 2, "15")?;
+        lit(13, b':')?;
+        let min = num(14, 2, "04")?;
+        lit(16, b':')?;
+        let sec = num(17, 2, "05")?;
+        let year = i64::from(year);
+        if !(1..=12).contains(&month) {
+            return Err(range("month"));
         }
+        if day < 1 || day > days_in_month(year, month) {
+            return Err(range("day"));
+        }
+        if hour > 23 {
+            return Err(range("hour"));
+        }
+        if min > 59 {
+            return Err(range("minute"));
+        }
+        if sec > 59 {
+            return Err(range("second"));
+        }
+        let mut at = 19;
+        let mut nanos = 0u32;
+        if b.get(at) == Some(&b'.') {
+            let n = b[at + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if n == 0 {
+                return Err(cannot(at, "Z07:00"));
+            }
+            let kept = n.min(9);
+            nanos = digits(&b[at + 1..], kept).ok_or_else(|| cannot(at, "Z07:00"))?
+                * 10u32.pow(u32::try_from(9 - kept).unwrap_or(0));
+            at += 1 + n;
+        }
+        let rest = &b[at..];
         let offset = match rest {
-            b"Z" => None,
-            [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-                let h = digits(&[*h1, *h2], 2).ok_or_else(bad)?;
-                let m = digits(&[*m1, *m2], 2).ok_or_else(bad)?;
-                if h > 23 || m > 59 {
+            [b'Z', ..] => {
+                if rest.len() > 1 {
                     return Err(format!(
-                        "parsing time {}: time zone offset out of range",
-                        super::quote(s)
+                        "parsing time {}: extra text: {}",
+                        q(s),
+                        q(s.get(at + 1..).unwrap_or(""))
                     ));
+                }
+                None
+            }
+            [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2, tail @ ..] => {
+                let h = digits(&[*h1, *h2], 2).ok_or_else(|| cannot(at, "Z07:00"))?;
+                let m = digits(&[*m1, *m2], 2).ok_or_else(|| cannot(at, "Z07:00"))?;
+                if !tail.is_empty() {
+                    return Err(format!(
+                        "parsing time {}: extra text: {}",
+                        q(s),
+                        q(s.get(at + 6..).unwrap_or(""))
+                    ));
+                }
+                if h > 23 || m > 59 {
+                    return Err(range("time zone offset"));
                 }
                 let secs = i32::try_from(h * 3600 + m * 60).unwrap_or(0);
                 Some(if *sign == b'-' { -secs } else { secs })
             }
-            _ => return Err(bad()),
+            _ => return Err(cannot(at, "Z07:00")),
         };
         let days = days_from_civil(year, month, day);
         let local = days * 86_400 + i64::from(hour * 3600 + min * 60 + sec);
@@ -202,6 +240,26 @@ mod tests {
         assert!(
             Timestamp::parse("2024-01-01T00:00:00.0Z")
                 == Timestamp::parse("2024-01-01T01:00:00+01:00")
+        );
+    }
+
+    #[test]
+    fn errors_like_go() {
+        assert_eq!(
+            Timestamp::parse("yesterday").unwrap_err(),
+            r#"parsing time "yesterday" as "2006-01-02T15:04:05Z07:00": cannot parse "yesterday" as "2006""#
+        );
+        assert_eq!(
+            Timestamp::parse("2016-01-01").unwrap_err(),
+            r#"parsing time "2016-01-01" as "2006-01-02T15:04:05Z07:00": cannot parse "" as "T""#
+        );
+        assert_eq!(
+            Timestamp::parse("2016-13-01T00:00:00Z").unwrap_err(),
+            r#"parsing time "2016-13-01T00:00:00Z": month out of range"#
+        );
+        assert_eq!(
+            Timestamp::parse("2016-01-01T00:00:00").unwrap_err(),
+            r#"parsing time "2016-01-01T00:00:00" as "2006-01-02T15:04:05Z07:00": cannot parse "" as "Z07:00""#
         );
     }
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Extracts snapd's built-in trusted and generic assertions from Debian's snapd Go source
 # (golang-github-snapcore-snapd-dev) into src/assertion/data/, one file per assertion.
-# Usage: tools/snapd-check/extract-sysdb.sh [SYSDB_DIR]
+# Usage: tools/snapd-check/extract-sysdb.sh [SYSDB_DIR [OUTPUT_DIR]]
 set -euo pipefail
 sysdb=${1:-/usr/share/gocode/src/github.com/snapcore/snapd/asserts/sysdb}
-out="$(dirname "$0")/../../src/assertion/data"
+out=${2:-"$(dirname "$0")/../../src/assertion/data"}
 [ -r "$sysdb/trusted.go" ] || { echo "cannot find $sysdb/trusted.go: apt-get install golang-github-snapcore-snapd-dev" >&2; exit 1; }
 mkdir -p "$out"
 # Prints the Go raw string constant NAME from FILE, exactly as embedded (it ends with one newline).
