@@ -1,0 +1,119 @@
+# Helpers shared by the pocketses spread tasks (sourced; POSIX sh + bash's /dev/tcp).
+# They need nothing beyond what Ubuntu Core and a minimal Debian have: snap, systemctl,
+# grep, sed, awk, timeout and bash.
+
+# Observe plugs that deny auto-connection: connected by hand (a store assertion would do it).
+POCKETSES_OBSERVE_PLUGS="system-observe network-observe hardware-observe mount-observe"
+POCKETSES_TCP_PORT=${POCKETSES_TCP_PORT:-8888}
+POCKETSES_HTTP_PORT=${POCKETSES_HTTP_PORT:-9188}
+
+# The systemd unit of the snap's (only) daemon, e.g. snap.pocketses.daemon.service.
+pocketses_unit() {
+    snap services pocketses | awk 'NR == 2 {print "snap." $1 ".service"}'
+}
+
+# MainPID of the daemon (0 when not running).
+pocketses_pid() {
+    systemctl show -p MainPID --value "$(pocketses_unit)"
+}
+
+# Wait (bounded) until the service is active and the TCP publisher accepts connections.
+pocketses_wait_ready() {
+    local i
+    for i in $(seq 90); do
+        if systemctl is-active --quiet "$(pocketses_unit)" &&
+            timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$POCKETSES_TCP_PORT" 2>/dev/null; then
+            return 0
+        fi
+        sleep 2
+    done
+    echo "pocketses daemon not ready after 180s" >&2
+    systemctl status --no-pager "$(pocketses_unit)" >&2 || true
+    return 1
+}
+
+# Wait (bounded) until the HTTP publisher accepts connections.
+pocketses_wait_http() {
+    local i
+    for i in $(seq 60); do
+        timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$POCKETSES_HTTP_PORT" 2>/dev/null && return 0
+        sleep 2
+    done
+    echo "pocketses HTTP port $POCKETSES_HTTP_PORT not open after 120s" >&2
+    return 1
+}
+
+pocketses_connect_observe() {
+    local p
+    for p in $POCKETSES_OBSERVE_PLUGS; do
+        pocketses_snap_retry connect "pocketses:$p"
+    done
+}
+
+# pocketses_snap_retry ARGS...: `snap ARGS`, tried up to 3 times. For setup steps only: snapd
+# 2.57 sometimes fails to update a snap's preserved mount namespace while its service is
+# (re)starting ("cannot update mount namespace ..."), which a second attempt gets past.
+pocketses_snap_retry() {
+    local i
+    for i in 1 2 3; do
+        snap "$@" && return 0
+        echo "snap $* failed (attempt $i)" >&2
+        sleep 5
+    done
+    return 1
+}
+
+# The suite's prepare-each: a task that sets POCKETSES_FRESH=1 starts with the snap removed
+# (it installs it itself); every other task starts with it installed and the plugs connected.
+pocketses_prepare_each() {
+    if [ "${POCKETSES_FRESH:-0}" = 1 ]; then
+        snap remove --purge pocketses >/dev/null 2>&1 || true
+        return 0
+    fi
+    pocketses_ensure_installed
+}
+
+# Install the snap under test unless it is there, connect the observe plugs, wait for the daemon.
+pocketses_ensure_installed() {
+    if ! snap list pocketses >/dev/null 2>&1; then
+        test -f "$POCKETSES_SNAP" || { echo "missing snap file $POCKETSES_SNAP" >&2; return 1; }
+        snap install --dangerous "$POCKETSES_SNAP"
+    fi
+    pocketses_connect_observe
+    pocketses_wait_ready
+}
+
+# pocketses_lines N [PORT] [SECONDS]: the first N lines a TCP subscriber receives.
+pocketses_lines() {
+    timeout "${3:-30}" bash -c "exec 3<>/dev/tcp/127.0.0.1/${2:-$POCKETSES_TCP_PORT}; head -n $1 <&3"
+}
+
+# pocketses_http_get PATH [PORT]: the body of an HTTP/1.0 GET (headers stripped to stderr-free).
+pocketses_http_get() {
+    timeout 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/${2:-$POCKETSES_HTTP_PORT}
+        printf 'GET %s HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n' '$1' >&3
+        cat <&3" | sed '1,/^\r\{0,1\}$/d'
+}
+
+# pocketses_http_status PATH [PORT]: the status line of an HTTP/1.0 GET.
+pocketses_http_status() {
+    timeout 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/${2:-$POCKETSES_HTTP_PORT}
+        printf 'GET %s HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n' '$1' >&3
+        head -n 1 <&3"
+}
+
+# Seconds since the epoch of an RFC 3339 "timestamp" in a JSON line (fails without one).
+pocketses_line_time() {
+    local ts
+    ts=$(printf '%s\n' "$1" | sed -n 's/.*"timestamp" *: *"\([^"]*\)".*/\1/p')
+    test -n "$ts" || { echo "no \"timestamp\" in: $1" >&2; return 1; }
+    date -d "$ts" +%s
+}
+
+pocketses_debug() {
+    snap list || true
+    snap connections pocketses || true
+    snap changes | tail -n 5 || true
+    snap get -d pocketses || true
+    journalctl --no-pager -n 60 -u 'snap.pocketses.*' || true
+}
