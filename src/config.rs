@@ -173,7 +173,7 @@ pub const KEYS: &[Key] = &[
         kind: "string",
         allowed: "must be one of error, warn, info, debug, trace",
         default: "info",
-        doc: "daemon log level (checked and stored; the daemon does not apply it yet, `RUST_LOG` does)",
+        doc: "daemon log level, applied live; `RUST_LOG`, when set, overrides it",
     },
     Key {
         name: SCHEMA_VERSION_KEY,

@@ -326,6 +326,8 @@ impl ConfigService {
 
     fn apply(&self, loaded: Loaded, via: Option<Via>) {
         let config = loaded.config.clone();
+        // Before anything logs about this change, so that it is filtered at the new level.
+        crate::logging::set_level(&config.log_level);
         let changed = self.tx.send_if_modified(|current| {
             if *current == config {
                 false

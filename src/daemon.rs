@@ -249,6 +249,7 @@ pub async fn run_with(
     options: RunOptions,
 ) -> anyhow::Result<()> {
     let initial = config.borrow_and_update().clone();
+    crate::logging::set_level(&initial.log_level);
     let hub = Hub::new(initial.publish.max_subscribers);
     let tracker = TaskTracker::new();
     let mut listeners = Listeners {
@@ -318,6 +319,10 @@ async fn collect_loop(hub: Hub, mut config: watch::Receiver<Config>, shutdown: C
                     continue;
                 }
                 let new = config.borrow_and_update().clone();
+                // First, so that what this change logs is filtered at the new level.
+                if new.log_level != current.log_level && crate::logging::set_level(&new.log_level) {
+                    info!(level = %new.log_level, "log level changed");
+                }
                 if new.interval != current.interval {
                     info!(interval = new.interval, "collection interval changed");
                     next = due(last_start, new.interval, Instant::now());

@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod gadget;
 pub mod hooks;
 pub mod keys;
+pub mod logging;
 pub mod metrics;
 pub mod publish;
 pub mod remodel;

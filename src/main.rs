@@ -29,13 +29,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// The daemon logs at info by default; one-shot commands stay quiet unless `RUST_LOG` asks.
+/// The daemon logs at info by default (then at `log.level`); one-shot commands stay quiet unless
+/// `RUST_LOG` asks.
 fn init_tracing(command: Option<&Command>) {
     let default = match command {
         None | Some(Command::Daemon(_)) => "info",
         _ => "warn",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    pocketses::logging::init(default);
 }

@@ -171,3 +171,47 @@ fn daemon_starts_on_defaults_while_snapd_is_away_then_picks_up_its_values() {
     });
     assert!(applied, "snapd's configuration was not applied after it came back");
 }
+
+#[test]
+fn log_level_applies_live_when_rust_log_is_unset() {
+    let fake = FakeSnapd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = |level: &str, interval: u32| {
+        json!({"interval": interval, "port": port, "bind": "127.0.0.1", "http": {"port": 0},
+               "log": {"level": level}})
+    };
+    fake.set_conf(conf("warn", 3600));
+    let envs: Vec<_> =
+        envs(&fake, dir.path()).into_iter().filter(|(k, _)| k != "RUST_LOG").collect();
+    let ready = dir.path().join("ready");
+    let log_path = dir.path().join("stderr");
+    let child = Command::new(support::bin())
+        .args(["daemon", "--ready-file"])
+        .arg(&ready)
+        .env_clear()
+        .envs(envs.iter().cloned())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .expect("start the daemon");
+    let _daemon = Daemon(child);
+    assert!(support::wait_until(Duration::from_secs(60), || ready_tcp(&ready).is_some()));
+    assert!(support::wait_until(Duration::from_secs(30), || dir
+        .path()
+        .join("control.sock")
+        .exists()));
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    // At warn, the start-up lines at info are filtered out.
+    assert!(!log().contains("INFO"), "info lines at log.level=warn:\n{}", log());
+
+    // `snap set pocketses log.level=info interval=2`: the interval change is now logged.
+    fake.set_conf(conf("info", 2));
+    let out = run(&["hook", "configure"], &envs);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        support::wait_until(Duration::from_secs(30), || log()
+            .contains("collection interval changed")),
+        "no info line after log.level=info:\n{}",
+        log()
+    );
+}
