@@ -41,6 +41,12 @@ pub const MAX_LINE: usize = 1 << 20;
 /// Time limit of one client call.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Whether the daemon reads its configuration from snapd: inside a snap, or when a snapd socket
+/// is named explicitly (`POCKETSES_SNAPD_SOCKET`).
+pub fn uses_snapd(source: &ConfigSource) -> bool {
+    source.in_snap() || std::env::var_os(crate::snapd::SNAPD_SOCKET_ENV).is_some()
+}
+
 /// The control socket path: `POCKETSES_CONTROL_SOCKET`, else `$SNAP_DATA/control.sock`, else none.
 pub fn socket_path() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os(SOCKET_ENV).filter(|p| !p.is_empty()) {
@@ -398,7 +404,8 @@ impl ConfigService {
                 Err(LoadError::Snapd(err)) if err.is_retryable() => {
                     self.lock().last_error = Some(err.to_string());
                     if attempt == 0 {
-                        warn!(error = %err, "snapd is not reachable yet, retrying");
+                        // The daemon's one line about an absent snapd (its error says "not reachable").
+                        warn!("{err}; running on defaults and flags, retrying");
                     }
                     tokio::select! {
                         () = shutdown.cancelled() => return,
@@ -422,7 +429,7 @@ impl ConfigService {
 
     /// Whether the source is snapd at all (inside a snap, or a reachable snapd socket given by env).
     pub fn uses_snapd(&self) -> bool {
-        self.source.in_snap() || std::env::var_os(crate::snapd::SNAPD_SOCKET_ENV).is_some()
+        uses_snapd(&self.source)
     }
 
     /// The `state` reply.

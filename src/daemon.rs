@@ -166,20 +166,18 @@ pub fn main(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     raise_fd_limit();
-    let reachable = snapd_reachable();
+    let source = crate::snapd::conf::ConfigSource::from_env();
+    // When snapd is the configuration source, its retry loop says once that snapd is away.
+    let reachable = snapd_reachable(!crate::control::uses_snapd(&source));
     let config = initial_config(&args, reachable);
     let (config_tx, config_rx) = watch::channel(config);
     let (listening_tx, listening_rx) = watch::channel(Listening::default());
     // The configuration service owns the sender: it loads snapd's values and applies reloads
     // from the control socket (configure hook, snapd-control plug hooks).
-    let service = crate::control::ConfigService::new(
-        crate::snapd::conf::ConfigSource::from_env(),
-        config_flags(&args),
-        config_tx,
-    )
-    .with_state(Box::new(
-        move || serde_json::json!({"listening": listening_rx.borrow().to_string()}),
-    ));
+    let service = crate::control::ConfigService::new(source, config_flags(&args), config_tx)
+        .with_state(Box::new(
+            move || serde_json::json!({"listening": listening_rx.borrow().to_string()}),
+        ));
     let service = Arc::new(service);
     let shutdown = CancellationToken::new();
     let options = RunOptions { ready_file: args.ready_file.clone(), listening: Some(listening_tx) };
@@ -554,11 +552,14 @@ pub fn snapd_socket() -> PathBuf {
 }
 
 /// Whether snapd's socket accepts a connection; logs the one line saying it does not.
-fn snapd_reachable() -> bool {
+fn snapd_reachable(say: bool) -> bool {
     let path = snapd_socket();
     match std::os::unix::net::UnixStream::connect(&path) {
         Ok(_) => true,
         Err(err) => {
+            if !say {
+                return false;
+            }
             warn!(
                 "snapd is not reachable at {}: {}; running on defaults and flags",
                 path.display(),
