@@ -10,7 +10,7 @@ mod support;
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -47,6 +47,21 @@ fn run(args: &[&str], envs: &[(String, String)]) -> Output {
         .expect("run pocketses")
 }
 
+/// Starts `pocketses daemon ARGS --ready-file READY` with exactly `envs`, stderr to `stderr`.
+fn start(args: &[&str], ready: &Path, envs: &[(String, String)], stderr: Stdio) -> Daemon {
+    let child = Command::new(support::bin())
+        .arg("daemon")
+        .args(args)
+        .arg("--ready-file")
+        .arg(ready)
+        .env_clear()
+        .envs(envs.iter().cloned())
+        .stderr(stderr)
+        .spawn()
+        .expect("start the daemon");
+    Daemon(child)
+}
+
 fn ready_tcp(path: &PathBuf) -> Option<String> {
     let text = std::fs::read_to_string(path).ok()?;
     let tcp = text.split_whitespace().find_map(|w| w.strip_prefix("tcp="))?;
@@ -78,15 +93,7 @@ fn configure_hook_reaches_the_running_daemon() {
     );
     let envs = envs(&fake, dir.path());
     let ready = dir.path().join("ready");
-    let child = Command::new(support::bin())
-        .args(["daemon", "--ready-file"])
-        .arg(&ready)
-        .env_clear()
-        .envs(envs.iter().cloned())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start the daemon");
-    let _daemon = Daemon(child);
+    let _daemon = start(&[], &ready, &envs, Stdio::null());
     let first = format!("127.0.0.1:{port}");
     assert!(support::wait_until(Duration::from_secs(60), || ready_tcp(&ready).as_deref()
         == Some(&first)));
@@ -151,15 +158,7 @@ fn daemon_starts_on_defaults_while_snapd_is_away_then_picks_up_its_values() {
     assert!(support::wait_until(Duration::from_secs(10), || !fake.snapctl_socket().exists()));
     let envs = envs(&fake, dir.path());
     let ready = dir.path().join("ready");
-    let child = Command::new(support::bin())
-        .args(["daemon", "--port", "0", "--ready-file"])
-        .arg(&ready)
-        .env_clear()
-        .envs(envs.iter().cloned())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start the daemon");
-    let _daemon = Daemon(child);
+    let _daemon = start(&["--port", "0"], &ready, &envs, Stdio::null());
     // It runs meanwhile (flags and defaults), and is never fatal.
     assert!(support::wait_until(Duration::from_secs(60), || ready_tcp(&ready).is_some()));
     // Once snapd is back, the retry loop applies snapd's values; the --port flag still wins.
@@ -186,15 +185,7 @@ fn log_level_applies_live_when_rust_log_is_unset() {
         envs(&fake, dir.path()).into_iter().filter(|(k, _)| k != "RUST_LOG").collect();
     let ready = dir.path().join("ready");
     let log_path = dir.path().join("stderr");
-    let child = Command::new(support::bin())
-        .args(["daemon", "--ready-file"])
-        .arg(&ready)
-        .env_clear()
-        .envs(envs.iter().cloned())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .expect("start the daemon");
-    let _daemon = Daemon(child);
+    let _daemon = start(&[], &ready, &envs, std::fs::File::create(&log_path).unwrap().into());
     assert!(support::wait_until(Duration::from_secs(60), || ready_tcp(&ready).is_some()));
     assert!(support::wait_until(Duration::from_secs(30), || dir
         .path()
