@@ -67,6 +67,8 @@ pub struct PublishConfig {
     pub max_subscribers: usize,
     /// JSON shape on the TCP stream (`publish.format`).
     pub format: Format,
+    /// Remodel progress events also go to the TCP stream as lines (`publish.remodel-events`).
+    pub remodel_events: bool,
 }
 
 /// Default TCP port, the original pocketses' port.
@@ -96,7 +98,11 @@ impl Default for Config {
             port: DEFAULT_PORT,
             bind: any,
             http: HttpConfig { port: DEFAULT_HTTP_PORT, bind: any },
-            publish: PublishConfig { max_subscribers: DEFAULT_MAX_SUBSCRIBERS, format: Format::V1 },
+            publish: PublishConfig {
+                max_subscribers: DEFAULT_MAX_SUBSCRIBERS,
+                format: Format::V1,
+                remodel_events: false,
+            },
             log_level: "info".to_string(),
         }
     }
@@ -167,6 +173,13 @@ pub const KEYS: &[Key] = &[
         allowed: "must be one of v1, legacy",
         default: "v1",
         doc: "JSON shape on the stream: v1 (documented schema) or legacy (the original pocketses)",
+    },
+    Key {
+        name: "publish.remodel-events",
+        kind: "boolean",
+        allowed: "must be true or false",
+        default: "false",
+        doc: "also write remodel progress events (`{\"event\":\"remodel\",…}`) as lines on the stream; SSE always carries them",
     },
     Key {
         name: "log.level",
@@ -289,6 +302,8 @@ pub struct Flags {
     pub format: Option<Format>,
     /// `--max-subscribers`.
     pub max_subscribers: Option<usize>,
+    /// `--remodel-events`.
+    pub remodel_events: Option<bool>,
 }
 
 /// Flattens a nested snapd document into dotted leaf keys (`{"http":{"port":1}}` → `http.port`).
@@ -343,6 +358,19 @@ fn in_range<T: TryFrom<i128>>(value: &Value, low: i128, high: i128) -> Option<T>
     whole(value).filter(|n| (low..=high).contains(n)).and_then(|n| T::try_from(n).ok())
 }
 
+/// A boolean, given as JSON `true`/`false` or as the string (`snap set -s`).
+fn boolean(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => match s.trim() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn text(value: &Value) -> Option<&str> {
     value.as_str()
 }
@@ -387,6 +415,7 @@ pub fn from_document(doc: &Value) -> Result<Loaded, Vec<Problem>> {
                 _ => None,
             }
             .map(|v| config.publish.format = v),
+            "publish.remodel-events" => boolean(value).map(|v| config.publish.remodel_events = v),
             "log.level" => text(value)
                 .filter(|s| LOG_LEVELS.contains(s))
                 .map(|s| config.log_level = s.to_string()),
@@ -468,6 +497,10 @@ impl Loaded {
             self.config.publish.max_subscribers = max;
             self.sources.insert("publish.max-subscribers", Source::Flag);
         }
+        if let Some(on) = flags.remodel_events {
+            self.config.publish.remodel_events = on;
+            self.sources.insert("publish.remodel-events", Source::Flag);
+        }
         self
     }
 }
@@ -501,6 +534,7 @@ impl Config {
             "http.bind" => Value::from(self.http.bind.to_string()),
             "publish.max-subscribers" => Value::from(self.publish.max_subscribers),
             "publish.format" => Value::from(self.publish.format.as_str()),
+            "publish.remodel-events" => Value::from(self.publish.remodel_events),
             "log.level" => Value::from(self.log_level.as_str()),
             SCHEMA_VERSION_KEY => Value::from(SCHEMA_VERSION),
             _ => return None,
@@ -585,7 +619,7 @@ mod tests {
     fn nested_document_sets_every_key() {
         let doc = json!({"interval": 30, "port": 7000, "bind": "127.0.0.1",
             "http": {"port": 0, "bind": "::1"},
-            "publish": {"max-subscribers": 5, "format": "legacy"},
+            "publish": {"max-subscribers": 5, "format": "legacy", "remodel-events": true},
             "log": {"level": "debug"}, "schema-version": 1});
         let loaded = from_document(&doc).unwrap();
         let c = &loaded.config;
@@ -596,6 +630,7 @@ mod tests {
         assert_eq!(c.http.bind.to_string(), "::1");
         assert_eq!(c.publish.max_subscribers, 5);
         assert_eq!(c.publish.format, Format::Legacy);
+        assert!(c.publish.remodel_events);
         assert_eq!(c.log_level, "debug");
         assert!(loaded.sources.values().all(|s| *s == Source::Snapd));
         assert!(loaded.unknown.is_empty());
@@ -605,6 +640,8 @@ mod tests {
     fn digit_strings_are_numbers() {
         let loaded = from_document(&json!({"interval": "15", "port": "9000"})).unwrap();
         assert_eq!((loaded.config.interval, loaded.config.port), (15, 9000));
+        let doc = json!({"publish": {"remodel-events": "true"}});
+        assert!(from_document(&doc).unwrap().config.publish.remodel_events);
     }
 
     #[test]
@@ -688,7 +725,15 @@ mod tests {
             ),
             (
                 json!({"publish": "x"}),
-                r#"cannot set "publish": must hold the keys publish.max-subscribers, publish.format, not "x""#,
+                r#"cannot set "publish": must hold the keys publish.max-subscribers, publish.format, publish.remodel-events, not "x""#,
+            ),
+            (
+                json!({"publish": {"remodel-events": "yes"}}),
+                r#"cannot set "publish.remodel-events": must be true or false, not "yes""#,
+            ),
+            (
+                json!({"publish": {"remodel-events": 1}}),
+                r#"cannot set "publish.remodel-events": must be true or false, not "1""#,
             ),
             (
                 json!({"log": {"level": "loud"}}),
@@ -768,6 +813,7 @@ mod tests {
                 "http.bind",
                 "publish.max-subscribers",
                 "publish.format",
+                "publish.remodel-events",
                 "log.level"
             ]
         );

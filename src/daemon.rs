@@ -72,6 +72,9 @@ pub struct DaemonArgs {
     /// Subscribers (TCP and SSE) admitted at once [default: 10000].
     #[arg(long, value_name = "N")]
     pub max_subscribers: Option<usize>,
+    /// Also write remodel progress reports as lines on the TCP stream (SSE always has them).
+    #[arg(long)]
+    pub remodel_events: bool,
     /// Once listening, write "tcp=ADDR http=ADDR" to this file (for tests and supervisors).
     #[arg(long, value_name = "PATH")]
     pub ready_file: Option<PathBuf>,
@@ -98,6 +101,9 @@ pub fn overlay_flags(mut config: Config, args: &DaemonArgs) -> Config {
     if let Some(max) = args.max_subscribers {
         config.publish.max_subscribers = max;
     }
+    if args.remodel_events {
+        config.publish.remodel_events = true;
+    }
     config
 }
 
@@ -120,6 +126,7 @@ pub fn config_flags(args: &DaemonArgs) -> crate::config::Flags {
         bind: args.bind,
         format: args.format.map(Into::into),
         max_subscribers: args.max_subscribers,
+        remodel_events: args.remodel_events.then_some(true),
     }
 }
 
@@ -224,7 +231,8 @@ pub fn main(args: DaemonArgs) -> anyhow::Result<ExitCode> {
 /// - `port`, `bind`, `http.*`: the listener is rebound; connections already open stay,
 ///   and if the new address cannot be bound the old listener keeps serving (logged);
 /// - `publish.format`: applies to the following messages and to what new subscribers get first;
-/// - `publish.max_subscribers`: applies to new subscribers; nobody is disconnected.
+/// - `publish.max_subscribers`: applies to new subscribers; nobody is disconnected;
+/// - `publish.remodel_events`: applies to the next remodel report, for every subscriber.
 ///
 /// Values are taken as valid (`config` validates them). Dropping the sender freezes the configuration.
 ///
@@ -249,6 +257,7 @@ pub async fn run_with(
     let initial = config.borrow_and_update().clone();
     crate::logging::set_level(&initial.log_level);
     let hub = Hub::new(initial.publish.max_subscribers);
+    hub.set_remodel_events(initial.publish.remodel_events);
     let tracker = TaskTracker::new();
     let mut listeners = Listeners {
         hub: hub.clone(),
@@ -380,6 +389,7 @@ impl Listeners {
                     }
                     let new = config.borrow_and_update().clone();
                     self.hub.set_max_subscribers(new.publish.max_subscribers);
+                    self.hub.set_remodel_events(new.publish.remodel_events);
                     if let Err(err) = self.apply(&new, false).await {
                         error!("{err:#}");
                     }

@@ -552,8 +552,8 @@ async fn daemon_task_reattaches_to_the_recorded_change_and_publishes_events() {
     let mut events: Vec<Value> = Vec::new();
     let collect = async {
         while let Ok(event) = rx.recv().await {
-            if let Event::Remodel(bytes) = event {
-                let value: Value = serde_json::from_slice(&bytes).expect("JSON event");
+            if let Event::Remodel(report) = event {
+                let value: Value = serde_json::from_slice(&report.json).expect("JSON event");
                 let done = value["type"] == "finished";
                 events.push(value);
                 if done {
@@ -660,4 +660,79 @@ fn a_pending_reboot_is_announced_once() {
     assert_eq!(res.code, 0, "{}{}", res.stdout, res.stderr);
     let line = "snapd: system is restarting; the remodel goes on after the reboot";
     assert_eq!(res.stdout.matches(line).count(), 1, "{}", res.stdout);
+}
+
+/// Kills the daemon however the test ends.
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn daemon_writes_remodel_events_on_the_line_stream_when_asked() {
+    use std::io::{BufRead, BufReader};
+
+    let fake = device();
+    let id = fake.add_change(happy_script());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ready = dir.path().join("ready");
+    let mut envs = fake.env();
+    envs.push(("POCKETSES_STATE_DIR".into(), dir.path().display().to_string()));
+    envs.push(("POCKETSES_CONTROL_SOCKET".into(), dir.path().join("c.sock").display().to_string()));
+    let child = Command::new(support::bin())
+        .args(["daemon", "--bind", "127.0.0.1", "--port", "0", "--http-port", "0"])
+        .args(["--interval", "3600", "--remodel-events", "--ready-file"])
+        .arg(&ready)
+        .env_clear()
+        .envs(envs)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the daemon");
+    let _daemon = Daemon(child);
+    let tcp = || {
+        let text = std::fs::read_to_string(&ready).ok()?;
+        text.split_whitespace().find_map(|w| w.strip_prefix("tcp=")).map(str::to_string)
+    };
+    assert!(support::wait_until(Duration::from_secs(60), || tcp().is_some()), "not ready");
+    let stream = std::net::TcpStream::connect(tcp().unwrap()).expect("subscribe");
+    // A bound on each read, not a speed assertion.
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut next = || {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("a line");
+        assert!(line.ends_with('\n'), "stream closed: {line:?}");
+        serde_json::from_str::<Value>(&line).expect("one JSON object per line")
+    };
+    let first = next();
+    assert!(first.get("event").is_none() && first["schema"].is_string(), "{first}");
+
+    // `pocketses remodel` records the change; the daemon picks it up and reports on the stream.
+    pocketses::remodel::drive::save_record(
+        &dir.path().join("remodel.json"),
+        &pocketses::remodel::drive::Record {
+            change: id.clone(),
+            summary: String::new(),
+            target: "pocketses-brand/pocketses-pc rev 2".into(),
+            status: "Doing".into(),
+            ready: false,
+        },
+    )
+    .expect("record");
+    let mut events = Vec::new();
+    loop {
+        let value = next();
+        assert_eq!(value["event"], "remodel", "only remodel reports before the next snapshot");
+        assert_eq!(value["change"], id.as_str(), "{value}");
+        let finished = value["type"] == "finished";
+        events.push(value);
+        if finished {
+            break;
+        }
+    }
+    assert!(events.iter().any(|e| e["type"] == "progress"), "{events:?}");
 }

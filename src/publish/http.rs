@@ -346,8 +346,8 @@ impl SseBody {
                     return Poll::Ready(Some(p.sse()));
                 }
                 Ok(Event::Snapshot(_)) => {}
-                Ok(Event::Remodel(data)) => {
-                    return Poll::Ready(Some(sse_frame(Event::SSE_REMODEL, None, &data)));
+                Ok(Event::Remodel(report)) => {
+                    return Poll::Ready(Some(sse_frame(Event::SSE_REMODEL, None, &report.json)));
                 }
                 Err(RecvError::Lagged(n)) => {
                     self.hub.counters().dropped.fetch_add(n, Ordering::Relaxed);

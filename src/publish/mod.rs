@@ -16,7 +16,7 @@ pub mod http;
 pub mod subscribe;
 pub mod tcp;
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use hyper::body::Bytes;
@@ -103,14 +103,33 @@ fn line_for(snapshot: &Snapshot, json: &str, format: Format) -> Bytes {
 
 /// What travels on the hub.
 ///
-/// The TCP line stream carries snapshots only; the SSE stream carries every kind,
-/// each under its own `event:` name ([`Event::sse_name`]).
+/// The SSE stream carries every kind, each under its own `event:` name ([`Event::sse_name`]);
+/// the TCP line stream carries snapshots, and remodel reports when `publish.remodel-events` is on.
 #[derive(Debug, Clone)]
 pub enum Event {
     /// A new snapshot.
     Snapshot(Arc<Published>),
-    /// A remodel progress report, already encoded as one JSON object (no newline).
-    Remodel(Bytes),
+    /// A remodel progress report (`{"event":"remodel",…}`).
+    Remodel(Report),
+}
+
+/// A report that is not a snapshot, encoded once for both kinds of stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// One JSON object, no newline: the SSE `data:`.
+    pub json: Bytes,
+    /// The same object with its newline: a line of the TCP stream.
+    pub line: Bytes,
+}
+
+impl Report {
+    /// A report from one JSON object (its text must hold no newline, as `serde_json` writes it).
+    pub fn new(json: String) -> Report {
+        let mut line = String::with_capacity(json.len() + 1);
+        line.push_str(&json);
+        line.push('\n');
+        Report { json: Bytes::from(json), line: Bytes::from(line) }
+    }
 }
 
 impl Event {
@@ -157,6 +176,7 @@ struct Inner {
     latest: Mutex<Option<Arc<Published>>>,
     counters: Counters,
     max_subscribers: AtomicUsize,
+    remodel_events: AtomicBool,
 }
 
 impl Hub {
@@ -169,6 +189,7 @@ impl Hub {
                 latest: Mutex::new(None),
                 counters: Counters::default(),
                 max_subscribers: AtomicUsize::new(max_subscribers),
+                remodel_events: AtomicBool::new(false),
             }),
         }
     }
@@ -211,6 +232,16 @@ impl Hub {
     /// The counters.
     pub fn counters(&self) -> &Counters {
         &self.inner.counters
+    }
+
+    /// Whether line-stream subscribers also get remodel reports (`publish.remodel-events`).
+    pub fn remodel_events(&self) -> bool {
+        self.inner.remodel_events.load(Ordering::Relaxed)
+    }
+
+    /// Turns remodel reports on the line stream on or off, for every subscriber at once.
+    pub fn set_remodel_events(&self, on: bool) {
+        self.inner.remodel_events.store(on, Ordering::Relaxed);
     }
 
     /// Changes the subscriber limit; subscribers already connected stay.
@@ -259,13 +290,15 @@ pub enum Next {
     Skip,
 }
 
-/// Decides what a line-stream subscriber does with a received event, given the last `seq` it sent.
-pub fn next_line(event: &Event, last_seq: &mut u64) -> Next {
+/// Decides what a line-stream subscriber does with a received event, given the last `seq` it
+/// sent and whether remodel reports go on the line stream. \[pure\]
+pub fn next_line(event: &Event, last_seq: &mut u64, remodel_events: bool) -> Next {
     match event {
         Event::Snapshot(p) if p.seq > *last_seq => {
             *last_seq = p.seq;
             Next::Send(p.line.clone())
         }
+        Event::Remodel(report) if remodel_events => Next::Send(report.line.clone()),
         _ => Next::Skip,
     }
 }
@@ -314,11 +347,12 @@ mod tests {
         let (mut rx, latest) = hub.subscribe();
         let mut last = 0;
         let latest = latest.map(Event::Snapshot);
-        assert!(matches!(latest.as_ref().map(|e| next_line(e, &mut last)), Some(Next::Send(_))));
+        let first = latest.as_ref().map(|e| next_line(e, &mut last, false));
+        assert!(matches!(first, Some(Next::Send(_))));
         assert_eq!(last, 1);
         hub.publish(Published::new(2, snapshot("b"), Format::V1));
         let ev = rx.try_recv().expect("second message");
-        assert!(matches!(next_line(&ev, &mut last), Next::Send(_)));
+        assert!(matches!(next_line(&ev, &mut last, false), Next::Send(_)));
         assert_eq!(last, 2);
     }
 
@@ -326,8 +360,24 @@ mod tests {
     fn a_message_already_sent_is_skipped() {
         let p = Arc::new(Published::new(3, snapshot("a"), Format::V1));
         let mut last = 3;
-        assert_eq!(next_line(&Event::Snapshot(p), &mut last), Next::Skip);
-        assert_eq!(next_line(&Event::Remodel(Bytes::from_static(b"{}")), &mut last), Next::Skip);
+        assert_eq!(next_line(&Event::Snapshot(p), &mut last, true), Next::Skip);
+    }
+
+    #[test]
+    fn remodel_reports_reach_the_line_stream_only_when_asked() {
+        let report = Report::new(r#"{"event":"remodel","type":"status"}"#.to_string());
+        assert_eq!(&report.line[..], b"{\"event\":\"remodel\",\"type\":\"status\"}\n");
+        assert_eq!(&report.json[..], &report.line[..report.line.len() - 1]);
+        let event = Event::Remodel(report.clone());
+        let mut last = 7;
+        assert_eq!(next_line(&event, &mut last, false), Next::Skip);
+        assert_eq!(next_line(&event, &mut last, true), Next::Send(report.line));
+        // A report never moves the snapshot sequence.
+        assert_eq!(last, 7);
+        let hub = Hub::new(1);
+        assert!(!hub.remodel_events());
+        hub.set_remodel_events(true);
+        assert!(hub.remodel_events());
     }
 
     #[test]
@@ -361,6 +411,6 @@ mod tests {
     fn sse_names() {
         let p = Arc::new(Published::new(1, snapshot("a"), Format::V1));
         assert_eq!(Event::Snapshot(p).sse_name(), "snapshot");
-        assert_eq!(Event::Remodel(Bytes::new()).sse_name(), "remodel");
+        assert_eq!(Event::Remodel(Report::new(String::new())).sse_name(), "remodel");
     }
 }

@@ -341,7 +341,7 @@ async fn subscriber(mut stream: TcpStream, hub: Hub, _slot: Slot, shutdown: Canc
             _ = &mut cancelled => break,
             res = rx.recv() => match res {
                 Ok(event) => {
-                    if let Next::Send(line) = next_line(&event, &mut last_seq) {
+                    if let Next::Send(line) = next_line(&event, &mut last_seq, hub.remodel_events()) {
                         if write_line(&mut stream, &line, &hub, &shutdown).await.is_err() {
                             return;
                         }
@@ -372,7 +372,7 @@ async fn subscriber(mut stream: TcpStream, hub: Hub, _slot: Slot, shutdown: Canc
     loop {
         match rx.try_recv() {
             Ok(event) => {
-                if let Next::Send(line) = next_line(&event, &mut last_seq) {
+                if let Next::Send(line) = next_line(&event, &mut last_seq, hub.remodel_events()) {
                     if write_line(&mut stream, &line, &hub, &shutdown).await.is_err() {
                         return;
                     }

@@ -282,7 +282,7 @@ pub async fn republish(
             tracing::info!(change = %change_id, "following remodel");
             let mut emit = |event: &RemodelEvent, _: &Change| {
                 let line = event.to_json().to_string();
-                hub.send(crate::publish::Event::Remodel(hyper::body::Bytes::from(line)));
+                hub.send(crate::publish::Event::Remodel(crate::publish::Report::new(line)));
             };
             let res = tokio::select! {
                 _ = shutdown.cancelled() => return,
