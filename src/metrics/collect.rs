@@ -6,6 +6,9 @@
 //! [`super::proc`] into buffers that are reused from cycle to cycle.
 //! The mount table is parsed again only when the kernel signals a change on
 //! /proc/self/mountinfo (poll(2) with `POLLPRI`), while statvfs(3) runs every cycle.
+//! statvfs(3) of a filesystem that can hang (network, FUSE: [`proc::may_hang`]) runs on a
+//! short-lived thread with a deadline ([`STATVFS_TIMEOUT`]); one that misses it is left out
+//! until that call returns, so a dead NFS server never stalls the collection.
 //! Sensors are discovered once, when the collector is created.
 //!
 //! Nothing here sleeps, and nothing fails a collection as a whole: a source that cannot be
@@ -141,6 +144,7 @@ pub struct Collector {
     net_class: Vec<NetClassFiles>,
     mounts: Vec<Mount>,
     mounts_stale: bool,
+    guarded: GuardedStat,
     stat_buf: Stat,
     meminfo_buf: Vec<MeminfoField>,
     net_buf: Vec<NetDev>,
@@ -181,6 +185,7 @@ impl Collector {
             net_class: Vec::new(),
             mounts: Vec::new(),
             mounts_stale: true,
+            guarded: GuardedStat::new(statvfs, STATVFS_TIMEOUT),
             stat_buf: Stat::default(),
             meminfo_buf: Vec::new(),
             net_buf: Vec::new(),
@@ -431,6 +436,7 @@ impl Collector {
                 self.mounts_stale = false;
             }
         }
+        let guarded = &mut self.guarded;
         self.mounts
             .iter()
             .map(|m| Filesystem {
@@ -438,7 +444,11 @@ impl Collector {
                 device: m.device.clone(),
                 fs_type: m.fs_type.clone(),
                 read_only: m.read_only,
-                usage: statvfs(&m.mount_point),
+                usage: if proc::may_hang(&m.fs_type) {
+                    guarded.stat(&m.mount_point)
+                } else {
+                    statvfs(&m.mount_point)
+                },
             })
             .collect()
     }
@@ -480,6 +490,78 @@ fn mount_table_changed(file: &ProcFile) -> bool {
     // SAFETY: one valid pollfd, timeout 0 (never blocks).
     let n = unsafe { libc::poll(&mut pfd, 1, 0) };
     n != 0 || pfd.revents != 0
+}
+
+/// How long statvfs(3) of a filesystem that can hang may take before it is left out.
+pub const STATVFS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// statvfs(3) with a deadline, for filesystems whose server may not answer.
+///
+/// Each call runs on its own small thread. A call that misses the deadline keeps its mount point
+/// in `in_flight` until it returns; meanwhile that mount is skipped at once (usage unknown), so
+/// a hung mount costs one deadline, once, and never a thread per cycle.
+struct GuardedStat {
+    stat: fn(&str) -> Option<FsUsage>,
+    timeout: std::time::Duration,
+    in_flight: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Mount points reported as unresponsive, so the log says it once per episode.
+    reported: std::collections::HashSet<String>,
+}
+
+impl std::fmt::Debug for GuardedStat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuardedStat").field("timeout", &self.timeout).finish_non_exhaustive()
+    }
+}
+
+impl GuardedStat {
+    fn new(stat: fn(&str) -> Option<FsUsage>, timeout: std::time::Duration) -> Self {
+        GuardedStat { stat, timeout, in_flight: Default::default(), reported: Default::default() }
+    }
+
+    fn stat(&mut self, path: &str) -> Option<FsUsage> {
+        {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            if in_flight.contains(path) {
+                return None;
+            }
+            in_flight.insert(path.to_string());
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let in_flight = std::sync::Arc::clone(&self.in_flight);
+        let owned = path.to_string();
+        let stat = self.stat;
+        let spawned = std::thread::Builder::new()
+            .name("pocketses-statvfs".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let usage = stat(&owned);
+                in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&owned);
+                let _ = tx.send(usage);
+            });
+        if spawned.is_err() {
+            self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(path);
+            return None;
+        }
+        match rx.recv_timeout(self.timeout) {
+            Ok(usage) => {
+                if self.reported.remove(path) {
+                    tracing::info!(mount = path, "filesystem answers again");
+                }
+                usage
+            }
+            Err(_) => {
+                if self.reported.insert(path.to_string()) {
+                    tracing::warn!(
+                        mount = path,
+                        "statvfs did not answer within {:?}; leaving this filesystem out until it does",
+                        self.timeout
+                    );
+                }
+                None
+            }
+        }
+    }
 }
 
 // The statvfs field types are u32 on some 32-bit targets (armhf, i386) and u64 here.
@@ -738,6 +820,61 @@ fn natural_key(p: &Path) -> (String, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    mod guarded {
+        use super::*;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::time::Duration;
+
+        static HANG: AtomicBool = AtomicBool::new(true);
+        static CALLS: AtomicUsize = AtomicUsize::new(0);
+
+        /// A statvfs whose server is down while `HANG` is set.
+        fn dead_server(_: &str) -> Option<FsUsage> {
+            CALLS.fetch_add(1, Ordering::SeqCst);
+            while HANG.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Some(FsUsage { total: 10, free: 4, available: 3, used: 6, files: 2, files_free: 1 })
+        }
+
+        fn idle(g: &GuardedStat) -> bool {
+            g.in_flight.lock().unwrap().is_empty()
+        }
+
+        #[test]
+        fn a_hung_mount_is_left_out_and_comes_back() {
+            let mut g = GuardedStat::new(dead_server, Duration::from_millis(50));
+            // The call returns (after the deadline) instead of hanging the collection.
+            assert_eq!(g.stat("/mnt/nfs"), None);
+            assert_eq!(CALLS.load(Ordering::SeqCst), 1);
+            assert!(!idle(&g));
+            // While that call is stuck, the mount is skipped without a new thread or wait.
+            assert_eq!(g.stat("/mnt/nfs"), None);
+            assert_eq!(CALLS.load(Ordering::SeqCst), 1);
+            assert!(g.reported.contains("/mnt/nfs"));
+            // The server answers: the stuck call ends and the next cycle gets the usage again.
+            HANG.store(false, Ordering::SeqCst);
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !idle(&g) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert!(idle(&g), "the stuck call never ended");
+            assert_eq!(g.stat("/mnt/nfs").map(|u| u.total), Some(10));
+            assert_eq!(CALLS.load(Ordering::SeqCst), 2);
+            assert!(!g.reported.contains("/mnt/nfs"));
+        }
+
+        #[test]
+        fn a_live_mount_answers_through_the_guard() {
+            let mut g = GuardedStat::new(statvfs, STATVFS_TIMEOUT);
+            let usage = g.stat("/").expect("statvfs of /");
+            assert!(usage.total > 0 && usage.used <= usage.total);
+            assert!(idle(&g));
+            assert_eq!(g.stat("/nonexistent-pocketses-mount"), None);
+            assert!(idle(&g));
+        }
+    }
 
     #[test]
     fn collects_this_host() {

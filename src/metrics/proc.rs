@@ -312,6 +312,17 @@ pub fn is_excluded_mount(mount: &Mount) -> bool {
         || strictly_under("/var/lib/containers/storage")
 }
 
+/// Whether statvfs(3) of this filesystem type may block for as long as a remote server or a
+/// user-space daemon does not answer: network filesystems and FUSE.
+pub fn may_hang(fs_type: &str) -> bool {
+    let network =
+        "nfs nfs4 cifs smb3 smbfs ncpfs ceph glusterfs 9p afs lustre gfs2 ocfs2 beegfs davfs";
+    fs_type == "fuse"
+        || fs_type == "fuseblk"
+        || fs_type.starts_with("fuse.")
+        || network.split(' ').any(|t| t == fs_type)
+}
+
 /// The parts of /proc/self/stat that pocketses reports (raw kernel units).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ProcStat {
@@ -369,6 +380,16 @@ mod tests {
     fn fixture(name: &str) -> String {
         let path = format!("{}/tests/fixtures/proc/{name}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn filesystems_that_may_hang() {
+        for t in ["nfs", "nfs4", "cifs", "fuse.sshfs", "fuse", "fuseblk", "ceph", "9p"] {
+            assert!(may_hang(t), "{t}");
+        }
+        for t in ["ext4", "xfs", "btrfs", "vfat", "squashfs", "tmpfs", "fusectl", "nfsd"] {
+            assert!(!may_hang(t), "{t}");
+        }
     }
 
     fn check(actual: impl std::fmt::Debug, expect: Expect) {
