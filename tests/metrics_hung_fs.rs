@@ -67,7 +67,9 @@ impl HungMount {
 
 impl Drop for HungMount {
     fn drop(&mut self) {
-        let ctarget = std::ffi::CString::new(self.target.to_str().unwrap_or_default()).unwrap();
+        let Ok(ctarget) = std::ffi::CString::new(self.target.as_os_str().as_encoded_bytes()) else {
+            return;
+        };
         // SAFETY: a NUL-terminated path. Lazy, then the device closes: the connection is
         // aborted and anything still waiting on statfs gets an error.
         unsafe { libc::umount2(ctarget.as_ptr(), libc::MNT_DETACH) };
@@ -75,18 +77,30 @@ impl Drop for HungMount {
     }
 }
 
+fn u32_at(buf: &[u8], at: usize) -> u32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&buf[at..at + 4]);
+    u32::from_ne_bytes(b)
+}
+
+fn u64_at(buf: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&buf[at..at + 8]);
+    u64::from_ne_bytes(b)
+}
+
 /// Reads the kernel's `INIT` request and accepts it; after that the server is dead.
 fn init(dev: &mut File) -> std::io::Result<()> {
     // The kernel refuses reads into buffers smaller than a request can be.
     let mut buf = vec![0u8; 1 << 20];
     let n = dev.read(&mut buf)?;
-    let opcode = u32::from_ne_bytes(buf[4..8].try_into().unwrap());
+    let opcode = u32_at(&buf, 4);
     if n < 48 || opcode != FUSE_INIT {
         return Err(std::io::Error::other(format!("expected INIT, got opcode {opcode}")));
     }
-    let unique = u64::from_ne_bytes(buf[8..16].try_into().unwrap());
-    let major = u32::from_ne_bytes(buf[40..44].try_into().unwrap());
-    let minor = u32::from_ne_bytes(buf[44..48].try_into().unwrap());
+    let unique = u64_at(&buf, 8);
+    let major = u32_at(&buf, 40);
+    let minor = u32_at(&buf, 44);
     // fuse_out_header (len, error, unique), then fuse_init_out: major, minor, max_readahead,
     // flags, max_background, congestion_threshold, max_write, time_gran, zeros (64 bytes).
     let mut msg = vec![0u8; 16 + 64];
