@@ -39,7 +39,7 @@ fn install_writes_defaults_and_keeps_gadget_values() {
         fake.conf(),
         json!({"interval": 10, "port": 8888, "bind": "0.0.0.0",
             "http": {"port": 9188, "bind": "127.0.0.1"},
-            "publish": {"max-subscribers": 10000, "format": "v1"},
+            "publish": {"max-subscribers": 10000, "format": "v1", "remodel-events": false},
             "log": {"level": "info"}, "schema-version": 1})
     );
     // Running again (default-configure after install) changes nothing.
