@@ -278,9 +278,30 @@ fn diff_as_text_and_json() {
     let k = tempfile::tempdir().unwrap();
     let amd64 = Path::new(ASSERTIONS).join("uc22-amd64.json");
     let arm64 = Path::new(ASSERTIONS).join("uc22-arm64.yaml");
-    let out =
-        ok(run(k.path(), &["model", "diff", amd64.to_str().unwrap(), arm64.to_str().unwrap()]));
+    // amd64 -> arm64 is a re-registration snapd refuses: said in remodel --check's words, exit 1.
+    let o = run(k.path(), &["model", "diff", amd64.to_str().unwrap(), arm64.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
     assert!(out.contains("architecture: amd64 -> arm64"), "{out}");
+    assert!(
+        out.contains(
+            "remodel: re-registration (new brand or model: the device asks for a new serial)"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("snapd would refuse this remodel"), "{out}");
+    assert!(
+        out.contains(
+            "- cannot remodel device: cannot remodel to different architectures yet (at once)"
+        ),
+        "{out}"
+    );
+    // The same model twice: nothing changes, nothing refused, exit 0.
+    let same =
+        ok(run(k.path(), &["model", "diff", amd64.to_str().unwrap(), amd64.to_str().unwrap()]));
+    assert!(same.contains("remodel: update (same brand, model and store)"), "{same}");
+    assert!(same.contains("no differences"), "{same}");
+    assert!(!same.contains("would refuse"), "{same}");
     let json: serde_json::Value = serde_json::from_str(&ok(run(
         k.path(),
         &[
@@ -293,6 +314,7 @@ fn diff_as_text_and_json() {
     )))
     .unwrap();
     assert_eq!(json["kind"], "reregistration");
+    assert_eq!(json["refusals"], serde_json::json!([]));
     assert!(json["headers"]
         .as_array()
         .unwrap()

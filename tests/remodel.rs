@@ -156,6 +156,48 @@ fn refused_preflight_never_posts() {
     assert_eq!(model_posts(&fake), 0, "a refused pre-flight must never post");
 }
 
+/// `model diff` and `remodel --check` describe one change with the same lines: the kind, what
+/// changes and every refusal the models alone decide; both exit 1 when snapd would refuse.
+#[test]
+fn model_diff_and_check_say_the_same() {
+    let fake = device();
+    let state = tempfile::tempdir().expect("tempdir");
+    for (model, refused) in [("remodel/arm64.model", true), ("remodel/rev2.model", false)] {
+        let check = run(&fake, state.path(), &["--check", fixture(model).to_str().expect("utf8")]);
+        let diff = Command::new(support::bin())
+            .args(["model", "diff"])
+            .arg(fixture("remodel/current.model"))
+            .arg(fixture(model))
+            .output()
+            .expect("run pocketses");
+        let diff_out = String::from_utf8_lossy(&diff.stdout).into_owned();
+        assert_eq!(diff.status.code(), Some(check.code), "{model}: {diff_out}\n{}", check.stdout);
+        assert_eq!(check.code, if refused { 1 } else { 0 }, "{model}: {}", check.stdout);
+        let shared: Vec<&str> = diff_out
+            .lines()
+            .filter(|l| l.starts_with("remodel: ") || l.starts_with("  - ") || l.starts_with("- "))
+            .collect();
+        assert!(!shared.is_empty(), "{diff_out}");
+        for line in &shared {
+            if refused && (line.starts_with("remodel: ") || line.starts_with("  - ")) {
+                // A refused pre-flight prints no plan; its refusals are what it shares.
+                continue;
+            }
+            assert!(
+                check.stdout.lines().any(|l| l == *line),
+                "{model}: {line:?} not in\n{}",
+                check.stdout
+            );
+        }
+        if refused {
+            assert!(
+                diff_out.contains("- cannot remodel device: cannot remodel to different architectures yet (at once)"),
+                "{diff_out}"
+            );
+        }
+    }
+}
+
 #[test]
 fn incompatible_gadget_is_refused_before_anything_is_downloaded() {
     let fake = device();

@@ -415,57 +415,35 @@ fn sign(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `model diff`: what changes and what snapd would refuse from the two models alone, in the
+/// words of `remodel --check`. Exit 0 when snapd would accept the remodel as far as the models
+/// tell, 1 when it would refuse (or on an error).
 fn diff(old: &Path, new: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    use crate::remodel::plan;
     let old_model = model::view(&model_headers(old)?);
     let new_model = model::view(&model_headers(new)?);
     let d = model::diff(&old_model, &new_model);
+    let refusals = match plan::plan(&old_model, &new_model, &plan::Context::models_only()) {
+        Ok(_) => Vec::new(),
+        Err(refusals) => refusals,
+    };
     let mut out = std::io::stdout().lock();
     if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&d)?)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let kind = match d.kind {
-        model::RemodelKind::Update => "update (same brand and model)",
-        model::RemodelKind::StoreSwitch => "store switch",
-        model::RemodelKind::Reregistration => {
-            "re-registration (brand or model changed: a new serial is needed)"
+        #[derive(serde::Serialize)]
+        struct Doc<'a> {
+            #[serde(flatten)]
+            diff: &'a model::ModelDiff,
+            refusals: &'a [plan::Refusal],
         }
-    };
-    writeln!(out, "remodel kind: {kind}")?;
-    if d.is_empty() {
-        writeln!(out, "no changes")?;
-    }
-    for c in &d.headers {
-        writeln!(out, "  {}: {} -> {}", c.what, or_none(&c.old), or_none(&c.new))?;
-    }
-    for s in &d.added {
-        writeln!(
-            out,
-            "+ snap {} ({})",
-            s.name,
-            if s.snap_type.is_empty() { "app" } else { &s.snap_type }
-        )?;
-    }
-    for s in &d.removed {
-        writeln!(
-            out,
-            "- snap {} ({})",
-            s.name,
-            if s.snap_type.is_empty() { "app" } else { &s.snap_type }
-        )?;
-    }
-    for c in &d.changed {
-        writeln!(out, "  {}: {} -> {}", c.what, or_none(&c.old), or_none(&c.new))?;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn or_none(s: &str) -> &str {
-    if s.is_empty() {
-        "(none)"
+        writeln!(out, "{}", serde_json::to_string_pretty(&Doc { diff: &d, refusals: &refusals })?)?;
     } else {
-        s
+        writeln!(out, "remodel: {}", d.kind.describe())?;
+        write!(out, "{}", model::render_changes(&d))?;
+        if !refusals.is_empty() {
+            write!(out, "{}", plan::render_refusals(&refusals, plan::Origin::Models))?;
+        }
     }
+    Ok(if refusals.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 #[cfg(test)]

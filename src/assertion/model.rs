@@ -845,6 +845,19 @@ pub enum RemodelKind {
     Reregistration,
 }
 
+impl RemodelKind {
+    /// What it means, in plain words; `model diff` and `remodel --check` both print it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            RemodelKind::Update => "update (same brand, model and store)",
+            RemodelKind::StoreSwitch => "store switch (same brand and model, new store)",
+            RemodelKind::Reregistration => {
+                "re-registration (new brand or model: the device asks for a new serial)"
+            }
+        }
+    }
+}
+
 /// One changed value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {
@@ -884,6 +897,37 @@ impl ModelDiff {
     pub fn header(&self, what: &str) -> Option<&Change> {
         self.headers.iter().find(|c| c.what == what)
     }
+}
+
+/// The lines saying what changes, as `model diff` and `remodel --check` print them.
+pub fn render_changes(d: &ModelDiff) -> String {
+    let or_none = |s: &str| if s.is_empty() { "(none)".to_owned() } else { s.to_owned() };
+    let channel = |s: &ModelSnap| {
+        if !s.default_channel.is_empty() {
+            s.default_channel.clone()
+        } else if !s.pinned_track.is_empty() {
+            s.pinned_track.clone()
+        } else {
+            "the default channel".to_owned()
+        }
+    };
+    if d.is_empty() {
+        return "no differences: the models name the same snaps and channels\n".to_owned();
+    }
+    let mut out = String::from("what changes:\n");
+    for c in d.headers.iter().chain(&d.changed) {
+        out.push_str(&format!("  - {}: {} -> {}\n", c.what, or_none(&c.old), or_none(&c.new)));
+    }
+    for s in &d.added {
+        out.push_str(&format!("  - add {} ({}, from {})\n", s.name, s.presence, channel(s)));
+    }
+    for s in &d.removed {
+        out.push_str(&format!(
+            "  - {} is no longer in the model (snapd leaves it installed)\n",
+            s.name
+        ));
+    }
+    out
 }
 
 /// Compares two models.

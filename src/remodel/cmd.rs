@@ -15,8 +15,9 @@ use anyhow::Context as _;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::drive::{self, Record, Request};
-use super::plan::{self, Context, ModelFacts};
+use super::plan::{self, Context};
 use super::view::{self, Outcome, RemodelEvent};
+use crate::assertion::model::{self, Model};
 use crate::gadget::{self, snapfile, Ruleset};
 use crate::snapd::{multipart::SnapFile, Change, ChangeSelect, Client};
 
@@ -94,7 +95,7 @@ async fn run(args: RemodelArgs) -> anyhow::Result<ExitCode> {
                 let value = serde_json::json!({"event": "remodel", "type": "refused", "refusals": refusals});
                 println!("{value}");
             } else {
-                print!("{}", plan::render_refusals(&refusals));
+                print!("{}", plan::render_refusals(&refusals, plan::Origin::Preflight));
             }
             return Ok(ExitCode::from(1));
         }
@@ -143,8 +144,8 @@ async fn run(args: RemodelArgs) -> anyhow::Result<ExitCode> {
 /// What the pre-flight gathered.
 struct Preflight {
     request: Request,
-    current: ModelFacts,
-    target: ModelFacts,
+    current: Model,
+    target: Model,
     ctx: Context,
     /// The new gadget whose layout was checked, if one was given.
     gadget_checked: Option<PathBuf>,
@@ -217,12 +218,13 @@ async fn preflight(
         .with_context(|| format!("cannot read model assertion {}", model_path.display()))?;
     let assertion = crate::assertion::decode(text.as_bytes())
         .map_err(|err| anyhow::anyhow!("cannot decode new model assertion: {err}"))?;
-    let target = ModelFacts::from_assertion(&assertion).map_err(anyhow::Error::msg)?;
+    let target = plan::target_model(&assertion).map_err(anyhow::Error::msg)?;
 
     let current_text = client.model().await.context("cannot get the current model from snapd")?;
     let current_assertion = crate::assertion::decode(current_text.as_bytes())
         .map_err(|err| anyhow::anyhow!("cannot decode the current model assertion: {err}"))?;
-    let current = ModelFacts::from_current(&current_assertion);
+    // snapd already accepted the current model: view it without validating it.
+    let current = model::view(current_assertion.headers());
 
     let in_progress = client
         .changes(ChangeSelect::InProgress, None)
@@ -267,7 +269,7 @@ async fn preflight(
         has_serial,
         offline: args.offline,
         local_snaps: !snaps.is_empty(),
-        classic_boot: info.on_classic && current.snap_of_type("kernel").is_none(),
+        classic_boot: info.on_classic && current.kernel.is_none(),
         known_revision: None,
         conflicting_change: in_progress
             .iter()
@@ -305,14 +307,14 @@ fn is_gadget_snap(path: &Path) -> anyhow::Result<bool> {
 
 fn gadget_problems(
     args: &RemodelArgs,
-    current: &ModelFacts,
+    current: &Model,
     new_gadget: &Path,
 ) -> anyhow::Result<Vec<gadget::Incompatibility>> {
-    let ruleset = if current.grade.is_some() { Ruleset::Uc20 } else { Ruleset::Uc16 };
+    let ruleset = if current.is_extended() { Ruleset::Uc20 } else { Ruleset::Uc16 };
     let current_path = match &args.current_gadget {
         Some(path) => path.clone(),
         None => {
-            let Some(name) = current.snap_of_type("gadget").map(|s| s.name.clone()) else {
+            let Some(name) = current.gadget.as_ref().map(|s| s.name.clone()) else {
                 anyhow::bail!("cannot check the gadget: the current model names no gadget");
             };
             PathBuf::from(format!("/snap/{name}/current/meta/gadget.yaml"))
