@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::config::{self, Loaded};
 use crate::control;
+use crate::remodel::drive::{self, Record};
 use crate::snapd::conf::{ConfigSource, Via};
 use crate::snapd::{self, Client, SNAP_NAME};
 
@@ -55,20 +56,24 @@ pub struct Model {
     pub via: String,
 }
 
-/// A model's headers from its assertion text (the header block before the first blank line). \[pure\]
-pub fn model_from_text(text: &str) -> Model {
-    let mut model = Model { via: "snapctl".to_string(), ..Model::default() };
-    for line in text.lines().take_while(|l| !l.is_empty()) {
-        if let Some((key, value)) = line.split_once(": ") {
-            match key {
-                "brand-id" => model.brand = value.to_string(),
-                "model" => model.model = value.to_string(),
-                "grade" => model.grade = value.to_string(),
-                _ => {}
-            }
-        }
-    }
-    model
+/// The model in an assertion's text (as `snapctl model --assertion` prints it). \[pure\]
+///
+/// Only the headers are read (snapd already checked the signature of the device's model).
+///
+/// # Errors
+/// When the header block does not parse, in the decoder's words.
+pub fn model_from_text(text: &str) -> Result<Model, String> {
+    let head = text.split_once("\n\n").map_or(text, |(head, _)| head);
+    let headers = crate::assertion::parse::parse_headers(head.as_bytes())
+        .map_err(|err| format!("cannot read model assertion: {err}"))?;
+    let model = crate::assertion::model::view(&headers);
+    Ok(Model {
+        brand: model.brand_id,
+        model: model.model,
+        grade: model.grade,
+        serial: None,
+        via: "snapctl".to_string(),
+    })
 }
 
 /// This snap as snapd sees it.
@@ -130,8 +135,10 @@ pub struct Report {
     pub unknown_keys: Vec<String>,
     /// Configuration problems (stored values that do not validate).
     pub config_problems: Vec<String>,
-    /// A remodel in flight: `$SNAP_DATA/remodel.json` plus the change's status, filled by the remodel code.
-    pub remodel: Option<Value>,
+    /// The last remodel: its record (`remodel.json`), with the change's status when snapd answers.
+    pub remodel: Option<Record>,
+    /// Why the remodel record could not be read.
+    pub remodel_error: Option<String>,
 }
 
 /// Runs the command.
@@ -240,7 +247,10 @@ pub async fn gather(
     if report.system.is_none() {
         if let Some(ctl) = source.snapctl() {
             match ctl.model().await {
-                Ok(text) => report.model = Some(model_from_text(&text)),
+                Ok(text) => match model_from_text(&text) {
+                    Ok(model) => report.model = Some(model),
+                    Err(err) => report.model_error = Some(err),
+                },
                 Err(err) => report.model_error = Some(format!("cannot get model: {err}")),
             }
         }
@@ -255,7 +265,10 @@ pub async fn gather(
         None => report.daemon_error = Some("no control socket (SNAP_DATA is unset)".to_string()),
     }
     fill_config(&mut report, &source).await;
-    report.remodel = remodel(client, report.system.is_some()).await;
+    match remodel(client, report.system.is_some()).await {
+        Ok(record) => report.remodel = record,
+        Err(err) => report.remodel_error = Some(format!("{err:#}")),
+    }
     report
 }
 
@@ -326,22 +339,16 @@ fn order_config(values: &mut [ConfigValue]) {
     values.sort_by_key(|v| rank(&v.key));
 }
 
-/// `$SNAP_DATA/remodel.json`, written by `pocketses remodel`, with the change's current status.
-async fn remodel(client: &Client, snapd_up: bool) -> Option<Value> {
-    let path = PathBuf::from(std::env::var_os("SNAP_DATA")?).join("remodel.json");
-    let text = std::fs::read_to_string(&path).ok()?;
-    let mut record: Value = serde_json::from_str(&text).unwrap_or_else(|_| json!({"raw": text}));
-    let id = record.get("change").and_then(Value::as_str).map(str::to_string);
-    if let (Some(id), true) = (id, snapd_up) {
-        if let Ok(change) = client.change(&id).await {
-            record["status"] = json!(change.status.as_str());
-            record["ready"] = json!(change.ready);
-            if let Some(err) = change.err {
-                record["err"] = json!(err);
-            }
+/// The record `pocketses remodel` leaves ([`drive::record_path`]), with the change's current status.
+async fn remodel(client: &Client, snapd_up: bool) -> anyhow::Result<Option<Record>> {
+    let Some(path) = drive::record_path() else { return Ok(None) };
+    let Some(mut record) = drive::load_record(&path)? else { return Ok(None) };
+    if snapd_up {
+        if let Ok(change) = client.change(&record.change).await {
+            record.observe(&change);
         }
     }
-    Some(record)
+    Ok(Some(record))
 }
 
 fn show(value: &Value) -> String {
@@ -423,9 +430,10 @@ pub fn render(r: &Report) -> String {
         (None, None) => line("daemon:", "unknown".to_string()),
     }
     if let Some(rm) = &r.remodel {
-        let change = rm.get("change").map(show).unwrap_or_else(|| "-".to_string());
-        let status = rm.get("status").map(show).unwrap_or_else(|| "unknown".to_string());
-        line("remodel:", format!("change {change} {status}"));
+        let status = if rm.status.is_empty() { "unknown" } else { rm.status.as_str() };
+        line("remodel:", format!("change {} {status}", rm.change));
+    } else if let Some(err) = &r.remodel_error {
+        line("remodel:", err.clone());
     }
     line("config:", format!("(from {})", r.config_from));
     for v in &r.config {
@@ -443,17 +451,21 @@ pub fn render(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
-    fn model_headers_from_text() {
+    fn model_from_an_assertion_text() {
         let m = model_from_text(
-            "type: model\nbrand-id: acme\nmodel: box\ngrade: signed\n\nbody\nmodel: nope\n",
-        );
+            "type: model\nauthority-id: acme\nseries: 16\nbrand-id: acme\nmodel: box\narchitecture: amd64\nbase: core22\ngrade: dangerous\nsnaps:\n  -\n    name: pc\n    type: gadget\ntimestamp: 2024-01-05T09:00:00Z\nsign-key-sha3-384: x\n\nAAAA\n",
+        )
+        .expect("model");
         assert_eq!(
             (m.brand.as_str(), m.model.as_str(), m.grade.as_str()),
-            ("acme", "box", "signed")
+            ("acme", "box", "dangerous")
         );
         assert_eq!(m.via, "snapctl");
+        let err = model_from_text("brand-id acme\nmodel: box\n").expect_err("not an assertion");
+        assert!(err.starts_with("cannot read model assertion: "), "{err}");
     }
 
     #[test]
@@ -505,7 +517,14 @@ mod tests {
             }),
             connections: vec!["snapd-control → snapd:snapd-control".into()],
             daemon: Some(json!({"pid": 7, "config-via": "rest", "reloads": 2})),
-            remodel: Some(json!({"change": "42", "status": "Doing"})),
+            remodel: Some(Record {
+                change: "42".into(),
+                summary: String::new(),
+                target: String::new(),
+                status: "Doing".into(),
+                ready: false,
+                err: None,
+            }),
             config_from: "daemon".into(),
             unknown_keys: vec!["colour".into()],
             ..Report::default()

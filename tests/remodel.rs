@@ -198,6 +198,35 @@ fn model_diff_and_check_say_the_same() {
     }
 }
 
+/// `pocketses status` reads the record where `pocketses remodel` wrote it (`POCKETSES_STATE_DIR`
+/// wins over `SNAP_DATA`), through the record's own type, and shows the change's live status.
+#[test]
+fn status_reads_the_record_the_remodel_wrote() {
+    let fake = device();
+    let state = tempfile::tempdir().expect("tempdir");
+    let res = run(&fake, state.path(), &[fixture("remodel/rev2.model").to_str().expect("utf8")]);
+    assert_eq!(res.code, 0, "{}{}", res.stdout, res.stderr);
+    let status = |json: bool| {
+        let mut cmd = Command::new(support::bin());
+        cmd.arg("status").env("POCKETSES_SNAPD_SOCKET", fake.snapd_socket());
+        cmd.env("POCKETSES_STATE_DIR", state.path()).env_remove("SNAP_DATA");
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().expect("run pocketses");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let value: Value = serde_json::from_str(&status(true)).expect("JSON");
+    assert_eq!(value["remodel"]["status"], "Done", "{value}");
+    assert_eq!(value["remodel"]["target"], "pocketses-brand/pocketses-pc rev 2", "{value}");
+    assert_eq!(value["remodel"]["ready"], true, "{value}");
+    assert!(status(false).contains("remodel:     change 1 Done"), "{}", status(false));
+    // A record that does not parse is said, not hidden.
+    std::fs::write(state.path().join("remodel.json"), "{").expect("write");
+    let value: Value = serde_json::from_str(&status(true)).expect("JSON");
+    assert!(value["remodel_error"].as_str().unwrap_or("").starts_with("cannot parse "), "{value}");
+}
+
 #[test]
 fn incompatible_gadget_is_refused_before_anything_is_downloaded() {
     let fake = device();
@@ -575,6 +604,7 @@ async fn daemon_task_reattaches_to_the_recorded_change_and_publishes_events() {
             target: "pocketses-brand/pocketses-pc rev 2".into(),
             status: "Doing".into(),
             ready: false,
+            err: None,
         },
     )
     .expect("record");
@@ -762,6 +792,7 @@ fn daemon_writes_remodel_events_on_the_line_stream_when_asked() {
             target: "pocketses-brand/pocketses-pc rev 2".into(),
             status: "Doing".into(),
             ready: false,
+            err: None,
         },
     )
     .expect("record");

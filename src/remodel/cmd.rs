@@ -92,8 +92,7 @@ async fn run(args: RemodelArgs) -> anyhow::Result<ExitCode> {
         Ok(plan) => plan,
         Err(refusals) => {
             if args.json {
-                let value = serde_json::json!({"event": "remodel", "type": "refused", "refusals": refusals});
-                println!("{value}");
+                println!("{}", RemodelEvent::Refused { refusals }.to_json());
             } else {
                 print!("{}", plan::render_refusals(&refusals, plan::Origin::Preflight));
             }
@@ -101,10 +100,12 @@ async fn run(args: RemodelArgs) -> anyhow::Result<ExitCode> {
         }
     };
     if args.json {
-        println!(
-            "{}",
-            serde_json::json!({"event": "remodel", "type": "plan", "plan": plan, "gadget": gadget_checked.as_ref().map(|p| p.display().to_string()), "signature": signature.describe()})
-        );
+        let event = RemodelEvent::Plan {
+            plan: plan.clone(),
+            gadget: gadget_checked.as_ref().map(|p| p.display().to_string()),
+            signature: signature.describe(),
+        };
+        println!("{}", event.to_json());
     } else {
         print!("{}", plan::render_plan(&plan));
         match &gadget_checked {
@@ -133,6 +134,7 @@ async fn run(args: RemodelArgs) -> anyhow::Result<ExitCode> {
             target: format!("{}/{} rev {}", target.brand_id, target.model, target.revision),
             status: "Do".to_string(),
             ready: false,
+            err: None,
         };
         if let Err(err) = drive::save_record(&path, &record) {
             eprintln!("warning: cannot record the remodel: {err:#}");
@@ -335,10 +337,11 @@ async fn abort(client: &Client, id: &str, json: bool) -> anyhow::Result<ExitCode
         Err(err) => return Err(err).with_context(|| format!("cannot abort change {id}")),
     };
     if json {
-        println!(
-            "{}",
-            serde_json::json!({"event": "remodel", "type": "abort", "change": id, "status": change.status.as_str()})
-        );
+        let event = RemodelEvent::Abort {
+            change: id.to_string(),
+            status: change.status.as_str().to_string(),
+        };
+        println!("{}", event.to_json());
     } else {
         println!(
             "abort requested for change {id} ({}): snapd now undoes what was done",
@@ -445,10 +448,7 @@ async fn watch(client: &Client, id: &str, poll: Duration, json: bool) -> anyhow:
     let change = match followed {
         None => {
             if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"event": "remodel", "type": "detached", "change": id})
-                );
+                println!("{}", RemodelEvent::Detached { change: id.to_string() }.to_json());
             } else {
                 println!("detached: the remodel goes on in snapd");
                 println!("follow it again with: pocketses remodel --watch {id}");

@@ -74,6 +74,21 @@ pub struct Record {
     /// Whether the change was ready when last seen.
     #[serde(default)]
     pub ready: bool,
+    /// snapd's error, when the change failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub err: Option<String>,
+}
+
+impl Record {
+    /// Takes the status, readiness and error of the change the record is about.
+    pub fn observe(&mut self, change: &Change) {
+        self.status = change.status.as_str().to_string();
+        self.ready = change.ready;
+        self.err.clone_from(&change.err);
+        if self.summary.is_empty() {
+            self.summary.clone_from(&change.summary);
+        }
+    }
 }
 
 /// The directory of `remodel.json`: `POCKETSES_STATE_DIR`, else `$SNAP_DATA`; `None` outside a snap.
@@ -126,11 +141,7 @@ pub fn save_record(path: &Path, record: &Record) -> anyhow::Result<()> {
 pub fn update_record(path: &Path, change: &Change) -> anyhow::Result<()> {
     if let Some(mut record) = load_record(path)? {
         if record.change == change.id {
-            record.status = change.status.as_str().to_string();
-            record.ready = change.ready;
-            if record.summary.is_empty() {
-                record.summary = change.summary.clone();
-            }
+            record.observe(change);
             save_record(path, &record)?;
         }
     }
@@ -329,6 +340,7 @@ mod tests {
             target: "canonical/ubuntu-core-22-amd64 rev 1".into(),
             status: "Do".into(),
             ready: false,
+            err: None,
         };
         save_record(&path, &record).expect("save");
         assert_eq!(load_record(&path).expect("load"), Some(record.clone()));

@@ -2,7 +2,8 @@
 //!
 //! [`diff`] compares two states of snapd's change and yields [`RemodelEvent`]s (task transitions,
 //! progress, the end). [`render_line`] gives the one plain line per event shown when stdout is
-//! not a terminal; [`render_outcome`] explains the end. The live terminal view
+//! not a terminal; [`render_outcome`] explains the end. The pre-flight's outcome and the
+//! command's own actions (abort, detach) are events too, so `remodel --json` prints only this type. The live terminal view
 //! (indicatif bars) and the polling live in [`super::drive`]; the daemon publishes the same events
 //! as JSON (`{"event":"remodel",...}`).
 
@@ -10,12 +11,39 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::plan::{Plan, Refusal};
 use crate::snapd::{Change, Status, Task};
 
 /// One thing that happened to a remodel change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum RemodelEvent {
+    /// The pre-flight passed: what the remodel will do (`remodel --json`, before anything is posted).
+    Plan {
+        /// The plan.
+        plan: Plan,
+        /// The new gadget whose layout was checked, if one was given.
+        gadget: Option<String>,
+        /// What became of the new model's signature, in words.
+        signature: String,
+    },
+    /// The pre-flight found reasons snapd would refuse; nothing was posted.
+    Refused {
+        /// Every refusal, in snapd's order.
+        refusals: Vec<Refusal>,
+    },
+    /// `remodel --abort`: snapd was asked to abort the change.
+    Abort {
+        /// Change id.
+        change: String,
+        /// The change's status after the request.
+        status: String,
+    },
+    /// The user stopped following (Ctrl-C); the change goes on in snapd.
+    Detached {
+        /// Change id.
+        change: String,
+    },
     /// pocketses started following the change.
     Attached {
         /// Change id.
@@ -188,6 +216,11 @@ pub fn render_line(event: &RemodelEvent) -> Option<String> {
         )),
         RemodelEvent::Maintenance { message, .. } => Some(format!("snapd: {message}")),
         RemodelEvent::Finished { status, .. } => Some(format!("{status:<7} change is ready")),
+        // The command's own text says these, with more context than the event carries.
+        RemodelEvent::Plan { .. }
+        | RemodelEvent::Refused { .. }
+        | RemodelEvent::Abort { .. }
+        | RemodelEvent::Detached { .. } => None,
     }
 }
 
@@ -404,6 +437,26 @@ mod tests {
         );
         assert_eq!(outcome(&change("Undone", true, json!([]))), Outcome::Undone);
         assert_eq!(outcome(&change("Hold", true, json!([]))), Outcome::Failed);
+    }
+
+    #[test]
+    fn command_events_are_typed_like_the_others() {
+        let abort = RemodelEvent::Abort { change: "7".into(), status: "Abort".into() };
+        assert_eq!(
+            abort.to_json(),
+            json!({"event": "remodel", "type": "abort", "change": "7", "status": "Abort"})
+        );
+        let detached = RemodelEvent::Detached { change: "7".into() };
+        assert_eq!(
+            detached.to_json(),
+            json!({"event": "remodel", "type": "detached", "change": "7"})
+        );
+        let refused = RemodelEvent::Refused { refusals: Vec::new() };
+        assert_eq!(
+            refused.to_json(),
+            json!({"event": "remodel", "type": "refused", "refusals": []})
+        );
+        assert_eq!(render_line(&detached), None);
     }
 
     #[test]
