@@ -183,8 +183,11 @@ async fn snapctl_get_set_unset_and_exit_codes() {
     assert!(out.stderr.contains("from outside of a snap"), "{}", out.stderr);
 }
 
+/// A change is followed with the one poller the product uses (`remodel::drive::follow`): progress
+/// is seen, a snapd restart is waited out and said once, and the ready change is returned.
 #[tokio::test]
-async fn wait_change_follows_progress_through_a_restart() {
+async fn follow_sees_progress_through_a_restart() {
+    use pocketses::remodel::view::RemodelEvent;
     let fake = FakeSnapd::start();
     let client = client(&fake);
     let doing = |done: u64| {
@@ -202,22 +205,31 @@ async fn wait_change_follows_progress_through_a_restart() {
                 "log": ["2024-08-09T12:00:00Z ERROR boom"]}]})),
     ]);
     let mut seen = Vec::new();
-    let change = client
-        .wait_change(&id, Duration::from_millis(10), Duration::from_secs(30), |c| {
-            seen.push(c.tasks.first().map(|t| t.progress.done).unwrap_or_default());
-        })
-        .await
-        .unwrap();
+    let mut events = Vec::new();
+    let mut emit = |event: &RemodelEvent, change: &pocketses::snapd::Change| {
+        seen.push(change.tasks.first().map(|t| t.progress.done).unwrap_or_default());
+        events.push(event.clone());
+    };
+    let change =
+        pocketses::remodel::drive::follow(&client, &id, Duration::from_millis(10), &mut emit)
+            .await
+            .unwrap();
     assert_eq!(change.status, Status::Error);
     assert!(change.err.as_deref().unwrap().contains("(boom)"));
     assert_eq!(change.tasks[0].log, vec!["2024-08-09T12:00:00Z ERROR boom"]);
-    assert_eq!(&seen[..2], &[1, 5]);
-    // Transport errors beyond the allowed outage are returned.
-    fake.go_away(Duration::from_secs(30));
-    assert!(support::wait_until(Duration::from_secs(10), || !fake.snapd_socket().exists()));
-    let err = client
-        .wait_change(&id, Duration::from_millis(10), Duration::from_millis(200), |_| {})
-        .await
-        .unwrap_err();
-    assert!(err.is_retryable(), "{err:?}");
+    assert_eq!(&seen[..2], &[1, 1], "attached, then progress at 1");
+    assert!(seen.contains(&5), "{seen:?}");
+    let waits = events.iter().filter(|e| matches!(e, RemodelEvent::Waiting { .. })).count();
+    let resumed = events.iter().filter(|e| matches!(e, RemodelEvent::Resumed { .. })).count();
+    assert_eq!((waits, resumed), (1, 1), "{events:?}");
+    // snapd's API errors end the poll at once.
+    let missing = pocketses::remodel::drive::follow(
+        &client,
+        "999",
+        Duration::from_millis(10),
+        &mut |_, _| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(missing.is_not_found(), "{missing:?}");
 }

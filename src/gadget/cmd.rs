@@ -1,14 +1,14 @@
 //! `pocketses gadget check OLD NEW` and `pocketses gadget show FILE`: gadget layout compatibility.
 //!
-//! Reading files is here; the verdict and its wording come from the pure [`render_check`] and [`render_layout`].
+//! Files are read by [`super::snapfile::load`]; the verdict and its wording come from the pure
+//! [`render_check`] and [`render_layout`].
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-
-use super::{check_compatible, format_quantity, parse, snapfile, Incompatibility, Info, Ruleset};
+use super::snapfile::load;
+use super::{check_compatible, format_quantity, Incompatibility, Info, Ruleset};
 
 /// Flags of this command.
 #[derive(Debug, clap::Args)]
@@ -42,15 +42,6 @@ pub enum GadgetCommand {
         #[arg(long)]
         uc16: bool,
     },
-}
-
-/// Reads and parses a gadget.yaml or a gadget .snap.
-///
-/// # Errors
-/// When the file cannot be read or snapd would refuse its gadget.yaml.
-pub fn load(path: &Path, ruleset: Ruleset) -> anyhow::Result<Info> {
-    let text = snapfile::read_gadget_yaml(path)?;
-    parse(&text, ruleset).with_context(|| format!("cannot use gadget {}", path.display()))
 }
 
 /// Runs the command.

@@ -6,7 +6,8 @@
 //! [`check_compatible`] then applies snapd's remodel rules (`gadget.IsCompatible`,
 //! `canUpdateStructure`) and says, for every problem, what to change in the new gadget.
 //!
-//! This module does no I/O: reading a gadget `.snap` lives in [`snapfile`], the command in [`cmd`].
+//! This module does no I/O: reading a gadget from a file (`gadget.yaml` or a `.snap`) lives in
+//! [`snapfile`], the command in [`cmd`].
 //! It deliberately ignores what the layout check does not look at: `content`, `update`,
 //! `defaults`, `connections` and the kernel command line.
 

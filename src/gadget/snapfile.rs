@@ -1,4 +1,8 @@
-//! Reading `meta/gadget.yaml` out of a gadget `.snap` (a squashfs image). \[io\]
+//! Reading gadgets from files: a `gadget.yaml`, or `meta/gadget.yaml` out of a gadget `.snap`
+//! (a squashfs image), parsed by the pure [`super::parse`]. \[io\]
+//!
+//! Every command that needs a gadget from a file ([`load`]) or asks whether a snap is a gadget
+//! ([`is_gadget_snap`]) comes here.
 //!
 //! Uses `backhand`, a pure-Rust squashfs reader, so no `unsquashfs` process is spawned.
 //! Snaps are xz-compressed by default (gzip is accepted too); other compressions are refused with a clear error.
@@ -7,6 +11,8 @@ use std::io::{BufReader, Read};
 use std::path::Path;
 
 use anyhow::Context;
+
+use super::{parse, Info, Ruleset};
 
 /// The path of the gadget metadata inside a gadget snap.
 pub const GADGET_YAML: &str = "meta/gadget.yaml";
@@ -65,4 +71,34 @@ pub fn read_gadget_yaml(path: &Path) -> anyhow::Result<String> {
     };
     String::from_utf8(bytes)
         .with_context(|| format!("cannot read gadget metadata from {}: not UTF-8", path.display()))
+}
+
+/// Reads and parses a gadget.yaml or a gadget .snap.
+///
+/// # Errors
+/// When the file cannot be read or snapd would refuse its gadget.yaml.
+pub fn load(path: &Path, ruleset: Ruleset) -> anyhow::Result<Info> {
+    let text = read_gadget_yaml(path)?;
+    parse(&text, ruleset).with_context(|| format!("cannot use gadget {}", path.display()))
+}
+
+/// Whether a `.snap` file is a gadget (`type: gadget` in its `meta/snap.yaml`).
+///
+/// # Errors
+/// When the file is not a squashfs image or its `meta/snap.yaml` cannot be read.
+pub fn is_gadget_snap(path: &Path) -> anyhow::Result<bool> {
+    #[derive(serde::Deserialize)]
+    struct SnapYaml {
+        #[serde(default, rename = "type")]
+        type_: String,
+    }
+    if !is_squashfs(path)? {
+        anyhow::bail!("cannot use {} as a snap: not a squashfs file", path.display());
+    }
+    let yaml = read_file(path, "meta/snap.yaml")?;
+    let yaml = String::from_utf8_lossy(&yaml);
+    let parsed: SnapYaml = serde_saphyr::from_str(&yaml).map_err(|err| {
+        anyhow::anyhow!("cannot read meta/snap.yaml of {}: {err}", path.display())
+    })?;
+    Ok(parsed.type_ == "gadget")
 }

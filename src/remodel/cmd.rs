@@ -244,7 +244,7 @@ async fn preflight(
     for path in &args.snaps {
         let data =
             std::fs::read(path).with_context(|| format!("cannot read snap {}", path.display()))?;
-        if new_gadget.is_none() && is_gadget_snap(path)? {
+        if new_gadget.is_none() && snapfile::is_gadget_snap(path)? {
             new_gadget = Some(path.clone());
         }
         let filename =
@@ -290,23 +290,6 @@ async fn preflight(
     Ok(Preflight { request, current, target, ctx, gadget_checked: new_gadget, signature })
 }
 
-fn is_gadget_snap(path: &Path) -> anyhow::Result<bool> {
-    #[derive(serde::Deserialize)]
-    struct SnapYaml {
-        #[serde(default, rename = "type")]
-        type_: String,
-    }
-    if !snapfile::is_squashfs(path)? {
-        anyhow::bail!("cannot use {} as a snap: not a squashfs file", path.display());
-    }
-    let yaml = snapfile::read_file(path, "meta/snap.yaml")?;
-    let yaml = String::from_utf8_lossy(&yaml);
-    let parsed: SnapYaml = serde_saphyr::from_str(&yaml).map_err(|err| {
-        anyhow::anyhow!("cannot read meta/snap.yaml of {}: {err}", path.display())
-    })?;
-    Ok(parsed.type_ == "gadget")
-}
-
 fn gadget_problems(
     args: &RemodelArgs,
     current: &Model,
@@ -322,10 +305,10 @@ fn gadget_problems(
             PathBuf::from(format!("/snap/{name}/current/meta/gadget.yaml"))
         }
     };
-    let old = gadget::cmd::load(&current_path, ruleset).with_context(|| {
+    let old = snapfile::load(&current_path, ruleset).with_context(|| {
         "cannot check the gadget layout (give the current one with --current-gadget FILE)"
     })?;
-    let new = gadget::cmd::load(new_gadget, ruleset)?;
+    let new = snapfile::load(new_gadget, ruleset)?;
     Ok(gadget::check_compatible(&old, &new))
 }
 

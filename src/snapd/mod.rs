@@ -315,45 +315,6 @@ impl Client {
         Ok(AssertionText { text, count })
     }
 
-    /// Polls `GET /v2/changes/{id}` every `poll` until the change is ready, calling `on_update` with
-    /// each state seen. While snapd restarts (socket gone, connection reset, timeout) it keeps
-    /// retrying with [`backoff`] for up to `max_outage` in a row.
-    ///
-    /// # Errors
-    /// snapd's error for the change, or the last transport error once `max_outage` has passed.
-    pub async fn wait_change(
-        &self,
-        id: &str,
-        poll: Duration,
-        max_outage: Duration,
-        mut on_update: impl FnMut(&Change),
-    ) -> Result<Change, Error> {
-        let mut attempt = 0;
-        let mut outage_since: Option<tokio::time::Instant> = None;
-        loop {
-            match self.change(id).await {
-                Ok(change) => {
-                    attempt = 0;
-                    outage_since = None;
-                    on_update(&change);
-                    if change.ready {
-                        return Ok(change);
-                    }
-                    tokio::time::sleep(poll).await;
-                }
-                Err(err) if err.is_retryable() => {
-                    let since = *outage_since.get_or_insert_with(tokio::time::Instant::now);
-                    if since.elapsed() >= max_outage {
-                        return Err(err);
-                    }
-                    tokio::time::sleep(backoff(attempt)).await;
-                    attempt += 1;
-                }
-                Err(err) => return Err(err),
-            }
-        }
-    }
-
     /// `GET /v2/changes?select=…[&for=snap]`.
     ///
     /// # Errors
