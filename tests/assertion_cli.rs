@@ -274,6 +274,25 @@ fn sign_refuses_invalid_models_and_sets_timestamp() {
 }
 
 #[test]
+fn verify_says_an_input_is_unsigned_and_how_to_sign_it() {
+    let k = tempfile::tempdir().unwrap();
+    for (file, what) in [("uc22-arm64.yaml", "YAML"), ("uc22-amd64.json", "JSON")] {
+        let path = Path::new(ASSERTIONS).join(file);
+        let o = run(k.path(), &["model", "verify", path.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1));
+        let err = stderr(&o);
+        assert!(
+            err.starts_with(&format!(
+                "error: cannot read model assertion: {} is not signed (it is a {what} input for `pocketses model sign`)",
+                path.display()
+            )),
+            "{err}"
+        );
+        assert!(err.contains("pocketses model sign --key KEY"), "{err}");
+    }
+}
+
+#[test]
 fn diff_as_text_and_json() {
     let k = tempfile::tempdir().unwrap();
     let amd64 = Path::new(ASSERTIONS).join("uc22-amd64.json");

@@ -198,6 +198,24 @@ fn model_diff_and_check_say_the_same() {
     }
 }
 
+/// An unsigned model (the JSON input of `model sign`) is said to be unsigned, with how to sign it.
+#[test]
+fn an_unsigned_model_is_said_to_be_unsigned() {
+    let fake = device();
+    let state = tempfile::tempdir().expect("tempdir");
+    let input = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assertions/uc22-amd64.json");
+    let res = run(&fake, state.path(), &["--check", input.to_str().expect("utf8")]);
+    assert_eq!(res.code, 1, "{}{}", res.stdout, res.stderr);
+    let want = format!(
+        "error: cannot read model assertion: {} is not signed (it is a JSON input for `pocketses model sign`); sign it with `pocketses model sign --key KEY {} > signed.model`",
+        input.display(),
+        input.display()
+    );
+    assert!(res.stderr.starts_with(&want), "{}", res.stderr);
+    assert!(!res.stderr.contains("separator"), "{}", res.stderr);
+    assert_eq!(model_posts(&fake), 0);
+}
+
 /// `pocketses status` reads the record where `pocketses remodel` wrote it (`POCKETSES_STATE_DIR`
 /// wins over `SNAP_DATA`), through the record's own type, and shows the change's live status.
 #[test]

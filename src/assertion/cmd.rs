@@ -325,7 +325,19 @@ pub fn summary(m: &Model) -> String {
 }
 
 fn verify(file: &Path, assertions: &[PathBuf], trusted: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    let all = read_assertions(file)?;
+    let bytes = read(file)?;
+    let all = match decode_stream(&bytes) {
+        Ok(all) => all,
+        Err(err) => match super::unsigned(&bytes) {
+            Some(unsigned) => {
+                bail!(
+                    "cannot read model assertion: {}",
+                    unsigned.explain(&file.display().to_string())
+                )
+            }
+            None => bail!("cannot decode assertions in {}: {err}", file.display()),
+        },
+    };
     let Some(target) = all.iter().find(|a| a.type_name() == "model").cloned() else {
         bail!("cannot find a model assertion in {}", file.display());
     };

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 pub use encode::{encode, encode_stream};
-pub use parse::{decode, decode_stream, ParseError};
+pub use parse::{decode, decode_stream, unsigned, ParseError, Unsigned};
 
 /// A header value: snapd's only scalars are strings, nested in lists and maps.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -47,6 +47,46 @@ fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).rposition(|w| w == needle)
 }
 
+/// What a file that should hold a signed assertion holds instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsigned {
+    /// A JSON object: the input `pocketses model sign` (like `snap sign`) takes.
+    Json,
+    /// A YAML mapping with a `type`: the YAML input `pocketses model sign` takes.
+    Yaml,
+    /// Assertion headers with no signature after them.
+    NoSignature,
+}
+
+impl Unsigned {
+    /// Says that `file` is not signed and how to sign it (callers prefix "cannot read … assertion: ").
+    pub fn explain(self, file: &str) -> String {
+        let what = match self {
+            Unsigned::Json => "it is a JSON input for `pocketses model sign`",
+            Unsigned::Yaml => "it is a YAML input for `pocketses model sign`",
+            Unsigned::NoSignature => "its headers are not followed by a signature",
+        };
+        format!(
+            "{file} is not signed ({what}); sign it with `pocketses model sign --key KEY {file} > signed.model` and use signed.model"
+        )
+    }
+}
+
+/// Why bytes that did not decode are not a signed assertion, when that is the reason: a
+/// `model sign` input (JSON or YAML), or headers without a signature.
+pub fn unsigned(bytes: &[u8]) -> Option<Unsigned> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let trimmed = text.trim();
+    if trimmed.starts_with('{') {
+        return Some(Unsigned::Json);
+    }
+    if !trimmed.contains("\n\n") && parse_headers(trimmed.as_bytes()).is_ok() {
+        return Some(Unsigned::NoSignature);
+    }
+    let yaml: serde_json::Value = serde_saphyr::from_str(text).ok()?;
+    yaml.get("type").is_some().then_some(Unsigned::Yaml)
+}
+
 /// Decodes one assertion (snapd's `asserts.Decode`).
 ///
 /// # Errors
@@ -490,5 +530,23 @@ mod tests {
                 decode_all(&bytes);
             }
         }
+    }
+
+    #[test]
+    fn unsigned_inputs_are_recognised() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        for (file, want) in [
+            ("assertions/uc22-amd64.json", Some(Unsigned::Json)),
+            ("assertions/uc22-arm64.yaml", Some(Unsigned::Yaml)),
+            ("tests/fixtures/remodel/rev2.model", None),
+        ] {
+            let bytes = std::fs::read(format!("{root}/{file}")).expect("fixture");
+            assert_eq!(unsigned(&bytes), want, "{file}");
+        }
+        assert_eq!(unsigned(b"type: model\nseries: 16\n"), Some(Unsigned::NoSignature));
+        assert_eq!(unsigned(b"\x00\x01garbage"), None);
+        assert_eq!(unsigned(b"- a list\n- not a model\n"), None);
+        let text = Unsigned::Json.explain("a.json");
+        assert!(text.contains("pocketses model sign --key KEY a.json"), "{text}");
     }
 }

@@ -218,8 +218,16 @@ async fn preflight(
 ) -> anyhow::Result<Preflight> {
     let text = std::fs::read_to_string(model_path)
         .with_context(|| format!("cannot read model assertion {}", model_path.display()))?;
-    let assertion = crate::assertion::decode(text.as_bytes())
-        .map_err(|err| anyhow::anyhow!("cannot decode new model assertion: {err}"))?;
+    let assertion =
+        crate::assertion::decode(text.as_bytes()).map_err(
+            |err| match crate::assertion::unsigned(text.as_bytes()) {
+                Some(unsigned) => anyhow::anyhow!(
+                    "cannot read model assertion: {}",
+                    unsigned.explain(&model_path.display().to_string())
+                ),
+                None => anyhow::anyhow!("cannot decode new model assertion: {err}"),
+            },
+        )?;
     let target = plan::target_model(&assertion).map_err(anyhow::Error::msg)?;
 
     let current_text = client.model().await.context("cannot get the current model from snapd")?;
