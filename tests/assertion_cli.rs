@@ -292,6 +292,25 @@ fn verify_says_an_input_is_unsigned_and_how_to_sign_it() {
     }
 }
 
+/// The command assertions/README.md gives, run as written (through the shell, for its globs).
+#[test]
+fn the_validate_command_of_the_assertions_readme_passes() {
+    let readme = std::fs::read_to_string(Path::new(ASSERTIONS).join("README.md")).unwrap();
+    let start =
+        readme.find("`pocketses model validate ").expect("the README gives the command") + 1;
+    let command = &readme[start..start + readme[start..].find('`').unwrap()];
+    let bin = support::bin();
+    let line = command.replacen("pocketses", &format!("'{}'", bin.display()), 1);
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(&line)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let out = ok(o);
+    assert_eq!(out.lines().filter(|l| l.ends_with(": valid")).count(), 4, "{command}: {out}");
+}
+
 #[test]
 fn diff_as_text_and_json() {
     let k = tempfile::tempdir().unwrap();
