@@ -134,3 +134,38 @@ fn show_prints_the_layout() {
     assert!(out.contains("ubuntu-save    system-save    1952M"), "{out}");
     assert!(out.contains("16M..32M"), "{out}");
 }
+
+/// Numbers at or above 2^63 are refused as snapd's signed 64-bit parse refuses them; big but valid
+/// numbers that run past the end of any disk are an overlap, not structures at the same offset.
+#[test]
+fn numbers_snapd_cannot_parse_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pc22 = std::fs::read_to_string(fixture("pc-22.yaml")).expect("fixture");
+    let huge = "size: 9223372036854775807";
+    for (edits, want) in [
+        (
+            &[("size: 440", "size: 18446744073709551615")][..],
+            "cannot parse gadget metadata: cannot parse size \"18446744073709551615\": \"18446744073709551615\" is not a number",
+        ),
+        (
+            &[("size: 440", "size: 440\n        offset-write: mbr+18446744073709551615")][..],
+            "cannot parse gadget metadata: cannot parse relative offset \"mbr+18446744073709551615\": cannot parse offset \"18446744073709551615\": \"18446744073709551615\" is not a number",
+        ),
+        (
+            &[("size: 1200M", huge), ("size: 750M", huge)][..],
+            "structure \"ubuntu-save\" overlaps with the preceding structure \"ubuntu-boot\"",
+        ),
+    ] {
+        let mut text = pc22.clone();
+        for (from, to) in edits {
+            assert!(text.contains(from), "{from}");
+            text = text.replacen(from, to, 1);
+        }
+        let path = dir.path().join("new.yaml");
+        std::fs::write(&path, &text).expect("write");
+        let (code, out, err) = check(&fixture("pc-22.yaml"), &path, false);
+        assert_eq!(code, 1, "{edits:?}: {out}{err}");
+        assert!(err.contains(want), "{edits:?}: {err}");
+        assert!(!out.contains("compatible:"), "{edits:?}: {out}");
+    }
+}

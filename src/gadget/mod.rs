@@ -172,28 +172,67 @@ struct RawStructure {
     filesystem: String,
 }
 
-/// Parses a quantity as snapd's `quantity.ParseSize` does: digits with an optional `M` (MiB) or `G` (GiB) suffix.
+/// Parses a size as snapd's `quantity.ParseSize` does: a signed 64-bit number of bytes, or of
+/// MiB with `M` or GiB with `G`; `18446744073709551615` is refused as snapd refuses it.
 ///
 /// # Errors
-/// The message snapd gives (`invalid suffix "K"`, `no numerical prefix`, …).
-pub fn parse_quantity(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits_end);
-    if text.starts_with('-') {
-        return Err("size cannot be negative".to_string());
+/// The message snapd gives (`invalid suffix "K"`, `no numerical prefix`, `"…" is not a number`,
+/// `size cannot be negative`).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    non_negative(text, "size")
+}
+
+/// Parses an offset as snapd's `quantity.ParseOffset` does (as [`parse_size`]).
+///
+/// # Errors
+/// As [`parse_size`], with `offset cannot be negative`.
+pub fn parse_offset(text: &str) -> Result<u64, String> {
+    non_negative(text, "offset")
+}
+
+/// Parses `offset-write` as snapd's `parseRelativeOffset` does: `[NAME+]OFFSET`, at most 4G.
+///
+/// # Errors
+/// snapd's message (`missing volume name`, `offset above 4G limit`, …), without the
+/// `cannot parse relative offset "…": ` its caller adds.
+pub fn parse_relative_offset(text: &str) -> Result<(String, u64), String> {
+    let (to, spec) = match text.split_once('+') {
+        Some(("", _)) => return Err("missing volume name".to_string()),
+        Some((to, spec)) => (to, spec),
+        None => ("", text),
+    };
+    if spec.is_empty() {
+        return Err("missing offset".to_string());
     }
-    if number.is_empty() {
-        return Err("no numerical prefix".to_string());
+    let offset =
+        parse_offset(spec).map_err(|err| format!("cannot parse offset {spec:?}: {err}"))?;
+    if offset > 4 * GIB {
+        return Err("offset above 4G limit".to_string());
     }
-    let number: u64 = number.parse().map_err(|_| "number out of range".to_string())?;
-    let factor = match unit {
+    Ok((to.to_string(), offset))
+}
+
+fn non_negative(text: &str, what: &str) -> Result<u64, String> {
+    let number = size_or_offset(text)?;
+    u64::try_from(number).map_err(|_| format!("{what} cannot be negative"))
+}
+
+/// snapd's `parseSizeOrOffset` over `strutil.SplitUnit`: digits and dashes, then a unit.
+fn size_or_offset(text: &str) -> Result<i64, String> {
+    let (prefix, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '-') {
+        Some(0) => return Err("no numerical prefix".to_string()),
+        Some(i) => text.split_at(i),
+        None => (text, ""),
+    };
+    let number: i64 = prefix.parse().map_err(|_| format!("{prefix:?} is not a number"))?;
+    let factor: i64 = match unit {
         "" => 1,
-        "M" => MIB,
-        "G" => GIB,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
         other => return Err(format!("invalid suffix {other:?}")),
     };
-    number.checked_mul(factor).ok_or_else(|| "number out of range".to_string())
+    // snapd's multiplication wraps silently; a size that does not fit is refused here instead.
+    number.checked_mul(factor).ok_or_else(|| format!("{text:?} is out of range"))
 }
 
 /// Formats a byte count the way a gadget.yaml author writes it: `32M`, `1G`, or plain bytes.
@@ -219,11 +258,21 @@ pub fn parse(text: &str, ruleset: Ruleset) -> Result<Info, ParseError> {
     if raw_volumes.is_empty() {
         return Err(ParseError::NoVolumes);
     }
+    // snapd parses quantities while it decodes the YAML, so their errors come first and read
+    // as YAML errors.
+    let mut parsed = BTreeMap::new();
+    for (name, raw_volume) in &raw_volumes {
+        let structures = raw_volume.as_ref().map_or(&[][..], |v| &v.structure[..]);
+        let quantities: Vec<Quantities> =
+            structures.iter().map(Quantities::parse).collect::<Result<_, _>>()?;
+        parsed.insert(name.clone(), quantities);
+    }
     let mut volumes = BTreeMap::new();
     let mut n_bootloaders = 0;
     for (name, raw_volume) in raw_volumes {
         let raw_volume = raw_volume.ok_or_else(|| ParseError::EmptyVolume(name.clone()))?;
-        let volume = build_volume(&name, raw_volume, ruleset)
+        let quantities = parsed.remove(&name).unwrap_or_default();
+        let volume = build_volume(&name, raw_volume, &quantities, ruleset)
             .map_err(|message| ParseError::Volume { volume: name.clone(), message })?;
         match volume.bootloader.as_str() {
             "" => {}
@@ -244,7 +293,40 @@ fn one_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().trim().to_string()
 }
 
-fn build_volume(name: &str, raw: RawVolume, ruleset: Ruleset) -> Result<Volume, String> {
+/// The numbers of one structure, parsed.
+#[derive(Debug, Clone, Copy, Default)]
+struct Quantities {
+    size: u64,
+    min_size: u64,
+    offset: Option<u64>,
+}
+
+impl Quantities {
+    fn parse(raw: &RawStructure) -> Result<Quantities, ParseError> {
+        let yaml = |what: &str, text: &str, err: String| {
+            ParseError::Yaml(format!("cannot parse {what} {text:?}: {err}"))
+        };
+        let size = |text: &Option<String>| match text {
+            None => Ok(0),
+            Some(text) => parse_size(text).map_err(|err| yaml("size", text, err)),
+        };
+        let offset = match &raw.offset {
+            None => None,
+            Some(text) => Some(parse_offset(text).map_err(|err| yaml("offset", text, err))?),
+        };
+        if let Some(text) = &raw.offset_write {
+            parse_relative_offset(text).map_err(|err| yaml("relative offset", text, err))?;
+        }
+        Ok(Quantities { size: size(&raw.size)?, min_size: size(&raw.min_size)?, offset })
+    }
+}
+
+fn build_volume(
+    name: &str,
+    raw: RawVolume,
+    quantities: &[Quantities],
+    ruleset: Ruleset,
+) -> Result<Volume, String> {
     const PARTIALS: [&str; 4] = ["size", "filesystem", "schema", "structure"];
     for (i, property) in raw.partial.iter().enumerate() {
         if !PARTIALS.contains(&property.as_str()) {
@@ -273,22 +355,8 @@ fn build_volume(name: &str, raw: RawVolume, ruleset: Ruleset) -> Result<Volume, 
         volume.schema = "gpt".to_string();
     }
     for (yaml_index, raw) in raw.structure.into_iter().enumerate() {
-        let quantity = |what: &str, value: Option<String>| -> Result<u64, String> {
-            match value {
-                None => Ok(0),
-                Some(text) => parse_quantity(&text)
-                    .map_err(|err| format!("cannot parse {what} {text:?}: {err}")),
-            }
-        };
-        let size = quantity("size", raw.size)?;
-        let min_size = quantity("size", raw.min_size)?;
-        let offset = match raw.offset {
-            None => None,
-            Some(text) => Some(
-                parse_quantity(&text)
-                    .map_err(|err| format!("cannot parse offset {text:?}: {err}"))?,
-            ),
-        };
+        let Quantities { size, min_size, offset } =
+            quantities.get(yaml_index).copied().unwrap_or_default();
         volume.structures.push(Structure {
             yaml_index,
             name: raw.name,
@@ -420,8 +488,29 @@ fn validate_volume(volume: &Volume) -> Result<(), String> {
             names.push(&s.name);
         }
     }
-    let mut previous_end = 0u64;
+    let names: Vec<&str> = volume.structures.iter().map(|s| s.name.as_str()).collect();
+    for s in &volume.structures {
+        let Some(Ok((to, _))) = s.offset_write.as_deref().map(parse_relative_offset) else {
+            continue;
+        };
+        if !to.is_empty() && !names.contains(&to.as_str()) {
+            return Err(format!(
+                "structure {} refers to an unknown structure {to:?}",
+                index_and_name(s.yaml_index, &s.name)
+            ));
+        }
+    }
+    // `None` once a structure ends past the largest offset (snapd's sum would wrap around).
+    let mut previous_end = Some(0u64);
     for (index, s) in volume.structures.iter().enumerate() {
+        let before = index.checked_sub(1).and_then(|i| volume.structures.get(i));
+        let before = before.map(|b| b.name.as_str()).unwrap_or_default();
+        let Some(end) = previous_end else {
+            return Err(format!(
+                "structure {:?} overlaps with the preceding structure {before:?}",
+                s.name
+            ));
+        };
         if s.role == "mbr" && s.offset != Some(0) {
             return Err(format!(
                 "structure {:?} has \"mbr\" role and must start at offset 0",
@@ -430,18 +519,20 @@ fn validate_volume(volume: &Volume) -> Result<(), String> {
         }
         match s.offset {
             Some(offset) => {
-                if offset < previous_end {
-                    let before = index.checked_sub(1).and_then(|i| volume.structures.get(i));
-                    let before = before.map(|b| b.name.as_str()).unwrap_or_default();
+                if offset < end {
                     return Err(format!(
                         "structure {:?} overlaps with the preceding structure {before:?}",
                         s.name
                     ));
                 }
-                previous_end = offset.saturating_add(s.size);
+                previous_end = offset.checked_add(s.size);
             }
-            None => previous_end = previous_end.saturating_add(s.size),
+            None => previous_end = end.checked_add(s.size),
         }
+    }
+    if previous_end.is_none() {
+        let last = volume.structures.last().map(|s| s.name.as_str()).unwrap_or_default();
+        return Err(format!("structure {last:?} ends past the largest offset a disk can have"));
     }
     Ok(())
 }
@@ -642,16 +733,27 @@ mod tests {
         for (input, want) in
             [("440", Ok(440)), ("1M", Ok(MIB)), ("1G", Ok(GIB)), ("1200M", Ok(1200 * MIB))]
         {
-            assert_eq!(parse_quantity(input), want, "{input}");
+            assert_eq!(parse_size(input), want, "{input}");
         }
         for (input, want) in [
             ("16K", "invalid suffix \"K\""),
+            ("123a", "invalid suffix \"a\""),
             ("M", "no numerical prefix"),
+            ("a0M", "no numerical prefix"),
             ("-1", "size cannot be negative"),
-            ("99999999999999999999", "number out of range"),
+            ("-123", "size cannot be negative"),
+            // snapd's signed 64-bit parse: 2^63 and above are not numbers.
+            ("9223372036854775808", "\"9223372036854775808\" is not a number"),
+            ("18446744073709551615", "\"18446744073709551615\" is not a number"),
+            ("99999999999999999999", "\"99999999999999999999\" is not a number"),
+            ("1-2", "\"1-2\" is not a number"),
+            ("", "\"\" is not a number"),
+            ("9223372036854775807M", "\"9223372036854775807M\" is out of range"),
         ] {
-            assert_eq!(parse_quantity(input), Err(want.to_string()), "{input}");
+            assert_eq!(parse_size(input), Err(want.to_string()), "{input}");
         }
+        assert_eq!(parse_size("9223372036854775807"), Ok(i64::MAX.unsigned_abs()));
+        assert_eq!(parse_offset("-5"), Err("offset cannot be negative".to_string()));
         assert_eq!(format_quantity(32 * MIB), "32M");
         assert_eq!(format_quantity(2 * GIB), "2G");
         assert_eq!(format_quantity(440), "440");
@@ -660,9 +762,9 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn quantity_round_trip(n in 0u64..(u64::MAX / 2), unit in 0usize..3) {
+        fn quantity_round_trip(n in 0u64..(i64::MAX.unsigned_abs()), unit in 0usize..3) {
             let bytes = match unit { 0 => n, 1 => (n >> 20) << 20, _ => (n >> 30) << 30 };
-            proptest::prop_assert_eq!(parse_quantity(&format_quantity(bytes)), Ok(bytes));
+            proptest::prop_assert_eq!(parse_size(&format_quantity(bytes)), Ok(bytes));
         }
 
         #[test]
@@ -720,6 +822,33 @@ mod tests {
     }
 
     #[test]
+    fn relative_offsets_like_snapd() {
+        // snapd's TestUnmarshalGadgetRelativeOffset.
+        for (input, want) in [
+            ("1234", Ok(("", 1234))),
+            ("1234M", Ok(("", 1234 * MIB))),
+            ("4096M", Ok(("", 4096 * MIB))),
+            ("mbr+0", Ok(("mbr", 0))),
+            ("foo+1G", Ok(("foo", GIB))),
+            ("foo+4097M", Err("offset above 4G limit")),
+            ("foo+", Err("missing offset")),
+            ("+12", Err("missing volume name")),
+            ("a0M", Err("cannot parse offset \"a0M\": no numerical prefix")),
+            ("-123", Err("cannot parse offset \"-123\": offset cannot be negative")),
+            ("123a", Err("cannot parse offset \"123a\": invalid suffix \"a\"")),
+            (
+                "mbr+18446744073709551615",
+                Err("cannot parse offset \"18446744073709551615\": \"18446744073709551615\" is not a number"),
+            ),
+        ] {
+            let got = parse_relative_offset(input);
+            let want = want.map(|(to, n)| (to.to_string(), n)).map_err(str::to_string);
+            assert_eq!(got, want, "{input}");
+        }
+        assert!(parse_relative_offset("foo+++12").is_err());
+    }
+
+    #[test]
     fn refuses_what_snapd_refuses() {
         let vol = |structure: &str| {
             format!("volumes:\n  pc:\n    bootloader: grub\n    structure:\n{structure}")
@@ -733,7 +862,36 @@ mod tests {
                 vol("      - name: a\n        type: bare\n        size: 1M\n        min-size: 2M\n"),
                 "invalid volume \"pc\": invalid structure #0 (\"a\"): min-size (2097152) is bigger than size (1048576)",
             ),
-            (vol("      - name: a\n        type: bare\n        size: 1K\n"), "invalid volume \"pc\": cannot parse size \"1K\": invalid suffix \"K\""),
+            (vol("      - name: a\n        type: bare\n        size: 1K\n"), "cannot parse gadget metadata: cannot parse size \"1K\": invalid suffix \"K\""),
+            (
+                vol("      - name: a\n        type: bare\n        size: 18446744073709551615\n"),
+                "cannot parse gadget metadata: cannot parse size \"18446744073709551615\": \"18446744073709551615\" is not a number",
+            ),
+            (
+                vol("      - name: a\n        type: bare\n        size: 1M\n        offset: 9223372036854775808\n"),
+                "cannot parse gadget metadata: cannot parse offset \"9223372036854775808\": \"9223372036854775808\" is not a number",
+            ),
+            (
+                vol("      - name: a\n        type: bare\n        size: 1M\n        offset-write: mbr+18446744073709551615\n"),
+                "cannot parse gadget metadata: cannot parse relative offset \"mbr+18446744073709551615\": cannot parse offset \"18446744073709551615\": \"18446744073709551615\" is not a number",
+            ),
+            (
+                vol("      - name: a\n        type: bare\n        size: 1M\n        offset-write: nowhere+8\n"),
+                "invalid volume \"pc\": structure #0 (\"a\") refers to an unknown structure \"nowhere\"",
+            ),
+            // Big but valid numbers: the third structure starts past 2^64, which snapd's sum wraps around.
+            (
+                vol("      - name: a\n        type: bare\n        size: 9223372036854775807\n      - name: b\n        type: bare\n        size: 9223372036854775807\n      - name: c\n        type: bare\n        size: 1M\n"),
+                "invalid volume \"pc\": structure \"c\" overlaps with the preceding structure \"b\"",
+            ),
+            (
+                vol("      - name: a\n        type: bare\n        size: 9223372036854775807\n      - name: b\n        type: bare\n        size: 9223372036854775807\n"),
+                "invalid volume \"pc\": structure \"b\" ends past the largest offset a disk can have",
+            ),
+            (
+                vol("      - name: a\n        type: bare\n        size: 9223372036854775807\n        offset: 1M\n      - name: b\n        type: bare\n        size: 1M\n        offset: 9223372036854775807\n"),
+                "invalid volume \"pc\": structure \"b\" overlaps with the preceding structure \"a\"",
+            ),
             (
                 vol("      - name: a\n        type: 83\n        size: 1M\n"),
                 "invalid volume \"pc\": invalid structure #0 (\"a\"): invalid type \"83\": MBR structure type with non-MBR schema \"gpt\"",
