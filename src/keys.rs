@@ -5,7 +5,9 @@
 //! `$XDG_DATA_HOME/pocketses/keys` (`~/.local/share/pocketses/keys`).
 //! Private key material is never printed or logged; only public keys and their sha3-384 ids are.
 //! Keys are RSA because snapd verifies nothing else; new keys are 4096 bits as snapd requires
-//! for signing (`POCKETSES_KEY_BITS` may lower that, for tests only: key generation is slow).
+//! for signing, and smaller keys are refused at import and at signing with snapd's words
+//! (`signing needs at least a 4096 bits key, got 512`). `POCKETSES_KEY_BITS` lowers both, for
+//! tests only: key generation is slow.
 
 use std::fs;
 use std::io::Write as _;
@@ -227,6 +229,36 @@ impl KeyStore {
     }
 }
 
+/// snapd's rule for a signing key's size (`extPGPPrivateKey.sign`, what `snap sign` uses):
+/// `None` when a key of `bits` may sign, else snapd's words. \[pure\]
+///
+/// snapd verifies signatures of any size; it is signing that needs at least `min` bits, so a
+/// smaller key is refused where it would be used to sign: at `key import` and at `model sign`.
+pub fn signing_size_problem(bits: usize, min: usize) -> Option<String> {
+    (bits < min).then(|| format!("signing needs at least a {min} bits key, got {bits}"))
+}
+
+/// The smallest key that may sign: 4096 bits as snapd requires, or the test-only
+/// `POCKETSES_KEY_BITS` when set.
+///
+/// # Errors
+/// When `POCKETSES_KEY_BITS` is set but not a valid size.
+pub fn min_signing_bits() -> anyhow::Result<usize> {
+    key_bits()
+}
+
+/// Refuses a key too small to sign with, in snapd's words.
+///
+/// # Errors
+/// When the key has fewer bits than [`min_signing_bits`].
+pub fn check_signing_key(key: &RsaPrivateKey) -> anyhow::Result<()> {
+    let bits = PublicKey::from_rsa(key.to_public_key()).bits();
+    match signing_size_problem(bits, min_signing_bits()?) {
+        Some(problem) => bail!("{problem}"),
+        None => Ok(()),
+    }
+}
+
 fn key_bits() -> anyhow::Result<usize> {
     match std::env::var(KEY_BITS_ENV) {
         Err(_) => Ok(DEFAULT_KEY_BITS),
@@ -266,12 +298,7 @@ pub fn main(args: KeyArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot read {}", file.display()))?;
             let key = parse_private_key_pem(&pem)?;
             let public = PublicKey::from_rsa(key.to_public_key());
-            if public.bits() < DEFAULT_KEY_BITS {
-                eprintln!(
-                    "warning: key has {} bits; snapd needs at least 4096 bits to sign with gpg",
-                    public.bits()
-                );
-            }
+            check_signing_key(&key).with_context(|| format!("cannot import key {name:?}"))?;
             store.add(&name, &key)?;
             writeln!(out, "{name} {}", public.id())?;
         }
@@ -311,6 +338,20 @@ mod tests {
         for bad in ["", "../x", "a/b", ".hidden", "-x", "a b"] {
             assert!(!is_valid_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn signing_needs_4096_bits_like_snapd() {
+        assert_eq!(
+            signing_size_problem(512, DEFAULT_KEY_BITS).as_deref(),
+            Some("signing needs at least a 4096 bits key, got 512")
+        );
+        assert_eq!(
+            signing_size_problem(4095, DEFAULT_KEY_BITS).as_deref(),
+            Some("signing needs at least a 4096 bits key, got 4095")
+        );
+        assert_eq!(signing_size_problem(4096, DEFAULT_KEY_BITS), None);
+        assert_eq!(signing_size_problem(8192, DEFAULT_KEY_BITS), None);
     }
 
     #[test]

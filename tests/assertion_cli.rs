@@ -393,6 +393,37 @@ fn keys_import_list_export_delete_with_private_permissions() {
     assert!(stderr(&o).contains("cannot read RSA private key"), "{}", stderr(&o));
 }
 
+/// snapd signs only with keys of 4096 bits or more (`snap sign`: "signing needs at least a 4096
+/// bits key, got N"): a smaller key is refused at import, and at signing if it got in anyway.
+#[test]
+fn keys_below_4096_bits_are_refused_for_signing() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = dir.path().join("keys");
+    let o = run(&k, &["key", "import", "small", fixture("keys/rsa-512.pem").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).trim(),
+        "error: cannot import key \"small\": signing needs at least a 4096 bits key, got 512"
+    );
+    assert!(!k.join("small.pem").exists());
+    // A key put in the directory by hand is refused when it would sign.
+    std::fs::create_dir_all(&k).unwrap();
+    std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::copy(fixture("keys/rsa-512.pem"), k.join("small.pem")).unwrap();
+    std::fs::set_permissions(k.join("small.pem"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let input = dir.path().join("acc.json");
+    std::fs::write(&input, r#"{"type": "account", "authority-id": "x1", "account-id": "x1", "display-name": "X", "validation": "unproven", "timestamp": "2024-01-01T00:00:00Z"}"#).unwrap();
+    let o = run(&k, &["model", "sign", "--key", "small", input.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o)
+            .contains("cannot sign assertion: signing needs at least a 4096 bits key, got 512"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).is_empty());
+}
+
 #[test]
 fn key_create_makes_a_key_that_signs() {
     // Key generation in debug builds is slow; the size override is for tests only.
@@ -409,7 +440,13 @@ fn key_create_makes_a_key_that_signs() {
     assert_eq!(id.len(), 64);
     let input = dir.path().join("acc.json");
     std::fs::write(&input, r#"{"type": "account", "authority-id": "x1", "account-id": "x1", "display-name": "X", "validation": "unproven", "timestamp": "2024-01-01T00:00:00Z"}"#).unwrap();
-    let signed = ok(run(&k, &["model", "sign", "--key", "fresh", input.to_str().unwrap()]));
+    // The override lowers the signing minimum too (snapd's is 4096 bits).
+    let signed = ok(Command::new(support::bin())
+        .args(["model", "sign", "--key", "fresh", input.to_str().unwrap()])
+        .env("POCKETSES_KEYS_DIR", &k)
+        .env("POCKETSES_KEY_BITS", "1024")
+        .output()
+        .unwrap());
     assert!(signed.contains(&format!("sign-key-sha3-384: {id}\n\nAc")), "{signed}");
 }
 

@@ -400,6 +400,7 @@ fn sign(
     }
     let store = crate::keys::KeyStore::from_env()?;
     let key = store.get(key_name)?;
+    crate::keys::check_signing_key(&key).context("cannot sign assertion")?;
     if headers.get_str("type") == Some("model") {
         // Fill the key id first so the check sees what will be signed.
         let mut check = headers.clone();
