@@ -281,46 +281,98 @@ pub async fn republish(
     check_every: Duration,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
+    let mut episode = Episode::default();
+    let mut announced = None;
     loop {
-        let pending = match pending_change(&record) {
-            Ok(pending) => pending,
-            Err(err) => {
-                tracing::warn!("cannot read the remodel record: {err:#}");
-                None
-            }
-        };
-        if let Some(change_id) = pending {
-            tracing::info!(change = %change_id, "following remodel");
-            let mut emit = |event: &RemodelEvent, _: &Change| {
-                let line = event.to_json().to_string();
-                hub.send(crate::publish::Event::Remodel(crate::publish::Report::new(line)));
-            };
-            let res = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                res = follow(&client, &change_id, DEFAULT_POLL, &mut emit) => res,
-            };
-            match res {
-                Ok(change) => {
-                    if let Err(err) = update_record(&record, &change) {
-                        tracing::warn!("cannot update the remodel record: {err:#}");
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(change = %change_id, "cannot follow remodel: {err}");
-                    // A change snapd forgot (pruned, 404) will never be ready: stop asking.
-                    if err.is_not_found() {
-                        if let Ok(Some(mut gone)) = load_record(&record) {
-                            gone.status = "unknown to snapd".to_string();
-                            gone.ready = true;
-                            let _ = save_record(&record, &gone);
-                        }
-                    }
-                }
-            }
+        let res = look(&client, &record, &hub, &shutdown, &mut announced).await;
+        if shutdown.is_cancelled() {
+            return;
+        }
+        match episode.observe(res) {
+            Log::Failing(message) => tracing::warn!("{message} (said once until it recovers)"),
+            Log::Recovered => tracing::info!("the remodel watcher works again"),
+            Log::Quiet => {}
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(check_every) => {}
+        }
+    }
+}
+
+/// One look of the daemon's watcher: follow the recorded change if there is one not ready.
+async fn look(
+    client: &Client,
+    record: &Path,
+    hub: &crate::publish::Hub,
+    shutdown: &tokio_util::sync::CancellationToken,
+    announced: &mut Option<String>,
+) -> Result<(), String> {
+    let pending =
+        pending_change(record).map_err(|err| format!("cannot read the remodel record: {err:#}"))?;
+    let Some(change_id) = pending else { return Ok(()) };
+    if announced.as_ref() != Some(&change_id) {
+        tracing::info!(change = %change_id, "following remodel");
+        *announced = Some(change_id.clone());
+    }
+    let mut emit = |event: &RemodelEvent, _: &Change| {
+        let line = event.to_json().to_string();
+        hub.send(crate::publish::Event::Remodel(crate::publish::Report::new(line)));
+    };
+    let res = tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        res = follow(client, &change_id, DEFAULT_POLL, &mut emit) => res,
+    };
+    match res {
+        Ok(change) => update_record(record, &change)
+            .map_err(|err| format!("cannot update the remodel record: {err:#}")),
+        Err(err) => {
+            // A change snapd forgot (pruned, 404) will never be ready: stop asking.
+            if err.is_not_found() {
+                if let Ok(Some(mut gone)) = load_record(record) {
+                    gone.status = "unknown to snapd".to_string();
+                    gone.ready = true;
+                    let _ = save_record(record, &gone);
+                }
+            }
+            Err(format!("cannot follow remodel change {change_id}: {err}"))
+        }
+    }
+}
+
+/// What the watcher should log after a look.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Log {
+    /// A new failure (or a different one): say it.
+    Failing(String),
+    /// Looks work again after failing.
+    Recovered,
+    /// Nothing new.
+    Quiet,
+}
+
+/// The watcher's state between looks, so that a failure that lasts (descriptors exhausted,
+/// an unreadable record) is logged once when it starts and once when it ends, not every
+/// [`DAEMON_CHECK`]. \[pure\]
+#[derive(Debug, Clone, Default)]
+pub struct Episode {
+    failing: Option<String>,
+}
+
+impl Episode {
+    /// Takes the result of one look; says what to log.
+    pub fn observe(&mut self, res: Result<(), String>) -> Log {
+        match (res, &self.failing) {
+            (Ok(()), None) => Log::Quiet,
+            (Ok(()), Some(_)) => {
+                self.failing = None;
+                Log::Recovered
+            }
+            (Err(message), Some(before)) if *before == message => Log::Quiet,
+            (Err(message), _) => {
+                self.failing = Some(message.clone());
+                Log::Failing(message)
+            }
         }
     }
 }
@@ -354,6 +406,32 @@ mod tests {
         assert_eq!(pending_change(&path).expect("pending"), None);
         std::fs::write(&path, "{").expect("write");
         assert!(load_record(&path).is_err());
+    }
+
+    #[test]
+    fn a_lasting_failure_is_logged_when_it_starts_and_when_it_ends() {
+        let emfile =
+            || Err("cannot read the remodel record: Too many open files (os error 24)".to_string());
+        let mut episode = Episode::default();
+        assert_eq!(episode.observe(Ok(())), Log::Quiet);
+        assert_eq!(
+            episode.observe(emfile()),
+            Log::Failing(
+                "cannot read the remodel record: Too many open files (os error 24)".into()
+            )
+        );
+        for _ in 0..100 {
+            assert_eq!(episode.observe(emfile()), Log::Quiet);
+        }
+        assert_eq!(episode.observe(Ok(())), Log::Recovered);
+        assert_eq!(episode.observe(Ok(())), Log::Quiet);
+        // A new episode is said again; so is a different failure within one.
+        assert!(matches!(episode.observe(emfile()), Log::Failing(_)));
+        assert_eq!(
+            episode.observe(Err("cannot follow remodel change 7: boom".into())),
+            Log::Failing("cannot follow remodel change 7: boom".into())
+        );
+        assert_eq!(episode.observe(Err("cannot follow remodel change 7: boom".into())), Log::Quiet);
     }
 
     #[test]
