@@ -273,6 +273,22 @@ fn key_bits() -> anyhow::Result<usize> {
     }
 }
 
+/// `key list --json`: `{"keys": [{"name", "sha3-384", "bits"}]}`.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct KeyListDoc<'a> {
+    keys: Vec<KeyDoc<'a>>,
+}
+
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct KeyDoc<'a> {
+    name: &'a str,
+    #[serde(rename = "sha3-384")]
+    sha3_384: &'a str,
+    bits: usize,
+}
+
 /// Runs the command.
 ///
 /// # Errors
@@ -305,11 +321,11 @@ pub fn main(args: KeyArgs) -> anyhow::Result<ExitCode> {
         KeyCommand::List { json } => {
             let keys = store.list()?;
             if json {
-                let list: Vec<_> = keys
+                let keys = keys
                     .iter()
-                    .map(|(n, k)| serde_json::json!({"name": n, "sha3-384": k.id(), "bits": k.bits()}))
+                    .map(|(name, key)| KeyDoc { name, sha3_384: key.id(), bits: key.bits() })
                     .collect();
-                writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
+                writeln!(out, "{}", serde_json::to_string_pretty(&KeyListDoc { keys })?)?;
             } else {
                 writeln!(out, "{:<20} SHA3-384", "Name")?;
                 for (name, key) in keys {

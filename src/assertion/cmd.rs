@@ -254,15 +254,22 @@ fn show(file: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
     };
     let mut out = std::io::stdout().lock();
     if json {
-        let mut doc = serde_json::json!({ "headers": headers.to_json() });
-        if !body.is_empty() {
-            doc["body"] = serde_json::Value::String(body);
-        }
+        let doc = ShowDoc { model: model::view(&headers), headers: headers.to_json(), body };
         writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
     } else {
         write!(out, "{}", summary(&model::view(&headers)))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `model show --json`: the headers as written, the body if any, and the typed view with
+/// snapd's defaults applied.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct ShowDoc {
+    headers: serde_json::Value,
+    body: String,
+    model: Model,
 }
 
 /// The readable summary `model show` prints.

@@ -41,6 +41,9 @@ pub enum GadgetCommand {
         /// Read the gadget as for a UC16/UC18 model (no grade) instead of UC20+.
         #[arg(long)]
         uc16: bool,
+        /// Print the layout as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -56,16 +59,16 @@ pub fn main(args: GadgetArgs) -> anyhow::Result<ExitCode> {
             let target = load(&new, ruleset(uc16))?;
             let problems = check_compatible(&current, &target);
             let out = if json {
-                render_check_json(&problems)
+                render_check_json(&problems)?
             } else {
                 render_check(&old.display().to_string(), &new.display().to_string(), &problems)
             };
             print!("{out}");
             Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
-        GadgetCommand::Show { file, uc16 } => {
+        GadgetCommand::Show { file, uc16, json } => {
             let info = load(&file, ruleset(uc16))?;
-            print!("{}", render_layout(&info));
+            print!("{}", if json { render_layout_json(&info)? } else { render_layout(&info) });
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -89,18 +92,121 @@ pub fn render_check(old: &str, new: &str, problems: &[Incompatibility]) -> Strin
     out
 }
 
+/// The verdict of `gadget check --json`.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct CheckDoc {
+    /// Whether a device installed with the old gadget can remodel to the new one.
+    compatible: bool,
+    /// The error snapd would end the remodel with (its first problem), if any.
+    error: Option<String>,
+    /// Every problem, with what to change.
+    problems: Vec<ProblemDoc>,
+}
+
+/// One problem of [`CheckDoc`].
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct ProblemDoc {
+    message: String,
+    fix: String,
+}
+
 /// The verdict as one JSON object: `{"compatible": bool, "error": snapd's error or null, "problems": [{"message", "fix"}]}`.
-pub fn render_check_json(problems: &[Incompatibility]) -> String {
-    let list: Vec<serde_json::Value> = problems
-        .iter()
-        .map(|p| serde_json::json!({"message": p.to_string(), "fix": p.fix()}))
+///
+/// # Errors
+/// When JSON encoding fails (it cannot for these plain values).
+pub fn render_check_json(problems: &[Incompatibility]) -> serde_json::Result<String> {
+    let doc = CheckDoc {
+        compatible: problems.is_empty(),
+        error: problems.first().map(Incompatibility::snapd_error),
+        problems: problems
+            .iter()
+            .map(|p| ProblemDoc { message: p.to_string(), fix: p.fix() })
+            .collect(),
+    };
+    json_line(&doc)
+}
+
+/// The layout of `gadget show --json`.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct LayoutDoc<'a> {
+    volumes: Vec<VolumeDoc<'a>>,
+}
+
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct VolumeDoc<'a> {
+    name: &'a str,
+    schema: &'a str,
+    bootloader: &'a str,
+    id: &'a str,
+    partial: &'a [String],
+    structures: Vec<StructureDoc<'a>>,
+}
+
+/// One structure, in bytes; `min-offset` and `max-offset` differ when an earlier structure's
+/// size is a range.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct StructureDoc<'a> {
+    yaml_index: usize,
+    name: &'a str,
+    role: &'a str,
+    label: &'a str,
+    #[serde(rename = "type")]
+    type_: &'a str,
+    id: &'a str,
+    filesystem: &'a str,
+    min_offset: u64,
+    max_offset: u64,
+    min_size: u64,
+    size: u64,
+    offset_write: Option<&'a str>,
+}
+
+/// The layout as one JSON object (`gadget show --json`).
+///
+/// # Errors
+/// When JSON encoding fails (it cannot for these plain values).
+pub fn render_layout_json(info: &Info) -> serde_json::Result<String> {
+    let volumes = info
+        .volumes
+        .values()
+        .map(|v| VolumeDoc {
+            name: &v.name,
+            schema: &v.schema,
+            bootloader: &v.bootloader,
+            id: &v.id,
+            partial: &v.partial,
+            structures: v
+                .structures
+                .iter()
+                .enumerate()
+                .map(|(index, s)| StructureDoc {
+                    yaml_index: s.yaml_index,
+                    name: &s.name,
+                    role: &s.role,
+                    label: &s.label,
+                    type_: &s.type_,
+                    id: &s.id,
+                    filesystem: &s.filesystem,
+                    min_offset: v.min_offset(index),
+                    max_offset: v.max_offset(index),
+                    min_size: s.min_size,
+                    size: s.size,
+                    offset_write: s.offset_write.as_deref(),
+                })
+                .collect(),
+        })
         .collect();
-    let value = serde_json::json!({
-        "compatible": problems.is_empty(),
-        "error": problems.first().map(Incompatibility::snapd_error),
-        "problems": list,
-    });
-    format!("{value}\n")
+    json_line(&LayoutDoc { volumes })
+}
+
+/// One JSON document and a newline.
+fn json_line(doc: &impl serde::Serialize) -> serde_json::Result<String> {
+    serde_json::to_string(doc).map(|text| text + "\n")
 }
 
 /// The layout as snapd computes it, one line per structure.
@@ -193,9 +299,25 @@ mod tests {
         let problems =
             check_compatible(&fixture("pc-22.yaml"), &fixture("pc-22-extra-structure.yaml"));
         expect![[r#"
-            {"compatible":false,"error":"cannot remodel to an incompatible gadget: incompatible layout change: incompatible change in the number of structures from 6 to 7","problems":[{"fix":"keep the same 6 structures in the same order; a remodel cannot add or remove partitions","message":"incompatible layout change: incompatible change in the number of structures from 6 to 7"}]}
+            {"compatible":false,"error":"cannot remodel to an incompatible gadget: incompatible layout change: incompatible change in the number of structures from 6 to 7","problems":[{"message":"incompatible layout change: incompatible change in the number of structures from 6 to 7","fix":"keep the same 6 structures in the same order; a remodel cannot add or remove partitions"}]}
         "#]]
-        .assert_eq(&render_check_json(&problems));
+        .assert_eq(&render_check_json(&problems).expect("encode"));
+    }
+
+    #[test]
+    fn layout_as_json() {
+        let value: serde_json::Value =
+            serde_json::from_str(&render_layout_json(&fixture("pc-22.yaml")).expect("encode"))
+                .expect("JSON");
+        let save = &value["volumes"][0]["structures"][4];
+        assert_eq!(value["volumes"][0]["name"], "pc");
+        assert_eq!(save["name"], "ubuntu-save");
+        assert_eq!(save["min-size"], 16 * crate::gadget::MIB);
+        assert_eq!(save["size"], 32 * crate::gadget::MIB);
+        assert_eq!(save["yaml-index"], 4);
+        let data = &value["volumes"][0]["structures"][5];
+        assert_eq!(data["min-offset"], 1968 * crate::gadget::MIB);
+        assert_eq!(data["max-offset"], 1984 * crate::gadget::MIB);
     }
 
     #[test]
