@@ -19,3 +19,4 @@ pub mod publish;
 pub mod remodel;
 pub mod snapd;
 pub mod status;
+pub mod yaml;

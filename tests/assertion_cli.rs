@@ -371,6 +371,21 @@ fn the_validate_command_of_the_assertions_readme_passes() {
     assert_eq!(out.lines().filter(|l| l.ends_with(": valid")).count(), 4, "{command}: {out}");
 }
 
+/// A YAML input nested past the reader's limit is refused in words, not Rust debug text.
+#[test]
+fn too_deep_yaml_input_is_said_in_words() {
+    let k = tempfile::tempdir().unwrap();
+    let path = k.path().join("deep.yaml");
+    std::fs::write(&path, format!("type: model\na: {}{}\n", "[".repeat(100), "]".repeat(100)))
+        .unwrap();
+    let o = run(k.path(), &["model", "validate", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.contains("cannot decode YAML input: line 2 column"), "{out}");
+    assert!(out.contains("nested more than 64 levels deep"), "{out}");
+    assert!(!out.contains("Depth {"), "{out}");
+}
+
 #[test]
 fn diff_as_text_and_json() {
     let k = tempfile::tempdir().unwrap();

@@ -221,3 +221,16 @@ fn show_and_check_print_one_kebab_case_object_with_json() {
     assert_eq!(code, 0);
     assert_eq!(assert_cli_json_shape(&out)["problems"], serde_json::json!([]));
 }
+
+/// A gadget.yaml nested past the reader's limit is refused in words, not Rust debug text.
+#[test]
+fn too_deep_yaml_is_said_in_words() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("deep.yaml");
+    std::fs::write(&path, format!("a: {}{}\n", "[".repeat(100), "]".repeat(100))).expect("write");
+    let (code, _, err) = pocketses(&["gadget".as_ref(), "show".as_ref(), path.as_os_str()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot parse gadget metadata: line 1 column"), "{err}");
+    assert!(err.contains("nested more than 64 levels deep"), "{err}");
+    assert!(!err.contains("Depth {") && err.lines().count() == 1, "{err}");
+}

@@ -132,7 +132,7 @@ pub fn parse_input(bytes: &[u8]) -> anyhow::Result<(Headers, String)> {
     let json: serde_json::Value = if text.trim_start().starts_with('{') {
         serde_json::from_str(text).context("cannot decode JSON input")?
     } else {
-        let yaml: serde_json::Value = serde_saphyr::from_str(text)
+        let yaml: serde_json::Value = crate::yaml::from_str(text)
             .map_err(|e| anyhow::anyhow!("cannot decode YAML input: {e}"))?;
         stringify_yaml_scalars(yaml)?
     };

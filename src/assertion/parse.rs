@@ -83,7 +83,7 @@ pub fn unsigned(bytes: &[u8]) -> Option<Unsigned> {
     if !trimmed.contains("\n\n") && parse_headers(trimmed.as_bytes()).is_ok() {
         return Some(Unsigned::NoSignature);
     }
-    let yaml: serde_json::Value = serde_saphyr::from_str(text).ok()?;
+    let yaml: serde_json::Value = crate::yaml::from_str(text).ok()?;
     yaml.get("type").is_some().then_some(Unsigned::Yaml)
 }
 

@@ -252,8 +252,7 @@ pub fn format_quantity(bytes: u64) -> String {
 /// # Errors
 /// [`ParseError`] with snapd's wording when snapd would refuse the gadget.
 pub fn parse(text: &str, ruleset: Ruleset) -> Result<Info, ParseError> {
-    let raw: RawInfo =
-        serde_saphyr::from_str(text).map_err(|err| ParseError::Yaml(one_line(&err.to_string())))?;
+    let raw: RawInfo = crate::yaml::from_str(text).map_err(ParseError::Yaml)?;
     let raw_volumes = raw.volumes.unwrap_or_default();
     if raw_volumes.is_empty() {
         return Err(ParseError::NoVolumes);
@@ -286,11 +285,6 @@ pub fn parse(text: &str, ruleset: Ruleset) -> Result<Info, ParseError> {
         1 => Ok(Info { volumes }),
         n => Err(ParseError::TooManyBootloaders(n)),
     }
-}
-
-/// Keeps the first line of a parser message, so errors stay one line.
-fn one_line(text: &str) -> String {
-    text.lines().next().unwrap_or_default().trim().to_string()
 }
 
 /// The numbers of one structure, parsed.

@@ -97,7 +97,7 @@ pub fn is_gadget_snap(path: &Path) -> anyhow::Result<bool> {
     }
     let yaml = read_file(path, "meta/snap.yaml")?;
     let yaml = String::from_utf8_lossy(&yaml);
-    let parsed: SnapYaml = serde_saphyr::from_str(&yaml).map_err(|err| {
+    let parsed: SnapYaml = crate::yaml::from_str(&yaml).map_err(|err| {
         anyhow::anyhow!("cannot read meta/snap.yaml of {}: {err}", path.display())
     })?;
     Ok(parsed.type_ == "gadget")
