@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::{self, Config, Loaded, Settings};
+use crate::error::describe_io;
 use crate::snapd::conf::ConfigSource;
 pub use crate::snapd::conf::Via;
 
@@ -234,12 +235,19 @@ pub async fn call(path: &Path, req: &Request, timeout: Duration) -> Result<Value
             Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
                 return Err(io("the control socket is root-only (try with sudo)".to_string()));
             }
-            Err(err) => return Err(io(err.to_string())),
+            Err(err) => return Err(io(describe_io(&err))),
         };
         let (read, mut write) = stream.into_split();
-        write.write_all(encode_line(req).as_bytes()).await.map_err(|e| io(e.to_string()))?;
+        // A daemon that refuses us answers before reading: its reply is worth more than our
+        // failed write, so read it before reporting the write.
+        let sent = write.write_all(encode_line(req).as_bytes()).await;
         let mut line = String::new();
-        BufReader::new(read).read_line(&mut line).await.map_err(|e| io(e.to_string()))?;
+        let got = BufReader::new(read).read_line(&mut line).await;
+        match (sent, got) {
+            (_, Ok(n)) if n > 0 => {}
+            (Err(err), _) | (Ok(()), Err(err)) => return Err(io(describe_io(&err))),
+            (Ok(()), Ok(_)) => return Err(io("the daemon closed the connection".to_string())),
+        }
         let reply: Reply =
             serde_json::from_str(&line).map_err(|e| io(format!("bad reply: {e}")))?;
         if reply.ok {
