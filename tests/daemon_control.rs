@@ -114,3 +114,36 @@ fn the_control_socket_refuses_other_users() {
     assert!(err.contains("access denied"), "{report:#}");
     assert_eq!(report["daemon"], Value::Null);
 }
+
+#[test]
+fn subscribe_to_the_http_port_says_so_instead_of_hanging() {
+    let daemon = Daemon::start(&["--interval", "3600"]);
+    let http = daemon.http.unwrap();
+    let out =
+        pocketses().args(["subscribe", "--timeout", "1", &http.to_string()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no line within 1s") && stderr.contains("HTTP port"), "{stderr}");
+}
+
+#[test]
+fn subscribe_stops_at_an_endless_line() {
+    use std::io::Write;
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut peer, _) = server.accept().unwrap();
+        let chunk = vec![b'{'; 1 << 20];
+        // 20 MiB without a newline; the client must give up after its 16 MiB bound.
+        for _ in 0..20 {
+            if peer.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+    });
+    let out = pocketses().args(["subscribe", &addr.to_string()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("a line is longer than 16 MiB; stopped"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
