@@ -269,9 +269,7 @@ pub async fn run_with(
     }
     tracker.spawn(collect_loop(hub.clone(), config.clone(), shutdown.clone()));
     // Re-attach to a remodel recorded before a restart and publish its progress (SSE `remodel`).
-    if let Some(task) = crate::remodel::drive::daemon_task(hub.clone(), shutdown.clone()) {
-        tracker.spawn(task);
-    }
+    tracker.spawn(crate::remodel::drive::daemon_task(hub.clone(), shutdown.clone()));
     tracker.spawn(async move {
         listeners.follow(config).await;
         listeners.remove_ready_file();

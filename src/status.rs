@@ -331,8 +331,7 @@ async fn fill_config(report: &mut Report, source: &ConfigSource) {
 
 /// The record `pocketses remodel` leaves ([`drive::record_path`]), with the change's current status.
 async fn remodel(client: &Client, snapd_up: bool) -> anyhow::Result<Option<Record>> {
-    let Some(path) = drive::record_path() else { return Ok(None) };
-    let Some(mut record) = drive::load_record(&path)? else { return Ok(None) };
+    let Some(mut record) = drive::load_record(&drive::record_path())? else { return Ok(None) };
     if snapd_up {
         if let Ok(change) = client.change(&record.change).await {
             record.observe(&change);

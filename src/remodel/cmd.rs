@@ -127,7 +127,8 @@ async fn run(args: RemodelArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("{err}{kind}");
         }
     };
-    if let Some(path) = drive::record_path() {
+    {
+        let path = drive::record_path();
         let record = Record {
             change: change_id.clone(),
             summary: plan.summary.clone(),
@@ -452,7 +453,8 @@ async fn watch(client: &Client, id: &str, poll: Duration, json: bool) -> anyhow:
         Some(Err(err)) => return Err(err).with_context(|| format!("cannot follow change {id}")),
         Some(Ok(change)) => change,
     };
-    if let Some(path) = drive::record_path() {
+    {
+        let path = drive::record_path();
         if let Err(err) = drive::update_record(&path, &change) {
             eprintln!("warning: cannot update the remodel record: {err:#}");
         }

@@ -5,7 +5,8 @@
 //! [`RemodelEvent`]s through the pure [`super::view::diff`]; snapd being unreachable (it restarts,
 //! the device reboots) is waited out with backoff and reported as `waiting`, never as a failure.
 //! [`watch_events`] runs the same loop on a task for the daemon. The change id is recorded in
-//! `remodel.json` under `$SNAP_DATA` (or `POCKETSES_STATE_DIR`) so a restarted daemon can re-attach.
+//! `remodel.json` in the state directory ([`crate::paths::state_dir`]: `$SNAP_DATA` in the snap)
+//! so a restarted daemon can re-attach.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,8 +18,6 @@ use serde::{Deserialize, Serialize};
 use super::view::{diff, RemodelEvent};
 use crate::snapd::{self, multipart::SnapFile, Change, Client};
 
-/// Overrides where `remodel.json` lives (tests; otherwise `$SNAP_DATA`).
-pub const STATE_DIR_ENV: &str = "POCKETSES_STATE_DIR";
 /// File name of the record of the last remodel.
 pub const RECORD_FILE: &str = "remodel.json";
 /// How often the change is polled unless told otherwise.
@@ -91,18 +90,10 @@ impl Record {
     }
 }
 
-/// The directory of `remodel.json`: `POCKETSES_STATE_DIR`, else `$SNAP_DATA`; `None` outside a snap.
-pub fn state_dir() -> Option<PathBuf> {
-    [STATE_DIR_ENV, "SNAP_DATA"]
-        .iter()
-        .filter_map(std::env::var_os)
-        .find(|dir| !dir.is_empty())
-        .map(PathBuf::from)
-}
-
-/// Path of `remodel.json`, when there is a state directory.
-pub fn record_path() -> Option<PathBuf> {
-    state_dir().map(|dir| dir.join(RECORD_FILE))
+/// Path of `remodel.json`, in the state directory the daemon and every command share
+/// ([`crate::paths::state_dir`]).
+pub fn record_path() -> PathBuf {
+    crate::paths::state_dir().join(RECORD_FILE)
 }
 
 /// Reads the record; `None` when there is none.
@@ -259,14 +250,12 @@ pub fn pending_change(path: &Path) -> anyhow::Result<Option<String>> {
 /// How often the daemon looks for a remodel to follow (a record left by the CLI or before a reboot).
 pub const DAEMON_CHECK: Duration = Duration::from_secs(5);
 
-/// The daemon's remodel task on snapd's socket and the record under the state directory;
-/// `None` outside a snap (no `$SNAP_DATA` nor `POCKETSES_STATE_DIR`).
+/// The daemon's remodel task on snapd's socket and the record under the state directory.
 pub fn daemon_task(
     hub: crate::publish::Hub,
     shutdown: tokio_util::sync::CancellationToken,
-) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
-    let record = record_path()?;
-    Some(republish(Arc::new(Client::from_env()), record, hub, DAEMON_CHECK, shutdown))
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    republish(Arc::new(Client::from_env()), record_path(), hub, DAEMON_CHECK, shutdown)
 }
 
 /// The daemon's remodel task: whenever `record` names a change that is not ready, follow it and
