@@ -40,33 +40,6 @@ fn ok(o: Output) -> String {
     stdout(&o)
 }
 
-/// The shape every `--json` document follows (docs/cli.md): one top-level object whose keys, at
-/// every depth, are kebab-case.
-fn assert_cli_json_shape(text: &str) -> serde_json::Value {
-    fn keys(value: &serde_json::Value, path: &str) {
-        match value {
-            serde_json::Value::Object(map) => {
-                for (key, child) in map {
-                    assert!(
-                        !key.is_empty()
-                            && key
-                                .chars()
-                                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
-                        "{path}: key {key:?} is not kebab-case"
-                    );
-                    keys(child, &format!("{path}.{key}"));
-                }
-            }
-            serde_json::Value::Array(items) => items.iter().for_each(|item| keys(item, path)),
-            _ => {}
-        }
-    }
-    let value: serde_json::Value = serde_json::from_str(text).expect("one JSON document");
-    assert!(value.is_object(), "not an object: {text}");
-    keys(&value, "");
-    value
-}
-
 /// A key dir with the throwaway brand and root keys imported.
 fn keys() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -155,15 +128,17 @@ fn show_summary_and_json() {
 fn reading_commands_print_one_kebab_case_object_with_json() {
     let k = keys();
     let keys_dir = k.path().join("keys");
-    let list = assert_cli_json_shape(&ok(run(&keys_dir, &["key", "list", "--json"])));
+    let list = support::assert_cli_json_shape(&ok(run(&keys_dir, &["key", "list", "--json"])));
     let names: Vec<&str> =
         list["keys"].as_array().unwrap().iter().map(|k| k["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["brand", "root"]);
     assert_eq!(list["keys"][0]["bits"], 4096);
     assert_eq!(list["keys"][0]["sha3-384"].as_str().unwrap().len(), 64);
 
-    let show =
-        assert_cli_json_shape(&ok(run(&keys_dir, &["model", "show", "--json", GENERIC_CLASSIC])));
+    let show = support::assert_cli_json_shape(&ok(run(
+        &keys_dir,
+        &["model", "show", "--json", GENERIC_CLASSIC],
+    )));
     assert_eq!(show["headers"]["model"], "generic-classic");
     assert_eq!(show["model"]["brand-id"], "generic");
     assert_eq!(show["model"]["classic"], true);
@@ -176,7 +151,7 @@ fn reading_commands_print_one_kebab_case_object_with_json() {
         &["model", "diff", "--json", amd64.to_str().unwrap(), arm64.to_str().unwrap()],
     );
     assert_eq!(o.status.code(), Some(1), "a refused remodel is a verdict: document and exit 1");
-    let diff = assert_cli_json_shape(&stdout(&o));
+    let diff = support::assert_cli_json_shape(&stdout(&o));
     assert_eq!(
         diff["refusals"][0]["snapd"],
         "cannot remodel device: cannot remodel to different architectures yet"

@@ -1,6 +1,8 @@
 //! `pocketses gadget check` and `gadget show` run as a user runs them, on gadget.yaml files and
 //! on gadget .snap files built with mksquashfs (squashfs-tools, from .ci/apt-packages).
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -24,33 +26,6 @@ fn check(old: &Path, new: &Path, json: bool) -> (i32, String, String) {
         args.push("--json".as_ref());
     }
     pocketses(&args)
-}
-
-/// The shape every `--json` document follows (docs/cli.md): one top-level object whose keys, at
-/// every depth, are kebab-case.
-fn assert_cli_json_shape(text: &str) -> serde_json::Value {
-    fn keys(value: &serde_json::Value, path: &str) {
-        match value {
-            serde_json::Value::Object(map) => {
-                for (key, child) in map {
-                    assert!(
-                        !key.is_empty()
-                            && key
-                                .chars()
-                                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
-                        "{path}: key {key:?} is not kebab-case"
-                    );
-                    keys(child, &format!("{path}.{key}"));
-                }
-            }
-            serde_json::Value::Array(items) => items.iter().for_each(|item| keys(item, path)),
-            _ => {}
-        }
-    }
-    let value: serde_json::Value = serde_json::from_str(text).expect("one JSON document");
-    assert!(value.is_object(), "not an object: {text}");
-    keys(&value, "");
-    value
 }
 
 /// Builds a gadget snap holding `gadget_yaml` as meta/gadget.yaml, xz-compressed like snapcraft's.
@@ -206,12 +181,12 @@ fn show_and_check_print_one_kebab_case_object_with_json() {
         fixture("pc-22.yaml").as_os_str(),
     ]);
     assert_eq!(code, 0, "{err}");
-    let show = assert_cli_json_shape(&out);
+    let show = support::assert_cli_json_shape(&out);
     assert_eq!(show["volumes"][0]["structures"][4]["name"], "ubuntu-save");
     assert_eq!(show["volumes"][0]["structures"][4]["min-size"], 16u64 << 20);
     let (code, out, _) = check(&fixture("pc-20.yaml"), &fixture("pc-22-size-only.yaml"), true);
     assert_eq!(code, 1);
-    let verdict = assert_cli_json_shape(&out);
+    let verdict = support::assert_cli_json_shape(&out);
     assert_eq!(verdict["compatible"], false);
     assert!(verdict["error"]
         .as_str()
@@ -219,7 +194,7 @@ fn show_and_check_print_one_kebab_case_object_with_json() {
         .starts_with("cannot remodel to an incompatible gadget"));
     let (code, out, _) = check(&fixture("pc-20.yaml"), &fixture("pc-22.yaml"), true);
     assert_eq!(code, 0);
-    assert_eq!(assert_cli_json_shape(&out)["problems"], serde_json::json!([]));
+    assert_eq!(support::assert_cli_json_shape(&out)["problems"], serde_json::json!([]));
 }
 
 /// A gadget.yaml nested past the reader's limit is refused in words, not Rust debug text.

@@ -27,3 +27,30 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// The shape every `--json` document follows (docs/cli.md): one top-level object whose keys, at
+/// every depth, are kebab-case.
+pub fn assert_cli_json_shape(text: &str) -> serde_json::Value {
+    fn keys(value: &serde_json::Value, path: &str) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, child) in map {
+                    assert!(
+                        !key.is_empty()
+                            && key
+                                .chars()
+                                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                        "{path}: key {key:?} is not kebab-case"
+                    );
+                    keys(child, &format!("{path}.{key}"));
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|item| keys(item, path)),
+            _ => {}
+        }
+    }
+    let value: serde_json::Value = serde_json::from_str(text).expect("one JSON document");
+    assert!(value.is_object(), "not an object: {text}");
+    keys(&value, "");
+    value
+}
