@@ -31,6 +31,7 @@ pub struct StatusArgs {
 
 /// What snapd says about the system.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct System {
     /// snapd version.
     pub version: String,
@@ -46,6 +47,7 @@ pub struct System {
 
 /// The device's model and serial.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Model {
     /// brand-id.
     pub brand: String,
@@ -81,6 +83,7 @@ pub fn model_from_text(text: &str) -> Result<Model, String> {
 
 /// This snap as snapd sees it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct ThisSnap {
     /// Revision.
     pub revision: String,
@@ -96,6 +99,7 @@ pub use crate::control::ConfigValue;
 
 /// Everything `status` shows.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Report {
     /// snapd's socket.
     pub snapd_socket: String,

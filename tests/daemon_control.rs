@@ -30,7 +30,7 @@ fn status(daemon: &Daemon) -> Value {
 fn status_finds_a_daemon_started_by_hand_and_shows_the_bound_port() {
     let daemon = Daemon::start(&["--interval", "3600"]);
     let report = status(&daemon);
-    assert_eq!(report["config_from"], "daemon", "{report:#}");
+    assert_eq!(report["config-from"], "daemon", "{report:#}");
     let port = report["config"].as_array().unwrap().iter().find(|v| v["key"] == "port").unwrap();
     // Asked for 0 on the command line: status shows the port the kernel picked.
     assert_eq!(port["value"], daemon.tcp.port(), "{report:#}");
@@ -65,7 +65,7 @@ fn a_second_daemon_leaves_the_first_ones_socket_alone() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("another pocketses daemon is running"), "{stderr}");
     assert!(socket.exists(), "the live socket was removed");
-    assert_eq!(status(&daemon)["config_from"], "daemon", "the first daemon is still reachable");
+    assert_eq!(status(&daemon)["config-from"], "daemon", "the first daemon is still reachable");
 }
 
 #[test]
@@ -77,7 +77,7 @@ fn sighup_rereads_and_keeps_running_and_every_exit_cleans_up() {
     daemon.signal(libc::SIGHUP);
     poll("the SIGHUP line", || daemon.stderr().contains("SIGHUP").then_some(()));
     assert!(daemon.child.try_wait().unwrap().is_none(), "SIGHUP killed the daemon");
-    assert_eq!(status(&daemon)["config_from"], "daemon");
+    assert_eq!(status(&daemon)["config-from"], "daemon");
     let exit = daemon.terminate();
     assert!(exit.success(), "{exit}: {}", daemon.stderr());
     assert!(!socket.exists(), "control socket left behind");
@@ -110,7 +110,7 @@ fn the_control_socket_refuses_other_users() {
         .output()
         .unwrap();
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let err = report["daemon_error"].as_str().unwrap_or_default();
+    let err = report["daemon-error"].as_str().unwrap_or_default();
     assert!(err.contains("access denied"), "{report:#}");
     assert_eq!(report["daemon"], Value::Null);
 }

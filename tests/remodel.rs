@@ -242,7 +242,7 @@ fn status_reads_the_record_the_remodel_wrote() {
     // A record that does not parse is said, not hidden.
     std::fs::write(state.path().join("remodel.json"), "{").expect("write");
     let value: Value = serde_json::from_str(&status(true)).expect("JSON");
-    assert!(value["remodel_error"].as_str().unwrap_or("").starts_with("cannot parse "), "{value}");
+    assert!(value["remodel-error"].as_str().unwrap_or("").starts_with("cannot parse "), "{value}");
 }
 
 #[test]

@@ -105,7 +105,7 @@ fn configure_hook_reaches_the_running_daemon() {
     // The daemon read snapd's configuration: it listens where snapd said and reports the sources.
     let state = run(&["status", "--json"], &envs);
     let status: Value = serde_json::from_slice(&state.stdout).unwrap();
-    assert_eq!(status["config_from"], "daemon");
+    assert_eq!(status["config-from"], "daemon");
     assert_eq!(status["config"][0], json!({"key": "interval", "value": 3600, "source": "snapd"}));
 
     let mut old = subscribe(&first);

@@ -44,7 +44,7 @@ fn without_snapd_it_says_so_and_prints_defaults() {
     let (ok, text) = status(&envs, true);
     assert!(ok);
     let v: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(v["config_from"], "defaults");
+    assert_eq!(v["config-from"], "defaults");
     assert_eq!(v["config"][0], json!({"key": "interval", "value": 60, "source": "default"}));
 }
 
@@ -77,10 +77,10 @@ fn with_snapd_it_shows_system_model_snap_connections_and_config_sources() {
         .unwrap()
         .iter()
         .any(|c| c.as_str().unwrap().starts_with("snapd-control")));
-    assert_eq!(v["config_from"], "rest");
+    assert_eq!(v["config-from"], "rest");
     assert_eq!(v["config"][0], json!({"key": "interval", "value": 15, "source": "snapd"}));
     assert_eq!(v["config"][1]["source"], "default");
-    assert_eq!(v["unknown_keys"], json!(["colour"]));
+    assert_eq!(v["unknown-keys"], json!(["colour"]));
     assert_eq!(v["remodel"]["status"], "Doing");
     assert_eq!(v["maintenance"], "system is restarting (system-restart)");
     let (_, text) = status(&envs, false);
@@ -101,9 +101,9 @@ fn in_a_snap_without_snapd_control_it_uses_snapctl() {
     let (ok, text) = status(&fake.env(), true);
     assert!(ok);
     let v: Value = serde_json::from_str(&text).unwrap();
-    assert!(v["snapd_error"].as_str().unwrap().contains("connect pocketses:snapd-control"), "{v}");
+    assert!(v["snapd-error"].as_str().unwrap().contains("connect pocketses:snapd-control"), "{v}");
     assert_eq!(v["model"]["model"], "pocketses-pc");
     assert_eq!(v["model"]["via"], "snapctl");
-    assert_eq!(v["config_from"], "snapctl");
+    assert_eq!(v["config-from"], "snapctl");
     assert_eq!(v["config"][0]["value"], 20);
 }
