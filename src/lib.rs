@@ -6,6 +6,7 @@
 //! ARCHITECTURE.md has the bird's eye view and the invariants.
 
 pub mod assertion;
+pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod control;
