@@ -20,6 +20,8 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
+use crate::checks::Range;
+
 /// JSON shape of the TCP stream: the one format enum of the crate, restricted to its line formats.
 pub use crate::metrics::encode::Format;
 
@@ -38,6 +40,23 @@ pub struct Config {
     pub publish: PublishConfig,
     /// Log filter (`log.level`).
     pub log_level: String,
+    /// Per-check settings (`checks.<check>.*`), by check name; checks not named use their defaults.
+    pub checks: BTreeMap<String, CheckConfig>,
+}
+
+/// The settings of one check; `None` where the check's own default applies (see `checks::builtin`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CheckConfig {
+    /// Range that makes the check WARN (`checks.<check>.warn`).
+    pub warn: Option<Range>,
+    /// Range that makes the check CRIT (`checks.<check>.crit`).
+    pub crit: Option<Range>,
+    /// Non-OK results in a row before the state changes (`checks.<check>.failures-before-critical`).
+    pub failures_before_critical: Option<u32>,
+    /// OK results in a row before the state returns to OK (`checks.<check>.successes-before-ok`).
+    pub successes_before_ok: Option<u32>,
+    /// Whether the check runs (`checks.<check>.enabled`).
+    pub enabled: Option<bool>,
 }
 
 /// The HTTP listener.
@@ -93,6 +112,7 @@ impl Default for Config {
                 remodel_events: false,
             },
             log_level: "info".to_string(),
+            checks: BTreeMap::new(),
         }
     }
 }
@@ -268,7 +288,83 @@ pub const KEYS: &[Key] = &[
         set: |_, _, v| in_range::<u64>(v, 1, i128::from(u32::MAX)).map(drop),
         get: |_| one(SCHEMA_VERSION),
     },
+    Key {
+        name: "checks.<check>.warn",
+        kind: "string",
+        allowed: "must be a Nagios range such as 85, 10:, ~:10, 10:20 or @10:20",
+        default: "",
+        doc: "range of values that makes check `<check>` WARN (each check's default is in docs/checks.md)",
+        set: |c, name, v| range(v).map(|r| check_mut(c, name).warn = Some(r)),
+        get: |c| per_check(c, |cc| cc.warn.map(|r| r.to_string())),
+    },
+    Key {
+        name: "checks.<check>.crit",
+        kind: "string",
+        allowed: "must be a Nagios range such as 95, 10:, ~:10, 10:20 or @10:20",
+        default: "",
+        doc: "range of values that makes check `<check>` CRIT (each check's default is in docs/checks.md)",
+        set: |c, name, v| range(v).map(|r| check_mut(c, name).crit = Some(r)),
+        get: |c| per_check(c, |cc| cc.crit.map(|r| r.to_string())),
+    },
+    Key {
+        name: "checks.<check>.failures-before-critical",
+        kind: "integer",
+        allowed: "must be a whole number from 1 to 100",
+        default: "",
+        doc: "non-OK results in a row before check `<check>` leaves OK (3 unless set)",
+        set: |c, name, v| {
+            in_range(v, 1, i128::from(MAX_RESULTS_IN_A_ROW))
+                .map(|n| check_mut(c, name).failures_before_critical = Some(n))
+        },
+        get: |c| per_check(c, |cc| cc.failures_before_critical),
+    },
+    Key {
+        name: "checks.<check>.successes-before-ok",
+        kind: "integer",
+        allowed: "must be a whole number from 1 to 100",
+        default: "",
+        doc: "OK results in a row before check `<check>` returns to OK (1 unless set)",
+        set: |c, name, v| {
+            in_range(v, 1, i128::from(MAX_RESULTS_IN_A_ROW))
+                .map(|n| check_mut(c, name).successes_before_ok = Some(n))
+        },
+        get: |c| per_check(c, |cc| cc.successes_before_ok),
+    },
+    Key {
+        name: "checks.<check>.enabled",
+        kind: "boolean",
+        allowed: "must be true or false",
+        default: "",
+        doc: "whether check `<check>` runs (every built-in check does unless set to false)",
+        set: |c, name, v| boolean(v).map(|b| check_mut(c, name).enabled = Some(b)),
+        get: |c| per_check(c, |cc| cc.enabled),
+    },
 ];
+
+/// Largest `checks.<check>.failures-before-critical` and `successes-before-ok`.
+pub const MAX_RESULTS_IN_A_ROW: u32 = 100;
+
+/// The settings of check `name`, created empty on first use.
+fn check_mut<'a>(c: &'a mut Config, name: &str) -> &'a mut CheckConfig {
+    c.checks.entry(name.to_string()).or_default()
+}
+
+/// One entry per check that has `field` set.
+fn per_check<T: Into<Value>>(
+    c: &Config,
+    field: impl Fn(&CheckConfig) -> Option<T>,
+) -> Vec<(String, Value)> {
+    c.checks.iter().filter_map(|(name, cc)| field(cc).map(|v| (name.clone(), v.into()))).collect()
+}
+
+/// A Nagios range, given as text (`"10:20"`) or as a plain JSON number (`85`).
+fn range(value: &Value) -> Option<Range> {
+    match value {
+        Value::String(s) => s.parse().ok(),
+        Value::Number(n) => n.to_string().parse().ok(),
+        _ => None,
+    }
+}
 
 /// Prefixes kept for features that come later; keys under them are accepted and not yet used.
 pub const RESERVED_PREFIXES: &[&str] = &["push", "fleet"];
@@ -698,7 +794,8 @@ mod tests {
         assert_eq!(loaded.config, Config::default());
         assert!(loaded.sources.is_empty());
         assert!(loaded.effective().iter().all(|(_, _, s)| *s == Source::Default));
-        assert_eq!(loaded.effective().len(), KEYS.len() - 1, "all but schema-version");
+        let plain = KEYS.iter().filter(|k| !k.name.contains('<')).count();
+        assert_eq!(loaded.effective().len(), plain - 1, "all but schema-version and per-name keys");
     }
 
     #[test]
@@ -834,6 +931,26 @@ mod tests {
                 r#"cannot set "schema-version": must be a whole number from 1, not "0""#,
             ),
             (
+                json!({"checks": {"filesystem": {"warn": "20:10"}}}),
+                r#"cannot set "checks.filesystem.warn": must be a Nagios range such as 85, 10:, ~:10, 10:20 or @10:20, not "20:10""#,
+            ),
+            (
+                json!({"checks": {"load": {"crit": "high"}}}),
+                r#"cannot set "checks.load.crit": must be a Nagios range such as 95, 10:, ~:10, 10:20 or @10:20, not "high""#,
+            ),
+            (
+                json!({"checks": {"swap": {"failures-before-critical": 0}}}),
+                r#"cannot set "checks.swap.failures-before-critical": must be a whole number from 1 to 100, not "0""#,
+            ),
+            (
+                json!({"checks": {"swap": {"successes-before-ok": 101}}}),
+                r#"cannot set "checks.swap.successes-before-ok": must be a whole number from 1 to 100, not "101""#,
+            ),
+            (
+                json!({"checks": {"memory": {"enabled": "no"}}}),
+                r#"cannot set "checks.memory.enabled": must be true or false, not "no""#,
+            ),
+            (
                 json!({"http": {"port": 8888}}),
                 r#"cannot set "http.port": must differ from "port" (8888), not "8888""#,
             ),
@@ -848,7 +965,7 @@ mod tests {
         // Every documented key has at least one bad value above.
         for spec in KEYS {
             assert!(
-                table.iter().any(|(d, _)| flatten(d).contains_key(spec.name)),
+                table.iter().any(|(d, _)| flatten(d).keys().any(|k| spec.matches(k).is_some())),
                 "no bad value for {}",
                 spec.name
             );
@@ -963,6 +1080,35 @@ mod tests {
     }
 
     #[test]
+    fn check_keys_fill_the_checks_map() {
+        let doc = json!({"checks": {"filesystem": {"warn": 80, "crit": "@90:", "enabled": false},
+            "load": {"failures-before-critical": "5", "successes-before-ok": 2}}});
+        let loaded = from_document(&doc).unwrap();
+        let fs = &loaded.config.checks["filesystem"];
+        assert_eq!(fs.warn, Some("80".parse().unwrap()));
+        assert_eq!(fs.crit, Some("@90:".parse().unwrap()));
+        assert_eq!((fs.enabled, fs.failures_before_critical), (Some(false), None));
+        let load_check = &loaded.config.checks["load"];
+        assert_eq!(
+            (load_check.failures_before_critical, load_check.successes_before_ok),
+            (Some(5), Some(2))
+        );
+        assert_eq!(loaded.config.value_of("checks.filesystem.crit"), Some(json!("@90:")));
+        assert_eq!(loaded.config.value_of("checks.load.warn"), None);
+        assert_eq!(loaded.source("checks.filesystem.warn"), Source::Snapd);
+        let names: Vec<String> = loaded.effective().into_iter().map(|(k, _, _)| k).collect();
+        assert!(names.contains(&"checks.load.successes-before-ok".to_string()), "{names:?}");
+        // The same key on the command line, checked the same way.
+        let flags = load(&Value::Null, &set(&["checks.swap.warn=0:0"])).unwrap();
+        assert_eq!(flags.config.checks["swap"].warn, Some("0:0".parse().unwrap()));
+        let group = load(&Value::Null, &set(&["checks.swap=1"])).unwrap_err();
+        assert!(
+            group[0].allowed.starts_with("must hold the keys checks.<check>.warn"),
+            "{group:?}"
+        );
+    }
+
+    #[test]
     fn stream_format_takes_json_its_old_name_and_legacy_only() {
         let get = |v: &str| {
             from_document(&json!({"publish": {"format": v}})).map(|l| l.config.publish.format)
@@ -1030,6 +1176,7 @@ mod tests {
                 "publish",
                 "log",
                 "schema-version",
+                "checks",
                 "push",
                 "fleet"
             ]
@@ -1040,7 +1187,7 @@ mod tests {
     fn value_of_round_trips_through_the_document() {
         let c = Config::default();
         let mut doc = serde_json::Map::new();
-        for k in KEYS {
+        for k in KEYS.iter().filter(|k| !k.name.contains('<')) {
             doc.insert(k.name.to_string(), c.value_of(k.name).unwrap());
         }
         // Dotted keys in one flat object are not nested, so build the nested form by hand.
