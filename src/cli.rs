@@ -27,6 +27,8 @@ pub enum Command {
     Subscribe(crate::publish::subscribe::SubscribeArgs),
     /// Collect metrics once and print them.
     Metrics(crate::metrics::cmd::MetricsArgs),
+    /// Run the health checks and exit like a Nagios plugin (0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN).
+    Checks(crate::checks::cmd::ChecksArgs),
     /// Show snapd, model, snap, daemon and configuration state.
     Status(crate::status::StatusArgs),
     /// Run a snap hook (called by the shims in the snap's meta/hooks).

@@ -6,6 +6,7 @@
 //! The daemon does not run checks yet: snap health, `/v1/checks` and notifications come later.
 
 pub mod builtin;
+pub mod cmd;
 pub mod range;
 pub mod state;
 
