@@ -15,7 +15,12 @@ use std::net::IpAddr;
 pub mod cmd;
 pub mod collect;
 pub mod encode;
+mod ifaddrs;
 pub mod proc;
+mod rates;
+mod reader;
+mod sensors;
+mod statvfs;
 
 /// One collection cycle's worth of host metrics.
 ///
@@ -242,8 +247,8 @@ pub struct Interface {
     pub link: Link,
 }
 
-/// Link layer facts of an interface: getifaddrs(3)'s `AF_PACKET` entry and
-/// `/sys/class/net/<name>/{operstate,duplex,ifalias}`.
+/// Link layer facts of an interface:
+/// `/sys/class/net/<name>/{address,broadcast,operstate,duplex,ifalias}`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Link {
     /// Hardware address, lowercase hex with colons (`02:fc:00:00:00:01`).
