@@ -7,6 +7,7 @@
 
 pub mod assertion;
 pub mod cli;
+pub mod completions;
 pub mod config;
 pub mod control;
 pub mod daemon;
