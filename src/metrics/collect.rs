@@ -49,9 +49,6 @@ struct NetClassFiles {
     operstate: ProcFile,
     duplex: ProcFile,
     ifalias: ProcFile,
-    /// The hardware address and the link's broadcast address, read on every collection.
-    address: ProcFile,
-    broadcast: ProcFile,
     /// What the last full read saw: (operstate, duplex, ifalias).
     last: Option<(Option<String>, Option<String>, Option<String>)>,
     cycles_since_full_read: u32,
@@ -285,8 +282,6 @@ impl Collector {
                         operstate: ProcFile::new(dir.join("operstate")),
                         duplex: ProcFile::new(dir.join("duplex")),
                         ifalias: ProcFile::new(dir.join("ifalias")),
-                        address: ProcFile::new(dir.join("address")),
-                        broadcast: ProcFile::new(dir.join("broadcast")),
                         last: None,
                         cycles_since_full_read: 0,
                     });
@@ -296,10 +291,6 @@ impl Collector {
             };
             let attr = |f: &mut ProcFile| f.read().map(|t| t.trim_end_matches('\n').to_string());
             let operstate = attr(&mut files.operstate);
-            // An interface without a hardware address (tun, wireguard) has empty files.
-            let hw = |f: &mut ProcFile| attr(f).filter(|a| !a.is_empty());
-            iface.link.address = hw(&mut files.address);
-            iface.link.broadcast = hw(&mut files.broadcast);
             files.cycles_since_full_read += 1;
             let (duplex, ifalias) = match &files.last {
                 Some((prev, duplex, ifalias))

@@ -247,8 +247,8 @@ pub struct Interface {
     pub link: Link,
 }
 
-/// Link layer facts of an interface:
-/// `/sys/class/net/<name>/{address,broadcast,operstate,duplex,ifalias}`.
+/// Link layer facts of an interface: getifaddrs(3)'s `AF_PACKET` entry and
+/// `/sys/class/net/<name>/{operstate,duplex,ifalias}`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Link {
     /// Hardware address, lowercase hex with colons (`02:fc:00:00:00:01`).
