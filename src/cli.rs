@@ -39,8 +39,4 @@ pub enum Command {
     Remodel(crate::remodel::cmd::RemodelArgs),
     /// Compare gadget layouts by snapd's compatibility rules.
     Gadget(crate::gadget::cmd::GadgetArgs),
-    /// Print shell completions for bash, zsh or fish.
-    Completions(crate::completions::CompletionsArgs),
-    /// Print the man page (roff), or write one page per command into a directory.
-    Man(crate::completions::ManArgs),
 }

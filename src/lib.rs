@@ -7,7 +7,6 @@
 
 pub mod assertion;
 pub mod cli;
-pub mod completions;
 pub mod config;
 pub mod control;
 pub mod daemon;

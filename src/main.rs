@@ -19,8 +19,6 @@ fn main() -> ExitCode {
         Some(Command::Key(args)) => pocketses::keys::main(args),
         Some(Command::Remodel(args)) => pocketses::remodel::cmd::main(args),
         Some(Command::Gadget(args)) => pocketses::gadget::cmd::main(args),
-        Some(Command::Completions(args)) => pocketses::completions::completions(&args),
-        Some(Command::Man(args)) => pocketses::completions::man(&args),
     };
     match res {
         Ok(code) => code,

@@ -1,7 +1,10 @@
-//! `pocketses completions SHELL` and `pocketses man`: generated for bash, zsh and fish, naming
-//! every subcommand; the man page renders; the snap ships what the build generates.
+//! Shell completions and man pages (tools/generate.rs, run by the snap build): generated for
+//! bash, zsh and fish, naming every subcommand; the man pages render; the snap's completer is
+//! the file the generator writes.
 
-mod support;
+#[allow(dead_code)] // the generator's `main` and argument parsing are not used here
+#[path = "../tools/generate.rs"]
+mod generate;
 
 use std::path::Path;
 use std::process::Command;
@@ -12,52 +15,38 @@ use clap::CommandFactory as _;
 fn subcommands() -> Vec<String> {
     let cli = pocketses::cli::Cli::command();
     let names: Vec<String> = cli.get_subcommands().map(|c| c.get_name().to_string()).collect();
-    assert!(names.len() >= 10, "{names:?}");
+    assert!(names.len() >= 9, "{names:?}");
     names
 }
 
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(support::bin()).args(args).output().expect("run pocketses");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+fn script(shell: clap_complete::Shell) -> String {
+    String::from_utf8(generate::completion_script(shell)).expect("utf-8")
 }
 
 #[test]
 fn completions_for_bash_zsh_and_fish_name_every_subcommand() {
+    use clap_complete::Shell;
     type Pattern = fn(&str) -> String;
-    let shells: [(&str, &str, Pattern); 3] = [
-        ("bash", "complete -F _pocketses", |sub| format!("pocketses,{sub})")),
-        ("zsh", "#compdef pocketses", |sub| format!("'{sub}:")),
-        ("fish", "complete -c pocketses", |sub| format!("-a \"{sub}\"")),
+    let shells: [(Shell, &str, Pattern); 3] = [
+        (Shell::Bash, "complete -F _pocketses", |sub| format!("pocketses,{sub})")),
+        (Shell::Zsh, "#compdef pocketses", |sub| format!("'{sub}:")),
+        (Shell::Fish, "complete -c pocketses", |sub| format!("-a \"{sub}\"")),
     ];
     for (shell, header, pattern) in shells {
-        let (code, script, stderr) = run(&["completions", shell]);
-        assert_eq!(code, 0, "{shell}: {stderr}");
-        assert!(script.contains(header), "{shell} script lacks {header:?}");
+        let text = script(shell);
+        assert!(text.contains(header), "{shell} script lacks {header:?}");
         for sub in subcommands() {
             let want = pattern(&sub);
-            assert!(script.contains(&want), "{shell} completions miss {sub} ({want:?})");
+            assert!(text.contains(&want), "{shell} completions miss {sub} ({want:?})");
         }
     }
 }
 
 #[test]
 fn bash_completion_is_valid_bash() {
-    let (code, script, _) = run(&["completions", "bash"]);
-    assert_eq!(code, 0);
-    let out = Command::new("bash").arg("-n").arg("-c").arg(&script).output().expect("bash");
+    let text = script(clap_complete::Shell::Bash);
+    let out = Command::new("bash").arg("-n").arg("-c").arg(&text).output().expect("bash");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
-#[test]
-fn an_unknown_shell_is_refused() {
-    let (code, stdout, stderr) = run(&["completions", "tcsh"]);
-    assert_eq!(code, 2);
-    assert!(stdout.is_empty());
-    assert!(stderr.contains("invalid value 'tcsh'"), "{stderr}");
 }
 
 fn check_roff(page: &str, name: &str) {
@@ -67,8 +56,8 @@ fn check_roff(page: &str, name: &str) {
     }
 }
 
-/// The page as `man` shows it, when `man` is installed (it is on CI's machines); `None` elsewhere,
-/// where the roff checks alone run.
+/// The page as `man` shows it, when `man` is installed (it is on CI's machines); `None`
+/// elsewhere, where the roff checks alone run.
 fn rendered(path: &Path) -> Option<String> {
     let out = Command::new("man")
         .args(["-l", "-P", "cat"])
@@ -84,8 +73,7 @@ fn rendered(path: &Path) -> Option<String> {
 
 #[test]
 fn the_man_page_renders_and_lists_every_subcommand() {
-    let (code, page, stderr) = run(&["man"]);
-    assert_eq!(code, 0, "{stderr}");
+    let page = String::from_utf8(generate::man_page().expect("render")).expect("utf-8");
     check_roff(&page, "pocketses");
     assert!(page.contains(".SH SUBCOMMANDS"));
     let dir = tempfile::tempdir().expect("tempdir");
@@ -100,15 +88,17 @@ fn the_man_page_renders_and_lists_every_subcommand() {
 }
 
 #[test]
-fn man_dir_writes_a_page_per_subcommand() {
+fn the_tree_has_every_script_and_a_page_per_subcommand() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (code, stdout, stderr) = run(&["man", "--dir", dir.path().to_str().expect("utf-8")]);
-    assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.is_empty());
+    let written = generate::tree(dir.path()).expect("tree");
+    assert_eq!(written.len(), 3);
+    for path in &written {
+        assert!(std::fs::metadata(path).expect("script").len() > 1000, "{}", path.display());
+    }
     let mut pages = vec!["pocketses".to_string()];
     pages.extend(subcommands().iter().map(|sub| format!("pocketses-{sub}")));
     for name in pages {
-        let path = dir.path().join(format!("{name}.1"));
+        let path = dir.path().join("man/man1").join(format!("{name}.1"));
         let page = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}.1: {e}"));
         check_roff(&page, &name);
         rendered(&path);
@@ -116,19 +106,35 @@ fn man_dir_writes_a_page_per_subcommand() {
 }
 
 #[test]
-fn the_snap_ships_the_completer_its_build_writes() {
+fn the_snap_runs_the_generator_and_its_completer_is_the_bash_script() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("snap/snapcraft.yaml");
     let text = std::fs::read_to_string(path).expect("snapcraft.yaml");
     let yaml: serde_json::Value = serde_saphyr::from_str(&text).expect("yaml");
-    let completer = yaml["apps"]["pocketses"]["completer"].as_str().expect("completer");
     let build = yaml["parts"]["pocketses"]["override-build"].as_str().expect("override-build");
-    assert!(
-        build.contains(
-            "\"$bin\" completions bash > \"$share/bash-completion/completions/pocketses\""
-        ),
-        "{build}"
-    );
-    assert_eq!(completer, "usr/share/bash-completion/completions/pocketses");
-    assert!(build.contains("\"$bin\" man --dir \"$share/man/man1\""), "{build}");
     assert!(build.starts_with("craftctl default\n"), "{build}");
+    let run =
+        "cargo run --locked --example pocketses-generate -- tree \"$CRAFT_PART_INSTALL/usr/share\"";
+    assert!(build.contains(run), "{build}");
+    let completer = yaml["apps"]["pocketses"]["completer"].as_str().expect("completer");
+    let bash = generate::SCRIPTS
+        .iter()
+        .find(|(shell, _)| *shell == clap_complete::Shell::Bash)
+        .map(|(_, rel)| format!("usr/share/{rel}"));
+    assert_eq!(Some(completer.to_string()), bash);
+}
+
+#[test]
+fn the_generator_runs_as_a_program() {
+    // `cargo test` builds the examples next to the binary; a targeted run may not have.
+    let exe = support_examples_dir().join("pocketses-generate");
+    let Ok(out) = Command::new(&exe).args(["completions", "fish"]).output() else {
+        panic!("{} is missing: run `cargo build --example pocketses-generate`", exe.display());
+    };
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, generate::completion_script(clap_complete::Shell::Fish));
+}
+
+fn support_examples_dir() -> std::path::PathBuf {
+    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_pocketses"));
+    bin.parent().expect("target dir").join("examples")
 }

@@ -30,13 +30,7 @@ APP_KEYS = (
     "start-timeout", "stop-timeout", "stop-command", "post-stop-command", "reload-command",
     "refresh-mode", "stop-mode", "install-mode", "timer", "sockets", "plugs", "slots",
     "environment", "after", "before", "watchdog-timeout", "activates-on", "common-id",
-    "busname", "autostart", "aliases", "passthrough", "completer",
-)
-# What the pocketses part's override-build in snapcraft.yaml writes with the built binary.
-GENERATED = (
-    ("usr/share/bash-completion/completions/pocketses", ["completions", "bash"]),
-    ("usr/share/zsh/vendor-completions/_pocketses", ["completions", "zsh"]),
-    ("usr/share/fish/vendor_completions.d/pocketses.fish", ["completions", "fish"]),
+    "busname", "autostart", "aliases", "passthrough",
 )
 HOOK_KEYS = ("plugs", "slots", "environment", "command-chain", "passthrough")
 TOP_KEYS = ("name", "version", "summary", "description", "base", "confinement", "grade",
@@ -125,13 +119,6 @@ def build_app(args, sc, work):
     dump_yaml(meta, os.path.join(root, "meta", "snap.yaml"))
     shutil.copy2(args.binary, os.path.join(root, "bin", "pocketses"))
     os.chmod(os.path.join(root, "bin", "pocketses"), 0o755)
-    for rel, argv in GENERATED:
-        os.makedirs(os.path.dirname(os.path.join(root, rel)), exist_ok=True)
-        with open(os.path.join(root, rel), "wb") as f:
-            subprocess.run([args.binary, *argv], stdout=f, check=True)
-    man1 = os.path.join(root, "usr", "share", "man", "man1")
-    os.makedirs(man1)
-    subprocess.run([args.binary, "man", "--dir", man1], check=True)
     for d in hook_dirs(args.repo):
         for name in sorted(os.listdir(d)):
             src = os.path.join(d, name)
