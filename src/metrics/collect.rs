@@ -2,15 +2,15 @@
 //!
 //! `Collector` keeps the hot files (/proc/stat, meminfo, net/dev, loadavg, uptime, cpufreq,
 //! cpuinfo, sensors, /proc/self/stat) open and re-reads them with pread(2) at offset 0
-//! ([`super::reader`]), which saves the open/close of every cycle; parsing is done by the pure
+//! (`metrics::reader`), which saves the open/close of every cycle; parsing is done by the pure
 //! functions of [`super::proc`] into buffers that are reused from cycle to cycle, and rates
-//! by the pure functions of [`super::rates`] against the previous cycle's counters.
+//! by the pure functions of `metrics::rates` against the previous cycle's counters.
 //! The mount table is parsed again only when the kernel signals a change on
 //! /proc/self/mountinfo (poll(2) with `POLLPRI`), while statvfs(3) runs every cycle.
 //! statvfs(3) of a filesystem that can hang (network, FUSE: [`proc::may_hang`]) goes through
-//! [`GuardedStat`] with a deadline ([`STATVFS_TIMEOUT`]), so a dead NFS server never stalls
-//! the collection. Sensors are discovered once, when the collector is created
-//! ([`super::sensors`]); IP addresses come from getifaddrs(3) ([`super::ifaddrs`]).
+//! `metrics::statvfs::GuardedStat` with a deadline (`STATVFS_TIMEOUT`), so a dead NFS server
+//! never stalls the collection. Sensors are discovered once, when the collector is created
+//! (`metrics::sensors`); addresses come from getifaddrs(3) (`metrics::ifaddrs`).
 //!
 //! Nothing here sleeps, and nothing fails a collection as a whole: a source that cannot be
 //! read is absent from the snapshot. What this module does not do: decide formats (that is
