@@ -22,19 +22,23 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
-use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::header::{
+    HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE,
+};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::{CancellationToken, ReusableBoxFuture, WaitForCancellationFutureOwned};
 use tracing::debug;
 
+use super::auth;
 use super::limits::Reason;
-use super::listen::{self, accept_loop, Gate, Serving, Ticket};
-use super::tcp::{set_send_buffer, SEND_BUFFER, SHUTDOWN_GRACE};
+use super::listen::{self, accept_loop, Gate, Secured, Serving, Ticket};
+use super::tcp::{handshake, set_send_buffer, SEND_BUFFER, SHUTDOWN_GRACE};
 use super::{next_message, Counters, Event, Hub, Next, Published, Slot, Wire};
 use crate::metrics::encode::prometheus::{self, Family, Kind, Sample};
 
@@ -261,19 +265,39 @@ async fn connection(stream: TcpStream, conn: Conn, shutdown: CancellationToken) 
     let _ = stream.set_nodelay(true);
     // Like the line stream's: an SSE client that stops reading pins 64 KiB, not megabytes.
     set_send_buffer(&stream, SEND_BUFFER);
+    let secured = conn.gate.secured();
+    match &secured.tls {
+        None => serve_connection(stream, conn, secured.clone(), shutdown).await,
+        Some(tls) => match handshake(tls, stream).await {
+            Some(stream) => serve_connection(stream, conn, secured.clone(), shutdown).await,
+            None => conn.gate.refuse(listen::Kind::Http, Reason::Tls, conn.ticket.source()),
+        },
+    }
+}
+
+async fn serve_connection<S>(io: S, conn: Conn, secured: Arc<Secured>, shutdown: CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let evict = conn.member.evict.clone();
     let conn = Arc::new(conn);
     let service_shutdown = shutdown.clone();
     let service = service_fn(move |req: Request<Incoming>| {
-        let busy = Busy::new(&conn.member.busy);
-        let mut res = respond(&req, &conn, &service_shutdown);
-        res.body_mut().busy = Some(busy);
-        std::future::ready(Ok::<_, Infallible>(res))
+        let (conn, secured, shutdown) = (conn.clone(), secured.clone(), service_shutdown.clone());
+        async move {
+            let busy = Busy::new(&conn.member.busy);
+            let mut res = match authorize(&req, &conn, &secured).await {
+                Ok(()) => respond(&req, &conn, &shutdown),
+                Err(res) => res,
+            };
+            res.body_mut().busy = Some(busy);
+            Ok::<_, Infallible>(res)
+        }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
-        .serve_connection(TokioIo::new(stream), service);
+        .serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     tokio::select! {
         res = conn.as_mut() => {
@@ -288,6 +312,45 @@ async fn connection(stream: TcpStream, conn: Conn, shutdown: CancellationToken) 
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;
         }
     }
+}
+
+/// Whether a request needs credentials: when some are set, every route but a public `/metrics`,
+/// unless the connection's client certificate was verified. \[pure\]
+pub fn needs_credentials(route: &Route, secured: &Secured) -> bool {
+    let cert_verified = secured.tls.as_ref().is_some_and(|tls| tls.client_auth());
+    secured.credentials.required()
+        && !cert_verified
+        && !(secured.metrics_public && *route == Route::Prometheus)
+}
+
+/// Checks the request's credentials; the 401 answer when they are missing or wrong.
+async fn authorize(
+    req: &Request<Incoming>,
+    conn: &Conn,
+    secured: &Secured,
+) -> Result<(), Response<ResponseBody>> {
+    if !needs_credentials(&route(req.method(), req.uri().path()), secured) {
+        return Ok(());
+    }
+    let header = req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
+    let allowed = match auth::check(&secured.credentials, auth::presented(header)) {
+        auth::Check::Allow => true,
+        auth::Check::Deny => false,
+        auth::Check::Bcrypt { hash, password } => conn.gate.verify_user(hash, password).await,
+    };
+    if allowed {
+        return Ok(());
+    }
+    conn.gate.refuse(listen::Kind::Http, Reason::Unauthorized, conn.ticket.source());
+    let mut res = error(StatusCode::UNAUTHORIZED, "unauthorized");
+    let headers = res.headers_mut();
+    if !secured.credentials.users.is_empty() {
+        headers.append(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"pocketses\""));
+    }
+    if secured.credentials.token.is_some() {
+        headers.append(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"pocketses\""));
+    }
+    Err(res)
 }
 
 fn respond(

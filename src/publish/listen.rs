@@ -14,7 +14,7 @@
 //! and when the same port must be let go of first (same address, or a wildcard overlap) and the
 //! new bind still fails, the old address is bound again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io;
 use std::net::IpAddr;
@@ -30,7 +30,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
+use super::auth::{self, Credentials};
 use super::limits::{self, Limits, Reason, RefusalLog};
+use super::tls::{Tls, TlsFiles};
 use super::Hub;
 use crate::config::Config;
 
@@ -78,6 +80,62 @@ pub struct Want {
     pub http: Option<SocketAddr>,
     /// Connection limits of both.
     pub limits: Limits,
+    /// TLS and credentials of both.
+    pub security: Security,
+}
+
+/// TLS and authentication settings of both listeners (`tls.*`, `http.token`, `http.users.*`,
+/// `http.metrics-public`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Security {
+    /// TLS files; `None` serves plain TCP.
+    pub tls: Option<TlsFiles>,
+    /// Token and users; empty asks nothing of clients.
+    pub credentials: Credentials,
+    /// Whether `/metrics` stays open when credentials are set.
+    pub metrics_public: bool,
+}
+
+/// [`Security`] in force: the TLS files loaded.
+#[derive(Debug, Default)]
+pub struct Secured {
+    /// Loaded TLS files, reloaded when they change.
+    pub tls: Option<Arc<Tls>>,
+    /// Token and users.
+    pub credentials: Credentials,
+    /// Whether `/metrics` stays open when credentials are set.
+    pub metrics_public: bool,
+}
+
+/// What the start log says about a listener that faces the network, if anything. \[pure\]
+///
+/// A listener faces the network when it is bound to an address other than loopback; it is then
+/// worth a warning without TLS (whatever it sends, credentials included, crosses in clear text)
+/// or without authentication (anyone who reaches it reads it).
+pub fn exposure(kind: Kind, addr: SocketAddr, security: &Security) -> Option<String> {
+    if addr.ip().is_loopback() {
+        return None;
+    }
+    let tls = security.tls.is_some();
+    let client_certs = security.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+    let authenticated = client_certs
+        || match kind {
+            Kind::Tcp => security.credentials.token.is_some(),
+            Kind::Http => security.credentials.required(),
+        };
+    let what = match (tls, authenticated) {
+        (true, true) => return None,
+        (false, false) => "with neither TLS nor authentication: anyone who reaches it reads it",
+        (true, false) => "without authentication: anyone who reaches it reads it",
+        (false, true) => {
+            "without TLS: what it sends, credentials included, crosses it in clear text"
+        }
+    };
+    let mut text = format!("the {} listener on {addr} faces the network {what}", kind.as_str());
+    if kind == Kind::Http && authenticated && security.metrics_public {
+        text.push_str("; /metrics is public (http.metrics-public)");
+    }
+    Some(text)
 }
 
 impl Want {
@@ -88,6 +146,7 @@ impl Want {
             http: (config.http.port != 0)
                 .then(|| SocketAddr::new(config.http.bind, config.http.port)),
             limits: Limits::default(),
+            security: Security::default(),
         }
     }
 }
@@ -158,6 +217,8 @@ pub struct Listeners {
     http: Option<Running>,
     announce: Announce,
     gate: Gate,
+    /// The security settings last asked for, to warn again only when they change.
+    security: Security,
 }
 
 impl Listeners {
@@ -169,7 +230,8 @@ impl Listeners {
         announce: Announce,
     ) -> Listeners {
         let gate = Gate::new(hub.clone(), Limits::default());
-        Listeners { hub, shutdown, tracker, tcp: None, http: None, announce, gate }
+        let security = Security::default();
+        Listeners { hub, shutdown, tracker, tcp: None, http: None, announce, gate, security }
     }
 
     /// Binds both listeners, or neither: on failure nothing stays bound and nothing was announced.
@@ -178,14 +240,17 @@ impl Listeners {
     /// When an address cannot be bound; the message names the flag and key to change.
     pub async fn start(&mut self, want: &Want) -> anyhow::Result<()> {
         self.gate.set_limits(want.limits);
+        self.gate.set_security(&want.security)?;
         let res = match self.rebind(Kind::Tcp, Some(want.tcp)).await {
             Ok(()) => self.rebind(Kind::Http, want.http).await,
             Err(err) => Err(err),
         };
+        self.security = want.security.clone();
         match res {
             Ok(()) => {
                 let now = self.listening();
                 info!("listening {now}");
+                self.warn_exposure(now, &want.security);
                 self.publish(now);
                 Ok(())
             }
@@ -223,6 +288,7 @@ impl Listeners {
     async fn apply(&mut self, want: &Want) -> anyhow::Result<()> {
         self.gate.set_limits(want.limits);
         let before = self.listening();
+        let res_security = self.gate.set_security(&want.security);
         let res_tcp = self.rebind(Kind::Tcp, Some(want.tcp)).await;
         let res_http = self.rebind(Kind::Http, want.http).await;
         let after = self.listening();
@@ -230,7 +296,20 @@ impl Listeners {
             info!("listening {after}");
             self.publish(after);
         }
-        res_tcp.and(res_http)
+        if after != before || want.security != self.security {
+            self.warn_exposure(after, &want.security);
+        }
+        self.security = want.security.clone();
+        res_security.and(res_tcp).and(res_http)
+    }
+
+    fn warn_exposure(&self, listening: Listening, security: &Security) {
+        let bound = [(Kind::Tcp, listening.tcp), (Kind::Http, listening.http)];
+        for (kind, addr) in bound.into_iter().filter_map(|(k, a)| Some((k, a?))) {
+            if let Some(text) = exposure(kind, addr, security) {
+                warn!("{text}");
+            }
+        }
     }
 
     fn listening(&self) -> Listening {
@@ -357,9 +436,44 @@ struct GateInner {
     limits: Mutex<Limits>,
     sources: Mutex<HashMap<IpAddr, usize>>,
     log: Mutex<RefusalLog>,
+    secured: Mutex<Arc<Secured>>,
+    /// Successful bcrypt checks (digests of hash and password).
+    verified: Mutex<HashSet<[u8; 32]>>,
+    /// One bcrypt verification at a time.
+    bcrypt: tokio::sync::Semaphore,
 }
 
+/// Successful bcrypt checks remembered; more clears the memory (and costs a verification each).
+const VERIFIED_MAX: usize = 256;
+
 impl Gate {
+    /// TLS and credentials for a new connection.
+    pub fn secured(&self) -> Arc<Secured> {
+        self.inner.secured.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Puts `security` in force for new connections, loading TLS files when they changed.
+    ///
+    /// # Errors
+    /// When TLS files do not load; what was in force stays.
+    pub fn set_security(&self, security: &Security) -> anyhow::Result<()> {
+        let now = self.secured();
+        let tls = match (&security.tls, &now.tls) {
+            (Some(files), Some(tls)) if tls.files() == files => Some(tls.clone()),
+            (Some(files), _) => Some(Arc::new(Tls::load(files.clone())?)),
+            (None, _) => None,
+        };
+        let secured = Secured {
+            tls,
+            credentials: security.credentials.clone(),
+            metrics_public: security.metrics_public,
+        };
+        if let Ok(mut now) = self.inner.secured.lock() {
+            *now = Arc::new(secured);
+        }
+        Ok(())
+    }
+
     /// A gate counting its refusals in `hub`'s counters.
     pub fn new(hub: Hub, limits: Limits) -> Gate {
         Gate {
@@ -368,6 +482,9 @@ impl Gate {
                 limits: Mutex::new(limits),
                 sources: Mutex::new(HashMap::new()),
                 log: Mutex::new(RefusalLog::default()),
+                secured: Mutex::new(Arc::new(Secured::default())),
+                verified: Mutex::new(HashSet::new()),
+                bcrypt: tokio::sync::Semaphore::new(1),
             }),
         }
     }
@@ -422,6 +539,29 @@ impl Gate {
                 reason.describe(),
             );
         }
+    }
+
+    /// Verifies a basic-auth password against its bcrypt hash, off the async workers and one at
+    /// a time (bcrypt is made to be slow); a success is remembered, so that a scraper presenting
+    /// the same credentials every few seconds costs one verification, not one per scrape.
+    pub async fn verify_user(&self, hash: String, password: String) -> bool {
+        let key = auth::remembered(&hash, &password);
+        if self.inner.verified.lock().is_ok_and(|v| v.contains(&key)) {
+            return true;
+        }
+        let Ok(_turn) = self.inner.bcrypt.acquire().await else { return false };
+        let ok = tokio::task::spawn_blocking(move || auth::verify_user(&password, &hash))
+            .await
+            .unwrap_or(false);
+        if ok {
+            if let Ok(mut verified) = self.inner.verified.lock() {
+                if verified.len() >= VERIFIED_MAX {
+                    verified.clear();
+                }
+                verified.insert(key);
+            }
+        }
+        ok
     }
 
     /// Connections `peer`'s source holds now.
@@ -621,6 +761,47 @@ mod tests {
         fds.started(&std::io::Error::from_raw_os_error(libc::EMFILE));
         fds.recovered();
         assert_eq!(fds.backoff().as_millis(), 10);
+    }
+
+    #[test]
+    fn exposure_is_said_plainly() {
+        let open: SocketAddr = "0.0.0.0:8888".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:8888".parse().unwrap();
+        let nothing = Security::default();
+        let files = TlsFiles { cert: "c".into(), key: "k".into(), client_ca: None };
+        let token = Credentials { token: Some("t".into()), ..Credentials::default() };
+        let users = Credentials {
+            users: [("a".to_string(), "h".to_string())].into(),
+            ..Credentials::default()
+        };
+        assert_eq!(exposure(Kind::Tcp, local, &nothing), None);
+        assert_eq!(
+            exposure(Kind::Tcp, open, &nothing).unwrap(),
+            "the tcp listener on 0.0.0.0:8888 faces the network with neither TLS nor \
+             authentication: anyone who reaches it reads it"
+        );
+        let tls_only = Security { tls: Some(files.clone()), ..Security::default() };
+        assert!(exposure(Kind::Http, open, &tls_only)
+            .unwrap()
+            .ends_with("without authentication: anyone who reaches it reads it"));
+        let token_only = Security { credentials: token.clone(), ..Security::default() };
+        assert!(exposure(Kind::Tcp, open, &token_only).unwrap().contains("without TLS"));
+        let both = Security { tls: Some(files.clone()), credentials: token, ..Security::default() };
+        assert_eq!(exposure(Kind::Tcp, open, &both), None);
+        assert_eq!(exposure(Kind::Http, open, &both), None);
+        // Users protect HTTP only: the stream takes the token or a client certificate.
+        let users = Security { tls: Some(files.clone()), credentials: users, metrics_public: true };
+        assert!(exposure(Kind::Tcp, open, &users).is_some());
+        assert_eq!(exposure(Kind::Http, open, &users), None);
+        let users_plain = Security { tls: None, ..users };
+        assert_eq!(
+            exposure(Kind::Http, open, &users_plain).unwrap(),
+            "the http listener on 0.0.0.0:8888 faces the network without TLS: what it sends, \
+             credentials included, crosses it in clear text; /metrics is public (http.metrics-public)"
+        );
+        let certs = TlsFiles { client_ca: Some("ca".into()), ..files };
+        let certs = Security { tls: Some(certs), ..Security::default() };
+        assert_eq!(exposure(Kind::Tcp, open, &certs), None);
     }
 
     #[test]

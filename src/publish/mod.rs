@@ -12,11 +12,13 @@
 //! [`Counters::dropped`], and carries on with the newest.
 //! A stuck subscriber therefore costs the others nothing.
 
+pub mod auth;
 pub mod http;
 pub mod limits;
 pub mod listen;
 pub mod subscribe;
 pub mod tcp;
+pub mod tls;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};

@@ -13,15 +13,18 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_util::sync::CancellationToken;
 
 use tracing::debug;
 
+use super::auth;
+use super::http::HEADER_TIMEOUT;
 use super::limits::Reason;
-use super::listen::{accept_loop, Kind, Serving, Ticket};
+use super::listen::{accept_loop, Gate, Kind, Serving, Ticket};
+use super::tls::Tls;
 use super::{next_message, Hub, Next, Slot, Wire};
 
 /// Listen backlog: connections the kernel completes while the daemon has not accepted them yet.
@@ -59,7 +62,9 @@ pub async fn serve(listener: TcpListener, serving: Serving) {
     accept_loop(&listener, &stop, &gate, Kind::Tcp, |stream, peer, ticket| match hub.try_slot() {
         Some(slot) => {
             debug!(%peer, "subscriber connected");
-            tracker.spawn(subscriber(stream, hub.clone(), slot, ticket, shutdown.clone()));
+            let task =
+                subscriber(stream, hub.clone(), slot, ticket, gate.clone(), shutdown.clone());
+            tracker.spawn(task);
         }
         None => gate.refuse(Kind::Tcp, Reason::MaxSubscribers, peer.ip()),
     })
@@ -198,22 +203,155 @@ fn wire(hub: &Hub) -> Wire {
     Wire::Line { remodel_events: hub.remodel_events() }
 }
 
+/// A subscriber's connection: plain TCP, or TLS over it.
+enum Link {
+    Plain(TcpStream),
+    Tls(Box<TlsLink>),
+}
+
+struct TlsLink {
+    stream: tokio_rustls::server::TlsStream<TcpStream>,
+    /// Input is decrypted into this and thrown away; on the heap, like the rest of TLS state.
+    buf: [u8; 1024],
+}
+
+impl Link {
+    /// Waits for input and throws it away.
+    async fn input(&mut self, guard: &mut FloodGuard) -> Input {
+        match self {
+            Link::Plain(stream) => match stream.readable().await {
+                Ok(()) => discard_input(stream, guard),
+                Err(_) => Input::Gone,
+            },
+            Link::Tls(tls) => match tls.stream.read(&mut tls.buf).await {
+                Ok(0) | Err(_) => Input::Gone,
+                Ok(n) if guard.take(n, Instant::now()) => Input::Flood,
+                Ok(_) => Input::Open,
+            },
+        }
+    }
+
+    async fn write_line(
+        &mut self,
+        line: &[u8],
+        hub: &Hub,
+        shutdown: &CancellationToken,
+    ) -> io::Result<()> {
+        match self {
+            Link::Plain(stream) => write_line(stream, line, hub, shutdown).await,
+            // Boxed: TLS subscribers pay for the state of a generic write, plain ones do not.
+            Link::Tls(tls) => {
+                Box::pin(write_all_counted(&mut tls.stream, line, hub, shutdown)).await
+            }
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        let res = match self {
+            Link::Plain(stream) => tokio::time::timeout(SHUTDOWN_GRACE, stream.shutdown()).await,
+            Link::Tls(tls) => tokio::time::timeout(SHUTDOWN_GRACE, tls.stream.shutdown()).await,
+        };
+        drop(res);
+    }
+
+    /// Reads the first line and checks it is `AUTH <token>`, within [`HEADER_TIMEOUT`].
+    async fn authenticate(&mut self, token: &str) -> bool {
+        let mut line = Vec::with_capacity(64);
+        let read = async {
+            let mut byte = [0u8; 1];
+            while line.len() < auth::AUTH_LINE_MAX {
+                let n = match self {
+                    Link::Plain(stream) => stream.read(&mut byte).await,
+                    Link::Tls(tls) => tls.stream.read(&mut byte).await,
+                };
+                match n {
+                    Ok(1) if byte[0] == b'\n' => return true,
+                    Ok(1) => line.push(byte[0]),
+                    _ => return false,
+                }
+            }
+            false
+        };
+        let complete = tokio::time::timeout(HEADER_TIMEOUT, read).await.unwrap_or(false);
+        complete && auth::auth_line_matches(token, &line)
+    }
+}
+
+/// [`write_line`] for any stream: counted as blocked when it cannot complete at once.
+async fn write_all_counted<W: AsyncWrite + Unpin>(
+    stream: &mut W,
+    line: &[u8],
+    hub: &Hub,
+    shutdown: &CancellationToken,
+) -> io::Result<()> {
+    let write = async {
+        stream.write_all(line).await?;
+        stream.flush().await
+    };
+    tokio::pin!(write);
+    // Polled once: most writes complete at once and are not counted.
+    let first = tokio::select! {
+        biased;
+        res = &mut write => Some(res),
+        _ = std::future::ready(()) => None,
+    };
+    if let Some(res) = first {
+        return res;
+    }
+    let _blocked = Blocked::new(&hub.counters().blocked);
+    tokio::select! {
+        res = &mut write => res,
+        _ = shutdown.cancelled() => match tokio::time::timeout(SHUTDOWN_GRACE, write).await {
+            Ok(res) => res,
+            Err(_) => Err(io::ErrorKind::TimedOut.into()),
+        },
+    }
+}
+
+/// The line a subscriber gets before it is closed for lack of credentials.
+pub const UNAUTHORIZED_LINE: &[u8] =
+    b"{\"error\":\"unauthorized: send AUTH <token> as the first line\"}\n";
+
 /// One subscriber, from the first line to the close.
 async fn subscriber(
-    mut stream: TcpStream,
+    stream: TcpStream,
     hub: Hub,
     _slot: Slot,
-    _ticket: Ticket,
+    ticket: Ticket,
+    gate: Gate,
     shutdown: CancellationToken,
 ) {
     // Lines are written whole, so Nagle would only delay the next message behind an unacked one.
     let _ = stream.set_nodelay(true);
     set_send_buffer(&stream, SEND_BUFFER);
+    let secured = gate.secured();
+    let mut stream = match &secured.tls {
+        None => Link::Plain(stream),
+        Some(tls) => match handshake(tls, stream).await {
+            Some(stream) => Link::Tls(Box::new(TlsLink { stream, buf: [0; 1024] })),
+            None => {
+                gate.refuse(Kind::Tcp, Reason::Tls, ticket.source());
+                return;
+            }
+        },
+    };
+    // A verified client certificate is the alternative to the token.
+    let cert_verified = secured.tls.as_ref().is_some_and(|tls| tls.client_auth());
+    if let (Some(token), false) = (&secured.credentials.token, cert_verified) {
+        // Boxed, like the handshake: only subscribers that must authenticate pay for its state.
+        if !Box::pin(stream.authenticate(token)).await {
+            gate.refuse(Kind::Tcp, Reason::Unauthorized, ticket.source());
+            let _ = stream.write_line(UNAUTHORIZED_LINE, &hub, &shutdown).await;
+            stream.shutdown().await;
+            return;
+        }
+    }
+    drop(secured);
     let (mut rx, latest) = hub.subscribe();
     let mut last_seq = 0;
     if let Some(first) = latest {
         last_seq = first.seq;
-        if write_line(&mut stream, &first.line, &hub, &shutdown).await.is_err() {
+        if stream.write_line(&first.line, &hub, &shutdown).await.is_err() {
             return;
         }
     }
@@ -227,7 +365,7 @@ async fn subscriber(
             res = rx.recv() => match res {
                 Ok(event) => {
                     if let Next::Send(line) = next_message(&event, &mut last_seq, wire(&hub)) {
-                        if write_line(&mut stream, &line, &hub, &shutdown).await.is_err() {
+                        if stream.write_line(&line, &hub, &shutdown).await.is_err() {
                             return;
                         }
                     }
@@ -237,20 +375,15 @@ async fn subscriber(
                 }
                 Err(RecvError::Closed) => break,
             },
-            res = stream.readable() => {
-                if res.is_err() {
+            input = stream.input(&mut flood) => match input {
+                Input::Open => {}
+                Input::Gone => return,
+                Input::Flood => {
+                    hub.counters().flooded.fetch_add(1, Ordering::Relaxed);
+                    debug!("subscriber dropped: too much input");
                     return;
                 }
-                match discard_input(&stream, &mut flood) {
-                    Input::Open => {}
-                    Input::Gone => return,
-                    Input::Flood => {
-                        hub.counters().flooded.fetch_add(1, Ordering::Relaxed);
-                        debug!("subscriber dropped: too much input");
-                        return;
-                    }
-                }
-            }
+            },
         }
     }
     // Shutting down: hand over what is already queued, then close our side cleanly.
@@ -258,7 +391,7 @@ async fn subscriber(
         match rx.try_recv() {
             Ok(event) => {
                 if let Next::Send(line) = next_message(&event, &mut last_seq, wire(&hub)) {
-                    if write_line(&mut stream, &line, &hub, &shutdown).await.is_err() {
+                    if stream.write_line(&line, &hub, &shutdown).await.is_err() {
                         return;
                     }
                 }
@@ -269,7 +402,25 @@ async fn subscriber(
             Err(_) => break,
         }
     }
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, stream.shutdown()).await;
+    stream.shutdown().await;
+}
+
+/// A TLS handshake within [`HEADER_TIMEOUT`]; `None` when it fails. Boxed: its state is large
+/// and would otherwise sit in every subscriber's task, TLS or not.
+pub(crate) async fn handshake(
+    tls: &Tls,
+    stream: TcpStream,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let acceptor = tls.acceptor()?;
+    let accept = Box::pin(acceptor.accept(stream));
+    match tokio::time::timeout(HEADER_TIMEOUT, accept).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(err)) => {
+            debug!(error = %err, "TLS handshake failed");
+            None
+        }
+        Err(_) => None,
+    }
 }
 
 #[cfg(test)]
@@ -388,7 +539,8 @@ mod tests {
         let slot = hub.try_slot().unwrap();
         let gate = crate::publish::listen::Gate::new(hub.clone(), Default::default());
         let ticket = gate.admit(Kind::Tcp, "127.0.0.1".parse().unwrap()).unwrap();
-        let task = subscriber(server, hub.clone(), slot, ticket, CancellationToken::new());
+        let task =
+            subscriber(server, hub.clone(), slot, ticket, gate.clone(), CancellationToken::new());
         let size = std::mem::size_of_val(&task);
         // Part of the per-subscriber memory budget (2 KB with the socket and the task header).
         assert!(size <= 1024, "{size}");
