@@ -592,7 +592,7 @@ mod tests {
     async fn start(limits: Limits) -> (Hub, SocketAddr, CancellationToken) {
         let hub = Hub::new(10);
         let snapshot = crate::metrics::Snapshot::default();
-        hub.publish(Published::new(1, snapshot, crate::config::Format::V1));
+        hub.publish(Published::new(1, snapshot, crate::config::Format::Json));
         let listener = super::super::tcp::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
@@ -694,7 +694,7 @@ mod tests {
                 hostname: "x".repeat(1 << 20),
                 ..crate::metrics::Snapshot::default()
             };
-            hub.publish(Published::new(seq, snapshot, crate::config::Format::V1));
+            hub.publish(Published::new(seq, snapshot, crate::config::Format::Json));
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let local = client.local_addr().unwrap();

@@ -36,21 +36,7 @@ use super::tls::{Tls, TlsFiles};
 use super::Hub;
 use crate::config::Config;
 
-/// Where the listeners ended up; ports are the real ones, also when 0 was asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Listening {
-    /// The TCP line stream.
-    pub tcp: Option<SocketAddr>,
-    /// The HTTP endpoint, `None` when disabled.
-    pub http: Option<SocketAddr>,
-}
-
-impl std::fmt::Display for Listening {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let show = |addr: Option<SocketAddr>| addr.map_or("off".to_string(), |a| a.to_string());
-        write!(f, "tcp={} http={}", show(self.tcp), show(self.http))
-    }
-}
+pub use crate::control::Listening;
 
 /// Which listener. \[pure\]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,7 +149,7 @@ pub fn cannot_listen(kind: Kind, addr: SocketAddr, err: &std::io::Error) -> anyh
     };
     anyhow::anyhow!(
         "cannot listen on {addr}: {}; choose another with {flag} or snap set pocketses {key}=…",
-        super::subscribe::describe(err)
+        crate::error::describe_io(err)
     )
 }
 
@@ -802,12 +788,6 @@ mod tests {
         let certs = TlsFiles { client_ca: Some("ca".into()), ..files };
         let certs = Security { tls: Some(certs), ..Security::default() };
         assert_eq!(exposure(Kind::Tcp, open, &certs), None);
-    }
-
-    #[test]
-    fn listening_text() {
-        let l = Listening { tcp: Some("127.0.0.1:1".parse().unwrap()), http: None };
-        assert_eq!(l.to_string(), "tcp=127.0.0.1:1 http=off");
     }
 
     #[test]
