@@ -258,7 +258,7 @@ pub async fn run_with(
     let mut listeners =
         listen::Listeners::new(hub.clone(), shutdown.clone(), tracker.clone(), announce);
     // Bind before anything else, so that a taken port fails the start with a clear error.
-    listeners.start(&listen::Want::from_config(&initial)).await?;
+    listeners.start(&initial).await?;
     tracker.spawn(collect_loop(hub.clone(), config.clone(), shutdown.clone()));
     // Re-attach to a remodel recorded before a restart and publish its progress (SSE `remodel`).
     if let Some(task) = crate::remodel::drive::daemon_task(hub.clone(), shutdown.clone()) {

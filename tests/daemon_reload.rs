@@ -94,7 +94,7 @@ async fn configuration_changes_apply_live() {
 
     // HTTP turned on live: it listens, and serves the latest snapshot.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    config.http = pocketses::config::HttpConfig { port, bind: localhost };
+    config.http = pocketses::config::HttpConfig { port, bind: localhost, ..config.http };
     config_tx.send(config.clone()).unwrap();
     let with_http = wait_listening(&mut listening_rx, |l| l.http.is_some()).await;
     assert_eq!(with_http.http, Some(SocketAddr::new(localhost, port)));

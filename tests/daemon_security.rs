@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use daemon_util::{poll, Daemon, DEADLINE};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 
 /// A CA that signs server and client certificates, kept as PEM files in a temp dir.
 struct Pki {
@@ -34,12 +34,19 @@ impl Pki {
     fn issue(&self, name: &str, names: &[&str]) -> (PathBuf, PathBuf, PathBuf) {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // Distinct names: a leaf named like its issuer would look self-signed.
+        params.distinguished_name.push(DnType::CommonName, format!("{name} test CA"));
         let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
         let key = KeyPair::generate().unwrap();
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let cert = CertificateParams::new(names).unwrap().signed_by(&key, &ca).unwrap();
-        let paths =
-            (self.path(&format!("{name}-ca.pem")), self.path(&format!("{name}.pem")), self.path(&format!("{name}.key")));
+        let mut leaf = CertificateParams::new(names).unwrap();
+        leaf.distinguished_name.push(DnType::CommonName, name);
+        let cert = leaf.signed_by(&key, &ca).unwrap();
+        let paths = (
+            self.path(&format!("{name}-ca.pem")),
+            self.path(&format!("{name}.pem")),
+            self.path(&format!("{name}.key")),
+        );
         std::fs::write(&paths.0, ca.pem()).unwrap();
         std::fs::write(&paths.1, cert.pem()).unwrap();
         std::fs::write(&paths.2, key.serialize_pem()).unwrap();
@@ -98,7 +105,10 @@ fn client_config(ca: &Path, client: Option<(&Path, &Path)>) -> Arc<rustls::Clien
 type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
 
 /// A TLS connection to the stream, handshake done; `Err` when the handshake fails.
-fn tls_connect(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> std::io::Result<BufReader<TlsStream>> {
+fn tls_connect(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+) -> std::io::Result<BufReader<TlsStream>> {
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let conn = rustls::ClientConnection::new(config, name).unwrap();
     let tcp = TcpStream::connect(addr)?;
@@ -118,8 +128,8 @@ fn read_line(reader: &mut impl BufRead) -> String {
 
 #[test]
 fn a_token_guards_http_and_the_stream() {
-    let daemon = Daemon::start(&["--interval", "3600", "--set", "http.token=s3cret"]);
-    let bearer = ["-H", "Authorization: Bearer s3cret"];
+    let daemon = Daemon::start(&["--interval", "3600", "--set", "http.token=s3cret-token-0123"]);
+    let bearer = ["-H", "Authorization: Bearer s3cret-token-0123"];
     let url = |path| http_url(&daemon, "http", path);
     poll("a first snapshot", || Some(()).filter(|()| status(&url("/metrics"), &bearer) == 200));
     assert_eq!(status(&url("/v1/metrics"), &bearer), 200);
@@ -132,7 +142,7 @@ fn a_token_guards_http_and_the_stream() {
 
     // The stream: the token on the first line, or an error line and the end.
     let mut sub = daemon.subscribe();
-    sub.stream().write_all(b"AUTH s3cret\n").unwrap();
+    sub.stream().write_all(b"AUTH s3cret-token-0123\n").unwrap();
     assert!(daemon_util::is_json_line(&sub.line()));
     let mut sub = daemon.subscribe();
     sub.stream().write_all(b"AUTH nope\n").unwrap();
@@ -141,8 +151,13 @@ fn a_token_guards_http_and_the_stream() {
     let refused = status(&url("/metrics"), &bearer);
     assert_eq!(refused, 200);
     let (_, text) = curl(&url("/metrics"), &bearer);
-    assert!(text.contains("pocketses_connections_refused_total{listener=\"tcp\",reason=\"unauthorized\"} 1"), "{text}");
-    assert!(!daemon.stderr().contains("s3cret"), "the token was logged");
+    assert!(
+        text.contains(
+            "pocketses_connections_refused_total{listener=\"tcp\",reason=\"unauthorized\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(!daemon.stderr().contains("s3cret-token-0123"), "the token was logged");
 }
 
 #[test]
@@ -151,7 +166,7 @@ fn metrics_public_opens_metrics_only() {
         "--interval",
         "3600",
         "--set",
-        "http.token=s3cret",
+        "http.token=s3cret-token-0123",
         "--set",
         "http.metrics-public=true",
     ]);
@@ -164,13 +179,19 @@ fn metrics_public_opens_metrics_only() {
 #[test]
 fn basic_auth_users_with_bcrypt_hashes() {
     let hash = bcrypt::hash("pa55word", 4).unwrap();
-    let daemon = Daemon::start(&["--interval", "3600", "--set", &format!("http.users.alice={hash}")]);
+    let daemon =
+        Daemon::start(&["--interval", "3600", "--set", &format!("http.users.alice={hash}")]);
     let url = http_url(&daemon, "http", "/v1/metrics");
-    poll("a first snapshot", || Some(()).filter(|()| status(&url, &["-u", "alice:pa55word"]) == 200));
+    poll("a first snapshot", || {
+        Some(()).filter(|()| status(&url, &["-u", "alice:pa55word"]) == 200)
+    });
     assert_eq!(status(&url, &["-u", "alice:wrong"]), 401);
     assert_eq!(status(&url, &["-u", "bob:pa55word"]), 401);
     let (_, text) = curl(&url, &["-D", "-"]);
-    assert!(text.to_ascii_lowercase().contains("www-authenticate: basic realm=\"pocketses\""), "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("www-authenticate: basic realm=\"pocketses\""),
+        "{text}"
+    );
 }
 
 #[test]
@@ -199,7 +220,10 @@ fn tls_works_with_the_right_ca_and_fails_with_a_wrong_one() {
     assert!(daemon_util::is_json_line(&read_line(&mut reader)));
     assert!(tls_connect(daemon.tcp, client_config(&other_ca, None)).is_err());
     let (_, text) = curl(&http_url(&daemon, "https", "/metrics"), &right);
-    assert!(text.contains("pocketses_connections_refused_total{listener=\"tcp\",reason=\"tls\"}"), "{text}");
+    assert!(
+        text.contains("pocketses_connections_refused_total{listener=\"tcp\",reason=\"tls\"}"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -217,7 +241,7 @@ fn client_certificates_replace_the_token() {
         "--set",
         &set("tls.client-ca", &client_ca),
         "--set",
-        "http.token=s3cret",
+        "http.token=s3cret-token-0123",
     ]);
     let url = http_url(&daemon, "https", "/v1/metrics");
     let with_cert = [
@@ -253,7 +277,9 @@ fn replaced_certificates_are_used_without_restart() {
         &set("tls.key", &live_key),
     ]);
     let url = http_url(&daemon, "https", "/v1/metrics");
-    poll("a first snapshot", || Some(()).filter(|()| status(&url, &["--cacert", ca.to_str().unwrap()]) == 200));
+    poll("a first snapshot", || {
+        Some(()).filter(|()| status(&url, &["--cacert", ca.to_str().unwrap()]) == 200)
+    });
     let (new_ca, new_cert, new_key) = pki.issue("second", &["localhost", "127.0.0.1"]);
     // Written aside and renamed in, key first, as certificate tools do.
     std::fs::copy(&new_key, pki.path("tmp.key")).unwrap();
@@ -271,7 +297,17 @@ fn the_start_log_says_when_a_listener_faces_the_network() {
     let ready = dir.path().join("ready");
     let stderr = dir.path().join("stderr");
     let mut child = Command::new(env!("CARGO_BIN_EXE_pocketses"))
-        .args(["daemon", "--bind", "0.0.0.0", "--port", "0", "--http-port", "0", "--interval", "3600"])
+        .args([
+            "daemon",
+            "--bind",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--http-port",
+            "0",
+            "--interval",
+            "3600",
+        ])
         .arg("--ready-file")
         .arg(&ready)
         .env("POCKETSES_SNAPD_SOCKET", dir.path().join("none"))
@@ -285,7 +321,9 @@ fn the_start_log_says_when_a_listener_faces_the_network() {
     let _ = child.wait();
     let text = std::fs::read_to_string(&stderr).unwrap();
     assert!(
-        text.contains("faces the network with neither TLS nor authentication: anyone who reaches it reads it"),
+        text.contains(
+            "faces the network with neither TLS nor authentication: anyone who reaches it reads it"
+        ),
         "{text}"
     );
 }

@@ -125,16 +125,44 @@ pub fn exposure(kind: Kind, addr: SocketAddr, security: &Security) -> Option<Str
 }
 
 impl Want {
-    /// The listener part of `config`. \[pure\]
-    pub fn from_config(config: &Config) -> Want {
+    /// The listener part of `config`; relative TLS paths are resolved in `base`. \[pure\]
+    pub fn from_config(config: &Config, base: &Path) -> Want {
+        let resolve = |path: &PathBuf| base.join(path);
+        let tls = &config.tls;
+        let files = match (&tls.cert, &tls.key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: resolve(cert),
+                key: resolve(key),
+                client_ca: tls.client_ca.as_ref().map(resolve),
+            }),
+            // The configuration checks that they come together.
+            _ => None,
+        };
         Want {
             tcp: SocketAddr::new(config.bind, config.port),
             http: (config.http.port != 0)
                 .then(|| SocketAddr::new(config.http.bind, config.http.port)),
-            limits: Limits::default(),
-            security: Security::default(),
+            limits: Limits {
+                max_connections: config.http.max_connections,
+                max_sse: config.http.max_sse,
+                per_source: config.limits.per_source,
+            },
+            security: Security {
+                tls: files,
+                credentials: Credentials {
+                    token: config.http.token.clone(),
+                    users: config.http.users.clone(),
+                },
+                metrics_public: config.http.metrics_public,
+            },
         }
     }
+}
+
+/// Where relative TLS paths are resolved: `$SNAP_COMMON`, else the state directory.
+/// \[io\]: reads the environment.
+pub fn files_dir() -> PathBuf {
+    crate::paths::env_path("SNAP_COMMON").unwrap_or_else(crate::paths::state_dir)
 }
 
 /// The error of a bind that failed, naming the flag and the key that choose another address. \[pure\]
@@ -205,6 +233,8 @@ pub struct Listeners {
     gate: Gate,
     /// The security settings last asked for, to warn again only when they change.
     security: Security,
+    /// Where relative TLS paths are resolved ([`files_dir`]).
+    files_dir: PathBuf,
 }
 
 impl Listeners {
@@ -217,14 +247,28 @@ impl Listeners {
     ) -> Listeners {
         let gate = Gate::new(hub.clone(), Limits::default());
         let security = Security::default();
-        Listeners { hub, shutdown, tracker, tcp: None, http: None, announce, gate, security }
+        let files_dir = files_dir();
+        Listeners {
+            hub,
+            shutdown,
+            tracker,
+            tcp: None,
+            http: None,
+            announce,
+            gate,
+            security,
+            files_dir,
+        }
     }
 
-    /// Binds both listeners, or neither: on failure nothing stays bound and nothing was announced.
+    /// Binds both listeners as `config` asks, or neither: on failure nothing stays bound and
+    /// nothing was announced.
     ///
     /// # Errors
-    /// When an address cannot be bound; the message names the flag and key to change.
-    pub async fn start(&mut self, want: &Want) -> anyhow::Result<()> {
+    /// When an address cannot be bound (the message names the flag and key to change), or TLS
+    /// files do not load.
+    pub async fn start(&mut self, config: &Config) -> anyhow::Result<()> {
+        let want = &Want::from_config(config, &self.files_dir);
         self.gate.set_limits(want.limits);
         self.gate.set_security(&want.security)?;
         let res = match self.rebind(Kind::Tcp, Some(want.tcp)).await {
@@ -261,7 +305,8 @@ impl Listeners {
                     let new = config.borrow_and_update().clone();
                     self.hub.set_max_subscribers(new.publish.max_subscribers);
                     self.hub.set_remodel_events(new.publish.remodel_events);
-                    if let Err(err) = self.apply(&Want::from_config(&new)).await {
+                    let want = Want::from_config(&new, &self.files_dir);
+                    if let Err(err) = self.apply(&want).await {
                         error!("{err:#}");
                     }
                 }
@@ -587,7 +632,7 @@ impl Drop for Ticket {
 
 /// Runs `handle` for every accepted connection that `gate` admits, until `stop`;
 /// survives descriptor exhaustion.
-pub(crate) async fn accept_loop<F>(
+pub async fn accept_loop<F>(
     listener: &TcpListener,
     stop: &CancellationToken,
     gate: &Gate,
@@ -794,10 +839,27 @@ mod tests {
     fn http_port_zero_wants_no_http() {
         let mut config = Config::default();
         config.http.port = 0;
-        assert_eq!(Want::from_config(&config).http, None);
+        let base = Path::new("/common");
+        assert_eq!(Want::from_config(&config, base).http, None);
         config.http.port = 9;
         config.http.bind = "127.0.0.2".parse().unwrap();
-        assert_eq!(Want::from_config(&config).http, Some("127.0.0.2:9".parse().unwrap()));
+        assert_eq!(Want::from_config(&config, base).http, Some("127.0.0.2:9".parse().unwrap()));
+    }
+
+    #[test]
+    fn tls_paths_resolve_in_the_files_dir() {
+        let mut config = Config::default();
+        config.tls.cert = Some("cert.pem".into());
+        config.tls.key = Some("/etc/ssl/key.pem".into());
+        config.tls.client_ca = Some("ca/clients.pem".into());
+        let want = Want::from_config(&config, Path::new("/var/snap/pocketses/common"));
+        let files = want.security.tls.unwrap();
+        assert_eq!(files.cert, Path::new("/var/snap/pocketses/common/cert.pem"));
+        assert_eq!(files.key, Path::new("/etc/ssl/key.pem"));
+        assert_eq!(
+            files.client_ca.unwrap(),
+            Path::new("/var/snap/pocketses/common/ca/clients.pem")
+        );
     }
 
     #[test]
