@@ -282,9 +282,10 @@ pub const KEYS: &[Key] = &[
         kind: "string",
         allowed: "must be 16 to 4096 printable ASCII characters without spaces",
         default: "",
-        doc: "bearer token: HTTP requests send `Authorization: Bearer TOKEN`, stream subscribers the first line `AUTH TOKEN` (unset: no token)",
+        doc: "bearer token: HTTP requests send `Authorization: Bearer TOKEN`, stream subscribers the first line `AUTH TOKEN` (unset: no token); `pocketses status` shows it as (hidden)",
         set: |c, _, v| token(v).map(|t| c.http.token = t),
-        get: |c| c.http.token.iter().map(|t| (String::new(), Value::from(t.as_str()))).collect(),
+        // Read back hidden: `pocketses status` (and a bug report pasting it) never shows the token.
+        get: |c| c.http.token.iter().map(|_| (String::new(), Value::from(HIDDEN))).collect(),
     },
     Key {
         name: "http.users.<user>",
@@ -642,6 +643,9 @@ fn path(value: &Value) -> Option<PathBuf> {
 fn paths(path: &Option<PathBuf>) -> Vec<(String, Value)> {
     path.iter().map(|p| (String::new(), Value::from(p.to_string_lossy().into_owned()))).collect()
 }
+
+/// What a secret key (`http.token`) reads back as, once set.
+pub const HIDDEN: &str = "(hidden)";
 
 /// A bearer token: 16 to 4096 visible ASCII characters, which an HTTP header and the stream's
 /// `AUTH` line both carry as they are.
@@ -1178,7 +1182,6 @@ mod tests {
     #[test]
     fn keys_without_default_read_back_what_they_stored() {
         let set = [
-            ("http.token", json!("0123456789abcdef")),
             ("http.users.alice", json!(HASH)),
             ("tls.cert", json!("c.pem")),
             ("tls.key", json!("/etc/k.pem")),
@@ -1191,6 +1194,11 @@ mod tests {
             assert_eq!(loaded.config.value_of(key), Some(value), "{key}");
             assert_eq!(loaded.source(key), Source::Flag);
         }
+        // The token is stored, and reads back hidden.
+        let token = [("http.token".to_string(), json!("0123456789abcdef"))];
+        let loaded = load(&Value::Null, &token).unwrap();
+        assert_eq!(loaded.config.http.token.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(loaded.config.value_of("http.token"), Some(json!(HIDDEN)));
         // Unset, they have no value, and nothing writes a default for them.
         let defaults = Config::default();
         assert_eq!(defaults.value_of("http.token"), None);
