@@ -10,6 +10,11 @@
 //! at once with a spare descriptor kept for that purpose), publishing to connected subscribers
 //! goes on, and accepting resumes by itself as soon as descriptors are free again.
 //!
+//! Admission is the [`Gate`], shared by both listeners: per-source counts (`limits.per-source`),
+//! the limits in force, refusals (counted by listener and reason, logged at most once per source
+//! per minute), and the TLS files and credentials for new connections ([`Secured`]). Changes to
+//! any of them apply to newcomers; nobody connected is dropped.
+//!
 //! Rebinding never loses the stream: the new address is bound before the old listener stops,
 //! and when the same port must be let go of first (same address, or a wildcard overlap) and the
 //! new bind still fails, the old address is bound again.
@@ -17,8 +22,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io;
-use std::net::IpAddr;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
