@@ -258,6 +258,10 @@ fn print_floor(f: &floor::FloorReport, c: &collect::CollectReport) {
         "{:<28} {:>7} {:>7.1} / {:>6.1}",
         "prometheus::encode", c.prometheus_bytes, c.prometheus.cpu_us, c.prometheus.wall_us
     );
+    println!(
+        "{:<28} {:>7} {:>7.1} / {:>6.1}",
+        "legacy::encode", c.legacy_bytes, c.legacy.cpu_us, c.legacy.wall_us
+    );
 }
 
 fn log_tail(path: &Path) -> String {
@@ -398,6 +402,8 @@ fn daemon_items_inner(args: &AllArgs, res: &mut Results) -> anyhow::Result<()> {
     .arg(&args.out)
     // The daemon's admission limit (default 10000) must not be what the largest run measures.
     .args(["--max-subscribers", &(max_n + 1000).to_string()])
+    // Every subscriber comes from 127.0.0.1: one source, so its limit (default 64) must go too.
+    .args(["--set", &format!("limits.per-source={}", max_n + 1000)])
     .env("RUST_LOG", "warn");
     println!("starting {cmd:?} (log: {})", log.display());
     let mut daemon = sys::Server::spawn("pocketses daemon", &mut cmd, &log)?;
