@@ -394,6 +394,8 @@ fn daemon_items_inner(args: &AllArgs, res: &mut Results) -> anyhow::Result<()> {
         &http_port.to_string(),
     ])
     .args(["--interval", &args.interval.to_string()])
+    .arg("--state-dir")
+    .arg(&args.out)
     // The daemon's admission limit (default 10000) must not be what the largest run measures.
     .args(["--max-subscribers", &(max_n + 1000).to_string()])
     .env("RUST_LOG", "warn");

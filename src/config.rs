@@ -3,10 +3,16 @@
 //! \[pure\] Values in, values out: reading snapd or flags happens at the edges
 //! (`daemon`, `hooks`, `status`), which hand the raw values to this module.
 //! snapd stores `snap set pocketses http.port=9000` as a nested document `{"http": {"port": 9000}}`;
-//! [`from_document`] flattens it to dotted keys, checks every key in [`KEYS`] and reports **all**
+//! [`load`] flattens it to dotted keys, checks every key against [`KEYS`] and reports **all**
 //! problems at once, each in snapd's grammar: `cannot set "interval": must be …, not "-1"`.
-//! Keys it does not know are accepted (snapd allows any key) and listed in [`Loaded::unknown`],
-//! so `pocketses status` can warn about them; `push.*` and `fleet.*` are reserved for later features.
+//!
+//! Sources, weakest first: the defaults, snapd's document, the daemon's command-line settings
+//! (`--set KEY=VALUE` and the shorthand flags, see [`Settings`]). Every source goes through the
+//! same [`KEYS`] table, so a key has one name, one check and one message wherever it is given.
+//! [`KEYS`] is the only list of keys: each entry carries the code that reads and writes it.
+//! Keys snapd holds that pocketses does not know are accepted (snapd allows any key) and listed in
+//! [`Loaded::unknown`], so `pocketses status` can warn about them; on the command line they are
+//! refused. `push.*` and `fleet.*` are reserved for later features.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,32 +20,15 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-/// Output shape of the published JSON.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Format {
-    /// The documented schema (`docs/metrics.md`).
-    #[default]
-    V1,
-    /// The exact shape of the original Python pocketses.
-    Legacy,
-}
-
-impl Format {
-    /// The config value (`v1`, `legacy`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Format::V1 => "v1",
-            Format::Legacy => "legacy",
-        }
-    }
-}
+/// JSON shape of the TCP stream: the one format enum of the crate, restricted to its line formats.
+pub use crate::metrics::encode::Format;
 
 /// Everything the daemon needs to run; `Config::default()` is the documented default set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Seconds between two collections (`interval`, 1–86400).
     pub interval: u32,
-    /// TCP port of the newline-delimited JSON stream (`port`).
+    /// TCP port of the newline-delimited JSON stream (`port`); 0 lets the kernel pick one.
     pub port: u16,
     /// Address the TCP stream listens on (`bind`).
     pub bind: IpAddr,
@@ -65,7 +54,7 @@ pub struct HttpConfig {
 pub struct PublishConfig {
     /// Subscribers beyond this number are refused (`publish.max-subscribers`).
     pub max_subscribers: usize,
-    /// JSON shape on the TCP stream (`publish.format`).
+    /// JSON shape on the TCP stream (`publish.format`): [`Format::Json`] or [`Format::Legacy`].
     pub format: Format,
     /// Remodel progress events also go to the TCP stream as lines (`publish.remodel-events`).
     pub remodel_events: bool,
@@ -100,7 +89,7 @@ impl Default for Config {
             http: HttpConfig { port: DEFAULT_HTTP_PORT, bind: any },
             publish: PublishConfig {
                 max_subscribers: DEFAULT_MAX_SUBSCRIBERS,
-                format: Format::V1,
+                format: Format::Json,
                 remodel_events: false,
             },
             log_level: "info".to_string(),
@@ -108,19 +97,74 @@ impl Default for Config {
     }
 }
 
-/// One documented configuration key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Stores a checked value into a [`Config`]; `None` when the value is not allowed.
+/// The `&str` is the name that fills the key's `<…>` segment (empty for plain keys).
+type Setter = fn(&mut Config, &str, &Value) -> Option<()>;
+/// Reads a key back from a [`Config`]: one `(segment, value)` per entry (one with an empty
+/// segment for plain keys; none when a `<…>` key has no entries).
+type Getter = fn(&Config) -> Vec<(String, Value)>;
+
+/// One documented configuration key: its name, its documentation, and the only code that reads
+/// and writes it. [`KEYS`] is the one list of keys; nothing else spells their names.
+#[derive(Clone, Copy)]
 pub struct Key {
-    /// Dotted name (`http.port`).
+    /// Dotted name (`http.port`); one segment may be a placeholder such as `<user>`.
     pub name: &'static str,
     /// JSON type snapd stores.
     pub kind: &'static str,
     /// Allowed values, as the error message says them.
     pub allowed: &'static str,
-    /// Default, as `snap get` prints it.
+    /// Default, as `snap get` prints it (empty when there is none).
     pub default: &'static str,
     /// What it does.
     pub doc: &'static str,
+    set: Setter,
+    get: Getter,
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Key").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Key {
+    /// Whether the dotted `key` is this key; returns what fills the placeholder (empty for plain keys).
+    pub fn matches<'a>(&self, key: &'a str) -> Option<&'a str> {
+        let mut filled = "";
+        let mut want = self.name.split('.');
+        let mut have = key.split('.');
+        loop {
+            match (want.next(), have.next()) {
+                (None, None) => return Some(filled),
+                (Some(w), Some(h)) if w.starts_with('<') && !h.is_empty() => filled = h,
+                (Some(w), Some(h)) if w == h => {}
+                _ => return None,
+            }
+        }
+    }
+
+    /// The dotted key for placeholder `segment` (the name itself for plain keys).
+    pub fn concrete(&self, segment: &str) -> String {
+        if segment.is_empty() {
+            return self.name.to_string();
+        }
+        self.name
+            .split('.')
+            .map(|part| if part.starts_with('<') { segment } else { part })
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+}
+
+fn one(value: impl Into<Value>) -> Vec<(String, Value)> {
+    vec![(String::new(), value.into())]
 }
 
 /// Every key pocketses reads, in documentation order.
@@ -131,13 +175,17 @@ pub const KEYS: &[Key] = &[
         allowed: "must be a whole number of seconds from 1 to 86400",
         default: "60",
         doc: "seconds between two metric collections",
+        set: |c, _, v| in_range(v, 1, i128::from(MAX_INTERVAL)).map(|n| c.interval = n),
+        get: |c| one(c.interval),
     },
     Key {
         name: "port",
         kind: "integer",
-        allowed: "must be a TCP port from 1 to 65535",
+        allowed: "must be a TCP port from 1 to 65535, or 0 for any free port",
         default: "8888",
-        doc: "TCP port of the newline-delimited JSON stream",
+        doc: "TCP port of the newline-delimited JSON stream (0: the kernel picks one, `pocketses status` shows it)",
+        set: |c, _, v| in_range(v, 0, 65_535).map(|n| c.port = n),
+        get: |c| one(c.port),
     },
     Key {
         name: "bind",
@@ -145,6 +193,8 @@ pub const KEYS: &[Key] = &[
         allowed: "must be an IPv4 or IPv6 address",
         default: "0.0.0.0",
         doc: "address the JSON stream listens on",
+        set: |c, _, v| address(v).map(|a| c.bind = a),
+        get: |c| one(c.bind.to_string()),
     },
     Key {
         name: "http.port",
@@ -152,6 +202,8 @@ pub const KEYS: &[Key] = &[
         allowed: "must be a TCP port from 1 to 65535, or 0 to turn HTTP off",
         default: "9188",
         doc: "TCP port of the HTTP endpoint (Prometheus text and JSON)",
+        set: |c, _, v| in_range(v, 0, 65_535).map(|n| c.http.port = n),
+        get: |c| one(c.http.port),
     },
     Key {
         name: "http.bind",
@@ -159,6 +211,8 @@ pub const KEYS: &[Key] = &[
         allowed: "must be an IPv4 or IPv6 address",
         default: "0.0.0.0",
         doc: "address the HTTP endpoint listens on",
+        set: |c, _, v| address(v).map(|a| c.http.bind = a),
+        get: |c| one(c.http.bind.to_string()),
     },
     Key {
         name: "publish.max-subscribers",
@@ -166,13 +220,24 @@ pub const KEYS: &[Key] = &[
         allowed: "must be a whole number from 1 to 1000000",
         default: "10000",
         doc: "stream subscribers beyond this number are refused",
+        set: |c, _, v| {
+            in_range(v, 1, MAX_SUBSCRIBERS as i128).map(|n| c.publish.max_subscribers = n)
+        },
+        get: |c| one(c.publish.max_subscribers),
     },
     Key {
         name: "publish.format",
         kind: "string",
-        allowed: "must be one of v1, legacy",
-        default: "v1",
-        doc: "JSON shape on the stream: v1 (documented schema) or legacy (the original pocketses)",
+        allowed: "must be one of json, legacy",
+        default: "json",
+        doc: "JSON shape on the stream: json (the documented schema `pocketses.metrics/v1`; `v1` is an old name for it) or legacy (the original pocketses)",
+        set: |c, _, v| {
+            text(v)
+                .and_then(|s| s.parse::<Format>().ok())
+                .filter(|f| f.is_line())
+                .map(|f| c.publish.format = f)
+        },
+        get: |c| one(c.publish.format.as_str()),
     },
     Key {
         name: "publish.remodel-events",
@@ -180,6 +245,8 @@ pub const KEYS: &[Key] = &[
         allowed: "must be true or false",
         default: "false",
         doc: "also write remodel progress events (`{\"event\":\"remodel\",…}`) as lines on the stream; SSE always carries them",
+        set: |c, _, v| boolean(v).map(|b| c.publish.remodel_events = b),
+        get: |c| one(c.publish.remodel_events),
     },
     Key {
         name: "log.level",
@@ -187,6 +254,10 @@ pub const KEYS: &[Key] = &[
         allowed: "must be one of error, warn, info, debug, trace",
         default: "info",
         doc: "daemon log level, applied live; `RUST_LOG`, when set, overrides it",
+        set: |c, _, v| {
+            text(v).filter(|s| LOG_LEVELS.contains(s)).map(|s| c.log_level = s.to_string())
+        },
+        get: |c| one(c.log_level.as_str()),
     },
     Key {
         name: SCHEMA_VERSION_KEY,
@@ -194,15 +265,26 @@ pub const KEYS: &[Key] = &[
         allowed: "must be a whole number from 1",
         default: "1",
         doc: "written by the post-refresh hook: the configuration schema of the installed revision; do not set",
+        set: |_, _, v| in_range::<u64>(v, 1, i128::from(u32::MAX)).map(drop),
+        get: |_| one(SCHEMA_VERSION),
     },
 ];
 
 /// Prefixes kept for features that come later; keys under them are accepted and not yet used.
 pub const RESERVED_PREFIXES: &[&str] = &["push", "fleet"];
 
-/// The documented key called `name`.
+/// The documented key that the dotted `name` is (`http.users.alice` is `http.users.<user>`).
 pub fn key(name: &str) -> Option<&'static Key> {
-    KEYS.iter().find(|k| k.name == name)
+    KEYS.iter().find(|k| k.matches(name).is_some())
+}
+
+/// Whether `name` is an object that holds documented keys (`http`, `publish`), not a key itself.
+fn is_group(name: &str) -> bool {
+    let have: Vec<&str> = name.split('.').collect();
+    KEYS.iter().any(|k| {
+        let want: Vec<&str> = k.name.split('.').collect();
+        want.len() > have.len() && want.iter().zip(&have).all(|(w, h)| w == h || w.starts_with('<'))
+    })
 }
 
 /// A value that cannot be used, in snapd's grammar.
@@ -227,13 +309,16 @@ fn quote(text: &str) -> String {
 }
 
 /// Where a value came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Source {
     /// The built-in default.
     Default,
     /// snapd's configuration (`snap set`).
     Snapd,
-    /// A command-line flag (outside a snap).
+    /// A command-line flag of the daemon (`--set KEY=VALUE`, `--port`, …).
     Flag,
 }
 
@@ -248,27 +333,39 @@ impl Source {
     }
 }
 
-/// Where each documented key's value came from.
-pub type Sources = BTreeMap<&'static str, Source>;
+/// Where each value's concrete dotted key came from; keys not listed are defaults.
+pub type Sources = BTreeMap<String, Source>;
 
 /// A checked configuration with provenance.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Loaded {
     /// The effective configuration.
     pub config: Config,
-    /// Source of each key in [`KEYS`].
+    /// Source of each concrete key set by snapd or a flag; the others are defaults.
     pub sources: Sources,
     /// Keys present in snapd that pocketses does not use (dotted).
     pub unknown: Vec<String>,
 }
 
-impl Default for Loaded {
-    fn default() -> Self {
-        Loaded {
-            config: Config::default(),
-            sources: KEYS.iter().map(|k| (k.name, Source::Default)).collect(),
-            unknown: Vec::new(),
-        }
+impl Loaded {
+    /// Where the concrete dotted `key` came from.
+    pub fn source(&self, key: &str) -> Source {
+        self.sources.get(key).copied().unwrap_or(Source::Default)
+    }
+
+    /// Every effective value, as `(concrete key, value, source)`, in [`KEYS`] order, without
+    /// `schema-version` (which is bookkeeping, not configuration).
+    pub fn effective(&self) -> Vec<(String, Value, Source)> {
+        KEYS.iter()
+            .filter(|k| k.name != SCHEMA_VERSION_KEY)
+            .flat_map(|k| {
+                (k.get)(&self.config).into_iter().map(|(segment, value)| {
+                    let name = k.concrete(&segment);
+                    let source = self.source(&name);
+                    (name, value, source)
+                })
+            })
+            .collect()
     }
 }
 
@@ -279,31 +376,63 @@ pub fn markdown_table() -> String {
     );
     for k in KEYS {
         let allowed = k.allowed.trim_start_matches("must be ");
+        let default =
+            if k.default.is_empty() { "none".to_string() } else { format!("`{}`", k.default) };
         out.push_str(&format!(
-            "| `{}` | {} | {} | `{}` | {} |\n",
-            k.name, k.kind, allowed, k.default, k.doc
+            "| `{}` | {} | {} | {} | {} |\n",
+            k.name, k.kind, allowed, default, k.doc
         ));
     }
     out
 }
 
-/// Command-line flags that override configuration (the snap's daemon is started without any).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Flags {
-    /// `--interval`.
-    pub interval: Option<u32>,
-    /// `--port`.
-    pub port: Option<u16>,
-    /// `--http-port`.
-    pub http_port: Option<u16>,
-    /// `--bind`: both listeners.
-    pub bind: Option<IpAddr>,
-    /// `--format`.
-    pub format: Option<Format>,
-    /// `--max-subscribers`.
-    pub max_subscribers: Option<usize>,
-    /// `--remodel-events`.
-    pub remodel_events: Option<bool>,
+/// Settings given on the daemon's command line, as `(dotted key, value)` in the order given.
+/// They are a configuration source like snapd: the same keys, the same checks, the same messages.
+pub type Settings = Vec<(String, Value)>;
+
+/// Parses one `--set KEY=VALUE`. The value is read as `snap set` reads it: JSON when it parses
+/// as JSON (`30`, `true`, `{"a":1}`), else the text itself (`v1`, `127.0.0.1`).
+///
+/// # Errors
+/// When there is no `=` or no key, in snapd's grammar.
+pub fn parse_setting(arg: &str) -> Result<(String, Value), String> {
+    let Some((key, value)) = arg.split_once('=') else {
+        return Err(format!("invalid configuration: {} (want key=value)", quote(arg)));
+    };
+    let key = key.trim();
+    if key.is_empty() || key.split('.').any(str::is_empty) {
+        return Err(format!("invalid option name: {}", quote(key)));
+    }
+    let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()));
+    Ok((key.to_string(), value))
+}
+
+/// Nests dotted settings into a document like snapd's (`http.port=1` → `{"http":{"port":1}}`);
+/// a later setting of the same key wins.
+pub fn document_of(settings: &[(String, Value)]) -> Value {
+    fn insert(map: &mut serde_json::Map<String, Value>, parts: &[&str], value: &Value) {
+        match parts {
+            [] => {}
+            [last] => {
+                map.insert((*last).to_string(), value.clone());
+            }
+            [first, rest @ ..] => {
+                let slot = map.entry((*first).to_string()).or_insert(Value::Null);
+                if !slot.is_object() {
+                    *slot = Value::Object(serde_json::Map::new());
+                }
+                if let Value::Object(inner) = slot {
+                    insert(inner, rest, value);
+                }
+            }
+        }
+    }
+    let mut doc = serde_json::Map::new();
+    for (key, value) in settings {
+        let parts: Vec<&str> = key.split('.').collect();
+        insert(&mut doc, &parts, value);
+    }
+    Value::Object(doc)
 }
 
 /// Flattens a nested snapd document into dotted leaf keys (`{"http":{"port":1}}` → `http.port`).
@@ -375,70 +504,70 @@ fn text(value: &Value) -> Option<&str> {
     value.as_str()
 }
 
-/// Reads the snapd document: the checked configuration, or every problem found.
-///
-/// # Errors
-/// All the problems, one per bad key, in [`KEYS`] order.
-pub fn from_document(doc: &Value) -> Result<Loaded, Vec<Problem>> {
+fn address(value: &Value) -> Option<IpAddr> {
+    text(value).and_then(|s| s.parse().ok())
+}
+
+/// Applies one source's document on top of `loaded`, recording `source` for each key it sets;
+/// pushes every problem. Unknown keys are kept in `unknown` when `source` is snapd and refused
+/// when it is a flag (a typo on a command line is not a key for later).
+fn layer(loaded: &mut Loaded, doc: &Value, source: Source, problems: &mut Vec<Problem>) {
     let flat = flatten(doc);
-    let mut loaded = Loaded::default();
-    let mut problems = Vec::new();
-    // A scalar where an object of keys belongs (`snap set pocketses http=5`).
-    for prefix in ["http", "publish", "log"] {
-        if let Some(value) = flat.get(prefix) {
+    for (name, value) in &flat {
+        if is_group(name) {
+            // A scalar where an object of keys belongs (`snap set pocketses http=5`).
             let names: Vec<&str> = KEYS
                 .iter()
-                .filter(|k| k.name.starts_with(&format!("{prefix}.")))
+                .filter(|k| {
+                    let want: Vec<&str> = k.name.split('.').collect();
+                    let have: Vec<&str> = name.split('.').collect();
+                    want.len() > have.len()
+                        && want.iter().zip(&have).all(|(w, h)| w == h || w.starts_with('<'))
+                })
                 .map(|k| k.name)
                 .collect();
             problems.push(Problem {
-                key: prefix.to_string(),
+                key: name.clone(),
                 allowed: format!("must hold the keys {}", names.join(", ")),
                 given: given(value),
             });
+            continue;
         }
-    }
-    for spec in KEYS {
-        let Some(value) = flat.get(spec.name) else { continue };
-        let config = &mut loaded.config;
-        let ok = match spec.name {
-            "interval" => in_range(value, 1, i128::from(MAX_INTERVAL)).map(|v| config.interval = v),
-            "port" => in_range(value, 1, 65_535).map(|v| config.port = v),
-            "bind" => text(value).and_then(|s| s.parse().ok()).map(|v| config.bind = v),
-            "http.port" => in_range(value, 0, 65_535).map(|v| config.http.port = v),
-            "http.bind" => text(value).and_then(|s| s.parse().ok()).map(|v| config.http.bind = v),
-            "publish.max-subscribers" => in_range(value, 1, MAX_SUBSCRIBERS as i128)
-                .map(|v| config.publish.max_subscribers = v),
-            "publish.format" => match text(value) {
-                Some("v1") => Some(Format::V1),
-                Some("legacy") => Some(Format::Legacy),
-                _ => None,
+        let Some((spec, segment)) = KEYS.iter().find_map(|k| k.matches(name).map(|s| (k, s)))
+        else {
+            if source == Source::Flag {
+                problems.push(Problem {
+                    key: name.clone(),
+                    allowed: "must be a known key (see `pocketses daemon --help`)".to_string(),
+                    given: given(value),
+                });
+            } else {
+                loaded.unknown.push(name.clone());
             }
-            .map(|v| config.publish.format = v),
-            "publish.remodel-events" => boolean(value).map(|v| config.publish.remodel_events = v),
-            "log.level" => text(value)
-                .filter(|s| LOG_LEVELS.contains(s))
-                .map(|s| config.log_level = s.to_string()),
-            SCHEMA_VERSION_KEY => in_range::<u64>(value, 1, i128::from(u32::MAX)).map(drop),
-            _ => Some(()),
+            continue;
         };
-        match ok {
+        match (spec.set)(&mut loaded.config, segment, value) {
             Some(()) => {
-                loaded.sources.insert(spec.name, Source::Snapd);
+                loaded.sources.insert(name.clone(), source);
             }
             None => problems.push(Problem {
-                key: spec.name.to_string(),
+                key: name.clone(),
                 allowed: spec.allowed.to_string(),
                 given: given(value),
             }),
         }
     }
+}
+
+/// Rules that span keys, checked on the merged result.
+fn cross_check(loaded: &Loaded, problems: &mut Vec<Problem>) {
     let config = &loaded.config;
-    if problems.is_empty() && config.http.port != 0 && config.http.port == config.port {
-        let http_given = flat.contains_key("http.port");
+    if config.http.port != 0 && config.http.port == config.port {
+        // Blame the key set last by the stronger source, else `http.port`.
+        let http_set = loaded.source("http.port") >= loaded.source("port");
         problems.push(Problem {
-            key: if http_given { "http.port" } else { "port" }.to_string(),
-            allowed: if http_given {
+            key: if http_set { "http.port" } else { "port" }.to_string(),
+            allowed: if http_set {
                 format!("must differ from \"port\" ({})", config.port)
             } else {
                 format!("must differ from \"http.port\" ({})", config.http.port)
@@ -446,15 +575,38 @@ pub fn from_document(doc: &Value) -> Result<Loaded, Vec<Problem>> {
             given: config.port.to_string(),
         });
     }
-    if !problems.is_empty() {
-        return Err(problems);
+}
+
+/// Reads the configuration from its sources: defaults, then snapd's document, then the daemon's
+/// command-line settings (which win). Both sources pass the same checks.
+///
+/// # Errors
+/// Every problem of every source, snapd's first, each in its source's key order.
+pub fn load(snapd: &Value, flags: &[(String, Value)]) -> Result<Loaded, Vec<Problem>> {
+    let mut loaded = Loaded::default();
+    let mut problems = Vec::new();
+    layer(&mut loaded, snapd, Source::Snapd, &mut problems);
+    layer(&mut loaded, &document_of(flags), Source::Flag, &mut problems);
+    if problems.is_empty() {
+        cross_check(&loaded, &mut problems);
     }
-    loaded.unknown = flat
-        .keys()
-        .filter(|k| key(k).is_none() && !["http", "publish", "log"].contains(&k.as_str()))
-        .cloned()
-        .collect();
-    Ok(loaded)
+    // Report in KEYS order, as the configure hook always has.
+    problems.sort_by_key(|p| {
+        KEYS.iter().position(|k| k.matches(&p.key).is_some()).unwrap_or(usize::MAX)
+    });
+    if problems.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Reads the snapd document alone: the checked configuration, or every problem found.
+///
+/// # Errors
+/// All the problems, one per bad key, in [`KEYS`] order.
+pub fn from_document(doc: &Value) -> Result<Loaded, Vec<Problem>> {
+    load(doc, &[])
 }
 
 /// Every problem in the document (empty when valid).
@@ -467,78 +619,11 @@ pub fn is_reserved(key: &str) -> bool {
     RESERVED_PREFIXES.iter().any(|p| key == *p || key.starts_with(&format!("{p}.")))
 }
 
-impl Loaded {
-    /// Applies command-line flags on top (they win over snapd and defaults).
-    #[must_use]
-    pub fn with_flags(mut self, flags: &Flags) -> Self {
-        if let Some(interval) = flags.interval {
-            self.config.interval = interval;
-            self.sources.insert("interval", Source::Flag);
-        }
-        if let Some(port) = flags.port {
-            self.config.port = port;
-            self.sources.insert("port", Source::Flag);
-        }
-        if let Some(port) = flags.http_port {
-            self.config.http.port = port;
-            self.sources.insert("http.port", Source::Flag);
-        }
-        if let Some(bind) = flags.bind {
-            self.config.bind = bind;
-            self.config.http.bind = bind;
-            self.sources.insert("bind", Source::Flag);
-            self.sources.insert("http.bind", Source::Flag);
-        }
-        if let Some(format) = flags.format {
-            self.config.publish.format = format;
-            self.sources.insert("publish.format", Source::Flag);
-        }
-        if let Some(max) = flags.max_subscribers {
-            self.config.publish.max_subscribers = max;
-            self.sources.insert("publish.max-subscribers", Source::Flag);
-        }
-        if let Some(on) = flags.remodel_events {
-            self.config.publish.remodel_events = on;
-            self.sources.insert("publish.remodel-events", Source::Flag);
-        }
-        self
-    }
-}
-
-/// Checks flag values with the same rules as snapd values.
-///
-/// # Errors
-/// Every bad flag, named like the key it overrides.
-pub fn check_flags(flags: &Flags) -> Result<(), Vec<Problem>> {
-    let mut doc = serde_json::Map::new();
-    if let Some(interval) = flags.interval {
-        doc.insert("interval".into(), Value::from(interval));
-    }
-    if let Some(port) = flags.port {
-        doc.insert("port".into(), Value::from(port));
-    }
-    if let Some(max) = flags.max_subscribers {
-        doc.insert("publish".into(), serde_json::json!({"max-subscribers": max}));
-    }
-    from_document(&Value::Object(doc)).map(drop)
-}
-
 impl Config {
-    /// The value of a documented key, as snapd would store it.
-    pub fn value_of(&self, key: &str) -> Option<Value> {
-        Some(match key {
-            "interval" => Value::from(self.interval),
-            "port" => Value::from(self.port),
-            "bind" => Value::from(self.bind.to_string()),
-            "http.port" => Value::from(self.http.port),
-            "http.bind" => Value::from(self.http.bind.to_string()),
-            "publish.max-subscribers" => Value::from(self.publish.max_subscribers),
-            "publish.format" => Value::from(self.publish.format.as_str()),
-            "publish.remodel-events" => Value::from(self.publish.remodel_events),
-            "log.level" => Value::from(self.log_level.as_str()),
-            SCHEMA_VERSION_KEY => Value::from(SCHEMA_VERSION),
-            _ => return None,
-        })
+    /// The value of a documented concrete key, as snapd would store it.
+    pub fn value_of(&self, name: &str) -> Option<Value> {
+        let (spec, segment) = KEYS.iter().find_map(|k| k.matches(name).map(|s| (k, s)))?;
+        (spec.get)(self).into_iter().find(|(s, _)| s == segment).map(|(_, v)| v)
     }
 }
 
@@ -611,8 +696,9 @@ mod tests {
     fn empty_document_is_the_defaults() {
         let loaded = from_document(&json!({})).unwrap();
         assert_eq!(loaded.config, Config::default());
-        assert!(loaded.sources.values().all(|s| *s == Source::Default));
-        assert_eq!(loaded.sources.len(), KEYS.len());
+        assert!(loaded.sources.is_empty());
+        assert!(loaded.effective().iter().all(|(_, _, s)| *s == Source::Default));
+        assert_eq!(loaded.effective().len(), KEYS.len() - 1, "all but schema-version");
     }
 
     #[test]
@@ -632,7 +718,7 @@ mod tests {
         assert_eq!(c.publish.format, Format::Legacy);
         assert!(c.publish.remodel_events);
         assert_eq!(c.log_level, "debug");
-        assert!(loaded.sources.values().all(|s| *s == Source::Snapd));
+        assert!(loaded.effective().iter().all(|(_, _, s)| *s == Source::Snapd));
         assert!(loaded.unknown.is_empty());
     }
 
@@ -672,16 +758,16 @@ mod tests {
                 r#"cannot set "interval": must be a whole number of seconds from 1 to 86400, not "true""#,
             ),
             (
-                json!({"port": 0}),
-                r#"cannot set "port": must be a TCP port from 1 to 65535, not "0""#,
+                json!({"port": -1}),
+                r#"cannot set "port": must be a TCP port from 1 to 65535, or 0 for any free port, not "-1""#,
             ),
             (
                 json!({"port": 65536}),
-                r#"cannot set "port": must be a TCP port from 1 to 65535, not "65536""#,
+                r#"cannot set "port": must be a TCP port from 1 to 65535, or 0 for any free port, not "65536""#,
             ),
             (
                 json!({"port": "http"}),
-                r#"cannot set "port": must be a TCP port from 1 to 65535, not "http""#,
+                r#"cannot set "port": must be a TCP port from 1 to 65535, or 0 for any free port, not "http""#,
             ),
             (
                 json!({"bind": "localhost"}),
@@ -717,11 +803,11 @@ mod tests {
             ),
             (
                 json!({"publish": {"format": "v2"}}),
-                r#"cannot set "publish.format": must be one of v1, legacy, not "v2""#,
+                r#"cannot set "publish.format": must be one of json, legacy, not "v2""#,
             ),
             (
                 json!({"publish": {"format": ["v1"]}}),
-                r#"cannot set "publish.format": must be one of v1, legacy, not "[\"v1\"]""#,
+                r#"cannot set "publish.format": must be one of json, legacy, not "[\"v1\"]""#,
             ),
             (
                 json!({"publish": "x"}),
@@ -772,7 +858,7 @@ mod tests {
     #[test]
     fn all_problems_are_reported() {
         let got = problems(
-            json!({"interval": -1, "port": 0, "log": {"level": "x"}, "publish": {"format": "y"}}),
+            json!({"interval": -1, "port": -1, "log": {"level": "x"}, "publish": {"format": "y"}}),
         );
         assert_eq!(got.len(), 4, "{got:?}");
         assert!(got[0].starts_with(r#"cannot set "interval""#));
@@ -788,17 +874,103 @@ mod tests {
         assert!(is_reserved("push.url") && !is_reserved("pushy"));
     }
 
+    fn set(args: &[&str]) -> Settings {
+        args.iter().map(|a| parse_setting(a).unwrap()).collect()
+    }
+
     #[test]
-    fn flags_win_and_are_checked() {
-        let loaded = from_document(&json!({"interval": 30})).unwrap();
-        let flags = Flags { interval: Some(5), ..Flags::default() };
-        let loaded = loaded.with_flags(&flags);
+    fn flags_win_and_are_checked_like_snapd() {
+        let loaded = load(&json!({"interval": 30, "port": 7000}), &set(&["interval=5"])).unwrap();
         assert_eq!(loaded.config.interval, 5);
-        assert_eq!(loaded.sources["interval"], Source::Flag);
-        assert_eq!(loaded.sources["port"], Source::Default);
-        assert!(check_flags(&flags).is_ok());
-        let bad = check_flags(&Flags { interval: Some(0), ..Flags::default() }).unwrap_err();
-        assert_eq!(bad[0].key, "interval");
+        assert_eq!(loaded.config.port, 7000);
+        assert_eq!(loaded.source("interval"), Source::Flag);
+        assert_eq!(loaded.source("port"), Source::Snapd);
+        assert_eq!(loaded.source("bind"), Source::Default);
+        // The same message as `snap set pocketses interval=0`.
+        let bad = load(&Value::Null, &set(&["interval=0"])).unwrap_err();
+        assert_eq!(
+            bad[0].to_string(),
+            r#"cannot set "interval": must be a whole number of seconds from 1 to 86400, not "0""#
+        );
+        assert_eq!(
+            load(&Value::Null, &set(&["publish.max-subscribers=0"])).unwrap_err()[0].key,
+            "publish.max-subscribers"
+        );
+    }
+
+    #[test]
+    fn flag_problems_come_with_snapd_problems_and_cross_checks_see_both() {
+        let bad = load(&json!({"interval": -1}), &set(&["port=x"])).unwrap_err();
+        let keys: Vec<&str> = bad.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["interval", "port"]);
+        // snapd's http.port and a flag's port collide: the flag is the one to blame.
+        let clash = load(&json!({"http": {"port": 9000}}), &set(&["port=9000"])).unwrap_err();
+        assert_eq!(
+            clash[0].to_string(),
+            r#"cannot set "port": must differ from "http.port" (9000), not "9000""#
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_on_the_command_line_only() {
+        let bad = load(&Value::Null, &set(&["colour=red"])).unwrap_err();
+        assert_eq!(
+            bad[0].to_string(),
+            r#"cannot set "colour": must be a known key (see `pocketses daemon --help`), not "red""#
+        );
+        assert_eq!(from_document(&json!({"colour": "red"})).unwrap().unknown, ["colour"]);
+        let group = load(&Value::Null, &set(&["http=5"])).unwrap_err();
+        assert_eq!(group[0].key, "http");
+    }
+
+    #[test]
+    fn settings_parse_like_snap_set() {
+        assert_eq!(parse_setting("interval=30").unwrap(), ("interval".into(), json!(30)));
+        assert_eq!(parse_setting("bind=127.0.0.1").unwrap(), ("bind".into(), json!("127.0.0.1")));
+        assert_eq!(parse_setting("a.b={\"c\":1}").unwrap(), ("a.b".into(), json!({"c": 1})));
+        assert_eq!(parse_setting("x=").unwrap(), ("x".into(), json!("")));
+        assert_eq!(parse_setting("x=a=b").unwrap(), ("x".into(), json!("a=b")));
+        assert!(parse_setting("interval").unwrap_err().contains("want key=value"));
+        assert!(parse_setting("=1").is_err());
+        assert!(parse_setting("a..b=1").is_err());
+        assert_eq!(
+            document_of(&set(&["http.port=1", "http.bind=::1", "interval=2", "interval=3"])),
+            json!({"http": {"port": 1, "bind": "::1"}, "interval": 3})
+        );
+    }
+
+    #[test]
+    fn every_key_reads_back_what_it_stored() {
+        // The table is the one list: each entry's setter and getter agree.
+        let c = Config::default();
+        for k in KEYS.iter().filter(|k| !k.name.contains('<')) {
+            let value = c.value_of(k.name).unwrap_or_else(|| panic!("{} has no value", k.name));
+            let loaded = load(&Value::Null, &[(k.name.to_string(), value.clone())]).unwrap();
+            assert_eq!(loaded.config.value_of(k.name), Some(value), "{}", k.name);
+            assert_eq!(loaded.source(k.name), Source::Flag);
+        }
+    }
+
+    #[test]
+    fn placeholder_keys_match_one_segment() {
+        let spec = Key { name: "http.users.<user>", ..KEYS[0] };
+        assert_eq!(spec.matches("http.users.alice"), Some("alice"));
+        assert_eq!(spec.matches("http.users"), None);
+        assert_eq!(spec.matches("http.users.a.b"), None);
+        assert_eq!(spec.concrete("bob"), "http.users.bob");
+        assert_eq!(KEYS[0].matches("interval"), Some(""));
+        assert_eq!(KEYS[0].concrete(""), "interval");
+    }
+
+    #[test]
+    fn stream_format_takes_json_its_old_name_and_legacy_only() {
+        let get = |v: &str| {
+            from_document(&json!({"publish": {"format": v}})).map(|l| l.config.publish.format)
+        };
+        assert_eq!(get("json"), Ok(Format::Json));
+        assert_eq!(get("v1"), Ok(Format::Json));
+        assert_eq!(get("legacy"), Ok(Format::Legacy));
+        assert!(get("prometheus").is_err());
     }
 
     #[test]
@@ -884,7 +1056,7 @@ mod tests {
         fn valid_values_load_exactly(interval in 1u32..=86_400, port in 1u16..=65_535, http in 0u16..=65_535,
                                      max in 1usize..=1_000_000, legacy in proptest::bool::ANY) {
             proptest::prop_assume!(http == 0 || http != port);
-            let format = if legacy { "legacy" } else { "v1" };
+            let format = if legacy { "legacy" } else { "json" };
             let doc = json!({"interval": interval, "port": port, "http": {"port": http},
                 "publish": {"max-subscribers": max, "format": format}});
             let c = from_document(&doc).unwrap().config;

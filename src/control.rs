@@ -22,15 +22,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt as _, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::config::{self, Config, Flags, Loaded};
-use crate::snapd::conf::{ConfigSource, Via};
+use crate::config::{self, Config, Loaded, Settings};
+use crate::error::describe_io;
+use crate::snapd::conf::ConfigSource;
+pub use crate::snapd::conf::Via;
 
 /// Overrides the control socket path (tests, running outside a snap).
 pub const SOCKET_ENV: &str = "POCKETSES_CONTROL_SOCKET";
@@ -40,6 +42,8 @@ pub const SOCKET_NAME: &str = "control.sock";
 pub const MAX_LINE: usize = 1 << 20;
 /// Time limit of one client call.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the daemon waits for a client's request line before hanging up.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Whether the daemon reads its configuration from snapd: inside a snap, or when a snapd socket
 /// is named explicitly (`POCKETSES_SNAPD_SOCKET`).
@@ -47,14 +51,11 @@ pub fn uses_snapd(source: &ConfigSource) -> bool {
     source.in_snap() || std::env::var_os(crate::snapd::SNAPD_SOCKET_ENV).is_some()
 }
 
-/// The control socket path: `POCKETSES_CONTROL_SOCKET`, else `$SNAP_DATA/control.sock`, else none.
-pub fn socket_path() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os(SOCKET_ENV).filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(path));
-    }
-    std::env::var_os("SNAP_DATA")
-        .filter(|p| !p.is_empty())
-        .map(|dir| PathBuf::from(dir).join(SOCKET_NAME))
+/// The control socket path: `POCKETSES_CONTROL_SOCKET`, else `control.sock` in the state
+/// directory ([`crate::paths::state_dir`]), which the daemon and the CLI agree on, in a snap or not.
+pub fn socket_path() -> PathBuf {
+    crate::paths::env_path(SOCKET_ENV)
+        .unwrap_or_else(|| crate::paths::state_dir().join(SOCKET_NAME))
 }
 
 /// A control request.
@@ -99,12 +100,92 @@ impl Reply {
     }
 }
 
+/// One effective configuration value in a `state` reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigValue {
+    /// Dotted key.
+    pub key: String,
+    /// Value, as snapd stores it.
+    pub value: Value,
+    /// Where it came from.
+    pub source: config::Source,
+}
+
+/// Where the daemon's listeners are bound (real ports, also when 0 was asked for).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listening {
+    /// The TCP line stream.
+    pub tcp: Option<std::net::SocketAddr>,
+    /// The HTTP endpoint, `None` when disabled.
+    pub http: Option<std::net::SocketAddr>,
+}
+
+impl std::fmt::Display for Listening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show =
+            |addr: Option<std::net::SocketAddr>| addr.map_or("off".to_string(), |a| a.to_string());
+        write!(f, "tcp={} http={}", show(self.tcp), show(self.http))
+    }
+}
+
+/// The `state` reply: what `pocketses status` shows of a running daemon. The daemon writes it and
+/// `status` reads it with this one type.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct State {
+    /// Process id.
+    pub pid: u32,
+    /// Start time, seconds since the epoch.
+    pub started: u64,
+    /// How snapd's configuration is read (`rest`, `snapctl`), `None` when snapd is not a source.
+    pub config_via: Option<Via>,
+    /// Every effective value, in key-table order.
+    pub config: Vec<ConfigValue>,
+    /// Keys in snapd that pocketses does not use.
+    pub unknown_keys: Vec<String>,
+    /// Configurations applied since start.
+    pub reloads: u64,
+    /// When the last one was applied.
+    pub last_reload: Option<u64>,
+    /// The last configuration error (snapd unreachable, invalid document).
+    pub last_error: Option<String>,
+    /// Where the listeners are bound, once they are.
+    #[serde(default)]
+    pub listening: Option<Listening>,
+}
+
 /// Decodes one request line. \[pure\]
 ///
 /// # Errors
 /// A message in snapd's grammar when the line is not a request.
 pub fn decode_request(line: &str) -> Result<Request, String> {
-    serde_json::from_str(line.trim()).map_err(|err| format!("cannot decode control request: {err}"))
+    let req: Request = serde_json::from_str(line.trim())
+        .map_err(|err| format!("cannot decode control request: {err}"))?;
+    if let Request::Reload { config: Some(doc) } = &req {
+        if !doc.is_object() {
+            return Err(format!(
+                "cannot decode control request: \"config\" must be an object of keys, not {doc}"
+            ));
+        }
+    }
+    Ok(req)
+}
+
+/// Decodes the bytes of one request line, which may not be text. \[pure\]
+///
+/// # Errors
+/// As [`decode_request`], and when the bytes are not UTF-8 or have no end of line.
+pub fn decode_request_bytes(line: &[u8]) -> Result<Request, String> {
+    if line.last() != Some(&b'\n') {
+        return Err(if line.len() >= MAX_LINE {
+            format!("cannot decode control request: longer than {MAX_LINE} bytes")
+        } else {
+            "cannot decode control request: incomplete line".to_string()
+        });
+    }
+    let text = std::str::from_utf8(line)
+        .map_err(|_| "cannot decode control request: not UTF-8 text".to_string())?;
+    decode_request(text)
 }
 
 /// Encodes a value as one line. \[pure\]
@@ -154,12 +235,19 @@ pub async fn call(path: &Path, req: &Request, timeout: Duration) -> Result<Value
             Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
                 return Err(io("the control socket is root-only (try with sudo)".to_string()));
             }
-            Err(err) => return Err(io(err.to_string())),
+            Err(err) => return Err(io(describe_io(&err))),
         };
         let (read, mut write) = stream.into_split();
-        write.write_all(encode_line(req).as_bytes()).await.map_err(|e| io(e.to_string()))?;
+        // A daemon that refuses us answers before reading: its reply is worth more than our
+        // failed write, so read it before reporting the write.
+        let sent = write.write_all(encode_line(req).as_bytes()).await;
         let mut line = String::new();
-        BufReader::new(read).read_line(&mut line).await.map_err(|e| io(e.to_string()))?;
+        let got = BufReader::new(read).read_line(&mut line).await;
+        match (sent, got) {
+            (_, Ok(n)) if n > 0 => {}
+            (Err(err), _) | (Ok(()), Err(err)) => return Err(io(describe_io(&err))),
+            (Ok(()), Ok(_)) => return Err(io("the daemon closed the connection".to_string())),
+        }
         let reply: Reply =
             serde_json::from_str(&line).map_err(|e| io(format!("bad reply: {e}")))?;
         if reply.ok {
@@ -182,33 +270,78 @@ pub trait Handler: Send + Sync {
     ) -> Pin<Box<dyn std::future::Future<Output = Result<Value, String>> + Send + '_>>;
 }
 
-/// Binds the socket, replacing a stale one, with mode 0600.
+/// A bound control socket: the listener, and which file is ours to remove.
+#[derive(Debug)]
+pub struct Bound {
+    listener: UnixListener,
+    path: PathBuf,
+    /// Device and inode of the socket file we made: we remove that file and no other.
+    id: (u64, u64),
+}
+
+impl Bound {
+    /// The socket's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Removes the socket file if it is still the one we made (another daemon may have replaced it).
+    pub fn remove(&self) {
+        if file_id(&self.path) == Some(self.id) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Binds the socket with mode 0600, replacing a stale one (a socket file nobody listens on).
+/// A socket that answers belongs to a running daemon: it is left alone and binding fails.
 ///
 /// # Errors
-/// When the directory is missing or the socket cannot be bound.
-pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+/// `AddrInUse` when another daemon listens there; otherwise when the directory cannot be made or
+/// the socket cannot be bound.
+pub fn bind(path: &Path) -> std::io::Result<Bound> {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if meta.file_type().is_socket() {
-            std::fs::remove_file(path)?;
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(_) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::AddrInUse,
+                        "another pocketses daemon is running (its control socket answers)",
+                    ))
+                }
+                // Nobody listens: a socket left by a daemon that was killed.
+                Err(err) if err.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    std::fs::remove_file(path)?;
+                }
+                Err(err) => return Err(err),
+            }
         }
     }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        }
+    }
+    // Between bind and chmod the peer check in `serve` keeps other users out.
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(listener)
+    let id = file_id(path).ok_or_else(|| std::io::Error::other("control socket vanished"))?;
+    Ok(Bound { listener, path: path.to_path_buf(), id })
 }
 
-/// Serves requests until `shutdown`; removes the socket file on the way out.
-pub async fn serve(
-    listener: UnixListener,
-    path: PathBuf,
-    handler: Arc<dyn Handler>,
-    shutdown: CancellationToken,
-) {
-    let owner = {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(&path).map(|m| m.uid()).ok()
-    };
+use std::os::unix::fs::DirBuilderExt as _;
+
+/// Serves requests until `shutdown`; removes the socket file on the way out if it is still ours.
+pub async fn serve(bound: Bound, handler: Arc<dyn Handler>, shutdown: CancellationToken) {
+    // The daemon's own uid may talk to it, and root.
+    let owner = crate::paths::effective_uid();
+    let listener = &bound.listener;
     loop {
         let stream = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -221,10 +354,11 @@ pub async fn serve(
                 }
             },
         };
-        // Mode 0600 already keeps others out; the peer check also covers a socket made in a laxer umask.
-        let allowed = match (stream.peer_cred(), owner) {
-            (Ok(cred), Some(owner)) => cred.uid() == 0 || cred.uid() == owner,
-            _ => false,
+        // Mode 0600 already keeps others out; the peer check (SO_PEERCRED) also covers a socket
+        // whose mode someone widened.
+        let allowed = match stream.peer_cred() {
+            Ok(cred) => cred.uid() == 0 || cred.uid() == owner,
+            Err(_) => false,
         };
         let handler = handler.clone();
         tokio::spawn(async move {
@@ -233,7 +367,7 @@ pub async fn serve(
             }
         });
     }
-    let _ = std::fs::remove_file(&path);
+    bound.remove();
 }
 
 async fn connection(
@@ -243,24 +377,37 @@ async fn connection(
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read.take(MAX_LINE as u64));
-    let mut line = String::new();
-    reader.read_line(&mut line).await?;
+    let mut line = Vec::new();
     let reply = if !allowed {
-        Reply::from_result(Err("access denied".to_string()))
+        Reply::from_result(Err(
+            "access denied: only root and the daemon's user may use the control socket".to_string(),
+        ))
     } else {
-        match decode_request(&line) {
-            Ok(req) => Reply::from_result(handler.handle(req).await),
-            Err(err) => Reply::from_result(Err(err)),
+        match tokio::time::timeout(READ_TIMEOUT, reader.read_until(b'\n', &mut line)).await {
+            Err(_) => Reply::from_result(Err(format!(
+                "cannot decode control request: no complete line within {}s",
+                READ_TIMEOUT.as_secs()
+            ))),
+            Ok(res) => {
+                res?;
+                match decode_request_bytes(&line) {
+                    Ok(req) => Reply::from_result(handler.handle(req).await),
+                    Err(err) => Reply::from_result(Err(err)),
+                }
+            }
         }
     };
-    write.write_all(encode_line(&reply).as_bytes()).await?;
-    write.shutdown().await
+    let write_reply = async {
+        write.write_all(encode_line(&reply).as_bytes()).await?;
+        write.shutdown().await
+    };
+    tokio::time::timeout(READ_TIMEOUT, write_reply)
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
 }
 
-use tokio::io::AsyncReadExt as _;
-
-/// Extra state the daemon adds to `state` replies (listeners, subscribers, …).
-pub type StateFn = Box<dyn Fn() -> Value + Send + Sync>;
+/// Where the daemon's listeners are, for `state` replies.
+pub type StateFn = Box<dyn Fn() -> Listening + Send + Sync>;
 
 #[derive(Debug)]
 struct ServiceState {
@@ -276,7 +423,7 @@ struct ServiceState {
 /// answers the control socket.
 pub struct ConfigService {
     source: ConfigSource,
-    flags: Flags,
+    settings: Settings,
     tx: watch::Sender<Config>,
     state: Mutex<ServiceState>,
     extra: Option<StateFn>,
@@ -294,12 +441,17 @@ fn now_secs() -> u64 {
 }
 
 impl ConfigService {
-    /// A service that sends configurations to `tx`; `flags` win over snapd.
-    pub fn new(source: ConfigSource, flags: Flags, tx: watch::Sender<Config>) -> Self {
-        let loaded = Loaded::default().with_flags(&flags);
+    /// A service that sends configurations to `tx`; the command-line `settings` win over snapd.
+    /// `loaded` is what the daemon starts on (defaults and `settings`, already checked).
+    pub fn new(
+        source: ConfigSource,
+        settings: Settings,
+        loaded: Loaded,
+        tx: watch::Sender<Config>,
+    ) -> Self {
         ConfigService {
             source,
-            flags,
+            settings,
             tx,
             state: Mutex::new(ServiceState {
                 via: None,
@@ -361,9 +513,9 @@ impl ConfigService {
     }
 
     fn check(&self, doc: &Value) -> Result<Loaded, String> {
-        config::from_document(doc).map(|loaded| loaded.with_flags(&self.flags)).map_err(
-            |problems| problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"),
-        )
+        config::load(doc, &self.settings).map_err(|problems| {
+            problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+        })
     }
 
     /// Reads snapd (detecting the source the first time) and applies the result.
@@ -433,35 +585,49 @@ impl ConfigService {
     }
 
     /// The `state` reply.
-    pub fn state_json(&self) -> Value {
+    pub fn state(&self) -> State {
         let state = self.lock();
-        let config = &state.loaded.config;
-        let effective: serde_json::Map<String, Value> = config::KEYS
-            .iter()
-            .filter(|k| k.name != config::SCHEMA_VERSION_KEY)
-            .filter_map(|k| {
-                let source =
-                    state.loaded.sources.get(k.name).copied().unwrap_or(config::Source::Default);
-                config
-                    .value_of(k.name)
-                    .map(|v| (k.name.to_string(), json!({"value": v, "source": source.as_str()})))
-            })
+        let config = state
+            .loaded
+            .effective()
+            .into_iter()
+            .map(|(key, value, source)| ConfigValue { key, value, source })
             .collect();
-        let mut out = json!({
-            "pid": std::process::id(),
-            "started": self.started,
-            "config-via": state.via.map(Via::as_str),
-            "config": effective,
-            "unknown-keys": state.loaded.unknown,
-            "reloads": state.reloads,
-            "last-reload": state.last_reload,
-            "last-error": state.last_error,
-        });
+        let out = State {
+            pid: std::process::id(),
+            started: self.started,
+            config_via: state.via,
+            config,
+            unknown_keys: state.loaded.unknown.clone(),
+            reloads: state.reloads,
+            last_reload: state.last_reload,
+            last_error: state.last_error.clone(),
+            listening: None,
+        };
         drop(state);
-        if let Some(extra) = &self.extra {
-            out["daemon"] = extra();
+        State { listening: self.extra.as_ref().map(|extra| extra()), ..out }
+    }
+
+    fn state_json(&self) -> Value {
+        serde_json::to_value(self.state()).unwrap_or(Value::Null)
+    }
+
+    /// Re-reads snapd's configuration and applies it (SIGHUP); without snapd, says there is
+    /// nothing to re-read.
+    pub async fn reread(&self) {
+        if !self.uses_snapd() {
+            info!(
+                "SIGHUP: the configuration comes from flags and defaults only; nothing to re-read"
+            );
+            return;
         }
-        out
+        match self.load().await {
+            Ok(()) => info!("SIGHUP: configuration re-read from snapd"),
+            Err(err) => {
+                warn!("SIGHUP: {err}; keeping the current configuration");
+                self.lock().last_error = Some(err.to_string());
+            }
+        }
     }
 
     async fn handle_request(&self, req: Request) -> Result<Value, String> {
@@ -529,17 +695,9 @@ impl LoadError {
 /// When the control socket cannot be bound.
 pub async fn run(
     service: Arc<ConfigService>,
-    path: Option<PathBuf>,
+    bound: Option<Bound>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    let listener = match &path {
-        Some(path) => Some(
-            bind(path)
-                .with_context(|| format!("cannot listen on control socket {}", path.display()))?,
-        ),
-        None => None,
-    };
     let loader = {
         let service = service.clone();
         let shutdown = shutdown.clone();
@@ -549,9 +707,9 @@ pub async fn run(
             }
         })
     };
-    if let (Some(listener), Some(path)) = (listener, path) {
-        info!(socket = %path.display(), "control socket listening");
-        serve(listener, path, service, shutdown.clone()).await;
+    if let Some(bound) = bound {
+        info!(socket = %bound.path().display(), "control socket listening");
+        serve(bound, service, shutdown.clone()).await;
     } else {
         shutdown.cancelled().await;
     }
@@ -562,6 +720,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn requests_decode() {
@@ -601,26 +760,29 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("control.sock");
-        let (tx, rx) = watch::channel(Config::default());
-        let source = ConfigSource::new(
-            crate::snapd::Client::new(Arc::new(crate::snapd::socket::UnixTransport::new(
-                dir.path().join("none"),
-            ))),
-            None,
-        );
-        let service = Arc::new(ConfigService::new(source, Flags::default(), tx));
-        let listener = bind(&path).unwrap();
+        let (service, rx) = service(&dir);
+        let bound = bind(&path).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(serve(listener, path.clone(), service, shutdown.clone()));
-        let state = call(&path, &Request::State, CALL_TIMEOUT).await.unwrap();
-        assert_eq!(state["config"]["interval"], json!({"value": 60, "source": "default"}));
+        let server = tokio::spawn(serve(bound, service, shutdown.clone()));
+        let state = call_state(&path, &Request::State).await;
+        assert_eq!(
+            state.config[0],
+            ConfigValue {
+                key: "interval".into(),
+                value: json!(60),
+                source: config::Source::Default
+            }
+        );
         let reload = Request::Reload { config: Some(json!({"interval": 7})) };
-        let state = call(&path, &reload, CALL_TIMEOUT).await.unwrap();
-        assert_eq!(state["config"]["interval"], json!({"value": 7, "source": "snapd"}));
+        let state = call_state(&path, &reload).await;
+        assert_eq!(
+            state.config[0],
+            ConfigValue { key: "interval".into(), value: json!(7), source: config::Source::Snapd }
+        );
         assert_eq!(rx.borrow().interval, 7);
-        let bad = Request::Reload { config: Some(json!({"interval": 0, "port": 0})) };
+        let bad = Request::Reload { config: Some(json!({"interval": 0, "port": -1})) };
         let err = call(&path, &bad, CALL_TIMEOUT).await.unwrap_err().to_string();
         assert_eq!(err.lines().count(), 2, "{err}");
         assert_eq!(rx.borrow().interval, 7);
@@ -629,5 +791,101 @@ mod tests {
         assert!(!path.exists());
         let gone = call(&path, &Request::State, CALL_TIMEOUT).await.unwrap_err();
         assert!(matches!(gone, CallError::NotRunning(_)), "{gone:?}");
+    }
+
+    fn service(dir: &tempfile::TempDir) -> (Arc<ConfigService>, watch::Receiver<Config>) {
+        let (tx, rx) = watch::channel(Config::default());
+        let source = ConfigSource::new(
+            crate::snapd::Client::new(Arc::new(crate::snapd::socket::UnixTransport::new(
+                dir.path().join("none"),
+            ))),
+            None,
+        );
+        (Arc::new(ConfigService::new(source, Settings::new(), Loaded::default(), tx)), rx)
+    }
+
+    async fn call_state(path: &Path, req: &Request) -> State {
+        serde_json::from_value(call(path, req, CALL_TIMEOUT).await.unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_reload_whose_config_is_not_an_object_is_refused() {
+        for line in [
+            r#"{"command":"reload","config":"x"}"#,
+            r#"{"command":"reload","config":[1,2]}"#,
+            r#"{"command":"reload","config":42}"#,
+        ] {
+            let err = decode_request(line).unwrap_err();
+            assert!(err.contains("must be an object of keys"), "{line}: {err}");
+        }
+    }
+
+    #[test]
+    fn request_bytes_must_be_a_whole_utf8_line() {
+        assert_eq!(decode_request_bytes(b"{\"command\":\"state\"}\n"), Ok(Request::State));
+        assert!(decode_request_bytes(b"{\"command\":\"state\"}")
+            .unwrap_err()
+            .contains("incomplete"));
+        assert!(decode_request_bytes(b"\xff\xfe\n").unwrap_err().contains("not UTF-8"));
+        let long = vec![b'x'; MAX_LINE];
+        assert!(decode_request_bytes(&long).unwrap_err().contains("longer than"));
+    }
+
+    #[tokio::test]
+    async fn a_second_daemon_leaves_the_live_socket_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let (service, _rx) = service(&dir);
+        let first = bind(&path).unwrap();
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve(first, service, shutdown.clone()));
+        let err = bind(&path).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
+        // The first daemon still answers.
+        call_state(&path, &Request::State).await;
+        shutdown.cancel();
+        server.await.unwrap();
+        // A socket file nobody listens on is stale and replaced.
+        let stale = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        drop(stale);
+        let again = bind(&path).unwrap();
+        // A socket replaced under us is not ours to remove.
+        std::fs::remove_file(&path).unwrap();
+        let other = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        again.remove();
+        assert!(path.exists(), "removed a socket it did not make");
+        drop(other);
+    }
+
+    #[tokio::test]
+    async fn bad_requests_get_a_reply_and_silent_clients_are_dropped() {
+        use tokio::io::AsyncReadExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let (service, rx) = service(&dir);
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve(bind(&path).unwrap(), service, shutdown.clone()));
+        let ask = |bytes: &'static [u8]| {
+            let path = path.clone();
+            async move {
+                let mut stream = UnixStream::connect(&path).await.unwrap();
+                stream.write_all(bytes).await.unwrap();
+                let mut reply = String::new();
+                stream.read_to_string(&mut reply).await.unwrap();
+                serde_json::from_str::<Reply>(&reply).unwrap()
+            }
+        };
+        let reply = ask(b"\xff\xfe\n").await;
+        assert!(!reply.ok && reply.error.unwrap().contains("not UTF-8"));
+        let reply = ask(b"{\"command\":\"reload\",\"config\":\"x\"}\n").await;
+        assert!(!reply.ok && reply.error.unwrap().contains("must be an object"));
+        assert_eq!(*rx.borrow(), Config::default(), "nothing was reset");
+        // A client that never finishes its line is answered and dropped after READ_TIMEOUT.
+        let started = std::time::Instant::now();
+        let reply = ask(b"{\"command\":").await;
+        assert!(reply.error.unwrap().contains("no complete line"));
+        assert!(started.elapsed() < READ_TIMEOUT * 4);
+        shutdown.cancel();
+        server.await.unwrap();
     }
 }

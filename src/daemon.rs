@@ -9,7 +9,7 @@
 //! Configuration arrives on a `watch` channel, so a source that reloads it live (snapd, a control
 //! socket) only has to send a new [`Config`]: see [`run`].
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -24,7 +24,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-use crate::config::{Config, Format};
+use serde_json::Value;
+
+use crate::config::{Config, Loaded, Settings};
+pub use crate::control::Listening;
 use crate::metrics::collect::Collector;
 use crate::publish::{self, Hub, Published};
 
@@ -33,121 +36,95 @@ pub const SNAPD_SOCKET: &str = "/run/snapd.socket";
 /// How long shutdown waits for subscribers to take their last message and close.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// JSON shape of the TCP stream, as a flag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum FormatArg {
-    /// The documented schema (docs/metrics.md).
-    V1,
-    /// The exact shape of the original Python pocketses.
-    Legacy,
-}
-
-impl From<FormatArg> for Format {
-    fn from(arg: FormatArg) -> Format {
-        match arg {
-            FormatArg::V1 => Format::V1,
-            FormatArg::Legacy => Format::Legacy,
-        }
-    }
-}
-
 /// Flags of the daemon; the same set is accepted with no subcommand (the original's `--port`, `--interval`).
+///
+/// Every flag that sets configuration is a shorthand for `--set KEY=VALUE`: all of them become
+/// [`Settings`], which `config::load` checks like snapd's values, with the same messages.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct DaemonArgs {
-    /// TCP port of the JSON line stream [default: 8888; 0 picks a free port].
-    #[arg(long)]
-    pub port: Option<u16>,
-    /// Seconds between collections, 1-86400 [default: 60].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=86400))]
-    pub interval: Option<u32>,
-    /// HTTP port for /v1/metrics, /v1/metrics/stream and /metrics [default: 9188; 0 disables HTTP].
-    #[arg(long)]
-    pub http_port: Option<u16>,
-    /// Address both listeners bind [default: 0.0.0.0].
+    /// Set a configuration key, as `snap set pocketses KEY=VALUE` would (repeatable; see
+    /// `pocketses config keys` or docs/configuration.md). Applied after the shorthand flags below.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = setting)]
+    pub set: Vec<(String, Value)>,
+    /// TCP port of the JSON line stream (`port`) [default: 8888; 0 picks a free port].
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<String>,
+    /// Seconds between collections, 1-86400 (`interval`) [default: 60].
+    #[arg(long, value_name = "SECONDS")]
+    pub interval: Option<String>,
+    /// HTTP port for /v1/metrics, /v1/metrics/stream and /metrics (`http.port`) [default: 9188; 0 disables HTTP].
+    #[arg(long, value_name = "PORT")]
+    pub http_port: Option<String>,
+    /// Address both listeners bind (`bind`, and `http.bind` unless --http-bind is given) [default: 0.0.0.0].
     #[arg(long, value_name = "ADDR")]
-    pub bind: Option<IpAddr>,
-    /// JSON shape of the TCP stream [default: v1].
-    #[arg(long, value_enum)]
-    pub format: Option<FormatArg>,
-    /// Subscribers (TCP and SSE) admitted at once [default: 10000].
+    pub bind: Option<String>,
+    /// Address the HTTP listener binds (`http.bind`) [default: 0.0.0.0, or --bind's].
+    #[arg(long, value_name = "ADDR")]
+    pub http_bind: Option<String>,
+    /// JSON shape of the TCP stream, json or legacy (`publish.format`) [default: json].
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+    /// Stream subscribers admitted at once, 1-1000000 (`publish.max-subscribers`) [default: 10000].
     #[arg(long, value_name = "N")]
-    pub max_subscribers: Option<usize>,
-    /// Also write remodel progress reports as lines on the TCP stream (SSE always has them).
+    pub max_subscribers: Option<String>,
+    /// Also write remodel progress reports as lines on the TCP stream (`publish.remodel-events=true`).
     #[arg(long)]
     pub remodel_events: bool,
     /// Once listening, write "tcp=ADDR http=ADDR" to this file (for tests and supervisors).
     #[arg(long, value_name = "PATH")]
     pub ready_file: Option<PathBuf>,
+    /// Directory of the control socket and remodel record [default: $SNAP_DATA in a snap, else
+    /// $XDG_RUNTIME_DIR/pocketses, or /run/pocketses for root].
+    #[arg(long, value_name = "DIR", env = crate::paths::STATE_DIR_ENV)]
+    pub state_dir: Option<PathBuf>,
 }
 
-/// Overlays the flags given on `config`. \[pure\]
-pub fn overlay_flags(mut config: Config, args: &DaemonArgs) -> Config {
-    if let Some(port) = args.port {
-        config.port = port;
-    }
-    if let Some(interval) = args.interval {
-        config.interval = interval;
-    }
-    if let Some(port) = args.http_port {
-        config.http.port = port;
-    }
-    if let Some(bind) = args.bind {
-        config.bind = bind;
-        config.http.bind = bind;
-    }
-    if let Some(format) = args.format {
-        config.publish.format = format.into();
-    }
-    if let Some(max) = args.max_subscribers {
-        config.publish.max_subscribers = max;
-    }
-    if args.remodel_events {
-        config.publish.remodel_events = true;
-    }
-    config
+fn setting(arg: &str) -> Result<(String, Value), String> {
+    crate::config::parse_setting(arg)
 }
 
-/// The configuration the daemon starts with before snapd answers: defaults, then flags.
+impl DaemonArgs {
+    /// The configuration the flags give, shorthand flags first, then `--set` in order. \[pure\]
+    pub fn settings(&self) -> Settings {
+        let text = |key: &str, value: &Option<String>| {
+            value.as_ref().map(|v| (key.to_string(), Value::String(v.clone())))
+        };
+        let http_bind = self.http_bind.as_ref().or(self.bind.as_ref()).cloned();
+        [
+            text("interval", &self.interval),
+            text("port", &self.port),
+            text("bind", &self.bind),
+            text("http.port", &self.http_port),
+            text("http.bind", &http_bind),
+            text("publish.format", &self.format),
+            text("publish.max-subscribers", &self.max_subscribers),
+            self.remodel_events.then(|| ("publish.remodel-events".to_string(), Value::Bool(true))),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(self.set.iter().cloned())
+        .collect()
+    }
+}
+
+/// The configuration the daemon starts on before snapd answers: defaults, then the flags.
 ///
-/// snapd's values are applied on top by [`crate::control::ConfigService`] (see [`main`]), with the
-/// flags still winning, so a daemon started by hand keeps what it was told.
-/// `snapd_reachable` says whether snapd's socket accepted a connection.
-pub fn initial_config(args: &DaemonArgs, snapd_reachable: bool) -> Config {
-    let _ = snapd_reachable;
-    overlay_flags(Config::default(), args)
-}
-
-/// The daemon flags as configuration overrides, for the snapd configuration source. \[pure\]
-pub fn config_flags(args: &DaemonArgs) -> crate::config::Flags {
-    crate::config::Flags {
-        interval: args.interval,
-        port: args.port,
-        http_port: args.http_port,
-        bind: args.bind,
-        format: args.format.map(Into::into),
-        max_subscribers: args.max_subscribers,
-        remodel_events: args.remodel_events.then_some(true),
-    }
+/// snapd's values are applied later by [`crate::control::ConfigService`], under the flags, so a
+/// daemon started by hand keeps what it was told.
+///
+/// # Errors
+/// Every bad flag, in snapd's grammar and named by its key.
+pub fn initial_config(settings: &[(String, Value)]) -> anyhow::Result<Loaded> {
+    crate::config::load(&Value::Null, settings).map_err(|problems| {
+        anyhow::anyhow!(
+            "{}",
+            problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+        )
+    })
 }
 
 /// How long the daemon waits for snapd's configuration before starting on defaults (and retrying).
 pub const INITIAL_CONFIG_WAIT: Duration = Duration::from_secs(5);
-
-/// Where the listeners ended up; ports are the real ones, also when 0 was asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Listening {
-    /// The TCP line stream.
-    pub tcp: Option<SocketAddr>,
-    /// The HTTP endpoint, `None` when disabled.
-    pub http: Option<SocketAddr>,
-}
-
-impl std::fmt::Display for Listening {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let show = |addr: Option<SocketAddr>| addr.map_or("off".to_string(), |a| a.to_string());
-        write!(f, "tcp={} http={}", show(self.tcp), show(self.http))
-    }
-}
 
 /// Optional hooks of [`run_with`].
 #[derive(Debug, Default)]
@@ -164,6 +141,12 @@ pub struct RunOptions {
 /// # Errors
 /// When the runtime or a listener cannot start.
 pub fn main(args: DaemonArgs) -> anyhow::Result<ExitCode> {
+    if let Some(dir) = &args.state_dir {
+        // Still one thread: everything after this (control socket, remodel record) reads it.
+        std::env::set_var(crate::paths::STATE_DIR_ENV, dir);
+    }
+    let settings = args.settings();
+    let loaded = initial_config(&settings)?;
     // Two workers: fan-out to thousands of subscribers uses both cores, idle costs two parked threads.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -173,23 +156,38 @@ pub fn main(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     raise_fd_limit();
+    // The control listener registers with the runtime's reactor.
+    let _entered = runtime.enter();
+    // Before anything else that could fail: a second daemon stops here and touches nothing.
+    let control_path = crate::control::socket_path();
+    let control = crate::control::bind(&control_path).map_err(|err| {
+        anyhow::anyhow!(
+            "cannot listen on control socket {}: {}{}",
+            control_path.display(),
+            crate::error::describe_io(&err),
+            if err.kind() == std::io::ErrorKind::AddrInUse {
+                "; stop it first, or give this one its own --state-dir"
+            } else {
+                ""
+            }
+        )
+    })?;
     let source = crate::snapd::conf::ConfigSource::from_env();
     // When snapd is the configuration source, its retry loop says once that snapd is away.
-    let reachable = snapd_reachable(!crate::control::uses_snapd(&source));
-    let config = initial_config(&args, reachable);
-    let (config_tx, config_rx) = watch::channel(config);
+    if !crate::control::uses_snapd(&source) {
+        say_if_snapd_unreachable();
+    }
+    let (config_tx, config_rx) = watch::channel(loaded.config.clone());
     let (listening_tx, listening_rx) = watch::channel(Listening::default());
     // The configuration service owns the sender: it loads snapd's values and applies reloads
-    // from the control socket (configure hook, snapd-control plug hooks).
-    let service = crate::control::ConfigService::new(source, config_flags(&args), config_tx)
-        .with_state(Box::new(
-            move || serde_json::json!({"listening": listening_rx.borrow().to_string()}),
-        ));
+    // from the control socket (configure hook, snapd-control plug hooks) and SIGHUP.
+    let service = crate::control::ConfigService::new(source, settings, loaded, config_tx)
+        .with_state(Box::new(move || *listening_rx.borrow()));
     let service = Arc::new(service);
     let shutdown = CancellationToken::new();
     let options = RunOptions { ready_file: args.ready_file.clone(), listening: Some(listening_tx) };
     let res = runtime.block_on(async {
-        let signals = listen_for_signals(shutdown.clone())?;
+        let signals = listen_for_signals(shutdown.clone(), service.clone())?;
         if service.uses_snapd() {
             // Start on snapd's values when it answers promptly; otherwise start on defaults and
             // let the control task keep trying with backoff (snapd may be restarting).
@@ -201,11 +199,8 @@ pub fn main(args: DaemonArgs) -> anyhow::Result<ExitCode> {
                 Err(_) => warn!("snapd did not answer in time; starting without its configuration"),
             }
         }
-        let control = tokio::spawn(crate::control::run(
-            service.clone(),
-            crate::control::socket_path(),
-            shutdown.clone(),
-        ));
+        let control =
+            tokio::spawn(crate::control::run(service.clone(), Some(control), shutdown.clone()));
         let res = run_with(config_rx, shutdown.clone(), options).await;
         shutdown.cancel();
         match control.await {
@@ -522,7 +517,7 @@ impl Listeners {
 }
 
 fn cannot_listen(addr: SocketAddr, err: &std::io::Error) -> anyhow::Error {
-    anyhow::anyhow!("cannot listen on {addr}: {}", publish::subscribe::describe(err))
+    anyhow::anyhow!("cannot listen on {addr}: {}", crate::error::describe_io(err))
 }
 
 /// Stops an accept loop and waits until its listener is closed; its connections stay.
@@ -538,45 +533,44 @@ fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// Cancels `shutdown` on SIGTERM or SIGINT. Installed before the listeners open,
-/// so a signal sent as soon as the daemon is reachable is handled, not fatal.
-fn listen_for_signals(shutdown: CancellationToken) -> anyhow::Result<JoinHandle<()>> {
+/// Cancels `shutdown` on SIGTERM or SIGINT, and re-reads the configuration on SIGHUP, as daemons
+/// do. Installed before the listeners open, so a signal sent as soon as the daemon is reachable is
+/// handled, not fatal (a default SIGHUP would kill it and leave its files behind).
+fn listen_for_signals(
+    shutdown: CancellationToken,
+    service: Arc<crate::control::ConfigService>,
+) -> anyhow::Result<JoinHandle<()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     Ok(tokio::spawn(async move {
-        let name = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
-        };
-        info!(signal = name, "shutting down");
-        shutdown.cancel();
+        loop {
+            let name = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+                _ = hup.recv() => {
+                    service.reread().await;
+                    continue;
+                }
+            };
+            info!(signal = name, "shutting down");
+            shutdown.cancel();
+            return;
+        }
     }))
 }
 
-/// The snapd socket path: `$POCKETSES_SNAPD_SOCKET`, else [`SNAPD_SOCKET`].
-pub fn snapd_socket() -> PathBuf {
-    std::env::var_os("POCKETSES_SNAPD_SOCKET")
-        .map_or_else(|| PathBuf::from(SNAPD_SOCKET), PathBuf::from)
-}
-
-/// Whether snapd's socket accepts a connection; logs the one line saying it does not.
-fn snapd_reachable(say: bool) -> bool {
-    let path = snapd_socket();
-    match std::os::unix::net::UnixStream::connect(&path) {
-        Ok(_) => true,
-        Err(err) => {
-            if !say {
-                return false;
-            }
-            warn!(
-                "snapd is not reachable at {}: {}; running on defaults and flags",
-                path.display(),
-                publish::subscribe::describe(&err)
-            );
-            false
-        }
+/// Logs the one line saying that snapd's socket does not accept a connection.
+fn say_if_snapd_unreachable() {
+    let path = crate::snapd::snapd_socket_path();
+    if let Err(err) = std::os::unix::net::UnixStream::connect(&path) {
+        warn!(
+            "snapd is not reachable at {}: {}; running on defaults and flags",
+            path.display(),
+            crate::error::describe_io(&err)
+        );
     }
 }
 
@@ -608,9 +602,9 @@ mod tests {
         args: DaemonArgs,
     }
 
-    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+    fn parse(args: &[&str]) -> anyhow::Result<Config> {
         let wrap = Wrap::try_parse_from(std::iter::once("pocketses").chain(args.iter().copied()))?;
-        Ok(initial_config(&wrap.args, false))
+        Ok(initial_config(&wrap.args.settings())?.config)
     }
 
     #[test]
@@ -633,33 +627,69 @@ mod tests {
             "legacy",
             "--max-subscribers",
             "3",
+            "--remodel-events",
         ])
         .unwrap();
+        let local = std::net::IpAddr::from([127, 0, 0, 1]);
         assert_eq!(config.port, 9000);
         assert_eq!(config.interval, 5);
         assert_eq!(config.http.port, 0);
-        assert_eq!(config.bind, IpAddr::from([127, 0, 0, 1]));
-        assert_eq!(config.http.bind, IpAddr::from([127, 0, 0, 1]));
-        assert_eq!(config.publish.format, Format::Legacy);
+        assert_eq!(config.bind, local);
+        assert_eq!(config.http.bind, local);
+        assert_eq!(config.publish.format, crate::config::Format::Legacy);
         assert_eq!(config.publish.max_subscribers, 3);
+        assert!(config.publish.remodel_events);
     }
 
     #[test]
-    fn bad_flags_are_refused() {
-        for args in [
-            &["--interval", "0"][..],
-            &["--interval", "86401"],
-            &["--port", "65536"],
-            &["--bind", "localhost"],
-            &["--format", "xml"],
+    fn http_bind_and_set_refine_the_shorthands() {
+        let config = parse(&[
+            "--bind",
+            "127.0.0.1",
+            "--http-bind",
+            "::1",
+            "--set",
+            "interval=7",
+            "--interval",
+            "9",
+        ])
+        .unwrap();
+        assert_eq!(config.bind.to_string(), "127.0.0.1");
+        assert_eq!(config.http.bind.to_string(), "::1");
+        assert_eq!(config.interval, 7, "--set comes after the shorthand flags");
+    }
+
+    #[test]
+    fn bad_flags_are_refused_in_snapds_words() {
+        for (args, want) in [
+            (
+                &["--interval", "0"][..],
+                r#"cannot set "interval": must be a whole number of seconds from 1 to 86400, not "0""#,
+            ),
+            (&["--interval", "86401"], r#"cannot set "interval""#),
+            (&["--port", "65536"], r#"cannot set "port""#),
+            (
+                &["--bind", "localhost"],
+                r#"cannot set "bind": must be an IPv4 or IPv6 address, not "localhost""#,
+            ),
+            (
+                &["--format", "xml"],
+                r#"cannot set "publish.format": must be one of json, legacy, not "xml""#,
+            ),
+            (&["--max-subscribers", "0"], r#"cannot set "publish.max-subscribers""#),
+            (&["--set", "nope=1"], r#"cannot set "nope": must be a known key"#),
+            (&["--port", "9188"], r#"cannot set "port": must differ from "http.port" (9188)"#),
         ] {
-            assert!(parse(args).is_err(), "{args:?}");
+            let err = parse(args).unwrap_err().to_string();
+            assert!(err.starts_with(want), "{args:?}: {err}");
         }
+        assert!(parse(&["--set", "interval"]).unwrap_err().to_string().contains("want key=value"));
     }
 
     #[test]
     fn listening_text() {
         let l = Listening { tcp: Some("127.0.0.1:1".parse().unwrap()), http: None };
+        // The text the ready file and the start log carry.
         assert_eq!(l.to_string(), "tcp=127.0.0.1:1 http=off");
     }
 

@@ -23,6 +23,9 @@ pub struct StatusArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// The daemon's state directory, where its control socket is [default: as the daemon's].
+    #[arg(long, value_name = "DIR", env = crate::paths::STATE_DIR_ENV)]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// What snapd says about the system.
@@ -84,16 +87,7 @@ pub struct ThisSnap {
     pub version: String,
 }
 
-/// One effective configuration value.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ConfigValue {
-    /// Dotted key.
-    pub key: String,
-    /// Value.
-    pub value: Value,
-    /// `default`, `snapd` or `flag`.
-    pub source: String,
-}
+pub use crate::control::ConfigValue;
 
 /// Everything `status` shows.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -119,7 +113,7 @@ pub struct Report {
     /// Pending snapd warnings.
     pub warnings: usize,
     /// The daemon's `state` reply, when it runs.
-    pub daemon: Option<Value>,
+    pub daemon: Option<control::State>,
     /// Why the daemon could not be asked.
     pub daemon_error: Option<String>,
     /// Where the configuration shown came from (`daemon`, `rest`, `snapctl`, `defaults`).
@@ -144,8 +138,12 @@ pub fn main(args: StatusArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     let client = Client::from_env().with_timeout(Duration::from_secs(10));
+    if let Some(dir) = &args.state_dir {
+        // Still one thread: the paths computed below read it.
+        std::env::set_var(crate::paths::STATE_DIR_ENV, dir);
+    }
     let report =
-        runtime.block_on(gather(&client, ConfigSource::from_env(), control::socket_path()));
+        runtime.block_on(gather(&client, ConfigSource::from_env(), Some(control::socket_path())));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).context("cannot encode status")?);
     } else {
@@ -248,11 +246,17 @@ pub async fn gather(
     match &control_socket {
         Some(path) => {
             match control::call(path, &control::Request::State, Duration::from_secs(5)).await {
-                Ok(state) => report.daemon = Some(state),
+                Ok(state) => match serde_json::from_value::<control::State>(state) {
+                    Ok(state) => report.daemon = Some(state),
+                    Err(err) => {
+                        report.daemon_error =
+                            Some(format!("cannot read the daemon's state: {err}"));
+                    }
+                },
                 Err(err) => report.daemon_error = Some(err.to_string()),
             }
         }
-        None => report.daemon_error = Some("no control socket (SNAP_DATA is unset)".to_string()),
+        None => report.daemon_error = Some("no control socket".to_string()),
     }
     fill_config(&mut report, &source).await;
     report.remodel = remodel(client, report.system.is_some()).await;
@@ -261,25 +265,23 @@ pub async fn gather(
 
 async fn fill_config(report: &mut Report, source: &ConfigSource) {
     // The daemon's view is the effective one (it includes flags); else read snapd like the daemon would.
-    if let Some(config) =
-        report.daemon.as_ref().and_then(|d| d.get("config")).and_then(Value::as_object)
-    {
+    if let Some(state) = &report.daemon {
         report.config_from = "daemon".to_string();
-        report.config = config
-            .iter()
-            .map(|(k, v)| ConfigValue {
-                key: k.clone(),
-                value: v["value"].clone(),
-                source: v["source"].as_str().unwrap_or("default").to_string(),
-            })
-            .collect();
-        if let Some(keys) =
-            report.daemon.as_ref().and_then(|d| d.get("unknown-keys")).and_then(Value::as_array)
-        {
-            report.unknown_keys =
-                keys.iter().filter_map(Value::as_str).map(str::to_string).collect();
+        report.config = state.config.clone();
+        report.unknown_keys = state.unknown_keys.clone();
+        // A port asked as 0 is whatever the kernel picked: show the real one.
+        if let Some(listening) = state.listening {
+            for value in &mut report.config {
+                let bound = match value.key.as_str() {
+                    "port" => listening.tcp,
+                    "http.port" => listening.http,
+                    _ => None,
+                };
+                if let Some(addr) = bound.filter(|_| value.value == 0) {
+                    value.value = Value::from(addr.port());
+                }
+            }
         }
-        order_config(&mut report.config);
         return;
     }
     let mut loaded = Loaded::default();
@@ -306,24 +308,12 @@ async fn fill_config(report: &mut Report, source: &ConfigSource) {
             Err(err) => report.config_problems.push(format!("cannot read configuration: {err}")),
         }
     }
-    report.config = config::KEYS
-        .iter()
-        .filter(|k| k.name != config::SCHEMA_VERSION_KEY)
-        .filter_map(|k| {
-            let source = loaded.sources.get(k.name).copied().unwrap_or(config::Source::Default);
-            loaded.config.value_of(k.name).map(|value| ConfigValue {
-                key: k.name.to_string(),
-                value,
-                source: source.as_str().to_string(),
-            })
-        })
+    report.config = loaded
+        .effective()
+        .into_iter()
+        .map(|(key, value, source)| ConfigValue { key, value, source })
         .collect();
     report.unknown_keys = loaded.unknown;
-}
-
-fn order_config(values: &mut [ConfigValue]) {
-    let rank = |k: &str| config::KEYS.iter().position(|spec| spec.name == k).unwrap_or(usize::MAX);
-    values.sort_by_key(|v| rank(&v.key));
 }
 
 /// `$SNAP_DATA/remodel.json`, written by `pocketses remodel`, with the change's current status.
@@ -410,12 +400,15 @@ pub fn render(r: &Report) -> String {
     }
     match (&r.daemon, &r.daemon_error) {
         (Some(d), _) => {
-            let via = d["config-via"].as_str().unwrap_or("-");
-            line(
-                "daemon:",
-                format!("running (pid {}, config via {via}, {} reloads)", d["pid"], d["reloads"]),
-            );
-            if let Some(err) = d["last-error"].as_str() {
+            let via = match d.config_via {
+                Some(via) => format!("config from snapd via {}", via.as_str()),
+                None => "config from flags and defaults, not snapd".to_string(),
+            };
+            line("daemon:", format!("running (pid {}, {via}, {} reloads)", d.pid, d.reloads));
+            if let Some(listening) = d.listening {
+                line("", format!("listening {listening}"));
+            }
+            if let Some(err) = &d.last_error {
                 line("", format!("last configuration error: {err}"));
             }
         }
@@ -429,7 +422,7 @@ pub fn render(r: &Report) -> String {
     }
     line("config:", format!("(from {})", r.config_from));
     for v in &r.config {
-        line("", format!("{:<25} {:<12} {}", v.key, show(&v.value), v.source));
+        line("", format!("{:<25} {:<12} {}", v.key, show(&v.value), v.source.as_str()));
     }
     if !r.unknown_keys.is_empty() {
         line("unused keys:", r.unknown_keys.join(", "));
@@ -466,7 +459,7 @@ mod tests {
             config: vec![ConfigValue {
                 key: "interval".into(),
                 value: json!(60),
-                source: "default".into(),
+                source: config::Source::Default,
             }],
             ..Report::default()
         };
@@ -504,7 +497,16 @@ mod tests {
                 version: "0.1.0".into(),
             }),
             connections: vec!["snapd-control → snapd:snapd-control".into()],
-            daemon: Some(json!({"pid": 7, "config-via": "rest", "reloads": 2})),
+            daemon: Some(control::State {
+                pid: 7,
+                config_via: Some(Via::Rest),
+                reloads: 2,
+                listening: Some(control::Listening {
+                    tcp: Some("0.0.0.0:8888".parse().unwrap()),
+                    http: None,
+                }),
+                ..control::State::default()
+            }),
             remodel: Some(json!({"change": "42", "status": "Doing"})),
             config_from: "daemon".into(),
             unknown_keys: vec!["colour".into()],
@@ -517,7 +519,8 @@ mod tests {
             "serial:      - (device not registered yet)",
             "snap:        pocketses 0.1.0 revision x1, channel -, strict confinement",
             "connections: snapd-control → snapd:snapd-control",
-            "daemon:      running (pid 7, config via rest, 2 reloads)",
+            "daemon:      running (pid 7, config from snapd via rest, 2 reloads)",
+            "             listening tcp=0.0.0.0:8888 http=off",
             "remodel:     change 42 Doing",
             "unused keys: colour",
         ] {

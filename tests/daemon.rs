@@ -77,6 +77,12 @@ fn sigterm_closes_subscribers_and_exits_zero() {
 #[test]
 fn says_once_that_snapd_is_not_reachable() {
     let daemon = Daemon::start(&["--interval", "3600"]);
+    // The retry loop says it, possibly after the listeners are up; then retries a few times
+    // within the next second (backoff from 100 ms), which must not say it again.
+    daemon_util::poll("the line about snapd", || {
+        daemon.stderr().contains("snapd is not reachable").then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_secs(1));
     let stderr = daemon.stderr();
     assert_eq!(stderr.matches("snapd is not reachable").count(), 1, "{stderr}");
     assert!(stderr.contains(&format!("listening tcp={}", daemon.tcp)), "{stderr}");
@@ -85,15 +91,17 @@ fn says_once_that_snapd_is_not_reachable() {
 #[test]
 fn subscribe_prints_lines_and_exits_zero_on_eof() {
     let mut daemon = Daemon::start(&["--interval", "3600"]);
-    let first = daemon.subscribe().line();
+    // Kept open, so that the count below is not satisfied by a subscriber already gone.
+    let mut own = daemon.subscribe();
+    let first = own.line();
     let child = Command::new(env!("CARGO_BIN_EXE_pocketses"))
         .args(["subscribe", &daemon.tcp.to_string()])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the daemon counts it, then end the stream with SIGTERM.
+    // Wait until the daemon counts it (beside the test's own subscriber), then end the stream.
     daemon_util::poll("the subscriber to connect", || {
-        (daemon.metric("pocketses_subscribers") >= 1.0).then_some(())
+        (daemon.metric("pocketses_subscribers") >= 2.0).then_some(())
     });
     assert!(daemon.terminate().success());
     let out = child.wait_with_output().unwrap();
@@ -104,14 +112,16 @@ fn subscribe_prints_lines_and_exits_zero_on_eof() {
 #[test]
 fn subscribe_pretty_prints() {
     let mut daemon = Daemon::start(&["--interval", "3600"]);
-    let first = daemon.subscribe().line();
+    // Kept open, so that the count below is not satisfied by a subscriber already gone.
+    let mut own = daemon.subscribe();
+    let first = own.line();
     let child = Command::new(env!("CARGO_BIN_EXE_pocketses"))
         .args(["subscribe", "--pretty", &daemon.tcp.to_string()])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     daemon_util::poll("the subscriber to connect", || {
-        (daemon.metric("pocketses_subscribers") >= 1.0).then_some(())
+        (daemon.metric("pocketses_subscribers") >= 2.0).then_some(())
     });
     assert!(daemon.terminate().success());
     let out = child.wait_with_output().unwrap();
@@ -164,9 +174,11 @@ fn max_subscribers_refuses_the_extra_ones() {
 fn a_taken_port_fails_the_start_with_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_pocketses"))
         .args(["daemon", "--bind", "127.0.0.1", "--http-port", "0", "--port", &port.to_string()])
         .env("POCKETSES_SNAPD_SOCKET", "/nonexistent")
+        .env("POCKETSES_STATE_DIR", dir.path())
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -192,6 +204,7 @@ fn the_originals_flags_work_without_a_subcommand() {
             .arg("--ready-file")
             .arg(&ready)
             .env("POCKETSES_SNAPD_SOCKET", dir.path().join("none"))
+            .env("POCKETSES_STATE_DIR", dir.path())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap(),

@@ -77,7 +77,7 @@ async fn configuration_changes_apply_live() {
     let mut newcomer = Sub::connect(old_addr).await;
     assert!(is_legacy(&newcomer.next().await.unwrap()), "a newcomer's first line is not legacy");
     drop(newcomer);
-    config.publish.format = Format::V1;
+    config.publish.format = Format::Json;
     config_tx.send(config.clone()).unwrap();
 
     // Another address: the listener moves, the connected subscriber stays.

@@ -39,7 +39,7 @@ fn install_writes_defaults_and_keeps_gadget_values() {
         fake.conf(),
         json!({"interval": 10, "port": 8888, "bind": "0.0.0.0",
             "http": {"port": 9188, "bind": "127.0.0.1"},
-            "publish": {"max-subscribers": 10000, "format": "v1", "remodel-events": false},
+            "publish": {"max-subscribers": 10000, "format": "json", "remodel-events": false},
             "log": {"level": "info"}, "schema-version": 1})
     );
     // Running again (default-configure after install) changes nothing.
@@ -55,14 +55,14 @@ fn install_writes_defaults_and_keeps_gadget_values() {
 fn configure_rejects_with_every_problem_on_its_own_line() {
     let fake = FakeSnapd::start();
     let dirs = tempfile::tempdir().unwrap();
-    fake.set_conf(json!({"interval": -1, "port": 0, "publish": {"format": "xml"}}));
+    fake.set_conf(json!({"interval": -1, "port": 70000, "publish": {"format": "xml"}}));
     let out = hook(&fake, "configure", dirs.path());
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stderr(&out),
         "cannot set \"interval\": must be a whole number of seconds from 1 to 86400, not \"-1\"\n\
-         cannot set \"port\": must be a TCP port from 1 to 65535, not \"0\"\n\
-         cannot set \"publish.format\": must be one of v1, legacy, not \"xml\"\n"
+         cannot set \"port\": must be a TCP port from 1 to 65535, or 0 for any free port, not \"70000\"\n\
+         cannot set \"publish.format\": must be one of json, legacy, not \"xml\"\n"
     );
     // Nothing was written back.
     assert!(fake.snapctl_calls().iter().all(|a| a[0] == "get"));
@@ -82,11 +82,11 @@ fn configure_accepts_and_tells_a_running_daemon() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (tx, rx) = tokio::sync::watch::channel(Config::default());
     let source = ConfigSource::new(pocketses::snapd::Client::from_env(), None);
-    let service = Arc::new(ConfigService::new(source, Default::default(), tx));
+    let service = Arc::new(ConfigService::new(source, Default::default(), Default::default(), tx));
     let path = dirs.path().join("control.sock");
     let shutdown = tokio_util::sync::CancellationToken::new();
     let listener = rt.block_on(async { control::bind(&path) }).unwrap();
-    let server = rt.spawn(control::serve(listener, path.clone(), service, shutdown.clone()));
+    let server = rt.spawn(control::serve(listener, service, shutdown.clone()));
     fake.set_conf(json!({"interval": 5, "http": {"port": 0}}));
     let out = hook(&fake, "configure", dirs.path());
     assert!(out.status.success(), "{}", stderr(&out));

@@ -142,7 +142,7 @@ async fn write_missing_defaults(ctl: &Snapctl) -> anyhow::Result<()> {
 
 /// Tells a running daemon; a daemon that is not running is fine (it reads snapd when it starts).
 async fn notify(req: control::Request) {
-    let Some(path) = control::socket_path() else { return };
+    let path = control::socket_path();
     match control::call(&path, &req, control::CALL_TIMEOUT).await {
         Ok(_) | Err(control::CallError::NotRunning(_)) => {}
         // The hook's own work is done and valid: report, but do not fail snapd's change for it.

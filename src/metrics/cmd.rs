@@ -22,7 +22,8 @@ pub struct MetricsArgs {
     ///
     /// Whatever the format, the command collects twice, 250 ms apart, and prints the second
     /// snapshot, so that CPU utilisation and network rates are measured over those 250 ms.
-    #[arg(long, value_enum, default_value_t = Format::Json)]
+    #[arg(long, default_value_t = Format::Json, value_name = "FORMAT",
+          value_parser = |name: &str| name.parse::<Format>())]
     pub format: Format,
 }
 

@@ -22,8 +22,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use hyper::body::Bytes;
 use tokio::sync::broadcast;
 
-use crate::config::Format;
 use crate::metrics::encode;
+use crate::metrics::encode::Format;
 use crate::metrics::Snapshot;
 
 /// How many messages a subscriber may fall behind before it loses the oldest.
@@ -94,8 +94,9 @@ impl Published {
 
 fn line_for(snapshot: &Snapshot, json: &str, format: Format) -> Bytes {
     let mut line = match format {
-        Format::V1 => json.to_string(),
         Format::Legacy => encode::legacy::encode(snapshot),
+        // The stream only takes line formats (config checks it); anything else gets the schema.
+        Format::Json | Format::Prometheus | Format::Influx => json.to_string(),
     };
     line.push('\n');
     Bytes::from(line)
@@ -313,7 +314,7 @@ mod tests {
 
     #[test]
     fn encodes_once_with_newline_on_the_line_only() {
-        let p = Published::new(1, snapshot("h"), Format::V1);
+        let p = Published::new(1, snapshot("h"), Format::Json);
         assert!(p.line.ends_with(b"\n"));
         assert!(!p.json.ends_with(b"\n"));
         assert_eq!(&p.line[..p.line.len() - 1], &p.json[..]);
@@ -326,14 +327,14 @@ mod tests {
         let want = format!("{}\n", encode::legacy::encode(&s));
         assert_eq!(p.line, Bytes::from(want));
         assert_eq!(p.json, Bytes::from(encode::json::encode(&s)));
-        let back = p.with_format(Format::V1);
+        let back = p.with_format(Format::Json);
         assert_eq!(back.line, Bytes::from(format!("{}\n", encode::json::encode(&s))));
         assert_eq!(back.seq, 1);
     }
 
     #[test]
     fn prometheus_is_cached_per_snapshot() {
-        let p = Published::new(1, snapshot("h"), Format::V1);
+        let p = Published::new(1, snapshot("h"), Format::Json);
         let a = p.prometheus();
         let b = p.prometheus();
         // Same allocation: the second scrape did not encode again.
@@ -343,14 +344,14 @@ mod tests {
     #[test]
     fn late_subscriber_gets_latest_and_then_new_ones() {
         let hub = Hub::new(10);
-        hub.publish(Published::new(1, snapshot("a"), Format::V1));
+        hub.publish(Published::new(1, snapshot("a"), Format::Json));
         let (mut rx, latest) = hub.subscribe();
         let mut last = 0;
         let latest = latest.map(Event::Snapshot);
         let first = latest.as_ref().map(|e| next_line(e, &mut last, false));
         assert!(matches!(first, Some(Next::Send(_))));
         assert_eq!(last, 1);
-        hub.publish(Published::new(2, snapshot("b"), Format::V1));
+        hub.publish(Published::new(2, snapshot("b"), Format::Json));
         let ev = rx.try_recv().expect("second message");
         assert!(matches!(next_line(&ev, &mut last, false), Next::Send(_)));
         assert_eq!(last, 2);
@@ -358,7 +359,7 @@ mod tests {
 
     #[test]
     fn a_message_already_sent_is_skipped() {
-        let p = Arc::new(Published::new(3, snapshot("a"), Format::V1));
+        let p = Arc::new(Published::new(3, snapshot("a"), Format::Json));
         let mut last = 3;
         assert_eq!(next_line(&Event::Snapshot(p), &mut last, true), Next::Skip);
     }
@@ -385,7 +386,7 @@ mod tests {
         let hub = Hub::new(10);
         let (mut rx, _) = hub.subscribe();
         for seq in 1..=(QUEUE_CAPACITY as u64 + 2) {
-            hub.publish(Published::new(seq, snapshot("a"), Format::V1));
+            hub.publish(Published::new(seq, snapshot("a"), Format::Json));
         }
         assert!(matches!(rx.try_recv(), Err(broadcast::error::TryRecvError::Lagged(2))));
         let Ok(Event::Snapshot(p)) = rx.try_recv() else { panic!("expected a snapshot") };
@@ -409,7 +410,7 @@ mod tests {
 
     #[test]
     fn sse_names() {
-        let p = Arc::new(Published::new(1, snapshot("a"), Format::V1));
+        let p = Arc::new(Published::new(1, snapshot("a"), Format::Json));
         assert_eq!(Event::Snapshot(p).sse_name(), "snapshot");
         assert_eq!(Event::Remodel(Report::new(String::new())).sse_name(), "remodel");
     }

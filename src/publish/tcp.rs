@@ -440,7 +440,7 @@ mod tests {
 
         let hub = Hub::new(10);
         let snap = |h: &str| Snapshot { hostname: h.to_string(), ..Snapshot::default() };
-        hub.publish(Published::new(1, snap("first"), Format::V1));
+        hub.publish(Published::new(1, snap("first"), Format::Json));
         let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
@@ -461,7 +461,7 @@ mod tests {
         b.read_line(&mut line).await.unwrap();
         assert!(line.contains("first"));
         a.get_mut().write_all(b"echo me\n").await.unwrap();
-        hub.publish(Published::new(2, snap("second"), Format::V1));
+        hub.publish(Published::new(2, snap("second"), Format::Json));
         for reader in [&mut a, &mut b] {
             line.clear();
             reader.read_line(&mut line).await.unwrap();
@@ -528,7 +528,7 @@ mod tests {
 
         // A message far larger than any socket buffer: the stuck subscriber's write cannot finish.
         let snap = |h: String| Snapshot { hostname: h, ..Snapshot::default() };
-        hub.publish(Published::new(1, snap("x".repeat(1 << 20)), Format::V1));
+        hub.publish(Published::new(1, snap("x".repeat(1 << 20)), Format::Json));
         let mut line = String::new();
         healthy.read_line(&mut line).await.unwrap();
         assert!(line.len() > 1 << 20);
@@ -536,7 +536,7 @@ mod tests {
 
         // More messages than the stuck one's queue holds: the healthy one gets each of them, in order.
         for seq in 2..=(QUEUE_CAPACITY as u64 + 3) {
-            hub.publish(Published::new(seq, snap(format!("n{seq}")), Format::V1));
+            hub.publish(Published::new(seq, snap(format!("n{seq}")), Format::Json));
             line.clear();
             healthy.read_line(&mut line).await.unwrap();
             assert!(line.contains(&format!("n{seq}")), "{seq}: {line}");

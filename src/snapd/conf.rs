@@ -13,7 +13,8 @@ use super::{Client, Error, SNAP_NAME};
 use crate::config;
 
 /// How the configuration is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Via {
     /// `GET /v2/snaps/pocketses/conf` (needs snapd-control inside a snap).
     Rest,

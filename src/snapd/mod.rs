@@ -52,10 +52,7 @@ pub fn snapctl_socket_path() -> PathBuf {
 }
 
 fn socket_from_env(var: &str, default: &str) -> PathBuf {
-    match std::env::var_os(var) {
-        Some(path) if !path.is_empty() => PathBuf::from(path),
-        _ => PathBuf::from(default),
-    }
+    crate::paths::env_path(var).unwrap_or_else(|| PathBuf::from(default))
 }
 
 /// HTTP methods snapd's API uses.

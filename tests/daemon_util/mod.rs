@@ -28,6 +28,12 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
+/// The effective uid of the test process.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
 /// Polls `cond` until it returns `Some`, failing with `what` after [`DEADLINE`].
 pub fn poll<T>(what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
@@ -58,6 +64,7 @@ impl Daemon {
             .arg(&ready)
             .args(args)
             .env("POCKETSES_SNAPD_SOCKET", dir.path().join("no-snapd.socket"))
+            .env("POCKETSES_STATE_DIR", dir.path())
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -96,6 +103,18 @@ impl Daemon {
 
     pub fn ready_file(&self) -> PathBuf {
         self.dir.path().join("ready")
+    }
+
+    /// The daemon's state directory (`POCKETSES_STATE_DIR`), where its control socket is.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    /// Sends `signal` to the daemon.
+    pub fn signal(&self, signal: i32) {
+        let pid = i32::try_from(self.child.id()).expect("pid");
+        // SAFETY: plain kill(2) on our own child.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
     }
 
     /// A new subscriber on the TCP stream.

@@ -13,8 +13,9 @@ pub mod prometheus;
 
 use crate::metrics::Snapshot;
 
-/// The output formats of `pocketses metrics` and the daemon.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+/// The wire formats of pocketses: `pocketses metrics --format`, the stream's `publish.format`
+/// (line formats only, see [`Format::is_line`]) and the HTTP endpoints. The one format enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
     /// pocketses' JSON schema (one line).
     #[default]
@@ -25,6 +26,52 @@ pub enum Format {
     Influx,
     /// The original pocketses' JSON shape (one line).
     Legacy,
+}
+
+/// Every format, in documentation order.
+pub const FORMATS: &[Format] = &[Format::Json, Format::Prometheus, Format::Influx, Format::Legacy];
+
+impl Format {
+    /// The name users give (`json`, `prometheus`, `influx`, `legacy`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Prometheus => "prometheus",
+            Format::Influx => "influx",
+            Format::Legacy => "legacy",
+        }
+    }
+
+    /// Whether each snapshot is one JSON line, as the TCP stream needs (`json`, `legacy`).
+    pub fn is_line(self) -> bool {
+        matches!(self, Format::Json | Format::Legacy)
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name that is not a format.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown format {0:?} (want one of json, prometheus, influx, legacy)")]
+pub struct UnknownFormat(pub String);
+
+impl std::str::FromStr for Format {
+    type Err = UnknownFormat;
+
+    /// `v1` is accepted as the old name of `json` (the schema is `pocketses.metrics/v1`).
+    fn from_str(name: &str) -> Result<Format, UnknownFormat> {
+        match name {
+            "json" | "v1" => Ok(Format::Json),
+            "prometheus" => Ok(Format::Prometheus),
+            "influx" => Ok(Format::Influx),
+            "legacy" => Ok(Format::Legacy),
+            other => Err(UnknownFormat(other.to_string())),
+        }
+    }
 }
 
 /// Encodes `snapshot` in `format`.
@@ -203,5 +250,21 @@ pub(crate) fn sample_snapshot() -> Snapshot {
             start_time: 1_795_320_100.5,
             threads: 3,
         }),
+    }
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_v1_is_json() {
+        for f in FORMATS {
+            assert_eq!(f.as_str().parse::<Format>(), Ok(*f));
+        }
+        assert_eq!("v1".parse::<Format>(), Ok(Format::Json));
+        assert!("xml".parse::<Format>().is_err());
+        let lines: Vec<_> = FORMATS.iter().filter(|f| f.is_line()).collect();
+        assert_eq!(lines, [&Format::Json, &Format::Legacy]);
     }
 }

@@ -1,0 +1,75 @@
+//! Where pocketses keeps its files, in a snap and outside one. \[io\]: reads the environment.
+//!
+//! The state directory holds the control socket and `remodel.json`. The daemon and every command
+//! compute it with [`state_dir`], so `pocketses status` finds a daemon started by hand:
+//!
+//! 1. `POCKETSES_STATE_DIR` (the daemon's and `status`' `--state-dir` set it), when not empty;
+//! 2. `$SNAP_DATA` inside a snap;
+//! 3. `$XDG_RUNTIME_DIR/pocketses` for a user with a session;
+//! 4. `/run/pocketses` for root, else `$TMPDIR/pocketses-UID`.
+
+use std::path::PathBuf;
+
+/// Overrides the state directory (tests, several daemons on one host).
+pub const STATE_DIR_ENV: &str = "POCKETSES_STATE_DIR";
+
+/// The value of `var` as a path, when set and not empty (an empty variable counts as unset,
+/// for every path variable pocketses reads).
+pub fn env_path(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+/// The state directory (see the module documentation for the order).
+pub fn state_dir() -> PathBuf {
+    state_dir_from(&|var| env_path(var), effective_uid())
+}
+
+/// [`state_dir`] with the environment and uid passed in. \[pure\]
+pub fn state_dir_from(env: &dyn Fn(&str) -> Option<PathBuf>, uid: u32) -> PathBuf {
+    if let Some(dir) = env(STATE_DIR_ENV).or_else(|| env("SNAP_DATA")) {
+        return dir;
+    }
+    if let Some(dir) = env("XDG_RUNTIME_DIR") {
+        return dir.join("pocketses");
+    }
+    if uid == 0 {
+        return PathBuf::from("/run/pocketses");
+    }
+    env("TMPDIR").unwrap_or_else(|| PathBuf::from("/tmp")).join(format!("pocketses-{uid}"))
+}
+
+/// The effective uid of this process.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<PathBuf> + 'a {
+        move |var| pairs.iter().find(|(k, _)| *k == var).map(|(_, v)| PathBuf::from(v))
+    }
+
+    #[test]
+    fn order_of_state_directories() {
+        let all = [
+            ("POCKETSES_STATE_DIR", "/s"),
+            ("SNAP_DATA", "/var/snap/pocketses/x1"),
+            ("XDG_RUNTIME_DIR", "/run/user/1000"),
+        ];
+        assert_eq!(state_dir_from(&env(&all), 0), PathBuf::from("/s"));
+        assert_eq!(state_dir_from(&env(&all[1..]), 0), PathBuf::from("/var/snap/pocketses/x1"));
+        assert_eq!(
+            state_dir_from(&env(&all[2..]), 1000),
+            PathBuf::from("/run/user/1000/pocketses")
+        );
+        assert_eq!(state_dir_from(&env(&[]), 0), PathBuf::from("/run/pocketses"));
+        assert_eq!(state_dir_from(&env(&[]), 1000), PathBuf::from("/tmp/pocketses-1000"));
+        assert_eq!(
+            state_dir_from(&env(&[("TMPDIR", "/var/tmp")]), 7),
+            PathBuf::from("/var/tmp/pocketses-7")
+        );
+    }
+}
