@@ -128,6 +128,14 @@ pub fn exposure(kind: Kind, addr: SocketAddr, security: &Security) -> Option<Str
     Some(text)
 }
 
+/// [`exposure`] of each bound listener: what the start log and `pocketses status` say. \[pure\]
+pub fn exposures(listening: Listening, security: &Security) -> Vec<String> {
+    [(Kind::Tcp, listening.tcp), (Kind::Http, listening.http)]
+        .into_iter()
+        .filter_map(|(kind, addr)| exposure(kind, addr?, security))
+        .collect()
+}
+
 impl Want {
     /// The listener part of `config`; relative TLS paths are resolved in `base`. \[pure\]
     pub fn from_config(config: &Config, base: &Path) -> Want {
@@ -339,11 +347,8 @@ impl Listeners {
     }
 
     fn warn_exposure(&self, listening: Listening, security: &Security) {
-        let bound = [(Kind::Tcp, listening.tcp), (Kind::Http, listening.http)];
-        for (kind, addr) in bound.into_iter().filter_map(|(k, a)| Some((k, a?))) {
-            if let Some(text) = exposure(kind, addr, security) {
-                warn!("{text}");
-            }
+        for text in exposures(listening, security) {
+            warn!("{text}");
         }
     }
 
