@@ -20,5 +20,6 @@ pub mod paths;
 pub mod publish;
 pub mod remodel;
 pub mod snapd;
+pub mod spool;
 pub mod status;
 pub mod yaml;
