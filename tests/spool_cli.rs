@@ -1,4 +1,5 @@
 //! `pocketses spool status` against spools made by the library, through the real binary.
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
 mod support;
 

@@ -1,4 +1,5 @@
 //! `kill -9` at random moments loses nothing that `append_batch` said was appended.
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 //!
 //! The test binary re-executes itself as the child (`POCKETSES_SPOOL_CHILD` names the spool): the
 //! child appends batches in a loop and acks now and then, printing `appended FIRST LAST` after each
@@ -44,7 +45,7 @@ fn child(dir: &Path) -> ! {
         writeln!(out, "appended {a} {b}").expect("stdout");
         out.flush().expect("stdout");
         batch_no += 1;
-        if batch_no % 9 == 0 {
+        if batch_no.is_multiple_of(9) {
             // Acknowledge all but the last few records, as a sink would after a send.
             let upto = b.saturating_sub(6);
             spool.ack(upto).expect("ack");
