@@ -3,7 +3,7 @@
 use std::hint::black_box;
 
 use pocketses::metrics::collect::Collector;
-use pocketses::metrics::encode::{json, prometheus};
+use pocketses::metrics::encode::{json, legacy, prometheus};
 
 use crate::floor::{measure, Cost, Plan};
 
@@ -18,6 +18,10 @@ pub struct CollectReport {
     pub json: Cost,
     /// The Prometheus encoding alone.
     pub prometheus: Cost,
+    /// The legacy (Python `json.dumps` style) encoding alone.
+    pub legacy: Cost,
+    /// Size of one legacy encoding, bytes.
+    pub legacy_bytes: usize,
     /// Size of one JSON encoding, bytes.
     pub json_bytes: usize,
     /// Size of one Prometheus encoding, bytes.
@@ -46,6 +50,10 @@ pub fn run(plan: Plan) -> CollectReport {
         prometheus: measure(plan, || {
             black_box(prometheus::encode(black_box(&snapshot)));
         }),
+        legacy: measure(plan, || {
+            black_box(legacy::encode(black_box(&snapshot)));
+        }),
+        legacy_bytes: legacy::encode(&snapshot).len(),
         json_bytes: json_text.len(),
         prometheus_bytes: prometheus_text.len(),
     }

@@ -258,6 +258,10 @@ fn print_floor(f: &floor::FloorReport, c: &collect::CollectReport) {
         "{:<28} {:>7} {:>7.1} / {:>6.1}",
         "prometheus::encode", c.prometheus_bytes, c.prometheus.cpu_us, c.prometheus.wall_us
     );
+    println!(
+        "{:<28} {:>7} {:>7.1} / {:>6.1}",
+        "legacy::encode", c.legacy_bytes, c.legacy.cpu_us, c.legacy.wall_us
+    );
 }
 
 fn log_tail(path: &Path) -> String {

@@ -674,8 +674,9 @@ impl Handler for ConfigService {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// snapd could not be asked.
+    /// The message includes snapd's error, which is therefore not also its `source()`.
     #[error("cannot read configuration from snapd: {0}")]
-    Snapd(#[source] crate::snapd::Error),
+    Snapd(crate::snapd::Error),
     /// The stored configuration is invalid (one problem per line).
     #[error("{0}")]
     Invalid(String),
@@ -721,6 +722,17 @@ pub async fn run(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_load_error_names_snapds_cause_once() {
+        let err = LoadError::Snapd(crate::snapd::Error::Connect {
+            socket: "/run/snapd.socket".into(),
+            cause: std::io::Error::from_raw_os_error(2),
+        });
+        let chain = format!("{:#}", anyhow::Error::new(err));
+        assert_eq!(chain.matches("No such file or directory").count(), 1, "{chain}");
+        assert_eq!(chain.matches("not reachable").count(), 1, "{chain}");
+    }
 
     #[test]
     fn requests_decode() {

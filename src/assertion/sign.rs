@@ -15,14 +15,21 @@ use sha2::{Digest as _, Sha512};
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
     /// The headers cannot be written.
-    #[error("{0}")]
+    #[error(transparent)]
     Encode(#[from] EncodeError),
     /// The RSA operation failed.
     #[error("cannot sign assertion: {0}")]
     Rsa(String),
-    /// The result does not decode (an internal error).
+    /// The result does not decode (an internal error). The message includes the parse error,
+    /// which is therefore not also its `source()`.
     #[error("internal error: {0}")]
-    Decode(#[from] ParseError),
+    Decode(ParseError),
+}
+
+impl From<ParseError> for SignError {
+    fn from(err: ParseError) -> Self {
+        SignError::Decode(err)
+    }
 }
 
 /// Signs `content` with `key`, returning the signature block without its final newline (snapd's `signContent`).
@@ -89,6 +96,16 @@ mod tests {
     use super::super::{decode, encode};
     use super::*;
     use rsa::pkcs1::DecodeRsaPrivateKey as _;
+
+    #[test]
+    fn sign_errors_name_their_cause_once() {
+        let encode = SignError::from(EncodeError("header \"x\" is bad".into()));
+        let decode = SignError::from(ParseError::NoSeparator);
+        for (err, part) in [(encode, "is bad"), (decode, "separator not found")] {
+            let chain = format!("{:#}", anyhow::Error::new(err));
+            assert_eq!(chain.matches(part).count(), 1, "{chain}");
+        }
+    }
 
     fn key(pem: &str) -> RsaPrivateKey {
         RsaPrivateKey::from_pkcs1_pem(pem).unwrap()

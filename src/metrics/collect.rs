@@ -1,82 +1,33 @@
 //! Reads the host's state on demand. \[io\]
 //!
 //! `Collector` keeps the hot files (/proc/stat, meminfo, net/dev, loadavg, uptime, cpufreq,
-//! cpuinfo, sensors, /proc/self/stat) open and re-reads them with pread(2) at offset 0, which
-//! saves the open/close of every cycle; parsing is done by the pure functions of
-//! [`super::proc`] into buffers that are reused from cycle to cycle.
+//! cpuinfo, sensors, /proc/self/stat) open and re-reads them with pread(2) at offset 0
+//! (`metrics::reader`), which saves the open/close of every cycle; parsing is done by the pure
+//! functions of [`super::proc`] into buffers that are reused from cycle to cycle, and rates
+//! by the pure functions of `metrics::rates` against the previous cycle's counters.
 //! The mount table is parsed again only when the kernel signals a change on
 //! /proc/self/mountinfo (poll(2) with `POLLPRI`), while statvfs(3) runs every cycle.
-//! statvfs(3) of a filesystem that can hang (network, FUSE: [`proc::may_hang`]) runs on a
-//! short-lived thread with a deadline ([`STATVFS_TIMEOUT`]); one that misses it is left out
-//! until that call returns, so a dead NFS server never stalls the collection.
-//! Sensors are discovered once, when the collector is created.
+//! statvfs(3) of a filesystem that can hang (network, FUSE: [`proc::may_hang`]) goes through
+//! `metrics::statvfs::GuardedStat` with a deadline (`STATVFS_TIMEOUT`), so a dead NFS server
+//! never stalls the collection. Sensors are discovered once, when the collector is created
+//! (`metrics::sensors`); addresses come from getifaddrs(3) (`metrics::ifaddrs`).
 //!
 //! Nothing here sleeps, and nothing fails a collection as a whole: a source that cannot be
 //! read is absent from the snapshot. What this module does not do: decide formats (that is
-//! `encode`) or schedule collections (that is the daemon's loop).
+//! `encode`) or schedule collections (that is the daemon's loop). System calls go through the
+//! safe wrappers of `rustix` and `nix`.
 
-use std::ffi::CStr;
-use std::fs::File;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::proc::{self, Mount, NetDev, Stat, USER_HZ};
+use super::reader::ProcFile;
+use super::sensors::{self, Sensor};
+use super::statvfs::{statvfs, GuardedStat, STATVFS_TIMEOUT};
 use super::{
-    Address, Core, Cpu, CpuTimes, Filesystem, Frequency, FrequencySource, FsUsage, Interface,
-    MeminfoField, Memory, NetRates, Process, SensorKind, Snapshot, Swap, Temperature, Uname,
+    ifaddrs, rates, Cpu, CpuTimes, Filesystem, Frequency, FrequencySource, Interface, MeminfoField,
+    Memory, Process, Snapshot, Swap, Temperature, Uname,
 };
-
-/// A file kept open and re-read from offset 0 on every cycle.
-#[derive(Debug)]
-struct ProcFile {
-    path: PathBuf,
-    file: Option<File>,
-    buf: Vec<u8>,
-}
-
-impl ProcFile {
-    fn new(path: impl Into<PathBuf>) -> Self {
-        let path = path.into();
-        let file = File::open(&path).ok();
-        ProcFile { path, file, buf: Vec::with_capacity(4096) }
-    }
-
-    /// The file's whole content, or `None` when it cannot be opened or read.
-    /// A file that could not be opened is tried again on the next call.
-    fn read(&mut self) -> Option<&str> {
-        if self.file.is_none() {
-            self.file = File::open(&self.path).ok();
-        }
-        let file = self.file.as_ref()?;
-        self.buf.clear();
-        loop {
-            if self.buf.capacity() - self.buf.len() < 1024 {
-                self.buf.reserve(self.buf.capacity().max(4096));
-            }
-            let len = self.buf.len();
-            let cap = self.buf.capacity();
-            self.buf.resize(cap, 0);
-            match file.read_at(&mut self.buf[len..], len as u64) {
-                Ok(0) => {
-                    self.buf.truncate(len);
-                    break;
-                }
-                Ok(n) => self.buf.truncate(len + n),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => self.buf.truncate(len),
-                Err(_) => {
-                    // Some sysfs attributes refuse reads for good (`duplex` of a virtual
-                    // device); keep the descriptor, since reopening would cost more.
-                    self.buf.clear();
-                    return None;
-                }
-            }
-        }
-        std::str::from_utf8(&self.buf).ok()
-    }
-}
 
 /// Open files of one processor's cpufreq directory.
 #[derive(Debug)]
@@ -105,16 +56,6 @@ struct NetClassFiles {
 
 /// How many collections may reuse an interface's `duplex` and `ifalias`.
 const LINK_REFRESH_CYCLES: u32 = 60;
-
-/// One temperature source found at start.
-#[derive(Debug)]
-struct Sensor {
-    kind: SensorKind,
-    chip: String,
-    sensor: String,
-    label: Option<String>,
-    file: ProcFile,
-}
 
 /// What the previous cycle saw, for utilisation and rates.
 #[derive(Debug, Default)]
@@ -180,7 +121,7 @@ impl Collector {
             mountinfo: ProcFile::new("/proc/self/mountinfo"),
             cpufreq: Vec::new(),
             has_cpufreq: false,
-            sensors: discover_sensors(sysfs),
+            sensors: sensors::discover(sysfs),
             sysfs: sysfs.to_path_buf(),
             net_class: Vec::new(),
             mounts: Vec::new(),
@@ -222,7 +163,7 @@ impl Collector {
             .unwrap_or_default();
         let interval = self.prev.at.map(|at| now.duration_since(at).as_secs_f64());
         let uname = uname();
-        let hostname = uname.as_ref().map(|u| u.nodename.clone()).unwrap_or_default();
+        let hostname = uname.nodename.clone();
 
         let (cpu, boot_time) = self.cpu();
         let memory = self.memory();
@@ -246,7 +187,7 @@ impl Collector {
             boot_time,
             filesystems,
             temperatures,
-            uname,
+            uname: Some(uname),
             process,
         }
     }
@@ -259,33 +200,8 @@ impl Collector {
             return (None, stat.boot_time);
         }
         let first = self.prev.at.is_none();
-        let zero = CpuTimes::default();
-        let prev_total = if first { &zero } else { &self.prev.total };
-        let utilisation = stat.total.utilisation_since(prev_total);
-
-        let mut cores: Vec<Core> = Vec::with_capacity(stat.cores.len());
-        for (i, (id, times)) in stat.cores.iter().enumerate() {
-            let prev = if first {
-                &zero
-            } else {
-                match self.prev.cores.get(i) {
-                    Some((pid, t)) if pid == id => t,
-                    _ => self
-                        .prev
-                        .cores
-                        .iter()
-                        .find(|(pid, _)| pid == id)
-                        .map(|(_, t)| t)
-                        .unwrap_or(&zero),
-                }
-            };
-            cores.push(Core {
-                id: *id,
-                times: *times,
-                utilisation: times.utilisation_since(prev),
-                frequency: Frequency::default(),
-            });
-        }
+        let utilisation = rates::utilisation((!first).then_some(&self.prev.total), &stat.total);
+        let mut cores = rates::cores((!first).then_some(&self.prev.cores[..]), &stat.cores);
         self.prev.total = stat.total;
         self.prev.cores.clone_from(&stat.cores);
 
@@ -351,32 +267,10 @@ impl Collector {
         let mut out: Vec<Interface> = Vec::new();
         if let Some(text) = self.net_dev.read() {
             proc::net_dev_into(text, &mut self.net_buf);
-            for (i, dev) in self.net_buf.iter().enumerate() {
-                let prev = match self.prev.net.get(i) {
-                    Some(p) if p.name == dev.name => Some(p),
-                    _ => self.prev.net.iter().find(|p| p.name == dev.name),
-                };
-                let (rx_rate, tx_rate) = match (prev, interval) {
-                    (Some(p), Some(secs)) => (
-                        NetRates::between(&p.rx, &dev.rx, secs),
-                        NetRates::between(&p.tx, &dev.tx, secs),
-                    ),
-                    _ => (None, None),
-                };
-                out.push(Interface {
-                    name: dev.name.clone(),
-                    has_counters: true,
-                    rx: dev.rx,
-                    tx: dev.tx,
-                    rx_rate,
-                    tx_rate,
-                    addresses: Vec::new(),
-                    link: Default::default(),
-                });
-            }
+            out = rates::interfaces(&self.prev.net, &self.net_buf, interval);
             self.prev.net.clone_from(&self.net_buf);
         }
-        interface_addresses(&mut out);
+        ifaddrs::add_addresses(&mut out);
         self.net_class.retain(|f| out.iter().any(|i| i.name == f.name));
         for iface in &mut out {
             let files = match self.net_class.iter().position(|f| f.name == iface.name) {
@@ -419,7 +313,7 @@ impl Collector {
 
     fn filesystems(&mut self) -> Vec<Filesystem> {
         if !self.mounts_stale {
-            self.mounts_stale = mount_table_changed(&self.mountinfo);
+            self.mounts_stale = self.mountinfo.flagged_change();
         }
         if self.mounts_stale {
             if let Some(text) = self.mountinfo.read() {
@@ -482,399 +376,26 @@ impl Collector {
     }
 }
 
-/// Whether the kernel flagged a mount table change on the open mountinfo file since it was last
-/// read (proc(5): poll reports `POLLPRI | POLLERR`). Unknown counts as changed.
-fn mount_table_changed(file: &ProcFile) -> bool {
-    let Some(f) = file.file.as_ref() else { return true };
-    let mut pfd = libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLPRI, revents: 0 };
-    // SAFETY: one valid pollfd, timeout 0 (never blocks).
-    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-    n != 0 || pfd.revents != 0
-}
-
-/// How long statvfs(3) of a filesystem that can hang may take before it is left out.
-pub const STATVFS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// statvfs(3) with a deadline, for filesystems whose server may not answer.
-///
-/// Each call runs on its own small thread. A call that misses the deadline keeps its mount point
-/// in `in_flight` until it returns; meanwhile that mount is skipped at once (usage unknown), so
-/// a hung mount costs one deadline, once, and never a thread per cycle.
-struct GuardedStat {
-    stat: fn(&str) -> Option<FsUsage>,
-    timeout: std::time::Duration,
-    in_flight: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
-    /// Mount points reported as unresponsive, so the log says it once per episode.
-    reported: std::collections::HashSet<String>,
-}
-
-impl std::fmt::Debug for GuardedStat {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GuardedStat").field("timeout", &self.timeout).finish_non_exhaustive()
+fn uname() -> Uname {
+    let u = rustix::system::uname();
+    let field = |f: &std::ffi::CStr| f.to_string_lossy().into_owned();
+    Uname {
+        sysname: field(u.sysname()),
+        nodename: field(u.nodename()),
+        release: field(u.release()),
+        version: field(u.version()),
+        machine: field(u.machine()),
+        domainname: field(u.domainname()),
     }
-}
-
-impl GuardedStat {
-    fn new(stat: fn(&str) -> Option<FsUsage>, timeout: std::time::Duration) -> Self {
-        GuardedStat { stat, timeout, in_flight: Default::default(), reported: Default::default() }
-    }
-
-    fn stat(&mut self, path: &str) -> Option<FsUsage> {
-        {
-            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-            if in_flight.contains(path) {
-                return None;
-            }
-            in_flight.insert(path.to_string());
-        }
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let in_flight = std::sync::Arc::clone(&self.in_flight);
-        let owned = path.to_string();
-        let stat = self.stat;
-        let spawned = std::thread::Builder::new()
-            .name("pocketses-statvfs".into())
-            .stack_size(64 * 1024)
-            .spawn(move || {
-                let usage = stat(&owned);
-                in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&owned);
-                let _ = tx.send(usage);
-            });
-        if spawned.is_err() {
-            self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(path);
-            return None;
-        }
-        match rx.recv_timeout(self.timeout) {
-            Ok(usage) => {
-                if self.reported.remove(path) {
-                    tracing::info!(mount = path, "filesystem answers again");
-                }
-                usage
-            }
-            Err(_) => {
-                if self.reported.insert(path.to_string()) {
-                    tracing::warn!(
-                        mount = path,
-                        "statvfs did not answer within {:?}; leaving this filesystem out until it does",
-                        self.timeout
-                    );
-                }
-                None
-            }
-        }
-    }
-}
-
-// The statvfs field types are u32 on some 32-bit targets (armhf, i386) and u64 here.
-#[allow(clippy::useless_conversion)]
-fn statvfs(path: &str) -> Option<FsUsage> {
-    let c_path = std::ffi::CString::new(path).ok()?;
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: a NUL-terminated path and a buffer of the right type; it is read only on success.
-    let rc = unsafe { libc::statvfs(c_path.as_ptr(), st.as_mut_ptr()) };
-    if rc != 0 {
-        return None;
-    }
-    // SAFETY: statvfs succeeded, so it filled the struct.
-    let st = unsafe { st.assume_init() };
-    let unit = u64::from(if st.f_frsize > 0 { st.f_frsize } else { st.f_bsize });
-    let total = u64::from(st.f_blocks).saturating_mul(unit);
-    let free = u64::from(st.f_bfree).saturating_mul(unit);
-    Some(FsUsage {
-        total,
-        free,
-        available: u64::from(st.f_bavail).saturating_mul(unit),
-        used: total.saturating_sub(free),
-        files: u64::from(st.f_files),
-        files_free: u64::from(st.f_ffree),
-    })
-}
-
-/// Adds getifaddrs(3)'s IPv4 and IPv6 addresses to `interfaces`, appending interfaces that
-/// /proc/net/dev did not list.
-fn interface_addresses(interfaces: &mut Vec<Interface>) {
-    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills `head` with a list we free below.
-    if unsafe { libc::getifaddrs(&mut head) } != 0 {
-        return;
-    }
-    let mut cur = head;
-    while !cur.is_null() {
-        // SAFETY: `cur` is a node of the list getifaddrs returned, alive until freeifaddrs.
-        let ifa = unsafe { &*cur };
-        cur = ifa.ifa_next;
-        if ifa.ifa_name.is_null() || ifa.ifa_addr.is_null() {
-            continue;
-        }
-        // SAFETY: ifa_addr is non-null and points to a sockaddr of its family.
-        let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
-        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
-        let name = unsafe { CStr::from_ptr(ifa.ifa_name) }.to_bytes();
-        if family == libc::AF_PACKET {
-            // SAFETY: the family says both are sockaddr_ll (the broadcast one when present).
-            let (address, broadcast) = unsafe {
-                let ll = &*(ifa.ifa_addr as *const libc::sockaddr_ll);
-                let broadcast = (!ifa.ifa_ifu.is_null())
-                    .then(|| hw_address(&*(ifa.ifa_ifu as *const libc::sockaddr_ll)));
-                (hw_address(ll), broadcast)
-            };
-            let iface = interface_named(interfaces, name);
-            iface.link.address = Some(address);
-            iface.link.broadcast = broadcast;
-            continue;
-        }
-        let addr = match family {
-            libc::AF_INET => {
-                // SAFETY: the family says it is a sockaddr_in; the netmask, when present, too.
-                let (ip, mask) = unsafe {
-                    let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                    let mask = (!ifa.ifa_netmask.is_null())
-                        .then(|| (*(ifa.ifa_netmask as *const libc::sockaddr_in)).sin_addr.s_addr);
-                    (sin.sin_addr.s_addr, mask)
-                };
-                let prefix_len = mask.map(|m| u32::from_be(m).leading_ones()).unwrap_or(32);
-                Address {
-                    ip: IpAddr::V4(Ipv4Addr::from(u32::from_be(ip))),
-                    prefix_len: prefix_u8(prefix_len),
-                }
-            }
-            libc::AF_INET6 => {
-                // SAFETY: the family says it is a sockaddr_in6; the netmask, when present, too.
-                let (ip, mask) = unsafe {
-                    let sin6 = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
-                    let mask = (!ifa.ifa_netmask.is_null()).then(|| {
-                        (*(ifa.ifa_netmask as *const libc::sockaddr_in6)).sin6_addr.s6_addr
-                    });
-                    (sin6.sin6_addr.s6_addr, mask)
-                };
-                let prefix_len = mask.map(|m| u128::from_be_bytes(m).leading_ones()).unwrap_or(128);
-                Address { ip: IpAddr::V6(Ipv6Addr::from(ip)), prefix_len: prefix_u8(prefix_len) }
-            }
-            _ => continue,
-        };
-        interface_named(interfaces, name).addresses.push(addr);
-    }
-    // SAFETY: `head` came from getifaddrs and is freed once.
-    unsafe { libc::freeifaddrs(head) };
-}
-
-/// The interface called `name`, appended (without counters) when /proc/net/dev lacked it.
-fn interface_named<'a>(interfaces: &'a mut Vec<Interface>, name: &[u8]) -> &'a mut Interface {
-    let i = match interfaces.iter().position(|i| i.name.as_bytes() == name) {
-        Some(i) => i,
-        None => {
-            interfaces.push(Interface {
-                name: String::from_utf8_lossy(name).into_owned(),
-                ..Interface::default()
-            });
-            interfaces.len() - 1
-        }
-    };
-    &mut interfaces[i]
-}
-
-/// A link layer address as lowercase hex bytes joined by colons.
-fn hw_address(ll: &libc::sockaddr_ll) -> String {
-    let len = usize::from(ll.sll_halen).min(ll.sll_addr.len());
-    let mut s = String::with_capacity(len * 3);
-    for (i, b) in ll.sll_addr[..len].iter().enumerate() {
-        if i > 0 {
-            s.push(':');
-        }
-        use std::fmt::Write as _;
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
-fn prefix_u8(n: u32) -> u8 {
-    u8::try_from(n).unwrap_or(u8::MAX)
-}
-
-fn uname() -> Option<Uname> {
-    let mut u = std::mem::MaybeUninit::<libc::utsname>::uninit();
-    // SAFETY: uname fills the struct; it is read only on success.
-    if unsafe { libc::uname(u.as_mut_ptr()) } != 0 {
-        return None;
-    }
-    // SAFETY: uname succeeded.
-    let u = unsafe { u.assume_init() };
-    let field = |f: &[libc::c_char]| {
-        let bytes: Vec<u8> = f.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
-    Some(Uname {
-        sysname: field(&u.sysname),
-        nodename: field(&u.nodename),
-        release: field(&u.release),
-        version: field(&u.version),
-        machine: field(&u.machine),
-        domainname: field(&u.domainname),
-    })
 }
 
 fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
-}
-
-/// Finds hwmon temperature inputs and thermal zones under `sysfs`.
-fn discover_sensors(sysfs: &Path) -> Vec<Sensor> {
-    let mut out = Vec::new();
-    for dir in sorted_entries(&sysfs.join("class/hwmon")) {
-        let chip = hwmon_chip_name(&dir);
-        for file in sorted_entries(&dir) {
-            let Some(name) = file.file_name().and_then(|n| n.to_str()) else { continue };
-            let Some(sensor) = name.strip_prefix("temp").and_then(|s| s.strip_suffix("_input"))
-            else {
-                continue;
-            };
-            let label = std::fs::read_to_string(dir.join(format!("temp{sensor}_label")))
-                .ok()
-                .map(|s| s.trim().to_string());
-            out.push(Sensor {
-                kind: SensorKind::Hwmon,
-                chip: chip.clone(),
-                sensor: format!("temp{sensor}"),
-                label,
-                file: ProcFile::new(&file),
-            });
-        }
-    }
-    for dir in sorted_entries(&sysfs.join("class/thermal")) {
-        let Some(zone) =
-            dir.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("thermal_zone"))
-        else {
-            continue;
-        };
-        let kind = std::fs::read_to_string(dir.join("type"))
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default();
-        out.push(Sensor {
-            kind: SensorKind::ThermalZone,
-            chip: zone.to_string(),
-            sensor: kind,
-            label: None,
-            file: ProcFile::new(dir.join("temp")),
-        });
-    }
-    out
-}
-
-/// node_exporter's `chip` label: `<parent dir>_<device>` of the resolved `device` link
-/// (`platform_coretemp_0`), else the `name` file, else the hwmon directory name, each cleaned.
-fn hwmon_chip_name(dir: &Path) -> String {
-    if let Ok(dev) = std::fs::canonicalize(dir.join("device")) {
-        let name = clean_chip(dev.file_name().and_then(|n| n.to_str()).unwrap_or_default());
-        let parent = clean_chip(
-            dev.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap_or_default(),
-        );
-        match (parent.is_empty(), name.is_empty()) {
-            (false, false) => return format!("{parent}_{name}"),
-            (true, false) => return name,
-            _ => {}
-        }
-    }
-    if let Ok(name) = std::fs::read_to_string(dir.join("name")) {
-        let name = clean_chip(&name);
-        if !name.is_empty() {
-            return name;
-        }
-    }
-    clean_chip(dir.file_name().and_then(|n| n.to_str()).unwrap_or_default())
-}
-
-/// node_exporter's cleaning of chip names: lowercase, `[^a-z0-9:_]` to `_`, `_` trimmed.
-fn clean_chip(raw: &str) -> String {
-    let s: String = raw
-        .chars()
-        .map(|c| c.to_ascii_lowercase())
-        .map(|c| {
-            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == ':' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    s.trim_matches('_').to_string()
-}
-
-fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
-        Err(_) => Vec::new(),
-    };
-    v.sort_by_key(|p| natural_key(p));
-    v
-}
-
-/// Sorts `temp10` after `temp9`: by the name with its digits read as a number.
-fn natural_key(p: &Path) -> (String, u64) {
-    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    let digits: String = name.chars().filter(char::is_ascii_digit).collect();
-    let letters: String = name.chars().filter(|c| !c.is_ascii_digit()).collect();
-    (letters, digits.parse().unwrap_or(0))
+    u64::try_from(rustix::param::page_size()).unwrap_or(4096)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    mod guarded {
-        use super::*;
-        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-        use std::time::Duration;
-
-        static HANG: AtomicBool = AtomicBool::new(true);
-        static CALLS: AtomicUsize = AtomicUsize::new(0);
-
-        /// A statvfs whose server is down while `HANG` is set.
-        fn dead_server(_: &str) -> Option<FsUsage> {
-            CALLS.fetch_add(1, Ordering::SeqCst);
-            while HANG.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Some(FsUsage { total: 10, free: 4, available: 3, used: 6, files: 2, files_free: 1 })
-        }
-
-        fn idle(g: &GuardedStat) -> bool {
-            g.in_flight.lock().unwrap().is_empty()
-        }
-
-        #[test]
-        fn a_hung_mount_is_left_out_and_comes_back() {
-            let mut g = GuardedStat::new(dead_server, Duration::from_millis(50));
-            // The call returns (after the deadline) instead of hanging the collection.
-            assert_eq!(g.stat("/mnt/nfs"), None);
-            assert_eq!(CALLS.load(Ordering::SeqCst), 1);
-            assert!(!idle(&g));
-            // While that call is stuck, the mount is skipped without a new thread or wait.
-            assert_eq!(g.stat("/mnt/nfs"), None);
-            assert_eq!(CALLS.load(Ordering::SeqCst), 1);
-            assert!(g.reported.contains("/mnt/nfs"));
-            // The server answers: the stuck call ends and the next cycle gets the usage again.
-            HANG.store(false, Ordering::SeqCst);
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while !idle(&g) && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            assert!(idle(&g), "the stuck call never ended");
-            assert_eq!(g.stat("/mnt/nfs").map(|u| u.total), Some(10));
-            assert_eq!(CALLS.load(Ordering::SeqCst), 2);
-            assert!(!g.reported.contains("/mnt/nfs"));
-        }
-
-        #[test]
-        fn a_live_mount_answers_through_the_guard() {
-            let mut g = GuardedStat::new(statvfs, STATVFS_TIMEOUT);
-            let usage = g.stat("/").expect("statvfs of /");
-            assert!(usage.total > 0 && usage.used <= usage.total);
-            assert!(idle(&g));
-            assert_eq!(g.stat("/nonexistent-pocketses-mount"), None);
-            assert!(idle(&g));
-        }
-    }
 
     #[test]
     fn collects_this_host() {
@@ -885,7 +406,11 @@ mod tests {
         assert!(cpu.count > 0);
         assert_eq!(cpu.count, cpu.cores.len());
         assert!(first.memory.as_ref().expect("memory").total > 0);
-        assert!(first.network.iter().any(|i| i.name == "lo"));
+        let lo = first.network.iter().find(|i| i.name == "lo").expect("lo");
+        assert!(lo.has_counters);
+        assert_eq!(lo.link.address.as_deref(), Some("00:00:00:00:00:00"));
+        assert_eq!(lo.link.broadcast.as_deref(), Some("00:00:00:00:00:00"));
+        assert!(lo.addresses.iter().any(|a| a.ip.is_loopback()));
         assert!(first.network.iter().all(|i| i.rx_rate.is_none()));
         assert!(first.boot_time.is_some());
         assert!(!first.hostname.is_empty());
@@ -894,31 +419,6 @@ mod tests {
         assert!(second.network.iter().filter(|i| i.name == "lo").all(|i| i.rx_rate.is_some()));
         let u = second.cpu.expect("cpu").utilisation;
         assert!((0.0..=100.0).contains(&u), "{u}");
-    }
-
-    #[test]
-    fn loopback_has_its_addresses() {
-        let mut ifaces = Vec::new();
-        interface_addresses(&mut ifaces);
-        let lo = ifaces.iter().find(|i| i.name == "lo").expect("lo");
-        assert!(lo
-            .addresses
-            .contains(&Address { ip: IpAddr::V4(Ipv4Addr::LOCALHOST), prefix_len: 8 }));
-    }
-
-    #[test]
-    fn proc_file_rereads() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("f");
-        std::fs::write(&path, "one").expect("write");
-        let mut f = ProcFile::new(&path);
-        assert_eq!(f.read(), Some("one"));
-        std::fs::write(&path, "two, longer").expect("write");
-        assert_eq!(f.read(), Some("two, longer"));
-        let big = "x".repeat(100_000);
-        std::fs::write(&path, &big).expect("write");
-        assert_eq!(f.read().map(str::len), Some(100_000));
-        assert_eq!(ProcFile::new(dir.path().join("absent")).read(), None);
     }
 
     #[test]
@@ -971,23 +471,6 @@ mod tests {
     }
 
     #[test]
-    fn mount_table_is_quiet_after_a_read() {
-        let mut f = ProcFile::new("/proc/self/mountinfo");
-        assert!(f.read().is_some_and(|t| t.contains(" / ")));
-        // The kernel flags only changes since the file was opened or last polled.
-        assert!(!mount_table_changed(&f));
-        assert!(mount_table_changed(&ProcFile::new("/nonexistent/mountinfo")));
-    }
-
-    #[test]
-    fn chip_names_are_cleaned() {
-        assert_eq!(clean_chip("coretemp\n"), "coretemp");
-        assert_eq!(clean_chip("coretemp.0"), "coretemp_0");
-        assert_eq!(clean_chip("0000:00:18.3"), "0000:00:18_3");
-        assert_eq!(clean_chip("--"), "");
-    }
-
-    #[test]
     fn duplex_and_alias_are_reread_when_operstate_changes() {
         let dir = tempfile::tempdir().expect("tempdir");
         let net = dir.path().join("class/net/lo");
@@ -1012,24 +495,6 @@ mod tests {
         assert_eq!(
             (after.operstate.as_deref(), after.duplex.as_deref()),
             (Some("up"), Some("half"))
-        );
-    }
-
-    #[test]
-    fn natural_order() {
-        let mut v = vec![
-            PathBuf::from("temp10_input"),
-            PathBuf::from("temp2_input"),
-            PathBuf::from("temp1_input"),
-        ];
-        v.sort_by_key(|p| natural_key(p));
-        assert_eq!(
-            v,
-            [
-                PathBuf::from("temp1_input"),
-                PathBuf::from("temp2_input"),
-                PathBuf::from("temp10_input")
-            ]
         );
     }
 }

@@ -15,7 +15,12 @@ use std::net::IpAddr;
 pub mod cmd;
 pub mod collect;
 pub mod encode;
+mod ifaddrs;
 pub mod proc;
+mod rates;
+mod reader;
+mod sensors;
+mod statvfs;
 
 /// One collection cycle's worth of host metrics.
 ///

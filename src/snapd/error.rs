@@ -37,13 +37,15 @@ pub enum Error {
         value: Option<serde_json::Value>,
     },
     /// The socket could not be reached: snapd is not running, restarting, or the socket is not allowed.
-    #[error("snapd is not reachable at {}: {source}", socket.display())]
+    ///
+    /// The message ends with the operating system's reason, so `cause` is not also exposed as
+    /// [`std::error::Error::source`]: a chain printed with `{:#}` would name it twice.
+    #[error("snapd is not reachable at {}: {cause}", socket.display())]
     Connect {
         /// The socket path.
         socket: PathBuf,
         /// Why.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// snapd did not answer in time.
     #[error("snapd did not answer within {}s", after.as_secs_f32())]
@@ -99,7 +101,7 @@ impl Error {
     /// strict snap without `snapd-control`, or snapd answering 401/403.
     pub fn is_permission_denied(&self) -> bool {
         match self {
-            Error::Connect { source, .. } => source.kind() == std::io::ErrorKind::PermissionDenied,
+            Error::Connect { cause, .. } => cause.kind() == std::io::ErrorKind::PermissionDenied,
             Error::Api { status, .. } => matches!(status, 401 | 403),
             _ => false,
         }
@@ -114,6 +116,21 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chain_names_the_cause_once() {
+        let err = Error::Connect {
+            socket: "/run/snapd.socket".into(),
+            cause: std::io::Error::from_raw_os_error(2),
+        };
+        assert!(std::error::Error::source(&err).is_none());
+        let chain = format!("{:#}", anyhow::Error::new(err).context("cannot get the model"));
+        assert_eq!(
+            chain,
+            "cannot get the model: snapd is not reachable at /run/snapd.socket: \
+             No such file or directory (os error 2)"
+        );
+    }
 
     fn api(kind: Option<&str>, status: u16) -> Error {
         Error::Api { kind: kind.map(str::to_string), message: "m".to_string(), status, value: None }
@@ -134,7 +151,7 @@ mod tests {
     fn transport_errors_are_retryable() {
         let err = Error::Connect {
             socket: "/run/snapd.socket".into(),
-            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+            cause: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
         };
         assert!(err.is_retryable());
         assert!(err.is_unreachable());
@@ -142,7 +159,7 @@ mod tests {
         assert!(Error::Timeout { after: Duration::from_secs(5) }.is_retryable());
         let denied = Error::Connect {
             socket: "/run/snapd.socket".into(),
-            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+            cause: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
         };
         assert!(denied.is_permission_denied());
         assert!(api(Some(kind::LOGIN_REQUIRED), 403).is_permission_denied());

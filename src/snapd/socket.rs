@@ -78,14 +78,14 @@ impl UnixTransport {
                 if let Some(io) = inner.downcast_ref::<std::io::Error>() {
                     return Error::Connect {
                         socket: self.socket.clone(),
-                        source: std::io::Error::new(io.kind(), io.to_string()),
+                        cause: std::io::Error::new(io.kind(), io.to_string()),
                     };
                 }
                 source = inner.source();
             }
             return Error::Connect {
                 socket: self.socket.clone(),
-                source: std::io::Error::other(err.to_string()),
+                cause: std::io::Error::other(err.to_string()),
             };
         }
         let mut text = err.to_string();
@@ -143,9 +143,9 @@ mod tests {
         let transport = UnixTransport::new(&socket);
         let err = transport.send(Request::get("/v2/system-info")).await.unwrap_err();
         match err {
-            Error::Connect { socket: s, source } => {
+            Error::Connect { socket: s, cause } => {
                 assert_eq!(s, socket);
-                assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+                assert_eq!(cause.kind(), std::io::ErrorKind::NotFound);
             }
             other => panic!("unexpected {other:?}"),
         }

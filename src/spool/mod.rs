@@ -689,22 +689,28 @@ impl Spool {
         tracing::warn!(spool = %self.dir.display(), records = advance.records, bytes = advance.bytes, "dropped the oldest spooled records: {why}");
         self.ack.dropped_records += advance.records;
         self.ack.dropped_bytes += advance.bytes;
-        let acked = self.first_pending_seq().map_or(self.next_seq - 1, |seq| seq - 1);
+        let acked = self.first_pending_seq()?.map_or(self.next_seq - 1, |seq| seq - 1);
         self.ack.acked = self.ack.acked.max(acked);
         self.commit(advance)
     }
 
     /// The sequence number of the oldest pending record.
-    fn first_pending_seq(&self) -> Option<u64> {
-        let seg = self.segments.front()?;
-        if self.head.offset >= seg.len {
-            return None;
+    fn first_pending_seq(&self) -> Result<Option<u64>, Error> {
+        for (i, seg) in self.segments.iter().enumerate() {
+            let from = if i == 0 { self.head.offset } else { 0 };
+            if from >= seg.len {
+                continue;
+            }
+            let buf = self.read_segment(seg, from)?;
+            let first = Scanner::new(&buf, self.ack.acked).find_map(|item| match item {
+                Item::Record { record, .. } => Some(record.seq),
+                _ => None,
+            });
+            if first.is_some() {
+                return Ok(first);
+            }
         }
-        let buf = self.read_segment(seg, self.head.offset).ok()?;
-        Scanner::new(&buf, 0).find_map(|item| match item {
-            Item::Record { record, .. } => Some(record.seq),
-            _ => None,
-        })
+        Ok(None)
     }
 
     /// The head of the first segment when all of it is pending.
