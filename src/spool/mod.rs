@@ -341,6 +341,8 @@ pub struct Spool {
     active: Option<File>,
     next_id: u64,
     next_seq: u64,
+    /// The last segment may end with a failed write: the next batch starts a new segment.
+    force_roll: bool,
     ack: AckState,
     stats: Stats,
     _lock: File,
@@ -447,6 +449,7 @@ impl Spool {
             active: None,
             next_id,
             next_seq,
+            force_roll: false,
             ack,
             stats,
             _lock: lock,
@@ -510,10 +513,11 @@ impl Spool {
         let n = payloads.len() as u64;
         let last = first + n - 1;
         let segment_bytes = self.limits.effective_segment_bytes();
-        let fits = self
-            .segments
-            .back()
-            .is_some_and(|s| s.len == 0 || s.len + buf.len() as u64 <= segment_bytes);
+        let fits = !self.force_roll
+            && self
+                .segments
+                .back()
+                .is_some_and(|s| s.len == 0 || s.len + buf.len() as u64 <= segment_bytes);
         if !fits {
             self.new_segment()?;
         } else if self.active.is_none() {
@@ -542,6 +546,7 @@ impl Spool {
             if restored.is_err() {
                 // Leave the damaged end behind: open counts it, and appends go to a new segment.
                 self.active = None;
+                self.force_roll = true;
             }
             return Err(Error::Io { action: "write", path, source: err });
         }
@@ -592,6 +597,7 @@ impl Spool {
             last_time_ms: 0,
         });
         self.active = Some(file);
+        self.force_roll = false;
         Ok(())
     }
 
