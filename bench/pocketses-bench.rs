@@ -402,6 +402,8 @@ fn daemon_items_inner(args: &AllArgs, res: &mut Results) -> anyhow::Result<()> {
     .arg(&args.out)
     // The daemon's admission limit (default 10000) must not be what the largest run measures.
     .args(["--max-subscribers", &(max_n + 1000).to_string()])
+    // Every subscriber comes from 127.0.0.1: one source, so its limit (default 64) must go too.
+    .args(["--set", &format!("limits.per-source={}", max_n + 1000)])
     .env("RUST_LOG", "warn");
     println!("starting {cmd:?} (log: {})", log.display());
     let mut daemon = sys::Server::spawn("pocketses daemon", &mut cmd, &log)?;

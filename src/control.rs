@@ -152,6 +152,9 @@ pub struct State {
     /// Where the listeners are bound, once they are.
     #[serde(default)]
     pub listening: Option<Listening>,
+    /// Listeners that face the network without TLS or authentication, said plainly.
+    #[serde(default)]
+    pub exposure: Vec<String>,
 }
 
 /// Decodes one request line. \[pure\]
@@ -603,9 +606,18 @@ impl ConfigService {
             last_reload: state.last_reload,
             last_error: state.last_error.clone(),
             listening: None,
+            exposure: Vec::new(),
         };
+        let want = crate::publish::listen::Want::from_config(
+            &state.loaded.config,
+            &crate::publish::listen::files_dir(),
+        );
         drop(state);
-        State { listening: self.extra.as_ref().map(|extra| extra()), ..out }
+        let listening = self.extra.as_ref().map(|extra| extra());
+        let exposure = listening
+            .map(|l| crate::publish::listen::exposures(l, &want.security))
+            .unwrap_or_default();
+        State { listening, exposure, ..out }
     }
 
     fn state_json(&self) -> Value {

@@ -5,18 +5,17 @@
 //! ([`crate::publish::Published`]) and hands it to the [`Hub`], which keeps it as the latest message and
 //! broadcasts it to one task per subscriber (`publish::tcp`, `publish::http`).
 //!
-//! This module owns tasks, signals and listeners; it decides nothing about wire formats.
+//! This module owns tasks and signals; listeners (bind, rebind, limits) are [`crate::publish::listen`]
+//! and it decides nothing about wire formats.
 //! Configuration arrives on a `watch` channel, so a source that reloads it live (snapd, a control
 //! socket) only has to send a new [`Config`]: see [`run`].
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -29,7 +28,7 @@ use serde_json::Value;
 use crate::config::{Config, Loaded, Settings};
 pub use crate::control::Listening;
 use crate::metrics::collect::Collector;
-use crate::publish::{self, Hub, Published};
+use crate::publish::{listen, Hub, Published};
 
 /// Default path of snapd's API socket; `POCKETSES_SNAPD_SOCKET` overrides it.
 pub const SNAPD_SOCKET: &str = "/run/snapd.socket";
@@ -254,26 +253,16 @@ pub async fn run_with(
     let hub = Hub::new(initial.publish.max_subscribers);
     hub.set_remodel_events(initial.publish.remodel_events);
     let tracker = TaskTracker::new();
-    let mut listeners = Listeners {
-        hub: hub.clone(),
-        shutdown: shutdown.clone(),
-        tracker: tracker.clone(),
-        tcp: None,
-        http: None,
-        options,
-    };
+    let announce =
+        listen::Announce { ready_file: options.ready_file, listening: options.listening };
+    let mut listeners =
+        listen::Listeners::new(hub.clone(), shutdown.clone(), tracker.clone(), announce);
     // Bind before anything else, so that a taken port fails the start with a clear error.
-    if let Err(err) = listeners.apply(&initial, true).await {
-        listeners.stop_all().await;
-        return Err(err);
-    }
+    listeners.start(&initial).await?;
     tracker.spawn(collect_loop(hub.clone(), config.clone(), shutdown.clone()));
     // Re-attach to a remodel recorded before a restart and publish its progress (SSE `remodel`).
     tracker.spawn(crate::remodel::drive::daemon_task(hub.clone(), shutdown.clone()));
-    tracker.spawn(async move {
-        listeners.follow(config).await;
-        listeners.remove_ready_file();
-    });
+    tracker.spawn(listeners.follow(config));
     shutdown.cancelled().await;
     tracker.close();
     if tokio::time::timeout(SHUTDOWN_TIMEOUT, tracker.wait()).await.is_err() {
@@ -342,193 +331,6 @@ async fn collect_loop(hub: Hub, mut config: watch::Receiver<Config>, shutdown: C
 /// When the next collection is due: `interval` after the last start, but never in the past. \[pure\]
 pub fn due(last_start: Instant, interval: u32, now: Instant) -> Instant {
     (last_start + Duration::from_secs(u64::from(interval.max(1)))).max(now)
-}
-
-/// One running accept loop.
-struct Running {
-    /// The address asked for (port 0 stays 0 here, so an unchanged config does not rebind).
-    want: SocketAddr,
-    bound: SocketAddr,
-    stop: CancellationToken,
-    task: JoinHandle<()>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Kind {
-    Tcp,
-    Http,
-}
-
-/// The two listeners and what they need to start accept loops.
-struct Listeners {
-    hub: Hub,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-    tcp: Option<Running>,
-    http: Option<Running>,
-    options: RunOptions,
-}
-
-impl Listeners {
-    async fn follow(&mut self, mut config: watch::Receiver<Config>) {
-        loop {
-            tokio::select! {
-                _ = self.shutdown.cancelled() => return,
-                res = config.changed() => {
-                    if res.is_err() {
-                        // Nobody will reload the configuration any more; serve as is.
-                        self.shutdown.cancelled().await;
-                        return;
-                    }
-                    let new = config.borrow_and_update().clone();
-                    self.hub.set_max_subscribers(new.publish.max_subscribers);
-                    self.hub.set_remodel_events(new.publish.remodel_events);
-                    if let Err(err) = self.apply(&new, false).await {
-                        error!("{err:#}");
-                    }
-                }
-            }
-        }
-    }
-
-    /// Binds what `config` asks for that is not bound yet; reports where it listens.
-    async fn apply(&mut self, config: &Config, first: bool) -> anyhow::Result<()> {
-        let before = self.listening();
-        let tcp = Some(SocketAddr::new(config.bind, config.port));
-        let http =
-            (config.http.port != 0).then(|| SocketAddr::new(config.http.bind, config.http.port));
-        let res_tcp = self.rebind(Kind::Tcp, tcp).await;
-        let res_http = self.rebind(Kind::Http, http).await;
-        let after = self.listening();
-        if first || after != before {
-            info!("listening {after}");
-            self.announce(after);
-        }
-        res_tcp.and(res_http)
-    }
-
-    fn listening(&self) -> Listening {
-        Listening {
-            tcp: self.tcp.as_ref().map(|r| r.bound),
-            http: self.http.as_ref().map(|r| r.bound),
-        }
-    }
-
-    async fn rebind(&mut self, kind: Kind, want: Option<SocketAddr>) -> anyhow::Result<()> {
-        let slot = match kind {
-            Kind::Tcp => &mut self.tcp,
-            Kind::Http => &mut self.http,
-        };
-        if slot.as_ref().map(|r| r.want) == want {
-            return Ok(());
-        }
-        let Some(want) = want else {
-            if let Some(old) = slot.take() {
-                stop(old).await;
-            }
-            return Ok(());
-        };
-        let listener = match publish::tcp::bind(want) {
-            Ok(listener) => listener,
-            // Same port on another address, or the same address: let go of the old one first.
-            Err(err) if err.kind() == std::io::ErrorKind::AddrInUse && slot.is_some() => {
-                let old_want = slot.as_ref().map(|r| r.want);
-                if let Some(old) = slot.take() {
-                    stop(old).await;
-                }
-                match publish::tcp::bind(want) {
-                    Ok(listener) => listener,
-                    Err(err) => {
-                        // Put the old listener back so the stream stays reachable.
-                        if let Some(old_want) = old_want {
-                            if let Ok(listener) = publish::tcp::bind(old_want) {
-                                let running = self.start(kind, old_want, listener);
-                                *self.slot(kind) = running;
-                            }
-                        }
-                        return Err(cannot_listen(want, &err));
-                    }
-                }
-            }
-            Err(err) => return Err(cannot_listen(want, &err)),
-        };
-        let running = self.start(kind, want, listener);
-        if let Some(old) = std::mem::replace(self.slot(kind), running) {
-            stop(old).await;
-        }
-        Ok(())
-    }
-
-    async fn stop_all(&mut self) {
-        for running in [self.tcp.take(), self.http.take()].into_iter().flatten() {
-            stop(running).await;
-        }
-    }
-
-    fn slot(&mut self, kind: Kind) -> &mut Option<Running> {
-        match kind {
-            Kind::Tcp => &mut self.tcp,
-            Kind::Http => &mut self.http,
-        }
-    }
-
-    fn start(&self, kind: Kind, want: SocketAddr, listener: TcpListener) -> Option<Running> {
-        let bound = listener.local_addr().unwrap_or(want);
-        let stop = self.shutdown.child_token();
-        let (hub, shutdown, tracker) =
-            (self.hub.clone(), self.shutdown.clone(), self.tracker.clone());
-        let task = match kind {
-            Kind::Tcp => self.tracker.spawn(publish::tcp::serve(
-                listener,
-                hub,
-                stop.clone(),
-                shutdown,
-                tracker,
-            )),
-            Kind::Http => self.tracker.spawn(publish::http::serve(
-                listener,
-                hub,
-                stop.clone(),
-                shutdown,
-                tracker,
-            )),
-        };
-        Some(Running { want, bound, stop, task })
-    }
-
-    fn announce(&self, listening: Listening) {
-        if let Some(tx) = &self.options.listening {
-            tx.send_replace(listening);
-        }
-        if let Some(path) = &self.options.ready_file {
-            if let Err(err) = write_atomically(path, &format!("{listening}\n")) {
-                warn!(path = %path.display(), error = %err, "cannot write ready file");
-            }
-        }
-    }
-
-    fn remove_ready_file(&self) {
-        if let Some(path) = &self.options.ready_file {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-fn cannot_listen(addr: SocketAddr, err: &std::io::Error) -> anyhow::Error {
-    anyhow::anyhow!("cannot listen on {addr}: {}", crate::error::describe_io(err))
-}
-
-/// Stops an accept loop and waits until its listener is closed; its connections stay.
-async fn stop(running: Running) {
-    running.stop.cancel();
-    let _ = running.task.await;
-}
-
-fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
 }
 
 /// Cancels `shutdown` on SIGTERM or SIGINT, and re-reads the configuration on SIGHUP, as daemons

@@ -418,6 +418,9 @@ pub fn render(r: &Report) -> String {
             if let Some(listening) = d.listening {
                 line("", format!("listening {listening}"));
             }
+            for text in &d.exposure {
+                line("warning:", text.clone());
+            }
             if let Some(err) = &d.last_error {
                 line("", format!("last configuration error: {err}"));
             }

@@ -183,8 +183,34 @@ fn a_taken_port_fails_the_start_with_a_clear_error() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8(out.stderr).unwrap();
-    let want = format!("error: cannot listen on 127.0.0.1:{port}: address already in use");
+    let want = format!(
+        "error: cannot listen on 127.0.0.1:{port}: address already in use; \
+         choose another with --port or snap set pocketses port=…"
+    );
     assert!(stderr.lines().any(|l| l == want), "{stderr}");
+    assert!(!stderr.contains("listening tcp="), "logged a listener it did not keep: {stderr}");
+}
+
+#[test]
+fn a_taken_http_port_names_its_own_flag_and_logs_no_listener() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = Command::new(env!("CARGO_BIN_EXE_pocketses"))
+        .args(["daemon", "--bind", "127.0.0.1", "--port", "0", "--http-port", &port.to_string()])
+        .env("POCKETSES_SNAPD_SOCKET", "/nonexistent")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let want = format!(
+        "error: cannot listen on 127.0.0.1:{port}: address already in use; \
+         choose another with --http-port or snap set pocketses http.port=…"
+    );
+    assert!(stderr.lines().any(|l| l == want), "{stderr}");
+    // The stream's port was bound, then let go: saying "listening tcp=…" would be untrue.
+    assert!(!stderr.contains("listening tcp="), "logged a listener it did not keep: {stderr}");
 }
 
 #[test]

@@ -147,3 +147,20 @@ fn subscribe_stops_at_an_endless_line() {
     assert!(stderr.contains("a line is longer than 16 MiB; stopped"), "{stderr}");
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn status_says_when_a_listener_faces_the_network_without_tls_or_auth() {
+    let daemon = Daemon::start(&["--interval", "3600", "--set", "bind=0.0.0.0"]);
+    let report = status(&daemon);
+    let exposure = report["daemon"]["exposure"].as_array().unwrap();
+    assert_eq!(exposure.len(), 1, "only the stream faces the network: {report:#}");
+    let text = exposure[0].as_str().unwrap();
+    assert!(
+        text.contains("tcp listener on 0.0.0.0:")
+            && text.contains("neither TLS nor authentication"),
+        "{text}"
+    );
+    // Bound to loopback only, nothing to say.
+    let quiet = Daemon::start(&["--interval", "3600"]);
+    assert_eq!(status(&quiet)["daemon"]["exposure"], serde_json::json!([]));
+}

@@ -94,7 +94,7 @@ async fn configuration_changes_apply_live() {
 
     // HTTP turned on live: it listens, and serves the latest snapshot.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    config.http = pocketses::config::HttpConfig { port, bind: localhost };
+    config.http = pocketses::config::HttpConfig { port, bind: localhost, ..config.http };
     config_tx.send(config.clone()).unwrap();
     let with_http = wait_listening(&mut listening_rx, |l| l.http.is_some()).await;
     assert_eq!(with_http.http, Some(SocketAddr::new(localhost, port)));
@@ -139,4 +139,44 @@ async fn configuration_changes_apply_live() {
             assert!(n_lines < 100, "not closed at shutdown");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_set_live_applies_to_newcomers_only() {
+    use tokio::io::AsyncWriteExt;
+    let localhost = IpAddr::from([127, 0, 0, 1]);
+    let mut config = Config { bind: localhost, port: 0, interval: 3600, ..Config::default() };
+    config.http.port = 0;
+    let (config_tx, config_rx) = watch::channel(config.clone());
+    let (listening_tx, mut listening_rx) = watch::channel(Listening::default());
+    let shutdown = CancellationToken::new();
+    let options = RunOptions { ready_file: None, listening: Some(listening_tx) };
+    let daemon = tokio::spawn(run_with(config_rx, shutdown.clone(), options));
+    let addr = wait_listening(&mut listening_rx, |l| l.tcp.is_some()).await.tcp.unwrap();
+    let mut before = Sub::connect(addr).await;
+    assert!(before.next().await.is_some());
+
+    config.http.token = Some("0123456789abcdef".to_string());
+    config_tx.send(config.clone()).unwrap();
+    // No acknowledgement of a reload: a newcomer without the token is refused once it applies.
+    let mut refused = false;
+    for _ in 0..300 {
+        let mut newcomer = Sub::connect(addr).await;
+        newcomer.0.get_mut().write_all(b"hello\n").await.unwrap();
+        if newcomer.next().await.is_some_and(|l| l.contains("unauthorized")) {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(refused, "the token never applied");
+    let mut with_token = Sub::connect(addr).await;
+    with_token.0.get_mut().write_all(b"AUTH 0123456789abcdef\n").await.unwrap();
+    assert!(with_token.next().await.unwrap().starts_with('{'));
+    // The subscriber admitted before keeps its stream.
+    config.interval = 1;
+    config_tx.send(config.clone()).unwrap();
+    assert!(before.next().await.is_some());
+    shutdown.cancel();
+    daemon.await.unwrap().unwrap();
 }

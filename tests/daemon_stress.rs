@@ -83,7 +83,12 @@ fn a_stuck_subscriber_does_not_delay_the_others() {
 #[test]
 fn out_of_descriptors_refuses_new_subscribers_keeps_publishing_and_recovers() {
     // A low descriptor limit, HTTP off: subscribers use up the descriptors quickly.
-    let daemon = Daemon::start_with(&["--interval", "1"], false, Some(48));
+    // No per-source limit: every refusal here must come from the descriptor limit.
+    let daemon = Daemon::start_with(
+        &["--interval", "1", "--set", "limits.per-source=1000"],
+        false,
+        Some(48),
+    );
     let mut first = daemon.subscribe();
     first.line();
     let mut accepted = Vec::new();

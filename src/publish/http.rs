@@ -12,35 +12,38 @@
 //! Prometheus text is encoded once per snapshot (see [`super::Published::prometheus`]) and sent as is;
 //! the daemon's own families, a few lines, are formatted per scrape and sent as a second chunk.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
-use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::header::{
+    HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE,
+};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast::{self, error::RecvError};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::{CancellationToken, ReusableBoxFuture, WaitForCancellationFutureOwned};
-use tokio_util::task::TaskTracker;
 use tracing::debug;
 
-use super::tcp::{accept_loop, SHUTDOWN_GRACE};
-use super::{Counters, Event, Hub, Published, Slot};
-use crate::metrics::encode::prometheus::{self, Family, Kind};
+use super::auth;
+use super::limits::Reason;
+use super::listen::{self, accept_loop, Gate, Secured, Serving, Ticket};
+use super::tcp::{handshake, set_send_buffer, SEND_BUFFER, SHUTDOWN_GRACE};
+use super::{next_message, Counters, Event, Hub, Next, Published, Slot, Wire};
+use crate::metrics::encode::prometheus::{self, Family, Kind, Sample};
 
 /// The content type of Prometheus text format 0.0.4.
 pub const PROMETHEUS_CONTENT_TYPE: &str = prometheus::CONTENT_TYPE;
-/// Open HTTP connections beyond this number are closed at once (SSE streams also count as subscribers).
-pub const MAX_CONNECTIONS: usize = 512;
 /// A client must send its request headers within this time.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -99,7 +102,26 @@ pub fn sse_frame(name: &str, id: Option<u64>, data: &[u8]) -> Bytes {
 pub fn daemon_families(counters: &Counters) -> Vec<Family> {
     let gauge = |n: &AtomicUsize| n.load(Ordering::Relaxed) as f64;
     let counter = |n: &AtomicU64| n.load(Ordering::Relaxed) as f64;
+    let mut refused = Family::new(
+        "pocketses_connections_refused_total",
+        "Connections refused, by listener (tcp, http) and reason (a limit, credentials, TLS, no descriptor).",
+        Kind::Counter,
+    );
+    refused.samples = counters
+        .refusals
+        .all()
+        .into_iter()
+        .map(|(listener, reason, n)| {
+            Sample::with(&[("listener", listener.as_str()), ("reason", reason.as_str())], n as f64)
+        })
+        .collect();
     vec![
+        Family::single(
+            "pocketses_sse_streams",
+            "SSE streams open now (also counted in pocketses_subscribers).",
+            Kind::Gauge,
+            gauge(&counters.sse),
+        ),
         Family::single(
             "pocketses_subscribers",
             "Subscribers connected now (TCP line stream and SSE).",
@@ -124,12 +146,7 @@ pub fn daemon_families(counters: &Counters) -> Vec<Family> {
             Kind::Counter,
             counter(&counters.dropped),
         ),
-        Family::single(
-            "pocketses_connections_refused_total",
-            "Connections refused because of the subscriber limit or no free file descriptor.",
-            Kind::Counter,
-            counter(&counters.refused),
-        ),
+        refused,
         Family::single(
             "pocketses_subscribers_flooded_total",
             "Subscribers disconnected for sending too much input.",
@@ -144,46 +161,143 @@ pub fn daemon_text(counters: &Counters) -> String {
     prometheus::write(&mut daemon_families(counters))
 }
 
-/// Serves HTTP on `listener` until `stop`; connections end at `shutdown`.
-pub async fn serve(
-    listener: TcpListener,
-    hub: Hub,
-    stop: CancellationToken,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let counters_hub = hub.clone();
-    accept_loop(&listener, &stop, &counters_hub, "http", |stream, peer| {
-        match permits.clone().try_acquire_owned() {
-            Ok(permit) => {
-                tracker.spawn(connection(stream, hub.clone(), shutdown.clone(), permit));
+/// Serves HTTP on `listener` until `serving.stop`; connections end at `serving.shutdown`.
+pub async fn serve(listener: TcpListener, serving: Serving) {
+    let Serving { hub, gate, stop, shutdown, tracker } = serving;
+    let pool = Pool::default();
+    accept_loop(&listener, &stop, &gate, listen::Kind::Http, |stream, peer, ticket| {
+        match pool.enter(gate.limits().max_connections) {
+            Some(member) => {
+                let conn = Conn { hub: hub.clone(), gate: gate.clone(), member, ticket };
+                tracker.spawn(connection(stream, conn, shutdown.clone()));
             }
-            Err(_) => {
-                hub.counters().refused.fetch_add(1, Ordering::Relaxed);
-                debug!(%peer, "http connection refused: limit reached");
-            }
+            None => gate.refuse(listen::Kind::Http, Reason::MaxConnections, peer.ip()),
         }
     })
     .await;
 }
 
-async fn connection(
-    stream: TcpStream,
+/// The open HTTP connections, oldest first, so that a full pool can make room.
+///
+/// When `http.max-connections` are open, a newcomer takes the place of the oldest connection
+/// that has no request under way: one still waiting for its request head (a slowloris), or an
+/// idle keep-alive. Connections serving a request or an SSE stream are never closed for it,
+/// and SSE streams never take more than [`super::limits::Limits::sse_cap`], so a scrape always finds room.
+#[derive(Debug, Clone, Default)]
+struct Pool {
+    inner: Arc<Mutex<PoolInner>>,
+}
+
+#[derive(Debug, Default)]
+struct PoolInner {
+    next: u64,
+    open: BTreeMap<u64, (Arc<AtomicUsize>, CancellationToken)>,
+}
+
+impl Pool {
+    /// A place for a new connection, closing the oldest idle one if the pool is full.
+    fn enter(&self, max: usize) -> Option<Member> {
+        let mut inner = self.inner.lock().ok()?;
+        if inner.open.len() >= max {
+            let idle = inner
+                .open
+                .iter()
+                .find(|(_, (busy, _))| busy.load(Ordering::Acquire) == 0)
+                .map(|(id, _)| *id)?;
+            if let Some((_, evict)) = inner.open.remove(&idle) {
+                evict.cancel();
+            }
+        }
+        let id = inner.next;
+        inner.next += 1;
+        let busy = Arc::new(AtomicUsize::new(0));
+        let evict = CancellationToken::new();
+        inner.open.insert(id, (busy.clone(), evict.clone()));
+        Some(Member { pool: self.clone(), id, busy, evict })
+    }
+}
+
+/// A connection's place in the [`Pool`].
+#[derive(Debug)]
+struct Member {
+    pool: Pool,
+    id: u64,
+    /// Requests under way on this connection (a response body not yet sent counts).
+    busy: Arc<AtomicUsize>,
+    /// Cancelled when a newcomer takes this connection's place.
+    evict: CancellationToken,
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        if let Ok(mut inner) = self.pool.inner.lock() {
+            inner.open.remove(&self.id);
+        }
+    }
+}
+
+/// Marks a connection busy while a response is under way.
+#[derive(Debug)]
+struct Busy(Arc<AtomicUsize>);
+
+impl Busy {
+    fn new(count: &Arc<AtomicUsize>) -> Busy {
+        count.fetch_add(1, Ordering::AcqRel);
+        Busy(count.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// One HTTP connection's state.
+struct Conn {
     hub: Hub,
-    shutdown: CancellationToken,
-    _permit: OwnedSemaphorePermit,
-) {
+    gate: Gate,
+    member: Member,
+    ticket: Ticket,
+}
+
+async fn connection(stream: TcpStream, conn: Conn, shutdown: CancellationToken) {
     let _ = stream.set_nodelay(true);
+    // Like the line stream's: an SSE client that stops reading pins 64 KiB, not megabytes.
+    set_send_buffer(&stream, SEND_BUFFER);
+    let secured = conn.gate.secured();
+    match &secured.tls {
+        None => serve_connection(stream, conn, secured.clone(), shutdown).await,
+        Some(tls) => match handshake(tls, stream).await {
+            Some(stream) => serve_connection(stream, conn, secured.clone(), shutdown).await,
+            None => conn.gate.refuse(listen::Kind::Http, Reason::Tls, conn.ticket.source()),
+        },
+    }
+}
+
+async fn serve_connection<S>(io: S, conn: Conn, secured: Arc<Secured>, shutdown: CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let evict = conn.member.evict.clone();
+    let conn = Arc::new(conn);
     let service_shutdown = shutdown.clone();
     let service = service_fn(move |req: Request<Incoming>| {
-        let res = respond(&req, &hub, &service_shutdown);
-        std::future::ready(Ok::<_, Infallible>(res))
+        let (conn, secured, shutdown) = (conn.clone(), secured.clone(), service_shutdown.clone());
+        async move {
+            let busy = Busy::new(&conn.member.busy);
+            let mut res = match authorize(&req, &conn, &secured).await {
+                Ok(()) => respond(&req, &conn, &shutdown),
+                Err(res) => res,
+            };
+            res.body_mut().busy = Some(busy);
+            Ok::<_, Infallible>(res)
+        }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
-        .serve_connection(TokioIo::new(stream), service);
+        .serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     tokio::select! {
         res = conn.as_mut() => {
@@ -191,6 +305,8 @@ async fn connection(
                 debug!(error = %err, "http connection ended");
             }
         }
+        // A newcomer needed the place of this idle connection.
+        _ = evict.cancelled() => {}
         _ = shutdown.cancelled() => {
             conn.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;
@@ -198,11 +314,51 @@ async fn connection(
     }
 }
 
+/// Whether a request needs credentials: when some are set, every route but a public `/metrics`,
+/// unless the connection's client certificate was verified. \[pure\]
+pub fn needs_credentials(route: &Route, secured: &Secured) -> bool {
+    let cert_verified = secured.tls.as_ref().is_some_and(|tls| tls.client_auth());
+    secured.credentials.required()
+        && !cert_verified
+        && !(secured.metrics_public && *route == Route::Prometheus)
+}
+
+/// Checks the request's credentials; the 401 answer when they are missing or wrong.
+async fn authorize(
+    req: &Request<Incoming>,
+    conn: &Conn,
+    secured: &Secured,
+) -> Result<(), Response<ResponseBody>> {
+    if !needs_credentials(&route(req.method(), req.uri().path()), secured) {
+        return Ok(());
+    }
+    let header = req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
+    let allowed = match auth::check(&secured.credentials, auth::presented(header)) {
+        auth::Check::Allow => true,
+        auth::Check::Deny => false,
+        auth::Check::Bcrypt { hash, password } => conn.gate.verify_user(hash, password).await,
+    };
+    if allowed {
+        return Ok(());
+    }
+    conn.gate.refuse(listen::Kind::Http, Reason::Unauthorized, conn.ticket.source());
+    let mut res = error(StatusCode::UNAUTHORIZED, "unauthorized");
+    let headers = res.headers_mut();
+    if !secured.credentials.users.is_empty() {
+        headers.append(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"pocketses\""));
+    }
+    if secured.credentials.token.is_some() {
+        headers.append(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"pocketses\""));
+    }
+    Err(res)
+}
+
 fn respond(
     req: &Request<Incoming>,
-    hub: &Hub,
+    conn: &Conn,
     shutdown: &CancellationToken,
 ) -> Response<ResponseBody> {
+    let hub = &conn.hub;
     match route(req.method(), req.uri().path()) {
         Route::Json => match hub.latest() {
             Some(latest) => ok("application/json", ResponseBody::full(latest.json.clone(), None)),
@@ -215,13 +371,16 @@ fn respond(
             }
             None => error(StatusCode::SERVICE_UNAVAILABLE, "no snapshot collected yet"),
         },
-        Route::Stream => match hub.try_slot() {
+        Route::Stream => match hub.try_sse_slot(conn.gate.limits().sse_cap()) {
             Some(slot) => {
                 let mut res = ok("text/event-stream", SseBody::start(hub, slot, shutdown));
                 res.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
                 res
             }
-            None => error(StatusCode::SERVICE_UNAVAILABLE, "too many subscribers"),
+            None => {
+                conn.gate.refuse(listen::Kind::Http, Reason::MaxSse, conn.ticket.source());
+                error(StatusCode::SERVICE_UNAVAILABLE, "too many SSE streams")
+            }
         },
         Route::NotFound => {
             error(StatusCode::NOT_FOUND, &format!("no such endpoint: {}", req.uri().path()))
@@ -256,7 +415,13 @@ fn error(status: StatusCode, message: &str) -> Response<ResponseBody> {
 }
 
 /// A response body: up to two ready chunks, or an SSE stream.
-pub enum ResponseBody {
+pub struct ResponseBody {
+    kind: BodyKind,
+    /// Keeps the connection busy (not to be closed for a newcomer) until the body is sent.
+    busy: Option<Busy>,
+}
+
+enum BodyKind {
     /// Ready bytes, sent in order.
     Full(Option<Bytes>, Option<Bytes>),
     /// A live event stream.
@@ -265,7 +430,7 @@ pub enum ResponseBody {
 
 impl ResponseBody {
     fn full(head: Bytes, tail: Option<Bytes>) -> ResponseBody {
-        ResponseBody::Full(Some(head), tail)
+        ResponseBody { kind: BodyKind::Full(Some(head), tail), busy: None }
     }
 }
 
@@ -277,25 +442,25 @@ impl Body for ResponseBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        match self.get_mut() {
-            ResponseBody::Full(head, tail) => {
+        match &mut self.get_mut().kind {
+            BodyKind::Full(head, tail) => {
                 Poll::Ready(head.take().or_else(|| tail.take()).map(|b| Ok(Frame::data(b))))
             }
-            ResponseBody::Sse(sse) => sse.poll_next(cx).map(|b| b.map(|b| Ok(Frame::data(b)))),
+            BodyKind::Sse(sse) => sse.poll_next(cx).map(|b| b.map(|b| Ok(Frame::data(b)))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self, ResponseBody::Full(None, None))
+        matches!(self.kind, BodyKind::Full(None, None))
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self {
-            ResponseBody::Full(head, tail) => {
+        match &self.kind {
+            BodyKind::Full(head, tail) => {
                 let len = |b: &Option<Bytes>| b.as_ref().map_or(0, |b| b.len() as u64);
                 SizeHint::with_exact(len(head) + len(tail))
             }
-            ResponseBody::Sse(_) => SizeHint::default(),
+            BodyKind::Sse(_) => SizeHint::default(),
         }
     }
 }
@@ -320,14 +485,15 @@ pub struct SseBody {
 impl SseBody {
     fn start(hub: &Hub, slot: Slot, shutdown: &CancellationToken) -> ResponseBody {
         let (rx, latest) = hub.subscribe();
-        ResponseBody::Sse(Box::new(SseBody {
+        let sse = Box::new(SseBody {
             first: latest.as_deref().map(Published::sse),
             last_seq: latest.map_or(0, |p| p.seq),
             recv: ReusableBoxFuture::new(receive(rx)),
             shutdown: Box::pin(shutdown.clone().cancelled_owned()),
             hub: hub.clone(),
             _slot: slot,
-        }))
+        });
+        ResponseBody { kind: BodyKind::Sse(sse), busy: None }
     }
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
@@ -341,13 +507,10 @@ impl SseBody {
             let (res, rx) = ready!(self.recv.poll(cx));
             self.recv.set(receive(rx));
             match res {
-                Ok(Event::Snapshot(p)) if p.seq > self.last_seq => {
-                    self.last_seq = p.seq;
-                    return Poll::Ready(Some(p.sse()));
-                }
-                Ok(Event::Snapshot(_)) => {}
-                Ok(Event::Remodel(report)) => {
-                    return Poll::Ready(Some(sse_frame(Event::SSE_REMODEL, None, &report.json)));
+                Ok(event) => {
+                    if let Next::Send(bytes) = next_message(&event, &mut self.last_seq, Wire::Sse) {
+                        return Poll::Ready(Some(bytes));
+                    }
                 }
                 Err(RecvError::Lagged(n)) => {
                     self.hub.counters().dropped.fetch_add(n, Ordering::Relaxed);
@@ -361,6 +524,8 @@ impl SseBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::publish::limits::Limits;
+    use std::net::SocketAddr;
 
     #[test]
     fn routes() {
@@ -402,9 +567,15 @@ mod tests {
         assert!(text.contains(
             "# TYPE pocketses_messages_dropped_total counter\npocketses_messages_dropped_total 3\n"
         ));
-        assert_eq!(text.matches("# HELP ").count(), 6);
-        assert_eq!(text.matches("# TYPE ").count(), 6);
-        assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 6);
+        assert_eq!(text.matches("# HELP ").count(), 7);
+        assert_eq!(text.matches("# TYPE ").count(), 7);
+        // Six single samples and one per listener and reason.
+        assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 6 + 2 * 7);
+        counters.refusals.add(listen::Kind::Http, super::super::limits::Reason::PerSource);
+        let text = daemon_text(&counters);
+        assert!(text.contains(
+            "pocketses_connections_refused_total{listener=\"http\",reason=\"per-source\"} 1\n"
+        ));
     }
 
     #[test]
@@ -415,6 +586,122 @@ mod tests {
         for family in daemon_families(&Counters::default()) {
             assert!(!names.contains(&family.name), "{} is already a snapshot family", family.name);
         }
+    }
+
+    /// Serves HTTP on an ephemeral loopback port with `limits`; one snapshot is published.
+    async fn start(limits: Limits) -> (Hub, SocketAddr, CancellationToken) {
+        let hub = Hub::new(10);
+        let snapshot = crate::metrics::Snapshot::default();
+        hub.publish(Published::new(1, snapshot, crate::config::Format::Json));
+        let listener = super::super::tcp::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let tracker = tokio_util::task::TaskTracker::new();
+        let serving = Serving::new(hub.clone(), shutdown.clone(), tracker);
+        serving.gate.set_limits(limits);
+        tokio::spawn(serve(listener, serving));
+        (hub, addr, shutdown)
+    }
+
+    async fn get(addr: SocketAddr, path: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        stream.write_all(req.as_bytes()).await.unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await.unwrap();
+        text
+    }
+
+    #[tokio::test]
+    async fn a_full_pool_closes_its_oldest_idle_connection_for_a_scrape() {
+        use tokio::io::AsyncReadExt;
+        let limits = Limits { max_connections: 4, max_sse: 1, per_source: 100 };
+        let (_hub, addr, shutdown) = start(limits).await;
+        // Four connections that never send a request fill the pool.
+        let mut idle = Vec::new();
+        for _ in 0..4 {
+            idle.push(TcpStream::connect(addr).await.unwrap());
+        }
+        let text = get(addr, "/metrics").await;
+        assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+        // The oldest made room: it is closed without an answer.
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(30), idle[0].read(&mut buf)).await;
+        assert!(matches!(n, Ok(Ok(0)) | Ok(Err(_))), "{n:?}");
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn sse_streams_are_capped_apart_from_scrapes() {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let limits = Limits { max_connections: 8, max_sse: 2, per_source: 100 };
+        let (hub, addr, shutdown) = start(limits).await;
+        let mut streams = Vec::new();
+        for _ in 0..2 {
+            let mut stream = BufReader::new(TcpStream::connect(addr).await.unwrap());
+            let req = "GET /v1/metrics/stream HTTP/1.1\r\nHost: t\r\n\r\n";
+            stream.get_mut().write_all(req.as_bytes()).await.unwrap();
+            let mut line = String::new();
+            stream.read_line(&mut line).await.unwrap();
+            assert!(line.starts_with("HTTP/1.1 200 "), "{line}");
+            streams.push(stream);
+        }
+        let text = get(addr, "/v1/metrics/stream").await;
+        assert!(text.starts_with("HTTP/1.1 503 "), "{text}");
+        assert!(text.contains("too many SSE streams"), "{text}");
+        assert!(get(addr, "/metrics").await.starts_with("HTTP/1.1 200 "));
+        let refusals = &hub.counters().refusals;
+        assert_eq!(refusals.get(listen::Kind::Http, Reason::MaxSse), 1);
+        shutdown.cancel();
+    }
+
+    /// SO_SNDBUF of this process's socket whose peer is `peer`.
+    fn send_buffer_of_socket_to(peer: SocketAddr) -> usize {
+        use std::os::fd::{AsRawFd, BorrowedFd};
+        for entry in std::fs::read_dir("/proc/self/fd").unwrap() {
+            let Ok(fd) = entry.unwrap().file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let dir = std::fs::File::open("/proc/self/fd").unwrap();
+            if fd == dir.as_raw_fd() {
+                continue;
+            }
+            // SAFETY: the descriptor is open (listed just now) and only borrowed for two calls;
+            // a descriptor that is not a socket makes them fail, which is skipped.
+            let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+            let sock = socket2::SockRef::from(&borrowed);
+            let Ok(addr) = sock.peer_addr() else { continue };
+            if addr.as_socket() == Some(peer) {
+                return sock.send_buffer_size().unwrap();
+            }
+        }
+        panic!("no socket to {peer}");
+    }
+
+    #[tokio::test]
+    async fn sse_sockets_keep_a_small_send_buffer() {
+        use tokio::io::AsyncWriteExt;
+        let (hub, addr, shutdown) = start(Limits::default()).await;
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut client = socket.connect(addr).await.unwrap();
+        let req = "GET /v1/metrics/stream HTTP/1.1\r\nHost: t\r\n\r\n";
+        client.write_all(req.as_bytes()).await.unwrap();
+        // Never read: megabytes of events wait for this client.
+        for seq in 2..6 {
+            let snapshot = crate::metrics::Snapshot {
+                hostname: "x".repeat(1 << 20),
+                ..crate::metrics::Snapshot::default()
+            };
+            hub.publish(Published::new(seq, snapshot, crate::config::Format::Json));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let local = client.local_addr().unwrap();
+        let size = send_buffer_of_socket_to(local);
+        // The kernel doubles what is asked for; autotuned, it would be megabytes.
+        assert!(size <= 2 * SEND_BUFFER, "{size}");
+        shutdown.cancel();
     }
 
     #[test]

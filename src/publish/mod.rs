@@ -12,9 +12,13 @@
 //! [`Counters::dropped`], and carries on with the newest.
 //! A stuck subscriber therefore costs the others nothing.
 
+pub mod auth;
 pub mod http;
+pub mod limits;
+pub mod listen;
 pub mod subscribe;
 pub mod tcp;
+pub mod tls;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -153,14 +157,16 @@ impl Event {
 pub struct Counters {
     /// Subscribers connected now (TCP stream and SSE).
     pub subscribers: AtomicUsize,
+    /// SSE streams open now (also counted in `subscribers`).
+    pub sse: AtomicUsize,
     /// Snapshots published since start.
     pub published: AtomicU64,
     /// Messages a lagging subscriber never received (drop-oldest), counted when it reads again.
     pub dropped: AtomicU64,
     /// Subscribers whose socket is full right now (a write waiting for them to read).
     pub blocked: AtomicUsize,
-    /// Connections refused: subscriber limit reached or no file descriptor left.
-    pub refused: AtomicU64,
+    /// Connections refused, per listener and reason.
+    pub refusals: limits::Refusals,
     /// Subscribers disconnected for sending too much input.
     pub flooded: AtomicU64,
 }
@@ -177,6 +183,8 @@ struct Inner {
     latest: Mutex<Option<Arc<Published>>>,
     counters: Counters,
     max_subscribers: AtomicUsize,
+    /// Line-stream subscribers now: what `max_subscribers` limits (SSE has its own cap).
+    lines: AtomicUsize,
     remodel_events: AtomicBool,
 }
 
@@ -190,6 +198,7 @@ impl Hub {
                 latest: Mutex::new(None),
                 counters: Counters::default(),
                 max_subscribers: AtomicUsize::new(max_subscribers),
+                lines: AtomicUsize::new(0),
                 remodel_events: AtomicBool::new(false),
             }),
         }
@@ -250,35 +259,45 @@ impl Hub {
         self.inner.max_subscribers.store(max, Ordering::Relaxed);
     }
 
-    /// Takes a subscriber slot, or `None` (counted as refused) when the limit is reached.
+    /// Takes a line-stream subscriber slot, or `None` when `publish.max-subscribers` is reached.
     ///
     /// A counter rather than a `Semaphore`: the limit can change live, and a lowered limit
     /// must not disconnect anyone, which permits cannot express without debt bookkeeping.
+    /// The caller counts the refusal, with its listener and reason.
     pub fn try_slot(&self) -> Option<Slot> {
-        let counters = &self.inner.counters;
         let max = self.inner.max_subscribers.load(Ordering::Relaxed);
-        let res = counters
-            .subscribers
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1));
-        match res {
-            Ok(_) => Some(Slot { hub: self.clone() }),
-            Err(_) => {
-                counters.refused.fetch_add(1, Ordering::Relaxed);
-                None
-            }
+        self.take(&self.inner.lines, max).then(|| Slot { hub: self.clone(), sse: false })
+    }
+
+    /// Takes an SSE slot, or `None` when `max` streams are open; SSE streams do not count
+    /// against `publish.max-subscribers`, nor line subscribers against `max`.
+    pub fn try_sse_slot(&self, max: usize) -> Option<Slot> {
+        self.take(&self.inner.counters.sse, max).then(|| Slot { hub: self.clone(), sse: true })
+    }
+
+    fn take(&self, count: &AtomicUsize, max: usize) -> bool {
+        let res =
+            count.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1));
+        if res.is_ok() {
+            self.inner.counters.subscribers.fetch_add(1, Ordering::AcqRel);
         }
+        res.is_ok()
     }
 }
 
-/// A subscriber's place in the limit; dropping it frees the place.
+/// A subscriber's place in its limit; dropping it frees the place.
 #[derive(Debug)]
 pub struct Slot {
     hub: Hub,
+    sse: bool,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.hub.inner.counters.subscribers.fetch_sub(1, Ordering::AcqRel);
+        let inner = &self.hub.inner;
+        let count = if self.sse { &inner.counters.sse } else { &inner.lines };
+        count.fetch_sub(1, Ordering::AcqRel);
+        inner.counters.subscribers.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -291,22 +310,56 @@ pub enum Next {
     Skip,
 }
 
-/// Decides what a line-stream subscriber does with a received event, given the last `seq` it
-/// sent and whether remodel reports go on the line stream. \[pure\]
-pub fn next_line(event: &Event, last_seq: &mut u64, remodel_events: bool) -> Next {
-    match event {
-        Event::Snapshot(p) if p.seq > *last_seq => {
+/// Which stream a subscriber writes, and so which bytes of an event it takes. \[pure\]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// The TCP line stream; remodel reports only when `publish.remodel-events` is on.
+    Line {
+        /// Whether remodel reports go on the line stream.
+        remodel_events: bool,
+    },
+    /// Server-Sent Events: every kind of event, each under its own name.
+    Sse,
+}
+
+/// Decides what a subscriber does with a received event, given the last `seq` it sent
+/// and the stream it writes; the one place both publishers skip what they already sent. \[pure\]
+pub fn next_message(event: &Event, last_seq: &mut u64, wire: Wire) -> Next {
+    match (event, wire) {
+        (Event::Snapshot(p), _) if p.seq <= *last_seq => Next::Skip,
+        (Event::Snapshot(p), Wire::Line { .. }) => {
             *last_seq = p.seq;
             Next::Send(p.line.clone())
         }
-        Event::Remodel(report) if remodel_events => Next::Send(report.line.clone()),
-        _ => Next::Skip,
+        (Event::Snapshot(p), Wire::Sse) => {
+            *last_seq = p.seq;
+            Next::Send(p.sse())
+        }
+        (Event::Remodel(report), Wire::Line { remodel_events: true }) => {
+            Next::Send(report.line.clone())
+        }
+        (Event::Remodel(_), Wire::Line { remodel_events: false }) => Next::Skip,
+        (Event::Remodel(report), Wire::Sse) => {
+            Next::Send(http::sse_frame(Event::SSE_REMODEL, None, &report.json))
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const LINE: Wire = Wire::Line { remodel_events: false };
+
+    #[test]
+    fn sse_subscribers_get_the_framed_snapshot_once() {
+        let p = Arc::new(Published::new(4, snapshot("a"), Format::Json));
+        let mut last = 3;
+        let event = Event::Snapshot(p.clone());
+        assert_eq!(next_message(&event, &mut last, Wire::Sse), Next::Send(p.sse()));
+        assert_eq!(last, 4);
+        assert_eq!(next_message(&event, &mut last, Wire::Sse), Next::Skip);
+    }
 
     fn snapshot(hostname: &str) -> Snapshot {
         Snapshot { hostname: hostname.to_string(), ..Snapshot::default() }
@@ -348,12 +401,12 @@ mod tests {
         let (mut rx, latest) = hub.subscribe();
         let mut last = 0;
         let latest = latest.map(Event::Snapshot);
-        let first = latest.as_ref().map(|e| next_line(e, &mut last, false));
+        let first = latest.as_ref().map(|e| next_message(e, &mut last, LINE));
         assert!(matches!(first, Some(Next::Send(_))));
         assert_eq!(last, 1);
         hub.publish(Published::new(2, snapshot("b"), Format::Json));
         let ev = rx.try_recv().expect("second message");
-        assert!(matches!(next_line(&ev, &mut last, false), Next::Send(_)));
+        assert!(matches!(next_message(&ev, &mut last, LINE), Next::Send(_)));
         assert_eq!(last, 2);
     }
 
@@ -361,7 +414,7 @@ mod tests {
     fn a_message_already_sent_is_skipped() {
         let p = Arc::new(Published::new(3, snapshot("a"), Format::Json));
         let mut last = 3;
-        assert_eq!(next_line(&Event::Snapshot(p), &mut last, true), Next::Skip);
+        assert_eq!(next_message(&Event::Snapshot(p), &mut last, Wire::Sse), Next::Skip);
     }
 
     #[test]
@@ -371,8 +424,11 @@ mod tests {
         assert_eq!(&report.json[..], &report.line[..report.line.len() - 1]);
         let event = Event::Remodel(report.clone());
         let mut last = 7;
-        assert_eq!(next_line(&event, &mut last, false), Next::Skip);
-        assert_eq!(next_line(&event, &mut last, true), Next::Send(report.line));
+        assert_eq!(next_message(&event, &mut last, LINE), Next::Skip);
+        let with_reports = Wire::Line { remodel_events: true };
+        assert_eq!(next_message(&event, &mut last, with_reports), Next::Send(report.line));
+        let sse = next_message(&event, &mut last, Wire::Sse);
+        assert_eq!(sse, Next::Send(http::sse_frame("remodel", None, &report.json)));
         // A report never moves the snapshot sequence.
         assert_eq!(last, 7);
         let hub = Hub::new(1);
@@ -400,12 +456,32 @@ mod tests {
         let b = hub.try_slot();
         assert!(a.is_some() && b.is_some());
         assert!(hub.try_slot().is_none());
-        assert_eq!(hub.counters().refused.load(Ordering::Relaxed), 1);
         drop(a);
         assert!(hub.try_slot().is_some());
         hub.set_max_subscribers(0);
         assert!(hub.try_slot().is_none());
         assert_eq!(hub.counters().subscribers.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn sse_streams_have_their_own_limit() {
+        let hub = Hub::new(1);
+        let line = hub.try_slot();
+        assert!(line.is_some());
+        assert!(hub.try_slot().is_none());
+        // The line stream is full; SSE is not.
+        let a = hub.try_sse_slot(2);
+        let b = hub.try_sse_slot(2);
+        assert!(a.is_some() && b.is_some());
+        assert!(hub.try_sse_slot(2).is_none());
+        let counters = hub.counters();
+        assert_eq!(counters.subscribers.load(Ordering::Relaxed), 3);
+        assert_eq!(counters.sse.load(Ordering::Relaxed), 2);
+        drop(a);
+        drop(line);
+        assert_eq!(counters.subscribers.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.sse.load(Ordering::Relaxed), 1);
+        assert!(hub.try_slot().is_some());
     }
 
     #[test]

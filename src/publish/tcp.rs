@@ -6,26 +6,26 @@
 //! and one that shuts down its sending side (EOF) is taken as gone.
 //! Each subscriber has its own task, so a slow one only ever delays itself.
 //!
-//! When the process runs out of file descriptors, `accept` fails with EMFILE or ENFILE:
-//! pending connections are then refused (accepted and closed at once with a spare descriptor
-//! kept for that purpose), publishing to connected subscribers goes on, and accepting resumes by
-//! itself as soon as descriptors are free again.
-//! The accept loop here is shared with the HTTP listener.
+//! Accepting, and surviving descriptor exhaustion while doing it, is [`super::listen::accept_loop`].
 
-use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn};
 
-use super::{next_line, Hub, Next, Slot};
+use tracing::debug;
+
+use super::auth;
+use super::http::HEADER_TIMEOUT;
+use super::limits::Reason;
+use super::listen::{accept_loop, Gate, Kind, Serving, Ticket};
+use super::tls::Tls;
+use super::{next_message, Hub, Next, Slot, Wire};
 
 /// Listen backlog: connections the kernel completes while the daemon has not accepted them yet.
 pub const LISTEN_BACKLOG: u32 = 1024;
@@ -53,176 +53,67 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-/// Accepts subscribers on `listener` until `stop` is cancelled.
+/// Accepts subscribers on `listener` until `serving.stop` is cancelled.
 ///
 /// `stop` ends only the accept loop (on shutdown, or when the listener is replaced after a port change);
-/// subscribers keep going until `shutdown`.
-pub async fn serve(
-    listener: TcpListener,
-    hub: Hub,
-    stop: CancellationToken,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-) {
-    let counters_hub = hub.clone();
-    accept_loop(&listener, &stop, &counters_hub, "tcp", |stream, peer| match hub.try_slot() {
+/// subscribers keep going until `serving.shutdown`.
+pub async fn serve(listener: TcpListener, serving: Serving) {
+    let Serving { hub, gate, stop, shutdown, tracker } = serving;
+    accept_loop(&listener, &stop, &gate, Kind::Tcp, |stream, peer, ticket| match hub.try_slot() {
         Some(slot) => {
             debug!(%peer, "subscriber connected");
-            tracker.spawn(subscriber(stream, hub.clone(), slot, shutdown.clone()));
+            let task =
+                subscriber(stream, hub.clone(), slot, ticket, gate.clone(), shutdown.clone());
+            tracker.spawn(task);
         }
-        None => debug!(%peer, "subscriber refused: limit reached"),
+        None => gate.refuse(Kind::Tcp, Reason::MaxSubscribers, peer.ip()),
     })
     .await;
 }
 
-/// Runs `handle` for every accepted connection until `stop`, surviving descriptor exhaustion.
-pub(crate) async fn accept_loop<F>(
-    listener: &TcpListener,
-    stop: &CancellationToken,
-    hub: &Hub,
-    what: &'static str,
-    mut handle: F,
-) where
-    F: FnMut(TcpStream, SocketAddr),
-{
-    let mut fds = Exhaustion::new(what);
-    loop {
-        let res = tokio::select! {
-            _ = stop.cancelled() => return,
-            res = listener.accept() => res,
-        };
-        match res {
-            Ok((stream, peer)) => {
-                fds.recovered();
-                handle(stream, peer);
-            }
-            Err(err) if is_fd_exhaustion(&err) => {
-                hub.counters().refused.fetch_add(1, Ordering::Relaxed);
-                fds.started(&err);
-                // Counted once above: the refused connection is the one that hit the limit.
-                if fds.refuse_one(listener).await {
-                    continue;
-                }
-                let pause = fds.backoff();
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(pause) => {}
-                }
-            }
-            // The peer gave up before we accepted: nothing to do.
-            Err(err) if is_transient(&err) => continue,
-            Err(err) => {
-                warn!(listener = what, error = %err, "cannot accept connection");
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                }
-            }
-        }
-    }
-}
+/// One-second slots of [`FloodGuard`]: the current second and the ten before it.
+const FLOOD_SLOTS: usize = 11;
 
-/// Whether an accept error means no descriptor (or kernel memory) is left.
-pub fn is_fd_exhaustion(err: &io::Error) -> bool {
-    matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
-}
-
-fn is_transient(err: &io::Error) -> bool {
-    matches!(
-        err.raw_os_error(),
-        Some(libc::ECONNABORTED | libc::EINTR | libc::EPROTO | libc::EPERM | libc::ECONNRESET)
-    )
-}
-
-/// State of one descriptor-exhaustion episode: logs once, backs off, refuses with a spare descriptor.
-struct Exhaustion {
-    what: &'static str,
-    spare: Option<File>,
-    episode: Option<u64>,
-    pause: Duration,
-}
-
-impl Exhaustion {
-    fn new(what: &'static str) -> Exhaustion {
-        Exhaustion { what, spare: open_spare(), episode: None, pause: Duration::from_millis(10) }
-    }
-
-    fn started(&mut self, err: &io::Error) {
-        match &mut self.episode {
-            Some(n) => *n += 1,
-            None => {
-                warn!(
-                    listener = self.what,
-                    error = %err,
-                    "cannot accept connections: out of file descriptors; refusing new ones until some are free"
-                );
-                self.episode = Some(1);
-            }
-        }
-    }
-
-    fn recovered(&mut self) {
-        if let Some(n) = self.episode.take() {
-            info!(listener = self.what, refused = n, "accepting connections again");
-            self.pause = Duration::from_millis(10);
-        }
-        if self.spare.is_none() {
-            self.spare = open_spare();
-        }
-    }
-
-    fn backoff(&mut self) -> Duration {
-        let pause = self.pause;
-        self.pause = (self.pause * 2).min(Duration::from_millis(500));
-        pause
-    }
-
-    /// Frees the spare descriptor, accepts one pending connection and closes it, then takes the spare back.
-    ///
-    /// Without this, refused clients would wait in the backlog with no answer.
-    async fn refuse_one(&mut self, listener: &TcpListener) -> bool {
-        let Some(spare) = self.spare.take() else {
-            self.spare = open_spare();
-            return false;
-        };
-        drop(spare);
-        // Poll accept once: the connection that failed is still pending.
-        let res = tokio::select! {
-            biased;
-            res = listener.accept() => Some(res),
-            _ = std::future::ready(()) => None,
-        };
-        let refused = matches!(res, Some(Ok(_)));
-        drop(res);
-        self.spare = open_spare();
-        refused
-    }
-}
-
-fn open_spare() -> Option<File> {
-    File::open("/dev/null").ok()
-}
-
-/// Counts a subscriber's input over fixed windows. \[pure\]
+/// Counts a subscriber's input over a sliding window. \[pure\]
+///
+/// The window is made of one-second slots: the bytes of the current second and of the ten
+/// before it are summed, so it always spans between 10 and 11 seconds. More than
+/// [`FLOOD_LIMIT`] within any 10 seconds therefore always trips it, wherever the seconds fall,
+/// while a fixed window would let up to twice the limit through across its boundary.
+/// It takes 56 bytes and never allocates, which matters in every subscriber's task.
 #[derive(Debug, Default)]
 pub struct FloodGuard {
-    window_start: Option<Instant>,
-    bytes: usize,
+    /// The start of second 0, set by the first input.
+    start: Option<Instant>,
+    /// The newest second that received input, counted from `start`.
+    newest: u64,
+    /// Bytes per second, at index `second % FLOOD_SLOTS`.
+    slots: [u32; FLOOD_SLOTS],
 }
 
 impl FloodGuard {
     /// Records `n` bytes received at `now`; true when the subscriber is over the limit.
     pub fn take(&mut self, n: usize, now: Instant) -> bool {
-        match self.window_start {
-            Some(start) if now.duration_since(start) < FLOOD_WINDOW => {}
-            _ => {
-                self.window_start = Some(now);
-                self.bytes = 0;
+        let start = *self.start.get_or_insert(now);
+        let second = now.saturating_duration_since(start).as_secs();
+        if second > self.newest {
+            // Empty the slots of the seconds that passed without input, and the one reused.
+            let passed = (second - self.newest).min(FLOOD_SLOTS as u64);
+            for s in (second + 1 - passed)..=second {
+                self.slots[slot_of(s)] = 0;
             }
+            self.newest = second;
         }
-        self.bytes = self.bytes.saturating_add(n);
-        self.bytes > FLOOD_LIMIT
+        let slot = &mut self.slots[slot_of(second)];
+        *slot = slot.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+        let total: u64 = self.slots.iter().map(|&b| u64::from(b)).sum();
+        total > FLOOD_LIMIT as u64
     }
+}
+
+fn slot_of(second: u64) -> usize {
+    // The remainder is below FLOOD_SLOTS, which fits any usize.
+    usize::try_from(second % FLOOD_SLOTS as u64).unwrap_or(0)
 }
 
 /// What reading a subscriber's pending input found.
@@ -302,33 +193,165 @@ impl Drop for Blocked<'_> {
     }
 }
 
-/// Sets SO_SNDBUF; failing leaves the kernel's default, which works too.
-fn set_send_buffer(stream: &TcpStream, bytes: usize) {
-    use std::os::fd::AsRawFd;
-    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    let len = libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).unwrap_or(4);
-    // SAFETY: the descriptor is open for the lifetime of `stream`; setsockopt only reads `value`.
-    unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
-            std::ptr::addr_of!(value).cast(),
-            len,
-        );
+/// Sets SO_SNDBUF, which also stops the kernel from autotuning it;
+/// failing leaves the kernel's default, which works too.
+pub(crate) fn set_send_buffer(stream: &TcpStream, bytes: usize) {
+    let _ = socket2::SockRef::from(stream).set_send_buffer_size(bytes);
+}
+
+fn wire(hub: &Hub) -> Wire {
+    Wire::Line { remodel_events: hub.remodel_events() }
+}
+
+/// A subscriber's connection: plain TCP, or TLS over it.
+enum Link {
+    Plain(TcpStream),
+    Tls(Box<TlsLink>),
+}
+
+struct TlsLink {
+    stream: tokio_rustls::server::TlsStream<TcpStream>,
+    /// Input is decrypted into this and thrown away; on the heap, like the rest of TLS state.
+    buf: [u8; 1024],
+}
+
+impl Link {
+    /// Waits for input and throws it away.
+    async fn input(&mut self, guard: &mut FloodGuard) -> Input {
+        match self {
+            Link::Plain(stream) => match stream.readable().await {
+                Ok(()) => discard_input(stream, guard),
+                Err(_) => Input::Gone,
+            },
+            Link::Tls(tls) => match tls.stream.read(&mut tls.buf).await {
+                Ok(0) | Err(_) => Input::Gone,
+                Ok(n) if guard.take(n, Instant::now()) => Input::Flood,
+                Ok(_) => Input::Open,
+            },
+        }
+    }
+
+    async fn write_line(
+        &mut self,
+        line: &[u8],
+        hub: &Hub,
+        shutdown: &CancellationToken,
+    ) -> io::Result<()> {
+        match self {
+            Link::Plain(stream) => write_line(stream, line, hub, shutdown).await,
+            // Boxed: TLS subscribers pay for the state of a generic write, plain ones do not.
+            Link::Tls(tls) => {
+                Box::pin(write_all_counted(&mut tls.stream, line, hub, shutdown)).await
+            }
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        let res = match self {
+            Link::Plain(stream) => tokio::time::timeout(SHUTDOWN_GRACE, stream.shutdown()).await,
+            Link::Tls(tls) => tokio::time::timeout(SHUTDOWN_GRACE, tls.stream.shutdown()).await,
+        };
+        drop(res);
+    }
+
+    /// Reads the first line and checks it is `AUTH <token>`, within [`HEADER_TIMEOUT`].
+    async fn authenticate(&mut self, token: &str) -> bool {
+        let mut line = Vec::with_capacity(64);
+        let read = async {
+            let mut byte = [0u8; 1];
+            while line.len() < auth::AUTH_LINE_MAX {
+                let n = match self {
+                    Link::Plain(stream) => stream.read(&mut byte).await,
+                    Link::Tls(tls) => tls.stream.read(&mut byte).await,
+                };
+                match n {
+                    Ok(1) if byte[0] == b'\n' => return true,
+                    Ok(1) => line.push(byte[0]),
+                    _ => return false,
+                }
+            }
+            false
+        };
+        let complete = tokio::time::timeout(HEADER_TIMEOUT, read).await.unwrap_or(false);
+        complete && auth::auth_line_matches(token, &line)
     }
 }
 
+/// [`write_line`] for any stream: counted as blocked when it cannot complete at once.
+async fn write_all_counted<W: AsyncWrite + Unpin>(
+    stream: &mut W,
+    line: &[u8],
+    hub: &Hub,
+    shutdown: &CancellationToken,
+) -> io::Result<()> {
+    let write = async {
+        stream.write_all(line).await?;
+        stream.flush().await
+    };
+    tokio::pin!(write);
+    // Polled once: most writes complete at once and are not counted.
+    let first = tokio::select! {
+        biased;
+        res = &mut write => Some(res),
+        _ = std::future::ready(()) => None,
+    };
+    if let Some(res) = first {
+        return res;
+    }
+    let _blocked = Blocked::new(&hub.counters().blocked);
+    tokio::select! {
+        res = &mut write => res,
+        _ = shutdown.cancelled() => match tokio::time::timeout(SHUTDOWN_GRACE, write).await {
+            Ok(res) => res,
+            Err(_) => Err(io::ErrorKind::TimedOut.into()),
+        },
+    }
+}
+
+/// The line a subscriber gets before it is closed for lack of credentials.
+pub const UNAUTHORIZED_LINE: &[u8] =
+    b"{\"error\":\"unauthorized: send AUTH <token> as the first line\"}\n";
+
 /// One subscriber, from the first line to the close.
-async fn subscriber(mut stream: TcpStream, hub: Hub, _slot: Slot, shutdown: CancellationToken) {
+async fn subscriber(
+    stream: TcpStream,
+    hub: Hub,
+    _slot: Slot,
+    ticket: Ticket,
+    gate: Gate,
+    shutdown: CancellationToken,
+) {
     // Lines are written whole, so Nagle would only delay the next message behind an unacked one.
     let _ = stream.set_nodelay(true);
     set_send_buffer(&stream, SEND_BUFFER);
+    let secured = gate.secured();
+    let mut stream = match &secured.tls {
+        None => Link::Plain(stream),
+        Some(tls) => match handshake(tls, stream).await {
+            Some(stream) => Link::Tls(Box::new(TlsLink { stream, buf: [0; 1024] })),
+            None => {
+                gate.refuse(Kind::Tcp, Reason::Tls, ticket.source());
+                return;
+            }
+        },
+    };
+    // A verified client certificate is the alternative to the token.
+    let cert_verified = secured.tls.as_ref().is_some_and(|tls| tls.client_auth());
+    if let (Some(token), false) = (&secured.credentials.token, cert_verified) {
+        // Boxed, like the handshake: only subscribers that must authenticate pay for its state.
+        if !Box::pin(stream.authenticate(token)).await {
+            gate.refuse(Kind::Tcp, Reason::Unauthorized, ticket.source());
+            let _ = stream.write_line(UNAUTHORIZED_LINE, &hub, &shutdown).await;
+            stream.shutdown().await;
+            return;
+        }
+    }
+    drop(secured);
     let (mut rx, latest) = hub.subscribe();
     let mut last_seq = 0;
     if let Some(first) = latest {
         last_seq = first.seq;
-        if write_line(&mut stream, &first.line, &hub, &shutdown).await.is_err() {
+        if stream.write_line(&first.line, &hub, &shutdown).await.is_err() {
             return;
         }
     }
@@ -341,8 +364,8 @@ async fn subscriber(mut stream: TcpStream, hub: Hub, _slot: Slot, shutdown: Canc
             _ = &mut cancelled => break,
             res = rx.recv() => match res {
                 Ok(event) => {
-                    if let Next::Send(line) = next_line(&event, &mut last_seq, hub.remodel_events()) {
-                        if write_line(&mut stream, &line, &hub, &shutdown).await.is_err() {
+                    if let Next::Send(line) = next_message(&event, &mut last_seq, wire(&hub)) {
+                        if stream.write_line(&line, &hub, &shutdown).await.is_err() {
                             return;
                         }
                     }
@@ -352,28 +375,23 @@ async fn subscriber(mut stream: TcpStream, hub: Hub, _slot: Slot, shutdown: Canc
                 }
                 Err(RecvError::Closed) => break,
             },
-            res = stream.readable() => {
-                if res.is_err() {
+            input = stream.input(&mut flood) => match input {
+                Input::Open => {}
+                Input::Gone => return,
+                Input::Flood => {
+                    hub.counters().flooded.fetch_add(1, Ordering::Relaxed);
+                    debug!("subscriber dropped: too much input");
                     return;
                 }
-                match discard_input(&stream, &mut flood) {
-                    Input::Open => {}
-                    Input::Gone => return,
-                    Input::Flood => {
-                        hub.counters().flooded.fetch_add(1, Ordering::Relaxed);
-                        debug!("subscriber dropped: too much input");
-                        return;
-                    }
-                }
-            }
+            },
         }
     }
     // Shutting down: hand over what is already queued, then close our side cleanly.
     loop {
         match rx.try_recv() {
             Ok(event) => {
-                if let Next::Send(line) = next_line(&event, &mut last_seq, hub.remodel_events()) {
-                    if write_line(&mut stream, &line, &hub, &shutdown).await.is_err() {
+                if let Next::Send(line) = next_message(&event, &mut last_seq, wire(&hub)) {
+                    if stream.write_line(&line, &hub, &shutdown).await.is_err() {
                         return;
                     }
                 }
@@ -384,7 +402,25 @@ async fn subscriber(mut stream: TcpStream, hub: Hub, _slot: Slot, shutdown: Canc
             Err(_) => break,
         }
     }
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, stream.shutdown()).await;
+    stream.shutdown().await;
+}
+
+/// A TLS handshake within [`HEADER_TIMEOUT`]; `None` when it fails. Boxed: its state is large
+/// and would otherwise sit in every subscriber's task, TLS or not.
+pub(crate) async fn handshake(
+    tls: &Tls,
+    stream: TcpStream,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let acceptor = tls.acceptor()?;
+    let accept = Box::pin(acceptor.accept(stream));
+    match tokio::time::timeout(HEADER_TIMEOUT, accept).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(err)) => {
+            debug!(error = %err, "TLS handshake failed");
+            None
+        }
+        Err(_) => None,
+    }
 }
 
 #[cfg(test)]
@@ -400,35 +436,56 @@ mod tests {
     }
 
     #[test]
-    fn flood_guard_resets_with_a_new_window() {
+    fn flood_guard_forgets_what_is_older_than_the_window() {
         let mut guard = FloodGuard::default();
         let t0 = Instant::now();
         assert!(!guard.take(FLOOD_LIMIT, t0));
-        assert!(!guard.take(FLOOD_LIMIT, t0 + FLOOD_WINDOW));
-        assert!(!guard.take(10, t0 + FLOOD_WINDOW * 3));
+        assert!(!guard.take(FLOOD_LIMIT, t0 + Duration::from_secs(11)));
+        assert!(!guard.take(10, t0 + Duration::from_secs(33)));
+        assert!(!guard.take(FLOOD_LIMIT - 10, t0 + Duration::from_secs(44)));
     }
 
     #[test]
-    fn exhaustion_errors() {
-        for (errno, want) in [
-            (libc::EMFILE, true),
-            (libc::ENFILE, true),
-            (libc::ENOBUFS, true),
-            (libc::ECONNABORTED, false),
-            (libc::EINVAL, false),
-        ] {
-            assert_eq!(is_fd_exhaustion(&io::Error::from_raw_os_error(errno)), want, "{errno}");
+    fn flood_guard_sees_across_what_a_fixed_window_would_reset() {
+        // The attack probe: 120 kB within 1.2 s, across the 10 s boundary of a fixed window
+        // opened by one byte at t0.
+        let mut guard = FloodGuard::default();
+        let t0 = Instant::now();
+        assert!(!guard.take(1, t0));
+        assert!(!guard.take(60_000, t0 + Duration::from_millis(9_400)));
+        assert!(guard.take(60_000, t0 + Duration::from_millis(10_600)));
+    }
+
+    #[test]
+    fn flood_guard_trips_on_any_ten_seconds_over_the_limit() {
+        // Wherever a 10 s span falls, more than the limit within it trips the guard.
+        for offset_ms in (0..2_000).step_by(100) {
+            let mut guard = FloodGuard::default();
+            let t0 = Instant::now();
+            assert!(!guard.take(1, t0));
+            let from = t0 + Duration::from_millis(5_000 + offset_ms);
+            let mut tripped = false;
+            for i in 0..=10 {
+                // 6 KiB a second for 10 s: 66 KiB within 10 s.
+                tripped |= guard.take(6 * 1024, from + Duration::from_millis(i * 999));
+            }
+            assert!(tripped, "{offset_ms}");
         }
     }
 
     #[test]
-    fn backoff_doubles_and_caps() {
-        let mut fds = Exhaustion::new("test");
-        let pauses: Vec<u128> = (0..8).map(|_| fds.backoff().as_millis()).collect();
-        assert_eq!(pauses, [10, 20, 40, 80, 160, 320, 500, 500]);
-        fds.started(&io::Error::from_raw_os_error(libc::EMFILE));
-        fds.recovered();
-        assert_eq!(fds.backoff().as_millis(), 10);
+    fn flood_guard_lets_a_trickle_through() {
+        // 4 KiB a second is 44 KiB in any window: never dropped, for as long as it goes on.
+        let mut guard = FloodGuard::default();
+        let t0 = Instant::now();
+        for i in 0..1000 {
+            assert!(!guard.take(4 * 1024, t0 + Duration::from_secs(i)), "{i}");
+        }
+    }
+
+    #[test]
+    fn flood_guard_stays_small() {
+        assert!(std::mem::size_of::<FloodGuard>() <= 80);
     }
 
     #[tokio::test]
@@ -444,13 +501,10 @@ mod tests {
         let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let tracker = TaskTracker::new();
+        let tracker = tokio_util::task::TaskTracker::new();
         let task = tokio::spawn(serve(
             listener,
-            hub.clone(),
-            shutdown.clone(),
-            shutdown.clone(),
-            tracker.clone(),
+            Serving::new(hub.clone(), shutdown.clone(), tracker.clone()),
         ));
         let mut a = BufReader::new(TcpStream::connect(addr).await.unwrap());
         let mut b = BufReader::new(TcpStream::connect(addr).await.unwrap());
@@ -483,7 +537,10 @@ mod tests {
         let (server, _) = listener.accept().await.unwrap();
         let hub = Hub::new(1);
         let slot = hub.try_slot().unwrap();
-        let task = subscriber(server, hub.clone(), slot, CancellationToken::new());
+        let gate = crate::publish::listen::Gate::new(hub.clone(), Default::default());
+        let ticket = gate.admit(Kind::Tcp, "127.0.0.1".parse().unwrap()).unwrap();
+        let task =
+            subscriber(server, hub.clone(), slot, ticket, gate.clone(), CancellationToken::new());
         let size = std::mem::size_of_val(&task);
         // Part of the per-subscriber memory budget (2 KB with the socket and the task header).
         assert!(size <= 1024, "{size}");
@@ -510,14 +567,8 @@ mod tests {
         let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let tracker = TaskTracker::new();
-        tokio::spawn(serve(
-            listener,
-            hub.clone(),
-            shutdown.clone(),
-            shutdown.clone(),
-            tracker.clone(),
-        ));
+        let tracker = tokio_util::task::TaskTracker::new();
+        tokio::spawn(serve(listener, Serving::new(hub.clone(), shutdown.clone(), tracker.clone())));
         // Never reads, with the smallest receive buffer the kernel allows.
         let socket = TcpSocket::new_v4().unwrap();
         socket.set_recv_buffer_size(1024).unwrap();

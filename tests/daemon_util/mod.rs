@@ -147,20 +147,22 @@ impl Daemon {
         poll("the daemon to exit", || self.child.try_wait().expect("wait"))
     }
 
-    /// The value of a sample without labels in `/metrics`.
+    /// The value of a family in `/metrics`: its sample without labels, or the sum of its labelled ones.
     pub fn metric(&self, name: &str) -> f64 {
         // 503 until the first collection is done.
         let res = poll("a first snapshot on /metrics", || {
             Some(self.get("/metrics")).filter(|res| res.status != 503)
         });
         assert_eq!(res.status, 200, "{}", res.body);
-        res.body
+        let values: Vec<f64> = res
+            .body
             .lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-            .unwrap_or_else(|| panic!("{name} not in /metrics:\n{}", res.body))
-            .trim()
-            .parse()
-            .expect("a number")
+            .filter_map(|l| l.strip_prefix(name))
+            .filter(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+            .map(|rest| rest.rsplit(' ').next().unwrap().trim().parse().expect("a number"))
+            .collect();
+        assert!(!values.is_empty(), "{name} not in /metrics:\n{}", res.body);
+        values.iter().sum()
     }
 }
 

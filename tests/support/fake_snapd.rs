@@ -7,6 +7,12 @@
 //! while, as snapd does when it restarts.
 //! It runs on its own thread and runtime, so it works from `#[test]` and `#[tokio::test]` alike.
 //!
+//! [`FakeSnapd::start_captured`] starts it as the host where replies were captured from a real
+//! snapd (`tests/fixtures/snapd/`, listed in its `index`): each captured request gets the
+//! captured reply byte for byte ([`State::captured`]), and everything else is answered from a
+//! state built from those replies. `tests/snapd_captured.rs` checks that the replies this fake
+//! builds itself, in that state, equal the captured ones.
+//!
 //! ```ignore
 //! let fake = FakeSnapd::start();
 //! fake.set_conf(json!({"interval": 30}));
@@ -126,6 +132,9 @@ pub struct State {
     pub health: Option<Vec<String>>,
     /// Every request, in order.
     pub requests: Vec<Recorded>,
+    /// Replies captured from a real snapd, served byte for byte for exactly their request
+    /// (after forced errors, before anything built from the state).
+    pub captured: Vec<Captured>,
     changes: BTreeMap<u64, Scripted>,
     next_change: u64,
     down_until: Option<Instant>,
@@ -163,10 +172,116 @@ impl Default for State {
             remodel_script: None,
             health: None,
             requests: Vec::new(),
+            captured: Vec::new(),
             changes: BTreeMap::new(),
             next_change: 1,
             down_until: None,
         }
+    }
+}
+
+/// One reply captured from a real snapd, and the request that got it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Captured {
+    /// The request's method.
+    pub method: String,
+    /// The request's path and query, exactly as sent.
+    pub path: String,
+    /// The HTTP status snapd answered with.
+    pub status: u16,
+    /// snapd's Content-Type.
+    pub content_type: String,
+    /// `X-Ubuntu-Assertions-Count`, for assertion replies.
+    pub assertions_count: Option<usize>,
+    /// The body, as snapd sent it.
+    pub body: Vec<u8>,
+    /// The fixture file it comes from.
+    pub file: String,
+}
+
+/// The directory of captured replies.
+pub fn captured_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/snapd")
+}
+
+/// Every reply listed in `tests/fixtures/snapd/index` (`METHOD PATH STATUS FILE` a line).
+pub fn captured_replies() -> Vec<Captured> {
+    let dir = captured_dir();
+    let index =
+        std::fs::read_to_string(dir.join("index")).expect("read tests/fixtures/snapd/index");
+    index
+        .lines()
+        .map(|line| line.split('#').next().unwrap_or("").trim())
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [method, path, status, file] = fields[..] else {
+                panic!("tests/fixtures/snapd/index: want METHOD PATH STATUS FILE, got {line:?}")
+            };
+            let body = std::fs::read(dir.join(file))
+                .unwrap_or_else(|err| panic!("read tests/fixtures/snapd/{file}: {err}"));
+            let assertion = file.ends_with(".assertion");
+            Captured {
+                method: method.to_string(),
+                path: path.to_string(),
+                status: status.parse().expect("status in tests/fixtures/snapd/index"),
+                content_type: if assertion {
+                    "application/x.ubuntu.assertion".to_string()
+                } else {
+                    "application/json".to_string()
+                },
+                assertions_count: assertion.then_some(1),
+                body,
+                file: file.to_string(),
+            }
+        })
+        .collect()
+}
+
+impl State {
+    /// The host the replies were captured on (Debian, snapd 2.57, seeded as generic-classic,
+    /// pocketses not installed): system-info, snaps, model, changes and connections come from
+    /// the captured replies, and the captured replies themselves are served for their requests.
+    pub fn captured() -> Self {
+        let replies = captured_replies();
+        let body = |file: &str| -> Vec<u8> {
+            replies
+                .iter()
+                .find(|c| c.file == file)
+                .unwrap_or_else(|| panic!("{file} is not in tests/fixtures/snapd/index"))
+                .body
+                .clone()
+        };
+        let result = |file: &str| -> Value {
+            let env: Value = serde_json::from_slice(&body(file)).expect("captured JSON");
+            env["result"].clone()
+        };
+        let connections = result("connections.json");
+        let connected = connections["established"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["plug"]["snap"] == "pocketses")
+            .filter_map(|c| c["plug"]["plug"].as_str().map(str::to_string))
+            .collect();
+        let mut state = State {
+            system_info: result("system-info.json"),
+            snaps: serde_json::from_value(result("snaps.json")).expect("captured snaps"),
+            model: Some(String::from_utf8(body("model.assertion")).expect("captured model")),
+            serial: None,
+            connected,
+            ..State::default()
+        };
+        for change in result("changes-all.json").as_array().into_iter().flatten() {
+            let id: u64 =
+                change["id"].as_str().and_then(|id| id.parse().ok()).expect("captured change id");
+            let scripted =
+                Scripted { steps: vec![Step::State(change.clone())], pos: 0, last: change.clone() };
+            state.changes.insert(id, scripted);
+            state.next_change = state.next_change.max(id + 1);
+        }
+        state.captured = replies;
+        state
     }
 }
 
@@ -185,6 +300,12 @@ impl FakeSnapd {
     /// Starts a fake with default state; returns once both sockets accept connections.
     pub fn start() -> Self {
         Self::start_with(State::default())
+    }
+
+    /// Starts a fake as the host the replies in `tests/fixtures/snapd/` were captured on
+    /// ([`State::captured`]).
+    pub fn start_captured() -> Self {
+        Self::start_with(State::captured())
     }
 
     /// Starts a fake with the given state.
@@ -517,6 +638,9 @@ fn handle(state: &Arc<Mutex<State>>, rec: Recorded) -> Option<Reply> {
     {
         return Some(error(&e.clone()));
     }
+    if let Some(c) = st.captured.iter().find(|c| c.method == rec.method && c.path == rec.path) {
+        return Some(reply(c.status, &c.content_type, c.body.clone(), c.assertions_count));
+    }
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let method = rec.method.as_str();
     Some(match (method, segments.as_slice()) {
@@ -734,7 +858,8 @@ fn connections(plugs: &[String]) -> Value {
         .iter()
         .map(|p| json!({"snap": "pocketses", "plug": p, "interface": p, "apps": ["daemon"], "connections": [{"snap": "snapd", "slot": p}]}))
         .collect();
-    json!({"established": established, "plugs": plug_list, "slots": [], "undesired": []})
+    // snapd leaves `undesired` out when it is empty (`omitempty`), and keeps the other three.
+    json!({"established": established, "plugs": plug_list, "slots": []})
 }
 
 /// Reads a dotted path in a nested document.
