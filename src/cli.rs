@@ -41,4 +41,6 @@ pub enum Command {
     Remodel(crate::remodel::cmd::RemodelArgs),
     /// Compare gadget layouts by snapd's compatibility rules.
     Gadget(crate::gadget::cmd::GadgetArgs),
+    /// Inspect the on-disk spools that keep metrics for push sinks.
+    Spool(crate::spool::cmd::SpoolArgs),
 }

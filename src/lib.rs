@@ -21,5 +21,6 @@ pub mod paths;
 pub mod publish;
 pub mod remodel;
 pub mod snapd;
+pub mod spool;
 pub mod status;
 pub mod yaml;

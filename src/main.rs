@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Some(Command::Key(args)) => pocketses::keys::main(args),
         Some(Command::Remodel(args)) => pocketses::remodel::cmd::main(args),
         Some(Command::Gadget(args)) => pocketses::gadget::cmd::main(args),
+        Some(Command::Spool(args)) => pocketses::spool::cmd::main(args),
     };
     match res {
         Ok(code) => code,

@@ -38,6 +38,39 @@ pub fn state_dir_from(env: &dyn Fn(&str) -> Option<PathBuf>, uid: u32) -> PathBu
     env("TMPDIR").unwrap_or_else(|| PathBuf::from("/tmp")).join(format!("pocketses-{uid}"))
 }
 
+/// The directory that holds one spool per sink (`spool/NAME/`), which must survive reboots:
+///
+/// 1. `$POCKETSES_STATE_DIR/spool` when the state directory is given (`--state-dir`);
+/// 2. `$SNAP_COMMON/spool` inside a snap: kept across refreshes and reverts, unlike `$SNAP_DATA`,
+///    so a refresh during an outage loses no backlog;
+/// 3. `/var/lib/pocketses/spool` for root and `$XDG_STATE_HOME/pocketses/spool` (or
+///    `~/.local/state/pocketses/spool`) for a user: not [`state_dir`], which is on a tmpfs
+///    (`/run`) there and would lose the spool at reboot;
+/// 4. `state_dir()/spool` when none of these is known.
+pub fn spool_dir() -> PathBuf {
+    spool_dir_from(&|var| env_path(var), effective_uid())
+}
+
+/// [`spool_dir`] with the environment and uid passed in. \[pure\]
+pub fn spool_dir_from(env: &dyn Fn(&str) -> Option<PathBuf>, uid: u32) -> PathBuf {
+    if let Some(dir) = env(STATE_DIR_ENV) {
+        return dir.join("spool");
+    }
+    if let Some(dir) = env("SNAP_COMMON") {
+        return dir.join("spool");
+    }
+    if uid == 0 {
+        return PathBuf::from("/var/lib/pocketses/spool");
+    }
+    if let Some(dir) = env("XDG_STATE_HOME") {
+        return dir.join("pocketses/spool");
+    }
+    if let Some(home) = env("HOME") {
+        return home.join(".local/state/pocketses/spool");
+    }
+    state_dir_from(env, uid).join("spool")
+}
+
 /// The effective uid of this process.
 pub fn effective_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -71,5 +104,35 @@ mod tests {
             state_dir_from(&env(&[("TMPDIR", "/var/tmp")]), 7),
             PathBuf::from("/var/tmp/pocketses-7")
         );
+    }
+
+    #[test]
+    fn order_of_spool_directories() {
+        let all = [
+            ("POCKETSES_STATE_DIR", "/s"),
+            ("SNAP_COMMON", "/var/snap/pocketses/common"),
+            ("XDG_STATE_HOME", "/home/u/.state"),
+            ("HOME", "/home/u"),
+            ("SNAP_DATA", "/var/snap/pocketses/x1"),
+        ];
+        assert_eq!(spool_dir_from(&env(&all), 1000), PathBuf::from("/s/spool"));
+        assert_eq!(
+            spool_dir_from(&env(&all[1..]), 1000),
+            PathBuf::from("/var/snap/pocketses/common/spool")
+        );
+        assert_eq!(spool_dir_from(&env(&all[2..]), 0), PathBuf::from("/var/lib/pocketses/spool"));
+        assert_eq!(
+            spool_dir_from(&env(&all[2..]), 1000),
+            PathBuf::from("/home/u/.state/pocketses/spool")
+        );
+        assert_eq!(
+            spool_dir_from(&env(&all[3..]), 1000),
+            PathBuf::from("/home/u/.local/state/pocketses/spool")
+        );
+        assert_eq!(
+            spool_dir_from(&env(&all[4..]), 1000),
+            PathBuf::from("/var/snap/pocketses/x1/spool")
+        );
+        assert_eq!(spool_dir_from(&env(&[]), 7), PathBuf::from("/tmp/pocketses-7/spool"));
     }
 }

@@ -1,0 +1,341 @@
+use super::*;
+use std::time::{Duration, UNIX_EPOCH};
+
+fn at(seconds: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_700_000_000 + seconds)
+}
+
+fn seqs(spool: &Spool) -> Vec<u64> {
+    spool.peek(usize::MAX).unwrap().iter().map(|e| e.seq).collect()
+}
+
+fn payload(i: u64, len: usize) -> Vec<u8> {
+    let mut p = format!("record {i} ").into_bytes();
+    p.resize(len, b'.');
+    p
+}
+
+fn small() -> Limits {
+    Limits { max_bytes: 1 << 20, max_age: None, segment_bytes: 4096 }
+}
+
+fn segment_files(dir: &Path) -> Vec<u64> {
+    segment_ids(dir).unwrap()
+}
+
+#[test]
+fn appends_then_peeks_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(dir.path(), Limits::default()).unwrap();
+    assert_eq!(spool.append_batch(&[b"a".as_slice(), b"b"], at(0)).unwrap(), Some((1, 2)));
+    assert_eq!(spool.append_batch(&[b"c"], at(1)).unwrap(), Some((3, 3)));
+    let got = spool.peek(10).unwrap();
+    let want = vec![
+        Entry { seq: 1, time_ms: millis(at(0)), payload: b"a".to_vec() },
+        Entry { seq: 2, time_ms: millis(at(0)), payload: b"b".to_vec() },
+        Entry { seq: 3, time_ms: millis(at(1)), payload: b"c".to_vec() },
+    ];
+    assert_eq!(got, want);
+    assert_eq!(spool.peek(2).unwrap().len(), 2);
+    let stats = spool.stats();
+    assert_eq!((stats.appended_records, stats.pending_records), (3, 3));
+    assert_eq!(stats.pending_bytes, 3 * 27);
+    assert_eq!(stats.oldest_pending_ms, Some(millis(at(0))));
+    assert_eq!(stats.bytes_written, 3 * 27);
+}
+
+#[test]
+fn an_empty_batch_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(dir.path(), Limits::default()).unwrap();
+    let none: [&[u8]; 0] = [];
+    assert_eq!(spool.append_batch(&none, at(0)).unwrap(), None);
+    assert!(segment_files(dir.path()).is_empty());
+}
+
+#[test]
+fn a_too_large_payload_is_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(dir.path(), Limits::default()).unwrap();
+    let big = vec![0u8; record::MAX_PAYLOAD + 1];
+    let err = spool.append_batch(&[b"ok".to_vec(), big], at(0)).unwrap_err();
+    assert!(err.to_string().starts_with("cannot append to spool: record too large"), "{err}");
+    assert_eq!(spool.stats().pending_records, 0);
+    assert_eq!(spool.append_batch(&[b"x"], at(0)).unwrap(), Some((1, 1)));
+}
+
+#[test]
+fn ack_removes_records_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(dir.path(), Limits::default()).unwrap();
+    spool.append_batch(&[b"a".as_slice(), b"b", b"c"], at(0)).unwrap();
+    spool.ack(2).unwrap();
+    assert_eq!(seqs(&spool), [3]);
+    assert_eq!(spool.stats().acked_records, 2);
+    assert_eq!(spool.stats().pending_records, 1);
+    assert_eq!(
+        fs::read_to_string(dir.path().join("ack")).unwrap(),
+        "acked 2\ndropped-records 0\ndropped-bytes 0\n"
+    );
+    drop(spool);
+    let spool = Spool::open(dir.path(), Limits::default()).unwrap();
+    assert_eq!(seqs(&spool), [3]);
+    assert_eq!(spool.stats().next_seq, 4);
+}
+
+#[test]
+fn acking_old_or_future_positions_is_harmless() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(dir.path(), Limits::default()).unwrap();
+    spool.append_batch(&[b"a".as_slice(), b"b"], at(0)).unwrap();
+    spool.ack(1).unwrap();
+    spool.ack(0).unwrap();
+    assert_eq!(seqs(&spool), [2]);
+    spool.ack(1000).unwrap();
+    assert_eq!(seqs(&spool), Vec::<u64>::new());
+    assert_eq!(spool.stats().acked_seq, 2);
+    // The next record still gets a fresh number.
+    assert_eq!(spool.append_batch(&[b"c"], at(1)).unwrap(), Some((3, 3)));
+}
+
+#[test]
+fn segments_roll_and_acked_ones_are_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(dir.path(), small()).unwrap();
+    for i in 1..=40 {
+        spool.append_batch(&[payload(i, 500)], at(i)).unwrap();
+    }
+    let files = segment_files(dir.path());
+    assert!(files.len() >= 5, "{files:?}");
+    for id in &files {
+        let len = fs::metadata(dir.path().join(segment_name(*id))).unwrap().len();
+        assert!(len <= 4096, "segment {id} is {len} bytes");
+    }
+    spool.ack(20).unwrap();
+    let left = segment_files(dir.path());
+    assert!(left.len() < files.len());
+    assert_eq!(seqs(&spool), (21..=40).collect::<Vec<_>>());
+    spool.ack(40).unwrap();
+    assert!(segment_files(dir.path()).is_empty());
+    assert_eq!(spool.stats().pending_records, 0);
+    assert_eq!(spool.stats().oldest_pending_ms, None);
+    spool.append_batch(&[b"after"], at(50)).unwrap();
+    assert_eq!(seqs(&spool), [41]);
+    assert_eq!(spool.stats().oldest_pending_ms, Some(millis(at(50))));
+}
+
+#[test]
+fn sequence_numbers_resume_after_everything_was_acked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(dir.path(), Limits::default()).unwrap();
+    spool.append_batch(&[b"a".as_slice(), b"b"], at(0)).unwrap();
+    spool.ack(2).unwrap();
+    drop(spool);
+    let mut spool = Spool::open(dir.path(), Limits::default()).unwrap();
+    assert_eq!(spool.append_batch(&[b"c"], at(1)).unwrap(), Some((3, 3)));
+}
+
+#[test]
+fn a_second_open_is_refused_while_the_first_holds_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), Limits::default()).unwrap();
+    let err = Spool::open(dir.path(), Limits::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("cannot open spool {}: in use by another process", dir.path().display())
+    );
+    drop(spool);
+    Spool::open(dir.path(), Limits::default()).unwrap();
+}
+
+#[test]
+fn a_torn_tail_is_truncated_and_appends_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(dir.path(), Limits::default()).unwrap();
+    spool.append_batch(&[b"one".as_slice(), b"two"], at(0)).unwrap();
+    drop(spool);
+    let path = dir.path().join(segment_name(1));
+    let mut half = record::encode(3, 5, b"three").unwrap();
+    half.truncate(10);
+    let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+    file.write_all(&half).unwrap();
+    drop(file);
+    assert_eq!(inspect(dir.path()).unwrap().torn_truncations, 1);
+    let mut spool = Spool::open(dir.path(), Limits::default()).unwrap();
+    assert_eq!(spool.stats().torn_truncations, 1);
+    assert_eq!(spool.stats().corrupt_skipped, 0);
+    assert_eq!(fs::metadata(&path).unwrap().len(), 2 * 26 + 6);
+    assert_eq!(spool.append_batch(&[b"three"], at(1)).unwrap(), Some((3, 3)));
+    assert_eq!(seqs(&spool), [1, 2, 3]);
+}
+
+#[test]
+fn zeros_at_the_end_are_truncated() {
+    // What ext4 can show after a crash: the size grew but the data never landed.
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(dir.path(), Limits::default()).unwrap();
+    spool.append_batch(&[b"one"], at(0)).unwrap();
+    drop(spool);
+    let path = dir.path().join(segment_name(1));
+    let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+    file.write_all(&[0; 4096]).unwrap();
+    drop(file);
+    let spool = Spool::open(dir.path(), Limits::default()).unwrap();
+    assert_eq!(fs::metadata(&path).unwrap().len(), 29);
+    assert_eq!(seqs(&spool), [1]);
+}
+
+#[test]
+fn a_damaged_middle_record_is_skipped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(dir.path(), Limits::default()).unwrap();
+    spool.append_batch(&[payload(1, 100), payload(2, 100), payload(3, 100)], at(0)).unwrap();
+    drop(spool);
+    let path = dir.path().join(segment_name(1));
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[126 + 40] ^= 0x55;
+    fs::write(&path, &bytes).unwrap();
+    assert_eq!(inspect(dir.path()).unwrap().corrupt_skipped, 1);
+    let mut spool = Spool::open(dir.path(), Limits::default()).unwrap();
+    assert_eq!(spool.stats().corrupt_skipped, 1);
+    assert_eq!(seqs(&spool), [1, 3]);
+    assert_eq!(spool.append_batch(&[b"four"], at(1)).unwrap(), Some((4, 4)));
+    spool.ack(4).unwrap();
+    assert!(segment_files(dir.path()).is_empty());
+}
+
+#[test]
+fn damage_in_every_byte_never_panics_and_never_loses_other_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(dir.path(), small()).unwrap();
+    for i in 1..=6 {
+        spool.append_batch(&[payload(i, 60)], at(i)).unwrap();
+    }
+    drop(spool);
+    let path = dir.path().join(segment_name(1));
+    let clean = fs::read(&path).unwrap();
+    for offset in 0..clean.len() {
+        let mut bytes = clean.clone();
+        bytes[offset] ^= 0xa5;
+        fs::write(&path, &bytes).unwrap();
+        let spool = Spool::open(dir.path(), small()).unwrap();
+        let got = seqs(&spool);
+        let hit = offset as u64 / 86 + 1;
+        let want: Vec<u64> = (1..=6).filter(|s| *s != hit).collect();
+        assert_eq!(got, want, "byte {offset}");
+        drop(spool);
+        fs::write(&path, &clean).unwrap();
+    }
+}
+
+#[test]
+fn a_damaged_ack_file_means_resending_not_losing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(dir.path(), Limits::default()).unwrap();
+    spool.append_batch(&[b"a".as_slice(), b"b"], at(0)).unwrap();
+    spool.ack(1).unwrap();
+    drop(spool);
+    fs::write(dir.path().join("ack"), b"\xff\xfegarbage").unwrap();
+    fs::write(dir.path().join("ack.tmp"), b"half written").unwrap();
+    let spool = Spool::open(dir.path(), Limits::default()).unwrap();
+    assert_eq!(seqs(&spool), [1, 2]);
+    assert!(!dir.path().join("ack.tmp").exists());
+}
+
+#[test]
+fn ack_state_parses_what_it_renders_and_ignores_the_rest() {
+    let state = AckState { acked: 7, dropped_records: 3, dropped_bytes: 99 };
+    assert_eq!(AckState::parse(&state.render()), state);
+    assert_eq!(
+        AckState::parse("acked x\nwho knows\nacked 5\n"),
+        AckState { acked: 5, ..AckState::default() }
+    );
+    assert_eq!(AckState::parse(""), AckState::default());
+}
+
+#[test]
+fn past_max_bytes_the_oldest_are_dropped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits { max_bytes: 16 * 1024, max_age: None, segment_bytes: 4096 };
+    let mut spool = Spool::open(dir.path(), limits).unwrap();
+    for i in 1..=200 {
+        spool.append_batch(&[payload(i, 200)], at(i)).unwrap();
+    }
+    let stats = spool.stats();
+    let on_disk: u64 = segment_files(dir.path())
+        .iter()
+        .map(|id| fs::metadata(dir.path().join(segment_name(*id))).unwrap().len())
+        .sum();
+    assert!(on_disk <= 16 * 1024, "{on_disk}");
+    assert!(stats.dropped_records > 0);
+    assert_eq!(stats.dropped_records + stats.pending_records, 200);
+    assert_eq!(stats.dropped_bytes, stats.dropped_records * 226);
+    let kept = seqs(&spool);
+    assert_eq!(kept.last(), Some(&200), "the newest is kept");
+    assert_eq!(kept, (kept[0]..=200).collect::<Vec<_>>(), "what is kept has no holes");
+    assert_eq!(kept[0], stats.dropped_records + 1, "what is dropped is the oldest");
+    drop(spool);
+    let spool = Spool::open(dir.path(), limits).unwrap();
+    assert_eq!(spool.stats().dropped_records, stats.dropped_records, "drop counts survive reopen");
+    assert_eq!(seqs(&spool), kept);
+}
+
+#[test]
+fn one_batch_larger_than_max_bytes_is_kept_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits { max_bytes: 8 * 1024, max_age: None, segment_bytes: 4096 };
+    let mut spool = Spool::open(dir.path(), limits).unwrap();
+    spool.append_batch(&[payload(1, 100)], at(0)).unwrap();
+    let batch: Vec<Vec<u8>> = (2..=60).map(|i| payload(i, 200)).collect();
+    spool.append_batch(&batch, at(1)).unwrap();
+    assert_eq!(seqs(&spool), (2..=60).collect::<Vec<_>>());
+    assert_eq!(spool.stats().dropped_records, 1);
+}
+
+#[test]
+fn past_max_age_the_oldest_are_dropped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits { max_age: Some(Duration::from_secs(100)), ..small() };
+    let mut spool = Spool::open(dir.path(), limits).unwrap();
+    for i in 0..50 {
+        spool.append_batch(&[payload(i, 300)], at(i * 10)).unwrap();
+    }
+    // At t=490 records stamped before t=390 are older than 100 s.
+    let kept = seqs(&spool);
+    assert_eq!(kept, (40..=50).collect::<Vec<_>>());
+    assert_eq!(spool.stats().dropped_records, 39);
+    assert_eq!(spool.stats().oldest_pending_ms, Some(millis(at(390))));
+    spool.enforce(at(10_000)).unwrap();
+    assert_eq!(seqs(&spool), Vec::<u64>::new());
+    assert_eq!(spool.stats().dropped_records, 50);
+    drop(spool);
+    let spool = Spool::open(dir.path(), limits).unwrap();
+    assert_eq!(seqs(&spool), Vec::<u64>::new(), "dropped records do not come back");
+    assert_eq!(spool.stats().next_seq, 51);
+}
+
+#[test]
+fn inspect_reads_without_changing_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(dir.path(), Limits::default()).unwrap();
+    spool.append_batch(&[b"a".as_slice(), b"b", b"c"], at(0)).unwrap();
+    spool.ack(1).unwrap();
+    let path = dir.path().join(segment_name(1));
+    let before = fs::read(&path).unwrap();
+    let mut torn = before.clone();
+    torn.extend_from_slice(&[0xF5, 0x01, 9]);
+    fs::write(&path, &torn).unwrap();
+    let stats = inspect(dir.path()).unwrap();
+    assert_eq!((stats.pending_records, stats.pending_bytes), (2, 2 * 27 + 3));
+    assert_eq!(stats.oldest_pending_ms, Some(millis(at(0))));
+    assert_eq!(stats.torn_truncations, 1);
+    assert_eq!(stats.acked_seq, 1);
+    assert_eq!(fs::read(&path).unwrap(), torn, "inspect never repairs");
+}
+
+#[test]
+fn inspect_of_an_empty_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = inspect(dir.path()).unwrap();
+    assert_eq!((stats.pending_records, stats.next_seq, stats.oldest_pending_ms), (0, 1, None));
+}
