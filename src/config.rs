@@ -311,13 +311,14 @@ pub const KEYS: &[Key] = &[
         kind: "string",
         allowed: "must be a bcrypt hash ($2a$, $2b$ or $2y$, as htpasswd -B writes it)",
         default: "",
-        doc: "basic-auth user of the HTTP endpoint and its bcrypt password hash, as Prometheus' exporter-toolkit takes them",
+        doc: "basic-auth user of the HTTP endpoint and its bcrypt password hash, as Prometheus' exporter-toolkit takes them; `pocketses status` lists the user and shows the hash as (hidden)",
         set: |c, user, v| {
             text(v)
                 .filter(|h| crate::publish::auth::valid_hash(h))
                 .map(|h| drop(c.http.users.insert(user.to_string(), h.to_string())))
         },
-        get: |c| c.http.users.iter().map(|(u, h)| (u.clone(), Value::from(h.as_str()))).collect(),
+        // Read back hidden like the token: a hash pasted into a bug report can be cracked offline.
+        get: |c| c.http.users.keys().map(|u| (u.clone(), Value::from(HIDDEN))).collect(),
     },
     Key {
         name: "http.metrics-public",
@@ -1297,7 +1298,6 @@ mod tests {
     #[test]
     fn keys_without_default_read_back_what_they_stored() {
         let set = [
-            ("http.users.alice", json!(HASH)),
             ("tls.cert", json!("c.pem")),
             ("tls.key", json!("/etc/k.pem")),
             ("tls.client-ca", json!("ca.pem")),
@@ -1309,6 +1309,12 @@ mod tests {
             assert_eq!(loaded.config.value_of(key), Some(value), "{key}");
             assert_eq!(loaded.source(key), Source::Flag);
         }
+        // A user's hash is stored, and reads back hidden.
+        let users = [("http.users.alice".to_string(), json!(HASH))];
+        let loaded = load(&Value::Null, &users).unwrap();
+        assert_eq!(loaded.config.http.users.get("alice").map(String::as_str), Some(HASH));
+        assert_eq!(loaded.config.value_of("http.users.alice"), Some(json!(HIDDEN)));
+        assert_eq!(loaded.source("http.users.alice"), Source::Flag);
         // The token is stored, and reads back hidden.
         let token = [("http.token".to_string(), json!("0123456789abcdef"))];
         let loaded = load(&Value::Null, &token).unwrap();

@@ -192,6 +192,16 @@ fn basic_auth_users_with_bcrypt_hashes() {
         text.to_ascii_lowercase().contains("www-authenticate: basic realm=\"pocketses\""),
         "{text}"
     );
+    // `pocketses status` names the user and never shows the hash.
+    let out = Command::new(env!("CARGO_BIN_EXE_pocketses"))
+        .args(["status", "--json"])
+        .env("POCKETSES_STATE_DIR", daemon.state_dir())
+        .env("POCKETSES_SNAPD_SOCKET", daemon.state_dir().join("no-snapd.socket"))
+        .output()
+        .unwrap();
+    let report = String::from_utf8(out.stdout).unwrap();
+    assert!(report.contains("\"http.users.alice\"") && report.contains("(hidden)"), "{report}");
+    assert!(!report.contains(&hash), "the hash leaked: {report}");
 }
 
 #[test]
