@@ -126,7 +126,7 @@ pub fn daemon_families(counters: &Counters) -> Vec<Family> {
             "pocketses_subscribers",
             "Subscribers connected now (TCP line stream and SSE).",
             Kind::Gauge,
-            gauge(&counters.subscribers),
+            counters.subscribers() as f64,
         ),
         Family::single(
             "pocketses_subscribers_blocked",

@@ -155,9 +155,9 @@ impl Event {
 /// Counters the publishers keep; read by `/metrics` and the logs.
 #[derive(Debug, Default)]
 pub struct Counters {
-    /// Subscribers connected now (TCP stream and SSE).
-    pub subscribers: AtomicUsize,
-    /// SSE streams open now (also counted in `subscribers`).
+    /// Line-stream subscribers now: what `publish.max-subscribers` limits (SSE has its own cap).
+    pub lines: AtomicUsize,
+    /// SSE streams open now.
     pub sse: AtomicUsize,
     /// Snapshots published since start.
     pub published: AtomicU64,
@@ -169,6 +169,13 @@ pub struct Counters {
     pub refusals: limits::Refusals,
     /// Subscribers disconnected for sending too much input.
     pub flooded: AtomicU64,
+}
+
+impl Counters {
+    /// Subscribers connected now: line stream and SSE together.
+    pub fn subscribers(&self) -> usize {
+        self.lines.load(Ordering::Relaxed) + self.sse.load(Ordering::Relaxed)
+    }
 }
 
 /// The fan-out point between the collector and the publishers. Cheap to clone.
@@ -183,8 +190,6 @@ struct Inner {
     latest: Mutex<Option<Arc<Published>>>,
     counters: Counters,
     max_subscribers: AtomicUsize,
-    /// Line-stream subscribers now: what `max_subscribers` limits (SSE has its own cap).
-    lines: AtomicUsize,
     remodel_events: AtomicBool,
 }
 
@@ -198,7 +203,6 @@ impl Hub {
                 latest: Mutex::new(None),
                 counters: Counters::default(),
                 max_subscribers: AtomicUsize::new(max_subscribers),
-                lines: AtomicUsize::new(0),
                 remodel_events: AtomicBool::new(false),
             }),
         }
@@ -266,7 +270,7 @@ impl Hub {
     /// The caller counts the refusal, with its listener and reason.
     pub fn try_slot(&self) -> Option<Slot> {
         let max = self.inner.max_subscribers.load(Ordering::Relaxed);
-        self.take(&self.inner.lines, max).then(|| Slot { hub: self.clone(), sse: false })
+        self.take(&self.inner.counters.lines, max).then(|| Slot { hub: self.clone(), sse: false })
     }
 
     /// Takes an SSE slot, or `None` when `max` streams are open; SSE streams do not count
@@ -276,12 +280,9 @@ impl Hub {
     }
 
     fn take(&self, count: &AtomicUsize, max: usize) -> bool {
-        let res =
-            count.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1));
-        if res.is_ok() {
-            self.inner.counters.subscribers.fetch_add(1, Ordering::AcqRel);
-        }
-        res.is_ok()
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .is_ok()
     }
 }
 
@@ -295,9 +296,8 @@ pub struct Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         let inner = &self.hub.inner;
-        let count = if self.sse { &inner.counters.sse } else { &inner.lines };
+        let count = if self.sse { &inner.counters.sse } else { &inner.counters.lines };
         count.fetch_sub(1, Ordering::AcqRel);
-        inner.counters.subscribers.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -460,7 +460,7 @@ mod tests {
         assert!(hub.try_slot().is_some());
         hub.set_max_subscribers(0);
         assert!(hub.try_slot().is_none());
-        assert_eq!(hub.counters().subscribers.load(Ordering::Relaxed), 1);
+        assert_eq!(hub.counters().subscribers(), 1);
     }
 
     #[test]
@@ -475,11 +475,11 @@ mod tests {
         assert!(a.is_some() && b.is_some());
         assert!(hub.try_sse_slot(2).is_none());
         let counters = hub.counters();
-        assert_eq!(counters.subscribers.load(Ordering::Relaxed), 3);
+        assert_eq!(counters.subscribers(), 3);
         assert_eq!(counters.sse.load(Ordering::Relaxed), 2);
         drop(a);
         drop(line);
-        assert_eq!(counters.subscribers.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.subscribers(), 1);
         assert_eq!(counters.sse.load(Ordering::Relaxed), 1);
         assert!(hub.try_slot().is_some());
     }

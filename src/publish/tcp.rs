@@ -575,7 +575,7 @@ mod tests {
         let stuck = socket.connect(addr).await.unwrap();
         let mut healthy = BufReader::new(TcpStream::connect(addr).await.unwrap());
         let counters = hub.counters();
-        eventually("two subscribers", || counters.subscribers.load(Ordering::Relaxed) == 2).await;
+        eventually("two subscribers", || counters.subscribers() == 2).await;
 
         // A message far larger than any socket buffer: the stuck subscriber's write cannot finish.
         let snap = |h: String| Snapshot { hostname: h, ..Snapshot::default() };
@@ -593,13 +593,12 @@ mod tests {
             assert!(line.contains(&format!("n{seq}")), "{seq}: {line}");
         }
         assert_eq!(counters.blocked.load(Ordering::Relaxed), 1);
-        assert_eq!(counters.subscribers.load(Ordering::Relaxed), 2);
+        assert_eq!(counters.subscribers(), 2);
 
         // Once it goes away, its task ends and frees its slot.
         drop(stuck);
         eventually("the stuck subscriber gone", || {
-            counters.subscribers.load(Ordering::Relaxed) == 1
-                && counters.blocked.load(Ordering::Relaxed) == 0
+            counters.subscribers() == 1 && counters.blocked.load(Ordering::Relaxed) == 0
         })
         .await;
         shutdown.cancel();
