@@ -72,10 +72,9 @@ pub struct DaemonArgs {
     /// Once listening, write "tcp=ADDR http=ADDR" to this file (for tests and supervisors).
     #[arg(long, value_name = "PATH")]
     pub ready_file: Option<PathBuf>,
-    /// Directory of the control socket and remodel record [default: $SNAP_DATA in a snap, else
-    /// $XDG_RUNTIME_DIR/pocketses, or /run/pocketses for root].
-    #[arg(long, value_name = "DIR", env = crate::paths::STATE_DIR_ENV)]
-    pub state_dir: Option<PathBuf>,
+    /// `--state-dir`.
+    #[command(flatten)]
+    pub state_dir: crate::paths::StateDirArg,
 }
 
 fn setting(arg: &str) -> Result<(String, Value), String> {
@@ -140,10 +139,8 @@ pub struct RunOptions {
 /// # Errors
 /// When the runtime or a listener cannot start.
 pub fn main(args: DaemonArgs) -> anyhow::Result<ExitCode> {
-    if let Some(dir) = &args.state_dir {
-        // Still one thread: everything after this (control socket, remodel record) reads it.
-        std::env::set_var(crate::paths::STATE_DIR_ENV, dir);
-    }
+    // Still one thread: everything after this (control socket, remodel record) reads it.
+    args.state_dir.apply();
     let settings = args.settings();
     let loaded = initial_config(&settings)?;
     // Two workers: fan-out to thousands of subscribers uses both cores, idle costs two parked threads.

@@ -13,6 +13,26 @@ use std::path::PathBuf;
 /// Overrides the state directory (tests, several daemons on one host).
 pub const STATE_DIR_ENV: &str = "POCKETSES_STATE_DIR";
 
+/// The `--state-dir DIR` flag of every command that uses the state directory (the daemon,
+/// `status`, `spool status`), also read from `POCKETSES_STATE_DIR`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct StateDirArg {
+    /// The state directory: control socket, remodel record, and spools under DIR/spool
+    /// [default: $SNAP_DATA in a snap, else $XDG_RUNTIME_DIR/pocketses, or /run/pocketses for root].
+    #[arg(long = "state-dir", value_name = "DIR", env = STATE_DIR_ENV)]
+    pub dir: Option<PathBuf>,
+}
+
+impl StateDirArg {
+    /// Makes the flag the state directory of this process. Call it at start, while the process
+    /// has one thread: [`state_dir`] reads the environment.
+    pub fn apply(&self) {
+        if let Some(dir) = &self.dir {
+            std::env::set_var(STATE_DIR_ENV, dir);
+        }
+    }
+}
+
 /// The value of `var` as a path, when set and not empty (an empty variable counts as unset,
 /// for every path variable pocketses reads).
 pub fn env_path(var: &str) -> Option<PathBuf> {

@@ -24,9 +24,9 @@ pub struct StatusArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
-    /// The daemon's state directory, where its control socket is [default: as the daemon's].
-    #[arg(long, value_name = "DIR", env = crate::paths::STATE_DIR_ENV)]
-    pub state_dir: Option<PathBuf>,
+    /// `--state-dir`.
+    #[command(flatten)]
+    pub state_dir: crate::paths::StateDirArg,
 }
 
 /// What snapd says about the system.
@@ -149,10 +149,8 @@ pub fn main(args: StatusArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     let client = Client::from_env().with_timeout(Duration::from_secs(10));
-    if let Some(dir) = &args.state_dir {
-        // Still one thread: the paths computed below read it.
-        std::env::set_var(crate::paths::STATE_DIR_ENV, dir);
-    }
+    // A current-thread runtime: still one thread, and the paths computed below read it.
+    args.state_dir.apply();
     let report =
         runtime.block_on(gather(&client, ConfigSource::from_env(), Some(control::socket_path())));
     if args.json {

@@ -1,7 +1,7 @@
 //! `pocketses spool status [--state-dir DIR] [--json]`: the figures of every spool, read without
 //! changing anything (a running daemon may have them open). \[io\]; rendering is pure.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
@@ -32,9 +32,9 @@ pub struct StatusArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
-    /// The daemon's state directory; spools are in its `spool/` [default: see docs/spool.md].
-    #[arg(long, value_name = "DIR", env = crate::paths::STATE_DIR_ENV)]
-    pub state_dir: Option<PathBuf>,
+    /// `--state-dir`.
+    #[command(flatten)]
+    pub state_dir: crate::paths::StateDirArg,
 }
 
 /// The document of `spool status --json`.
@@ -106,7 +106,7 @@ pub fn main(args: SpoolArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let root = match &args.state_dir {
+    let root = match &args.state_dir.dir {
         Some(dir) => dir.join("spool"),
         None => crate::paths::spool_dir(),
     };
