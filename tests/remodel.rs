@@ -643,7 +643,7 @@ async fn daemon_task_reattaches_to_the_recorded_change_and_publishes_events() {
     let collect = async {
         while let Ok(event) = rx.recv().await {
             if let Event::Remodel(report) = event {
-                let value: Value = serde_json::from_slice(&report.json).expect("JSON event");
+                let value: Value = serde_json::from_slice(&report.json()).expect("JSON event");
                 let done = value["type"] == "finished";
                 events.push(value);
                 if done {

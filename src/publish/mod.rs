@@ -118,22 +118,28 @@ pub enum Event {
     Remodel(Report),
 }
 
-/// A report that is not a snapshot, encoded once for both kinds of stream.
+/// A report that is not a snapshot, encoded once for both kinds of stream: fan-out only clones
+/// these bytes, whatever the number of subscribers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
-    /// One JSON object, no newline: the SSE `data:`.
-    pub json: Bytes,
-    /// The same object with its newline: a line of the TCP stream.
+    /// One JSON object with its newline: a line of the TCP stream.
     pub line: Bytes,
+    /// The same object as an SSE `remodel` event.
+    pub sse: Bytes,
 }
 
 impl Report {
     /// A report from one JSON object (its text must hold no newline, as `serde_json` writes it).
     pub fn new(json: String) -> Report {
-        let mut line = String::with_capacity(json.len() + 1);
-        line.push_str(&json);
+        let sse = http::sse_frame(Event::SSE_REMODEL, None, json.as_bytes());
+        let mut line = json;
         line.push('\n');
-        Report { json: Bytes::from(json), line: Bytes::from(line) }
+        Report { line: Bytes::from(line), sse }
+    }
+
+    /// The JSON object without its newline (a view of the line, not a copy).
+    pub fn json(&self) -> Bytes {
+        self.line.slice(..self.line.len().saturating_sub(1))
     }
 }
 
@@ -339,9 +345,7 @@ pub fn next_message(event: &Event, last_seq: &mut u64, wire: Wire) -> Next {
             Next::Send(report.line.clone())
         }
         (Event::Remodel(_), Wire::Line { remodel_events: false }) => Next::Skip,
-        (Event::Remodel(report), Wire::Sse) => {
-            Next::Send(http::sse_frame(Event::SSE_REMODEL, None, &report.json))
-        }
+        (Event::Remodel(report), Wire::Sse) => Next::Send(report.sse.clone()),
     }
 }
 
@@ -421,14 +425,14 @@ mod tests {
     fn remodel_reports_reach_the_line_stream_only_when_asked() {
         let report = Report::new(r#"{"event":"remodel","type":"status"}"#.to_string());
         assert_eq!(&report.line[..], b"{\"event\":\"remodel\",\"type\":\"status\"}\n");
-        assert_eq!(&report.json[..], &report.line[..report.line.len() - 1]);
+        assert_eq!(&report.json()[..], &report.line[..report.line.len() - 1]);
         let event = Event::Remodel(report.clone());
         let mut last = 7;
         assert_eq!(next_message(&event, &mut last, LINE), Next::Skip);
         let with_reports = Wire::Line { remodel_events: true };
-        assert_eq!(next_message(&event, &mut last, with_reports), Next::Send(report.line));
+        assert_eq!(next_message(&event, &mut last, with_reports), Next::Send(report.line.clone()));
         let sse = next_message(&event, &mut last, Wire::Sse);
-        assert_eq!(sse, Next::Send(http::sse_frame("remodel", None, &report.json)));
+        assert_eq!(sse, Next::Send(http::sse_frame("remodel", None, &report.json())));
         // A report never moves the snapshot sequence.
         assert_eq!(last, 7);
         let hub = Hub::new(1);
