@@ -505,13 +505,18 @@ pub fn key(name: &str) -> Option<&'static Key> {
     KEYS.iter().find(|k| k.matches(name).is_some())
 }
 
-/// Whether `name` is an object that holds documented keys (`http`, `publish`), not a key itself.
-fn is_group(name: &str) -> bool {
+/// The documented keys inside the object `name` (`http` holds `http.port`, …; `http.users`
+/// holds `http.users.<user>`); empty when `name` is not such an object.
+fn group_keys(name: &str) -> Vec<&'static str> {
     let have: Vec<&str> = name.split('.').collect();
-    KEYS.iter().any(|k| {
-        let want: Vec<&str> = k.name.split('.').collect();
-        want.len() > have.len() && want.iter().zip(&have).all(|(w, h)| w == h || w.starts_with('<'))
-    })
+    KEYS.iter()
+        .filter(|k| {
+            let want: Vec<&str> = k.name.split('.').collect();
+            want.len() > have.len()
+                && want.iter().zip(&have).all(|(w, h)| w == h || w.starts_with('<'))
+        })
+        .map(|k| k.name)
+        .collect()
 }
 
 /// A value that cannot be used, in snapd's grammar.
@@ -761,18 +766,9 @@ fn address(value: &Value) -> Option<IpAddr> {
 fn layer(loaded: &mut Loaded, doc: &Value, source: Source, problems: &mut Vec<Problem>) {
     let flat = flatten(doc);
     for (name, value) in &flat {
-        if is_group(name) {
+        let names = group_keys(name);
+        if !names.is_empty() {
             // A scalar where an object of keys belongs (`snap set pocketses http=5`).
-            let names: Vec<&str> = KEYS
-                .iter()
-                .filter(|k| {
-                    let want: Vec<&str> = k.name.split('.').collect();
-                    let have: Vec<&str> = name.split('.').collect();
-                    want.len() > have.len()
-                        && want.iter().zip(&have).all(|(w, h)| w == h || w.starts_with('<'))
-                })
-                .map(|k| k.name)
-                .collect();
             problems.push(Problem {
                 key: name.clone(),
                 allowed: format!("must hold the keys {}", names.join(", ")),
