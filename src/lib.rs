@@ -19,6 +19,7 @@ pub mod logging;
 pub mod metrics;
 pub mod paths;
 pub mod publish;
+pub mod push;
 pub mod remodel;
 pub mod snapd;
 pub mod spool;
