@@ -39,7 +39,8 @@ pub struct Context {
     pub offline: bool,
     /// Local snaps are given (`--snap`).
     pub local_snaps: bool,
-    /// The device boots classically (a classic model without a kernel).
+    /// The device boots classically (a classic model without a kernel) and its snapd refuses to
+    /// remodel such a device ([`refuses_classic_boot_remodel`]).
     pub classic_boot: bool,
     /// The highest revision of the target brand/model the device knows, when it knows one
     /// other than the current model (`findKnownRevisionOfModel`).
@@ -50,6 +51,24 @@ pub struct Context {
     pub gadget_problems: Vec<Incompatibility>,
     /// Why the new model's signature does not check out, when its chain of trust was at hand.
     pub signature_problem: Option<String>,
+}
+
+/// Whether a snapd of this version refuses every remodel of a classically booting device
+/// ("cannot remodel from classic (non-hybrid) model").
+///
+/// snapd 2.57 has no such check: its `devicestate.Remodel` goes from the serial check straight
+/// to series, grade and architecture (Debian's 2.57.6 source, and a real remodel of a classic
+/// test-brand device in tests/spread/remodel/). Later snapd checks `IsClassicBoot()`; the
+/// release that added it is not pinned down here, so any version after 2.57, and a version
+/// that cannot be read, is taken to refuse.
+pub fn refuses_classic_boot_remodel(snapd_version: &str) -> bool {
+    let mut parts = snapd_version.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next().and_then(|p| p.parse::<u32>().ok());
+    let minor = parts.next().and_then(|p| p.parse::<u32>().ok());
+    match (major, minor) {
+        (Some(major), Some(minor)) => (major, minor) > (2, 57),
+        _ => true,
+    }
 }
 
 impl Context {
@@ -431,6 +450,16 @@ mod tests {
             refusal_texts(&uc22(1), &classic, &ready()),
             ["cannot remodel device: cannot remodel across classic and non-classic models"]
         );
+    }
+
+    #[test]
+    fn snapd_after_2_57_refuses_classic_boot_remodels() {
+        for old in ["2.57.6-1+deb12u1", "2.57", "2.54.3", "1.9"] {
+            assert!(!refuses_classic_boot_remodel(old), "{old}");
+        }
+        for new in ["2.58", "2.61.2", "2.66.1+24.04", "3.0", "", "unknown", "2"] {
+            assert!(refuses_classic_boot_remodel(new), "{new}");
+        }
     }
 
     #[test]
