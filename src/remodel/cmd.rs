@@ -315,6 +315,8 @@ async fn preflight(
             .find(|c| c.kind != "seed")
             .map(|c| (c.id.clone(), c.kind.clone())),
         gadget_problems: Vec::new(),
+        no_offline_remodel: (!plan::supports_offline_remodel(&info.version))
+            .then(|| info.version.clone()),
         signature_problem: match &signature {
             Signature::Failed(err) => Some(err.clone()),
             _ => None,
