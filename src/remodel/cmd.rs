@@ -110,6 +110,11 @@ async fn run(args: RemodelArgs) -> anyhow::Result<ExitCode> {
         print!("{}", plan::render_plan(&plan));
         match &gadget_checked {
             Some(path) => println!("gadget layout of {}: compatible with the current one", path.display()),
+            // snapd does not check layouts on classic either (handlers_remodel.go:
+            // checkGadgetRemodelCompatible returns at once when release.OnClassic).
+            None if current.classic && current.kernel.is_none() => println!(
+                "gadget layout: not checked (a classic device's disk is not laid out by its gadget; snapd does not check it either)"
+            ),
             None => println!("gadget layout: not checked (give the new gadget with --gadget FILE or a gadget --snap)"),
         }
         println!("{}", signature.describe());
