@@ -100,6 +100,20 @@ impl SinkStatus {
     }
 }
 
+/// One line about a sink for `pocketses status`:
+/// `vm (influx) ok: 0 waiting, last sent 3s ago, 0 dropped, 0 rejected`. \[pure\]
+pub fn summary(s: &SinkStatus, now_ms: u64) -> String {
+    let ago = |ms: u64| format!("{}s ago", now_ms.saturating_sub(ms) / 1000);
+    let oldest = s.oldest_pending_ms.map(|t| format!(" (oldest {})", ago(t))).unwrap_or_default();
+    let sent = s.last_success.map_or("nothing sent yet".to_string(), |t| {
+        format!("last sent {}", ago(t.saturating_mul(1000)))
+    });
+    format!(
+        "{} ({}) {}: {} waiting{oldest}, {sent}, {} dropped, {} rejected",
+        s.name, s.format, s.state, s.pending_records, s.dropped_records, s.rejected_records
+    )
+}
+
 /// Every sink's status, shared by the sinks and the readers. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
@@ -777,6 +791,28 @@ mod tests {
         assert!(rej.join(format!("{:020}-{:020}.records", 3, 5)).exists());
         assert_eq!(rejected_counts(dir.path()), (2, 5));
         assert_eq!(rejected_counts(&dir.path().join("none")), (0, 0));
+    }
+
+    #[test]
+    fn summary_says_state_backlog_and_last_success() {
+        let s = SinkStatus {
+            name: "vm".into(),
+            format: "influx".into(),
+            state: "failing".into(),
+            pending_records: 12,
+            oldest_pending_ms: Some(40_000),
+            last_success: Some(30),
+            dropped_records: 1,
+            ..SinkStatus::default()
+        };
+        assert_eq!(
+            summary(&s, 52_000),
+            "vm (influx) failing: 12 waiting (oldest 12s ago), last sent 22s ago, 1 dropped, 0 rejected"
+        );
+        let fresh = SinkStatus { name: "j".into(), format: "json".into(), state: "ok".into(), ..s };
+        assert!(
+            summary(&SinkStatus { last_success: None, ..fresh }, 0).contains("nothing sent yet")
+        );
     }
 
     #[test]
