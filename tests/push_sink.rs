@@ -421,3 +421,101 @@ fn reload_adds_changes_and_removes_sinks_keeping_the_spool() {
         assert_eq!(stderr.matches(n).count(), 2, "{stderr}");
     }
 }
+
+/// Appends one record per timestamp to spool `name` under `dir`, offline, as a json sink would
+/// (a document with a `timestamp` and `pad` bytes of padding).
+fn prefill(dir: &Path, name: &str, stamps: &[String], pad: usize) {
+    let path = dir.join("spool").join(name);
+    std::fs::create_dir_all(&path).unwrap();
+    // Segments as small as a 64 KiB spool makes them (a quarter of it).
+    let limits = pocketses::spool::Limits {
+        max_bytes: 1 << 30,
+        segment_bytes: 16 << 10,
+        ..Default::default()
+    };
+    let mut spool = pocketses::spool::Spool::open(&path, limits).unwrap();
+    for t in stamps {
+        let doc = serde_json::json!({"timestamp": t, "pad": "x".repeat(pad)}).to_string();
+        spool.append_batch(&[doc], std::time::SystemTime::now()).unwrap();
+    }
+}
+
+fn stamps(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("2020-01-01T00:{:02}:{:02}.000Z", i / 60, i % 60)).collect()
+}
+
+#[test]
+fn a_corrupt_record_is_found_counted_and_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = stamps(5);
+    prefill(dir.path(), "c", &old, 10);
+    // Flip a byte in the third record's payload.
+    let seg = dir.path().join("spool/c/00000001.seg");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let third = bytes.windows(old[2].len()).position(|w| w == old[2].as_bytes()).unwrap();
+    bytes[third + 5] ^= 0x20;
+    std::fs::write(&seg, bytes).unwrap();
+    let verify = Command::new(env!("CARGO_BIN_EXE_pocketses"))
+        .args(["spool", "verify", "--state-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&verify.stdout);
+    assert_eq!(verify.status.code(), Some(1), "{text}");
+    assert!(
+        text.starts_with("c: damaged, 4 valid records in 1 segments, 1 damaged regions:\n"),
+        "{text}"
+    );
+    assert!(text.contains("00000001.seg at byte "), "{text}");
+    // The daemon starts, counts the bad record and sends the rest.
+    let store = Store::start(Box::new(|_, _| ok()));
+    let url = format!("push.c.url={}", store.url("/i"));
+    let daemon = Daemon::start(dir.path(), &["--set", &url, "--set", "push.c.format=json"]);
+    let want: Vec<String> = [0, 1, 3, 4].iter().map(|i| old[*i].clone()).collect();
+    poll("the four good records delivered", || store.acked().starts_with(&want).then_some(()));
+    assert!(!store.acked().contains(&old[2]));
+    let status = daemon.spool_status();
+    assert_eq!(spool(&status, "c")["live"]["corrupt-records"], 1, "{status}");
+}
+
+#[test]
+fn past_max_bytes_the_oldest_are_dropped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    // 40 records of about 5 KiB: 200 KiB spooled, three times what the sink will allow.
+    let old = stamps(40);
+    prefill(dir.path(), "d", &old, 5000);
+    let port = daemon_util::free_port();
+    let url = format!("push.d.url=http://127.0.0.1:{port}/i");
+    let args =
+        ["--set", &url, "--set", "push.d.format=json", "--set", "push.d.spool.max-bytes=65536"];
+    let daemon = Daemon::start(dir.path(), &args);
+    // The first snapshot appended enforces the limit.
+    let dropped = poll("the oldest dropped", || {
+        let status = daemon.spool_status();
+        let d = spool(&status, "d");
+        let n = d["dropped-records"].as_u64().unwrap();
+        (n > 0).then(|| (n, d["pending-bytes"].as_u64().unwrap()))
+    });
+    assert!(dropped.0 >= 20, "{dropped:?}");
+    assert!(dropped.1 <= 65536, "{dropped:?}");
+    let metrics = daemon.metrics();
+    let counted: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("pocketses_push_dropped_records_total{sink=\"d\"} "))
+        .unwrap_or_else(|| panic!("no dropped count: {metrics}"))
+        .parse()
+        .unwrap();
+    assert!(counted >= dropped.0 as f64, "{counted} {dropped:?}");
+    assert!(daemon.stderr().contains("dropped the oldest spooled records: past max-bytes"));
+    // The store comes back: what is left arrives, newest kept, oldest gone, in order.
+    let store =
+        Store::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), Box::new(|_, _| ok()));
+    poll("the rest delivered", || store.acked().contains(&old[39]).then_some(()));
+    let acked = store.acked();
+    assert!(strictly_increasing(&acked), "{acked:?}");
+    let kept: Vec<String> = acked.iter().filter(|t| t.starts_with("2020")).cloned().collect();
+    assert!(!kept.is_empty() && !kept.contains(&old[0]), "{kept:?}");
+    assert_eq!(kept, old[40 - kept.len()..], "the newest kept, the oldest dropped");
+    let total = spool(&daemon.spool_status(), "d")["dropped-records"].as_u64().unwrap();
+    assert!(kept.len() as u64 + total >= 40, "every record delivered or counted");
+}
