@@ -1131,6 +1131,14 @@ fn cross_check(loaded: &Loaded, problems: &mut Vec<Problem>) {
     }
 }
 
+/// "an influx", "a prometheus", "a json".
+fn article(format: SinkFormat) -> String {
+    match format {
+        SinkFormat::Influx => "an influx".to_string(),
+        other => format!("a {}", other.as_str()),
+    }
+}
+
 /// The rules of one sink's keys together.
 fn cross_check_sink(name: &str, sink: &SinkConfig, problems: &mut Vec<Problem>) {
     let full = |field: &str| format!("push.{name}.{field}");
@@ -1194,6 +1202,17 @@ fn cross_check_sink(name: &str, sink: &SinkConfig, problems: &mut Vec<Problem>) 
             ),
             HIDDEN.to_string(),
         );
+    }
+    if let (Some(format), false) = (sink.format, sink.tags.is_empty()) {
+        if let Err(err) = crate::push::encode::check_tags(format, &sink.tags) {
+            let why = match err {
+                crate::push::encode::Error::BadTag { key, reason, .. } => {
+                    format!("must be tags {} sink can carry ({key:?}: {reason})", article(format))
+                }
+                other => other.to_string(),
+            };
+            problem("tags", why, render_tags(&sink.tags));
+        }
     }
     if let (Some(ca), Some(url)) = (&sink.ca, &sink.url) {
         if !url.starts_with("https://") {
@@ -1858,6 +1877,10 @@ mod tests {
             (
                 json!({"url": "http://h/", "format": "influx", "username": "u", "password": "p", "token": "t"}),
                 r#"cannot set "push.vm.token": must not be set with "push.vm.username" (one kind of credentials per sink), not "(hidden)""#,
+            ),
+            (
+                json!({"url": "http://h/", "format": "influx", "tags": "_x=1"}),
+                r#"cannot set "push.vm.tags": must be tags an influx sink can carry ("_x": keys starting with _ are reserved), not "_x=1""#,
             ),
             (
                 json!({"url": "http://h/", "format": "influx", "ca": "ca.pem"}),

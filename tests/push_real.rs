@@ -105,7 +105,8 @@ fn spooled_mem_ms(dir: &Path, name: &str) -> Vec<i64> {
     entries
         .iter()
         .flat_map(|e| {
-            String::from_utf8_lossy(&e.payload)
+            let plain = pocketses::push::encode::payload(&e.payload).unwrap().into_owned();
+            String::from_utf8_lossy(&plain)
                 .lines()
                 .filter(|l| l.starts_with("mem,"))
                 .map(|l| l.rsplit(' ').next().unwrap().parse::<i64>().unwrap() / 1_000_000)

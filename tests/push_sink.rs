@@ -261,7 +261,12 @@ fn pending(daemon: &Daemon, name: &str) -> u64 {
 fn spooled(dir: &Path, name: &str) -> Vec<String> {
     let spool =
         pocketses::spool::Spool::open(&dir.join("spool").join(name), Default::default()).unwrap();
-    spool.peek(usize::MAX).unwrap().iter().flat_map(|e| timestamps(&e.payload)).collect()
+    spool
+        .peek(usize::MAX)
+        .unwrap()
+        .iter()
+        .flat_map(|e| timestamps(&pocketses::push::encode::payload(&e.payload).unwrap()))
+        .collect()
 }
 
 fn strictly_increasing(ts: &[String]) -> bool {

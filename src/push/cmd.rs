@@ -96,12 +96,18 @@ pub fn render(config: &Config, snapshot: &Snapshot, only: Option<&str>) -> anyho
             body.bytes.len(),
             headers.join(", ")
         ));
-        match std::str::from_utf8(&record) {
-            Ok(text) => {
+        let plain = encode::payload(&record)
+            .with_context(|| format!("cannot encode for push sink {name}"))?;
+        let points = encode::points(format, &record).unwrap_or(0);
+        match std::str::from_utf8(&plain) {
+            Ok(text) if format != SinkFormat::Prometheus => {
                 out.push_str(text.trim_end_matches('\n'));
                 out.push('\n');
             }
-            Err(_) => out.push_str(&format!("({} bytes of binary records)\n", record.len())),
+            _ => out.push_str(&format!(
+                "({points} samples in a {} byte protobuf WriteRequest; `pocketses metrics --format prometheus` shows them as text)\n",
+                plain.len()
+            )),
         }
     }
     Ok(out)

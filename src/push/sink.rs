@@ -68,6 +68,8 @@ pub struct SinkStatus {
     pub rejected_records: u64,
     /// Records delivered (2xx), since start.
     pub sent_records: u64,
+    /// Points in them (influx lines, prometheus samples, json documents).
+    pub sent_points: u64,
     /// Requests that got a 2xx, since start.
     pub sent_requests: u64,
     /// Requests that failed (no 2xx), since start.
@@ -152,7 +154,7 @@ impl Registry {
 /// The `pocketses_push_*` families of `statuses`. \[pure\]
 pub fn families(statuses: &[SinkStatus], now_ms: u64) -> Vec<Family> {
     type Field = fn(&SinkStatus, u64) -> Option<f64>;
-    let table: [(&str, &str, Kind, Field); 12] = [
+    let table: [(&str, &str, Kind, Field); 13] = [
         (
             "pocketses_push_backlog_records",
             "Snapshots spooled for the sink and not yet acknowledged.",
@@ -178,6 +180,12 @@ pub fn families(statuses: &[SinkStatus], now_ms: u64) -> Vec<Family> {
             "Snapshots the sink's store acknowledged (2xx) since start.",
             Kind::Counter,
             |s, _| Some(s.sent_records as f64),
+        ),
+        (
+            "pocketses_push_sent_points_total",
+            "Points (influx lines, prometheus samples, json documents) the sink's store acknowledged since start.",
+            Kind::Counter,
+            |s, _| Some(s.sent_points as f64),
         ),
         (
             "pocketses_push_sent_bytes_total",
@@ -619,8 +627,13 @@ async fn send_loop(ctx: Arc<Ctx>, stop: CancellationToken) {
                     // The records go again after a restart: at least once, never lost.
                     error!(sink = %ctx.name, "cannot acknowledge sent records: {err}");
                 }
+                let points: usize = entries
+                    .iter()
+                    .filter_map(|e| encode::points(ctx.format, &e.payload).ok())
+                    .sum();
                 let mut status = ctx.status();
                 status.sent_records += entries.len() as u64;
+                status.sent_points += points as u64;
                 status.sent_requests += 1;
                 status.sent_bytes += sent_bytes as u64;
                 status.last_success = Some(millis(SystemTime::now()) / 1000);
@@ -688,7 +701,11 @@ async fn reject(ctx: &Arc<Ctx>, entries: &[Entry], message: &str) {
     let (Some(first), Some(last)) = (entries.first(), entries.last()) else { return };
     let (first, last) = (first.seq, last.seq);
     let dir = ctx.dir.join(REJECTED_DIR);
-    let payloads: Vec<Vec<u8>> = entries.iter().map(|e| e.payload.clone()).collect();
+    // Kept as plain bytes (line protocol, JSON, protobuf), not as the spool's compressed records.
+    let payloads: Vec<Vec<u8>> = entries
+        .iter()
+        .map(|e| encode::payload(&e.payload).map_or_else(|_| e.payload.clone(), |p| p.into_owned()))
+        .collect();
     let note = format!(
         "time {}\nrecords {first}-{last}\nmessage {message}\n",
         millis(SystemTime::now()) / 1000
