@@ -172,3 +172,46 @@ fn victoria_metrics_outage_and_a_daemon_kill_lose_nothing() {
     );
     daemon.stop(libc::SIGTERM);
 }
+
+#[test]
+fn prometheus_remote_write_survives_an_outage_of_prometheus() {
+    let Some(mut prom) = Store::prometheus() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("push.prom.url={}", prom.url("/api/v1/write"));
+    let args =
+        ["--set", &url, "--set", "push.prom.format=prometheus", "--set", "push.prom.tags=site=lab"];
+    let daemon = Daemon::start(dir.path(), &args);
+    let selector = r#"{__name__="node_memory_MemTotal_bytes",site="lab"}"#;
+    let samples = |prom: &Store| -> Vec<i64> {
+        let series = prom.series(selector);
+        assert!(series.len() <= 1, "one series: {series:?}");
+        if let Some(s) = series.first() {
+            assert_eq!(s.labels["job"], "pocketses", "{s:?}");
+            assert!(!s.labels["instance"].is_empty(), "{s:?}");
+        }
+        series.first().map(|s| s.samples.iter().map(|(t, _)| *t).collect()).unwrap_or_default()
+    };
+    poll("three snapshots in Prometheus", || (samples(&prom).len() >= 3).then_some(()));
+    let now_ms = || {
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        i64::try_from(since.as_millis()).unwrap()
+    };
+    prom.kill();
+    let down = now_ms();
+    poll("a backlog while Prometheus is down", || (daemon.pending("prom") >= 5).then_some(()));
+    daemon.stop(libc::SIGKILL);
+    let killed = now_ms();
+    let pending =
+        pocketses::spool::inspect(&dir.path().join("spool/prom")).unwrap().pending_records;
+    let daemon = Daemon::start(dir.path(), &args);
+    prom.start();
+    poll("the backlog delivered", || (daemon.pending("prom") == 0).then_some(()));
+    let after = samples(&prom);
+    assert!(after.windows(2).all(|w| w[0] < w[1]), "{after:?}");
+    // Every snapshot collected while Prometheus was down, until the kill, is there: one a second.
+    let outage = after.iter().filter(|t| (down..killed).contains(*t)).count() as i64;
+    assert!(outage >= (killed - down) / 1000 - 1, "{pending} spooled, store has {after:?}");
+    let gaps = after.windows(2).filter(|w| w[1] - w[0] > 3_000).count();
+    assert!(gaps <= 2, "snapshots missing: {after:?}");
+    daemon.stop(libc::SIGTERM);
+}
