@@ -452,14 +452,24 @@ fn stamps(n: usize) -> Vec<String> {
 #[test]
 fn a_corrupt_record_is_found_counted_and_skipped() {
     let dir = tempfile::tempdir().unwrap();
-    let old = stamps(5);
-    prefill(dir.path(), "c", &old, 10);
+    let old = stamps(7);
+    prefill(dir.path(), "c", &old[..5], 10);
     // Flip a byte in the third record's payload.
     let seg = dir.path().join("spool/c/00000001.seg");
     let mut bytes = std::fs::read(&seg).unwrap();
     let third = bytes.windows(old[2].len()).position(|w| w == old[2].as_bytes()).unwrap();
     bytes[third + 5] ^= 0x20;
     std::fs::write(&seg, bytes).unwrap();
+    // A record whose frame is sound but whose content no format reads (a compressed record
+    // that does not decompress), then a good one.
+    {
+        let mut spool =
+            pocketses::spool::Spool::open(&dir.path().join("spool/c"), Default::default()).unwrap();
+        let now = std::time::SystemTime::now();
+        spool.append_batch(&[vec![0xFF, 0x01, 0xAA, 0xBB, 0xCC]], now).unwrap();
+        let good = serde_json::json!({"timestamp": old[6]}).to_string();
+        spool.append_batch(&[good], now).unwrap();
+    }
     let verify = Command::new(env!("CARGO_BIN_EXE_pocketses"))
         .args(["spool", "verify", "--state-dir"])
         .arg(dir.path())
@@ -468,7 +478,7 @@ fn a_corrupt_record_is_found_counted_and_skipped() {
     let text = String::from_utf8_lossy(&verify.stdout);
     assert_eq!(verify.status.code(), Some(1), "{text}");
     assert!(
-        text.starts_with("c: damaged, 4 valid records in 1 segments, 1 damaged regions:\n"),
+        text.starts_with("c: damaged, 6 valid records in 1 segments, 1 damaged regions:\n"),
         "{text}"
     );
     assert!(text.contains("00000001.seg at byte "), "{text}");
@@ -476,9 +486,20 @@ fn a_corrupt_record_is_found_counted_and_skipped() {
     let store = Store::start(Box::new(|_, _| ok()));
     let url = format!("push.c.url={}", store.url("/i"));
     let daemon = Daemon::start(dir.path(), &["--set", &url, "--set", "push.c.format=json"]);
-    let want: Vec<String> = [0, 1, 3, 4].iter().map(|i| old[*i].clone()).collect();
-    poll("the four good records delivered", || store.acked().starts_with(&want).then_some(()));
+    let want: Vec<String> = [0, 1, 3, 4, 6].iter().map(|i| old[*i].clone()).collect();
+    poll("the five good records delivered", || store.acked().starts_with(&want).then_some(()));
     assert!(!store.acked().contains(&old[2]));
+    // The unreadable record was set aside alone, with why.
+    let rej = dir.path().join("spool/c/rejected");
+    let reasons: Vec<String> = std::fs::read_dir(&rej)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "reason"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(reasons[0].contains("message unreadable record: "), "{reasons:?}");
+    assert!(reasons[0].contains("records 6-6\n"), "{reasons:?}");
     let status = daemon.spool_status();
     assert_eq!(spool(&status, "c")["live"]["corrupt-records"], 1, "{status}");
 }

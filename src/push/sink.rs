@@ -551,11 +551,13 @@ async fn send_loop(ctx: Arc<Ctx>, stop: CancellationToken) {
     let mut backoff = Backoff::default();
     let mut sizer = Sizer::new(ctx.config.batch());
     let mut health = Health::Ok;
+    // After an unreadable record, the records before it go alone first.
+    let mut cap: Option<usize> = None;
     loop {
         if stop.is_cancelled() {
             return;
         }
-        let limit = sizer.limit();
+        let limit = cap.take().unwrap_or_else(|| sizer.limit());
         let entries = match ctx.with_spool(move |spool| spool.peek(limit)).await {
             Ok(entries) => entries,
             Err(err) => {
@@ -606,8 +608,19 @@ async fn send_loop(ctx: Arc<Ctx>, stop: CancellationToken) {
                     }
                 }
             }
-            // A record the format cannot read can never be sent: set it aside like a 400.
-            Err(encode::Error::BadRecord(text)) => (Verdict::Reject(text), 0),
+            // A record the format cannot read can never be sent: set it aside like a 400, alone.
+            Err(encode::Error::BadRecord(text)) => {
+                let bad = entries
+                    .iter()
+                    .position(|e| encode::body(ctx.format, &[e.payload.as_slice()]).is_err())
+                    .unwrap_or(0);
+                if bad == 0 {
+                    reject(&ctx, &entries[..1], &format!("unreadable record: {text}")).await;
+                } else {
+                    cap = Some(bad);
+                }
+                continue;
+            }
             Err(err) => {
                 ctx.status().error(err.to_string(), SystemTime::now());
                 (Verdict::Backoff, 0)
