@@ -166,12 +166,18 @@ fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let root = root_of(&args.state_dir);
     let mut report = gather(&root, millis(SystemTime::now()))?;
     let live = live_sinks();
+    let now_ms = report.now_ms;
     for spool in &mut report.spools {
         spool.live = live.iter().find(|s| s.name == spool.name).cloned();
         if let Some(live) = &spool.live {
-            // The daemon's figures are newer than the files.
+            // The daemon's figures are newer than the files, and taken together (the files may
+            // be read in the middle of a change).
             spool.pending_records = live.pending_records;
             spool.pending_bytes = live.pending_bytes;
+            spool.oldest_pending_seconds =
+                live.oldest_pending_ms.map(|t| now_ms.saturating_sub(t) / 1000);
+            spool.dropped_records = live.dropped_records;
+            spool.corrupt_records = live.corrupt_records;
         }
     }
     if args.json {
