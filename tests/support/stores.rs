@@ -23,8 +23,11 @@
 //! let series = vm.series(r#"{__name__="node_load1"}"#);
 //! ```
 //!
-//! [`Store::kill`] (SIGKILL) and [`Store::start`] stop and restart a store on the same port and
-//! data, for outage tests.
+//! [`Store::kill`] (SIGKILL) or [`Store::stop`] (SIGTERM) and then [`Store::start`] stop and
+//! restart a store on the same port and data, for outage tests. Mind that VictoriaMetrics has
+//! no write-ahead log: SIGKILL loses the samples it took in its last few seconds, as a crash
+//! would, so a test that must find every sample it sent stops it with [`Store::stop`].
+//! InfluxDB and Prometheus keep what they acknowledged across SIGKILL (their WALs).
 
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
@@ -297,6 +300,22 @@ impl Store {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Stops the store with SIGTERM, as a service manager would, and waits until it is gone
+    /// (SIGKILL after a minute); its data stays for [`Store::start`].
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        if let Ok(pid) = i32::try_from(child.id()) {
+            // SAFETY: kill(2) on our own child, which has not been waited for yet.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let deadline = Instant::now() + READY_WITHIN;
+        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     fn write_influx_config(&self) {
