@@ -53,12 +53,12 @@ fn snapshots() -> Vec<Snapshot> {
 }
 
 fn records(format: SinkFormat, snapshots: &[Snapshot], tags: &[(String, String)]) -> Vec<Vec<u8>> {
-    snapshots.iter().map(|s| encode::record(format, s, tags).unwrap()).collect()
+    snapshots.iter().map(|s| encode::record(format, s, tags).expect("record")).collect()
 }
 
 fn body_of(format: SinkFormat, records: &[Vec<u8>]) -> Body {
     let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
-    encode::body(format, &refs).unwrap()
+    encode::body(format, &refs).expect("body")
 }
 
 fn post(store: &Store, path: &str, body: &Body) -> Response {
@@ -95,7 +95,7 @@ fn split(s: &str, sep: char) -> Vec<String> {
     let mut out = vec![String::new()];
     let (mut chars, mut quoted) = (s.chars(), false);
     while let Some(c) = chars.next() {
-        let part = out.last_mut().unwrap();
+        let part = out.last_mut().expect("a part");
         match c {
             '\\' => {
                 part.push(c);
@@ -134,7 +134,7 @@ fn parse_lines(text: &str) -> Vec<Line> {
             let parts = split(line, ' ');
             assert_eq!(parts.len(), 3, "{line}");
             let mut series = split(&parts[0], ',').into_iter();
-            let measurement = unescape(&series.next().unwrap());
+            let measurement = unescape(&series.next().expect("measurement"));
             let tags = series
                 .map(|t| {
                     let kv = split(&t, '=');
@@ -149,17 +149,17 @@ fn parse_lines(text: &str) -> Vec<Line> {
                     assert_eq!(kv.len(), 2, "{f}");
                     let v = &kv[1];
                     let value = if let Some(s) = v.strip_prefix('"') {
-                        let s = s.strip_suffix('"').unwrap();
+                        let s = s.strip_suffix('"').expect("closing quote");
                         Field::Str(s.replace("\\\"", "\"").replace("\\\\", "\\"))
                     } else if let Some(i) = v.strip_suffix('i') {
-                        Field::Int(i.parse().unwrap())
+                        Field::Int(i.parse().expect("integer field"))
                     } else {
-                        Field::Float(v.parse().unwrap())
+                        Field::Float(v.parse().expect("float field"))
                     };
                     (unescape(&kv[0]), value)
                 })
                 .collect();
-            Line { measurement, tags, fields, time_ns: parts[2].parse().unwrap() }
+            Line { measurement, tags, fields, time_ns: parts[2].parse().expect("timestamp") }
         })
         .collect()
 }
@@ -167,7 +167,9 @@ fn parse_lines(text: &str) -> Vec<Line> {
 fn sent_lines(records: &[Vec<u8>]) -> Vec<Line> {
     records
         .iter()
-        .flat_map(|r| parse_lines(std::str::from_utf8(&encode::payload(r).unwrap()).unwrap()))
+        .flat_map(|r| {
+            parse_lines(std::str::from_utf8(&encode::payload(r).expect("payload")).expect("utf-8"))
+        })
         .collect()
 }
 
@@ -280,7 +282,9 @@ fn influx_records_reach_victoria_metrics_v1_and_v2_endpoints() {
 fn sent_series(records: &[Vec<u8>]) -> BTreeMap<BTreeMap<String, String>, Vec<(i64, f64)>> {
     let mut out: BTreeMap<_, Vec<(i64, f64)>> = BTreeMap::new();
     for r in records {
-        for ts in remote_write::decode(&encode::payload(r).unwrap()).unwrap() {
+        for ts in
+            remote_write::decode(&encode::payload(r).expect("payload")).expect("write request")
+        {
             let labels: BTreeMap<String, String> = ts.labels.into_iter().collect();
             out.entry(labels).or_default().extend(ts.samples.iter().map(|(v, t)| (*t, *v)));
         }
@@ -295,7 +299,7 @@ fn check_prometheus_records(store: &Store) {
 
     let want = sent_series(&recs);
     let n_points: usize =
-        recs.iter().map(|r| encode::points(SinkFormat::Prometheus, r).unwrap()).sum();
+        recs.iter().map(|r| encode::points(SinkFormat::Prometheus, r).expect("points")).sum();
     assert_eq!(want.values().map(Vec::len).sum::<usize>(), n_points);
     let got = store.series(r#"{job="pocketses"}"#);
     let have: BTreeMap<_, _> = got.into_iter().map(|s| (s.labels, s.samples)).collect();
@@ -320,7 +324,7 @@ fn check_prometheus_records(store: &Store) {
         }
     }
     // Millisecond timestamps, the snapshot's fraction kept.
-    let t0 = have.values().next().unwrap()[0].0;
+    let t0 = have.values().next().expect("a series")[0].0;
     assert_eq!(t0.rem_euclid(1000), 125);
     assert!(have.keys().any(|l| l["__name__"] == "node_cpu_seconds_total"));
 }
