@@ -234,6 +234,56 @@ pub fn payload(record: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, Error> {
     }
 }
 
+/// A record as text for people (`pocketses push --dry-run`): the line protocol, the JSON
+/// document, or for remote-write one line per sample in the exposition format's shape,
+/// `name{label="value",…} value timestamp_ms`, labels in wire order without `__name__`.
+///
+/// # Errors
+///
+/// [`Error::BadRecord`] when the record does not decode.
+pub fn describe(format: SinkFormat, record: &[u8]) -> Result<String, Error> {
+    let plain = payload(record)?;
+    plain_points(format, &plain)?;
+    match format {
+        SinkFormat::Influx | SinkFormat::Json => {
+            let mut text = String::from_utf8_lossy(&plain).into_owned();
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            Ok(text)
+        }
+        SinkFormat::Prometheus => {
+            let series = remote_write::decode(&plain)
+                .map_err(|e| Error::BadRecord(format!("prometheus record: {e}")))?;
+            let mut out = String::with_capacity(plain.len());
+            for ts in &series {
+                let name = ts.labels.iter().find(|(k, _)| k == "__name__").map(|(_, v)| v.as_str());
+                out.push_str(name.unwrap_or(""));
+                out.push('{');
+                let mut first = true;
+                for (k, v) in ts.labels.iter().filter(|(k, _)| k != "__name__") {
+                    if !first {
+                        out.push(',');
+                    }
+                    first = false;
+                    out.push_str(k);
+                    out.push('=');
+                    push_json_string(&mut out, v);
+                }
+                out.push('}');
+                for (value, timestamp_ms) in &ts.samples {
+                    out.push(' ');
+                    crate::metrics::encode::float::push_prometheus(&mut out, *value);
+                    out.push(' ');
+                    out.push_str(&timestamp_ms.to_string());
+                }
+                out.push('\n');
+            }
+            Ok(out)
+        }
+    }
+}
+
 fn influx_record(snapshot: &Snapshot, tags: &[(String, String)]) -> (Vec<u8>, usize) {
     let mut out = String::with_capacity(4096);
     for mut line in influx::lines(snapshot) {
@@ -716,6 +766,33 @@ mod tests {
         let wrong = pack(&[0x0a, 0x05], 1).unwrap();
         assert_eq!(points(SinkFormat::Prometheus, &wrong), Ok(1));
         assert!(matches!(body(SinkFormat::Prometheus, &[&wrong]), Err(Error::BadRecord(_))));
+    }
+
+    #[test]
+    fn describe_shows_records_as_text() {
+        let s = sample_snapshot();
+        let t = tags(&[("site", "b")]);
+        let influx_text =
+            describe(SinkFormat::Influx, &record(SinkFormat::Influx, &s, &t).unwrap());
+        assert_eq!(influx_text, Ok(text(SinkFormat::Influx, &[("site", "b")])));
+        let json_text = describe(SinkFormat::Json, &record(SinkFormat::Json, &s, &t).unwrap());
+        assert_eq!(json_text, Ok(format!("{}\n", text(SinkFormat::Json, &[("site", "b")]))));
+        let prom =
+            describe(SinkFormat::Prometheus, &record(SinkFormat::Prometheus, &s, &t).unwrap())
+                .unwrap();
+        assert!(
+            prom.contains(
+                "\nnode_load1{instance=\"pi-4\",job=\"pocketses\",site=\"b\"} 1.17 1795320726250\n"
+            ),
+            "{prom}"
+        );
+        assert!(prom.contains(r#"mountpoint="/media/my \"usb\"""#), "{prom}");
+        assert_eq!(
+            prom.lines().count(),
+            points(SinkFormat::Prometheus, &record(SinkFormat::Prometheus, &s, &t).unwrap())
+                .unwrap()
+        );
+        assert!(describe(SinkFormat::Prometheus, &[RECORD_MARK]).is_err());
     }
 
     proptest! {
