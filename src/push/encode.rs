@@ -547,14 +547,16 @@ mod tests {
 
     #[test]
     fn influx_tags_join_every_line_without_replacing_its_own() {
-        let t = text(SinkFormat::Influx, &[("site", "north pole"), ("cpu", "mine")]);
+        let t =
+            text(SinkFormat::Influx, &[("site", "north pole"), ("cpu", "mine"), ("rack", "r=7,b")]);
         for line in t.lines() {
             assert!(line.contains(",site=north\\ pole"), "{line}");
+            assert!(line.contains(",rack=r\\=7\\,b,"), "{line}");
         }
         // `cpu` lines keep their own cpu tag; other lines get the sink's.
-        assert!(t.lines().any(|l| l.starts_with("cpu,cpu=cpu-total,host=pi-4,site=")), "{t}");
+        assert!(t.lines().any(|l| l.starts_with("cpu,cpu=cpu-total,host=pi-4,rack=")), "{t}");
         assert!(!t.lines().any(|l| l.starts_with("cpu,") && l.contains("cpu=mine")), "{t}");
-        assert!(t.lines().any(|l| l.starts_with("mem,cpu=mine,host=pi-4,site=")), "{t}");
+        assert!(t.lines().any(|l| l.starts_with("mem,cpu=mine,host=pi-4,rack=")), "{t}");
     }
 
     #[test]
