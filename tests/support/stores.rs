@@ -194,12 +194,24 @@ impl Store {
             return None;
         }
         let dir = tempfile::Builder::new().prefix("pocketses-store").tempdir().expect("temp dir");
-        let mut store =
-            Store { kind, binary, dir, port: free_port(), rpc_port: free_port(), child: None };
-        if kind == Kind::Influx {
-            store.write_influx_config();
+        let mut store = Store { kind, binary, dir, port: 0, rpc_port: 0, child: None };
+        // A port free a moment ago may be taken by the time the store binds it (another test
+        // starting a store): then the store exits, and it is tried again on other ports.
+        for attempt in 1.. {
+            store.port = free_port();
+            store.rpc_port = free_port();
+            while store.rpc_port == store.port {
+                store.rpc_port = free_port();
+            }
+            if kind == Kind::Influx {
+                store.write_influx_config();
+            }
+            match store.try_start() {
+                Ok(()) => break,
+                Err(why) if attempt >= 3 => panic!("{why}"),
+                Err(_) => {}
+            }
         }
-        store.start();
         Some(store)
     }
 
@@ -236,8 +248,15 @@ impl Store {
     /// Starts the store (again, after [`Store::kill`]) on the same port and data, and waits
     /// until it is ready. Does nothing when it runs.
     pub fn start(&mut self) {
+        if let Err(why) = self.try_start() {
+            panic!("{why}");
+        }
+    }
+
+    /// Starts the store and waits until it is ready; `Err` with its log when it exits first.
+    fn try_start(&mut self) -> Result<(), String> {
         if self.is_running() {
-            return;
+            return Ok(());
         }
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -277,11 +296,11 @@ impl Store {
         loop {
             if let Ok(res) = self.request("GET", self.kind.ready_path(), &[], b"") {
                 if (200..300).contains(&res.status) {
-                    return;
+                    return Ok(());
                 }
             }
             if !self.is_running() {
-                panic!("{:?} exited before it was ready:\n{}", self.kind, self.log());
+                return Err(format!("{:?} exited before it was ready:\n{}", self.kind, self.log()));
             }
             assert!(
                 Instant::now() < deadline,
