@@ -378,3 +378,37 @@ fn stores_restart_with_their_data_after_sigkill() {
         assert_eq!(before.len(), 1);
     }
 }
+
+/// A NaN is sent as Prometheus' own NaN, which Prometheus keeps as a value (not a staleness
+/// marker) and VictoriaMetrics drops; infinities are values to both.
+#[test]
+fn nan_and_infinities_reach_the_remote_write_stores() {
+    let mut snaps = snapshots();
+    snaps.truncate(1);
+    snaps[0].load = Some(pocketses::metrics::LoadAverage {
+        one: f64::NAN,
+        five: f64::INFINITY,
+        fifteen: f64::NEG_INFINITY,
+    });
+    let recs = records(SinkFormat::Prometheus, &snaps, &tags(&[]));
+    let mut checked = 0;
+    for store in [Store::prometheus(), Store::victoria_metrics()].into_iter().flatten() {
+        post(&store, "/api/v1/write", &body_of(SinkFormat::Prometheus, &recs));
+        let value = |name: &str| {
+            let series = store.series(&format!(r#"{{__name__="{name}"}}"#));
+            assert_eq!(series.len(), 1, "{:?} {name}: {series:?}", store.kind());
+            assert_eq!(series[0].samples.len(), 1, "{:?} {name}: {series:?}", store.kind());
+            series[0].samples[0].1
+        };
+        if store.kind() == Kind::VictoriaMetrics {
+            // VictoriaMetrics drops NaN samples (it keeps only the staleness marker's NaN).
+            assert_eq!(store.series(r#"{__name__="node_load1"}"#), []);
+        } else {
+            assert!(value("node_load1").is_nan(), "{:?}", store.kind());
+        }
+        assert_eq!(value("node_load5"), f64::INFINITY, "{:?}", store.kind());
+        assert_eq!(value("node_load15"), f64::NEG_INFINITY, "{:?}", store.kind());
+        checked += 1;
+    }
+    assert!(checked == 2 || !support::stores::in_ci());
+}

@@ -396,7 +396,9 @@ impl Store {
                     .lines()
                     .filter(|l| !l.trim().is_empty())
                     .map(|line| {
-                        let v: serde_json::Value = serde_json::from_str(line).expect("export line");
+                        let line = quote_special_values(line);
+                        let v: serde_json::Value = serde_json::from_str(&line)
+                            .unwrap_or_else(|e| panic!("export line {line}: {e}"));
                         let labels = labels_of(&v["metric"]);
                         let values = v["values"].as_array().expect("values");
                         let times = v["timestamps"].as_array().expect("timestamps");
@@ -510,6 +512,23 @@ impl Drop for Store {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// VictoriaMetrics' export writes infinite values as bare `Inf` and `-Inf`, which JSON has not:
+/// quote them (and `NaN`, for safety) inside the `values` array, for [`number`].
+fn quote_special_values(line: &str) -> String {
+    let Some(start) = line.find("\"values\":[").map(|i| i + "\"values\":[".len()) else {
+        return line.to_string();
+    };
+    let Some(len) = line[start..].find(']') else { return line.to_string() };
+    let values: Vec<String> = line[start..start + len]
+        .split(',')
+        .map(|v| match v {
+            "Inf" | "+Inf" | "-Inf" | "NaN" => format!("\"{v}\""),
+            v => v.to_string(),
+        })
+        .collect();
+    format!("{}{}{}", &line[..start], values.join(","), &line[start + len..])
 }
 
 fn labels_of(metric: &serde_json::Value) -> BTreeMap<String, String> {
