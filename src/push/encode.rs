@@ -18,7 +18,8 @@
 //! protocol, JSON or protobuf), the number of points as a varint, then the plain bytes above as
 //! one snappy block. A remote-write record of one snapshot repeats every label on every series
 //! and shrinks about six times; docs/push.md has the measurements. [`payload`] gives the plain
-//! bytes back (for `--dry-run` and tests). Records without the mark are taken as plain bytes.
+//! bytes back and [`describe`] a text for people (`--dry-run`). Records without the mark are
+//! taken as plain bytes.
 //!
 //! Tags (`push.NAME.tags`) never change which series a value belongs to: a tag whose key the
 //! line or series already has is left out of that line or series, so that two series can never
@@ -26,6 +27,9 @@
 //! set: influx's `host` tag, and the `job` (default `pocketses`) and `instance` (default: the
 //! host name) labels that prometheus records add to every series.
 //! [`check_tags`] says which tags a format can carry; `record` refuses the others.
+//!
+//! Interface used by the sinks (keep stable): [`SinkFormat`], [`Body`], [`Error`], [`record`],
+//! [`body`], [`points`], [`payload`], [`describe`], [`check_tags`].
 //!
 //! What this module does not do: HTTP, the spool, batching decisions (see the sink's sender).
 
