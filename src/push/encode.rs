@@ -18,7 +18,8 @@
 //! protocol, JSON or protobuf), the number of points as a varint, then the plain bytes above as
 //! one snappy block. A remote-write record of one snapshot repeats every label on every series
 //! and shrinks about six times; docs/push.md has the measurements. [`payload`] gives the plain
-//! bytes back (for `--dry-run` and tests). Records without the mark are taken as plain bytes.
+//! bytes back and [`describe`] a text for people (`--dry-run`). Records without the mark are
+//! taken as plain bytes.
 //!
 //! Tags (`push.NAME.tags`) never change which series a value belongs to: a tag whose key the
 //! line or series already has is left out of that line or series, so that two series can never
@@ -26,6 +27,9 @@
 //! set: influx's `host` tag, and the `job` (default `pocketses`) and `instance` (default: the
 //! host name) labels that prometheus records add to every series.
 //! [`check_tags`] says which tags a format can carry; `record` refuses the others.
+//!
+//! Interface used by the sinks (keep stable): [`SinkFormat`], [`Body`], [`Error`], [`record`],
+//! [`body`], [`points`], [`payload`], [`describe`], [`check_tags`].
 //!
 //! What this module does not do: HTTP, the spool, batching decisions (see the sink's sender).
 
@@ -231,6 +235,56 @@ pub fn payload(record: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, Error> {
             .decompress_vec(block)
             .map(std::borrow::Cow::Owned)
             .map_err(|e| Error::BadRecord(format!("bad snappy block: {e}"))),
+    }
+}
+
+/// A record as text for people (`pocketses push --dry-run`): the line protocol, the JSON
+/// document, or for remote-write one line per sample in the exposition format's shape,
+/// `name{label="value",…} value timestamp_ms`, labels in wire order without `__name__`.
+///
+/// # Errors
+///
+/// [`Error::BadRecord`] when the record does not decode.
+pub fn describe(format: SinkFormat, record: &[u8]) -> Result<String, Error> {
+    let plain = payload(record)?;
+    plain_points(format, &plain)?;
+    match format {
+        SinkFormat::Influx | SinkFormat::Json => {
+            let mut text = String::from_utf8_lossy(&plain).into_owned();
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            Ok(text)
+        }
+        SinkFormat::Prometheus => {
+            let series = remote_write::decode(&plain)
+                .map_err(|e| Error::BadRecord(format!("prometheus record: {e}")))?;
+            let mut out = String::with_capacity(plain.len());
+            for ts in &series {
+                let name = ts.labels.iter().find(|(k, _)| k == "__name__").map(|(_, v)| v.as_str());
+                out.push_str(name.unwrap_or(""));
+                out.push('{');
+                let mut first = true;
+                for (k, v) in ts.labels.iter().filter(|(k, _)| k != "__name__") {
+                    if !first {
+                        out.push(',');
+                    }
+                    first = false;
+                    out.push_str(k);
+                    out.push('=');
+                    push_json_string(&mut out, v);
+                }
+                out.push('}');
+                for (value, timestamp_ms) in &ts.samples {
+                    out.push(' ');
+                    crate::metrics::encode::float::push_prometheus(&mut out, *value);
+                    out.push(' ');
+                    out.push_str(&timestamp_ms.to_string());
+                }
+                out.push('\n');
+            }
+            Ok(out)
+        }
     }
 }
 
@@ -497,14 +551,16 @@ mod tests {
 
     #[test]
     fn influx_tags_join_every_line_without_replacing_its_own() {
-        let t = text(SinkFormat::Influx, &[("site", "north pole"), ("cpu", "mine")]);
+        let t =
+            text(SinkFormat::Influx, &[("site", "north pole"), ("cpu", "mine"), ("rack", "r=7,b")]);
         for line in t.lines() {
             assert!(line.contains(",site=north\\ pole"), "{line}");
+            assert!(line.contains(",rack=r\\=7\\,b,"), "{line}");
         }
         // `cpu` lines keep their own cpu tag; other lines get the sink's.
-        assert!(t.lines().any(|l| l.starts_with("cpu,cpu=cpu-total,host=pi-4,site=")), "{t}");
+        assert!(t.lines().any(|l| l.starts_with("cpu,cpu=cpu-total,host=pi-4,rack=")), "{t}");
         assert!(!t.lines().any(|l| l.starts_with("cpu,") && l.contains("cpu=mine")), "{t}");
-        assert!(t.lines().any(|l| l.starts_with("mem,cpu=mine,host=pi-4,site=")), "{t}");
+        assert!(t.lines().any(|l| l.starts_with("mem,cpu=mine,host=pi-4,rack=")), "{t}");
     }
 
     #[test]
@@ -716,6 +772,33 @@ mod tests {
         let wrong = pack(&[0x0a, 0x05], 1).unwrap();
         assert_eq!(points(SinkFormat::Prometheus, &wrong), Ok(1));
         assert!(matches!(body(SinkFormat::Prometheus, &[&wrong]), Err(Error::BadRecord(_))));
+    }
+
+    #[test]
+    fn describe_shows_records_as_text() {
+        let s = sample_snapshot();
+        let t = tags(&[("site", "b")]);
+        let influx_text =
+            describe(SinkFormat::Influx, &record(SinkFormat::Influx, &s, &t).unwrap());
+        assert_eq!(influx_text, Ok(text(SinkFormat::Influx, &[("site", "b")])));
+        let json_text = describe(SinkFormat::Json, &record(SinkFormat::Json, &s, &t).unwrap());
+        assert_eq!(json_text, Ok(format!("{}\n", text(SinkFormat::Json, &[("site", "b")]))));
+        let prom =
+            describe(SinkFormat::Prometheus, &record(SinkFormat::Prometheus, &s, &t).unwrap())
+                .unwrap();
+        assert!(
+            prom.contains(
+                "\nnode_load1{instance=\"pi-4\",job=\"pocketses\",site=\"b\"} 1.17 1795320726250\n"
+            ),
+            "{prom}"
+        );
+        assert!(prom.contains(r#"mountpoint="/media/my \"usb\"""#), "{prom}");
+        assert_eq!(
+            prom.lines().count(),
+            points(SinkFormat::Prometheus, &record(SinkFormat::Prometheus, &s, &t).unwrap())
+                .unwrap()
+        );
+        assert!(describe(SinkFormat::Prometheus, &[RECORD_MARK]).is_err());
     }
 
     proptest! {

@@ -23,8 +23,11 @@
 //! let series = vm.series(r#"{__name__="node_load1"}"#);
 //! ```
 //!
-//! [`Store::kill`] (SIGKILL) and [`Store::start`] stop and restart a store on the same port and
-//! data, for outage tests.
+//! [`Store::kill`] (SIGKILL) or [`Store::stop`] (SIGTERM) and then [`Store::start`] stop and
+//! restart a store on the same port and data, for outage tests. Mind that VictoriaMetrics has
+//! no write-ahead log: SIGKILL loses the samples it took in its last few seconds, as a crash
+//! would, so a test that must find every sample it sent stops it with [`Store::stop`].
+//! InfluxDB and Prometheus keep what they acknowledged across SIGKILL (their WALs).
 
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
@@ -191,12 +194,24 @@ impl Store {
             return None;
         }
         let dir = tempfile::Builder::new().prefix("pocketses-store").tempdir().expect("temp dir");
-        let mut store =
-            Store { kind, binary, dir, port: free_port(), rpc_port: free_port(), child: None };
-        if kind == Kind::Influx {
-            store.write_influx_config();
+        let mut store = Store { kind, binary, dir, port: 0, rpc_port: 0, child: None };
+        // A port free a moment ago may be taken by the time the store binds it (another test
+        // starting a store): then the store exits, and it is tried again on other ports.
+        for attempt in 1.. {
+            store.port = free_port();
+            store.rpc_port = free_port();
+            while store.rpc_port == store.port {
+                store.rpc_port = free_port();
+            }
+            if kind == Kind::Influx {
+                store.write_influx_config();
+            }
+            match store.try_start() {
+                Ok(()) => break,
+                Err(why) if attempt >= 3 => panic!("{why}"),
+                Err(_) => {}
+            }
         }
-        store.start();
         Some(store)
     }
 
@@ -233,8 +248,15 @@ impl Store {
     /// Starts the store (again, after [`Store::kill`]) on the same port and data, and waits
     /// until it is ready. Does nothing when it runs.
     pub fn start(&mut self) {
+        if let Err(why) = self.try_start() {
+            panic!("{why}");
+        }
+    }
+
+    /// Starts the store and waits until it is ready; `Err` with its log when it exits first.
+    fn try_start(&mut self) -> Result<(), String> {
         if self.is_running() {
-            return;
+            return Ok(());
         }
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -274,11 +296,11 @@ impl Store {
         loop {
             if let Ok(res) = self.request("GET", self.kind.ready_path(), &[], b"") {
                 if (200..300).contains(&res.status) {
-                    return;
+                    return Ok(());
                 }
             }
             if !self.is_running() {
-                panic!("{:?} exited before it was ready:\n{}", self.kind, self.log());
+                return Err(format!("{:?} exited before it was ready:\n{}", self.kind, self.log()));
             }
             assert!(
                 Instant::now() < deadline,
@@ -297,6 +319,22 @@ impl Store {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Stops the store with SIGTERM, as a service manager would, and waits until it is gone
+    /// (SIGKILL after a minute); its data stays for [`Store::start`].
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        if let Ok(pid) = i32::try_from(child.id()) {
+            // SAFETY: kill(2) on our own child, which has not been waited for yet.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let deadline = Instant::now() + READY_WITHIN;
+        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     fn write_influx_config(&self) {
@@ -358,7 +396,9 @@ impl Store {
                     .lines()
                     .filter(|l| !l.trim().is_empty())
                     .map(|line| {
-                        let v: serde_json::Value = serde_json::from_str(line).expect("export line");
+                        let line = quote_special_values(line);
+                        let v: serde_json::Value = serde_json::from_str(&line)
+                            .unwrap_or_else(|e| panic!("export line {line}: {e}"));
                         let labels = labels_of(&v["metric"]);
                         let values = v["values"].as_array().expect("values");
                         let times = v["timestamps"].as_array().expect("timestamps");
@@ -472,6 +512,23 @@ impl Drop for Store {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// VictoriaMetrics' export writes infinite values as bare `Inf` and `-Inf`, which JSON has not:
+/// quote them (and `NaN`, for safety) inside the `values` array, for [`number`].
+fn quote_special_values(line: &str) -> String {
+    let Some(start) = line.find("\"values\":[").map(|i| i + "\"values\":[".len()) else {
+        return line.to_string();
+    };
+    let Some(len) = line[start..].find(']') else { return line.to_string() };
+    let values: Vec<String> = line[start..start + len]
+        .split(',')
+        .map(|v| match v {
+            "Inf" | "+Inf" | "-Inf" | "NaN" => format!("\"{v}\""),
+            v => v.to_string(),
+        })
+        .collect();
+    format!("{}{}{}", &line[..start], values.join(","), &line[start + len..])
 }
 
 fn labels_of(metric: &serde_json::Value) -> BTreeMap<String, String> {
