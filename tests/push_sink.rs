@@ -253,8 +253,12 @@ fn spool<'a>(status: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no spool {name} in {status}"))
 }
 
+/// Records waiting in spool `name`; 0 while the spool does not exist yet (a sink added by a
+/// reload creates it when it starts).
 fn pending(daemon: &Daemon, name: &str) -> u64 {
-    spool(&daemon.spool_status(), name)["pending-records"].as_u64().unwrap()
+    let status = daemon.spool_status();
+    let found = status["spools"].as_array().unwrap().iter().find(|s| s["name"] == name);
+    found.map_or(0, |s| s["pending-records"].as_u64().unwrap())
 }
 
 /// The records spooled for `name`, read offline (the daemon must be stopped): their timestamps.

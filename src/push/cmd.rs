@@ -96,19 +96,9 @@ pub fn render(config: &Config, snapshot: &Snapshot, only: Option<&str>) -> anyho
             body.bytes.len(),
             headers.join(", ")
         ));
-        let plain = encode::payload(&record)
+        let text = encode::describe(format, &record)
             .with_context(|| format!("cannot encode for push sink {name}"))?;
-        let points = encode::points(format, &record).unwrap_or(0);
-        match std::str::from_utf8(&plain) {
-            Ok(text) if format != SinkFormat::Prometheus => {
-                out.push_str(text.trim_end_matches('\n'));
-                out.push('\n');
-            }
-            _ => out.push_str(&format!(
-                "({points} samples in a {} byte protobuf WriteRequest; `pocketses metrics --format prometheus` shows them as text)\n",
-                plain.len()
-            )),
-        }
+        out.push_str(&text);
     }
     Ok(out)
 }
