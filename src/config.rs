@@ -54,7 +54,7 @@ pub struct Config {
 }
 
 /// One push sink as configured (`push.<name>.*`); `None` where the documented default applies.
-/// [`cross_check`] makes sure a loaded sink has its `url` and `format`.
+/// [`load`] makes sure a loaded sink has its `url` and `format`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SinkConfig {
     /// Where batches are POSTed (`push.<name>.url`), an `http://` or `https://` URL.
