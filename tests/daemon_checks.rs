@@ -3,8 +3,9 @@
 //! change; and the check-health hook.
 //!
 //! Checks whose figures move on a busy build machine (load, memory, swap, inodes, temperature)
-//! are turned off; `filesystem` is driven by thresholds, set with `--set` or over the control
-//! socket (a `snap set` as the configure hook hands it over), so every state is known.
+//! are turned off; `filesystem` is driven by thresholds, set with `--set`, in snapd's document
+//! or over the control socket (a `snap set` as the configure hook hands it over), so every state
+//! is known whatever the build machine's disk holds.
 
 #![allow(clippy::unwrap_used)] // Helpers outside #[test] functions: a failed unwrap is a failed test.
 
@@ -50,6 +51,16 @@ fn reload(daemon: &Daemon, config: Value) {
     let mut reply = String::new();
     BufReader::new(stream).read_line(&mut reply).unwrap();
     assert!(reply.contains("\"ok\":true"), "{reply}");
+}
+
+/// Filesystem thresholds that never alert, as snapd's document holds them.
+fn calm() -> Value {
+    json!({"checks": {"filesystem": {"warn": "~:", "crit": "~:"}}})
+}
+
+/// Filesystem thresholds that make every writable filesystem CRIT.
+fn critical() -> Value {
+    json!({"checks": {"filesystem": {"warn": "~:", "crit": "0:0"}}})
 }
 
 /// `GET /v1/checks` once the checks have run.
@@ -102,6 +113,12 @@ impl Sse {
 #[test]
 fn checks_are_on_http_sse_and_metrics_and_follow_a_live_threshold() {
     let daemon = Daemon::start(&args(&[]));
+    // Calm first, whatever the default thresholds say of this machine's disk.
+    reload(&daemon, calm());
+    poll("/ OK", || {
+        let doc = checks(&daemon);
+        (entry(&doc, "filesystem:/")?["state"] == "OK").then_some(())
+    });
     let mut sse = Sse::open(&daemon);
     let (first, _) = sse.next();
     assert_eq!(first, "snapshot");
@@ -120,7 +137,7 @@ fn checks_are_on_http_sse_and_metrics_and_follow_a_live_threshold() {
     assert_eq!(root["unit"], "%");
 
     // `snap set pocketses checks.filesystem.crit=0:0`: / turns CRIT at the next run.
-    reload(&daemon, json!({"checks": {"filesystem": {"crit": "0:0"}}}));
+    reload(&daemon, critical());
     let crit = poll("a CRIT check event for /", || {
         let (event, data) = sse.next();
         let value: Value = serde_json::from_str(&data).ok()?;
@@ -144,7 +161,7 @@ fn checks_are_on_http_sse_and_metrics_and_follow_a_live_threshold() {
     assert!(metrics.contains("pocketses_check_state{check=\"filesystem:/\"} 2\n"), "{metrics}");
 
     // Back to thresholds that never alert: one OK event, and no event while nothing changes.
-    reload(&daemon, json!({"checks": {"filesystem": {"warn": "~:", "crit": "~:"}}}));
+    reload(&daemon, calm());
     poll("an OK check event for /", || {
         let (event, data) = sse.next();
         (event == "check"
@@ -180,6 +197,7 @@ fn a_check_forced_critical_with_set_is_critical_everywhere() {
 
 fn fake_with_plugs(plugs: &[&str]) -> FakeSnapd {
     let fake = FakeSnapd::start();
+    fake.set_conf(calm());
     for plug in plugs {
         fake.connect(plug, true);
     }
@@ -211,7 +229,7 @@ fn snap_health_is_set_once_per_change() {
     assert_eq!(calls.iter().filter(|c| **c == okay).count(), 1, "{calls:?}");
     assert_changes_only(&calls);
 
-    reload(&daemon, json!({"checks": {"filesystem": {"crit": "0:0"}}}));
+    reload(&daemon, critical());
     let error = vec![
         "--code=filesystem-critical".to_string(),
         "error".to_string(),
@@ -229,7 +247,7 @@ fn snap_health_is_set_once_per_change() {
     assert_eq!(snap["health"]["code"], "filesystem-critical");
     assert_eq!(snap["health"]["message"], "filesystem:/ is critical");
 
-    reload(&daemon, json!({"checks": {"filesystem": {"crit": "~:"}}}));
+    reload(&daemon, calm());
     poll("health okay again", || (fake.health_calls().last() == Some(&okay)).then_some(()));
     let calls = fake.health_calls();
     assert_changes_only(&calls);
