@@ -4,6 +4,8 @@
 //! every `interval`, encodes the snapshot once per format on that same thread
 //! ([`crate::publish::Published`]) and hands it to the [`Hub`], which keeps it as the latest message and
 //! broadcasts it to one task per subscriber (`publish::tcp`, `publish::http`).
+//! On the same thread and the same snapshot, `checks::daemon::Checker` runs the checks; their
+//! results go to the hub too, and the snap's health to `checks::daemon::report_health`.
 //!
 //! This module owns tasks and signals; listeners (bind, rebind, limits) are [`crate::publish::listen`]
 //! and it decides nothing about wire formats.
@@ -133,6 +135,8 @@ pub struct RunOptions {
     pub listening: Option<watch::Sender<Listening>>,
     /// Where the push sinks' figures go (the control socket's `state` reads them too).
     pub push: Option<crate::push::sink::Registry>,
+    /// Where the latest health and check document are kept for the control socket.
+    pub checks: Option<crate::checks::daemon::Latest>,
 }
 
 /// Runs the daemon as `pocketses daemon` does: builds the runtime, reads the initial configuration,
@@ -177,19 +181,22 @@ pub fn main(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     }
     let (config_tx, config_rx) = watch::channel(loaded.config.clone());
     let (listening_tx, listening_rx) = watch::channel(Listening::default());
+    let checks = crate::checks::daemon::Latest::default();
     // The configuration service owns the sender: it loads snapd's values and applies reloads
     // from the control socket (configure hook, snapd-control plug hooks) and SIGHUP.
     let push = crate::push::sink::Registry::default();
     let push_figures = push.clone();
     let service = crate::control::ConfigService::new(source, settings, loaded, config_tx)
         .with_state(Box::new(move || *listening_rx.borrow()))
-        .with_push(Box::new(move || push_figures.statuses()));
+        .with_push(Box::new(move || push_figures.statuses()))
+        .with_checks(checks.clone());
     let service = Arc::new(service);
     let shutdown = CancellationToken::new();
     let options = RunOptions {
         ready_file: args.ready_file.clone(),
         listening: Some(listening_tx),
         push: Some(push),
+        checks: Some(checks),
     };
     let res = runtime.block_on(async {
         let signals = listen_for_signals(shutdown.clone(), service.clone())?;
@@ -261,6 +268,15 @@ pub async fn run_with(
     let tracker = TaskTracker::new();
     let announce =
         listen::Announce { ready_file: options.ready_file, listening: options.listening };
+    let checks = Checks {
+        latest: options.checks.unwrap_or_default(),
+        snapd: crate::checks::daemon::SnapdView::default(),
+        health: watch::channel(crate::checks::health::map(
+            &[],
+            &crate::checks::health::Situation { starting: true, ..Default::default() },
+        ))
+        .0,
+    };
     let mut listeners =
         listen::Listeners::new(hub.clone(), shutdown.clone(), tracker.clone(), announce);
     // Bind before anything else, so that a taken port fails the start with a clear error.
@@ -275,7 +291,14 @@ pub async fn run_with(
         registry,
     );
     tracker.spawn(crate::push::sink::run(pushes, config.clone(), push_rx, shutdown.clone()));
-    tracker.spawn(collect_loop(hub.clone(), push_tx, config.clone(), shutdown.clone()));
+    tracker
+        .spawn(crate::checks::daemon::report_health(checks.health.subscribe(), shutdown.clone()));
+    tracker.spawn(crate::checks::daemon::poll_snapd(
+        checks.snapd.clone(),
+        config.clone(),
+        shutdown.clone(),
+    ));
+    tracker.spawn(collect_loop(hub.clone(), push_tx, config.clone(), checks, shutdown.clone()));
     // Re-attach to a remodel recorded before a restart and publish its progress (SSE `remodel`).
     tracker.spawn(crate::remodel::drive::daemon_task(hub.clone(), shutdown.clone()));
     tracker.spawn(listeners.follow(config));
@@ -287,15 +310,29 @@ pub async fn run_with(
     Ok(())
 }
 
-/// Collects on the interval and publishes; collection and encoding run on a blocking thread.
+/// Where the checks' results go besides the hub.
+struct Checks {
+    latest: crate::checks::daemon::Latest,
+    snapd: crate::checks::daemon::SnapdView,
+    health: watch::Sender<crate::checks::health::Health>,
+}
+
+/// Collects on the interval and publishes; collection, encoding and the checks run on a
+/// blocking thread.
 async fn collect_loop(
     hub: Hub,
     push: tokio::sync::mpsc::Sender<Arc<crate::metrics::Snapshot>>,
     mut config: watch::Receiver<Config>,
+    checks: Checks,
     shutdown: CancellationToken,
 ) {
     let mut current = config.borrow_and_update().clone();
-    let collector = Arc::new(std::sync::Mutex::new(Collector::new()));
+    let collector = Arc::new(std::sync::Mutex::new((
+        Collector::new(),
+        crate::checks::daemon::Checker::new(),
+        crate::checks::daemon::SpoolWatch::default(),
+    )));
+    let spool_dir = crate::paths::spool_dir();
     let mut seq = 0;
     let mut last_start = Instant::now();
     let mut next = last_start;
@@ -308,20 +345,46 @@ async fn collect_loop(
                 seq += 1;
                 let format = current.publish.format;
                 let collector = Arc::clone(&collector);
+                let config = current.clone();
+                let snapd = checks.snapd.clone();
+                let spool_dir = spool_dir.clone();
                 let job = tokio::task::spawn_blocking(move || {
                     // A collection that panicked leaves the collector as it was; carry on with it.
-                    let mut collector = collector.lock().unwrap_or_else(|p| p.into_inner());
-                    Published::new(seq, collector.collect(), format)
+                    let mut guard = collector.lock().unwrap_or_else(|p| p.into_inner());
+                    let (collector, checker, spools) = &mut *guard;
+                    let published = Published::new(seq, collector.collect(), format);
+                    let now = crate::checks::daemon::now();
+                    let facts = crate::checks::builtin::Facts {
+                        snapd: snapd.facts(now),
+                        spools: spools.facts(
+                            &spool_dir,
+                            crate::spool::millis(std::time::SystemTime::now()),
+                        ),
+                    };
+                    let situation = crate::checks::health::Situation {
+                        missing_plugs: snapd.missing_plugs(),
+                        ..Default::default()
+                    };
+                    let outcome =
+                        checker.run(seq, &published.snapshot, &facts, &situation, &config, now);
+                    (published, outcome)
                 });
                 let res = tokio::select! {
                     _ = shutdown.cancelled() => return,
                     res = job => res,
                 };
                 match res {
-                    Ok(published) => {
+                    Ok((published, outcome)) => {
                         // Never waits: a full queue is counted by the sinks, not felt here.
                         let _ = push.try_send(Arc::clone(&published.snapshot));
                         hub.publish(published);
+                        checks.latest.set(outcome.health.clone(), outcome.set.clone());
+                        hub.publish_checks(outcome.set, outcome.changes);
+                        checks.health.send_if_modified(|health| {
+                            let changed = *health != outcome.health;
+                            *health = outcome.health;
+                            changed
+                        });
                     }
                     Err(err) => error!(error = %err, "internal error: collection failed"),
                 }

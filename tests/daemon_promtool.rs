@@ -39,6 +39,10 @@ fn metrics_endpoint_passes_promtool() {
         "push.p.format=json",
     ]);
     daemon.subscribe().line();
+    // The checks run right after the snapshot is published: wait for them too.
+    daemon_util::poll("the first checks", || {
+        Some(()).filter(|()| daemon.get("/v1/checks").status == 200)
+    });
     let res = daemon.get("/metrics");
     assert_eq!(res.status, 200);
     // Every family exactly once, the daemon's own included.
@@ -52,6 +56,7 @@ fn metrics_endpoint_passes_promtool() {
     assert!(seen.contains_key("pocketses_subscribers"), "{}", res.body);
     assert!(seen.contains_key("pocketses_push_backlog_records"), "{}", res.body);
     assert!(seen.contains_key("pocketses_push_dropped_records_total"), "{}", res.body);
+    assert!(seen.contains_key("pocketses_check_state"), "{}", res.body);
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "families written twice: {twice:?}");
 

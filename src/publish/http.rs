@@ -3,8 +3,9 @@
 //! | request | answer |
 //! |---|---|
 //! | `GET /v1/metrics` | the latest snapshot, JSON (the documented schema, whatever the stream format) |
-//! | `GET /v1/metrics/stream` | SSE: one `snapshot` event per snapshot, the latest one at once; `remodel` events later |
-//! | `GET /metrics` | Prometheus text format 0.0.4: the snapshot's families, then the daemon's own |
+//! | `GET /v1/metrics/stream` | SSE: one `snapshot` event per snapshot, the latest one at once, then every check's `check` event; `check` events on changes and `remodel` events later |
+//! | `GET /v1/checks` | the latest check results, JSON (`pocketses checks run --json`'s document) |
+//! | `GET /metrics` | Prometheus text format 0.0.4: the snapshot's families, then the daemon's own and `pocketses_check_state` |
 //! | other paths | 404 with `{"error":"…"}` |
 //! | other methods | 405 with `{"error":"…"}` and `Allow: GET, HEAD` |
 //!
@@ -12,7 +13,7 @@
 //! Prometheus text is encoded once per snapshot (see [`super::Published::prometheus`]) and sent as is;
 //! the daemon's own families, a few lines, are formatted per scrape and sent as a second chunk.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -39,7 +40,7 @@ use super::auth;
 use super::limits::Reason;
 use super::listen::{self, accept_loop, Gate, Secured, Serving, Ticket};
 use super::tcp::{handshake, set_send_buffer, SEND_BUFFER, SHUTDOWN_GRACE};
-use super::{next_message, Counters, Event, Hub, Next, Published, Slot, Wire};
+use super::{next_checks, next_message, Counters, Event, Hub, Next, Published, Slot, Wire};
 use crate::metrics::encode::prometheus::{self, Family, Kind, Sample};
 
 /// The content type of Prometheus text format 0.0.4.
@@ -56,6 +57,8 @@ pub enum Route {
     Stream,
     /// `GET /metrics`.
     Prometheus,
+    /// `GET /v1/checks`.
+    Checks,
     /// An unknown path.
     NotFound,
     /// A known path with a method other than GET or HEAD.
@@ -68,6 +71,7 @@ pub fn route(method: &Method, path: &str) -> Route {
         "/v1/metrics" => Route::Json,
         "/v1/metrics/stream" => Route::Stream,
         "/metrics" => Route::Prometheus,
+        "/v1/checks" => Route::Checks,
         _ => return Route::NotFound,
     };
     if method == Method::GET || method == Method::HEAD {
@@ -370,10 +374,18 @@ fn respond(
                 if let Some(push) = hub.push() {
                     own.extend(push.families(crate::spool::millis(std::time::SystemTime::now())));
                 }
-                let own = Bytes::from(prometheus::write(&mut own));
+                let mut own = prometheus::write(&mut own);
+                if let Some(checks) = hub.checks() {
+                    own.push_str(&String::from_utf8_lossy(&checks.prometheus()));
+                }
+                let own = Bytes::from(own);
                 ok(PROMETHEUS_CONTENT_TYPE, ResponseBody::full(latest.prometheus(), Some(own)))
             }
             None => error(StatusCode::SERVICE_UNAVAILABLE, "no snapshot collected yet"),
+        },
+        Route::Checks => match hub.checks() {
+            Some(checks) => ok("application/json", ResponseBody::full(checks.json(), None)),
+            None => error(StatusCode::SERVICE_UNAVAILABLE, "no checks run yet"),
         },
         Route::Stream => match hub.try_sse_slot(conn.gate.limits().sse_cap()) {
             Some(slot) => {
@@ -476,10 +488,13 @@ async fn receive(mut rx: broadcast::Receiver<Event>) -> Received {
     (res, rx)
 }
 
-/// An SSE subscriber: the latest snapshot first, then every event until shutdown.
+/// An SSE subscriber: the latest snapshot first, then every check's state, then every event until
+/// shutdown.
 pub struct SseBody {
-    first: Option<Bytes>,
+    first: VecDeque<Bytes>,
     last_seq: u64,
+    /// The run of checks whose results were sent whole; changes up to it are skipped.
+    last_checks: u64,
     recv: ReusableBoxFuture<'static, Received>,
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     hub: Hub,
@@ -489,9 +504,12 @@ pub struct SseBody {
 impl SseBody {
     fn start(hub: &Hub, slot: Slot, shutdown: &CancellationToken) -> ResponseBody {
         let (rx, latest) = hub.subscribe();
+        let checks = latest.as_ref().and_then(|_| hub.checks());
+        let first = latest.as_deref().map(Published::sse).into_iter();
         let sse = Box::new(SseBody {
-            first: latest.as_deref().map(Published::sse),
+            first: first.chain(checks.as_ref().map(|c| c.sse())).collect(),
             last_seq: latest.map_or(0, |p| p.seq),
+            last_checks: checks.map_or(0, |c| c.seq),
             recv: ReusableBoxFuture::new(receive(rx)),
             shutdown: Box::pin(shutdown.clone().cancelled_owned()),
             hub: hub.clone(),
@@ -501,7 +519,7 @@ impl SseBody {
     }
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        if let Some(first) = self.first.take() {
+        if let Some(first) = self.first.pop_front() {
             return Poll::Ready(Some(first));
         }
         loop {
@@ -512,7 +530,11 @@ impl SseBody {
             self.recv.set(receive(rx));
             match res {
                 Ok(event) => {
-                    if let Next::Send(bytes) = next_message(&event, &mut self.last_seq, Wire::Sse) {
+                    let next = match &event {
+                        Event::Checks(changes) => next_checks(changes, &mut self.last_checks),
+                        _ => next_message(&event, &mut self.last_seq, Wire::Sse),
+                    };
+                    if let Next::Send(bytes) = next {
                         return Poll::Ready(Some(bytes));
                     }
                 }
@@ -538,6 +560,8 @@ mod tests {
             (Method::HEAD, "/v1/metrics", Route::Json),
             (Method::GET, "/v1/metrics/stream", Route::Stream),
             (Method::GET, "/metrics", Route::Prometheus),
+            (Method::GET, "/v1/checks", Route::Checks),
+            (Method::PUT, "/v1/checks", Route::MethodNotAllowed),
             (Method::POST, "/metrics", Route::MethodNotAllowed),
             (Method::DELETE, "/v1/metrics", Route::MethodNotAllowed),
             (Method::GET, "/", Route::NotFound),

@@ -26,6 +26,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use hyper::body::Bytes;
 use tokio::sync::broadcast;
 
+use crate::checks::report;
+use crate::checks::runner::Reported;
 use crate::metrics::encode;
 use crate::metrics::encode::Format;
 use crate::metrics::Snapshot;
@@ -116,6 +118,72 @@ pub enum Event {
     Snapshot(Arc<Published>),
     /// A remodel progress report (`{"event":"remodel",…}`).
     Remodel(Report),
+    /// Checks whose state changed in one run (SSE only).
+    Checks(Arc<CheckChanges>),
+}
+
+/// The latest results of the checks, for every reader: `GET /v1/checks`, `/metrics` and what a
+/// new SSE subscriber gets first. Each encoding is made on its first use and kept, like
+/// [`Published`]'s, so a run nobody reads costs no encoding at all.
+#[derive(Debug, Default)]
+pub struct CheckSet {
+    /// The run's number (the sequence number of the snapshot the checks ran on).
+    pub seq: u64,
+    /// When the checks ran, seconds since the Unix epoch.
+    pub timestamp: f64,
+    /// The results as reported.
+    pub results: Vec<Reported>,
+    json: OnceLock<Bytes>,
+    sse: OnceLock<Bytes>,
+    prometheus: OnceLock<Bytes>,
+}
+
+impl CheckSet {
+    /// The results of run `seq`, made at `timestamp`.
+    pub fn new(seq: u64, timestamp: f64, results: Vec<Reported>) -> CheckSet {
+        CheckSet { seq, timestamp, results, ..CheckSet::default() }
+    }
+
+    /// The document of `GET /v1/checks` (`pocketses checks run --json`'s, compact).
+    pub fn json(&self) -> Bytes {
+        self.json
+            .get_or_init(|| {
+                let entries = self.results.iter().map(report::Entry::reported).collect();
+                let worst = report::worst(self.results.iter().map(|r| &r.result));
+                let doc = report::Document::new(worst, Some(self.timestamp), entries);
+                Bytes::from(doc.compact())
+            })
+            .clone()
+    }
+
+    /// One SSE `check` event per result.
+    pub fn sse(&self) -> Bytes {
+        self.sse
+            .get_or_init(|| {
+                let entries: Vec<report::Entry> =
+                    self.results.iter().map(report::Entry::reported).collect();
+                report::sse_events(&entries)
+            })
+            .clone()
+    }
+
+    /// `pocketses_check_state` as Prometheus text.
+    pub fn prometheus(&self) -> Bytes {
+        self.prometheus
+            .get_or_init(|| {
+                Bytes::from(report::prometheus_text(self.results.iter().map(|r| &r.result)))
+            })
+            .clone()
+    }
+}
+
+/// The checks whose state changed in one run, as SSE `check` events, framed once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckChanges {
+    /// The run's number, as [`CheckSet::seq`].
+    pub seq: u64,
+    /// One SSE `check` event per change.
+    pub sse: Bytes,
 }
 
 /// A report that is not a snapshot, encoded once for both kinds of stream: fan-out only clones
@@ -148,12 +216,15 @@ impl Event {
     pub const SSE_SNAPSHOT: &'static str = "snapshot";
     /// SSE `event:` name of remodel reports.
     pub const SSE_REMODEL: &'static str = "remodel";
+    /// SSE `event:` name of check state changes.
+    pub const SSE_CHECK: &'static str = "check";
 
     /// The SSE `event:` field of this kind.
     pub fn sse_name(&self) -> &'static str {
         match self {
             Event::Snapshot(_) => Event::SSE_SNAPSHOT,
             Event::Remodel(_) => Event::SSE_REMODEL,
+            Event::Checks(_) => Event::SSE_CHECK,
         }
     }
 }
@@ -194,6 +265,7 @@ pub struct Hub {
 struct Inner {
     tx: broadcast::Sender<Event>,
     latest: Mutex<Option<Arc<Published>>>,
+    checks: Mutex<Option<Arc<CheckSet>>>,
     counters: Counters,
     max_subscribers: AtomicUsize,
     remodel_events: AtomicBool,
@@ -209,6 +281,7 @@ impl Hub {
             inner: Arc::new(Inner {
                 tx,
                 latest: Mutex::new(None),
+                checks: Mutex::new(None),
                 counters: Counters::default(),
                 max_subscribers: AtomicUsize::new(max_subscribers),
                 remodel_events: AtomicBool::new(false),
@@ -229,6 +302,22 @@ impl Hub {
     /// Sends an event that is not a snapshot (it is not kept for late subscribers).
     pub fn send(&self, event: Event) {
         let _ = self.inner.tx.send(event);
+    }
+
+    /// Makes `set` the latest check results, then sends `changes` to SSE subscribers (when any
+    /// check changed): a subscriber that joins in between gets both and skips the event by `seq`.
+    pub fn publish_checks(&self, set: Arc<CheckSet>, changes: Option<CheckChanges>) {
+        if let Ok(mut checks) = self.inner.checks.lock() {
+            *checks = Some(set);
+        }
+        if let Some(changes) = changes {
+            let _ = self.inner.tx.send(Event::Checks(Arc::new(changes)));
+        }
+    }
+
+    /// The latest check results, once the checks have run.
+    pub fn checks(&self) -> Option<Arc<CheckSet>> {
+        self.inner.checks.lock().ok().and_then(|checks| checks.clone())
     }
 
     /// Replaces the latest message without sending it (used when the stream format changes).
@@ -359,7 +448,19 @@ pub fn next_message(event: &Event, last_seq: &mut u64, wire: Wire) -> Next {
         }
         (Event::Remodel(_), Wire::Line { remodel_events: false }) => Next::Skip,
         (Event::Remodel(report), Wire::Sse) => Next::Send(report.sse.clone()),
+        (Event::Checks(_), Wire::Line { .. }) => Next::Skip,
+        (Event::Checks(changes), Wire::Sse) => Next::Send(changes.sse.clone()),
     }
+}
+
+/// What an SSE subscriber does with check changes, given the run whose full set it already
+/// sent: runs up to that one are skipped. \[pure\]
+pub fn next_checks(changes: &CheckChanges, last_checks: &mut u64) -> Next {
+    if changes.seq <= *last_checks {
+        return Next::Skip;
+    }
+    *last_checks = changes.seq;
+    Next::Send(changes.sse.clone())
 }
 
 #[cfg(test)]
@@ -499,6 +600,38 @@ mod tests {
         assert_eq!(counters.subscribers(), 1);
         assert_eq!(counters.sse.load(Ordering::Relaxed), 1);
         assert!(hub.try_slot().is_some());
+    }
+
+    #[test]
+    fn check_changes_reach_sse_only_and_once() {
+        let hub = Hub::new(1);
+        assert!(hub.checks().is_none());
+        let (mut rx, _) = hub.subscribe();
+        let set = Arc::new(CheckSet::new(3, 0.0, Vec::new()));
+        let changes = CheckChanges { seq: 3, sse: Bytes::from_static(b"event: check\n") };
+        hub.publish_checks(set.clone(), Some(changes.clone()));
+        assert!(hub.checks().is_some_and(|c| Arc::ptr_eq(&c, &set)));
+        assert_eq!(
+            &set.json()[..],
+            br#"{"state":"OK","exit-code":0,"timestamp":"1970-01-01T00:00:00Z","checks":[]}"#
+        );
+        // Encoded once, on first use.
+        assert_eq!(set.json().as_ptr(), set.json().as_ptr());
+        let event = rx.try_recv().unwrap();
+        assert_eq!(event.sse_name(), "check");
+        let mut last = 0;
+        assert_eq!(next_message(&event, &mut last, LINE), Next::Skip);
+        assert_eq!(next_message(&event, &mut last, Wire::Sse), Next::Send(changes.sse.clone()));
+        // A subscriber that got run 3's full set skips run 3's changes, not run 4's.
+        let mut sent = 3;
+        assert_eq!(next_checks(&changes, &mut sent), Next::Skip);
+        let later = CheckChanges { seq: 4, ..changes };
+        assert_eq!(next_checks(&later, &mut sent), Next::Send(later.sse.clone()));
+        assert_eq!(sent, 4);
+        // No change, no event.
+        hub.publish_checks(Arc::new(CheckSet::new(5, 0.0, Vec::new())), None);
+        assert!(rx.try_recv().is_err());
+        assert_eq!(hub.checks().map(|c| c.seq), Some(5));
     }
 
     #[test]

@@ -54,6 +54,16 @@ impl Daemon {
 
     /// Like [`Daemon::start`]; `http` false disables HTTP, `nofile` caps RLIMIT_NOFILE (soft and hard).
     pub fn start_with(args: &[&str], http: bool, nofile: Option<u64>) -> Daemon {
+        Daemon::start_env(args, http, nofile, &[])
+    }
+
+    /// Like [`Daemon::start_with`], with more environment (a fake snapd's `env()`), set last.
+    pub fn start_env(
+        args: &[&str],
+        http: bool,
+        nofile: Option<u64>,
+        envs: &[(String, String)],
+    ) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let ready = dir.path().join("ready");
         let http_port = if http { free_port().to_string() } else { "0".to_string() };
@@ -82,6 +92,7 @@ impl Daemon {
                 });
             }
         }
+        cmd.envs(envs.iter().cloned());
         let child = cmd.spawn().expect("start pocketses");
         let mut daemon = Daemon { child, tcp: "0.0.0.0:0".parse().unwrap(), http: None, dir };
         let text = poll("the ready file", || {
