@@ -13,6 +13,8 @@
 //! A stuck subscriber therefore costs the others nothing.
 
 pub mod auth;
+pub mod dashboard;
+pub mod history;
 pub mod http;
 pub mod limits;
 pub mod listen;
@@ -197,6 +199,7 @@ struct Inner {
     counters: Counters,
     max_subscribers: AtomicUsize,
     remodel_events: AtomicBool,
+    board: dashboard::Board,
 }
 
 impl Hub {
@@ -210,6 +213,7 @@ impl Hub {
                 counters: Counters::default(),
                 max_subscribers: AtomicUsize::new(max_subscribers),
                 remodel_events: AtomicBool::new(false),
+                board: dashboard::Board::default(),
             }),
         }
     }
@@ -217,6 +221,7 @@ impl Hub {
     /// Makes `published` the latest message and sends it to every subscriber.
     pub fn publish(&self, published: Published) {
         let published = Arc::new(published);
+        self.inner.board.record(&published.snapshot);
         self.set_latest(published.clone());
         self.inner.counters.published.fetch_add(1, Ordering::Relaxed);
         // An error only means nobody is subscribed right now.
@@ -224,7 +229,12 @@ impl Hub {
     }
 
     /// Sends an event that is not a snapshot (it is not kept for late subscribers).
+    /// The dashboard keeps what it needs of it for pages opened later.
     pub fn send(&self, event: Event) {
+        match &event {
+            Event::Remodel(report) => self.inner.board.remodel_report(&report.json()),
+            Event::Snapshot(_) => {}
+        }
         let _ = self.inner.tx.send(event);
     }
 
@@ -247,6 +257,11 @@ impl Hub {
     pub fn subscribe(&self) -> (broadcast::Receiver<Event>, Option<Arc<Published>>) {
         let rx = self.inner.tx.subscribe();
         (rx, self.latest())
+    }
+
+    /// What the dashboard keeps: history, device facts, latest checks and remodel.
+    pub fn board(&self) -> &dashboard::Board {
+        &self.inner.board
     }
 
     /// The counters.
