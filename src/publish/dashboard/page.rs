@@ -88,6 +88,7 @@ pub fn render(view: &View<'_>) -> String {
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
 <meta name=\"color-scheme\" content=\"light dark\">\n\
+<link rel=\"icon\" href=\"data:,\">\n\
 <title>{title} · pocketses</title>\n\
 <link rel=\"stylesheet\" href=\"{uplot_css}\">\n<link rel=\"stylesheet\" href=\"{app_css}\">\n\
 <script src=\"{uplot_js}\" defer></script>\n<script src=\"{app_js}\" defer></script>\n\

@@ -21,7 +21,7 @@
     if (v == null) return "";
     var units = ["B", "kB", "MB", "GB"], i = 0;
     while (Math.abs(v) >= 1000 && i < units.length - 1) { v /= 1000; i++; }
-    return (i ? v.toFixed(1) : Math.round(v)) + " " + units[i];
+    return (i ? v.toFixed(v < 10 ? 2 : 1) : Math.round(v)) + " " + units[i];
   }
   function stateClass(state) {
     return { OK: "ok", WARN: "warn", CRIT: "crit" }[state] || "unknown";
@@ -86,7 +86,10 @@
       legend: { show: true, live: false },
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true } },
-      axes: [{}, { size: 56, values: function (u, vals) { return vals.map(fmt); } }],
+      axes: [{}, { size: 76, values: function (u, vals) {
+        var step = vals.length > 1 ? Math.abs(vals[1] - vals[0]) : 1;
+        return vals.map(function (v) { return fmt(v, step); });
+      } }],
       series: [{}].concat(series.map(function (label, i) {
         return { label: label, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: false,
                  value: function (u, v) { return v == null ? "–" : fmt(v); } };
@@ -97,7 +100,11 @@
     fig.dataset.points = String(u.data[0].length);
   }
 
-  function pct(v) { return v == null ? "" : v.toFixed(0) + " %"; }
+  // A tick step under 1 (a flat line) needs decimals to tell its ticks apart.
+  function pct(v, step) {
+    if (v == null) return "";
+    return v.toFixed(step == null ? 1 : step < 0.1 ? 2 : step < 1 ? 1 : 0) + " %";
+  }
 
   function drawAll() {
     charts.forEach(function (c) {
@@ -110,7 +117,7 @@
     chart("cpu", ["CPU"], function () { return [hist.t, hist.cpu]; }, pct);
     chart("memory", ["memory"], function () { return [hist.t, hist.memory]; }, pct);
     chart("network", ["received", "sent"], function () { return [hist.t, hist.rx, hist.tx]; },
-          function (v) { return bytes(v) + "/s"; });
+          function (v) { return v == null ? "" : bytes(v) + "/s"; });
     var labels = mounts.length ? mounts : ["(no filesystem)"];
     chart("filesystems", labels, function () {
       return [hist.t].concat(hist.fs.slice(0, labels.length));
