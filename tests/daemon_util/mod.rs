@@ -54,6 +54,16 @@ impl Daemon {
 
     /// Like [`Daemon::start`]; `http` false disables HTTP, `nofile` caps RLIMIT_NOFILE (soft and hard).
     pub fn start_with(args: &[&str], http: bool, nofile: Option<u64>) -> Daemon {
+        Daemon::start_env(args, http, nofile, &[])
+    }
+
+    /// Like [`Daemon::start_with`], with `env` set after the defaults (a fake snapd's sockets).
+    pub fn start_env(
+        args: &[&str],
+        http: bool,
+        nofile: Option<u64>,
+        env: &[(String, String)],
+    ) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let ready = dir.path().join("ready");
         let http_port = if http { free_port().to_string() } else { "0".to_string() };
@@ -67,6 +77,7 @@ impl Daemon {
             .env("POCKETSES_STATE_DIR", dir.path())
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("stderr")).expect("stderr file"));
