@@ -8,6 +8,7 @@
 //! {"command":"reload","config":{…}}           → apply this document (what the configure hook validated)
 //! {"command":"source","snapd-control":true}   → switch between REST and snapctl (connect/disconnect hooks)
 //! {"command":"state"}                         → the daemon's state, for `pocketses status`
+//! {"command":"checks"}                        → the latest health and check document (check-health hook)
 //! ← {"ok":true,"result":…}  or  {"ok":false,"error":"cannot …"}
 //! ```
 //!
@@ -76,6 +77,8 @@ pub enum Request {
     },
     /// Report the daemon's state.
     State,
+    /// Report the latest checks and the snap's health.
+    Checks,
 }
 
 /// A control reply.
@@ -430,6 +433,7 @@ pub struct ConfigService {
     tx: watch::Sender<Config>,
     state: Mutex<ServiceState>,
     extra: Option<StateFn>,
+    checks: Option<crate::checks::daemon::Latest>,
     started: u64,
 }
 
@@ -465,6 +469,7 @@ impl ConfigService {
                 last_reload: None,
             }),
             extra: None,
+            checks: None,
             started: now_secs(),
         }
     }
@@ -473,6 +478,13 @@ impl ConfigService {
     #[must_use]
     pub fn with_state(mut self, extra: StateFn) -> Self {
         self.extra = Some(extra);
+        self
+    }
+
+    /// Answers `checks` requests from the daemon's latest checks.
+    #[must_use]
+    pub fn with_checks(mut self, checks: crate::checks::daemon::Latest) -> Self {
+        self.checks = Some(checks);
         self
     }
 
@@ -645,6 +657,10 @@ impl ConfigService {
     async fn handle_request(&self, req: Request) -> Result<Value, String> {
         match req {
             Request::State => Ok(self.state_json()),
+            Request::Checks => match &self.checks {
+                Some(checks) => Ok(checks.reply()),
+                None => Err("cannot report checks: this daemon does not run them".to_string()),
+            },
             Request::Reload { config: Some(doc) } => {
                 let loaded = self.check(&doc)?;
                 self.apply(loaded, None);

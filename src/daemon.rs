@@ -4,6 +4,8 @@
 //! every `interval`, encodes the snapshot once per format on that same thread
 //! ([`crate::publish::Published`]) and hands it to the [`Hub`], which keeps it as the latest message and
 //! broadcasts it to one task per subscriber (`publish::tcp`, `publish::http`).
+//! On the same thread and the same snapshot, `checks::daemon::Checker` runs the checks; their
+//! results go to the hub too, and the snap's health to `checks::daemon::report_health`.
 //!
 //! This module owns tasks and signals; listeners (bind, rebind, limits) are [`crate::publish::listen`]
 //! and it decides nothing about wire formats.
@@ -131,6 +133,8 @@ pub struct RunOptions {
     pub ready_file: Option<PathBuf>,
     /// Sent [`Listening`] each time the listeners change (tests use it in-process).
     pub listening: Option<watch::Sender<Listening>>,
+    /// Where the latest health and check document are kept for the control socket.
+    pub checks: Option<crate::checks::daemon::Latest>,
 }
 
 /// Runs the daemon as `pocketses daemon` does: builds the runtime, reads the initial configuration,
@@ -175,13 +179,19 @@ pub fn main(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     }
     let (config_tx, config_rx) = watch::channel(loaded.config.clone());
     let (listening_tx, listening_rx) = watch::channel(Listening::default());
+    let checks = crate::checks::daemon::Latest::default();
     // The configuration service owns the sender: it loads snapd's values and applies reloads
     // from the control socket (configure hook, snapd-control plug hooks) and SIGHUP.
     let service = crate::control::ConfigService::new(source, settings, loaded, config_tx)
-        .with_state(Box::new(move || *listening_rx.borrow()));
+        .with_state(Box::new(move || *listening_rx.borrow()))
+        .with_checks(checks.clone());
     let service = Arc::new(service);
     let shutdown = CancellationToken::new();
-    let options = RunOptions { ready_file: args.ready_file.clone(), listening: Some(listening_tx) };
+    let options = RunOptions {
+        ready_file: args.ready_file.clone(),
+        listening: Some(listening_tx),
+        checks: Some(checks),
+    };
     let res = runtime.block_on(async {
         let signals = listen_for_signals(shutdown.clone(), service.clone())?;
         if service.uses_snapd() {
@@ -252,11 +262,27 @@ pub async fn run_with(
     let tracker = TaskTracker::new();
     let announce =
         listen::Announce { ready_file: options.ready_file, listening: options.listening };
+    let checks = Checks {
+        latest: options.checks.unwrap_or_default(),
+        snapd: crate::checks::daemon::SnapdView::default(),
+        health: watch::channel(crate::checks::health::map(
+            &[],
+            &crate::checks::health::Situation { starting: true, ..Default::default() },
+        ))
+        .0,
+    };
     let mut listeners =
         listen::Listeners::new(hub.clone(), shutdown.clone(), tracker.clone(), announce);
     // Bind before anything else, so that a taken port fails the start with a clear error.
     listeners.start(&initial).await?;
-    tracker.spawn(collect_loop(hub.clone(), config.clone(), shutdown.clone()));
+    tracker
+        .spawn(crate::checks::daemon::report_health(checks.health.subscribe(), shutdown.clone()));
+    tracker.spawn(crate::checks::daemon::poll_snapd(
+        checks.snapd.clone(),
+        config.clone(),
+        shutdown.clone(),
+    ));
+    tracker.spawn(collect_loop(hub.clone(), config.clone(), checks, shutdown.clone()));
     // Re-attach to a remodel recorded before a restart and publish its progress (SSE `remodel`).
     tracker.spawn(crate::remodel::drive::daemon_task(hub.clone(), shutdown.clone()));
     // The dashboard's model, serial and snaps, asked of snapd now and then, never per page.
@@ -270,10 +296,25 @@ pub async fn run_with(
     Ok(())
 }
 
-/// Collects on the interval and publishes; collection and encoding run on a blocking thread.
-async fn collect_loop(hub: Hub, mut config: watch::Receiver<Config>, shutdown: CancellationToken) {
+/// Where the checks' results go besides the hub.
+struct Checks {
+    latest: crate::checks::daemon::Latest,
+    snapd: crate::checks::daemon::SnapdView,
+    health: watch::Sender<crate::checks::health::Health>,
+}
+
+/// Collects on the interval and publishes; collection, encoding and the checks run on a
+/// blocking thread.
+async fn collect_loop(
+    hub: Hub,
+    mut config: watch::Receiver<Config>,
+    checks: Checks,
+    shutdown: CancellationToken,
+) {
     let mut current = config.borrow_and_update().clone();
-    let collector = Arc::new(std::sync::Mutex::new(Collector::new()));
+    let collector =
+        Arc::new(std::sync::Mutex::new((Collector::new(), crate::checks::daemon::Checker::new())));
+    let spool_dir = crate::paths::spool_dir();
     let mut seq = 0;
     let mut last_start = Instant::now();
     let mut next = last_start;
@@ -286,17 +327,45 @@ async fn collect_loop(hub: Hub, mut config: watch::Receiver<Config>, shutdown: C
                 seq += 1;
                 let format = current.publish.format;
                 let collector = Arc::clone(&collector);
+                let config = current.clone();
+                let snapd = checks.snapd.clone();
+                let spool_dir = spool_dir.clone();
                 let job = tokio::task::spawn_blocking(move || {
                     // A collection that panicked leaves the collector as it was; carry on with it.
-                    let mut collector = collector.lock().unwrap_or_else(|p| p.into_inner());
-                    Published::new(seq, collector.collect(), format)
+                    let mut guard = collector.lock().unwrap_or_else(|p| p.into_inner());
+                    let (collector, checker) = &mut *guard;
+                    let published = Published::new(seq, collector.collect(), format);
+                    let now = crate::checks::daemon::now();
+                    let facts = crate::checks::builtin::Facts {
+                        snapd: snapd.facts(now),
+                        spools: crate::checks::daemon::spool_facts(
+                            &spool_dir,
+                            crate::spool::millis(std::time::SystemTime::now()),
+                        ),
+                    };
+                    let situation = crate::checks::health::Situation {
+                        missing_plugs: snapd.missing_plugs(),
+                        ..Default::default()
+                    };
+                    let outcome =
+                        checker.run(seq, &published.snapshot, &facts, &situation, &config, now);
+                    (published, outcome)
                 });
                 let res = tokio::select! {
                     _ = shutdown.cancelled() => return,
                     res = job => res,
                 };
                 match res {
-                    Ok(published) => hub.publish(published),
+                    Ok((published, outcome)) => {
+                        hub.publish(published);
+                        checks.latest.set(outcome.health.clone(), outcome.set.json.clone());
+                        hub.publish_checks(outcome.set, outcome.changes);
+                        checks.health.send_if_modified(|health| {
+                            let changed = *health != outcome.health;
+                            *health = outcome.health;
+                            changed
+                        });
+                    }
                     Err(err) => error!(error = %err, "internal error: collection failed"),
                 }
                 next = due(last_start, current.interval, Instant::now());

@@ -1,10 +1,12 @@
-//! The built-in checks, computed from a `metrics::Snapshot`: filesystem, inodes, memory, swap,
-//! load and temperature.
+//! The built-in checks, computed from a `metrics::Snapshot` and [`Facts`] the daemon gathers:
+//! filesystem, inodes, memory, swap, load, temperature, snapd, snaps and spool.
 //!
-//! \[pure\] A snapshot and the configuration in, results out. [`CHECKS`] is the one list of
+//! \[pure\] A snapshot, facts and the configuration in, results out. [`CHECKS`] is the one list of
 //! built-in checks with their units and default thresholds; `checks.<check>.*` keys override them.
-//! Read-only filesystems (every snap is a full squashfs) are not checked. Temperatures use the
-//! defaults of [`CHECKS`]: the snapshot does not carry a sensor's own crit or max yet.
+//! Read-only filesystems (every snap is a full squashfs) are not checked. A temperature sensor
+//! that has its own limits is checked against them (`max` warns, `crit` is critical) unless
+//! `checks.temperature.warn`/`crit` are set. `snapd`, `snaps` and `spool` give results only when
+//! their facts are there (the daemon polls snapd; nothing polls it for `pocketses checks run`).
 
 use crate::config::Config;
 use crate::metrics::Snapshot;
@@ -61,11 +63,80 @@ pub const CHECKS: &[Check] = &[
     Check {
         name: "temperature",
         unit: " °C",
-        warn: "80",
-        crit: "90",
-        doc: "each temperature sensor, degrees Celsius",
+        warn: "~:80",
+        crit: "~:90",
+        doc: "each temperature sensor, degrees Celsius; the sensor's own max and crit when it has them",
+    },
+    Check {
+        name: "snapd",
+        unit: " s",
+        warn: "60",
+        crit: "300",
+        doc: "seconds since snapd last answered the daemon (0 while it answers; daemon only)",
+    },
+    Check {
+        name: "snaps",
+        unit: "",
+        warn: "1",
+        crit: "2",
+        doc: "health each other snap set: 0 okay, 1 waiting, 2 blocked, 3 error (daemon only, needs snapd-control)",
+    },
+    Check {
+        name: "spool",
+        unit: " s",
+        warn: "900",
+        crit: "3600",
+        doc: "age of the oldest record waiting in each sink's spool, seconds",
     },
 ];
+
+/// What the checks know besides the snapshot: gathered by the daemon, plain data here.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Facts {
+    /// snapd as the daemon sees it; `None` when the daemon does not use snapd.
+    pub snapd: Option<SnapdFacts>,
+    /// One entry per sink directory of the spool; empty without sinks.
+    pub spools: Vec<SpoolFacts>,
+}
+
+/// snapd's reachability and the other snaps' health.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SnapdFacts {
+    /// Seconds since snapd last answered (0 when the last call got an answer), or since the
+    /// daemon started when it never answered.
+    pub silent_for: f64,
+    /// Why the last call failed, when it did.
+    pub error: Option<String>,
+    /// The other snaps that set a health (`GET /v2/snaps`); `None` when snapd's API is out of
+    /// reach (no snapd-control).
+    pub snaps: Option<Vec<SnapHealth>>,
+}
+
+/// A snap's health as snapd reports it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SnapHealth {
+    /// The snap.
+    pub name: String,
+    /// `okay`, `waiting`, `blocked`, `error` or `unknown`.
+    pub status: String,
+    /// Its message.
+    pub message: String,
+    /// Its code.
+    pub code: String,
+}
+
+/// The backlog of one sink's spool.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpoolFacts {
+    /// The sink (the spool directory's name).
+    pub name: String,
+    /// Bytes waiting.
+    pub pending_bytes: u64,
+    /// Age of the oldest waiting record, seconds; `None` when nothing waits.
+    pub oldest_pending_seconds: Option<u64>,
+    /// Why the spool could not be read, when it could not.
+    pub error: Option<String>,
+}
 
 /// The effective settings of a check: its defaults with the configuration on top.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -78,6 +149,9 @@ pub struct Settings {
     pub hysteresis: Hysteresis,
     /// Whether the check runs.
     pub enabled: bool,
+    /// The `warn` and `crit` the configuration sets itself (not the defaults), for checks whose
+    /// defaults depend on the subject (a sensor's own limits); `None` elsewhere.
+    pub explicit: Option<(Option<Range>, Option<Range>)>,
 }
 
 impl Check {
@@ -97,6 +171,7 @@ impl Check {
                     .unwrap_or(defaults.successes_before_ok),
             },
             enabled: set.and_then(|s| s.enabled).unwrap_or(true),
+            explicit: None,
         }
     }
 }
@@ -112,20 +187,42 @@ pub fn unknown_names(config: &Config) -> Vec<String> {
     config.checks.keys().filter(|name| check(name).is_none()).cloned().collect()
 }
 
-/// Runs every enabled built-in check on `snapshot`.
+/// Runs every enabled built-in check on `snapshot` (without facts: `snapd`, `snaps` and `spool`
+/// give nothing).
 pub fn evaluate(snapshot: &Snapshot, config: &Config) -> Vec<Result> {
+    evaluate_with(snapshot, &Facts::default(), config)
+}
+
+/// Runs every enabled built-in check on `snapshot` and `facts`.
+pub fn evaluate_with(snapshot: &Snapshot, facts: &Facts, config: &Config) -> Vec<Result> {
     CHECKS
         .iter()
         .filter_map(|c| {
             let settings = c.settings(config);
-            settings.enabled.then(|| run(c, &settings, snapshot))
+            settings.enabled.then(|| {
+                let mut settings = settings;
+                if c.name == "temperature" {
+                    settings.explicit = config.checks.get(c.name).map(|s| (s.warn, s.crit));
+                }
+                run_with(c, &settings, snapshot, facts)
+            })
         })
         .flatten()
         .collect()
 }
 
-/// Runs one check, whatever its `enabled`.
+/// Runs one check, whatever its `enabled`, without facts.
 pub fn run(check: &Check, settings: &Settings, snapshot: &Snapshot) -> Vec<Result> {
+    run_with(check, settings, snapshot, &Facts::default())
+}
+
+/// Runs one check, whatever its `enabled`.
+pub fn run_with(
+    check: &Check,
+    settings: &Settings,
+    snapshot: &Snapshot,
+    facts: &Facts,
+) -> Vec<Result> {
     let judge = Judge { check, settings };
     match check.name {
         "filesystem" | "inodes" => filesystems(&judge, snapshot),
@@ -179,10 +276,108 @@ pub fn run(check: &Check, settings: &Settings, snapshot: &Snapshot) -> Vec<Resul
                     Some(label) => format!("{label} ({} {})", t.chip, t.sensor),
                     None => format!("{} {}", t.chip, t.sensor),
                 };
-                judge.result(&id, t.celsius, format!("{name} is {:.1} °C", t.celsius))
+                let what = format!("{name} is {:.1} °C", t.celsius);
+                let own = sensor_settings(settings, t.max, t.crit);
+                let judge = Judge { check, settings: &own };
+                let mut result = judge.result(&id, t.celsius, what);
+                let sensors_own = |mine: Option<Range>, default: Option<Range>| {
+                    mine.is_some() && mine != default && result.threshold == mine
+                };
+                if (sensors_own(own.warn, settings.warn) || sensors_own(own.crit, settings.crit))
+                    && result.summary.ends_with(')')
+                {
+                    result.summary.insert_str(result.summary.len() - 1, ", the sensor's own");
+                }
+                result
             })
             .collect(),
+        "snapd" => match &facts.snapd {
+            Some(snapd) => {
+                let what = match (&snapd.error, snapd.silent_for) {
+                    (None, _) => "snapd answers".to_string(),
+                    (Some(err), s) => format!("snapd has not answered for {s:.0} s: {err}"),
+                };
+                vec![judge.result("snapd", snapd.silent_for, what)]
+            }
+            None => Vec::new(),
+        },
+        "snaps" => facts
+            .snapd
+            .as_ref()
+            .and_then(|s| s.snaps.as_ref())
+            .map(|snaps| snaps.iter().map(|snap| snap_health(&judge, snap)).collect())
+            .unwrap_or_default(),
+        "spool" => facts.spools.iter().map(|spool| spool_backlog(&judge, spool)).collect(),
         _ => Vec::new(),
+    }
+}
+
+/// A sensor's settings: its own `max` and `crit` instead of the defaults, unless the
+/// configuration sets a threshold (`explicit`). A `max` at or above `crit` is not used.
+fn sensor_settings(settings: &Settings, max: Option<f64>, crit: Option<f64>) -> Settings {
+    let (set_warn, set_crit) = settings.explicit.unwrap_or((None, None));
+    let above = |limit: f64| format!("~:{limit}").parse::<Range>().ok();
+    let max = max.filter(|m| crit.is_none_or(|c| *m < c));
+    Settings {
+        warn: set_warn.or_else(|| max.and_then(above)).or(settings.warn),
+        crit: set_crit.or_else(|| crit.and_then(above)).or(settings.crit),
+        ..*settings
+    }
+}
+
+/// snapd's health statuses as a number, in increasing gravity.
+pub fn health_level(status: &str) -> Option<f64> {
+    match status {
+        "okay" => Some(0.0),
+        "waiting" => Some(1.0),
+        "blocked" => Some(2.0),
+        "error" => Some(3.0),
+        _ => None,
+    }
+}
+
+fn snap_health(judge: &Judge<'_>, snap: &SnapHealth) -> Result {
+    let id = format!("snaps:{}", snap.name);
+    let mut what = format!("snap {:?} is {}", snap.name, snap.status);
+    if !snap.message.is_empty() {
+        what.push_str(": ");
+        what.push_str(&snap.message);
+    }
+    if !snap.code.is_empty() {
+        what.push_str(&format!(" [{}]", snap.code));
+    }
+    match health_level(&snap.status) {
+        Some(level) => judge.result(&id, level, what),
+        None => judge.unknown(&id, what),
+    }
+}
+
+fn spool_backlog(judge: &Judge<'_>, spool: &SpoolFacts) -> Result {
+    let id = format!("spool:{}", spool.name);
+    if let Some(err) = &spool.error {
+        return judge.unknown(&id, format!("cannot read the spool of sink {}: {err}", spool.name));
+    }
+    match spool.oldest_pending_seconds {
+        None => judge.result(&id, 0.0, format!("nothing waits for sink {}", spool.name)),
+        Some(age) => judge.result(
+            &id,
+            age as f64,
+            format!(
+                "{} waits for sink {}, the oldest for {age} s",
+                human_bytes(spool.pending_bytes),
+                spool.name
+            ),
+        ),
+    }
+}
+
+/// `512 B`, `4.0 KiB`, `1.4 MiB`.
+fn human_bytes(n: u64) -> String {
+    match n {
+        n if n < 1024 => format!("{n} B"),
+        n if n < 1 << 20 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n if n < 1 << 30 => format!("{:.1} MiB", n as f64 / f64::from(1u32 << 20)),
+        n => format!("{:.1} GiB", n as f64 / f64::from(1u32 << 30)),
     }
 }
 
@@ -320,8 +515,8 @@ mod tests {
                 "memory OK [10:] 55 % of memory is available (warn below 10 %)",
                 "swap OK [50] swap is 25 % used (warn at 50 %)",
                 "load OK [2] load per CPU is 0.58 (1-minute load 1.17 over 2 CPUs) (warn at 2)",
-                "temperature:platform_cpu_thermal/temp1 OK [80] CPU (platform_cpu_thermal temp1) is 47.2 °C (warn at 80 °C)",
-                "temperature:0/cpu-thermal OK [80] 0 cpu-thermal is 47.2 °C (warn at 80 °C)",
+                "temperature:platform_cpu_thermal/temp1 OK [~:80] CPU (platform_cpu_thermal temp1) is 47.2 °C (warn at 80 °C)",
+                "temperature:0/cpu-thermal OK [~:80] 0 cpu-thermal is 47.2 °C (warn at 80 °C)",
             ]
         );
     }
@@ -434,11 +629,143 @@ mod tests {
         let got = lines(&evaluate(&snapshot, &config(&["checks.temperature.crit=~:100"])));
         assert!(
             got.contains(
-                &"temperature:0/cpu-thermal WARN [80] 0 cpu-thermal is 85.0 °C (warn at 80 °C)"
+                &"temperature:0/cpu-thermal WARN [~:80] 0 cpu-thermal is 85.0 °C (warn at 80 °C)"
                     .to_string()
             ),
             "{got:?}"
         );
+    }
+
+    #[test]
+    fn a_cold_sensor_is_fine() {
+        let mut snapshot = sample_snapshot();
+        snapshot.temperatures[1].celsius = -20.0;
+        let got = lines(&evaluate(&snapshot, &Config::default()));
+        assert!(got.iter().any(|l| l.starts_with("temperature:0/cpu-thermal OK ")), "{got:?}");
+    }
+
+    #[test]
+    fn sensors_use_their_own_limits_unless_configured() {
+        let mut snapshot = sample_snapshot();
+        snapshot.temperatures[0].max = Some(70.0);
+        snapshot.temperatures[0].crit = Some(85.0);
+        snapshot.temperatures[0].celsius = 75.0;
+        // Only a crit: the default warn stays, the sensor's crit replaces the default one.
+        snapshot.temperatures[1].crit = Some(105.0);
+        snapshot.temperatures[1].celsius = 95.0;
+        let got = lines(&evaluate(&snapshot, &Config::default()));
+        let temps: Vec<&String> = got.iter().filter(|l| l.starts_with("temperature")).collect();
+        assert_eq!(
+            temps,
+            [
+                "temperature:platform_cpu_thermal/temp1 WARN [~:70] CPU (platform_cpu_thermal temp1) is 75.0 °C (warn at 70 °C, the sensor's own)",
+                "temperature:0/cpu-thermal WARN [~:80] 0 cpu-thermal is 95.0 °C (warn at 80 °C)",
+            ]
+        );
+        snapshot.temperatures[0].celsius = 86.0;
+        let got = lines(&evaluate(&snapshot, &Config::default()));
+        assert!(got.contains(&"temperature:platform_cpu_thermal/temp1 CRIT [~:85] CPU (platform_cpu_thermal temp1) is 86.0 °C (crit at 85 °C, the sensor's own)".to_string()), "{got:?}");
+        // A threshold set by the user wins over the sensor's; the other stays the sensor's.
+        let got = lines(&evaluate(&snapshot, &config(&["checks.temperature.crit=~:99"])));
+        assert!(got.contains(&"temperature:platform_cpu_thermal/temp1 WARN [~:70] CPU (platform_cpu_thermal temp1) is 86.0 °C (warn at 70 °C, the sensor's own)".to_string()), "{got:?}");
+        // A max at or above the crit is nonsense and ignored.
+        snapshot.temperatures[0].max = Some(90.0);
+        snapshot.temperatures[0].celsius = 82.0;
+        let got = lines(&evaluate(&snapshot, &Config::default()));
+        assert!(got.contains(&"temperature:platform_cpu_thermal/temp1 WARN [~:80] CPU (platform_cpu_thermal temp1) is 82.0 °C (warn at 80 °C)".to_string()), "{got:?}");
+    }
+
+    fn facts_lines(facts: &Facts, settings: &[&str]) -> Vec<String> {
+        let got = lines(&evaluate_with(&sample_snapshot(), facts, &config(settings)));
+        got.into_iter()
+            .filter(|l| ["snapd", "snaps", "spool"].iter().any(|k| l.starts_with(k)))
+            .collect()
+    }
+
+    #[test]
+    fn snapd_reachability() {
+        assert!(facts_lines(&Facts::default(), &[]).is_empty(), "no facts, no result");
+        let answering = SnapdFacts { silent_for: 0.0, error: None, snaps: None };
+        let facts = Facts { snapd: Some(answering), spools: Vec::new() };
+        assert_eq!(facts_lines(&facts, &[]), ["snapd OK [60] snapd answers (warn at 60 s)"]);
+        let silent = SnapdFacts {
+            silent_for: 400.0,
+            error: Some("cannot connect to /run/snapd.socket".into()),
+            snaps: None,
+        };
+        let facts = Facts { snapd: Some(silent), spools: Vec::new() };
+        assert_eq!(
+            facts_lines(&facts, &[]),
+            ["snapd CRIT [300] snapd has not answered for 400 s: cannot connect to /run/snapd.socket (crit at 300 s)"]
+        );
+    }
+
+    #[test]
+    fn other_snaps_health() {
+        let snap = |name: &str, status: &str, message: &str, code: &str| SnapHealth {
+            name: name.into(),
+            status: status.into(),
+            message: message.into(),
+            code: code.into(),
+        };
+        let snaps = vec![
+            snap("a", "okay", "", ""),
+            snap("b", "waiting", "waiting for network", ""),
+            snap("c", "blocked", "connect the camera", "needs-camera"),
+            snap("d", "error", "database is corrupt", "db-corrupt"),
+            snap("e", "unknown", "hook did not call set-health", "snapd-hook-no-health-set"),
+        ];
+        let facts = Facts {
+            snapd: Some(SnapdFacts { silent_for: 0.0, error: None, snaps: Some(snaps) }),
+            spools: Vec::new(),
+        };
+        assert_eq!(
+            facts_lines(&facts, &["checks.snapd.enabled=false"]),
+            [
+                "snaps:a OK [1] snap \"a\" is okay (warn at 1)",
+                "snaps:b OK [1] snap \"b\" is waiting: waiting for network (warn at 1)",
+                "snaps:c WARN [1] snap \"c\" is blocked: connect the camera [needs-camera] (warn at 1)",
+                "snaps:d CRIT [2] snap \"d\" is error: database is corrupt [db-corrupt] (crit at 2)",
+                "snaps:e UNKNOWN [] snap \"e\" is unknown: hook did not call set-health [snapd-hook-no-health-set]",
+            ]
+        );
+    }
+
+    #[test]
+    fn spool_backlog() {
+        let facts = Facts {
+            snapd: None,
+            spools: vec![
+                SpoolFacts {
+                    name: "influx".into(),
+                    pending_bytes: 1_500_000,
+                    oldest_pending_seconds: Some(1200),
+                    error: None,
+                },
+                SpoolFacts {
+                    name: "prom".into(),
+                    pending_bytes: 0,
+                    oldest_pending_seconds: None,
+                    error: None,
+                },
+                SpoolFacts {
+                    name: "vm".into(),
+                    error: Some("permission denied".into()),
+                    ..SpoolFacts::default()
+                },
+            ],
+        };
+        assert_eq!(
+            facts_lines(&facts, &[]),
+            [
+                "spool:influx WARN [900] 1.4 MiB waits for sink influx, the oldest for 1200 s (warn at 900 s)",
+                "spool:prom OK [900] nothing waits for sink prom (warn at 900 s)",
+                "spool:vm UNKNOWN [] cannot read the spool of sink vm: permission denied",
+            ]
+        );
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(4096), "4.0 KiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
     }
 
     #[test]

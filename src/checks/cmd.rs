@@ -176,45 +176,12 @@ fn list(config: &Config, json: bool) -> anyhow::Result<String> {
     Ok(table(&rows))
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "kebab-case")]
-struct RunDoc {
-    state: &'static str,
-    exit_code: u8,
-    checks: Vec<RunItem>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "kebab-case")]
-struct RunItem {
-    check: String,
-    state: &'static str,
-    value: Option<f64>,
-    unit: &'static str,
-    threshold: Option<String>,
-    summary: String,
-    flapping: bool,
-}
-
-fn unit_of(result: &Result) -> &'static str {
-    builtin::check(result.kind()).map_or("", |c| c.unit)
-}
+use super::report::{unit_of, Document, Entry};
 
 fn run_output(results: &[Result], worst: State, json: bool) -> anyhow::Result<String> {
     if json {
-        let checks = results
-            .iter()
-            .map(|r| RunItem {
-                check: r.check.clone(),
-                state: r.state.as_str(),
-                value: r.value,
-                unit: unit_of(r).trim(),
-                threshold: r.threshold.map(|t| t.to_string()),
-                summary: r.summary.clone(),
-                flapping: r.flapping,
-            })
-            .collect();
-        return document(&RunDoc { state: worst.as_str(), exit_code: worst.exit_code(), checks });
+        let checks = results.iter().map(|r| Entry::new(r, None)).collect();
+        return Ok(Document::new(worst, None, checks).pretty());
     }
     let mut rows = vec![[
         "CHECK".to_string(),
@@ -288,7 +255,7 @@ mod tests {
         let err = configure(&settings).unwrap_err().to_string();
         assert_eq!(
             err,
-            "cannot set \"checks.filesytem\": must name a check (filesystem, inodes, memory, swap, load, temperature), not \"filesytem\""
+            "cannot set \"checks.filesytem\": must name a check (filesystem, inodes, memory, swap, load, temperature, snapd, snaps, spool), not \"filesytem\""
         );
         let bad = vec![config::parse_setting("checks.load.warn=x").unwrap()];
         assert!(configure(&bad)

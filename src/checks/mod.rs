@@ -2,12 +2,21 @@
 //!
 //! `range` parses Nagios threshold ranges, `state` holds the states, a check's [`Result`] and the
 //! history rules (hysteresis and flapping), `builtin` computes the built-in checks from a
-//! `metrics::Snapshot`, and `cmd` is `pocketses checks`. All but `cmd` are \[pure\].
-//! The daemon does not run checks yet: snap health, `/v1/checks` and notifications come later.
+//! `metrics::Snapshot` and the daemon's facts, `runner` keeps a tracker per result, `report`
+//! encodes the documents (`checks run --json`, `/v1/checks`, SSE `check`, `pocketses_check_state`),
+//! `health` maps results to the snap's health under snapd's rules, `daemon` runs all this in the
+//! daemon and reports the health, and `cmd` is `pocketses checks`.
+//! All but `daemon` and `cmd` are \[pure\].
+//! Webhook notifications of state changes are not built: they wait for the push pipeline's spool
+//! and retry rules.
 
 pub mod builtin;
 pub mod cmd;
+pub mod daemon;
+pub mod health;
 pub mod range;
+pub mod report;
+pub mod runner;
 pub mod state;
 
 pub use range::Range;

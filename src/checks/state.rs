@@ -133,6 +133,11 @@ impl Tracker {
         Tracker { rules, ..Tracker::default() }
     }
 
+    /// Changes the rules for the results to come (after `snap set`); the history stays.
+    pub fn set_rules(&mut self, rules: Hysteresis) {
+        self.rules = rules;
+    }
+
     /// The reported state, `None` before the first result.
     pub fn state(&self) -> Option<State> {
         self.state

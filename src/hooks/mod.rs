@@ -5,6 +5,7 @@
 //! daemon tasks. One file per hook; [`Hook`] uses snapd's names.
 //! Outside a snap (no `SNAP_COOKIE` or `SNAP_CONTEXT`) every hook fails with one line saying so.
 
+mod check_health;
 mod configure;
 mod connect_plug_snapd_control;
 mod default_configure;
@@ -26,7 +27,7 @@ use crate::snapd::snapctl::Snapctl;
 #[derive(Debug, clap::Args)]
 pub struct HookArgs {
     /// The hook, by snapd's name (install, default-configure, configure, post-refresh, remove,
-    /// connect-plug-snapd-control, disconnect-plug-snapd-control).
+    /// connect-plug-snapd-control, disconnect-plug-snapd-control, check-health).
     pub name: String,
     /// Arguments the shim passes on (snapd passes none).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
@@ -50,15 +51,18 @@ pub enum Hook {
     ConnectPlugSnapdControl,
     /// `disconnect-plug-snapd-control`.
     DisconnectPlugSnapdControl,
+    /// `check-health`: after install and refresh; sets the snap's health.
+    CheckHealth,
 }
 
 impl Hook {
     /// Every hook, in the order snapd may run them.
-    pub const ALL: [Hook; 7] = [
+    pub const ALL: [Hook; 8] = [
         Hook::Install,
         Hook::DefaultConfigure,
         Hook::Configure,
         Hook::PostRefresh,
+        Hook::CheckHealth,
         Hook::ConnectPlugSnapdControl,
         Hook::DisconnectPlugSnapdControl,
         Hook::Remove,
@@ -74,6 +78,7 @@ impl Hook {
             Hook::Remove => "remove",
             Hook::ConnectPlugSnapdControl => "connect-plug-snapd-control",
             Hook::DisconnectPlugSnapdControl => "disconnect-plug-snapd-control",
+            Hook::CheckHealth => "check-health",
         }
     }
 
@@ -121,6 +126,7 @@ pub async fn run(hook: Hook, ctl: &Snapctl) -> anyhow::Result<ExitCode> {
         Hook::Remove => remove::run().await,
         Hook::ConnectPlugSnapdControl => connect_plug_snapd_control::run().await,
         Hook::DisconnectPlugSnapdControl => disconnect_plug_snapd_control::run().await,
+        Hook::CheckHealth => check_health::run(ctl).await,
     }
 }
 

@@ -359,6 +359,8 @@ impl Collector {
                 sensor: s.sensor.clone(),
                 label: s.label.clone(),
                 celsius: milli as f64 / 1000.0,
+                crit: s.crit,
+                max: s.max,
             });
         }
         out

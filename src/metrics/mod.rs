@@ -415,6 +415,11 @@ pub struct Temperature {
     pub label: Option<String>,
     /// Degrees Celsius.
     pub celsius: f64,
+    /// The sensor's own critical limit, °C: hwmon `tempN_crit`, a thermal zone's `critical` trip
+    /// point; read once when the sensor is found.
+    pub crit: Option<f64>,
+    /// The sensor's own high limit, °C: hwmon `tempN_max`, a thermal zone's `hot` trip point.
+    pub max: Option<f64>,
 }
 
 /// uname(2).

@@ -16,6 +16,9 @@ pub(super) struct Sensor {
     pub(super) chip: String,
     pub(super) sensor: String,
     pub(super) label: Option<String>,
+    /// The sensor's own critical and high limits, °C, when the driver gives them.
+    pub(super) crit: Option<f64>,
+    pub(super) max: Option<f64>,
     pub(super) file: ProcFile,
 }
 
@@ -33,11 +36,14 @@ pub(super) fn discover(sysfs: &Path) -> Vec<Sensor> {
             let label = std::fs::read_to_string(dir.join(format!("temp{sensor}_label")))
                 .ok()
                 .map(|s| s.trim().to_string());
+            let limit = |what: &str| read_limit(&dir.join(format!("temp{sensor}_{what}")));
             out.push(Sensor {
                 kind: SensorKind::Hwmon,
                 chip: chip.clone(),
                 sensor: format!("temp{sensor}"),
                 label,
+                crit: limit("crit"),
+                max: limit("max"),
                 file: ProcFile::new(&file),
             });
         }
@@ -51,15 +57,52 @@ pub(super) fn discover(sysfs: &Path) -> Vec<Sensor> {
         let kind = std::fs::read_to_string(dir.join("type"))
             .map(|s| s.trim().to_string())
             .unwrap_or_default();
+        let (crit, max) = trip_points(&dir);
         out.push(Sensor {
             kind: SensorKind::ThermalZone,
             chip: zone.to_string(),
             sensor: kind,
             label: None,
+            crit,
+            max,
             file: ProcFile::new(dir.join("temp")),
         });
     }
     out
+}
+
+/// A limit in millidegrees Celsius from `path`, in degrees; `None` when absent or not plausible
+/// (some drivers write 0 or a raw register value where they have no limit).
+fn read_limit(path: &Path) -> Option<f64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    plausible_limit(text.trim().parse::<i64>().ok()?)
+}
+
+/// Degrees from millidegrees, kept only from 1 to 200 °C. \[pure\]
+fn plausible_limit(milli: i64) -> Option<f64> {
+    (1_000..=200_000).contains(&milli).then(|| milli as f64 / 1000.0)
+}
+
+/// A thermal zone's lowest `critical` and lowest `hot` trip points.
+fn trip_points(zone: &Path) -> (Option<f64>, Option<f64>) {
+    let (mut crit, mut hot): (Option<f64>, Option<f64>) = (None, None);
+    for entry in sorted_entries(zone) {
+        let Some(name) = entry.file_name().and_then(|n| n.to_str()) else { continue };
+        let Some(index) = name.strip_prefix("trip_point_").and_then(|n| n.strip_suffix("_type"))
+        else {
+            continue;
+        };
+        let kind = std::fs::read_to_string(&entry).unwrap_or_default();
+        let slot = match kind.trim() {
+            "critical" => &mut crit,
+            "hot" => &mut hot,
+            _ => continue,
+        };
+        if let Some(t) = read_limit(&zone.join(format!("trip_point_{index}_temp"))) {
+            *slot = Some(slot.map_or(t, |s: f64| s.min(t)));
+        }
+    }
+    (crit, hot)
 }
 
 /// node_exporter's `chip` label: `<parent dir>_<device>` of the resolved `device` link
@@ -128,6 +171,48 @@ mod tests {
         assert_eq!(clean_chip("coretemp.0"), "coretemp_0");
         assert_eq!(clean_chip("0000:00:18.3"), "0000:00:18_3");
         assert_eq!(clean_chip("--"), "");
+    }
+
+    #[test]
+    fn limits_are_read_in_degrees_and_only_when_plausible() {
+        assert_eq!(plausible_limit(105_000), Some(105.0));
+        assert_eq!(plausible_limit(0), None);
+        assert_eq!(plausible_limit(-273_000), None);
+        assert_eq!(plausible_limit(255_000), None);
+        let dir = tempfile::tempdir().unwrap();
+        let hwmon = dir.path().join("class/hwmon/hwmon0");
+        std::fs::create_dir_all(&hwmon).unwrap();
+        std::fs::write(hwmon.join("name"), "coretemp\n").unwrap();
+        std::fs::write(hwmon.join("temp1_input"), "45000\n").unwrap();
+        std::fs::write(hwmon.join("temp1_crit"), "100000\n").unwrap();
+        std::fs::write(hwmon.join("temp1_max"), "84000\n").unwrap();
+        std::fs::write(hwmon.join("temp2_input"), "45000\n").unwrap();
+        std::fs::write(hwmon.join("temp2_max"), "0\n").unwrap();
+        let zone = dir.path().join("class/thermal/thermal_zone0");
+        std::fs::create_dir_all(&zone).unwrap();
+        std::fs::write(zone.join("type"), "cpu-thermal\n").unwrap();
+        std::fs::write(zone.join("temp"), "50000\n").unwrap();
+        for (i, kind, milli) in [
+            (0, "passive", 70_000),
+            (1, "hot", 90_000),
+            (2, "critical", 110_000),
+            (3, "critical", 105_000),
+        ] {
+            std::fs::write(zone.join(format!("trip_point_{i}_type")), format!("{kind}\n")).unwrap();
+            std::fs::write(zone.join(format!("trip_point_{i}_temp")), format!("{milli}\n"))
+                .unwrap();
+        }
+        let sensors = discover(dir.path());
+        let limits: Vec<(String, Option<f64>, Option<f64>)> =
+            sensors.iter().map(|s| (s.sensor.clone(), s.crit, s.max)).collect();
+        assert_eq!(
+            limits,
+            [
+                ("temp1".to_string(), Some(100.0), Some(84.0)),
+                ("temp2".to_string(), None, None),
+                ("cpu-thermal".to_string(), Some(105.0), Some(90.0)),
+            ]
+        );
     }
 
     #[test]

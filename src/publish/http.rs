@@ -3,8 +3,9 @@
 //! | request | answer |
 //! |---|---|
 //! | `GET /v1/metrics` | the latest snapshot, JSON (the documented schema, whatever the stream format) |
-//! | `GET /v1/metrics/stream` | SSE: one `snapshot` event per snapshot, the latest one at once; `remodel` events later |
-//! | `GET /metrics` | Prometheus text format 0.0.4: the snapshot's families, then the daemon's own |
+//! | `GET /v1/metrics/stream` | SSE: one `snapshot` event per snapshot, the latest one at once, then every check's `check` event; `check` events on changes and `remodel` events later |
+//! | `GET /v1/checks` | the latest check results, JSON (`pocketses checks run --json`'s document) |
+//! | `GET /metrics` | Prometheus text format 0.0.4: the snapshot's families, then the daemon's own and `pocketses_check_state` |
 //! | `GET /` | the dashboard ([`super::dashboard`]): HTML with every fact, live from the SSE stream |
 //! | `GET /ui/…` | the dashboard's script, style sheet and uPlot, embedded, gzip, ETag, cacheable |
 //! | `GET /v1/history` | the last hour of the dashboard's figures ([`super::history`]), JSON columns |
@@ -15,7 +16,7 @@
 //! Prometheus text is encoded once per snapshot (see [`super::Published::prometheus`]) and sent as is;
 //! the daemon's own families, a few lines, are formatted per scrape and sent as a second chunk.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -41,11 +42,11 @@ use tokio_util::sync::{CancellationToken, ReusableBoxFuture, WaitForCancellation
 use tracing::debug;
 
 use super::auth;
-use super::dashboard::{assets, page};
+use super::dashboard::{assets, page, Checks};
 use super::limits::Reason;
 use super::listen::{self, accept_loop, Gate, Secured, Serving, Ticket};
 use super::tcp::{handshake, set_send_buffer, SEND_BUFFER, SHUTDOWN_GRACE};
-use super::{next_message, Counters, Event, Hub, Next, Published, Slot, Wire};
+use super::{next_checks, next_message, Counters, Event, Hub, Next, Published, Slot, Wire};
 use crate::metrics::encode::prometheus::{self, Family, Kind, Sample};
 
 /// The content type of Prometheus text format 0.0.4.
@@ -62,6 +63,8 @@ pub enum Route {
     Stream,
     /// `GET /metrics`.
     Prometheus,
+    /// `GET /v1/checks`.
+    Checks,
     /// `GET /`: the dashboard.
     Dashboard,
     /// `GET /v1/history`.
@@ -80,6 +83,7 @@ pub fn route(method: &Method, path: &str) -> Route {
         "/v1/metrics" => Route::Json,
         "/v1/metrics/stream" => Route::Stream,
         "/metrics" => Route::Prometheus,
+        "/v1/checks" => Route::Checks,
         "/" => Route::Dashboard,
         "/v1/history" => Route::History,
         _ => match assets::find(path) {
@@ -383,10 +387,18 @@ fn respond(
         },
         Route::Prometheus => match hub.latest() {
             Some(latest) => {
-                let own = Bytes::from(daemon_text(hub.counters()));
+                let mut own = daemon_text(hub.counters());
+                if let Some(checks) = hub.checks() {
+                    own.push_str(&String::from_utf8_lossy(&checks.prometheus));
+                }
+                let own = Bytes::from(own);
                 ok(PROMETHEUS_CONTENT_TYPE, ResponseBody::full(latest.prometheus(), Some(own)))
             }
             None => error(StatusCode::SERVICE_UNAVAILABLE, "no snapshot collected yet"),
+        },
+        Route::Checks => match hub.checks() {
+            Some(checks) => ok("application/json", ResponseBody::full(checks.json.clone(), None)),
+            None => error(StatusCode::SERVICE_UNAVAILABLE, "no checks run yet"),
         },
         Route::Stream => match hub.try_sse_slot(conn.gate.limits().sse_cap()) {
             Some(slot) => {
@@ -402,11 +414,12 @@ fn respond(
         Route::Dashboard => {
             let board = hub.board();
             let latest = hub.latest();
-            let (device, checks, action) = (board.device(), board.checks(), board.action());
+            let (device, action) = (board.device(), board.action());
+            let checks = hub.checks().and_then(|set| Checks::from_json(&set.json));
             let html = page::render(&page::View {
                 snapshot: latest.as_ref().map(|p| p.snapshot.as_ref()),
                 device: &device,
-                checks: checks.as_deref(),
+                checks: checks.as_ref(),
                 action: &action,
             });
             let etag = format!("\"{}\"", assets::digest(html.as_bytes()));
@@ -564,10 +577,13 @@ async fn receive(mut rx: broadcast::Receiver<Event>) -> Received {
     (res, rx)
 }
 
-/// An SSE subscriber: the latest snapshot first, then every event until shutdown.
+/// An SSE subscriber: the latest snapshot first, then every check's state, then every event until
+/// shutdown.
 pub struct SseBody {
-    first: Option<Bytes>,
+    first: VecDeque<Bytes>,
     last_seq: u64,
+    /// The run of checks whose results were sent whole; changes up to it are skipped.
+    last_checks: u64,
     recv: ReusableBoxFuture<'static, Received>,
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     hub: Hub,
@@ -577,9 +593,12 @@ pub struct SseBody {
 impl SseBody {
     fn start(hub: &Hub, slot: Slot, shutdown: &CancellationToken) -> ResponseBody {
         let (rx, latest) = hub.subscribe();
+        let checks = latest.as_ref().and_then(|_| hub.checks());
+        let first = latest.as_deref().map(Published::sse).into_iter();
         let sse = Box::new(SseBody {
-            first: latest.as_deref().map(Published::sse),
+            first: first.chain(checks.as_ref().map(|c| c.sse.clone())).collect(),
             last_seq: latest.map_or(0, |p| p.seq),
+            last_checks: checks.map_or(0, |c| c.seq),
             recv: ReusableBoxFuture::new(receive(rx)),
             shutdown: Box::pin(shutdown.clone().cancelled_owned()),
             hub: hub.clone(),
@@ -589,7 +608,7 @@ impl SseBody {
     }
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        if let Some(first) = self.first.take() {
+        if let Some(first) = self.first.pop_front() {
             return Poll::Ready(Some(first));
         }
         loop {
@@ -600,7 +619,11 @@ impl SseBody {
             self.recv.set(receive(rx));
             match res {
                 Ok(event) => {
-                    if let Next::Send(bytes) = next_message(&event, &mut self.last_seq, Wire::Sse) {
+                    let next = match &event {
+                        Event::Checks(changes) => next_checks(changes, &mut self.last_checks),
+                        _ => next_message(&event, &mut self.last_seq, Wire::Sse),
+                    };
+                    if let Next::Send(bytes) = next {
                         return Poll::Ready(Some(bytes));
                     }
                 }
@@ -626,6 +649,8 @@ mod tests {
             (Method::HEAD, "/v1/metrics", Route::Json),
             (Method::GET, "/v1/metrics/stream", Route::Stream),
             (Method::GET, "/metrics", Route::Prometheus),
+            (Method::GET, "/v1/checks", Route::Checks),
+            (Method::PUT, "/v1/checks", Route::MethodNotAllowed),
             (Method::POST, "/metrics", Route::MethodNotAllowed),
             (Method::DELETE, "/v1/metrics", Route::MethodNotAllowed),
             (Method::GET, "/", Route::Dashboard),

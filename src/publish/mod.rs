@@ -118,6 +118,31 @@ pub enum Event {
     Snapshot(Arc<Published>),
     /// A remodel progress report (`{"event":"remodel",…}`).
     Remodel(Report),
+    /// Checks whose state changed in one run (SSE only).
+    Checks(Arc<CheckChanges>),
+}
+
+/// The latest results of the checks, encoded once per run for every reader: `GET /v1/checks`,
+/// `/metrics` and what a new SSE subscriber gets first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckSet {
+    /// The run's number (the sequence number of the snapshot the checks ran on).
+    pub seq: u64,
+    /// The document of `GET /v1/checks` (`pocketses checks run --json`'s, compact).
+    pub json: Bytes,
+    /// One SSE `check` event per result.
+    pub sse: Bytes,
+    /// `pocketses_check_state` as Prometheus text.
+    pub prometheus: Bytes,
+}
+
+/// The checks whose state changed in one run, as SSE `check` events, framed once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckChanges {
+    /// The run's number, as [`CheckSet::seq`].
+    pub seq: u64,
+    /// One SSE `check` event per change.
+    pub sse: Bytes,
 }
 
 /// A report that is not a snapshot, encoded once for both kinds of stream: fan-out only clones
@@ -150,12 +175,15 @@ impl Event {
     pub const SSE_SNAPSHOT: &'static str = "snapshot";
     /// SSE `event:` name of remodel reports.
     pub const SSE_REMODEL: &'static str = "remodel";
+    /// SSE `event:` name of check state changes.
+    pub const SSE_CHECK: &'static str = "check";
 
     /// The SSE `event:` field of this kind.
     pub fn sse_name(&self) -> &'static str {
         match self {
             Event::Snapshot(_) => Event::SSE_SNAPSHOT,
             Event::Remodel(_) => Event::SSE_REMODEL,
+            Event::Checks(_) => Event::SSE_CHECK,
         }
     }
 }
@@ -196,6 +224,7 @@ pub struct Hub {
 struct Inner {
     tx: broadcast::Sender<Event>,
     latest: Mutex<Option<Arc<Published>>>,
+    checks: Mutex<Option<Arc<CheckSet>>>,
     counters: Counters,
     max_subscribers: AtomicUsize,
     remodel_events: AtomicBool,
@@ -210,6 +239,7 @@ impl Hub {
             inner: Arc::new(Inner {
                 tx,
                 latest: Mutex::new(None),
+                checks: Mutex::new(None),
                 counters: Counters::default(),
                 max_subscribers: AtomicUsize::new(max_subscribers),
                 remodel_events: AtomicBool::new(false),
@@ -233,9 +263,25 @@ impl Hub {
     pub fn send(&self, event: Event) {
         match &event {
             Event::Remodel(report) => self.inner.board.remodel_report(&report.json()),
-            Event::Snapshot(_) => {}
+            Event::Snapshot(_) | Event::Checks(_) => {}
         }
         let _ = self.inner.tx.send(event);
+    }
+
+    /// Makes `set` the latest check results, then sends `changes` to SSE subscribers (when any
+    /// check changed): a subscriber that joins in between gets both and skips the event by `seq`.
+    pub fn publish_checks(&self, set: CheckSet, changes: Option<CheckChanges>) {
+        if let Ok(mut checks) = self.inner.checks.lock() {
+            *checks = Some(Arc::new(set));
+        }
+        if let Some(changes) = changes {
+            let _ = self.inner.tx.send(Event::Checks(Arc::new(changes)));
+        }
+    }
+
+    /// The latest check results, once the checks have run.
+    pub fn checks(&self) -> Option<Arc<CheckSet>> {
+        self.inner.checks.lock().ok().and_then(|checks| checks.clone())
     }
 
     /// Replaces the latest message without sending it (used when the stream format changes).
@@ -361,7 +407,19 @@ pub fn next_message(event: &Event, last_seq: &mut u64, wire: Wire) -> Next {
         }
         (Event::Remodel(_), Wire::Line { remodel_events: false }) => Next::Skip,
         (Event::Remodel(report), Wire::Sse) => Next::Send(report.sse.clone()),
+        (Event::Checks(_), Wire::Line { .. }) => Next::Skip,
+        (Event::Checks(changes), Wire::Sse) => Next::Send(changes.sse.clone()),
     }
+}
+
+/// What an SSE subscriber does with check changes, given the run whose full set it already
+/// sent: runs up to that one are skipped. \[pure\]
+pub fn next_checks(changes: &CheckChanges, last_checks: &mut u64) -> Next {
+    if changes.seq <= *last_checks {
+        return Next::Skip;
+    }
+    *last_checks = changes.seq;
+    Next::Send(changes.sse.clone())
 }
 
 #[cfg(test)]
@@ -501,6 +559,32 @@ mod tests {
         assert_eq!(counters.subscribers(), 1);
         assert_eq!(counters.sse.load(Ordering::Relaxed), 1);
         assert!(hub.try_slot().is_some());
+    }
+
+    #[test]
+    fn check_changes_reach_sse_only_and_once() {
+        let hub = Hub::new(1);
+        assert!(hub.checks().is_none());
+        let (mut rx, _) = hub.subscribe();
+        let set = CheckSet { seq: 3, json: Bytes::from_static(b"{}"), ..CheckSet::default() };
+        let changes = CheckChanges { seq: 3, sse: Bytes::from_static(b"event: check\n") };
+        hub.publish_checks(set.clone(), Some(changes.clone()));
+        assert_eq!(hub.checks().as_deref(), Some(&set));
+        let event = rx.try_recv().unwrap();
+        assert_eq!(event.sse_name(), "check");
+        let mut last = 0;
+        assert_eq!(next_message(&event, &mut last, LINE), Next::Skip);
+        assert_eq!(next_message(&event, &mut last, Wire::Sse), Next::Send(changes.sse.clone()));
+        // A subscriber that got run 3's full set skips run 3's changes, not run 4's.
+        let mut sent = 3;
+        assert_eq!(next_checks(&changes, &mut sent), Next::Skip);
+        let later = CheckChanges { seq: 4, ..changes };
+        assert_eq!(next_checks(&later, &mut sent), Next::Send(later.sse.clone()));
+        assert_eq!(sent, 4);
+        // No change, no event.
+        hub.publish_checks(CheckSet { seq: 5, ..set }, None);
+        assert!(rx.try_recv().is_err());
+        assert_eq!(hub.checks().map(|c| c.seq), Some(5));
     }
 
     #[test]

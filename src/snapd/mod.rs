@@ -25,7 +25,7 @@ use serde_json::Value;
 pub use error::{kind, Error};
 pub use types::{
     App, AssertionText, Change, Connection, Connections, Headers, Plug, PlugRef, Progress, SlotRef,
-    Snap, Status, SystemInfo, Task, Warning,
+    Snap, SnapHealth, Status, SystemInfo, Task, Warning,
 };
 
 /// snapd's full API socket.

@@ -79,6 +79,28 @@ pub struct Snap {
     pub devmode: bool,
     /// Apps and services.
     pub apps: Vec<App>,
+    /// The health the snap last set (`snapctl set-health`, the check-health hook); absent when
+    /// it never set one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<SnapHealth>,
+}
+
+/// A snap's health as snapd reports it (`client.SnapHealth`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct SnapHealth {
+    /// The revision that set it.
+    pub revision: String,
+    /// When it was set, RFC 3339.
+    pub timestamp: String,
+    /// `okay`, `waiting`, `blocked`, `error`, or snapd's own `unknown`.
+    pub status: String,
+    /// Why, when not okay.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// A word for tools.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub code: String,
 }
 
 /// An app of a snap.

@@ -226,6 +226,8 @@ pub(crate) fn sample_snapshot() -> Snapshot {
                 sensor: "temp1".to_string(),
                 label: Some("CPU".to_string()),
                 celsius: 47.236,
+                crit: None,
+                max: None,
             },
             Temperature {
                 kind: SensorKind::ThermalZone,
@@ -233,6 +235,8 @@ pub(crate) fn sample_snapshot() -> Snapshot {
                 sensor: "cpu-thermal".to_string(),
                 label: None,
                 celsius: 47.2,
+                crit: None,
+                max: None,
             },
         ],
         uname: Some(Uname {

@@ -3,8 +3,9 @@
 //! What the page shows comes from three places, none of them new work for the daemon:
 //! the latest snapshot and the hour of history ([`super::history`]), both kept by the [`super::Hub`];
 //! the device's facts (model, serial, snaps and their health) that [`device`] asks snapd for now
-//! and then; and what other tasks already publish (remodel reports, check results), of which the
-//! [`Board`] keeps the latest so that a page opened later renders them at once.
+//! and then; and what other tasks already publish: check results (the hub keeps the latest for
+//! `/v1/checks`) and remodel reports, whose state the [`Board`] folds so that a page opened later
+//! shows the remodel in progress at once.
 //!
 //! Rendering is pure ([`page`]); the files the page loads are embedded in the binary and compressed
 //! once ([`assets`]). The page subscribes to `/v1/metrics/stream` like any SSE client, so an open
@@ -22,13 +23,13 @@ use serde_json::Value;
 use super::history::History;
 use crate::metrics::Snapshot;
 
-/// What the dashboard keeps between pages: history, device facts, the latest check results and
-/// the state of the remodel in progress. Shared through the [`super::Hub`].
+/// What the dashboard keeps between pages: history, device facts and the state of the remodel in
+/// progress. Shared through the [`super::Hub`], which also keeps the latest check results
+/// ([`super::Hub::checks`]) for `/v1/checks`; the page reads those.
 #[derive(Debug, Default)]
 pub struct Board {
     history: Mutex<History>,
     device: Mutex<Arc<Device>>,
-    checks: Mutex<Option<Arc<Checks>>>,
     action: Mutex<Action>,
 }
 
@@ -64,28 +65,6 @@ impl Board {
             }
             _ => false,
         }
-    }
-
-    /// Keeps a check results document (the JSON of `pocketses checks run --json`).
-    pub fn set_checks(&self, json: &[u8]) {
-        if let (Ok(doc), Ok(mut checks)) = (serde_json::from_slice(json), self.checks.lock()) {
-            *checks = Some(Arc::new(doc));
-        }
-    }
-
-    /// Updates one check from an SSE `check` event's data (one entry of `checks[]`).
-    pub fn update_check(&self, json: &[u8]) {
-        let Ok(entry) = serde_json::from_slice::<CheckEntry>(json) else { return };
-        if let Ok(mut checks) = self.checks.lock() {
-            let mut doc = checks.as_deref().cloned().unwrap_or_default();
-            doc.update(entry);
-            *checks = Some(Arc::new(doc));
-        }
-    }
-
-    /// The latest check results, if any were published.
-    pub fn checks(&self) -> Option<Arc<Checks>> {
-        self.checks.lock().ok().and_then(|c| c.clone())
     }
 
     /// Folds a remodel report (`{"event":"remodel","type":…}`) into the action in progress.
@@ -190,6 +169,11 @@ pub fn severity(state: &str) -> u8 {
 }
 
 impl Checks {
+    /// Reads a check results document; `None` when it is not one.
+    pub fn from_json(json: &[u8]) -> Option<Checks> {
+        serde_json::from_slice(json).ok()
+    }
+
     /// Replaces (or adds) one entry, and recomputes the worst state.
     pub fn update(&mut self, entry: CheckEntry) {
         match self.checks.iter_mut().find(|c| c.check == entry.check) {
@@ -306,17 +290,13 @@ mod tests {
     }
 
     #[test]
-    fn a_check_event_updates_one_entry_and_the_worst_state() {
-        let board = Board::default();
-        board.set_checks(br#"{"state":"OK","exit-code":0,"checks":[{"check":"memory","state":"OK","value":90,"unit":"%","threshold":"10:","summary":"90 % available","flapping":false},{"check":"load","state":"OK","summary":"fine"}]}"#);
-        board.update_check(br#"{"check":"load","state":"CRIT","value":9,"unit":"","threshold":"4","summary":"load 9","flapping":false}"#);
-        let checks = board.checks().unwrap();
+    fn a_check_update_replaces_one_entry_and_the_worst_state() {
+        let mut checks = Checks::from_json(br#"{"state":"OK","exit-code":0,"checks":[{"check":"memory","state":"OK","value":90,"unit":"%","threshold":"10:","summary":"90 % available","flapping":false},{"check":"load","state":"OK","summary":"fine"}]}"#).unwrap();
+        checks.update(serde_json::from_str(r#"{"check":"load","state":"CRIT","value":9,"unit":"","threshold":"4","summary":"load 9","flapping":false}"#).unwrap());
         assert_eq!(checks.state, "CRIT");
         assert_eq!(checks.checks.len(), 2);
         assert_eq!(checks.checks[1].summary, "load 9");
-        // Not JSON: ignored, nothing lost.
-        board.update_check(b"{");
-        assert_eq!(board.checks().unwrap().checks.len(), 2);
+        assert!(Checks::from_json(b"{").is_none());
     }
 
     #[test]

@@ -1,0 +1,508 @@
+//! The checks in the running daemon: run on every snapshot, published, and reported to snapd.
+//!
+//! [`Checker`] runs on the collector's blocking thread right after the snapshot is encoded (no
+//! second collection): it evaluates the built-in checks on the snapshot and the latest
+//! [`Facts`], passes the results through the [`Runner`] (hysteresis, flapping), and encodes the
+//! [`CheckSet`] and the [`CheckChanges`] once for every reader (`/v1/checks`, SSE, `/metrics`).
+//! [`poll_snapd`] keeps the snapd facts (reachability, other snaps' health, the plugs the daemon
+//! needs) at most once per interval, never per check; [`report_health`] calls
+//! `snapctl set-health` only when the mapped health changes. \[io\] in the tasks and
+//! [`spool_facts`]; [`Checker`] itself is pure.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hyper::body::Bytes;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::builtin::{self, Facts, SnapHealth, SnapdFacts, SpoolFacts};
+use super::health::{self, Health, Reporter, Situation};
+use super::report::{self, Document, Entry};
+use super::runner::Runner;
+use crate::config::Config;
+use crate::metrics::Snapshot;
+use crate::publish::{http::sse_frame, CheckChanges, CheckSet, Event};
+use crate::snapd::snapctl::Snapctl;
+use crate::snapd::{Client, SNAP_NAME};
+
+/// The interfaces the daemon needs to see the whole device; one not connected makes the snap
+/// `blocked`. (network and network-bind connect by themselves; snapd-control is optional.)
+pub const NEEDED_PLUGS: [&str; 4] =
+    ["system-observe", "network-observe", "hardware-observe", "mount-observe"];
+
+/// snapd is asked at most this often, whatever the interval.
+pub const SNAPD_POLL_MIN: Duration = Duration::from_secs(10);
+
+/// Time limit of one snapd call of the poller and of `set-health`.
+pub const SNAPD_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Seconds since the Unix epoch, now.
+pub fn now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// What one run of the checks gives the daemon.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The latest results, encoded.
+    pub set: CheckSet,
+    /// The changes, encoded; `None` when nothing changed.
+    pub changes: Option<CheckChanges>,
+    /// The snap's health for these results.
+    pub health: Health,
+}
+
+/// The checks' state in the daemon: the runner and nothing else. \[pure\]
+#[derive(Debug, Default)]
+pub struct Checker {
+    runner: Runner,
+}
+
+impl Checker {
+    /// A checker with no history.
+    pub fn new() -> Checker {
+        Checker::default()
+    }
+
+    /// Runs the checks on snapshot number `seq`, measured at `now`.
+    pub fn run(
+        &mut self,
+        seq: u64,
+        snapshot: &Snapshot,
+        facts: &Facts,
+        situation: &Situation,
+        config: &Config,
+        now: f64,
+    ) -> Outcome {
+        let raw = builtin::evaluate_with(snapshot, facts, config);
+        let run = self.runner.observe(raw, config, now);
+        let entries: Vec<Entry> = run.results.iter().map(Entry::reported).collect();
+        let sse = frames(entries.iter());
+        let results: Vec<super::Result> = run.results.into_iter().map(|r| r.result).collect();
+        let worst = report::worst(&results);
+        let prometheus = report::prometheus_text(&results);
+        let json = Document::new(worst, Some(now), entries).compact();
+        let mut changed: Vec<Entry> = run.changed.iter().map(Entry::reported).collect();
+        changed.extend(run.removed.iter().map(|r| Entry { removed: true, ..Entry::reported(r) }));
+        let changes =
+            (!changed.is_empty()).then(|| CheckChanges { seq, sse: frames(changed.iter()) });
+        let health = health::map(&results, &Situation { starting: false, ..situation.clone() });
+        Outcome {
+            set: CheckSet {
+                seq,
+                json: Bytes::from(json),
+                sse,
+                prometheus: Bytes::from(prometheus),
+            },
+            changes,
+            health,
+        }
+    }
+}
+
+/// One SSE `check` event per entry, back to back.
+fn frames<'a>(entries: impl Iterator<Item = &'a Entry>) -> Bytes {
+    let mut out = Vec::new();
+    for entry in entries {
+        out.extend_from_slice(&sse_frame(Event::SSE_CHECK, None, entry.json().as_bytes()));
+    }
+    Bytes::from(out)
+}
+
+/// The backlog of every sink's spool under `root` (none when it does not exist). \[io\]
+pub fn spool_facts(root: &Path, now_ms: u64) -> Vec<SpoolFacts> {
+    match crate::spool::cmd::gather(root, now_ms) {
+        Ok(report) => report
+            .spools
+            .into_iter()
+            .map(|s| SpoolFacts {
+                error: (!s.error.is_empty()).then_some(s.error),
+                name: s.name,
+                pending_bytes: s.pending_bytes,
+                oldest_pending_seconds: s.oldest_pending_seconds,
+            })
+            .collect(),
+        Err(err) => {
+            debug!(error = %err, "spool check");
+            Vec::new()
+        }
+    }
+}
+
+/// What the poller last learned from snapd.
+#[derive(Debug, Clone, Default)]
+struct Known {
+    /// The daemon uses snapd at all.
+    used: bool,
+    started: f64,
+    last_answer: Option<f64>,
+    error: Option<String>,
+    snaps: Option<Vec<SnapHealth>>,
+    missing_plugs: Vec<String>,
+}
+
+/// The snapd facts, shared by the poller (writer) and the collector (reader). Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct SnapdView {
+    inner: Arc<Mutex<Known>>,
+}
+
+impl SnapdView {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Known> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The facts at `now`; `None` while the daemon does not use snapd.
+    pub fn facts(&self, now: f64) -> Option<SnapdFacts> {
+        let known = self.lock();
+        known.used.then(|| SnapdFacts {
+            silent_for: match (&known.error, known.last_answer) {
+                (None, Some(_)) => 0.0,
+                (_, Some(at)) => (now - at).max(0.0),
+                (_, None) => (now - known.started).max(0.0),
+            },
+            error: known.error.clone(),
+            snaps: known.snaps.clone(),
+        })
+    }
+
+    /// The needed plugs that are not connected, as last seen.
+    pub fn missing_plugs(&self) -> Vec<String> {
+        self.lock().missing_plugs.clone()
+    }
+}
+
+/// Asks snapd every `max(interval, SNAPD_POLL_MIN)` whether it answers, which needed plugs are
+/// connected (snapctl, in a snap) and the other snaps' health (`GET /v2/snaps`, when the API
+/// socket is within reach: snapd-control connected, or outside a snap). Returns at once when the
+/// daemon does not use snapd (outside a snap and no `POCKETSES_SNAPD_SOCKET`). \[io\]
+pub async fn poll_snapd(
+    view: SnapdView,
+    mut config: watch::Receiver<Config>,
+    shutdown: CancellationToken,
+) {
+    let ctl = Snapctl::from_env();
+    let env_socket = std::env::var_os(crate::snapd::SNAPD_SOCKET_ENV).is_some();
+    if ctl.is_none() && !env_socket {
+        return;
+    }
+    {
+        let mut known = view.lock();
+        known.used = true;
+        known.started = now();
+    }
+    let rest = Client::from_env().with_timeout(SNAPD_CALL_TIMEOUT);
+    loop {
+        let mut error = None;
+        let mut answered = false;
+        let mut missing = Vec::new();
+        let mut rest_allowed = ctl.is_none();
+        if let Some(ctl) = &ctl {
+            match tokio::time::timeout(SNAPD_CALL_TIMEOUT, ctl.is_connected("snapd-control")).await
+            {
+                Ok(Ok(connected)) => {
+                    answered = true;
+                    rest_allowed = connected;
+                    for plug in NEEDED_PLUGS {
+                        if let Ok(Ok(false)) =
+                            tokio::time::timeout(SNAPD_CALL_TIMEOUT, ctl.is_connected(plug)).await
+                        {
+                            missing.push(plug.to_string());
+                        }
+                    }
+                }
+                Ok(Err(err)) => error = Some(err.to_string()),
+                Err(_) => error = Some("snapctl did not answer in time".to_string()),
+            }
+        }
+        let mut snaps = None;
+        if rest_allowed {
+            match rest.snaps().await {
+                Ok(list) => {
+                    answered = true;
+                    error = None;
+                    snaps = Some(others_health(list));
+                }
+                Err(err) if ctl.is_none() => error = Some(err.to_string()),
+                Err(err) => debug!(error = %err, "cannot list snaps"),
+            }
+        }
+        {
+            let mut known = view.lock();
+            if answered {
+                known.last_answer = Some(now());
+            }
+            if known.error.is_none() && error.is_some() {
+                warn!(error = error.as_deref().unwrap_or_default(), "snapd does not answer");
+            } else if known.error.is_some() && error.is_none() {
+                info!("snapd answers again");
+            }
+            known.error = error;
+            known.snaps = snaps;
+            if answered {
+                known.missing_plugs = missing;
+            }
+        }
+        let period =
+            Duration::from_secs(u64::from(config.borrow_and_update().interval)).max(SNAPD_POLL_MIN);
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(period) => {}
+        }
+    }
+}
+
+/// The health of every other snap that set one, by name.
+fn others_health(snaps: Vec<crate::snapd::Snap>) -> Vec<SnapHealth> {
+    let mut out: Vec<SnapHealth> = snaps
+        .into_iter()
+        .filter(|s| s.name != SNAP_NAME)
+        .filter_map(|s| {
+            s.health.map(|h| SnapHealth {
+                name: s.name,
+                status: h.status,
+                message: h.message,
+                code: h.code,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// How long a failed `set-health` waits before it is tried again.
+pub const HEALTH_RETRY: Duration = Duration::from_secs(30);
+
+/// Sends the snap's health to snapd each time it changes (`snapctl set-health`), and only then;
+/// a call that fails is tried again after [`HEALTH_RETRY`]. Outside a snap it says so once and
+/// returns. \[io\]
+pub async fn report_health(mut wanted: watch::Receiver<Health>, shutdown: CancellationToken) {
+    let Some(ctl) = Snapctl::from_env() else {
+        info!("not running inside a snap (no SNAP_COOKIE): snap health is not reported to snapd");
+        return;
+    };
+    let mut reporter = Reporter::default();
+    let mut failing = false;
+    loop {
+        let health = wanted.borrow_and_update().clone();
+        if let Some(due) = reporter.due(&health) {
+            let status = due.status.as_str();
+            let message = (!due.message.is_empty()).then_some(due.message.as_str());
+            let code = (!due.code.is_empty()).then_some(due.code.as_str());
+            let call = ctl.set_health(status, message, code);
+            match tokio::time::timeout(SNAPD_CALL_TIMEOUT, call).await {
+                Ok(Ok(())) => {
+                    info!(health = %health, "snap health set");
+                    reporter.accepted(health);
+                    failing = false;
+                }
+                res => {
+                    let error = match res {
+                        Ok(Err(err)) => err.to_string(),
+                        _ => "snapctl did not answer in time".to_string(),
+                    };
+                    if !failing {
+                        warn!(%error, "cannot set the snap's health; trying again");
+                    }
+                    failing = true;
+                }
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            res = wanted.changed() => if res.is_err() { return },
+            () = tokio::time::sleep(HEALTH_RETRY), if failing => {}
+        }
+    }
+}
+
+/// The latest health and check document, for the control socket's `checks` request (the
+/// check-health hook). Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Latest {
+    inner: Arc<Mutex<Option<(Health, Bytes)>>>,
+}
+
+impl Latest {
+    /// Records a run's health and document.
+    pub fn set(&self, health: Health, document: Bytes) {
+        if let Ok(mut latest) = self.inner.lock() {
+            *latest = Some((health, document));
+        }
+    }
+
+    /// The `checks` reply: `{"health": {"status", "message", "code"}, "document": …}`; before the
+    /// first run, the health is `waiting` and the document `null`.
+    pub fn reply(&self) -> serde_json::Value {
+        let latest = self.inner.lock().ok().and_then(|l| l.clone());
+        let (health, document) = match latest {
+            Some((health, doc)) => {
+                (health, serde_json::from_slice(&doc).unwrap_or(serde_json::Value::Null))
+            }
+            None => (
+                health::map(&[], &Situation { starting: true, ..Situation::default() }),
+                serde_json::Value::Null,
+            ),
+        };
+        serde_json::json!({
+            "health": {"status": health.status.as_str(), "message": health.message, "code": health.code},
+            "document": document,
+        })
+    }
+}
+
+/// A health from a `checks` reply.
+///
+/// # Errors
+/// When the reply has no valid health.
+pub fn health_from_reply(reply: &serde_json::Value) -> Result<Health, String> {
+    let h = &reply["health"];
+    let status = match h["status"].as_str() {
+        Some("okay") => health::Status::Okay,
+        Some("waiting") => health::Status::Waiting,
+        Some("blocked") => health::Status::Blocked,
+        Some("error") => health::Status::Error,
+        other => return Err(format!("the daemon sent no valid health status ({other:?})")),
+    };
+    let text = |key: &str| h[key].as_str().unwrap_or_default().to_string();
+    let health = Health { status, message: text("message"), code: text("code") };
+    health.validate()?;
+    Ok(health)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::encode::sample_snapshot;
+    use serde_json::Value;
+
+    fn config(settings: &[&str]) -> Config {
+        let settings: Vec<(String, Value)> =
+            settings.iter().map(|s| crate::config::parse_setting(s).unwrap()).collect();
+        crate::config::load(&Value::Null, &settings).unwrap().config
+    }
+
+    #[test]
+    fn a_run_encodes_the_set_the_changes_and_the_health() {
+        let mut checker = Checker::new();
+        let snapshot = sample_snapshot();
+        let none = Situation::default();
+        let out = checker.run(1, &snapshot, &Facts::default(), &none, &Config::default(), 0.0);
+        let doc: Value = serde_json::from_slice(&out.set.json).unwrap();
+        assert_eq!(doc["state"], "OK");
+        assert_eq!(doc["timestamp"], "1970-01-01T00:00:00Z");
+        let n = doc["checks"].as_array().unwrap().len();
+        assert_eq!(String::from_utf8_lossy(&out.set.sse).matches("event: check\n").count(), n);
+        // Every result is new on the first run.
+        let changes = out.changes.unwrap();
+        assert_eq!(changes.seq, 1);
+        assert_eq!(changes.sse, out.set.sse);
+        assert_eq!(out.health, Health::okay());
+        assert!(String::from_utf8_lossy(&out.set.prometheus)
+            .contains("pocketses_check_state{check=\"load\"} 0\n"));
+        // Nothing changed: no event.
+        let out = checker.run(2, &snapshot, &Facts::default(), &none, &Config::default(), 60.0);
+        assert!(out.changes.is_none());
+        // A threshold set live turns / CRIT at once (the first CRIT after OK waits for
+        // failures-before-critical, set to 1 here).
+        let crit =
+            config(&["checks.filesystem.crit=0:1", "checks.filesystem.failures-before-critical=1"]);
+        let out = checker.run(3, &snapshot, &Facts::default(), &none, &crit, 120.0);
+        let changes = String::from_utf8_lossy(&out.changes.unwrap().sse).to_string();
+        assert!(
+            changes
+                .starts_with("event: check\ndata: {\"check\":\"filesystem:/\",\"state\":\"CRIT\""),
+            "{changes}"
+        );
+        assert!(changes.contains("\"since\":\"1970-01-01T00:02:00Z\""), "{changes}");
+        assert_eq!(out.health.status, health::Status::Error);
+        assert_eq!(out.health.code, "filesystem-critical");
+        let doc: Value = serde_json::from_slice(&out.set.json).unwrap();
+        assert_eq!(doc["state"], "CRIT");
+        assert_eq!(doc["exit-code"], 2);
+    }
+
+    #[test]
+    fn vanished_checks_are_sent_once_as_removed() {
+        let mut checker = Checker::new();
+        let none = Situation::default();
+        let snapshot = sample_snapshot();
+        checker.run(1, &snapshot, &Facts::default(), &none, &Config::default(), 0.0);
+        let off = config(&["checks.load.enabled=false"]);
+        let out = checker.run(2, &snapshot, &Facts::default(), &none, &off, 1.0);
+        let sse = String::from_utf8_lossy(&out.changes.unwrap().sse).to_string();
+        assert_eq!(sse.matches("event: check").count(), 1);
+        assert!(sse.contains("\"check\":\"load\"") && sse.contains("\"removed\":true"), "{sse}");
+    }
+
+    #[test]
+    fn missing_plugs_block_the_snap() {
+        let mut checker = Checker::new();
+        let blocked =
+            Situation { missing_plugs: vec!["mount-observe".into()], ..Situation::default() };
+        let out = checker.run(
+            1,
+            &sample_snapshot(),
+            &Facts::default(),
+            &blocked,
+            &Config::default(),
+            0.0,
+        );
+        assert_eq!(out.health.status, health::Status::Blocked);
+    }
+
+    #[test]
+    fn snapd_silence_is_counted_from_the_last_answer() {
+        let view = SnapdView::default();
+        assert_eq!(view.facts(10.0), None, "not used");
+        {
+            let mut known = view.lock();
+            known.used = true;
+            known.started = 100.0;
+            known.error = Some("not reachable".into());
+        }
+        assert_eq!(view.facts(130.0).unwrap().silent_for, 30.0);
+        view.lock().last_answer = Some(120.0);
+        assert_eq!(view.facts(130.0).unwrap().silent_for, 10.0);
+        view.lock().error = None;
+        assert_eq!(view.facts(130.0).unwrap().silent_for, 0.0);
+    }
+
+    #[test]
+    fn other_snaps_only_when_they_set_a_health() {
+        let snap = |name: &str, status: Option<&str>| crate::snapd::Snap {
+            name: name.to_string(),
+            health: status.map(|s| crate::snapd::SnapHealth {
+                status: s.to_string(),
+                message: "m".repeat(7),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let got = others_health(vec![
+            snap("zz", Some("error")),
+            snap(SNAP_NAME, Some("okay")),
+            snap("core22", None),
+            snap("aa", Some("okay")),
+        ]);
+        let names: Vec<&str> = got.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["aa", "zz"]);
+    }
+
+    #[test]
+    fn the_control_reply_round_trips_the_health() {
+        let latest = Latest::default();
+        let waiting = health_from_reply(&latest.reply()).unwrap();
+        assert_eq!(waiting.status, health::Status::Waiting);
+        let error =
+            Health::new(health::Status::Error, "load is critical", "load-critical").unwrap();
+        latest.set(error.clone(), Bytes::from_static(b"{\"state\":\"CRIT\"}"));
+        let reply = latest.reply();
+        assert_eq!(reply["document"]["state"], "CRIT");
+        assert_eq!(health_from_reply(&reply).unwrap(), error);
+        assert!(health_from_reply(&serde_json::json!({"health": {"status": "fine"}})).is_err());
+    }
+}

@@ -1,0 +1,202 @@
+//! The daemon's memory of its checks: one [`Tracker`] per result (`filesystem:/var`), fed with every
+//! run, so states go through hysteresis and flapping detection, and the changes of each run are known.
+//!
+//! \[pure\] Raw results, the configuration and the time in; reported results and what changed out.
+//! A result whose check no longer reports (a filesystem unmounted, a check disabled) is forgotten
+//! and returned once in [`Run::removed`].
+
+use std::collections::BTreeMap;
+
+use super::state::{Hysteresis, Tracker};
+use super::{builtin, Result};
+use crate::config::Config;
+
+/// A result as reported, with when its state last changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reported {
+    /// The result, its state held back by hysteresis and `flapping` set.
+    pub result: Result,
+    /// When its reported state last changed, seconds since the Unix epoch.
+    pub since: f64,
+}
+
+/// What one run gave.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Run {
+    /// Every result, in the order the checks gave them.
+    pub results: Vec<Reported>,
+    /// Those whose state or flapping flag differs from the previous run (or that are new).
+    pub changed: Vec<Reported>,
+    /// Results of the previous run that this run did not give, as they were last reported.
+    pub removed: Vec<Reported>,
+}
+
+#[derive(Debug)]
+struct Tracked {
+    tracker: Tracker,
+    last: Reported,
+}
+
+/// The trackers of every result seen, by result name.
+#[derive(Debug, Default)]
+pub struct Runner {
+    tracked: BTreeMap<String, Tracked>,
+}
+
+/// The hysteresis of the check that gave `result`, in `config`.
+fn rules(result: &Result, config: &Config) -> Hysteresis {
+    builtin::check(result.kind())
+        .map_or_else(Hysteresis::default, |c| c.settings(config).hysteresis)
+}
+
+impl Runner {
+    /// A runner with no history.
+    pub fn new() -> Runner {
+        Runner::default()
+    }
+
+    /// Passes one run's raw results, measured at `now`, through their trackers.
+    pub fn observe(&mut self, raw: Vec<Result>, config: &Config, now: f64) -> Run {
+        let mut run = Run::default();
+        let mut seen = BTreeMap::new();
+        for result in raw {
+            let name = result.check.clone();
+            let rules = rules(&result, config);
+            let reported = match self.tracked.get_mut(&name) {
+                Some(tracked) => {
+                    tracked.tracker.set_rules(rules);
+                    let result = tracked.tracker.observe(result, now);
+                    let reported = Reported { result, since: tracked.tracker.since() };
+                    let before = &tracked.last.result;
+                    if before.state != reported.result.state
+                        || before.flapping != reported.result.flapping
+                    {
+                        run.changed.push(reported.clone());
+                    }
+                    tracked.last = reported.clone();
+                    reported
+                }
+                None => {
+                    let mut tracker = Tracker::new(rules);
+                    let result = tracker.observe(result, now);
+                    let reported = Reported { result, since: tracker.since() };
+                    run.changed.push(reported.clone());
+                    self.tracked.insert(name.clone(), Tracked { tracker, last: reported.clone() });
+                    reported
+                }
+            };
+            seen.insert(name, ());
+            run.results.push(reported);
+        }
+        let gone: Vec<String> =
+            self.tracked.keys().filter(|name| !seen.contains_key(*name)).cloned().collect();
+        for name in gone {
+            if let Some(tracked) = self.tracked.remove(&name) {
+                run.removed.push(tracked.last);
+            }
+        }
+        run
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::State;
+    use serde_json::Value;
+
+    fn raw(check: &str, state: State) -> Result {
+        Result {
+            check: check.to_string(),
+            state,
+            value: Some(1.0),
+            threshold: None,
+            summary: String::new(),
+            flapping: false,
+        }
+    }
+
+    fn names(list: &[Reported]) -> Vec<String> {
+        list.iter().map(|r| format!("{} {}", r.result.check, r.result.state)).collect()
+    }
+
+    fn config(settings: &[&str]) -> Config {
+        let settings: Vec<(String, Value)> =
+            settings.iter().map(|s| crate::config::parse_setting(s).unwrap()).collect();
+        crate::config::load(&Value::Null, &settings).unwrap().config
+    }
+
+    #[test]
+    fn the_first_run_changes_everything_then_only_changes_count() {
+        let mut runner = Runner::new();
+        let config = Config::default();
+        let run =
+            runner.observe(vec![raw("load", State::Ok), raw("swap", State::Ok)], &config, 10.0);
+        assert_eq!(names(&run.changed), ["load OK", "swap OK"]);
+        let run =
+            runner.observe(vec![raw("load", State::Ok), raw("swap", State::Ok)], &config, 20.0);
+        assert!(run.changed.is_empty());
+        assert_eq!(run.results[0].since, 10.0);
+    }
+
+    #[test]
+    fn hysteresis_comes_from_the_configuration() {
+        let mut runner = Runner::new();
+        let three = Config::default();
+        runner.observe(vec![raw("load", State::Ok)], &three, 0.0);
+        // Two CRIT results in a row: not enough with the default of 3.
+        for t in [1.0, 2.0] {
+            let run = runner.observe(vec![raw("load", State::Crit)], &three, t);
+            assert!(run.changed.is_empty(), "{t}");
+            assert_eq!(run.results[0].result.state, State::Ok);
+        }
+        let run = runner.observe(vec![raw("load", State::Crit)], &three, 3.0);
+        assert_eq!(names(&run.changed), ["load CRIT"]);
+        assert_eq!(run.changed[0].since, 3.0);
+        // A live change of the rules applies to the next results.
+        let slow = config(&["checks.load.successes-before-ok=2"]);
+        let run = runner.observe(vec![raw("load", State::Ok)], &slow, 4.0);
+        assert!(run.changed.is_empty());
+        let run = runner.observe(vec![raw("load", State::Ok)], &slow, 5.0);
+        assert_eq!(names(&run.changed), ["load OK"]);
+    }
+
+    #[test]
+    fn flapping_is_a_change() {
+        let mut runner = Runner::new();
+        let config = config(&["checks.load.failures-before-critical=1"]);
+        let mut flagged_at = None;
+        for i in 0..12 {
+            let state = if i % 2 == 0 { State::Ok } else { State::Crit };
+            let run = runner.observe(vec![raw("load", state)], &config, f64::from(i));
+            // Every run changes the state; the change that starts flapping carries the flag.
+            assert_eq!(run.changed.len(), 1);
+            if run.changed[0].result.flapping && flagged_at.is_none() {
+                flagged_at = Some(i);
+            }
+        }
+        assert!(flagged_at.is_some());
+    }
+
+    #[test]
+    fn vanished_results_are_removed_once() {
+        let mut runner = Runner::new();
+        let config = Config::default();
+        runner.observe(
+            vec![raw("filesystem:/", State::Ok), raw("filesystem:/media/usb", State::Warn)],
+            &config,
+            0.0,
+        );
+        let run = runner.observe(vec![raw("filesystem:/", State::Ok)], &config, 1.0);
+        assert_eq!(names(&run.removed), ["filesystem:/media/usb WARN"]);
+        let run = runner.observe(vec![raw("filesystem:/", State::Ok)], &config, 2.0);
+        assert!(run.removed.is_empty());
+        // Mounted again: a new result, reported as it is.
+        let run = runner.observe(
+            vec![raw("filesystem:/", State::Ok), raw("filesystem:/media/usb", State::Crit)],
+            &config,
+            3.0,
+        );
+        assert_eq!(names(&run.changed), ["filesystem:/media/usb CRIT"]);
+    }
+}
