@@ -73,8 +73,10 @@ fn settled_page(daemon: &Daemon) -> Raw {
     poll("a page with a snapshot and the device facts", || {
         let res = get(daemon, "/", &[]);
         let text = res.text();
-        (res.status == 200 && !text.contains("<h1 id=\"hostname\">–") && text.contains("snapd is not reachable"))
-            .then_some(res)
+        (res.status == 200
+            && !text.contains("<h1 id=\"hostname\">–")
+            && text.contains("snapd is not reachable"))
+        .then_some(res)
     })
 }
 

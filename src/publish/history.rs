@@ -47,18 +47,24 @@ pub fn charted(fs_type: &str, read_only: bool) -> bool {
     !read_only && !matches!(fs_type, "squashfs" | "tmpfs" | "devtmpfs" | "ramfs" | "overlay")
 }
 
+/// A figure as the ring keeps it.
+#[allow(clippy::cast_possible_truncation)] // On purpose: a chart needs no more than f32's 7 digits.
+fn narrow(value: f64) -> f32 {
+    value as f32
+}
+
 fn percent(part: u64, total: u64) -> f32 {
     if total == 0 {
         f32::NAN
     } else {
-        (part as f64 / total as f64 * 100.0) as f32
+        narrow(part as f64 / total as f64 * 100.0)
     }
 }
 
 impl Point {
     /// The figures of `snapshot`, with filesystems placed in the slots of `mounts`.
     pub fn of(snapshot: &Snapshot, mounts: &[String]) -> Point {
-        let cpu = snapshot.cpu.as_ref().map_or(f32::NAN, |c| c.utilisation as f32);
+        let cpu = snapshot.cpu.as_ref().map_or(f32::NAN, |c| narrow(c.utilisation));
         let memory = snapshot.memory.as_ref().map_or(f32::NAN, |m| percent(m.used, m.total));
         let (mut rx, mut tx, mut rated) = (0.0, 0.0, false);
         for iface in snapshot.network.iter().filter(|i| i.name != "lo") {
@@ -68,7 +74,7 @@ impl Point {
                 rated = true;
             }
         }
-        let (rx, tx) = if rated { (rx as f32, tx as f32) } else { (f32::NAN, f32::NAN) };
+        let (rx, tx) = if rated { (narrow(rx), narrow(tx)) } else { (f32::NAN, f32::NAN) };
         let mut filesystems = [f32::NAN; MOUNTS];
         for (slot, mount) in filesystems.iter_mut().zip(mounts) {
             let fs = snapshot.filesystems.iter().find(|fs| &fs.mount_point == mount);
@@ -119,7 +125,8 @@ impl History {
         while self.points.back().is_some_and(|p| p.t > point.t) {
             self.points.pop_back();
         }
-        while self.points.len() >= MAX_POINTS || self.points.front().is_some_and(|p| p.t < point.t - SPAN)
+        while self.points.len() >= MAX_POINTS
+            || self.points.front().is_some_and(|p| p.t < point.t - SPAN)
         {
             self.points.pop_front();
         }
@@ -139,7 +146,11 @@ impl History {
     /// Memory the ring holds on the heap: its capacity in points, not its length.
     pub fn heap_bytes(&self) -> usize {
         self.points.capacity() * std::mem::size_of::<Point>()
-            + self.mounts.iter().map(|m| m.capacity() + std::mem::size_of::<String>()).sum::<usize>()
+            + self
+                .mounts
+                .iter()
+                .map(|m| m.capacity() + std::mem::size_of::<String>())
+                .sum::<usize>()
     }
 
     /// `GET /v1/history`: one array per series, as a chart library takes them.
@@ -152,7 +163,7 @@ impl History {
         out.push_str(&serde_json::Value::from(self.mounts.clone()).to_string());
         out.push_str(",\"t\":[");
         join(&mut out, self.points.iter().map(|p| p.t), 3);
-        let series: [(&str, fn(&Point) -> f32, usize); 4] = [
+        let series: [Series; 4] = [
             ("cpu", |p| p.cpu, 1),
             ("memory", |p| p.memory, 1),
             ("rx", |p| p.rx, 0),
@@ -175,6 +186,9 @@ impl History {
         out
     }
 }
+
+/// A series of the JSON: its name, its figure in a point, its decimals.
+type Series = (&'static str, fn(&Point) -> f32, usize);
 
 /// Writes `values` comma-separated with at most `decimals` decimals; non-finite ones as `null`.
 fn join(out: &mut String, values: impl Iterator<Item = f64>, decimals: usize) {
@@ -221,9 +235,24 @@ mod tests {
             timestamp: t,
             memory: Some(Memory { total: 200, used: 50, ..Memory::default() }),
             network: vec![
-                Interface { name: "lo".into(), rx_rate: rate(1e9), tx_rate: rate(1e9), ..Interface::default() },
-                Interface { name: "eth0".into(), rx_rate: rate(100.0), tx_rate: rate(10.0), ..Interface::default() },
-                Interface { name: "wlan0".into(), rx_rate: rate(1.0), tx_rate: rate(2.0), ..Interface::default() },
+                Interface {
+                    name: "lo".into(),
+                    rx_rate: rate(1e9),
+                    tx_rate: rate(1e9),
+                    ..Interface::default()
+                },
+                Interface {
+                    name: "eth0".into(),
+                    rx_rate: rate(100.0),
+                    tx_rate: rate(10.0),
+                    ..Interface::default()
+                },
+                Interface {
+                    name: "wlan0".into(),
+                    rx_rate: rate(1.0),
+                    tx_rate: rate(2.0),
+                    ..Interface::default()
+                },
             ],
             filesystems: vec![
                 fs("/writable", "/dev/sda5", "ext4", 30, 70),

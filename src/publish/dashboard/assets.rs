@@ -70,7 +70,11 @@ pub static ASSETS: [Asset; 4] = [
         "text/javascript; charset=utf-8",
         include_bytes!("ui/uplot/uPlot.iife.min.js"),
     ),
-    Asset::new("/ui/uplot.css", "text/css; charset=utf-8", include_bytes!("ui/uplot/uPlot.min.css")),
+    Asset::new(
+        "/ui/uplot.css",
+        "text/css; charset=utf-8",
+        include_bytes!("ui/uplot/uPlot.min.css"),
+    ),
 ];
 
 /// The asset served at `path`.

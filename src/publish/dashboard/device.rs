@@ -75,7 +75,10 @@ pub async fn look(source: &ConfigSource) -> Device {
                         ..Device::default()
                     },
                 },
-                Err(err) => Device { problem: Some(format!("cannot get model: {err}")), ..Device::default() },
+                Err(err) => Device {
+                    problem: Some(format!("cannot get model: {err}")),
+                    ..Device::default()
+                },
             }
         }
     }
@@ -155,9 +158,15 @@ mod tests {
 
     #[test]
     fn model_headers_make_the_facts() {
-        let headers: Headers = serde_json::from_value(json!({"brand-id": "acme", "model": "pc", "grade": "dangerous"})).unwrap();
+        let headers: Headers = serde_json::from_value(
+            json!({"brand-id": "acme", "model": "pc", "grade": "dangerous"}),
+        )
+        .unwrap();
         let device = from_headers(&headers, Some("S1".into()));
-        assert_eq!((device.brand.as_str(), device.model.as_str(), device.grade.as_str()), ("acme", "pc", "dangerous"));
+        assert_eq!(
+            (device.brand.as_str(), device.model.as_str(), device.grade.as_str()),
+            ("acme", "pc", "dangerous")
+        );
         assert_eq!(device.revision, "0");
         assert_eq!(device.serial.as_deref(), Some("S1"));
         assert_eq!(from_headers(&headers, Some(String::new())).serial, None);

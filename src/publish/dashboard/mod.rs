@@ -252,7 +252,7 @@ impl Action {
             return Some(100);
         }
         let (done, total) = self.progress?;
-        (total > 0).then(|| (done.min(total) * 100 / total) as u8)
+        (total > 0).then(|| u8::try_from(done.min(total) * 100 / total).unwrap_or(100))
     }
 }
 

@@ -40,8 +40,9 @@ pub fn escape(text: &str) -> String {
 }
 
 /// Seconds as "3 d 4 h", "4 h 5 min", "5 min" or "42 s": what a person reads at a glance.
+#[allow(clippy::cast_possible_truncation)] // Whole seconds on purpose; `as` saturates, and NaN is 0.
 pub fn duration(seconds: f64) -> String {
-    let s = if seconds.is_finite() && seconds > 0.0 { seconds as u64 } else { 0 };
+    let s = if seconds > 0.0 { seconds as u64 } else { 0 };
     let (d, h, m) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
     match (d, h, m) {
         (0, 0, 0) => format!("{s} s"),
@@ -152,7 +153,7 @@ fn checks(out: &mut String, checks: Option<&Checks>) {
     );
     for c in checks.map(|c| c.checks.as_slice()).unwrap_or_default() {
         let value = match c.value {
-            Some(v) => escape(&format!("{v:.1} {}", c.unit).trim_end().to_string()),
+            Some(v) => escape(format!("{v:.1} {}", c.unit).trim_end()),
             None => "–".to_string(),
         };
         let flapping = if c.flapping { " (flapping)" } else { "" };
@@ -233,7 +234,8 @@ fn snaps(out: &mut String, device: &Device) {
             Some(h) => (h.status.as_str(), h.message.as_str()),
             None => ("unknown", ""),
         };
-        let message = if message.is_empty() { String::new() } else { format!(" {}", escape(message)) };
+        let message =
+            if message.is_empty() { String::new() } else { format!(" {}", escape(message)) };
         let _ = writeln!(
             out,
             "<tr data-snap=\"{name}\"><td>{name}</td><td>{version}</td><td>{revision}</td>\
@@ -247,7 +249,9 @@ fn snaps(out: &mut String, device: &Device) {
     }
     out.push_str("</tbody>\n</table>\n");
     if device.snaps.is_empty() {
-        out.push_str("<p class=\"note\">No snaps known (snapd was not asked or did not answer).</p>\n");
+        out.push_str(
+            "<p class=\"note\">No snaps known (snapd was not asked or did not answer).</p>\n",
+        );
     }
     out.push_str("</section>\n");
 }
@@ -289,9 +293,18 @@ mod tests {
                     name: "pocketses".into(),
                     version: "0.1".into(),
                     revision: "x1".into(),
-                    health: Some(Health { status: "error".into(), message: "disk full".into(), code: "disk".into() }),
+                    health: Some(Health {
+                        status: "error".into(),
+                        message: "disk full".into(),
+                        code: "disk".into(),
+                    }),
                 },
-                SnapHealth { name: "core22".into(), version: "1".into(), revision: "9".into(), health: None },
+                SnapHealth {
+                    name: "core22".into(),
+                    version: "1".into(),
+                    revision: "9".into(),
+                    health: None,
+                },
             ],
             problem: None,
         }
@@ -299,7 +312,8 @@ mod tests {
 
     #[test]
     fn the_page_carries_every_fact_escaped() {
-        let snapshot = Snapshot { hostname: "host-1".into(), uptime: Some(90_000.0), ..Snapshot::default() };
+        let snapshot =
+            Snapshot { hostname: "host-1".into(), uptime: Some(90_000.0), ..Snapshot::default() };
         let device = device();
         let mut checks = Checks::default();
         checks.update(CheckEntry {
@@ -312,7 +326,12 @@ mod tests {
         });
         let mut action = Action::default();
         action.apply(&serde_json::json!({"type":"progress","change":"5","summary":"Download","label":"core22","done":1,"total":4}));
-        let html = render(&View { snapshot: Some(&snapshot), device: &device, checks: Some(&checks), action: &action });
+        let html = render(&View {
+            snapshot: Some(&snapshot),
+            device: &device,
+            checks: Some(&checks),
+            action: &action,
+        });
         for want in [
             "<h1 id=\"hostname\">host-1</h1>",
             "<dd id=\"model\">pocket&lt;pc&gt;</dd>",
@@ -333,12 +352,19 @@ mod tests {
         }
         // Nothing inline: the policy would refuse it.
         assert!(!html.contains("<script>") && !html.contains("style="), "{html}");
-        assert!(html.contains(&format!("src=\"/ui/app.js?v={}\"", assets::get("/ui/app.js").digest())));
+        assert!(
+            html.contains(&format!("src=\"/ui/app.js?v={}\"", assets::get("/ui/app.js").digest()))
+        );
     }
 
     #[test]
     fn an_empty_page_still_renders() {
-        let html = render(&View { snapshot: None, device: &Device::default(), checks: None, action: &Action::default() });
+        let html = render(&View {
+            snapshot: None,
+            device: &Device::default(),
+            checks: None,
+            action: &Action::default(),
+        });
         assert!(html.contains("No check results yet."));
         assert!(html.contains("No remodel since the daemon started."));
         assert!(html.contains("<h1 id=\"hostname\">–</h1>"));
