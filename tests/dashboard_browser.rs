@@ -4,7 +4,8 @@
 //!
 //! Checks, with JavaScript off, that the facts are in the HTML; with it on, that the page goes
 //! live, that a chart gets new points as snapshots arrive, that the page is one SSE subscriber,
-//! and that a check made CRIT by a configuration reload turns red within one interval.
+//! that a check made CRIT by a configuration reload turns red within one interval, and that a
+//! remodel the daemon follows shows its progress bar.
 //! Leaves a screenshot in `target/dashboard.png` (docs/dashboard.png is a copy of one).
 //! Without `chromium` and `chromedriver` it fails under POCKETSES_CI and is skipped elsewhere.
 
@@ -22,7 +23,8 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use daemon_util::{free_port, poll, Daemon, DEADLINE};
-use support::fake_snapd::{FakeSnapd, State};
+use pocketses::remodel::drive::{self, Record};
+use support::fake_snapd::{FakeSnapd, State, Step};
 
 /// Finds `name` on PATH.
 fn tool(name: &str) -> Option<PathBuf> {
@@ -277,6 +279,32 @@ fn the_dashboard_in_chromium() {
     assert_eq!(color, "rgb(198, 40, 40)", "the CRIT badge is red");
     let worst = page.eval("return document.getElementById('checks-state').textContent;");
     assert_eq!(worst, "CRIT");
+
+    // A remodel under way (recorded by `pocketses remodel`, followed by the daemon): its bar moves.
+    let change = snapd.add_change(vec![Step::State(json!({
+        "kind": "remodel", "summary": "Refresh model assertion from revision 1 to 2",
+        "status": "Doing", "ready": false,
+        "tasks": [
+            {"id": "1", "kind": "download-snap", "summary": "Download snap \"core22\"", "status": "Doing",
+             "progress": {"label": "core22", "done": 1_048_576, "total": 4_194_304}},
+            {"id": "2", "kind": "set-model", "summary": "Set new model assertion", "status": "Do",
+             "progress": {"label": "", "done": 0, "total": 1}}
+        ]
+    }))]);
+    let record = Record {
+        change: change.clone(),
+        summary: String::new(),
+        target: "brand/pocketses-pc rev 2".into(),
+        status: "Doing".into(),
+        ready: false,
+        err: None,
+    };
+    drive::save_record(&daemon.state_dir().join("remodel.json"), &record).unwrap();
+    let progress = "var p = document.getElementById('action-progress'); \
+        return document.getElementById('action-detail').hidden ? -1 : (p.hasAttribute('value') ? p.value : -2);";
+    poll("the remodel's progress bar at 25 %", || (page.eval(progress) == 25).then_some(()));
+    let summary = page.eval("return document.getElementById('action-summary').textContent;");
+    assert_eq!(summary, format!("change {change}: Refresh model assertion from revision 1 to 2"));
 
     let shot = page.screenshot();
     assert!(shot.starts_with(b"\x89PNG"), "a PNG");
