@@ -95,7 +95,20 @@ fn list_shows_defaults_and_settings() {
         .iter()
         .filter_map(|c| c["name"].as_str())
         .collect();
-    assert_eq!(names, ["filesystem", "inodes", "memory", "swap", "load", "temperature"]);
+    assert_eq!(
+        names,
+        [
+            "filesystem",
+            "inodes",
+            "memory",
+            "swap",
+            "load",
+            "temperature",
+            "snapd",
+            "snaps",
+            "spool"
+        ]
+    );
     assert_eq!(doc["checks"][0]["warn"], "85");
     assert_eq!(doc["checks"][0]["failures-before-critical"], 3);
 }
@@ -109,7 +122,7 @@ fn problems_exit_3_with_one_clear_line() {
         ),
         (
             vec!["checks", "list", "--set", "checks.disk.warn=80"],
-            "error: cannot set \"checks.disk\": must name a check (filesystem, inodes, memory, swap, load, temperature), not \"disk\"\n",
+            "error: cannot set \"checks.disk\": must name a check (filesystem, inodes, memory, swap, load, temperature, snapd, snaps, spool), not \"disk\"\n",
         ),
         (
             vec!["checks", "run", "cpu"],

@@ -31,6 +31,10 @@ fn promtool() -> PathBuf {
 fn metrics_endpoint_passes_promtool() {
     let daemon = Daemon::start(&["--interval", "3600"]);
     daemon.subscribe().line();
+    // The checks run right after the snapshot is published: wait for them too.
+    daemon_util::poll("the first checks", || {
+        Some(()).filter(|()| daemon.get("/v1/checks").status == 200)
+    });
     let res = daemon.get("/metrics");
     assert_eq!(res.status, 200);
     // Every family exactly once, the daemon's own included.
@@ -42,6 +46,7 @@ fn metrics_endpoint_passes_promtool() {
     }
     assert!(seen.contains_key("node_cpu_seconds_total"), "{}", res.body);
     assert!(seen.contains_key("pocketses_subscribers"), "{}", res.body);
+    assert!(seen.contains_key("pocketses_check_state"), "{}", res.body);
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "families written twice: {twice:?}");
 

@@ -57,12 +57,12 @@ impl Daemon {
         Daemon::start_env(args, http, nofile, &[])
     }
 
-    /// Like [`Daemon::start_with`], with `env` set after the defaults (a fake snapd's sockets).
+    /// Like [`Daemon::start_with`], with more environment (a fake snapd's `env()`), set last.
     pub fn start_env(
         args: &[&str],
         http: bool,
         nofile: Option<u64>,
-        env: &[(String, String)],
+        envs: &[(String, String)],
     ) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let ready = dir.path().join("ready");
@@ -77,7 +77,6 @@ impl Daemon {
             .env("POCKETSES_STATE_DIR", dir.path())
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
-            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("stderr")).expect("stderr file"));
@@ -93,6 +92,7 @@ impl Daemon {
                 });
             }
         }
+        cmd.envs(envs.iter().cloned());
         let child = cmd.spawn().expect("start pocketses");
         let mut daemon = Daemon { child, tcp: "0.0.0.0:0".parse().unwrap(), http: None, dir };
         let text = poll("the ready file", || {

@@ -396,6 +396,15 @@ impl FakeSnapd {
         self.state().requests.clone()
     }
 
+    /// The `snapctl set-health` calls, in order, as args after the command name.
+    pub fn health_calls(&self) -> Vec<Vec<String>> {
+        self.snapctl_calls()
+            .into_iter()
+            .filter(|args| args.first().map(String::as_str) == Some("set-health"))
+            .map(|args| args[1..].to_vec())
+            .collect()
+    }
+
     /// Requests to `POST /v2/snapctl`, as args.
     pub fn snapctl_calls(&self) -> Vec<Vec<String>> {
         self.requests()
@@ -984,10 +993,17 @@ fn snapctl(st: &mut State, body: &Value) -> Reply {
             }
         }
         "services" => snapctl_ok(st, "Service             Startup  Current  Notes\npocketses.daemon    enabled  active   -\n".to_string()),
-        "set-health" => {
-            st.health = Some(args[1..].to_vec());
-            snapctl_ok(st, String::new())
-        }
+        "set-health" => match set_health(&args[1..]) {
+            Ok(health) => {
+                st.health = Some(args[1..].to_vec());
+                // As snapd: the health shows in the snap's object (`snap info`, GET /v2/snaps).
+                if let Some(snap) = st.snaps.iter_mut().find(|s| s["name"] == "pocketses") {
+                    snap["health"] = health;
+                }
+                snapctl_ok(st, String::new())
+            }
+            Err(message) => err(400, None, &format!("error running snapctl: {message}")),
+        },
         "model" => match &st.model {
             Some(text) if flags.contains(&"--assertion") => snapctl_ok(st, text.clone()),
             Some(_) => snapctl_ok(st, "brand-id:  brand\nmodel:     pocketses-pc\n".to_string()),
@@ -996,6 +1012,76 @@ fn snapctl(st: &mut State, body: &Value) -> Reply {
         "system-mode" => snapctl_ok(st, "system-mode: run\nseed-loaded: true\n".to_string()),
         other => err(400, None, &format!("error running snapctl: Unknown command `{other}'")),
     }
+}
+
+/// `snapctl set-health [--code=CODE] STATUS [MESSAGE]` checked with snapd's rules
+/// (`overlord/hookstate/ctlcmd/health.go`, message cut past 70 characters), as the snap object's
+/// `health` (`client.SnapHealth`).
+fn set_health(args: &[String]) -> Result<Value, String> {
+    let mut code = String::new();
+    let mut positional = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        if let Some(c) = args[i].strip_prefix("--code=") {
+            code = c.to_string();
+        } else if args[i] == "--code" {
+            i += 1;
+            code = args.get(i).cloned().unwrap_or_default();
+        } else {
+            positional.push(args[i].clone());
+        }
+        i += 1;
+    }
+    let status =
+        positional.first().cloned().ok_or("the required argument `<status>` was not provided")?;
+    let mut message = positional.get(1).cloned().unwrap_or_default();
+    if positional.len() > 2 {
+        return Err("too many arguments for command".into());
+    }
+    if status == "okay" && (!message.is_empty() || !code.is_empty()) {
+        return Err(r#"when status is "okay", message and code must be empty"#.into());
+    }
+    if !["okay", "waiting", "blocked", "error"].contains(&status.as_str()) {
+        return Err(if status == "unknown" {
+            r#"status cannot be manually set to "unknown""#.to_string()
+        } else {
+            format!("invalid status {status:?}, must be one of \"unknown\", \"okay\", \"waiting\", \"blocked\", \"error\"")
+        });
+    }
+    if !code.is_empty() {
+        if code.len() < 3 || code.len() > 30 {
+            return Err(format!("code must have between 3 and 30 characters, got {}", code.len()));
+        }
+        let b = code.as_bytes();
+        let valid = b[0].is_ascii_lowercase()
+            && !code.ends_with('-')
+            && !code.contains("--")
+            && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-');
+        if !valid {
+            return Err(format!("invalid code {code:?} (code must start with lowercase ASCII letters, and contain only ASCII letters and numbers, optionally separated by single dashes)"));
+        }
+    }
+    if status != "okay" {
+        let n = message.chars().count();
+        if n == 0 {
+            return Err(r#"when status is not "okay", message is required"#.into());
+        }
+        if n < 7 {
+            return Err(format!("message must be at least 7 characters long (got {n})"));
+        }
+        if n > 70 {
+            message = message.chars().take(69).chain(std::iter::once('…')).collect();
+        }
+    }
+    let mut health =
+        json!({"revision": "x1", "timestamp": "2024-08-09T12:00:00Z", "status": status});
+    if !message.is_empty() {
+        health["message"] = json!(message);
+    }
+    if !code.is_empty() {
+        health["code"] = json!(code);
+    }
+    Ok(health)
 }
 
 /// JSON indented with tabs, as snapctl prints it.
