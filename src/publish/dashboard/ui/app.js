@@ -80,13 +80,16 @@
   function chart(id, series, columns, fmt) {
     var fig = $("chart-" + id);
     if (!fig || typeof uPlot === "undefined") return;
+    // Axes in the page's own text colour, so that they read in dark mode too.
+    var fg = getComputedStyle(document.body).color;
+    var grid = { stroke: "rgba(128,128,128,0.25)", width: 1 };
     var opts = {
       width: Math.max(240, fig.clientWidth - 8),
       height: 160,
       legend: { show: true, live: false },
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true } },
-      axes: [{}, { size: 76, values: function (u, vals) {
+      axes: [{ stroke: fg, grid: grid, ticks: grid }, { stroke: fg, grid: grid, ticks: grid, size: 76, values: function (u, vals) {
         var step = vals.length > 1 ? Math.abs(vals[1] - vals[0]) : 1;
         return vals.map(function (v) { return fmt(v, step); });
       } }],
