@@ -312,8 +312,11 @@ async fn collect_loop(
     shutdown: CancellationToken,
 ) {
     let mut current = config.borrow_and_update().clone();
-    let collector =
-        Arc::new(std::sync::Mutex::new((Collector::new(), crate::checks::daemon::Checker::new())));
+    let collector = Arc::new(std::sync::Mutex::new((
+        Collector::new(),
+        crate::checks::daemon::Checker::new(),
+        crate::checks::daemon::SpoolWatch::default(),
+    )));
     let spool_dir = crate::paths::spool_dir();
     let mut seq = 0;
     let mut last_start = Instant::now();
@@ -333,12 +336,12 @@ async fn collect_loop(
                 let job = tokio::task::spawn_blocking(move || {
                     // A collection that panicked leaves the collector as it was; carry on with it.
                     let mut guard = collector.lock().unwrap_or_else(|p| p.into_inner());
-                    let (collector, checker) = &mut *guard;
+                    let (collector, checker, spools) = &mut *guard;
                     let published = Published::new(seq, collector.collect(), format);
                     let now = crate::checks::daemon::now();
                     let facts = crate::checks::builtin::Facts {
                         snapd: snapd.facts(now),
-                        spools: crate::checks::daemon::spool_facts(
+                        spools: spools.facts(
                             &spool_dir,
                             crate::spool::millis(std::time::SystemTime::now()),
                         ),
@@ -358,7 +361,7 @@ async fn collect_loop(
                 match res {
                     Ok((published, outcome)) => {
                         hub.publish(published);
-                        checks.latest.set(outcome.health.clone(), outcome.set.json.clone());
+                        checks.latest.set(outcome.health.clone(), outcome.set.clone());
                         hub.publish_checks(outcome.set, outcome.changes);
                         checks.health.send_if_modified(|health| {
                             let changed = *health != outcome.health;

@@ -2,8 +2,10 @@
 //!
 //! [`Checker`] runs on the collector's blocking thread right after the snapshot is encoded (no
 //! second collection): it evaluates the built-in checks on the snapshot and the latest
-//! [`Facts`], passes the results through the [`Runner`] (hysteresis, flapping), and encodes the
-//! [`CheckSet`] and the [`CheckChanges`] once for every reader (`/v1/checks`, SSE, `/metrics`).
+//! [`Facts`], passes the results through the [`Runner`] (hysteresis, flapping), and hands the
+//! hub a [`CheckSet`] (encoded on first use, once for every reader: `/v1/checks`, SSE,
+//! `/metrics`) and the [`CheckChanges`] (encoded at once, only when something changed).
+//! [`SpoolWatch`] reads the spools at most every [`SPOOL_REFRESH`].
 //! [`poll_snapd`] keeps the snapd facts (reachability, other snaps' health, the plugs the daemon
 //! needs) at most once per interval, never per check; [`report_health`] calls
 //! `snapctl set-health` only when the mapped health changes. \[io\] in the tasks and
@@ -13,18 +15,17 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hyper::body::Bytes;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::builtin::{self, Facts, SnapHealth, SnapdFacts, SpoolFacts};
 use super::health::{self, Health, Reporter, Situation};
-use super::report::{self, Document, Entry};
+use super::report::{self, Entry};
 use super::runner::Runner;
 use crate::config::Config;
 use crate::metrics::Snapshot;
-use crate::publish::{http::sse_frame, CheckChanges, CheckSet, Event};
+use crate::publish::{CheckChanges, CheckSet};
 use crate::snapd::snapctl::Snapctl;
 use crate::snapd::{Client, SNAP_NAME};
 
@@ -47,8 +48,8 @@ pub fn now() -> f64 {
 /// What one run of the checks gives the daemon.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    /// The latest results, encoded.
-    pub set: CheckSet,
+    /// The latest results.
+    pub set: Arc<CheckSet>,
     /// The changes, encoded; `None` when nothing changed.
     pub changes: Option<CheckChanges>,
     /// The snap's health for these results.
@@ -79,37 +80,55 @@ impl Checker {
     ) -> Outcome {
         let raw = builtin::evaluate_with(snapshot, facts, config);
         let run = self.runner.observe(raw, config, now);
-        let entries: Vec<Entry> = run.results.iter().map(Entry::reported).collect();
-        let sse = frames(entries.iter());
-        let results: Vec<super::Result> = run.results.into_iter().map(|r| r.result).collect();
-        let worst = report::worst(&results);
-        let prometheus = report::prometheus_text(&results);
-        let json = Document::new(worst, Some(now), entries).compact();
         let mut changed: Vec<Entry> = run.changed.iter().map(Entry::reported).collect();
         changed.extend(run.removed.iter().map(|r| Entry { removed: true, ..Entry::reported(r) }));
         let changes =
-            (!changed.is_empty()).then(|| CheckChanges { seq, sse: frames(changed.iter()) });
-        let health = health::map(&results, &Situation { starting: false, ..situation.clone() });
-        Outcome {
-            set: CheckSet {
-                seq,
-                json: Bytes::from(json),
-                sse,
-                prometheus: Bytes::from(prometheus),
-            },
-            changes,
-            health,
-        }
+            (!changed.is_empty()).then(|| CheckChanges { seq, sse: report::sse_events(&changed) });
+        let health = health::map(
+            run.results.iter().map(|r| &r.result),
+            &Situation { starting: false, ..situation.clone() },
+        );
+        Outcome { set: Arc::new(CheckSet::new(seq, now, run.results)), changes, health }
     }
 }
 
-/// One SSE `check` event per entry, back to back.
-fn frames<'a>(entries: impl Iterator<Item = &'a Entry>) -> Bytes {
-    let mut out = Vec::new();
-    for entry in entries {
-        out.extend_from_slice(&sse_frame(Event::SSE_CHECK, None, entry.json().as_bytes()));
+/// How often the spools are read from disk; between two reads the age of the oldest waiting
+/// record is worked out from the last read.
+pub const SPOOL_REFRESH: Duration = Duration::from_secs(60);
+
+/// The spools' backlog, read from disk at most every [`SPOOL_REFRESH`]. \[io\]
+#[derive(Debug, Default)]
+pub struct SpoolWatch {
+    read_at_ms: Option<u64>,
+    /// As read, with `oldest_pending_seconds` holding the oldest record's time in ms.
+    spools: Vec<SpoolFacts>,
+}
+
+impl SpoolWatch {
+    /// The backlog of every sink's spool under `root` at `now_ms`.
+    pub fn facts(&mut self, root: &Path, now_ms: u64) -> Vec<SpoolFacts> {
+        let refresh = u64::try_from(SPOOL_REFRESH.as_millis()).unwrap_or(u64::MAX);
+        if self.read_at_ms.is_none_or(|at| now_ms.saturating_sub(at) >= refresh) {
+            self.spools = spool_facts(root, now_ms)
+                .into_iter()
+                .map(|mut s| {
+                    s.oldest_pending_seconds =
+                        s.oldest_pending_seconds.map(|age| now_ms.saturating_sub(age * 1000));
+                    s
+                })
+                .collect();
+            self.read_at_ms = Some(now_ms);
+        }
+        self.spools
+            .iter()
+            .map(|s| SpoolFacts {
+                oldest_pending_seconds: s
+                    .oldest_pending_seconds
+                    .map(|at_ms| now_ms.saturating_sub(at_ms) / 1000),
+                ..s.clone()
+            })
+            .collect()
     }
-    Bytes::from(out)
 }
 
 /// The backlog of every sink's spool under `root` (none when it does not exist). \[io\]
@@ -235,10 +254,12 @@ pub async fn poll_snapd(
             if answered {
                 known.last_answer = Some(now());
             }
+            // At debug: the configuration's retry loop already says once that snapd is away,
+            // and the `snapd` check reports it.
             if known.error.is_none() && error.is_some() {
-                warn!(error = error.as_deref().unwrap_or_default(), "snapd does not answer");
+                debug!(error = error.as_deref().unwrap_or_default(), "snapd does not answer");
             } else if known.error.is_some() && error.is_none() {
-                info!("snapd answers again");
+                debug!("snapd answers again");
             }
             known.error = error;
             known.snaps = snaps;
@@ -319,18 +340,21 @@ pub async fn report_health(mut wanted: watch::Receiver<Health>, shutdown: Cancel
     }
 }
 
-/// The latest health and check document, for the control socket's `checks` request (the
+/// The latest health and check results, for the control socket's `checks` request (the
 /// check-health hook). Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Latest {
-    inner: Arc<Mutex<Option<(Health, Bytes)>>>,
+    inner: Arc<Mutex<Option<LatestRun>>>,
 }
 
+/// A run's health and results.
+type LatestRun = (Health, Arc<CheckSet>);
+
 impl Latest {
-    /// Records a run's health and document.
-    pub fn set(&self, health: Health, document: Bytes) {
+    /// Records a run's health and results.
+    pub fn set(&self, health: Health, set: Arc<CheckSet>) {
         if let Ok(mut latest) = self.inner.lock() {
-            *latest = Some((health, document));
+            *latest = Some((health, set));
         }
     }
 
@@ -339,8 +363,8 @@ impl Latest {
     pub fn reply(&self) -> serde_json::Value {
         let latest = self.inner.lock().ok().and_then(|l| l.clone());
         let (health, document) = match latest {
-            Some((health, doc)) => {
-                (health, serde_json::from_slice(&doc).unwrap_or(serde_json::Value::Null))
+            Some((health, set)) => {
+                (health, serde_json::from_slice(&set.json()).unwrap_or(serde_json::Value::Null))
             }
             None => (
                 health::map(&[], &Situation { starting: true, ..Situation::default() }),
@@ -391,17 +415,17 @@ mod tests {
         let snapshot = sample_snapshot();
         let none = Situation::default();
         let out = checker.run(1, &snapshot, &Facts::default(), &none, &Config::default(), 0.0);
-        let doc: Value = serde_json::from_slice(&out.set.json).unwrap();
+        let doc: Value = serde_json::from_slice(&out.set.json()).unwrap();
         assert_eq!(doc["state"], "OK");
         assert_eq!(doc["timestamp"], "1970-01-01T00:00:00Z");
         let n = doc["checks"].as_array().unwrap().len();
-        assert_eq!(String::from_utf8_lossy(&out.set.sse).matches("event: check\n").count(), n);
+        assert_eq!(String::from_utf8_lossy(&out.set.sse()).matches("event: check\n").count(), n);
         // Every result is new on the first run.
         let changes = out.changes.unwrap();
         assert_eq!(changes.seq, 1);
-        assert_eq!(changes.sse, out.set.sse);
+        assert_eq!(changes.sse, out.set.sse());
         assert_eq!(out.health, Health::okay());
-        assert!(String::from_utf8_lossy(&out.set.prometheus)
+        assert!(String::from_utf8_lossy(&out.set.prometheus())
             .contains("pocketses_check_state{check=\"load\"} 0\n"));
         // Nothing changed: no event.
         let out = checker.run(2, &snapshot, &Facts::default(), &none, &Config::default(), 60.0);
@@ -420,7 +444,7 @@ mod tests {
         assert!(changes.contains("\"since\":\"1970-01-01T00:02:00Z\""), "{changes}");
         assert_eq!(out.health.status, health::Status::Error);
         assert_eq!(out.health.code, "filesystem-critical");
-        let doc: Value = serde_json::from_slice(&out.set.json).unwrap();
+        let doc: Value = serde_json::from_slice(&out.set.json()).unwrap();
         assert_eq!(doc["state"], "CRIT");
         assert_eq!(doc["exit-code"], 2);
     }
@@ -452,6 +476,27 @@ mod tests {
             0.0,
         );
         assert_eq!(out.health.status, health::Status::Blocked);
+    }
+
+    #[test]
+    fn spools_are_read_once_a_minute_and_their_age_grows_in_between() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("spool");
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let t0_ms = 1_800_000_000_000;
+        let limits = crate::spool::Limits::default();
+        let mut spool = crate::spool::Spool::open(&root.join("influx"), limits).unwrap();
+        spool.append_batch(&[b"one"], t0).unwrap();
+        let mut watch = SpoolWatch::default();
+        let facts = watch.facts(&root, t0_ms + 5_000);
+        assert_eq!(facts.len(), 1);
+        assert_eq!((facts[0].name.as_str(), facts[0].oldest_pending_seconds), ("influx", Some(5)));
+        // Acknowledged on disk, but not read again before a minute: the age grows.
+        spool.ack(1).unwrap();
+        let facts = watch.facts(&root, t0_ms + 35_000);
+        assert_eq!(facts[0].oldest_pending_seconds, Some(35));
+        let facts = watch.facts(&root, t0_ms + 65_000);
+        assert_eq!(facts[0].oldest_pending_seconds, None);
     }
 
     #[test]
@@ -499,9 +544,9 @@ mod tests {
         assert_eq!(waiting.status, health::Status::Waiting);
         let error =
             Health::new(health::Status::Error, "load is critical", "load-critical").unwrap();
-        latest.set(error.clone(), Bytes::from_static(b"{\"state\":\"CRIT\"}"));
+        latest.set(error.clone(), Arc::new(CheckSet::new(1, 0.0, Vec::new())));
         let reply = latest.reply();
-        assert_eq!(reply["document"]["state"], "CRIT");
+        assert_eq!(reply["document"]["state"], "OK");
         assert_eq!(health_from_reply(&reply).unwrap(), error);
         assert!(health_from_reply(&serde_json::json!({"health": {"status": "fine"}})).is_err());
     }

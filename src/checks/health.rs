@@ -191,8 +191,8 @@ pub struct Situation {
 }
 
 /// The health of the snap for these (reported) results. \[pure\]
-pub fn map(results: &[Result], situation: &Situation) -> Health {
-    let critical: Vec<&Result> = results.iter().filter(|r| r.state == State::Crit).collect();
+pub fn map<'a>(results: impl IntoIterator<Item = &'a Result>, situation: &Situation) -> Health {
+    let critical: Vec<&Result> = results.into_iter().filter(|r| r.state == State::Crit).collect();
     if let Some(first) = critical.first() {
         let message = match critical.len() {
             1 => format!("{} is critical", first.check),

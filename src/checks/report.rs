@@ -125,6 +125,20 @@ impl Document {
     }
 }
 
+/// One SSE `check` event per entry, back to back.
+pub fn sse_events(entries: &[Entry]) -> hyper::body::Bytes {
+    let mut out = Vec::new();
+    for entry in entries {
+        let frame = crate::publish::http::sse_frame(
+            crate::publish::Event::SSE_CHECK,
+            None,
+            entry.json().as_bytes(),
+        );
+        out.extend_from_slice(&frame);
+    }
+    hyper::body::Bytes::from(out)
+}
+
 /// Name of the Prometheus family of check states.
 pub const STATE_FAMILY: &str = "pocketses_check_state";
 

@@ -389,7 +389,7 @@ fn respond(
             Some(latest) => {
                 let mut own = daemon_text(hub.counters());
                 if let Some(checks) = hub.checks() {
-                    own.push_str(&String::from_utf8_lossy(&checks.prometheus));
+                    own.push_str(&String::from_utf8_lossy(&checks.prometheus()));
                 }
                 let own = Bytes::from(own);
                 ok(PROMETHEUS_CONTENT_TYPE, ResponseBody::full(latest.prometheus(), Some(own)))
@@ -397,7 +397,7 @@ fn respond(
             None => error(StatusCode::SERVICE_UNAVAILABLE, "no snapshot collected yet"),
         },
         Route::Checks => match hub.checks() {
-            Some(checks) => ok("application/json", ResponseBody::full(checks.json.clone(), None)),
+            Some(checks) => ok("application/json", ResponseBody::full(checks.json(), None)),
             None => error(StatusCode::SERVICE_UNAVAILABLE, "no checks run yet"),
         },
         Route::Stream => match hub.try_sse_slot(conn.gate.limits().sse_cap()) {
@@ -594,7 +594,7 @@ impl SseBody {
         let checks = latest.as_ref().and_then(|_| hub.checks());
         let first = latest.as_deref().map(Published::sse).into_iter();
         let sse = Box::new(SseBody {
-            first: first.chain(checks.as_ref().map(|c| c.sse.clone())).collect(),
+            first: first.chain(checks.as_ref().map(|c| c.sse())).collect(),
             last_seq: latest.map_or(0, |p| p.seq),
             last_checks: checks.map_or(0, |c| c.seq),
             recv: ReusableBoxFuture::new(receive(rx)),

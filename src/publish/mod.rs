@@ -28,6 +28,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use hyper::body::Bytes;
 use tokio::sync::broadcast;
 
+use crate::checks::report;
+use crate::checks::runner::Reported;
 use crate::metrics::encode;
 use crate::metrics::encode::Format;
 use crate::metrics::Snapshot;
@@ -122,18 +124,59 @@ pub enum Event {
     Checks(Arc<CheckChanges>),
 }
 
-/// The latest results of the checks, encoded once per run for every reader: `GET /v1/checks`,
-/// `/metrics` and what a new SSE subscriber gets first.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The latest results of the checks, for every reader: `GET /v1/checks`, `/metrics` and what a
+/// new SSE subscriber gets first. Each encoding is made on its first use and kept, like
+/// [`Published`]'s, so a run nobody reads costs no encoding at all.
+#[derive(Debug, Default)]
 pub struct CheckSet {
     /// The run's number (the sequence number of the snapshot the checks ran on).
     pub seq: u64,
+    /// When the checks ran, seconds since the Unix epoch.
+    pub timestamp: f64,
+    /// The results as reported.
+    pub results: Vec<Reported>,
+    json: OnceLock<Bytes>,
+    sse: OnceLock<Bytes>,
+    prometheus: OnceLock<Bytes>,
+}
+
+impl CheckSet {
+    /// The results of run `seq`, made at `timestamp`.
+    pub fn new(seq: u64, timestamp: f64, results: Vec<Reported>) -> CheckSet {
+        CheckSet { seq, timestamp, results, ..CheckSet::default() }
+    }
+
     /// The document of `GET /v1/checks` (`pocketses checks run --json`'s, compact).
-    pub json: Bytes,
+    pub fn json(&self) -> Bytes {
+        self.json
+            .get_or_init(|| {
+                let entries = self.results.iter().map(report::Entry::reported).collect();
+                let worst = report::worst(self.results.iter().map(|r| &r.result));
+                let doc = report::Document::new(worst, Some(self.timestamp), entries);
+                Bytes::from(doc.compact())
+            })
+            .clone()
+    }
+
     /// One SSE `check` event per result.
-    pub sse: Bytes,
+    pub fn sse(&self) -> Bytes {
+        self.sse
+            .get_or_init(|| {
+                let entries: Vec<report::Entry> =
+                    self.results.iter().map(report::Entry::reported).collect();
+                report::sse_events(&entries)
+            })
+            .clone()
+    }
+
     /// `pocketses_check_state` as Prometheus text.
-    pub prometheus: Bytes,
+    pub fn prometheus(&self) -> Bytes {
+        self.prometheus
+            .get_or_init(|| {
+                Bytes::from(report::prometheus_text(self.results.iter().map(|r| &r.result)))
+            })
+            .clone()
+    }
 }
 
 /// The checks whose state changed in one run, as SSE `check` events, framed once.
@@ -270,9 +313,9 @@ impl Hub {
 
     /// Makes `set` the latest check results, then sends `changes` to SSE subscribers (when any
     /// check changed): a subscriber that joins in between gets both and skips the event by `seq`.
-    pub fn publish_checks(&self, set: CheckSet, changes: Option<CheckChanges>) {
+    pub fn publish_checks(&self, set: Arc<CheckSet>, changes: Option<CheckChanges>) {
         if let Ok(mut checks) = self.inner.checks.lock() {
-            *checks = Some(Arc::new(set));
+            *checks = Some(set);
         }
         if let Some(changes) = changes {
             let _ = self.inner.tx.send(Event::Checks(Arc::new(changes)));
@@ -566,10 +609,16 @@ mod tests {
         let hub = Hub::new(1);
         assert!(hub.checks().is_none());
         let (mut rx, _) = hub.subscribe();
-        let set = CheckSet { seq: 3, json: Bytes::from_static(b"{}"), ..CheckSet::default() };
+        let set = Arc::new(CheckSet::new(3, 0.0, Vec::new()));
         let changes = CheckChanges { seq: 3, sse: Bytes::from_static(b"event: check\n") };
         hub.publish_checks(set.clone(), Some(changes.clone()));
-        assert_eq!(hub.checks().as_deref(), Some(&set));
+        assert!(hub.checks().is_some_and(|c| Arc::ptr_eq(&c, &set)));
+        assert_eq!(
+            &set.json()[..],
+            br#"{"state":"OK","exit-code":0,"timestamp":"1970-01-01T00:00:00Z","checks":[]}"#
+        );
+        // Encoded once, on first use.
+        assert_eq!(set.json().as_ptr(), set.json().as_ptr());
         let event = rx.try_recv().unwrap();
         assert_eq!(event.sse_name(), "check");
         let mut last = 0;
@@ -582,7 +631,7 @@ mod tests {
         assert_eq!(next_checks(&later, &mut sent), Next::Send(later.sse.clone()));
         assert_eq!(sent, 4);
         // No change, no event.
-        hub.publish_checks(CheckSet { seq: 5, ..set }, None);
+        hub.publish_checks(Arc::new(CheckSet::new(5, 0.0, Vec::new())), None);
         assert!(rx.try_recv().is_err());
         assert_eq!(hub.checks().map(|c| c.seq), Some(5));
     }
