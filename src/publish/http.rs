@@ -415,7 +415,7 @@ fn respond(
             let board = hub.board();
             let latest = hub.latest();
             let (device, action) = (board.device(), board.action());
-            let checks = hub.checks().and_then(|set| Checks::from_json(&set.json));
+            let checks = hub.checks().and_then(|set| Checks::from_json(&set.json()));
             let html = page::render(&page::View {
                 snapshot: latest.as_ref().map(|p| p.snapshot.as_ref()),
                 device: &device,
