@@ -3,10 +3,10 @@
 # Runs the release daemon at a 1 s interval and measures its CPU time (utime + stime, clock ticks)
 # over WINDOW seconds (60) three ways, twice: nobody connected, one `curl` on the event stream,
 # the page open in headless Chromium (through chromedriver). Then the size of /v1/history.
-# Needs: target/release/pocketses, curl, python3, chromium and chromedriver. A benchmark, not a test.
+# Needs: target/release/pocketses (or BIN=…), curl, python3, chromium and chromedriver. A benchmark, not a test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=target/release/pocketses
+bin=${BIN:-target/release/pocketses}
 window=${WINDOW:-60}
 d=$(mktemp -d)
 port=${PORT:-19288}
@@ -25,6 +25,10 @@ sample() {
   conns=$(ss -tnH state established "( sport = :$port )" | wc -l)
   echo "$1: $((t1 - t0)) ticks in ${window} s, rss $(rss) kB, sse streams $sse, http connections $conns"
 }
+chromedriver --port=$driver_port >"$d/chromedriver.log" 2>&1 &
+cd_pid=$!
+trap 'kill $pid $cd_pid 2>/dev/null || true; rm -rf "$d"' EXIT
+until curl -sf "localhost:$driver_port/status" >/dev/null; do sleep 0.1; done
 sleep 5
 for round in 1 2; do
   sample "round $round, nobody"
@@ -33,9 +37,6 @@ for round in 1 2; do
   sleep 2
   sample "round $round, one curl on the event stream"
   kill $c; wait $c 2>/dev/null || true
-  chromedriver --port=$driver_port >/dev/null 2>&1 &
-  cd_pid=$!
-  until curl -sf "localhost:$driver_port/status" >/dev/null; do sleep 0.1; done
   caps="{\"capabilities\":{\"alwaysMatch\":{\"goog:chromeOptions\":{\"binary\":\"$(command -v chromium)\",\"args\":[\"--headless=new\",\"--no-sandbox\",\"--disable-gpu\",\"--disable-dev-shm-usage\",\"--user-data-dir=$d/profile$round\"]}}}}"
   sid=$(curl -s -XPOST "localhost:$driver_port/session" -H 'Content-Type: application/json' -d "$caps" |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["value"]["sessionId"])')
@@ -44,7 +45,6 @@ for round in 1 2; do
   sleep 2
   sample "round $round, the page open in chromium"
   curl -s -XDELETE "localhost:$driver_port/session/$sid" >/dev/null
-  kill $cd_pid; wait $cd_pid 2>/dev/null || true
 done
 n=$(curl -s "localhost:$port/v1/history" | python3 -c 'import json, sys; print(len(json.load(sys.stdin)["t"]))')
 raw=$(curl -s "localhost:$port/v1/history" | wc -c)
