@@ -301,6 +301,8 @@ pub async fn run_with(
     tracker.spawn(collect_loop(hub.clone(), push_tx, config.clone(), checks, shutdown.clone()));
     // Re-attach to a remodel recorded before a restart and publish its progress (SSE `remodel`).
     tracker.spawn(crate::remodel::drive::daemon_task(hub.clone(), shutdown.clone()));
+    // The dashboard's model, serial and snaps, asked of snapd now and then, never per page.
+    tracker.spawn(crate::publish::dashboard::device::follow(hub.clone(), shutdown.clone()));
     tracker.spawn(listeners.follow(config));
     shutdown.cancelled().await;
     tracker.close();

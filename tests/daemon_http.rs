@@ -56,7 +56,7 @@ fn prometheus_text_with_its_content_type() {
 #[test]
 fn unknown_paths_get_404_with_a_json_error() {
     let daemon = Daemon::start(&["--interval", "3600"]);
-    for path in ["/", "/v2/metrics", "/metrics/x", "/v1/metrics/"] {
+    for path in ["/index.html", "/v2/metrics", "/metrics/x", "/v1/metrics/", "/ui/"] {
         let res = daemon.get(path);
         assert_eq!(res.status, 404, "{path}");
         assert_eq!(res.header("content-type"), Some("application/json"));

@@ -6,6 +6,9 @@
 //! | `GET /v1/metrics/stream` | SSE: one `snapshot` event per snapshot, the latest one at once, then every check's `check` event; `check` events on changes and `remodel` events later |
 //! | `GET /v1/checks` | the latest check results, JSON (`pocketses checks run --json`'s document) |
 //! | `GET /metrics` | Prometheus text format 0.0.4: the snapshot's families, then the daemon's own and `pocketses_check_state` |
+//! | `GET /` | the dashboard ([`super::dashboard`]): HTML with every fact, live from the SSE stream |
+//! | `GET /ui/…` | the dashboard's script, style sheet and uPlot, embedded, gzip, ETag, cacheable |
+//! | `GET /v1/history` | the last hour of the dashboard's figures ([`super::history`]), JSON columns |
 //! | other paths | 404 with `{"error":"…"}` |
 //! | other methods | 405 with `{"error":"…"}` and `Allow: GET, HEAD` |
 //!
@@ -24,7 +27,9 @@ use std::time::Duration;
 
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::header::{
-    HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE,
+    HeaderValue, ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_ENCODING,
+    CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH, REFERRER_POLICY, VARY,
+    WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS,
 };
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -37,6 +42,7 @@ use tokio_util::sync::{CancellationToken, ReusableBoxFuture, WaitForCancellation
 use tracing::debug;
 
 use super::auth;
+use super::dashboard::{assets, page, Checks};
 use super::limits::Reason;
 use super::listen::{self, accept_loop, Gate, Secured, Serving, Ticket};
 use super::tcp::{handshake, set_send_buffer, SEND_BUFFER, SHUTDOWN_GRACE};
@@ -59,6 +65,12 @@ pub enum Route {
     Prometheus,
     /// `GET /v1/checks`.
     Checks,
+    /// `GET /`: the dashboard.
+    Dashboard,
+    /// `GET /v1/history`.
+    History,
+    /// `GET /ui/…`: one of the dashboard's embedded files, by path.
+    Asset(&'static str),
     /// An unknown path.
     NotFound,
     /// A known path with a method other than GET or HEAD.
@@ -72,7 +84,12 @@ pub fn route(method: &Method, path: &str) -> Route {
         "/v1/metrics/stream" => Route::Stream,
         "/metrics" => Route::Prometheus,
         "/v1/checks" => Route::Checks,
-        _ => return Route::NotFound,
+        "/" => Route::Dashboard,
+        "/v1/history" => Route::History,
+        _ => match assets::find(path) {
+            Some(asset) => Route::Asset(asset.path),
+            None => return Route::NotFound,
+        },
     };
     if method == Method::GET || method == Method::HEAD {
         found
@@ -398,6 +415,33 @@ fn respond(
                 error(StatusCode::SERVICE_UNAVAILABLE, "too many SSE streams")
             }
         },
+        Route::Dashboard => {
+            let board = hub.board();
+            let latest = hub.latest();
+            let (device, action) = (board.device(), board.action());
+            let checks = hub.checks().and_then(|set| Checks::from_json(&set.json()));
+            let html = page::render(&page::View {
+                snapshot: latest.as_ref().map(|p| p.snapshot.as_ref()),
+                device: &device,
+                checks: checks.as_ref(),
+                action: &action,
+            });
+            let etag = format!("\"{}\"", assets::digest(html.as_bytes()));
+            let body = Content::Dynamic(Bytes::from(html));
+            dashboard(req, "text/html; charset=utf-8", body, &etag, assets::REVALIDATE)
+        }
+        Route::History => {
+            let json = Bytes::from(hub.board().history_json());
+            let etag = format!("\"{}\"", assets::digest(&json));
+            dashboard(req, "application/json", Content::Dynamic(json), &etag, assets::REVALIDATE)
+        }
+        Route::Asset(path) => {
+            let asset = assets::get(path);
+            // Linked with its digest by the page: it can never change under that name.
+            let current = req.uri().query() == Some(&format!("v={}", asset.digest()));
+            let cache = if current { assets::IMMUTABLE } else { assets::REVALIDATE };
+            dashboard(req, asset.content_type, Content::Static(asset), &asset.etag(), cache)
+        }
         Route::NotFound => {
             error(StatusCode::NOT_FOUND, &format!("no such endpoint: {}", req.uri().path()))
         }
@@ -410,6 +454,53 @@ fn respond(
             res
         }
     }
+}
+
+/// What a dashboard answer carries: an embedded file (compressed once) or bytes made for this request.
+enum Content {
+    Static(&'static assets::Asset),
+    Dynamic(Bytes),
+}
+
+/// A dashboard answer: 304 when the client has `etag`, gzip when it takes it, and the headers
+/// that keep the page to itself (Content-Security-Policy, no sniffing, no referrer).
+fn dashboard(
+    req: &Request<Incoming>,
+    content_type: &'static str,
+    body: Content,
+    etag: &str,
+    cache: &'static str,
+) -> Response<ResponseBody> {
+    let header = |name| req.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let fresh = assets::matches_etag(header(IF_NONE_MATCH), etag);
+    let gzip = assets::accepts_gzip(header(ACCEPT_ENCODING));
+    let mut res = if fresh {
+        let mut res = Response::new(ResponseBody::full(Bytes::new(), None));
+        *res.status_mut() = StatusCode::NOT_MODIFIED;
+        res
+    } else {
+        let bytes = match (body, gzip) {
+            (Content::Static(asset), true) => asset.gzip(),
+            (Content::Static(asset), false) => Bytes::from_static(asset.raw),
+            (Content::Dynamic(bytes), true) => Bytes::from(assets::gzip_fast(&bytes)),
+            (Content::Dynamic(bytes), false) => bytes,
+        };
+        ok(content_type, ResponseBody::full(bytes, None))
+    };
+    let headers = res.headers_mut();
+    if gzip && !fresh {
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    if let Ok(etag) = HeaderValue::from_str(etag) {
+        headers.insert(ETAG, etag);
+    }
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
+    headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
+    headers
+        .insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(assets::CONTENT_SECURITY_POLICY));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    res
 }
 
 fn ok(content_type: &'static str, body: ResponseBody) -> Response<ResponseBody> {
@@ -564,7 +655,14 @@ mod tests {
             (Method::PUT, "/v1/checks", Route::MethodNotAllowed),
             (Method::POST, "/metrics", Route::MethodNotAllowed),
             (Method::DELETE, "/v1/metrics", Route::MethodNotAllowed),
-            (Method::GET, "/", Route::NotFound),
+            (Method::GET, "/", Route::Dashboard),
+            (Method::POST, "/", Route::MethodNotAllowed),
+            (Method::GET, "/v1/history", Route::History),
+            (Method::GET, "/ui/app.js", Route::Asset("/ui/app.js")),
+            (Method::GET, "/ui/uplot.css", Route::Asset("/ui/uplot.css")),
+            (Method::GET, "/ui/", Route::NotFound),
+            (Method::GET, "/ui/../metrics", Route::NotFound),
+            (Method::GET, "/index.html", Route::NotFound),
             (Method::GET, "/v1/metrics/", Route::NotFound),
             (Method::POST, "/nope", Route::NotFound),
         ] {

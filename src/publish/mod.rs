@@ -13,6 +13,8 @@
 //! A stuck subscriber therefore costs the others nothing.
 
 pub mod auth;
+pub mod dashboard;
+pub mod history;
 pub mod http;
 pub mod limits;
 pub mod listen;
@@ -271,6 +273,7 @@ struct Inner {
     remodel_events: AtomicBool,
     /// The push sinks' figures, written on `/metrics` after the publishers' own.
     push: std::sync::OnceLock<crate::push::sink::Registry>,
+    board: dashboard::Board,
 }
 
 impl Hub {
@@ -286,6 +289,7 @@ impl Hub {
                 max_subscribers: AtomicUsize::new(max_subscribers),
                 remodel_events: AtomicBool::new(false),
                 push: std::sync::OnceLock::new(),
+                board: dashboard::Board::default(),
             }),
         }
     }
@@ -293,6 +297,7 @@ impl Hub {
     /// Makes `published` the latest message and sends it to every subscriber.
     pub fn publish(&self, published: Published) {
         let published = Arc::new(published);
+        self.inner.board.record(&published.snapshot);
         self.set_latest(published.clone());
         self.inner.counters.published.fetch_add(1, Ordering::Relaxed);
         // An error only means nobody is subscribed right now.
@@ -300,7 +305,12 @@ impl Hub {
     }
 
     /// Sends an event that is not a snapshot (it is not kept for late subscribers).
+    /// The dashboard keeps what it needs of it for pages opened later.
     pub fn send(&self, event: Event) {
+        match &event {
+            Event::Remodel(report) => self.inner.board.remodel_report(&report.json()),
+            Event::Snapshot(_) | Event::Checks(_) => {}
+        }
         let _ = self.inner.tx.send(event);
     }
 
@@ -349,6 +359,11 @@ impl Hub {
     /// The push sinks' registry, when set.
     pub fn push(&self) -> Option<&crate::push::sink::Registry> {
         self.inner.push.get()
+    }
+
+    /// What the dashboard keeps: history, device facts, latest checks and remodel.
+    pub fn board(&self) -> &dashboard::Board {
+        &self.inner.board
     }
 
     /// The counters.
