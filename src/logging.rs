@@ -3,7 +3,7 @@
 //! `RUST_LOG`, when set, wins over `log.level`: it is the operator's override for one run.
 //! It takes `LEVEL` and `TARGET=LEVEL` directives separated by commas (`warn,pocketses=debug`),
 //! tracing-subscriber's `Targets` syntax; span and field filters are not supported (they need
-//! `EnvFilter` and its regular-expression engine, about 0.5 MB of binary, docs/performance.md).
+//! `EnvFilter` and its regular-expression engine, 223 kB of text; docs/performance.md).
 //! A `RUST_LOG` that does not parse is ignored, as before.
 
 use std::sync::OnceLock;
