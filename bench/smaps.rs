@@ -166,12 +166,13 @@ pub fn sections(elf: &[u8]) -> Vec<Section> {
         .collect()
 }
 
-/// The names of the sections whose bytes lie in the file range of `m` (`offset` is its file offset).
+/// The names of the sections whose middle byte lies in the file range of `m` (`offset` is its file
+/// offset): sections that share a page at a segment boundary are named once, where most of them is.
 fn sections_in(m: &Mapping, offset: u64, secs: &[Section]) -> Vec<String> {
     let end = offset + (m.end - m.start);
     let mut v: Vec<(u64, String)> = secs
         .iter()
-        .filter(|s| s.offset < end && s.offset + s.size > offset)
+        .filter(|s| (offset..end).contains(&(s.offset + s.size / 2)))
         .map(|s| (s.size, s.name.clone()))
         .collect();
     // The biggest first; small ones (notes, hash tables) are summarised.
@@ -366,8 +367,9 @@ Rss:                   4 kB
         let sec = |name: &str, offset: u64, size: u64| Section { name: name.into(), offset, size };
         vec![
             sec(".dynsym", 0x100, 0x100),
-            sec(".rodata", 0x200, 0xe00),
-            sec(".text", 0x1000, 0x2000),
+            sec(".rodata", 0x200, 0xd80),
+            // Starts on the last page of the read-only mapping, as lld lays it out.
+            sec(".text", 0xf80, 0x2080),
             sec(".eh_frame", 0x3000, 0x1000),
             sec(".data.rel.ro", 0x4000, 0x800),
             sec(".got", 0x4800, 0x800),
