@@ -43,4 +43,6 @@ pub enum Command {
     Gadget(crate::gadget::cmd::GadgetArgs),
     /// Inspect the on-disk spools that keep metrics for push sinks.
     Spool(crate::spool::cmd::SpoolArgs),
+    /// Show what each push sink would be sent (`--dry-run`), without sending.
+    Push(crate::push::cmd::PushArgs),
 }
