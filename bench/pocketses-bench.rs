@@ -3,8 +3,9 @@
 //!
 //! 1. CPU per collection: `Collector::collect()` in process against the floor of raw reads.
 //! 2. Fan-out: first-to-last delay of one line over N TCP subscribers, daemon CPU per cycle.
-//! 3. RSS: idle, and per subscriber; node_exporter's idle RSS.
+//! 3. RSS: idle (with the smaps table by mapping), and per subscriber; node_exporter's idle RSS.
 //! 4. `GET /metrics`: CPU per scrape and scrapes/s against node_exporter.
+//! 5. Binary size against node_exporter's.
 //!
 //! Figures of the original Python pocketses come from `anchor-figures.md` and are labelled as such:
 //! they are not measured by this program. This is a benchmark, not a test: nothing here asserts on time.
@@ -14,6 +15,7 @@ mod collect;
 mod fanout;
 mod floor;
 mod scrape;
+mod smaps;
 mod stats;
 mod sys;
 
@@ -69,6 +71,13 @@ enum Cmd {
     Fanout(FanoutArgs),
     /// Item 4 only, against a running server.
     Scrape(ScrapeArgs),
+    /// Item 3 only: start the daemon idle, then its RSS and its smaps table by mapping.
+    Idle(IdleArgs),
+    /// The smaps table by mapping (binary segments, heap, stacks, libraries) of a running process.
+    Smaps {
+        /// The process id.
+        pid: u32,
+    },
     /// The fan-out baseline publisher (started by `all`).
     #[command(hide = true)]
     Broadcast(BroadcastArgs),
@@ -114,6 +123,22 @@ struct BroadcastArgs {
     /// Bytes per line.
     #[arg(long, default_value_t = 4096)]
     bytes: usize,
+}
+
+#[derive(Debug, clap::Args)]
+struct IdleArgs {
+    /// The pocketses binary.
+    #[arg(long)]
+    pocketses: PathBuf,
+    /// The daemon's collection interval, s; RSS is read after 3 cycles.
+    #[arg(long, default_value_t = 1)]
+    interval: u64,
+    /// Extra configuration for the daemon (`--set KEY=VALUE`), repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Directory for the daemon's log and state.
+    #[arg(long, default_value = "target/bench/idle")]
+    out: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -189,6 +214,8 @@ fn main() -> ExitCode {
             };
             fanout::run(&cfg).map(|r| println!("{r:#?}"))
         }
+        Cmd::Idle(args) => idle(&args),
+        Cmd::Smaps { pid } => smaps::report(pid).map(|t| print!("{t}")),
         Cmd::Broadcast(args) => {
             broadcast::serve(args.port, Duration::from_secs(args.interval), args.bytes)
         }
@@ -380,14 +407,26 @@ fn daemon_items(args: &AllArgs, res: &mut Results) {
     }
 }
 
-fn daemon_items_inner(args: &AllArgs, res: &mut Results) -> anyhow::Result<()> {
-    step("2-4. pocketses daemon");
+/// A daemon started by the bench, listening on 127.0.0.1.
+struct Daemon {
+    server: sys::Server,
+    pid: u32,
+    http: SocketAddr,
+    stream: SocketAddrV4,
+}
+
+/// Starts `bin daemon` on free loopback ports with its state in `out`, and waits until it listens.
+fn start_daemon(
+    bin: &Path,
+    out: &Path,
+    interval: u64,
+    max_subscribers: usize,
+    sets: &[String],
+) -> anyhow::Result<Daemon> {
     let port = sys::free_port()?;
     let http_port = sys::free_port()?;
-    let log = args.out.join("pocketses-daemon.log");
-    let interval = Duration::from_secs(args.interval);
-    let max_n = args.subscribers.iter().copied().max().unwrap_or(0);
-    let mut cmd = Command::new(&args.pocketses);
+    let log = out.join("pocketses-daemon.log");
+    let mut cmd = Command::new(bin);
     cmd.args([
         "daemon",
         "--bind",
@@ -397,33 +436,71 @@ fn daemon_items_inner(args: &AllArgs, res: &mut Results) -> anyhow::Result<()> {
         "--http-port",
         &http_port.to_string(),
     ])
-    .args(["--interval", &args.interval.to_string()])
+    .args(["--interval", &interval.to_string()])
     .arg("--state-dir")
-    .arg(&args.out)
+    .arg(out)
     // The daemon's admission limit (default 10000) must not be what the largest run measures.
-    .args(["--max-subscribers", &(max_n + 1000).to_string()])
+    .args(["--max-subscribers", &max_subscribers.to_string()])
     // Every subscriber comes from 127.0.0.1: one source, so its limit (default 64) must go too.
-    .args(["--set", &format!("limits.per-source={}", max_n + 1000)])
-    .env("RUST_LOG", "warn");
+    .args(["--set", &format!("limits.per-source={max_subscribers}")]);
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+    cmd.env("RUST_LOG", "warn");
     println!("starting {cmd:?} (log: {})", log.display());
-    let mut daemon = sys::Server::spawn("pocketses daemon", &mut cmd, &log)?;
-    let pid = daemon.pid();
+    let mut server = sys::Server::spawn("pocketses daemon", &mut cmd, &log)?;
+    let pid = server.pid();
     let http: SocketAddr = SocketAddr::from((Ipv4Addr::LOCALHOST, http_port));
     let stream = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
     if !sys::wait_port(http, Duration::from_secs(20)) {
-        let status = daemon.exited();
+        let status = server.exited();
         anyhow::bail!(
             "the daemon did not listen on {http} within 20 s (exit: {status:?}); log:\n    {}",
             log_tail(&log)
         );
     }
-    sleep(interval * 3 + interval / 2);
+    Ok(Daemon { server, pid, http, stream })
+}
+
+/// Prints the idle daemon's RSS, threads and smaps table; returns VmRSS, kB.
+fn print_idle(pid: u32) -> anyhow::Result<u64> {
     let (rss, hwm) = sys::rss_kb(pid)?;
+    let threads = smaps::threads(pid);
+    let names: Vec<&str> = threads.iter().map(|t| t.name.as_str()).collect();
     println!(
-        "idle (0 subscribers, after 3 cycles): VmRSS {rss} kB, VmHWM {hwm} kB, fds {}",
-        sys::fd_count(pid)
+        "idle (0 subscribers, after 3 cycles): VmRSS {rss} kB, VmHWM {hwm} kB, fds {}, threads {} ({})",
+        sys::fd_count(pid),
+        threads.len(),
+        names.join(", ")
     );
-    res.idle_rss_kb = Some(rss);
+    match smaps::report(pid) {
+        Ok(t) => print!("{t}"),
+        Err(err) => println!("smaps not read: {err:#}"),
+    }
+    Ok(rss)
+}
+
+fn idle(args: &IdleArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let size = std::fs::metadata(&args.pocketses).map(|m| m.len()).unwrap_or(0);
+    println!("binary: {}, {size} bytes", args.pocketses.display());
+    let mut d = start_daemon(&args.pocketses, &args.out, args.interval, 10_000, &args.set)?;
+    let interval = Duration::from_secs(args.interval);
+    sleep(interval * 3 + interval / 2);
+    let res = print_idle(d.pid);
+    d.server.stop(Duration::from_secs(5));
+    res.map(|_| ())
+}
+
+fn daemon_items_inner(args: &AllArgs, res: &mut Results) -> anyhow::Result<()> {
+    step("2-4. pocketses daemon");
+    let interval = Duration::from_secs(args.interval);
+    let max_n = args.subscribers.iter().copied().max().unwrap_or(0);
+    let d = start_daemon(&args.pocketses, &args.out, args.interval, max_n + 1000, &[])?;
+    let Daemon { server: mut daemon, pid, http, stream } = d;
+    sleep(interval * 3 + interval / 2);
+    res.idle_rss_kb = Some(print_idle(pid)?);
 
     let base_fds = sys::fd_count(pid);
     let fan = |n: usize, messages: usize| fanout::Config {
@@ -1008,6 +1085,26 @@ fn table(args: &AllArgs, res: &Results) -> String {
         ratio(pk.map(|r| r.body_bytes as f64), ne.map(|r| r.body_bytes as f64)),
         "–",
         "–",
+    );
+    // 5. binary size, both read from the files run in this run
+    let size = |p: Option<&Path>| {
+        p.and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len() as f64).filter(|v| *v > 0.0)
+    };
+    let pk_size = size(Some(args.pocketses.as_path()));
+    let ne_size = size(args.node_exporter.as_deref());
+    let size_ratio = match (pk_size, ne_size) {
+        (Some(p), Some(n)) => Some(p / n),
+        _ => None,
+    };
+    row(
+        "5",
+        "binary size as run (stripped), bytes",
+        opt(pk_size, 0),
+        format!("node_exporter {}", opt(ne_size, 0)),
+        m,
+        ratio(pk_size, ne_size),
+        "≤ 1/3 of node_exporter",
+        met(size_ratio, 1.0 / 3.0),
     );
     if let Some(exit) = &res.pk_exit {
         let _ = writeln!(t, "\npocketses daemon {exit}.");
