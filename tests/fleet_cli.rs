@@ -1,6 +1,8 @@
 //! `pocketses key create --type ed25519`, `key export` and `bundle create|sign|verify|show`,
 //! through the real binary.
 
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
 mod support;
 
 use std::path::Path;
