@@ -941,6 +941,7 @@ fn fleet_token(value: &Value) -> Option<String> {
 /// shaped like a key (44 characters ending in `=`) that is not one is refused, not taken for a
 /// file name.
 fn trusted_keys(text: &str) -> Option<TrustedKeys> {
+    let looks_like_key = |w: &str| w.len() == 44 && w.ends_with('=');
     let words: Vec<&str> =
         text.split(|c: char| c.is_whitespace() || c == ',').filter(|w| !w.is_empty()).collect();
     let is_key = |w: &str| crate::fleet::bundle::parse_public_key(w).is_ok();
@@ -948,7 +949,7 @@ fn trusted_keys(text: &str) -> Option<TrustedKeys> {
         return Some(TrustedKeys::Keys(words.iter().map(|w| (*w).to_string()).collect()));
     }
     match words.as_slice() {
-        [one] if !(one.len() == 44 && one.ends_with('=')) && !one.contains('\0') => {
+        [one] if !looks_like_key(one) && !one.contains('\0') => {
             Some(TrustedKeys::File(PathBuf::from(one)))
         }
         _ => None,
