@@ -5,6 +5,8 @@
 //! - `libconfig`: the subset of libconfig `sw-description` uses \[pure\]
 //! - `bundle`: `sw-description`, its ed25519 signature, verification before extraction, the
 //!   hash check while streaming \[pure\]
+//! - `ddi`: the hawkBit DDI API: lenient reading of the controller base, deploymentBase and
+//!   cancelAction replies, polling with jitter, configData and feedback documents \[pure\]
 //! - `cmd`: `pocketses bundle create|sign|verify|show` \[io\]
 //!
 //! docs/fleet.md describes the format and the security rules.
@@ -12,4 +14,5 @@
 pub mod bundle;
 pub mod cmd;
 pub mod cpio;
+pub mod ddi;
 pub mod libconfig;
