@@ -2,6 +2,31 @@ use super::*;
 use proptest::prelude::*;
 
 #[test]
+fn replies_captured_from_a_real_goosebit() {
+    let base = include_bytes!("../../../tests/fixtures/fleet/goosebit-base-deployment.json");
+    let base = parse_base(base).unwrap();
+    assert_eq!(base.sleep, Some(Duration::from_secs(10)));
+    assert_eq!(
+        base.deployment.as_deref(),
+        Some("http://127.0.0.1:58697/DEFAULT/controller/v1/pocketses-ci-1/deploymentBase/1")
+    );
+    let d = include_bytes!("../../../tests/fixtures/fleet/goosebit-deployment.json");
+    let d = parse_deployment(d).unwrap();
+    assert_eq!((d.id.as_str(), d.download, d.update), ("1", Handling::Forced, Handling::Forced));
+    assert_eq!((d.chunks[0].part.as_str(), d.chunks[0].version.as_str()), ("os", "1.0.1"));
+    let a = &d.chunks[0].artifacts[0];
+    assert_eq!((a.filename.as_str(), a.size), ("good.swu", Some(1304)));
+    assert_eq!(
+        a.hashes.strongest(),
+        Some((HashAlgo::Sha1, "0ae9a7d48f0863ae0c0e11d5a97794cc5498e8d3".to_owned()))
+    );
+    assert_eq!(
+        a.url.as_deref(),
+        Some("http://127.0.0.1:58697/DEFAULT/controller/v1/pocketses-ci-1/download")
+    );
+}
+
+#[test]
 fn goosebit_registration_reply() {
     let reply = br#"{"config":{"polling":{"sleep":"00:00:10"}},"_links":{"configData":{"href":"http://127.0.0.1:8000/DEFAULT/controller/v1/dev1/configData"}}}"#;
     let base = parse_base(reply).unwrap();
