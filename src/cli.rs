@@ -45,4 +45,6 @@ pub enum Command {
     Spool(crate::spool::cmd::SpoolArgs),
     /// Create, sign, verify and show signed update bundles for fleet updates.
     Bundle(crate::fleet::cmd::BundleArgs),
+    /// Show what each push sink would be sent (`--dry-run`), without sending.
+    Push(crate::push::cmd::PushArgs),
 }

@@ -12,7 +12,7 @@
 //! [`KEYS`] is the only list of keys: each entry carries the code that reads and writes it.
 //! Keys snapd holds that pocketses does not know are accepted (snapd allows any key) and listed in
 //! [`Loaded::unknown`], so `pocketses status` can warn about them; on the command line they are
-//! refused. `push.*` is reserved for a later feature.
+//! refused. No key prefix is reserved for a later feature at present ([`RESERVED_PREFIXES`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,6 +23,7 @@ use serde_json::Value;
 
 use crate::checks::Range;
 use crate::publish::limits;
+pub use crate::push::encode::SinkFormat;
 
 /// JSON shape of the TCP stream: the one format enum of the crate, restricted to its line formats.
 pub use crate::metrics::encode::Format;
@@ -50,6 +51,62 @@ pub struct Config {
     pub checks: BTreeMap<String, CheckConfig>,
     /// Fleet updates (`fleet.*`).
     pub fleet: FleetConfig,
+    /// Push sinks (`push.<name>.*`), by sink name.
+    pub push: BTreeMap<String, SinkConfig>,
+}
+
+/// One push sink as configured (`push.<name>.*`); `None` where the documented default applies.
+/// [`load`] makes sure a loaded sink has its `url` and `format`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SinkConfig {
+    /// Where batches are POSTed (`push.<name>.url`), an `http://` or `https://` URL.
+    pub url: Option<String>,
+    /// Wire format (`push.<name>.format`).
+    pub format: Option<SinkFormat>,
+    /// InfluxDB 2.x `Token`, or a bearer token for the other stores (`push.<name>.token`).
+    pub token: Option<String>,
+    /// Basic-auth user (`push.<name>.username`, InfluxDB 1.x).
+    pub username: Option<String>,
+    /// Its password (`push.<name>.password`).
+    pub password: Option<String>,
+    /// Seconds between two snapshots spooled for this sink (`push.<name>.interval`); `None`: every one.
+    pub interval: Option<u32>,
+    /// Records (snapshots) per request (`push.<name>.batch`).
+    pub batch: Option<u32>,
+    /// Extra tags added to every point (`push.<name>.tags`), in the order given.
+    pub tags: Vec<(String, String)>,
+    /// CA certificates that sign the store's certificate (`push.<name>.ca`), instead of the system's.
+    pub ca: Option<PathBuf>,
+    /// Spool size limit in bytes (`push.<name>.spool.max-bytes`).
+    pub spool_max_bytes: Option<u64>,
+    /// Spooled records older than this many seconds are dropped (`push.<name>.spool.max-age`).
+    pub spool_max_age: Option<u64>,
+    /// Whether the sink sends (`push.<name>.enabled`); a disabled sink keeps its spool.
+    pub enabled: Option<bool>,
+}
+
+/// Records per request when `push.<name>.batch` is not set.
+pub const DEFAULT_PUSH_BATCH: u32 = 60;
+/// Largest `push.<name>.batch`.
+pub const MAX_PUSH_BATCH: u32 = 10_000;
+/// Spool size limit when `push.<name>.spool.max-bytes` is not set (64 MiB).
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 64 << 20;
+
+impl SinkConfig {
+    /// Records per request.
+    pub fn batch(&self) -> usize {
+        self.batch.unwrap_or(DEFAULT_PUSH_BATCH) as usize
+    }
+
+    /// Whether the sink sends.
+    pub fn enabled(&self) -> bool {
+        self.enabled.unwrap_or(true)
+    }
+
+    /// The spool's size limit in bytes.
+    pub fn spool_max_bytes(&self) -> u64 {
+        self.spool_max_bytes.unwrap_or(DEFAULT_SPOOL_MAX_BYTES)
+    }
 }
 
 /// The fleet server and the keys bundles must be signed with (`fleet.*`, docs/fleet.md).
@@ -202,6 +259,7 @@ impl Default for Config {
                 trusted_keys: None,
                 enabled: false,
             },
+            push: BTreeMap::new(),
         }
     }
 }
@@ -601,7 +659,243 @@ pub const KEYS: &[Key] = &[
         set: |c, name, v| boolean(v).map(|b| check_mut(c, name).enabled = Some(b)),
         get: |c| per_check(c, |cc| cc.enabled),
     },
+    Key {
+        name: "push.<name>.url",
+        kind: "string",
+        allowed: "must be an http:// or https:// URL with a host",
+        default: "",
+        doc: "where sink `<name>` POSTs its batches: InfluxDB `http://host:8086/write?db=DB` (1.x) or `…/api/v2/write?org=ORG&bucket=B` (2.x), Prometheus remote write `…/api/v1/write`, or any URL taking `pocketses.metrics/v1` documents; needs `push.<name>.format` (docs/push.md)",
+        set: |c, name, v| push_url(v).map(|u| sink_mut(c, name).url = Some(u)),
+        get: |c| per_sink(c, |s| s.url.clone()),
+    },
+    Key {
+        name: "push.<name>.format",
+        kind: "string",
+        allowed: "must be one of influx, prometheus, json",
+        default: "",
+        doc: "what sink `<name>` sends: influx (line protocol, gzip), prometheus (remote write 1.0, snappy) or json (`pocketses.metrics/v1` lines)",
+        set: |c, name, v| {
+            text(v).and_then(SinkFormat::parse).map(|f| sink_mut(c, name).format = Some(f))
+        },
+        get: |c| per_sink(c, |s| s.format.map(SinkFormat::as_str)),
+    },
+    Key {
+        name: "push.<name>.token",
+        kind: "string",
+        allowed: "must be 1 to 4096 printable ASCII characters without spaces",
+        default: "",
+        doc: "sent as `Authorization: Token …` to InfluxDB 2.x (`/api/v2/` URLs) and as `Authorization: Bearer …` to the others; `pocketses status` shows it as (hidden)",
+        set: |c, name, v| push_token(v).map(|t| sink_mut(c, name).token = Some(t)),
+        get: |c| per_sink(c, |s| s.token.as_ref().map(|_| HIDDEN)),
+    },
+    Key {
+        name: "push.<name>.username",
+        kind: "string",
+        allowed: "must be 1 to 256 printable characters without a colon",
+        default: "",
+        doc: "basic-auth user of sink `<name>` (InfluxDB 1.x); needs `push.<name>.password`",
+        set: |c, name, v| push_username(v).map(|u| sink_mut(c, name).username = Some(u)),
+        get: |c| per_sink(c, |s| s.username.clone()),
+    },
+    Key {
+        name: "push.<name>.password",
+        kind: "string",
+        allowed: "must be 1 to 4096 printable characters",
+        default: "",
+        doc: "basic-auth password of sink `<name>`; `pocketses status` shows it as (hidden)",
+        set: |c, name, v| push_password(v).map(|p| sink_mut(c, name).password = Some(p)),
+        get: |c| per_sink(c, |s| s.password.as_ref().map(|_| HIDDEN)),
+    },
+    Key {
+        name: "push.<name>.interval",
+        kind: "integer",
+        allowed: "must be a whole number of seconds from 1 to 86400",
+        default: "",
+        doc: "seconds between two snapshots sent to sink `<name>` (unset: every snapshot, at `interval`)",
+        set: |c, name, v| {
+            in_range(v, 1, i128::from(MAX_INTERVAL)).map(|n| sink_mut(c, name).interval = Some(n))
+        },
+        get: |c| per_sink(c, |s| s.interval),
+    },
+    Key {
+        name: "push.<name>.batch",
+        kind: "integer",
+        allowed: "must be a whole number from 1 to 10000",
+        default: "",
+        doc: "snapshots per request to sink `<name>` (60 unless set); a backlog is sent in batches this size",
+        set: |c, name, v| {
+            in_range(v, 1, i128::from(MAX_PUSH_BATCH)).map(|n| sink_mut(c, name).batch = Some(n))
+        },
+        get: |c| per_sink(c, |s| s.batch),
+    },
+    Key {
+        name: "push.<name>.tags",
+        kind: "string",
+        allowed: "must be a comma-separated list of key=value, keys of letters, digits and _ not starting with a digit or __, values not empty and without , or =",
+        default: "",
+        doc: "extra tags (labels) on every point sent to sink `<name>`, such as `site=lab,rack=4`",
+        set: |c, name, v| tags(v).map(|t| sink_mut(c, name).tags = t),
+        get: |c| {
+            c.push
+                .iter()
+                .filter(|(_, s)| !s.tags.is_empty())
+                .map(|(name, s)| (name.clone(), Value::from(render_tags(&s.tags))))
+                .collect()
+        },
+    },
+    Key {
+        name: "push.<name>.ca",
+        kind: "string",
+        allowed: "must be a file path (relative: in $SNAP_COMMON)",
+        default: "",
+        doc: "CA certificates (PEM) that sign the https store's certificate, used instead of the system's",
+        set: |c, name, v| path(v).map(|p| sink_mut(c, name).ca = Some(p)),
+        get: |c| per_sink(c, |s| s.ca.as_ref().map(|p| p.to_string_lossy().into_owned())),
+    },
+    Key {
+        name: "push.<name>.spool.max-bytes",
+        kind: "integer",
+        allowed: "must be a whole number of bytes from 65536 to 1099511627776",
+        default: "",
+        doc: "size of sink `<name>`'s spool on disk (64 MiB unless set); past it the oldest records are dropped and counted",
+        set: |c, name, v| {
+            in_range(v, 65_536, 1 << 40).map(|n| sink_mut(c, name).spool_max_bytes = Some(n))
+        },
+        get: |c| per_sink(c, |s| s.spool_max_bytes),
+    },
+    Key {
+        name: "push.<name>.spool.max-age",
+        kind: "string",
+        allowed: "must be a duration from 1m to 365d, such as 3600, 90m, 12h or 7d",
+        default: "",
+        doc: "spooled records older than this are dropped and counted (unset: only `spool.max-bytes` bounds the spool)",
+        set: |c, name, v| duration(v).map(|n| sink_mut(c, name).spool_max_age = Some(n)),
+        get: |c| per_sink(c, |s| s.spool_max_age),
+    },
+    Key {
+        name: "push.<name>.enabled",
+        kind: "boolean",
+        allowed: "must be true or false",
+        default: "",
+        doc: "whether sink `<name>` spools and sends (true unless set); false keeps what is spooled",
+        set: |c, name, v| boolean(v).map(|b| sink_mut(c, name).enabled = Some(b)),
+        get: |c| per_sink(c, |s| s.enabled),
+    },
 ];
+
+/// The settings of sink `name`, created empty on first use.
+fn sink_mut<'a>(c: &'a mut Config, name: &str) -> &'a mut SinkConfig {
+    c.push.entry(name.to_string()).or_default()
+}
+
+/// One entry per sink that has `field` set.
+fn per_sink<T: Into<Value>>(
+    c: &Config,
+    field: impl Fn(&SinkConfig) -> Option<T>,
+) -> Vec<(String, Value)> {
+    c.push.iter().filter_map(|(name, s)| field(s).map(|v| (name.clone(), v.into()))).collect()
+}
+
+/// An `http://` or `https://` URL with a host. \[pure\]
+fn push_url(value: &Value) -> Option<String> {
+    let text = text(value)?.trim();
+    let uri: hyper::Uri = text.parse().ok()?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    (scheme_ok && uri.host().is_some_and(|h| !h.is_empty())).then(|| text.to_string())
+}
+
+fn push_token(value: &Value) -> Option<String> {
+    text(value)
+        .filter(|t| (1..=4096).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+}
+
+fn push_username(value: &Value) -> Option<String> {
+    text(value)
+        .filter(|u| (1..=256).contains(&u.chars().count()))
+        .filter(|u| u.chars().all(|ch| !ch.is_control() && ch != ':'))
+        .map(str::to_string)
+}
+
+fn push_password(value: &Value) -> Option<String> {
+    text(value)
+        .filter(|p| (1..=4096).contains(&p.chars().count()))
+        .filter(|p| p.chars().all(|ch| !ch.is_control()))
+        .map(str::to_string)
+}
+
+/// Whether `name` may name a push sink (it names a spool directory too): 1 to 64 lowercase
+/// letters, digits and dashes, starting with a letter or digit, as snapd's key segments. \[pure\]
+pub fn valid_sink_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+}
+
+/// A tag key that InfluxDB and Prometheus both take without escaping. \[pure\]
+fn valid_tag_key(key: &str) -> bool {
+    let mut bytes = key.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !key.starts_with("__")
+}
+
+/// `push.<name>.tags`: `key=value` pairs separated by commas (spaces around them are ignored), or
+/// a JSON list of `key=value` strings; an empty text is no tags. Keys are unique. \[pure\]
+fn tags(value: &Value) -> Option<Vec<(String, String)>> {
+    let items: Vec<String> = match value {
+        Value::String(s) => {
+            s.split(',').map(str::trim).filter(|i| !i.is_empty()).map(str::to_string).collect()
+        }
+        Value::Array(list) => {
+            list.iter().map(|v| v.as_str().map(|s| s.trim().to_string())).collect::<Option<_>>()?
+        }
+        _ => return None,
+    };
+    let mut out: Vec<(String, String)> = Vec::new();
+    for item in items {
+        let (key, val) = item.split_once('=')?;
+        let (key, val) = (key.trim(), val.trim());
+        let val_ok =
+            !val.is_empty() && val.chars().all(|ch| !ch.is_control() && ch != ',' && ch != '=');
+        if !valid_tag_key(key) || !val_ok || out.iter().any(|(k, _)| k == key) {
+            return None;
+        }
+        out.push((key.to_string(), val.to_string()));
+    }
+    Some(out)
+}
+
+/// The text form of tags, as `push.<name>.tags` takes it. \[pure\]
+pub fn render_tags(tags: &[(String, String)]) -> String {
+    tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+}
+
+/// A duration in whole seconds, from 60 s to 365 days: a number of seconds, or a number with a
+/// unit `s`, `m`, `h` or `d` (`90m`, `7d`). \[pure\]
+fn duration(value: &Value) -> Option<u64> {
+    let seconds = match value {
+        Value::Number(_) => u64::try_from(whole(value)?).ok()?,
+        Value::String(s) => {
+            let s = s.trim();
+            let (digits, unit) = match s.char_indices().find(|(_, ch)| !ch.is_ascii_digit()) {
+                Some((i, _)) => (&s[..i], &s[i..]),
+                None => (s, "s"),
+            };
+            let n: u64 = digits.parse().ok()?;
+            let scale = match unit {
+                "s" => 1,
+                "m" => 60,
+                "h" => 3600,
+                "d" => 86_400,
+                _ => return None,
+            };
+            n.checked_mul(scale)?
+        }
+        _ => return None,
+    };
+    (60..=365 * 86_400).contains(&seconds).then_some(seconds)
+}
 
 /// Largest `checks.<check>.failures-before-critical` and `successes-before-ok`.
 pub const MAX_RESULTS_IN_A_ROW: u32 = 100;
@@ -629,7 +923,7 @@ fn range(value: &Value) -> Option<Range> {
 }
 
 /// Prefixes kept for features that come later; keys under them are accepted and not yet used.
-pub const RESERVED_PREFIXES: &[&str] = &["push"];
+pub const RESERVED_PREFIXES: &[&str] = &[];
 
 /// The documented key that the dotted `name` is (`http.users.alice` is `http.users.<user>`).
 pub fn key(name: &str) -> Option<&'static Key> {
@@ -1051,6 +1345,9 @@ fn cross_check(loaded: &Loaded, problems: &mut Vec<Problem>) {
             ));
         }
     }
+    for (name, sink) in &config.push {
+        cross_check_sink(name, sink, problems);
+    }
     if config.http.port != 0 && config.http.port == config.port {
         // Blame the key set last by the stronger source, else `http.port`.
         let http_set = loaded.source("http.port") >= loaded.source("port");
@@ -1063,6 +1360,100 @@ fn cross_check(loaded: &Loaded, problems: &mut Vec<Problem>) {
             },
             given: config.port.to_string(),
         });
+    }
+}
+
+/// "an influx", "a prometheus", "a json".
+fn article(format: SinkFormat) -> String {
+    match format {
+        SinkFormat::Influx => "an influx".to_string(),
+        other => format!("a {}", other.as_str()),
+    }
+}
+
+/// The rules of one sink's keys together.
+fn cross_check_sink(name: &str, sink: &SinkConfig, problems: &mut Vec<Problem>) {
+    let full = |field: &str| format!("push.{name}.{field}");
+    let mut problem = |field: &str, allowed: String, given: String| {
+        problems.push(Problem { key: full(field), allowed, given });
+    };
+    if !valid_sink_name(name) {
+        problem(
+            "url",
+            format!(
+                "must be under a sink name of lowercase letters, digits and dashes (not {})",
+                quote(name)
+            ),
+            sink.url.clone().unwrap_or_default(),
+        );
+        return;
+    }
+    match (&sink.url, sink.format) {
+        (Some(url), None) => {
+            problem("url", format!("must come with {}", quote(&full("format"))), url.clone());
+        }
+        (None, _) => {
+            // Some other key of this sink is set: blame the first one, in table order, with the
+            // value it reads back as (secrets hidden).
+            let alone = Config {
+                push: BTreeMap::from([(name.to_string(), sink.clone())]),
+                ..Config::default()
+            };
+            let first = KEYS.iter().find_map(|k| {
+                let field = k.name.strip_prefix("push.<name>.")?;
+                let (_, value) = (k.get)(&alone).into_iter().next()?;
+                Some((field, given(&value)))
+            });
+            if let Some((field, value)) = first {
+                problem(field, format!("must come with {}", quote(&full("url"))), value);
+            }
+        }
+        (Some(_), Some(_)) => {}
+    }
+    match (&sink.username, &sink.password) {
+        (Some(user), None) => {
+            problem(
+                "username",
+                format!("must come with {}", quote(&full("password"))),
+                user.clone(),
+            );
+        }
+        (None, Some(_)) => problem(
+            "password",
+            format!("must come with {}", quote(&full("username"))),
+            HIDDEN.to_string(),
+        ),
+        _ => {}
+    }
+    if sink.token.is_some() && sink.username.is_some() {
+        problem(
+            "token",
+            format!(
+                "must not be set with {} (one kind of credentials per sink)",
+                quote(&full("username"))
+            ),
+            HIDDEN.to_string(),
+        );
+    }
+    if let (Some(format), false) = (sink.format, sink.tags.is_empty()) {
+        if let Err(err) = crate::push::encode::check_tags(format, &sink.tags) {
+            let why = match err {
+                crate::push::encode::Error::BadTag { key, reason, .. } => {
+                    format!("must be tags {} sink can carry ({key:?}: {reason})", article(format))
+                }
+                other => other.to_string(),
+            };
+            problem("tags", why, render_tags(&sink.tags));
+        }
+    }
+    if let (Some(ca), Some(url)) = (&sink.ca, &sink.url) {
+        if !url.starts_with("https://") {
+            problem(
+                "ca",
+                format!("must come with an https:// {}", quote(&full("url"))),
+                ca.display().to_string(),
+            );
+        }
     }
 }
 
@@ -1103,7 +1494,7 @@ pub fn validate(doc: &Value) -> Vec<Problem> {
     from_document(doc).err().unwrap_or_default()
 }
 
-/// Whether `key` is reserved for a later feature (`push.*`, `fleet.*`).
+/// Whether `key` is reserved for a later feature (under a [`RESERVED_PREFIXES`] prefix).
 pub fn is_reserved(key: &str) -> bool {
     RESERVED_PREFIXES.iter().any(|p| key == *p || key.starts_with(&format!("{p}.")))
 }
@@ -1445,6 +1836,54 @@ mod tests {
                 json!({"fleet": {"enabled": 1}}),
                 r#"cannot set "fleet.enabled": must be true or false, not "1""#,
             ),
+            (
+                json!({"push": {"vm": {"url": "ftp://x/"}}}),
+                r#"cannot set "push.vm.url": must be an http:// or https:// URL with a host, not "ftp://x/""#,
+            ),
+            (
+                json!({"push": {"vm": {"url": "http://x/", "format": "graphite"}}}),
+                r#"cannot set "push.vm.format": must be one of influx, prometheus, json, not "graphite""#,
+            ),
+            (
+                json!({"push": {"vm": {"url": "http://x/", "format": "json", "token": "a b"}}}),
+                r#"cannot set "push.vm.token": must be 1 to 4096 printable ASCII characters without spaces, not "a b""#,
+            ),
+            (
+                json!({"push": {"vm": {"username": "a:b"}}}),
+                r#"cannot set "push.vm.username": must be 1 to 256 printable characters without a colon, not "a:b""#,
+            ),
+            (
+                json!({"push": {"vm": {"password": ""}}}),
+                r#"cannot set "push.vm.password": must be 1 to 4096 printable characters, not """#,
+            ),
+            (
+                json!({"push": {"vm": {"interval": 0}}}),
+                r#"cannot set "push.vm.interval": must be a whole number of seconds from 1 to 86400, not "0""#,
+            ),
+            (
+                json!({"push": {"vm": {"batch": 10001}}}),
+                r#"cannot set "push.vm.batch": must be a whole number from 1 to 10000, not "10001""#,
+            ),
+            (
+                json!({"push": {"vm": {"tags": "site"}}}),
+                r#"cannot set "push.vm.tags": must be a comma-separated list of key=value, keys of letters, digits and _ not starting with a digit or __, values not empty and without , or =, not "site""#,
+            ),
+            (
+                json!({"push": {"vm": {"ca": ""}}}),
+                r#"cannot set "push.vm.ca": must be a file path (relative: in $SNAP_COMMON), not """#,
+            ),
+            (
+                json!({"push": {"vm": {"spool": {"max-bytes": 1000}}}}),
+                r#"cannot set "push.vm.spool.max-bytes": must be a whole number of bytes from 65536 to 1099511627776, not "1000""#,
+            ),
+            (
+                json!({"push": {"vm": {"spool": {"max-age": "5s"}}}}),
+                r#"cannot set "push.vm.spool.max-age": must be a duration from 1m to 365d, such as 3600, 90m, 12h or 7d, not "5s""#,
+            ),
+            (
+                json!({"push": {"vm": {"enabled": "yes"}}}),
+                r#"cannot set "push.vm.enabled": must be true or false, not "yes""#,
+            ),
         ];
         for (doc, want) in table {
             assert_eq!(problems(doc.clone()), vec![want.to_string()], "{doc}");
@@ -1560,9 +1999,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_kept_for_status() {
-        let loaded = from_document(&json!({"colour": "red", "push": {"url": "x"}})).unwrap();
-        assert_eq!(loaded.unknown, vec!["colour", "push.url"]);
-        assert!(is_reserved("push.url") && !is_reserved("pushy"));
+        let loaded = from_document(&json!({"colour": "red", "fleet": {"colour": "x"}})).unwrap();
+        assert_eq!(loaded.unknown, vec!["colour", "fleet.colour"]);
+        assert!(!is_reserved("fleet.url") && !is_reserved("push.x.url"));
     }
 
     fn set(args: &[&str]) -> Settings {
@@ -1711,6 +2150,127 @@ mod tests {
             group[0].allowed.starts_with("must hold the keys checks.<check>.warn"),
             "{group:?}"
         );
+    }
+
+    fn sink(doc: Value) -> Result<SinkConfig, Vec<String>> {
+        from_document(&json!({"push": {"vm": doc}}))
+            .map(|l| l.config.push["vm"].clone())
+            .map_err(|p| p.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn push_keys_fill_a_sink() {
+        let got = sink(json!({"url": "https://vm.example:8428/api/v1/write", "format": "prometheus",
+            "token": "t0k", "interval": "30", "batch": 10, "tags": " site=lab , rack=4", "ca": "ca.pem",
+            "spool": {"max-bytes": 1_048_576, "max-age": "7d"}, "enabled": false}))
+        .unwrap();
+        assert_eq!(got.url.as_deref(), Some("https://vm.example:8428/api/v1/write"));
+        assert_eq!(got.format, Some(SinkFormat::Prometheus));
+        assert_eq!(got.token.as_deref(), Some("t0k"));
+        assert_eq!((got.interval, got.batch(), got.enabled()), (Some(30), 10, false));
+        assert_eq!(got.tags, [("site".into(), "lab".into()), ("rack".into(), "4".into())]);
+        assert_eq!(got.ca.as_deref(), Some(std::path::Path::new("ca.pem")));
+        assert_eq!((got.spool_max_bytes(), got.spool_max_age), (1 << 20, Some(7 * 86_400)));
+        let defaults = sink(json!({"url": "http://h/write?db=x", "format": "influx"})).unwrap();
+        assert_eq!((defaults.batch(), defaults.enabled()), (60, true));
+        assert_eq!(defaults.spool_max_bytes(), 64 << 20);
+    }
+
+    #[test]
+    fn push_secrets_read_back_hidden_and_the_rest_as_stored() {
+        let doc = json!({"push": {"a": {"url": "http://h/write?db=x", "format": "influx",
+            "username": "u", "password": "secret", "tags": ["k=v", "x=y"], "spool": {"max-age": "90m"}},
+            "b": {"url": "http://h/api/v2/write", "format": "influx", "token": "secret"}}});
+        let loaded = from_document(&doc).unwrap();
+        let c = &loaded.config;
+        assert_eq!(c.value_of("push.a.password"), Some(json!(HIDDEN)));
+        assert_eq!(c.value_of("push.b.token"), Some(json!(HIDDEN)));
+        assert_eq!(c.value_of("push.a.username"), Some(json!("u")));
+        assert_eq!(c.value_of("push.a.tags"), Some(json!("k=v,x=y")));
+        assert_eq!(c.value_of("push.a.spool.max-age"), Some(json!(5400)));
+        assert_eq!(c.value_of("push.b.format"), Some(json!("influx")));
+        assert_eq!(loaded.source("push.a.url"), Source::Snapd);
+        let shown = loaded.effective();
+        assert!(shown.iter().all(|(_, v, _)| v != &json!("secret")), "{shown:?}");
+        // What reads back loads again to the same sink (the hidden password given again).
+        let again: Settings = shown
+            .iter()
+            .filter(|(k, _, _)| k.starts_with("push.a.") && !k.ends_with("password"))
+            .map(|(k, v, _)| (k.clone(), v.clone()))
+            .chain([("push.a.password".to_string(), json!("secret"))])
+            .collect();
+        assert_eq!(load(&Value::Null, &again).unwrap().config.push["a"], c.push["a"]);
+    }
+
+    #[test]
+    fn push_cross_checks_speak_snapds_grammar() {
+        for (doc, want) in [
+            (
+                json!({"url": "http://h/"}),
+                r#"cannot set "push.vm.url": must come with "push.vm.format", not "http://h/""#,
+            ),
+            (
+                json!({"format": "json"}),
+                r#"cannot set "push.vm.format": must come with "push.vm.url", not "json""#,
+            ),
+            (
+                json!({"token": "secret"}),
+                r#"cannot set "push.vm.token": must come with "push.vm.url", not "(hidden)""#,
+            ),
+            (
+                json!({"url": "http://h/", "format": "influx", "username": "u"}),
+                r#"cannot set "push.vm.username": must come with "push.vm.password", not "u""#,
+            ),
+            (
+                json!({"url": "http://h/", "format": "influx", "password": "p"}),
+                r#"cannot set "push.vm.password": must come with "push.vm.username", not "(hidden)""#,
+            ),
+            (
+                json!({"url": "http://h/", "format": "influx", "username": "u", "password": "p", "token": "t"}),
+                r#"cannot set "push.vm.token": must not be set with "push.vm.username" (one kind of credentials per sink), not "(hidden)""#,
+            ),
+            (
+                json!({"url": "http://h/", "format": "influx", "tags": "_x=1"}),
+                r#"cannot set "push.vm.tags": must be tags an influx sink can carry ("_x": keys starting with _ are reserved), not "_x=1""#,
+            ),
+            (
+                json!({"url": "http://h/", "format": "influx", "ca": "ca.pem"}),
+                r#"cannot set "push.vm.ca": must come with an https:// "push.vm.url", not "ca.pem""#,
+            ),
+        ] {
+            assert_eq!(sink(doc.clone()).unwrap_err(), vec![want.to_string()], "{doc}");
+        }
+        // A sink name becomes a directory name: the command line cannot smuggle a path in.
+        let bad = load(&Value::Null, &set(&["push.A_b.url=http://h/", "push.A_b.format=json"]))
+            .unwrap_err();
+        assert_eq!(bad[0].key, "push.A_b.url");
+        assert!(bad[0].allowed.contains("lowercase letters, digits and dashes"), "{bad:?}");
+        // A scalar where a sink belongs names the sink's keys.
+        let group = load(&Value::Null, &set(&["push.vm=1"])).unwrap_err();
+        assert!(group[0].allowed.starts_with("must hold the keys push.<name>.url"), "{group:?}");
+    }
+
+    #[test]
+    fn tags_and_durations_parse_exactly() {
+        assert_eq!(tags(&json!("")), Some(vec![]));
+        assert_eq!(
+            tags(&json!("a=1,b=x y")),
+            Some(vec![("a".into(), "1".into()), ("b".into(), "x y".into())])
+        );
+        for bad in ["a", "=1", "a=", "1a=x", "__a=x", "a=1,a=2", "a-b=1", "a=b=c"] {
+            assert_eq!(tags(&json!(bad)), None, "{bad}");
+        }
+        assert_eq!(tags(&json!(5)), None);
+        assert_eq!(duration(&json!(3600)), Some(3600));
+        assert_eq!(duration(&json!("3600")), Some(3600));
+        assert_eq!(duration(&json!("90m")), Some(5400));
+        assert_eq!(duration(&json!("12h")), Some(43_200));
+        assert_eq!(duration(&json!("365d")), Some(365 * 86_400));
+        for bad in [json!("59s"), json!("366d"), json!("1w"), json!("h"), json!(-5), json!(true)] {
+            assert_eq!(duration(&bad), None, "{bad}");
+        }
+        assert!(valid_sink_name("vm-1") && !valid_sink_name("-x") && !valid_sink_name("a/b"));
+        assert!(!valid_sink_name("") && !valid_sink_name(".."));
     }
 
     #[test]

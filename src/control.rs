@@ -155,6 +155,9 @@ pub struct State {
     /// Listeners that face the network without TLS or authentication, said plainly.
     #[serde(default)]
     pub exposure: Vec<String>,
+    /// The push sinks' figures, by name.
+    #[serde(default)]
+    pub push: Vec<crate::push::sink::SinkStatus>,
 }
 
 /// Decodes one request line. \[pure\]
@@ -411,6 +414,8 @@ async fn connection(
 
 /// Where the daemon's listeners are, for `state` replies.
 pub type StateFn = Box<dyn Fn() -> Listening + Send + Sync>;
+/// The push sinks' figures, for `state` replies.
+pub type PushFn = Box<dyn Fn() -> Vec<crate::push::sink::SinkStatus> + Send + Sync>;
 
 #[derive(Debug)]
 struct ServiceState {
@@ -430,6 +435,7 @@ pub struct ConfigService {
     tx: watch::Sender<Config>,
     state: Mutex<ServiceState>,
     extra: Option<StateFn>,
+    push: Option<PushFn>,
     started: u64,
 }
 
@@ -465,6 +471,7 @@ impl ConfigService {
                 last_reload: None,
             }),
             extra: None,
+            push: None,
             started: now_secs(),
         }
     }
@@ -473,6 +480,13 @@ impl ConfigService {
     #[must_use]
     pub fn with_state(mut self, extra: StateFn) -> Self {
         self.extra = Some(extra);
+        self
+    }
+
+    /// Adds the push sinks' figures to `state` replies.
+    #[must_use]
+    pub fn with_push(mut self, push: PushFn) -> Self {
+        self.push = Some(push);
         self
     }
 
@@ -607,6 +621,7 @@ impl ConfigService {
             last_error: state.last_error.clone(),
             listening: None,
             exposure: Vec::new(),
+            push: self.push.as_ref().map(|push| push()).unwrap_or_default(),
         };
         let want = crate::publish::listen::Want::from_config(
             &state.loaded.config,

@@ -131,6 +131,8 @@ pub struct RunOptions {
     pub ready_file: Option<PathBuf>,
     /// Sent [`Listening`] each time the listeners change (tests use it in-process).
     pub listening: Option<watch::Sender<Listening>>,
+    /// Where the push sinks' figures go (the control socket's `state` reads them too).
+    pub push: Option<crate::push::sink::Registry>,
 }
 
 /// Runs the daemon as `pocketses daemon` does: builds the runtime, reads the initial configuration,
@@ -177,11 +179,18 @@ pub fn main(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     let (listening_tx, listening_rx) = watch::channel(Listening::default());
     // The configuration service owns the sender: it loads snapd's values and applies reloads
     // from the control socket (configure hook, snapd-control plug hooks) and SIGHUP.
+    let push = crate::push::sink::Registry::default();
+    let push_figures = push.clone();
     let service = crate::control::ConfigService::new(source, settings, loaded, config_tx)
-        .with_state(Box::new(move || *listening_rx.borrow()));
+        .with_state(Box::new(move || *listening_rx.borrow()))
+        .with_push(Box::new(move || push_figures.statuses()));
     let service = Arc::new(service);
     let shutdown = CancellationToken::new();
-    let options = RunOptions { ready_file: args.ready_file.clone(), listening: Some(listening_tx) };
+    let options = RunOptions {
+        ready_file: args.ready_file.clone(),
+        listening: Some(listening_tx),
+        push: Some(push),
+    };
     let res = runtime.block_on(async {
         let signals = listen_for_signals(shutdown.clone(), service.clone())?;
         if service.uses_snapd() {
@@ -256,7 +265,17 @@ pub async fn run_with(
         listen::Listeners::new(hub.clone(), shutdown.clone(), tracker.clone(), announce);
     // Bind before anything else, so that a taken port fails the start with a clear error.
     listeners.start(&initial).await?;
-    tracker.spawn(collect_loop(hub.clone(), config.clone(), shutdown.clone()));
+    // Push sinks: snapshot → spool → store (crate::push::sink).
+    let registry = options.push.unwrap_or_default();
+    hub.set_push(registry.clone());
+    let (push_tx, push_rx) = tokio::sync::mpsc::channel(crate::push::sink::FEED_CAPACITY);
+    let pushes = crate::push::sink::Pushes::new(
+        crate::paths::spool_dir(),
+        crate::publish::listen::files_dir(),
+        registry,
+    );
+    tracker.spawn(crate::push::sink::run(pushes, config.clone(), push_rx, shutdown.clone()));
+    tracker.spawn(collect_loop(hub.clone(), push_tx, config.clone(), shutdown.clone()));
     // Re-attach to a remodel recorded before a restart and publish its progress (SSE `remodel`).
     tracker.spawn(crate::remodel::drive::daemon_task(hub.clone(), shutdown.clone()));
     tracker.spawn(listeners.follow(config));
@@ -269,7 +288,12 @@ pub async fn run_with(
 }
 
 /// Collects on the interval and publishes; collection and encoding run on a blocking thread.
-async fn collect_loop(hub: Hub, mut config: watch::Receiver<Config>, shutdown: CancellationToken) {
+async fn collect_loop(
+    hub: Hub,
+    push: tokio::sync::mpsc::Sender<Arc<crate::metrics::Snapshot>>,
+    mut config: watch::Receiver<Config>,
+    shutdown: CancellationToken,
+) {
     let mut current = config.borrow_and_update().clone();
     let collector = Arc::new(std::sync::Mutex::new(Collector::new()));
     let mut seq = 0;
@@ -294,7 +318,11 @@ async fn collect_loop(hub: Hub, mut config: watch::Receiver<Config>, shutdown: C
                     res = job => res,
                 };
                 match res {
-                    Ok(published) => hub.publish(published),
+                    Ok(published) => {
+                        // Never waits: a full queue is counted by the sinks, not felt here.
+                        let _ = push.try_send(Arc::clone(&published.snapshot));
+                        hub.publish(published);
+                    }
                     Err(err) => error!(error = %err, "internal error: collection failed"),
                 }
                 next = due(last_start, current.interval, Instant::now());

@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Some(Command::Gadget(args)) => pocketses::gadget::cmd::main(args),
         Some(Command::Spool(args)) => pocketses::spool::cmd::main(args),
         Some(Command::Bundle(args)) => pocketses::fleet::cmd::main(args),
+        Some(Command::Push(args)) => pocketses::push::cmd::main(args),
     };
     match res {
         Ok(code) => code,

@@ -422,6 +422,15 @@ pub fn render(r: &Report) -> String {
             if let Some(err) = &d.last_error {
                 line("", format!("last configuration error: {err}"));
             }
+            let now_ms = crate::spool::millis(std::time::SystemTime::now());
+            for sink in &d.push {
+                line("push:", crate::push::sink::summary(sink, now_ms));
+                if sink.state != "ok" {
+                    if let Some(err) = &sink.last_error {
+                        line("", err.clone());
+                    }
+                }
+            }
         }
         (None, Some(err)) => line("daemon:", err.clone()),
         (None, None) => line("daemon:", "unknown".to_string()),

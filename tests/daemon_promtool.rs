@@ -29,7 +29,15 @@ fn promtool() -> PathBuf {
 
 #[test]
 fn metrics_endpoint_passes_promtool() {
-    let daemon = Daemon::start(&["--interval", "3600"]);
+    // A push sink (to a port nobody listens on) adds the pocketses_push_* families.
+    let daemon = Daemon::start(&[
+        "--interval",
+        "3600",
+        "--set",
+        "push.p.url=http://127.0.0.1:9/x",
+        "--set",
+        "push.p.format=json",
+    ]);
     daemon.subscribe().line();
     let res = daemon.get("/metrics");
     assert_eq!(res.status, 200);
@@ -42,6 +50,8 @@ fn metrics_endpoint_passes_promtool() {
     }
     assert!(seen.contains_key("node_cpu_seconds_total"), "{}", res.body);
     assert!(seen.contains_key("pocketses_subscribers"), "{}", res.body);
+    assert!(seen.contains_key("pocketses_push_backlog_records"), "{}", res.body);
+    assert!(seen.contains_key("pocketses_push_dropped_records_total"), "{}", res.body);
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "families written twice: {twice:?}");
 

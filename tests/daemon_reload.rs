@@ -48,7 +48,7 @@ async fn configuration_changes_apply_live() {
     let (config_tx, config_rx) = watch::channel(config.clone());
     let (listening_tx, mut listening_rx) = watch::channel(Listening::default());
     let shutdown = CancellationToken::new();
-    let options = RunOptions { ready_file: None, listening: Some(listening_tx) };
+    let options = RunOptions { listening: Some(listening_tx), ..RunOptions::default() };
     let daemon = tokio::spawn(run_with(config_rx, shutdown.clone(), options));
     let first = wait_listening(&mut listening_rx, |l| l.tcp.is_some()).await;
     assert_eq!(first.http, None, "http port 0 disables http");
@@ -150,7 +150,7 @@ async fn a_token_set_live_applies_to_newcomers_only() {
     let (config_tx, config_rx) = watch::channel(config.clone());
     let (listening_tx, mut listening_rx) = watch::channel(Listening::default());
     let shutdown = CancellationToken::new();
-    let options = RunOptions { ready_file: None, listening: Some(listening_tx) };
+    let options = RunOptions { listening: Some(listening_tx), ..RunOptions::default() };
     let daemon = tokio::spawn(run_with(config_rx, shutdown.clone(), options));
     let addr = wait_listening(&mut listening_rx, |l| l.tcp.is_some()).await.tcp.unwrap();
     let mut before = Sub::connect(addr).await;

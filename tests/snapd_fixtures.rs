@@ -69,3 +69,56 @@ fn generic_classic_model_is_assertion_text() {
     assert!(text.starts_with("type: model\nauthority-id: generic\n"));
     assert!(text.contains("\nmodel: generic-classic\nclassic: true\n"));
 }
+
+/// The remodel change a real snapd 2.57 ran for `pocketses remodel update.model` on the test
+/// brand (tests/spread/remodel/update, docs/remodel-real.md), as `GET /v2/changes/{id}` gave it.
+fn real_remodel() -> Change {
+    envelope::decode(200, &fixture("remodel-update-done.json"))
+        .expect("remodel-update-done.json is an envelope")
+        .into_sync()
+        .expect("remodel-update-done.json holds a change")
+}
+
+#[test]
+fn real_update_remodel_change_decodes() {
+    let change = real_remodel();
+    assert_eq!((change.kind.as_str(), change.status), ("remodel", Status::Done));
+    assert!(change.ready);
+    assert_eq!(change.summary, "Refresh model assertion from revision 0 to 1");
+    let kinds: Vec<&str> = change.tasks.iter().map(|t| t.kind.as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"prerequisites"));
+    assert_eq!(kinds.last(), Some(&"set-model"));
+    assert!(kinds.contains(&"download-snap") && kinds.contains(&"validate-snap"));
+    let download = change.tasks.iter().find(|t| t.kind == "download-snap").unwrap();
+    // The one task that counts bytes: the snap's size.
+    assert!(download.progress.total > 1, "{:?}", download.progress);
+    assert!(change.tasks.iter().all(|t| t.status == Status::Done));
+}
+
+#[test]
+fn the_view_shows_every_task_of_the_real_remodel() {
+    use pocketses::remodel::view::{self, Outcome};
+    let done = real_remodel();
+    // The change as first seen (every task queued), then done: one line per task, then the end.
+    let mut queued = done.clone();
+    queued.status = Status::Do;
+    queued.ready = false;
+    for t in &mut queued.tasks {
+        t.status = Status::Do;
+    }
+    let mut lines: Vec<String> =
+        view::diff(None, &queued).iter().filter_map(view::render_line).collect();
+    lines.extend(view::diff(Some(&queued), &done).iter().filter_map(view::render_line));
+    assert_eq!(lines[0], format!("change {}: {} (Do)", done.id, done.summary));
+    for task in &done.tasks {
+        let want = format!("Done    {}", task.summary);
+        assert!(lines.contains(&want), "no line {want:?} in {lines:#?}");
+    }
+    assert_eq!(lines.last().map(String::as_str), Some("Done    change is ready"));
+    assert_eq!(lines.len(), done.tasks.len() + 2);
+    assert_eq!(view::outcome(&done), Outcome::Done);
+    assert_eq!(
+        view::render_outcome(&done),
+        format!("remodel done: {} (change {})\n", done.summary, done.id)
+    );
+}

@@ -42,6 +42,18 @@ pub struct Link {
     pub by_trusted_key: bool,
 }
 
+/// Whether `a` is a self-signed account-key: signed by its own account with its own key.
+///
+/// snapd only ever holds such a key as one of its trust roots: adding an assertion to snapd's
+/// database checks its signature with a key snapd already has, which a self-signed key that is
+/// not trusted cannot pass. So a self-signed key that snapd returns is a root of *that* snapd.
+pub fn is_self_signed_key(a: &Assertion) -> bool {
+    a.type_name() == "account-key"
+        && !a.header_str("account-id").is_empty()
+        && a.authority_id() == a.header_str("account-id")
+        && a.sign_key_id() == a.header_str("public-key-sha3-384")
+}
+
 /// Trusted roots plus a pool of other assertions to look keys and accounts up in.
 #[derive(Debug, Clone, Default)]
 pub struct Database {
@@ -75,6 +87,16 @@ impl Database {
     /// Adds assertions to look up while checking (accounts, account-keys); they are not trusted.
     pub fn add(&mut self, assertions: impl IntoIterator<Item = Assertion>) {
         self.pool.extend(assertions);
+    }
+
+    /// Adds trust roots: a self-signed root account-key and the account(s) it signs for, as a
+    /// snapd built with other roots (snapd's test keys, `-tags withtestkeys`) has them.
+    pub fn trust(&mut self, assertions: impl IntoIterator<Item = Assertion>) {
+        for a in assertions {
+            if !self.is_trusted(&a) {
+                self.trusted.push(a);
+            }
+        }
     }
 
     fn is_trusted(&self, a: &Assertion) -> bool {
@@ -378,6 +400,33 @@ mod private_chain_tests {
         ))
         .unwrap();
         sign(&headers, "", &key, 1_704_067_200).unwrap()
+    }
+
+    #[test]
+    fn only_a_root_key_is_self_signed() {
+        assert!(is_self_signed_key(&decode(CHAIN[0]).unwrap()));
+        // signed by the root, not by itself
+        assert!(!is_self_signed_key(&decode(CHAIN[2]).unwrap()));
+        // not an account-key
+        assert!(!is_self_signed_key(&decode(CHAIN[1]).unwrap()));
+        assert!(is_self_signed_key(&decode(CANONICAL_ROOT_ACCOUNT_KEY).unwrap()));
+    }
+
+    #[test]
+    fn roots_given_with_trust_verify_the_chain_that_only_the_pool_could_not() {
+        let now = Timestamp::parse("2025-01-01T00:00:00Z").unwrap();
+        let model = model_at("2024-06-01T00:00:00Z");
+        let mut db = Database::builtin();
+        db.add(CHAIN.iter().map(|c| decode(c).unwrap()));
+        // In the pool only, the root is just another assertion: the chain does not end.
+        let err = db.verify_chain(&model, now).unwrap_err().0;
+        assert!(err.ends_with("is not signed by a directly trusted authority: testroot"), "{err}");
+        db.trust([decode(CHAIN[0]).unwrap(), decode(CHAIN[1]).unwrap()]);
+        let links = db.verify_chain(&model, now).unwrap();
+        assert!(links.last().unwrap().by_trusted_key);
+        // Adding the same root twice changes nothing.
+        db.trust([decode(CHAIN[0]).unwrap()]);
+        assert_eq!(db.verify_chain(&model, now).unwrap(), links);
     }
 
     #[test]

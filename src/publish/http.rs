@@ -366,7 +366,11 @@ fn respond(
         },
         Route::Prometheus => match hub.latest() {
             Some(latest) => {
-                let own = Bytes::from(daemon_text(hub.counters()));
+                let mut own = daemon_families(hub.counters());
+                if let Some(push) = hub.push() {
+                    own.extend(push.families(crate::spool::millis(std::time::SystemTime::now())));
+                }
+                let own = Bytes::from(prometheus::write(&mut own));
                 ok(PROMETHEUS_CONTENT_TYPE, ResponseBody::full(latest.prometheus(), Some(own)))
             }
             None => error(StatusCode::SERVICE_UNAVAILABLE, "no snapshot collected yet"),

@@ -197,6 +197,8 @@ struct Inner {
     counters: Counters,
     max_subscribers: AtomicUsize,
     remodel_events: AtomicBool,
+    /// The push sinks' figures, written on `/metrics` after the publishers' own.
+    push: std::sync::OnceLock<crate::push::sink::Registry>,
 }
 
 impl Hub {
@@ -210,6 +212,7 @@ impl Hub {
                 counters: Counters::default(),
                 max_subscribers: AtomicUsize::new(max_subscribers),
                 remodel_events: AtomicBool::new(false),
+                push: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -247,6 +250,16 @@ impl Hub {
     pub fn subscribe(&self) -> (broadcast::Receiver<Event>, Option<Arc<Published>>) {
         let rx = self.inner.tx.subscribe();
         (rx, self.latest())
+    }
+
+    /// Shows the push sinks of `registry` on `/metrics` (`pocketses_push_*`); set once.
+    pub fn set_push(&self, registry: crate::push::sink::Registry) {
+        let _ = self.inner.push.set(registry);
+    }
+
+    /// The push sinks' registry, when set.
+    pub fn push(&self) -> Option<&crate::push::sink::Registry> {
+        self.inner.push.get()
     }
 
     /// The counters.

@@ -110,6 +110,11 @@ async fn run(args: RemodelArgs) -> anyhow::Result<ExitCode> {
         print!("{}", plan::render_plan(&plan));
         match &gadget_checked {
             Some(path) => println!("gadget layout of {}: compatible with the current one", path.display()),
+            // snapd does not check layouts on classic either (handlers_remodel.go:
+            // checkGadgetRemodelCompatible returns at once when release.OnClassic).
+            None if current.classic && current.kernel.is_none() => println!(
+                "gadget layout: not checked (a classic device's disk is not laid out by its gadget; snapd does not check it either)"
+            ),
             None => println!("gadget layout: not checked (give the new gadget with --gadget FILE or a gadget --snap)"),
         }
         println!("{}", signature.describe());
@@ -188,17 +193,25 @@ async fn verify_signature(
     use crate::assertion::trust::Database;
     let mut db = Database::builtin();
     db.add(given);
-    // Keys snapd already has for this authority (the usual case when the brand does not change).
-    let lookups = [
-        ("account-key", "public-key-sha3-384", model.sign_key_id()),
-        ("account", "account-id", model.authority_id()),
-    ];
-    for (kind, header, value) in lookups {
-        if let Ok(found) = client.assertions(kind, &[(header, value)]).await {
-            if let Ok(stream) = crate::assertion::decode_stream(found.text.as_bytes()) {
-                db.add(stream);
+    // Keys snapd already has for this authority (the usual case when the brand does not change),
+    // and up the chain to a self-signed root: snapd holds one only as its own trust root (a
+    // snapd built with other roots, such as snapd's test keys, trusts what pocketses does not
+    // have built in).
+    let mut next = Some((model.sign_key_id().to_string(), model.authority_id().to_string()));
+    for _ in 0..MAX_CHAIN {
+        let Some((key_id, authority)) = next.take() else { break };
+        let keys = fetch_assertions(client, "account-key", "public-key-sha3-384", &key_id).await;
+        let accounts = fetch_assertions(client, "account", "account-id", &authority).await;
+        for key in &keys {
+            if crate::assertion::trust::is_self_signed_key(key) {
+                let own = accounts.iter().filter(|a| a.header_str("account-id") == authority);
+                db.trust(std::iter::once(key.clone()).chain(own.cloned()));
+            } else if next.is_none() {
+                next = Some((key.sign_key_id().to_string(), key.authority_id().to_string()));
             }
         }
+        db.add(keys);
+        db.add(accounts);
     }
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -208,6 +221,24 @@ async fn verify_signature(
         Ok(links) => Signature::Verified(links.into_iter().map(|l| l.reference).collect()),
         Err(err) if err.0.starts_with("no matching public key") => Signature::NotAtHand(err.0),
         Err(err) => Signature::Failed(err.0),
+    }
+}
+
+/// How many links up from the model `verify_signature` asks snapd for (model → brand key →
+/// root key is two; snapd's own chains are no longer).
+const MAX_CHAIN: usize = 4;
+
+/// The assertions of one type snapd has for one header value (none when snapd has none or
+/// cannot be asked: the signature is then reported as not verified here).
+async fn fetch_assertions(
+    client: &Client,
+    kind: &str,
+    header: &str,
+    value: &str,
+) -> Vec<crate::assertion::Assertion> {
+    match client.assertions(kind, &[(header, value)]).await {
+        Ok(found) => crate::assertion::decode_stream(found.text.as_bytes()).unwrap_or_default(),
+        Err(_) => Vec::new(),
     }
 }
 
@@ -280,13 +311,17 @@ async fn preflight(
         has_serial,
         offline: args.offline,
         local_snaps: !snaps.is_empty(),
-        classic_boot: info.on_classic && current.kernel.is_none(),
+        classic_boot: info.on_classic
+            && current.kernel.is_none()
+            && plan::refuses_classic_boot_remodel(&info.version),
         known_revision: None,
         conflicting_change: in_progress
             .iter()
             .find(|c| c.kind != "seed")
             .map(|c| (c.id.clone(), c.kind.clone())),
         gadget_problems: Vec::new(),
+        no_offline_remodel: (!plan::supports_offline_remodel(&info.version))
+            .then(|| info.version.clone()),
         signature_problem: match &signature {
             Signature::Failed(err) => Some(err.clone()),
             _ => None,

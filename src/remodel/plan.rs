@@ -39,7 +39,8 @@ pub struct Context {
     pub offline: bool,
     /// Local snaps are given (`--snap`).
     pub local_snaps: bool,
-    /// The device boots classically (a classic model without a kernel).
+    /// The device boots classically (a classic model without a kernel) and its snapd refuses to
+    /// remodel such a device ([`refuses_classic_boot_remodel`]).
     pub classic_boot: bool,
     /// The highest revision of the target brand/model the device knows, when it knows one
     /// other than the current model (`findKnownRevisionOfModel`).
@@ -50,6 +51,45 @@ pub struct Context {
     pub gadget_problems: Vec<Incompatibility>,
     /// Why the new model's signature does not check out, when its chain of trust was at hand.
     pub signature_problem: Option<String>,
+    /// snapd's version when it has no offline remodel ([`supports_offline_remodel`]).
+    pub no_offline_remodel: Option<String>,
+}
+
+/// Whether a snapd of this version refuses every remodel of a classically booting device
+/// ("cannot remodel from classic (non-hybrid) model").
+///
+/// snapd 2.57 has no such check: its `devicestate.Remodel` goes from the serial check straight
+/// to series, grade and architecture (Debian's 2.57.6 source, and a real remodel of a classic
+/// test-brand device in tests/spread/remodel/). Later snapd checks `IsClassicBoot()`; the
+/// release that added it is not pinned down here, so any version after 2.57, and a version
+/// that cannot be read, is taken to refuse.
+pub fn refuses_classic_boot_remodel(snapd_version: &str) -> bool {
+    let mut parts = snapd_version.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next().and_then(|p| p.parse::<u32>().ok());
+    let minor = parts.next().and_then(|p| p.parse::<u32>().ok());
+    match (major, minor) {
+        (Some(major), Some(minor)) => (major, minor) > (2, 57),
+        _ => true,
+    }
+}
+
+/// Whether a snapd of this version does offline remodels (`POST /v2/model` with `"offline"` or
+/// the multipart form): snapd 2.61.2 added them ("Support offline remodeling" in its changelog).
+/// An older snapd reads only `new-model` from the JSON body (snapd 2.57.6,
+/// `daemon/api_model.go`: `postModelData`), so it would quietly remodel *online*, and it cannot
+/// read the multipart form at all. A version that cannot be read is taken to support them.
+pub fn supports_offline_remodel(snapd_version: &str) -> bool {
+    let nums: Vec<u32> = snapd_version
+        .split(|c: char| !c.is_ascii_digit())
+        .take(3)
+        .map_while(|p| p.parse::<u32>().ok())
+        .collect();
+    match nums.as_slice() {
+        [major, minor, rest @ ..] => {
+            (*major, *minor, rest.first().copied().unwrap_or(0)) >= (2, 61, 2)
+        }
+        _ => true,
+    }
 }
 
 impl Context {
@@ -135,6 +175,15 @@ fn refusals(current: &Model, target: &Model, ctx: &Context, kind: RemodelKind) -
             "cannot remodel until fully seeded",
             "the device is still installing the snaps of its seed; wait until `snap wait system seed.loaded` returns",
         ));
+    }
+    if let (true, Some(version)) = (ctx.offline, &ctx.no_offline_remodel) {
+        out.push(Refusal {
+            snapd: format!(
+                "cannot remodel offline: snapd {version} has no offline remodel (snapd 2.61.2 added it)"
+            ),
+            reason: "this snapd would ignore --offline and use the store (with --snap it cannot read the request at all); remodel without --offline, or update snapd first".to_string(),
+            stage: Stage::Post,
+        });
     }
     if !ctx.offline && ctx.local_snaps {
         out.push(post(
@@ -431,6 +480,44 @@ mod tests {
             refusal_texts(&uc22(1), &classic, &ready()),
             ["cannot remodel device: cannot remodel across classic and non-classic models"]
         );
+    }
+
+    #[test]
+    fn offline_remodels_need_snapd_2_61_2() {
+        for old in ["2.57.6-1+deb12u1", "2.61.1", "2.61", "2.60.4", "1.99.9"] {
+            assert!(!supports_offline_remodel(old), "{old}");
+        }
+        for new in ["2.61.2", "2.62", "2.65-fake", "2.66.1+24.04", "3.0", "", "unknown"] {
+            assert!(supports_offline_remodel(new), "{new}");
+        }
+    }
+
+    #[test]
+    fn an_old_snapd_refuses_offline_remodels_before_anything_else_is_sent() {
+        let ctx = Context {
+            offline: true,
+            no_offline_remodel: Some("2.57.6".into()),
+            ..Context::models_only()
+        };
+        let refusals = plan(&uc22(1), &uc22(2), &ctx).unwrap_err();
+        assert_eq!(refusals.len(), 1);
+        assert_eq!(
+            refusals[0].snapd,
+            "cannot remodel offline: snapd 2.57.6 has no offline remodel (snapd 2.61.2 added it)"
+        );
+        // Online, the same snapd is fine.
+        let online = Context { offline: false, ..ctx };
+        assert!(plan(&uc22(1), &uc22(2), &online).is_ok());
+    }
+
+    #[test]
+    fn snapd_after_2_57_refuses_classic_boot_remodels() {
+        for old in ["2.57.6-1+deb12u1", "2.57", "2.54.3", "1.9"] {
+            assert!(!refuses_classic_boot_remodel(old), "{old}");
+        }
+        for new in ["2.58", "2.61.2", "2.66.1+24.04", "3.0", "", "unknown", "2"] {
+            assert!(refuses_classic_boot_remodel(new), "{new}");
+        }
     }
 
     #[test]

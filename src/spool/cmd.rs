@@ -1,5 +1,7 @@
 //! `pocketses spool status [--state-dir DIR] [--json]`: the figures of every spool, read without
-//! changing anything (a running daemon may have them open). \[io\]; rendering is pure.
+//! changing anything (a running daemon may have them open), with the live figures of the
+//! daemon's sinks (last success, last error, rejected) when it answers on the control socket;
+//! `pocketses spool verify [NAME]`: checks every record offline. \[io\]; rendering is pure.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -24,6 +26,21 @@ pub struct SpoolArgs {
 pub enum SpoolCommand {
     /// Show each spool's backlog: pending records, bytes and age, dropped and damaged records.
     Status(StatusArgs),
+    /// Check every record of every spool (or of spool NAME); exit 1 when any is damaged.
+    Verify(VerifyArgs),
+}
+
+/// Flags of `pocketses spool verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Only this spool (a sink's name).
+    pub name: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// `--state-dir`.
+    #[command(flatten)]
+    pub state_dir: crate::paths::StateDirArg,
 }
 
 /// Flags of `pocketses spool status`.
@@ -43,6 +60,9 @@ pub struct StatusArgs {
 pub struct Report {
     /// The directory holding the spools.
     pub dir: String,
+    /// When the report was made, milliseconds since the epoch (ages are relative to it).
+    #[serde(skip)]
+    pub now_ms: u64,
     /// One entry per spool, by name.
     pub spools: Vec<SpoolReport>,
 }
@@ -71,6 +91,13 @@ pub struct SpoolReport {
     pub segments: u64,
     /// Why the spool could not be read; empty when it could.
     pub error: String,
+    /// Batches the store rejected, kept in `rejected/`.
+    pub rejected_batches: u64,
+    /// Records in them.
+    pub rejected_records: u64,
+    /// The running daemon's view of the sink: state, last success, last error, counters since
+    /// start; `null` when no daemon answered or it has no such sink.
+    pub live: Option<crate::push::sink::SinkStatus>,
 }
 
 impl SpoolReport {
@@ -89,6 +116,9 @@ impl SpoolReport {
             torn_tail: stats.torn_truncations > 0,
             segments: stats.segments,
             error: String::new(),
+            rejected_batches: 0,
+            rejected_records: 0,
+            live: None,
         }
     }
 }
@@ -102,15 +132,54 @@ impl SpoolReport {
 pub fn main(args: SpoolArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         SpoolCommand::Status(args) => status(args),
+        SpoolCommand::Verify(args) => verify(args),
     }
 }
 
-fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let root = match &args.state_dir.dir {
+fn root_of(state_dir: &crate::paths::StateDirArg) -> std::path::PathBuf {
+    match &state_dir.dir {
         Some(dir) => dir.join("spool"),
         None => crate::paths::spool_dir(),
+    }
+}
+
+/// The daemon's sinks, when it answers on the control socket within a second.
+fn live_sinks() -> Vec<crate::push::sink::SinkStatus> {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        return Vec::new();
     };
-    let report = gather(&root, millis(SystemTime::now()))?;
+    let path = crate::control::socket_path();
+    let state = runtime.block_on(crate::control::call(
+        &path,
+        &crate::control::Request::State,
+        std::time::Duration::from_secs(1),
+    ));
+    state
+        .ok()
+        .and_then(|v| serde_json::from_value::<crate::control::State>(v).ok())
+        .map(|s| s.push)
+        .unwrap_or_default()
+}
+
+fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    args.state_dir.apply();
+    let root = root_of(&args.state_dir);
+    let mut report = gather(&root, millis(SystemTime::now()))?;
+    let live = live_sinks();
+    let now_ms = report.now_ms;
+    for spool in &mut report.spools {
+        spool.live = live.iter().find(|s| s.name == spool.name).cloned();
+        if let Some(live) = &spool.live {
+            // The daemon's figures are newer than the files, and taken together (the files may
+            // be read in the middle of a change).
+            spool.pending_records = live.pending_records;
+            spool.pending_bytes = live.pending_bytes;
+            spool.oldest_pending_seconds =
+                live.oldest_pending_ms.map(|t| now_ms.saturating_sub(t) / 1000);
+            spool.dropped_records = live.dropped_records;
+            spool.corrupt_records = live.corrupt_records;
+        }
+    }
     if args.json {
         println!(
             "{}",
@@ -128,7 +197,7 @@ fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
 ///
 /// When `root` exists but cannot be listed.
 pub fn gather(root: &Path, now_ms: u64) -> anyhow::Result<Report> {
-    let mut report = Report { dir: root.display().to_string(), spools: Vec::new() };
+    let mut report = Report { dir: root.display().to_string(), now_ms, spools: Vec::new() };
     let entries = match std::fs::read_dir(root) {
         Ok(entries) => entries,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(report),
@@ -147,13 +216,91 @@ pub fn gather(root: &Path, now_ms: u64) -> anyhow::Result<Report> {
     }
     names.sort();
     for name in names {
-        let line = match inspect(&root.join(&name)) {
+        let dir = root.join(&name);
+        let mut line = match inspect(&dir) {
             Ok(stats) => SpoolReport::new(&name, &stats, now_ms),
             Err(err) => SpoolReport { name, error: err.to_string(), ..SpoolReport::default() },
         };
+        (line.rejected_batches, line.rejected_records) = crate::push::sink::rejected_counts(&dir);
         report.spools.push(line);
     }
     Ok(report)
+}
+
+/// What `spool verify` found, per spool.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct VerifyReport {
+    /// The spool's name.
+    pub name: String,
+    /// What was found; `None` when the spool could not be read.
+    pub verified: Option<super::Verified>,
+    /// Why it could not be read.
+    pub error: String,
+}
+
+fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    args.state_dir.apply();
+    let root = root_of(&args.state_dir);
+    let names: Vec<String> = match &args.name {
+        Some(name) => vec![name.clone()],
+        None => gather(&root, 0)?.spools.into_iter().map(|s| s.name).collect(),
+    };
+    let reports: Vec<VerifyReport> = names
+        .into_iter()
+        .map(|name| match super::verify(&root.join(&name)) {
+            Ok(v) => VerifyReport { name, verified: Some(v), error: String::new() },
+            Err(err) => VerifyReport { name, verified: None, error: err.to_string() },
+        })
+        .collect();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&reports).context("cannot encode spool verify")?
+        );
+    } else {
+        print!("{}", render_verify(&root, &reports));
+    }
+    let damaged =
+        reports.iter().any(|r| r.verified.as_ref().is_none_or(|v| !v.findings.is_empty()));
+    Ok(if damaged { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// The text of `spool verify`: one line per spool, one more per damaged region. \[pure\]
+pub fn render_verify(root: &Path, reports: &[VerifyReport]) -> String {
+    if reports.is_empty() {
+        return format!("No spools in {}.\n", root.display());
+    }
+    let mut out = String::new();
+    for r in reports {
+        match &r.verified {
+            None => out.push_str(&format!("{}: {}\n", r.name, r.error)),
+            Some(v) if v.findings.is_empty() => out.push_str(&format!(
+                "{}: ok, {} records in {} segments\n",
+                r.name, v.records, v.segments
+            )),
+            Some(v) => {
+                out.push_str(&format!(
+                    "{}: damaged, {} valid records in {} segments, {} damaged regions:\n",
+                    r.name,
+                    v.records,
+                    v.segments,
+                    v.findings.len()
+                ));
+                for f in &v.findings {
+                    let what = match f.kind {
+                        "torn" => "incomplete record at the end (the next open truncates it)",
+                        _ => "no valid record (the next open skips it)",
+                    };
+                    out.push_str(&format!(
+                        "  {} at byte {}: {} bytes, {what}\n",
+                        f.segment, f.offset, f.bytes
+                    ));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Bytes in the units people read: `512 B`, `4.0 KiB`, `63.9 MiB`. \[pure\]
@@ -186,28 +333,42 @@ pub fn render(report: &Report) -> String {
     if report.spools.is_empty() {
         return format!("No spools in {}.\n", report.dir);
     }
-    let header = ["Spool", "Pending", "Bytes", "Oldest", "Dropped", "Corrupt", "Notes"];
-    let mut rows: Vec<[String; 7]> = vec![header.map(String::from)];
+    let header = ["Spool", "Pending", "Bytes", "Oldest", "Dropped", "Rejected", "Corrupt", "Notes"];
+    let mut rows: Vec<[String; 8]> = vec![header.map(String::from)];
     for s in &report.spools {
-        let notes = if !s.error.is_empty() {
-            s.error.clone()
-        } else if s.torn_tail {
-            "torn tail".to_string()
-        } else {
-            "-".to_string()
-        };
+        let mut notes = Vec::new();
+        if !s.error.is_empty() {
+            notes.push(s.error.clone());
+        }
+        if s.torn_tail {
+            notes.push("torn tail".to_string());
+        }
+        if let Some(live) = &s.live {
+            let ago = |t: u64| human_age((report.now_ms / 1000).saturating_sub(t));
+            notes.push(match live.last_success {
+                Some(t) => format!("{}, last sent {} ago", live.state, ago(t)),
+                None => format!("{}, nothing sent yet", live.state),
+            });
+            if live.state != "ok" {
+                if let Some(err) = &live.last_error {
+                    notes.push(err.clone());
+                }
+            }
+        }
+        let notes = if notes.is_empty() { "-".to_string() } else { notes.join("; ") };
         rows.push([
             s.name.clone(),
             s.pending_records.to_string(),
             human_bytes(s.pending_bytes),
             s.oldest_pending_seconds.map_or_else(|| "-".to_string(), human_age),
             s.dropped_records.to_string(),
+            s.rejected_records.to_string(),
             s.corrupt_records.to_string(),
             notes,
         ]);
     }
     let widths: Vec<usize> =
-        (0..7).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+        (0..8).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for row in rows {
         let cells: Vec<String> =
@@ -237,7 +398,8 @@ mod tests {
 
     #[test]
     fn renders_no_spools_as_a_sentence() {
-        let report = Report { dir: "/var/snap/pocketses/common/spool".into(), spools: vec![] };
+        let report =
+            Report { dir: "/var/snap/pocketses/common/spool".into(), now_ms: 0, spools: vec![] };
         assert_eq!(render(&report), "No spools in /var/snap/pocketses/common/spool.\n");
     }
 
@@ -254,6 +416,7 @@ mod tests {
         };
         let report = Report {
             dir: "/x".into(),
+            now_ms: 0,
             spools: vec![
                 SpoolReport::new("influx", &stats, 1_000_000 + 3_600_000),
                 SpoolReport::new("prom", &Stats::default(), 0),
@@ -265,10 +428,10 @@ mod tests {
             ],
         };
         expect![[r#"
-            Spool   Pending  Bytes    Oldest  Dropped  Corrupt  Notes
-            influx  360      1.4 MiB  60m     2        1        -
-            prom    0        0 B      -       0        0        -
-            vm      0        0 B      -       0        0        cannot read /x/vm/ack: permission denied
+            Spool   Pending  Bytes    Oldest  Dropped  Rejected  Corrupt  Notes
+            influx  360      1.4 MiB  60m     2        0         1        -
+            prom    0        0 B      -       0        0         0        -
+            vm      0        0 B      -       0        0         0        cannot read /x/vm/ack: permission denied
         "#]]
         .assert_eq(&render(&report));
     }

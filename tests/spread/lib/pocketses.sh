@@ -117,3 +117,27 @@ pocketses_debug() {
     snap get -d pocketses || true
     journalctl --no-pager -n 60 -u 'snap.pocketses.*' || true
 }
+
+# The remodel suite's inputs (tests/spread/remodel/README.md): a kit for the device's own brand and
+# a registered device. Missing either is a failure, not a skip: the suite only runs on systems
+# meant to have both.
+pocketses_remodel_kit_check() {
+    local kit=${POCKETSES_REMODEL_KIT:?POCKETSES_REMODEL_KIT is not set}
+    local f
+    for f in update.model missing.model rereg.model; do
+        test -f "$kit/$f" || { echo "remodel kit: missing $kit/$f" >&2; return 1; }
+    done
+    snap model --serial >/dev/null || { echo "the device has no serial: the remodel suite needs a registered device" >&2; return 1; }
+}
+
+# pocketses_kit_file NAME: copy a kit file where the strictly confined CLI can read it; print the path.
+pocketses_kit_file() {
+    mkdir -p /root/snap/pocketses/common
+    cp "$POCKETSES_REMODEL_KIT/$1" "/root/snap/pocketses/common/$(basename "$1")"
+    echo "/root/snap/pocketses/common/$(basename "$1")"
+}
+
+# pocketses_header NAME FILE: the value of a top-level assertion header.
+pocketses_header() {
+    sed -n "s/^$1: //p" "$2" | head -n 1
+}

@@ -1,0 +1,866 @@
+//! The sinks of a running daemon. \[io\]: spool files, HTTP, tasks; decisions are `push::policy`.
+//!
+//! Each enabled sink has two tasks around its [`Spool`]:
+//!
+//! - the **appender** takes every snapshot the collector hands over (respecting
+//!   `push.NAME.interval`), encodes it as the sink's record and appends it to the spool, durable
+//!   (`fdatasync`) before anything is sent, then wakes the sender;
+//! - the **sender** peeks the oldest batch, POSTs it, and acknowledges it only on 2xx; 400 moves
+//!   the batch to `rejected/`, 413 splits it, 429/503 wait for `Retry-After`, 401/403 and every
+//!   other failure keep it and back off. While a backlog remains the sender goes on at once, so a
+//!   replay after an outage runs as fast as the store answers.
+//!
+//! [`Pushes`] owns the sinks and follows the configuration: a new sink starts, a changed one is
+//! stopped and started again on the same spool, a removed one stops and leaves its spool on disk
+//! (nothing spooled is lost; `pocketses spool status` still shows it). [`Registry`] holds every
+//! sink's [`SinkStatus`] for the control socket's `state` reply and `/metrics`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use super::client::{redact, Client};
+use super::encode::{self, SinkFormat};
+use super::policy::{self, Backoff, Health, Sizer, Verdict};
+use crate::config::{Config, SinkConfig};
+use crate::metrics::encode::prometheus::{Family, Kind, Sample};
+use crate::metrics::Snapshot;
+use crate::spool::{self, millis, Entry, Limits, Spool};
+
+/// Snapshots waiting for a sink's appender; past this (a disk stuck for minutes) a snapshot is
+/// counted as missed, never queued without bound.
+pub const FEED_CAPACITY: usize = 64;
+/// The directory in a spool where rejected batches are kept.
+pub const REJECTED_DIR: &str = "rejected";
+
+/// The figures of one sink: `pocketses status`, `spool status` (live) and `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SinkStatus {
+    /// The sink's name.
+    pub name: String,
+    /// Its URL without credentials or query.
+    pub url: String,
+    /// `influx`, `prometheus` or `json`.
+    pub format: String,
+    /// `ok`, `unauthorized`, `throttled`, `failing`, `disabled`.
+    pub state: String,
+    /// Records (snapshots) waiting in the spool.
+    pub pending_records: u64,
+    /// Their bytes on disk.
+    pub pending_bytes: u64,
+    /// Append time of the oldest waiting record, milliseconds since the epoch.
+    pub oldest_pending_ms: Option<u64>,
+    /// Records dropped by the spool's limits, over the spool's life.
+    pub dropped_records: u64,
+    /// Damaged records skipped when the spool was opened.
+    pub corrupt_records: u64,
+    /// Snapshots that could not be spooled (a failed write, a full feed), since start.
+    pub missed_records: u64,
+    /// Records the store rejected (400) and that were moved to `rejected/`, since start.
+    pub rejected_records: u64,
+    /// Records delivered (2xx), since start.
+    pub sent_records: u64,
+    /// Points in them (influx lines, prometheus samples, json documents).
+    pub sent_points: u64,
+    /// Requests that got a 2xx, since start.
+    pub sent_requests: u64,
+    /// Requests that failed (no 2xx), since start.
+    pub failed_requests: u64,
+    /// Request bytes delivered, since start.
+    pub sent_bytes: u64,
+    /// Bytes written to the spool since start (records and `ack` files: the wear).
+    pub spool_bytes_written: u64,
+    /// When the store last answered 2xx, seconds since the epoch.
+    pub last_success: Option<u64>,
+    /// The last failure, in words.
+    pub last_error: Option<String>,
+    /// When it happened, seconds since the epoch.
+    pub last_error_time: Option<u64>,
+}
+
+impl SinkStatus {
+    fn take_stats(&mut self, stats: &spool::Stats) {
+        self.pending_records = stats.pending_records;
+        self.pending_bytes = stats.pending_bytes;
+        self.oldest_pending_ms = stats.oldest_pending_ms;
+        self.dropped_records = stats.dropped_records;
+        self.corrupt_records = stats.corrupt_skipped;
+        self.spool_bytes_written = stats.bytes_written;
+    }
+
+    fn error(&mut self, text: String, now: SystemTime) {
+        self.last_error = Some(text);
+        self.last_error_time = Some(millis(now) / 1000);
+    }
+}
+
+/// One line about a sink for `pocketses status`:
+/// `vm (influx) ok: 0 waiting, last sent 3s ago, 0 dropped, 0 rejected`. \[pure\]
+pub fn summary(s: &SinkStatus, now_ms: u64) -> String {
+    let ago = |ms: u64| format!("{}s ago", now_ms.saturating_sub(ms) / 1000);
+    let oldest = s.oldest_pending_ms.map(|t| format!(" (oldest {})", ago(t))).unwrap_or_default();
+    let sent = s.last_success.map_or("nothing sent yet".to_string(), |t| {
+        format!("last sent {}", ago(t.saturating_mul(1000)))
+    });
+    format!(
+        "{} ({}) {}: {} waiting{oldest}, {sent}, {} dropped, {} rejected",
+        s.name, s.format, s.state, s.pending_records, s.dropped_records, s.rejected_records
+    )
+}
+
+/// Every sink's status, shared by the sinks and the readers. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    sinks: Arc<Mutex<BTreeMap<String, Arc<Mutex<SinkStatus>>>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Registry {
+    /// The status of every sink, by name.
+    pub fn statuses(&self) -> Vec<SinkStatus> {
+        lock(&self.sinks).values().map(|s| lock(s).clone()).collect()
+    }
+
+    fn entry(&self, name: &str) -> Arc<Mutex<SinkStatus>> {
+        lock(&self.sinks)
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(SinkStatus { name: name.to_string(), ..SinkStatus::default() }))
+            })
+            .clone()
+    }
+
+    fn remove(&self, name: &str) {
+        lock(&self.sinks).remove(name);
+    }
+
+    /// The `pocketses_push_*` families for `/metrics`, at `now_ms`.
+    pub fn families(&self, now_ms: u64) -> Vec<Family> {
+        families(&self.statuses(), now_ms)
+    }
+}
+
+/// The `pocketses_push_*` families of `statuses`. \[pure\]
+pub fn families(statuses: &[SinkStatus], now_ms: u64) -> Vec<Family> {
+    type Field = fn(&SinkStatus, u64) -> Option<f64>;
+    let table: [(&str, &str, Kind, Field); 13] = [
+        (
+            "pocketses_push_backlog_records",
+            "Snapshots spooled for the sink and not yet acknowledged.",
+            Kind::Gauge,
+            |s, _| Some(s.pending_records as f64),
+        ),
+        (
+            "pocketses_push_backlog_bytes",
+            "Bytes on disk of the sink's spooled snapshots not yet acknowledged.",
+            Kind::Gauge,
+            |s, _| Some(s.pending_bytes as f64),
+        ),
+        (
+            "pocketses_push_backlog_age_seconds",
+            "Age of the oldest snapshot waiting for the sink (0 when none waits).",
+            Kind::Gauge,
+            |s, now| {
+                Some(s.oldest_pending_ms.map_or(0.0, |t| now.saturating_sub(t) as f64 / 1000.0))
+            },
+        ),
+        (
+            "pocketses_push_sent_records_total",
+            "Snapshots the sink's store acknowledged (2xx) since start.",
+            Kind::Counter,
+            |s, _| Some(s.sent_records as f64),
+        ),
+        (
+            "pocketses_push_sent_points_total",
+            "Points (influx lines, prometheus samples, json documents) the sink's store acknowledged since start.",
+            Kind::Counter,
+            |s, _| Some(s.sent_points as f64),
+        ),
+        (
+            "pocketses_push_sent_bytes_total",
+            "Request bytes the sink's store acknowledged since start.",
+            Kind::Counter,
+            |s, _| Some(s.sent_bytes as f64),
+        ),
+        (
+            "pocketses_push_requests_failed_total",
+            "Requests to the sink's store that got no 2xx since start.",
+            Kind::Counter,
+            |s, _| Some(s.failed_requests as f64),
+        ),
+        (
+            "pocketses_push_dropped_records_total",
+            "Spooled snapshots dropped by the spool's limits (max-bytes, max-age), oldest first.",
+            Kind::Counter,
+            |s, _| Some(s.dropped_records as f64),
+        ),
+        (
+            "pocketses_push_rejected_records_total",
+            "Snapshots the store rejected (400) and that were moved to rejected/ since start.",
+            Kind::Counter,
+            |s, _| Some(s.rejected_records as f64),
+        ),
+        (
+            "pocketses_push_missed_records_total",
+            "Snapshots that could not be spooled for the sink since start.",
+            Kind::Counter,
+            |s, _| Some(s.missed_records as f64),
+        ),
+        (
+            "pocketses_push_corrupt_records",
+            "Damaged spool records skipped when the sink's spool was opened.",
+            Kind::Gauge,
+            |s, _| Some(s.corrupt_records as f64),
+        ),
+        (
+            "pocketses_push_last_success_timestamp_seconds",
+            "When the sink's store last acknowledged a request.",
+            Kind::Gauge,
+            |s, _| s.last_success.map(|t| t as f64),
+        ),
+        (
+            "pocketses_push_up",
+            "Whether the sink's last attempt succeeded (1) or not (0).",
+            Kind::Gauge,
+            |s, _| Some(if s.state == Health::Ok.as_str() { 1.0 } else { 0.0 }),
+        ),
+    ];
+    table
+        .iter()
+        .map(|(name, help, kind, field)| {
+            let mut family = Family::new(name, help, *kind);
+            family.samples = statuses
+                .iter()
+                .filter_map(|s| field(s, now_ms).map(|v| Sample::with(&[("sink", &s.name)], v)))
+                .collect();
+            family
+        })
+        .collect()
+}
+
+/// What the two tasks of a sink share.
+struct Ctx {
+    name: String,
+    dir: PathBuf,
+    config: SinkConfig,
+    format: SinkFormat,
+    spool: Arc<Mutex<Spool>>,
+    client: Client,
+    status: Arc<Mutex<SinkStatus>>,
+    wake: Notify,
+}
+
+impl Ctx {
+    fn status(&self) -> std::sync::MutexGuard<'_, SinkStatus> {
+        lock(&self.status)
+    }
+
+    /// Runs `job` on the spool on a blocking thread, and takes its figures afterwards.
+    async fn with_spool<T: Send + 'static>(
+        self: &Arc<Self>,
+        job: impl FnOnce(&mut Spool) -> Result<T, spool::Error> + Send + 'static,
+    ) -> Result<T, String> {
+        let spool = Arc::clone(&self.spool);
+        let res = tokio::task::spawn_blocking(move || {
+            let mut spool = lock(&spool);
+            let res = job(&mut spool);
+            (res, spool.stats())
+        })
+        .await;
+        match res {
+            Ok((res, stats)) => {
+                self.status().take_stats(&stats);
+                res.map_err(|err| err.to_string())
+            }
+            Err(err) => Err(format!("internal error: spool task failed: {err}")),
+        }
+    }
+}
+
+/// A running sink.
+struct Running {
+    config: SinkConfig,
+    feed: Option<mpsc::Sender<Arc<Snapshot>>>,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+    full: bool,
+}
+
+/// The sinks of the daemon; see the module documentation.
+pub struct Pushes {
+    root: PathBuf,
+    files_dir: PathBuf,
+    registry: Registry,
+    sinks: BTreeMap<String, Running>,
+}
+
+impl Pushes {
+    /// Sinks with their spools under `root` (`paths::spool_dir`), relative CA paths in `files_dir`.
+    pub fn new(root: PathBuf, files_dir: PathBuf, registry: Registry) -> Self {
+        Pushes { root, files_dir, registry, sinks: BTreeMap::new() }
+    }
+
+    /// Starts, restarts and stops sinks to match `wanted`.
+    pub async fn apply(&mut self, wanted: &BTreeMap<String, SinkConfig>) {
+        let stale: Vec<String> = self
+            .sinks
+            .iter()
+            .filter(|(name, running)| wanted.get(*name) != Some(&running.config))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in stale {
+            if let Some(running) = self.sinks.remove(&name) {
+                stop(running).await;
+                if !wanted.contains_key(&name) {
+                    info!(sink = %name, "push sink removed; its spool stays in {}", self.root.join(&name).display());
+                    self.registry.remove(&name);
+                }
+            }
+        }
+        for (name, config) in wanted {
+            if !self.sinks.contains_key(name) {
+                let running = self.start(name, config).await;
+                self.sinks.insert(name.clone(), running);
+            }
+        }
+    }
+
+    /// Hands a snapshot to every sink; never waits (a full feed counts a missed snapshot).
+    pub fn offer(&mut self, snapshot: &Arc<Snapshot>) {
+        for (name, running) in &mut self.sinks {
+            let Some(feed) = &running.feed else { continue };
+            match feed.try_send(Arc::clone(snapshot)) {
+                Ok(()) => running.full = false,
+                Err(_) => {
+                    if !running.full {
+                        warn!(sink = %name, "push sink is not keeping up with its spool; missing snapshots");
+                        running.full = true;
+                    }
+                    lock(&self.registry.entry(name)).missed_records += 1;
+                }
+            }
+        }
+    }
+
+    /// Stops every sink (the appenders spool what they already took).
+    pub async fn stop_all(&mut self) {
+        for (_, running) in std::mem::take(&mut self.sinks) {
+            stop(running).await;
+        }
+    }
+
+    async fn start(&mut self, name: &str, config: &SinkConfig) -> Running {
+        let status = self.registry.entry(name);
+        let format = config.format.unwrap_or(SinkFormat::Json);
+        {
+            let mut s = lock(&status);
+            *s = SinkStatus {
+                name: name.to_string(),
+                url: redact(config.url.as_deref().unwrap_or_default()),
+                format: format.as_str().to_string(),
+                state: Health::Ok.as_str().to_string(),
+                ..s.clone()
+            };
+        }
+        let stopped = Running {
+            config: config.clone(),
+            feed: None,
+            stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            full: false,
+        };
+        if !config.enabled() {
+            lock(&status).state = Health::Disabled.as_str().to_string();
+            info!(sink = %name, "push sink disabled; its spool is kept");
+            return stopped;
+        }
+        let fail = |text: String| {
+            error!(sink = %name, "{text}");
+            lock(&status).error(text, SystemTime::now());
+        };
+        let client = match Client::new(config, &self.files_dir) {
+            Ok(client) => client,
+            Err(err) => {
+                fail(format!("cannot start push sink {name}: {err}"));
+                return stopped;
+            }
+        };
+        let dir = self.root.join(name);
+        let spool_dir = dir.clone();
+        let limits = Limits {
+            max_bytes: config.spool_max_bytes(),
+            max_age: config.spool_max_age.map(Duration::from_secs),
+            ..Limits::default()
+        };
+        let opened = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir).map_err(|err| {
+                format!(
+                    "cannot create spool directory {}: {}",
+                    dir.display(),
+                    crate::error::describe_io(&err)
+                )
+            })?;
+            Spool::open(&dir, limits).map_err(|err| err.to_string())
+        })
+        .await;
+        let spool = match opened {
+            Ok(Ok(spool)) => spool,
+            Ok(Err(err)) => {
+                fail(format!("cannot start push sink {name}: {err}"));
+                return stopped;
+            }
+            Err(err) => {
+                fail(format!("internal error: cannot start push sink {name}: {err}"));
+                return stopped;
+            }
+        };
+        let stats = spool.stats();
+        lock(&status).take_stats(&stats);
+        if stats.corrupt_skipped > 0 || stats.torn_truncations > 0 {
+            warn!(sink = %name, corrupt = stats.corrupt_skipped, torn = stats.torn_truncations, "push spool was damaged; skipped what could not be read");
+        }
+        info!(sink = %name, url = %client.url(), format = format.as_str(), pending = stats.pending_records, "push sink started");
+        let ctx = Arc::new(Ctx {
+            name: name.to_string(),
+            dir: spool_dir,
+            config: config.clone(),
+            format,
+            spool: Arc::new(Mutex::new(spool)),
+            client,
+            status,
+            wake: Notify::new(),
+        });
+        // Whatever was spooled before this start goes out first.
+        ctx.wake.notify_one();
+        let (tx, rx) = mpsc::channel(FEED_CAPACITY);
+        let Running { stop: token, tasks, .. } = &stopped;
+        tasks.spawn(append_loop(Arc::clone(&ctx), rx, token.clone()));
+        tasks.spawn(send_loop(ctx, token.clone()));
+        Running { feed: Some(tx), ..stopped }
+    }
+}
+
+async fn stop(running: Running) {
+    running.stop.cancel();
+    drop(running.feed);
+    running.tasks.close();
+    running.tasks.wait().await;
+}
+
+/// Runs the sinks: follows the configuration and hands each snapshot of `snapshots` to them,
+/// until `shutdown`.
+pub async fn run(
+    mut pushes: Pushes,
+    mut config: watch::Receiver<Config>,
+    mut snapshots: mpsc::Receiver<Arc<Snapshot>>,
+    shutdown: CancellationToken,
+) {
+    let initial = config.borrow_and_update().push.clone();
+    pushes.apply(&initial).await;
+    let mut watching = true;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            snapshot = snapshots.recv() => match snapshot {
+                Some(snapshot) => pushes.offer(&snapshot),
+                None => break,
+            },
+            res = config.changed(), if watching => {
+                if res.is_err() {
+                    watching = false;
+                    continue;
+                }
+                let wanted = config.borrow_and_update().push.clone();
+                pushes.apply(&wanted).await;
+            }
+        }
+    }
+    pushes.stop_all().await;
+}
+
+/// Takes snapshots, keeps those `push.NAME.interval` wants, spools them.
+async fn append_loop(
+    ctx: Arc<Ctx>,
+    mut feed: mpsc::Receiver<Arc<Snapshot>>,
+    stop: CancellationToken,
+) {
+    let mut last: Option<f64> = None;
+    let mut failing = false;
+    loop {
+        let snapshot = tokio::select! {
+            // Spool what was already handed over before stopping: nothing taken is dropped.
+            _ = stop.cancelled() => match feed.try_recv() {
+                Ok(snapshot) => snapshot,
+                Err(_) => return,
+            },
+            snapshot = feed.recv() => match snapshot {
+                Some(snapshot) => snapshot,
+                None => return,
+            },
+        };
+        if !policy::due(last, snapshot.timestamp, ctx.config.interval) {
+            continue;
+        }
+        last = Some(snapshot.timestamp);
+        let (format, tags) = (ctx.format, ctx.config.tags.clone());
+        let res = ctx
+            .with_spool(move |spool| {
+                let record = match encode::record(format, &snapshot, &tags) {
+                    Ok(record) => record,
+                    Err(err) => return Ok(Err(err.to_string())),
+                };
+                spool.append_batch(&[record], SystemTime::now()).map(|_| Ok(()))
+            })
+            .await
+            .and_then(|inner| inner);
+        match res {
+            Ok(()) => {
+                if failing {
+                    info!(sink = %ctx.name, "spooling again");
+                    failing = false;
+                }
+                ctx.wake.notify_one();
+            }
+            Err(err) => {
+                let text = format!("cannot spool snapshot for push sink {}: {err}", ctx.name);
+                if !failing {
+                    error!("{text}");
+                    failing = true;
+                }
+                let mut status = ctx.status();
+                status.missed_records += 1;
+                status.error(text, SystemTime::now());
+            }
+        }
+    }
+}
+
+/// Sends the spool's backlog, oldest first, for as long as the sink runs.
+async fn send_loop(ctx: Arc<Ctx>, stop: CancellationToken) {
+    let mut backoff = Backoff::default();
+    let mut sizer = Sizer::new(ctx.config.batch());
+    let mut health = Health::Ok;
+    // After an unreadable record, the records before it go alone first.
+    let mut cap: Option<usize> = None;
+    loop {
+        if stop.is_cancelled() {
+            return;
+        }
+        let limit = cap.take().unwrap_or_else(|| sizer.limit());
+        let entries = match ctx.with_spool(move |spool| spool.peek(limit)).await {
+            Ok(entries) => entries,
+            Err(err) => {
+                let text = format!("cannot read spool of push sink {}: {err}", ctx.name);
+                health = change(&ctx, health, Health::Failing, &text);
+                ctx.status().error(text, SystemTime::now());
+                if !pause(&stop, backoff.next(rand::random())).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        let Some(last) = entries.last().map(|e| e.seq) else {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = ctx.wake.notified() => continue,
+            }
+        };
+        let payloads: Vec<&[u8]> = entries.iter().map(|e| e.payload.as_slice()).collect();
+        let (verdict, sent_bytes) = match encode::body(ctx.format, &payloads) {
+            Ok(body) => {
+                let answer = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    answer = ctx.client.send(&body) => answer,
+                };
+                match answer {
+                    Ok(answer) => {
+                        let now = millis(SystemTime::now()) / 1000;
+                        let verdict = policy::classify(
+                            answer.status,
+                            answer.retry_after.as_deref(),
+                            now,
+                            &answer.body,
+                        );
+                        if verdict != Verdict::Ack {
+                            let text = format!(
+                                "{} answered {}",
+                                ctx.client.url(),
+                                policy::message(answer.status, &answer.body)
+                            );
+                            ctx.status().error(text, SystemTime::now());
+                        }
+                        (verdict, body.bytes.len())
+                    }
+                    Err(text) => {
+                        ctx.status().error(text, SystemTime::now());
+                        (Verdict::Backoff, 0)
+                    }
+                }
+            }
+            // A record the format cannot read can never be sent: set it aside like a 400, alone.
+            Err(encode::Error::BadRecord(text)) => {
+                let bad = entries
+                    .iter()
+                    .position(|e| encode::body(ctx.format, &[e.payload.as_slice()]).is_err())
+                    .unwrap_or(0);
+                if bad == 0 {
+                    reject(&ctx, &entries[..1], &format!("unreadable record: {text}")).await;
+                } else {
+                    cap = Some(bad);
+                }
+                continue;
+            }
+            Err(err) => {
+                ctx.status().error(err.to_string(), SystemTime::now());
+                (Verdict::Backoff, 0)
+            }
+        };
+        let next = health.after(&verdict);
+        let why = ctx.status().last_error.clone().unwrap_or_default();
+        health = change(&ctx, health, next, &why);
+        if verdict != Verdict::Ack {
+            ctx.status().failed_requests += 1;
+        }
+        match verdict {
+            Verdict::Ack => {
+                backoff.reset();
+                sizer.success();
+                if let Err(err) = ctx.with_spool(move |spool| spool.ack(last)).await {
+                    // The records go again after a restart: at least once, never lost.
+                    error!(sink = %ctx.name, "cannot acknowledge sent records: {err}");
+                }
+                let points: usize = entries
+                    .iter()
+                    .filter_map(|e| encode::points(ctx.format, &e.payload).ok())
+                    .sum();
+                let mut status = ctx.status();
+                status.sent_records += entries.len() as u64;
+                status.sent_points += points as u64;
+                status.sent_requests += 1;
+                status.sent_bytes += sent_bytes as u64;
+                status.last_success = Some(millis(SystemTime::now()) / 1000);
+            }
+            Verdict::Reject(message) => {
+                backoff.reset();
+                reject(&ctx, &entries, &message).await;
+            }
+            Verdict::Split => {
+                if sizer.too_large(entries.len()) {
+                    info!(sink = %ctx.name, records = sizer.limit(), "store says the request is too large (413); sending fewer records per request");
+                } else {
+                    let message = "413: one record is larger than the store accepts".to_string();
+                    reject(&ctx, &entries, &message).await;
+                }
+            }
+            Verdict::RetryAfter(wait) => {
+                if !pause(&stop, wait).await {
+                    return;
+                }
+            }
+            Verdict::Unauthorized | Verdict::Backoff => {
+                if !pause(&stop, backoff.next(rand::random())).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Logs a change of a sink's state, once, and shows it in the status.
+fn change(ctx: &Ctx, from: Health, to: Health, why: &str) -> Health {
+    if from != to {
+        let pending = ctx.status().pending_records;
+        match to {
+            Health::Ok => {
+                info!(sink = %ctx.name, pending, "push sink delivers again");
+            }
+            Health::Unauthorized => {
+                warn!(sink = %ctx.name, pending, "push sink: credentials refused ({why}); keeping the data and retrying")
+            }
+            Health::Throttled => {
+                info!(sink = %ctx.name, pending, "push sink: store asks to wait ({why})")
+            }
+            Health::Failing => {
+                warn!(sink = %ctx.name, pending, "push sink: {why}; keeping the data and retrying with backoff")
+            }
+            Health::Disabled => {}
+        }
+    }
+    ctx.status().state = to.as_str().to_string();
+    to
+}
+
+/// Waits `wait`, or until `stop`; `false` when stopped.
+async fn pause(stop: &CancellationToken, wait: Duration) -> bool {
+    tokio::select! {
+        _ = stop.cancelled() => false,
+        _ = tokio::time::sleep(wait) => true,
+    }
+}
+
+/// Moves a batch the store refused to `rejected/` with the store's message, then acknowledges it.
+async fn reject(ctx: &Arc<Ctx>, entries: &[Entry], message: &str) {
+    let (Some(first), Some(last)) = (entries.first(), entries.last()) else { return };
+    let (first, last) = (first.seq, last.seq);
+    let dir = ctx.dir.join(REJECTED_DIR);
+    // Kept as plain bytes (line protocol, JSON, protobuf), not as the spool's compressed records.
+    let payloads: Vec<Vec<u8>> = entries
+        .iter()
+        .map(|e| encode::payload(&e.payload).map_or_else(|_| e.payload.clone(), |p| p.into_owned()))
+        .collect();
+    let note = format!(
+        "time {}\nrecords {first}-{last}\nmessage {message}\n",
+        millis(SystemTime::now()) / 1000
+    );
+    let budget = ctx.config.spool_max_bytes() / 4;
+    let saved = tokio::task::spawn_blocking(move || {
+        save_rejected(&dir, first, last, &note, &payloads, budget)
+    })
+    .await
+    .unwrap_or_else(|err| Err(format!("internal error: {err}")));
+    if let Err(err) = &saved {
+        error!(sink = %ctx.name, "cannot keep rejected records: {err}");
+    }
+    warn!(sink = %ctx.name, records = entries.len(), "store rejected a batch ({message}); moved to {REJECTED_DIR}/ and going on");
+    ctx.status().rejected_records += entries.len() as u64;
+    if let Err(err) = ctx.with_spool(move |spool| spool.ack(last)).await {
+        error!(sink = %ctx.name, "cannot acknowledge rejected records: {err}");
+    }
+}
+
+/// Writes `FIRST-LAST.reason` (the store's message) and `FIRST-LAST.records` (the records, as
+/// spooled), fsynced; then, past `budget` bytes of `.records` files, deletes the oldest ones
+/// (their `.reason` files stay, so the count of rejections stays true).
+fn save_rejected(
+    dir: &Path,
+    first: u64,
+    last: u64,
+    note: &str,
+    payloads: &[Vec<u8>],
+    budget: u64,
+) -> Result<(), String> {
+    use std::io::Write as _;
+    let io = |what: &str, path: &Path, err: std::io::Error| {
+        format!("cannot {what} {}: {}", path.display(), crate::error::describe_io(&err))
+    };
+    std::fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
+    let stem = format!("{first:020}-{last:020}");
+    for (ext, bytes) in [("records", payloads.concat()), ("reason", note.as_bytes().to_vec())] {
+        let path = dir.join(format!("{stem}.{ext}"));
+        let mut file = std::fs::File::create(&path).map_err(|e| io("create", &path, e))?;
+        file.write_all(&bytes).and_then(|()| file.sync_all()).map_err(|e| io("write", &path, e))?;
+    }
+    let mut records: Vec<(String, u64)> = std::fs::read_dir(dir)
+        .map_err(|e| io("read", dir, e))?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let len = e.metadata().ok()?.len();
+            name.ends_with(".records").then_some((name, len))
+        })
+        .collect();
+    records.sort();
+    let mut total: u64 = records.iter().map(|(_, len)| len).sum();
+    for (name, len) in records {
+        if total <= budget || name.starts_with(&stem) {
+            break;
+        }
+        let path = dir.join(&name);
+        std::fs::remove_file(&path).map_err(|e| io("remove", &path, e))?;
+        total -= len;
+    }
+    Ok(())
+}
+
+/// Rejected batches and records kept in a spool directory's `rejected/`, read from the names of
+/// its `.reason` files. \[io\]
+pub fn rejected_counts(spool_dir: &Path) -> (u64, u64) {
+    let Ok(entries) = std::fs::read_dir(spool_dir.join(REJECTED_DIR)) else { return (0, 0) };
+    let mut batches = 0;
+    let mut records = 0;
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix(".reason") else { continue };
+        let Some((first, last)) = stem.split_once('-') else { continue };
+        if let (Ok(first), Ok(last)) = (first.parse::<u64>(), last.parse::<u64>()) {
+            batches += 1;
+            records += last.saturating_sub(first) + 1;
+        }
+    }
+    (batches, records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejected_batches_are_kept_within_their_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let rej = dir.path().join(REJECTED_DIR);
+        save_rejected(&rej, 1, 2, "message 400: a\n", &[b"a\n".to_vec(), b"b\n".to_vec()], 10)
+            .unwrap();
+        assert_eq!(
+            std::fs::read(rej.join(format!("{:020}-{:020}.records", 1, 2))).unwrap(),
+            b"a\nb\n"
+        );
+        save_rejected(&rej, 3, 5, "message 400: b\n", &[b"0123456789".to_vec()], 10).unwrap();
+        // The older records went to keep the budget; every reason stays, so the counts hold.
+        assert!(!rej.join(format!("{:020}-{:020}.records", 1, 2)).exists());
+        assert!(rej.join(format!("{:020}-{:020}.records", 3, 5)).exists());
+        assert_eq!(rejected_counts(dir.path()), (2, 5));
+        assert_eq!(rejected_counts(&dir.path().join("none")), (0, 0));
+    }
+
+    #[test]
+    fn summary_says_state_backlog_and_last_success() {
+        let s = SinkStatus {
+            name: "vm".into(),
+            format: "influx".into(),
+            state: "failing".into(),
+            pending_records: 12,
+            oldest_pending_ms: Some(40_000),
+            last_success: Some(30),
+            dropped_records: 1,
+            ..SinkStatus::default()
+        };
+        assert_eq!(
+            summary(&s, 52_000),
+            "vm (influx) failing: 12 waiting (oldest 12s ago), last sent 22s ago, 1 dropped, 0 rejected"
+        );
+        let fresh = SinkStatus { name: "j".into(), format: "json".into(), state: "ok".into(), ..s };
+        assert!(
+            summary(&SinkStatus { last_success: None, ..fresh }, 0).contains("nothing sent yet")
+        );
+    }
+
+    #[test]
+    fn figures_become_push_families() {
+        let s = SinkStatus {
+            name: "vm".into(),
+            state: "ok".into(),
+            pending_records: 3,
+            oldest_pending_ms: Some(1_000),
+            last_success: None,
+            ..SinkStatus::default()
+        };
+        let mut fams = families(&[s], 11_000);
+        let text = crate::metrics::encode::prometheus::write(&mut fams);
+        assert!(text.contains("pocketses_push_backlog_records{sink=\"vm\"} 3\n"), "{text}");
+        assert!(text.contains("pocketses_push_backlog_age_seconds{sink=\"vm\"} 10\n"), "{text}");
+        assert!(text.contains("pocketses_push_up{sink=\"vm\"} 1\n"), "{text}");
+        assert!(!text.contains("last_success_timestamp_seconds{"), "no sample before a success");
+        assert!(families(&[], 0).iter().all(|f| f.samples.is_empty()));
+    }
+}

@@ -1,0 +1,217 @@
+//! The daemon pushing to real stores (tests/support/stores.rs starts them from Debian's
+//! packages): an outage of the store with a `kill -9` of the daemon in the middle of it, and every
+//! snapshot arrives, once, in order.
+//!
+//! The issue asks for a 60 s outage; the default here is 20 s, which already spans six backoff
+//! steps, a daemon restart and a backlog to replay, and keeps `cargo test` short.
+//! `POCKETSES_OUTAGE_SECS=60` runs the full one (the whole test then takes about 90 s).
+
+#![allow(clippy::unwrap_used)]
+
+mod daemon_util;
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use daemon_util::poll;
+use support::stores::Store;
+
+fn outage() -> Duration {
+    let secs = std::env::var("POCKETSES_OUTAGE_SECS").ok().and_then(|v| v.parse().ok());
+    Duration::from_secs(secs.unwrap_or(20))
+}
+
+/// A daemon on a state directory the test keeps.
+struct Daemon {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Daemon {
+    fn start(dir: &Path, args: &[&str]) -> Daemon {
+        let ready = dir.join("ready");
+        let _ = std::fs::remove_file(&ready);
+        let child = Command::new(env!("CARGO_BIN_EXE_pocketses"))
+            .args(["daemon", "--bind", "127.0.0.1", "--port", "0", "--http-port", "0"])
+            .args(["--interval", "1", "--ready-file"])
+            .arg(&ready)
+            .args(args)
+            .env("POCKETSES_SNAPD_SOCKET", dir.join("no-snapd.socket"))
+            .env("POCKETSES_STATE_DIR", dir)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join("stderr"))
+                    .unwrap(),
+            )
+            .spawn()
+            .unwrap();
+        let mut daemon = Daemon { child, dir: dir.to_path_buf() };
+        poll("the ready file", || {
+            if let Ok(Some(status)) = daemon.child.try_wait() {
+                panic!("daemon exited with {status}: {}", daemon.stderr());
+            }
+            std::fs::read_to_string(&ready).ok().filter(|t| t.ends_with('\n'))
+        });
+        daemon
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
+    }
+
+    fn pending(&self, name: &str) -> u64 {
+        let out = Command::new(env!("CARGO_BIN_EXE_pocketses"))
+            .args(["spool", "status", "--json", "--state-dir"])
+            .arg(&self.dir)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["spools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .map_or(0, |s| s["pending-records"].as_u64().unwrap())
+    }
+
+    fn stop(mut self, signal: i32) {
+        let pid = i32::try_from(self.child.id()).unwrap();
+        // SAFETY: kill(2) on our own child.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The timestamps (ms) of the `mem` lines of the records spooled for `name`, read offline.
+fn spooled_mem_ms(dir: &Path, name: &str) -> Vec<i64> {
+    let spool =
+        pocketses::spool::Spool::open(&dir.join("spool").join(name), Default::default()).unwrap();
+    let entries = spool.peek(usize::MAX).unwrap();
+    entries
+        .iter()
+        .flat_map(|e| {
+            let plain = pocketses::push::encode::payload(&e.payload).unwrap().into_owned();
+            String::from_utf8_lossy(&plain)
+                .lines()
+                .filter(|l| l.starts_with("mem,"))
+                .map(|l| l.rsplit(' ').next().unwrap().parse::<i64>().unwrap() / 1_000_000)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn victoria_metrics_outage_and_a_daemon_kill_lose_nothing() {
+    let Some(mut vm) = Store::victoria_metrics() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("push.vm.url={}", vm.url("/write?db=dev"));
+    let args = ["--set", &url, "--set", "push.vm.format=influx", "--set", "push.vm.tags=site=lab"];
+    let daemon = Daemon::start(dir.path(), &args);
+    let selector = r#"{__name__="mem_total",db="dev",site="lab"}"#;
+    let samples = |vm: &Store| -> Vec<i64> {
+        let series = vm.series(selector);
+        assert!(series.len() <= 1, "one series: {series:?}");
+        series.first().map(|s| s.samples.iter().map(|(t, _)| *t).collect()).unwrap_or_default()
+    };
+    poll("three snapshots in VictoriaMetrics", || (samples(&vm).len() >= 3).then_some(()));
+    let before_outage = samples(&vm);
+    // The store goes down; halfway through, the daemon is killed and started again.
+    vm.kill();
+    let half = outage() / 2;
+    std::thread::sleep(half);
+    daemon.stop(libc::SIGKILL);
+    let spooled_at_kill = spooled_mem_ms(dir.path(), "vm");
+    assert!(spooled_at_kill.len() as u64 >= half.as_secs() / 2, "{spooled_at_kill:?}");
+    let daemon = Daemon::start(dir.path(), &args);
+    std::thread::sleep(outage() - half);
+    let backlog = daemon.pending("vm");
+    assert!(backlog >= 3, "a backlog builds while the store is down: {backlog}");
+    vm.start();
+    let back = Instant::now();
+    poll("the backlog delivered", || (daemon.pending("vm") == 0).then_some(()));
+    let replay = back.elapsed();
+    let after = samples(&vm);
+    // Every snapshot spooled before the kill arrived. (What the store had acknowledged just
+    // before its own SIGKILL may be gone: VictoriaMetrics keeps the last seconds in memory, and
+    // `before_outage` measured it; the spool cannot vouch for data the store said it had.)
+    for t in &spooled_at_kill {
+        assert!(after.contains(t), "snapshot at {t} ms lost; store has {after:?}");
+    }
+    let lost_by_store = before_outage.iter().filter(|t| !after.contains(t)).count();
+    // None twice and in order in the store's view, from the outage on; the only gap longer than
+    // a few intervals is the daemon's own restart (no snapshot is collected while it is dead).
+    let outage_part: Vec<i64> =
+        after.iter().copied().filter(|t| *t >= spooled_at_kill[0]).collect();
+    assert!(outage_part.windows(2).all(|w| w[0] < w[1]), "{after:?}");
+    let long_gaps = outage_part.windows(2).filter(|w| w[1] - w[0] > 3_000).count();
+    assert!(long_gaps <= 1, "snapshots missing: {after:?}");
+    assert!(outage_part.len() as u64 >= outage().as_secs() - 5, "{} samples", outage_part.len());
+    let stderr = daemon.stderr();
+    assert!(stderr.contains("push sink delivers again"), "{stderr}");
+    eprintln!(
+        "outage {:?}: {} snapshots in the store, backlog of {backlog} replayed {:?} after the \
+         store came back; {lost_by_store} acknowledged by the store before its SIGKILL and lost by it",
+        outage(),
+        after.len(),
+        replay
+    );
+    daemon.stop(libc::SIGTERM);
+}
+
+#[test]
+fn prometheus_remote_write_survives_an_outage_of_prometheus() {
+    let Some(mut prom) = Store::prometheus() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("push.prom.url={}", prom.url("/api/v1/write"));
+    let args =
+        ["--set", &url, "--set", "push.prom.format=prometheus", "--set", "push.prom.tags=site=lab"];
+    let daemon = Daemon::start(dir.path(), &args);
+    let selector = r#"{__name__="node_memory_MemTotal_bytes",site="lab"}"#;
+    let samples = |prom: &Store| -> Vec<i64> {
+        let series = prom.series(selector);
+        assert!(series.len() <= 1, "one series: {series:?}");
+        if let Some(s) = series.first() {
+            assert_eq!(s.labels["job"], "pocketses", "{s:?}");
+            assert!(!s.labels["instance"].is_empty(), "{s:?}");
+        }
+        series.first().map(|s| s.samples.iter().map(|(t, _)| *t).collect()).unwrap_or_default()
+    };
+    poll("three snapshots in Prometheus", || (samples(&prom).len() >= 3).then_some(()));
+    let now_ms = || {
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        i64::try_from(since.as_millis()).unwrap()
+    };
+    prom.kill();
+    let down = now_ms();
+    poll("a backlog while Prometheus is down", || (daemon.pending("prom") >= 5).then_some(()));
+    daemon.stop(libc::SIGKILL);
+    let killed = now_ms();
+    let pending =
+        pocketses::spool::inspect(&dir.path().join("spool/prom")).unwrap().pending_records;
+    let daemon = Daemon::start(dir.path(), &args);
+    prom.start();
+    poll("the backlog delivered", || (daemon.pending("prom") == 0).then_some(()));
+    let after = samples(&prom);
+    assert!(after.windows(2).all(|w| w[0] < w[1]), "{after:?}");
+    // Every snapshot collected while Prometheus was down, until the kill, is there: one a second.
+    let outage = after.iter().filter(|t| (down..killed).contains(*t)).count() as i64;
+    assert!(outage >= (killed - down) / 1000 - 1, "{pending} spooled, store has {after:?}");
+    let gaps = after.windows(2).filter(|w| w[1] - w[0] > 3_000).count();
+    assert!(gaps <= 2, "snapshots missing: {after:?}");
+    daemon.stop(libc::SIGTERM);
+}
