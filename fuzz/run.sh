@@ -3,7 +3,7 @@
 # (default 60 s each, every target). Prints, per target: executions, coverage (libFuzzer's
 # `cov:` edges and `ft:` features), corpus size and crashes; exits 1 if any target crashed.
 #
-# Targets (fuzz/fuzz_targets/): decode (assertions), gadget (gadget.yaml), snapd (snapd's
+# Targets (fuzz/fuzz_targets/): bundle (fleet bundles and DDI replies), decode (assertions), gadget (gadget.yaml), snapd (snapd's
 # replies through the client), control (control socket lines), http (routing after hyper).
 # Seeds are committed in fuzz/seeds/TARGET; new inputs go to fuzz/corpus/TARGET, crashes to
 # fuzz/artifacts/TARGET and logs to fuzz/logs (all ignored by git).
@@ -17,7 +17,7 @@ secs=${1:-60}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(decode gadget snapd control http)
+  targets=(decode gadget snapd control http bundle)
 fi
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is missing: cargo install --locked cargo-fuzz" >&2; exit 1; }
 if rustup run nightly true 2>/dev/null; then

@@ -35,7 +35,7 @@ pub enum Command {
     Hook(crate::hooks::HookArgs),
     /// Validate, show, verify, sign and compare model assertions.
     Model(crate::assertion::cmd::ModelArgs),
-    /// Manage RSA signing keys for assertions.
+    /// Manage signing keys: RSA for assertions, ed25519 for update bundles.
     Key(crate::keys::KeyArgs),
     /// Check a new model, then remodel the device through snapd and follow the change.
     Remodel(crate::remodel::cmd::RemodelArgs),
@@ -43,6 +43,8 @@ pub enum Command {
     Gadget(crate::gadget::cmd::GadgetArgs),
     /// Inspect the on-disk spools that keep metrics for push sinks.
     Spool(crate::spool::cmd::SpoolArgs),
+    /// Create, sign, verify and show signed update bundles for fleet updates.
+    Bundle(crate::fleet::cmd::BundleArgs),
     /// Show what each push sink would be sent (`--dry-run`), without sending.
     Push(crate::push::cmd::PushArgs),
 }

@@ -12,7 +12,7 @@
 //! [`KEYS`] is the only list of keys: each entry carries the code that reads and writes it.
 //! Keys snapd holds that pocketses does not know are accepted (snapd allows any key) and listed in
 //! [`Loaded::unknown`], so `pocketses status` can warn about them; on the command line they are
-//! refused. `fleet.*` is reserved for a later feature.
+//! refused. No key prefix is reserved for a later feature at present ([`RESERVED_PREFIXES`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -49,6 +49,8 @@ pub struct Config {
     pub log_level: String,
     /// Per-check settings (`checks.<check>.*`), by check name; checks not named use their defaults.
     pub checks: BTreeMap<String, CheckConfig>,
+    /// Fleet updates (`fleet.*`).
+    pub fleet: FleetConfig,
     /// Push sinks (`push.<name>.*`), by sink name.
     pub push: BTreeMap<String, SinkConfig>,
 }
@@ -106,6 +108,39 @@ impl SinkConfig {
         self.spool_max_bytes.unwrap_or(DEFAULT_SPOOL_MAX_BYTES)
     }
 }
+
+/// The fleet server and the keys bundles must be signed with (`fleet.*`, docs/fleet.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetConfig {
+    /// The DDI server's base URL (`fleet.url`), `http://` or `https://`, without a final `/`.
+    pub url: Option<String>,
+    /// CA certificates of a private server (`fleet.ca`).
+    pub ca: Option<PathBuf>,
+    /// hawkBit tenant (`fleet.tenant`).
+    pub tenant: String,
+    /// Controller id (`fleet.controller-id`); `None`: the serial, else brand-model-hostname.
+    pub controller_id: Option<String>,
+    /// hawkBit target token (`fleet.token`).
+    pub token: Option<String>,
+    /// hawkBit gateway token (`fleet.gateway-token`).
+    pub gateway_token: Option<String>,
+    /// Trusted operator keys (`fleet.trusted-keys`), as given.
+    pub trusted_keys: Option<TrustedKeys>,
+    /// Whether the fleet client runs (`fleet.enabled`).
+    pub enabled: bool,
+}
+
+/// `fleet.trusted-keys`: the keys themselves, or a file that holds them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrustedKeys {
+    /// Public keys given in the value (base64, as `key export` prints them).
+    Keys(Vec<String>),
+    /// A file of keys, one or more per line (relative: in `$SNAP_COMMON`).
+    File(PathBuf),
+}
+
+/// Default `fleet.tenant`, hawkBit's and gooseBit's.
+pub const DEFAULT_FLEET_TENANT: &str = "DEFAULT";
 
 /// The settings of one check; `None` where the check's own default applies (see `checks::builtin`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -214,6 +249,16 @@ impl Default for Config {
             },
             log_level: "info".to_string(),
             checks: BTreeMap::new(),
+            fleet: FleetConfig {
+                url: None,
+                ca: None,
+                tenant: DEFAULT_FLEET_TENANT.to_string(),
+                controller_id: None,
+                token: None,
+                gateway_token: None,
+                trusted_keys: None,
+                enabled: false,
+            },
             push: BTreeMap::new(),
         }
     }
@@ -456,6 +501,92 @@ pub const KEYS: &[Key] = &[
         doc: "connections one source address (an IPv6 /64) may hold at once, both listeners together",
         set: |c, _, v| in_range(v, 1, MAX_SUBSCRIBERS as i128).map(|n| c.limits.per_source = n),
         get: |c| one(c.limits.per_source),
+    },
+    Key {
+        name: "fleet.url",
+        kind: "string",
+        allowed: "must be an http:// or https:// URL without credentials, query or fragment",
+        default: "",
+        doc: "the fleet server (hawkBit DDI, such as gooseBit): the device polls `URL/TENANT/controller/v1/ID` (docs/fleet.md)",
+        set: |c, _, v| text(v).and_then(fleet_url).map(|u| c.fleet.url = Some(u)),
+        get: |c| c.fleet.url.iter().map(|u| (String::new(), Value::from(u.as_str()))).collect(),
+    },
+    Key {
+        name: "fleet.ca",
+        kind: "string",
+        allowed: "must be a file path (relative: in $SNAP_COMMON)",
+        default: "",
+        doc: "CA certificates (PEM) the fleet server's certificate must chain to, for a private CA (default: the system's roots)",
+        set: |c, _, v| path(v).map(|p| c.fleet.ca = Some(p)),
+        get: |c| paths(&c.fleet.ca),
+    },
+    Key {
+        name: "fleet.tenant",
+        kind: "string",
+        allowed: "must be 1 to 64 letters, digits, '-' or '_'",
+        default: "DEFAULT",
+        doc: "hawkBit tenant in the DDI paths",
+        set: |c, _, v| text(v).filter(|t| tenant(t)).map(|t| c.fleet.tenant = t.to_string()),
+        get: |c| one(c.fleet.tenant.as_str()),
+    },
+    Key {
+        name: "fleet.controller-id",
+        kind: "string",
+        allowed: "must be 1 to 128 letters, digits, '.', '_', ':' or '-', not starting with '.'",
+        default: "",
+        doc: "the device's controller id on the fleet server (unset: the serial of snapd's serial assertion, else brand-model-hostname)",
+        set: |c, _, v| {
+            text(v).filter(|t| controller_id(t)).map(|t| c.fleet.controller_id = Some(t.to_string()))
+        },
+        get: |c| c.fleet.controller_id.iter().map(|t| (String::new(), Value::from(t.as_str()))).collect(),
+    },
+    Key {
+        name: "fleet.token",
+        kind: "string",
+        allowed: "must be 1 to 4096 printable ASCII characters without spaces",
+        default: "",
+        doc: "hawkBit target security token, sent as `Authorization: TargetToken …` (never across origins); shown as (hidden)",
+        set: |c, _, v| fleet_token(v).map(|t| c.fleet.token = Some(t)),
+        get: |c| c.fleet.token.iter().map(|_| (String::new(), Value::from(HIDDEN))).collect(),
+    },
+    Key {
+        name: "fleet.gateway-token",
+        kind: "string",
+        allowed: "must be 1 to 4096 printable ASCII characters without spaces",
+        default: "",
+        doc: "hawkBit gateway security token, sent as `Authorization: GatewayToken …`, instead of `fleet.token`; shown as (hidden)",
+        set: |c, _, v| fleet_token(v).map(|t| c.fleet.gateway_token = Some(t)),
+        get: |c| c.fleet.gateway_token.iter().map(|_| (String::new(), Value::from(HIDDEN))).collect(),
+    },
+    Key {
+        name: "fleet.trusted-keys",
+        kind: "string",
+        allowed: "must be ed25519 public keys (base64, as `pocketses key export` prints them) separated by spaces or commas, or one file path (relative: in $SNAP_COMMON)",
+        default: "",
+        doc: "operator keys a bundle's signature must verify with before anything in it is read",
+        set: |c, _, v| text(v).and_then(trusted_keys).map(|t| c.fleet.trusted_keys = Some(t)),
+        get: |c| {
+            c.fleet
+                .trusted_keys
+                .iter()
+                .map(|t| {
+                    let text = match t {
+                        TrustedKeys::Keys(keys) => keys.join(" "),
+                        TrustedKeys::File(path) => path.to_string_lossy().into_owned(),
+                    };
+                    (String::new(), Value::from(text))
+                })
+                .collect()
+        },
+    },
+    Key {
+        name: "fleet.enabled",
+        kind: "boolean",
+        allowed: "must be true or false",
+        default: "false",
+        doc: "whether the daemon polls the fleet server (needs `fleet.url` and `fleet.trusted-keys`)",
+        set: |c, _, v| boolean(v).map(|b| c.fleet.enabled = b),
+        get: |c| one(c.fleet.enabled),
     },
     Key {
         name: "log.level",
@@ -792,7 +923,7 @@ fn range(value: &Value) -> Option<Range> {
 }
 
 /// Prefixes kept for features that come later; keys under them are accepted and not yet used.
-pub const RESERVED_PREFIXES: &[&str] = &["fleet"];
+pub const RESERVED_PREFIXES: &[&str] = &[];
 
 /// The documented key that the dotted `name` is (`http.users.alice` is `http.users.<user>`).
 pub fn key(name: &str) -> Option<&'static Key> {
@@ -1050,6 +1181,75 @@ fn token(value: &Value) -> Option<Option<String>> {
         .map(|t| Some(t.to_string()))
 }
 
+/// `fleet.url`: scheme http or https, a host (a name, IPv4, or IPv6 in brackets), an optional
+/// port and path; no user information, query or fragment (a token belongs in `fleet.token`).
+/// A final `/` is dropped.
+fn fleet_url(text: &str) -> Option<String> {
+    let rest = text.strip_prefix("https://").or_else(|| text.strip_prefix("http://"))?;
+    let bad = |b: u8| !b.is_ascii_graphic() || matches!(b, b'?' | b'#' | b'@' | b'\\');
+    if text.len() > 2048 || text.bytes().any(bad) {
+        return None;
+    }
+    let authority = rest.split('/').next().unwrap_or_default();
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (addr, after) = v6.split_once(']')?;
+            addr.parse::<std::net::Ipv6Addr>().ok()?;
+            match after {
+                "" => (addr, None),
+                _ => (addr, Some(after.strip_prefix(':')?)),
+            }
+        }
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let host_ok = !host.is_empty()
+        && (authority.starts_with('[')
+            || host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'));
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p != 0));
+    (host_ok && port_ok).then(|| text.trim_end_matches('/').to_string())
+}
+
+/// `fleet.tenant`: a word that goes into a URL path as it is.
+fn tenant(text: &str) -> bool {
+    (1..=64).contains(&text.len())
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A hawkBit controller id that goes into a URL path as it is.
+fn controller_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && !id.starts_with('.')
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+fn fleet_token(value: &Value) -> Option<String> {
+    text(value)
+        .filter(|t| (1..=4096).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+}
+
+/// `fleet.trusted-keys`: every word a valid key, or else one word that is a file path. A word
+/// shaped like a key (44 characters ending in `=`) that is not one is refused, not taken for a
+/// file name.
+fn trusted_keys(text: &str) -> Option<TrustedKeys> {
+    let looks_like_key = |w: &str| w.len() == 44 && w.ends_with('=');
+    let words: Vec<&str> =
+        text.split(|c: char| c.is_whitespace() || c == ',').filter(|w| !w.is_empty()).collect();
+    let is_key = |w: &str| crate::fleet::bundle::parse_public_key(w).is_ok();
+    if !words.is_empty() && words.iter().all(|w| is_key(w)) {
+        return Some(TrustedKeys::Keys(words.iter().map(|w| (*w).to_string()).collect()));
+    }
+    match words.as_slice() {
+        [one] if !looks_like_key(one) && !one.contains('\0') => {
+            Some(TrustedKeys::File(PathBuf::from(one)))
+        }
+        _ => None,
+    }
+}
+
 fn address(value: &Value) -> Option<IpAddr> {
     text(value).and_then(|s| s.parse().ok())
 }
@@ -1111,6 +1311,38 @@ fn cross_check(loaded: &Loaded, problems: &mut Vec<Problem>) {
                 allowed: format!("must come with \"{needs}\""),
                 given: path.display().to_string(),
             });
+        }
+    }
+    let fleet = &config.fleet;
+    let problem = |key: &str, allowed: &str, given: String| Problem {
+        key: key.to_string(),
+        allowed: allowed.to_string(),
+        given,
+    };
+    if fleet.enabled && fleet.url.is_none() {
+        problems.push(problem("fleet.enabled", "must come with \"fleet.url\"", "true".into()));
+    }
+    if fleet.enabled && fleet.trusted_keys.is_none() {
+        problems.push(problem(
+            "fleet.enabled",
+            "must come with \"fleet.trusted-keys\" (bundles are applied only when signed by them)",
+            "true".into(),
+        ));
+    }
+    if fleet.token.is_some() && fleet.gateway_token.is_some() {
+        problems.push(problem(
+            "fleet.gateway-token",
+            "must not be set together with \"fleet.token\"",
+            HIDDEN.into(),
+        ));
+    }
+    if let Some(ca) = &fleet.ca {
+        if !fleet.url.as_deref().is_some_and(|u| u.starts_with("https://")) {
+            problems.push(problem(
+                "fleet.ca",
+                "must come with an https:// \"fleet.url\"",
+                ca.display().to_string(),
+            ));
         }
     }
     for (name, sink) in &config.push {
@@ -1262,7 +1494,7 @@ pub fn validate(doc: &Value) -> Vec<Problem> {
     from_document(doc).err().unwrap_or_default()
 }
 
-/// Whether `key` is reserved for a later feature (`fleet.*`).
+/// Whether `key` is reserved for a later feature (under a [`RESERVED_PREFIXES`] prefix).
 pub fn is_reserved(key: &str) -> bool {
     RESERVED_PREFIXES.iter().any(|p| key == *p || key.starts_with(&format!("{p}.")))
 }
@@ -1361,7 +1593,7 @@ mod tests {
                 "token": "0123456789abcdef", "users": {"alice": HASH}, "metrics-public": true},
             "publish": {"max-subscribers": 5, "format": "legacy", "remodel-events": true},
             "tls": {"cert": "c.pem", "key": "/k.pem", "client-ca": "ca.pem"},
-            "limits": {"per-source": 3},
+            "limits": {"per-source": 3}, "fleet": {"tenant": "t", "enabled": false},
             "log": {"level": "debug"}, "schema-version": 1});
         let loaded = from_document(&doc).unwrap();
         let c = &loaded.config;
@@ -1573,6 +1805,38 @@ mod tests {
                 r#"cannot set "port": must differ from "http.port" (9188), not "9188""#,
             ),
             (
+                json!({"fleet": {"url": "https://user@host"}}),
+                r#"cannot set "fleet.url": must be an http:// or https:// URL without credentials, query or fragment, not "https://user@host""#,
+            ),
+            (
+                json!({"fleet": {"ca": ""}}),
+                r#"cannot set "fleet.ca": must be a file path (relative: in $SNAP_COMMON), not """#,
+            ),
+            (
+                json!({"fleet": {"tenant": ""}}),
+                r#"cannot set "fleet.tenant": must be 1 to 64 letters, digits, '-' or '_', not """#,
+            ),
+            (
+                json!({"fleet": {"controller-id": "a/b"}}),
+                r#"cannot set "fleet.controller-id": must be 1 to 128 letters, digits, '.', '_', ':' or '-', not starting with '.', not "a/b""#,
+            ),
+            (
+                json!({"fleet": {"token": ""}}),
+                r#"cannot set "fleet.token": must be 1 to 4096 printable ASCII characters without spaces, not """#,
+            ),
+            (
+                json!({"fleet": {"gateway-token": 5}}),
+                r#"cannot set "fleet.gateway-token": must be 1 to 4096 printable ASCII characters without spaces, not "5""#,
+            ),
+            (
+                json!({"fleet": {"trusted-keys": ""}}),
+                r#"cannot set "fleet.trusted-keys": must be ed25519 public keys (base64, as `pocketses key export` prints them) separated by spaces or commas, or one file path (relative: in $SNAP_COMMON), not """#,
+            ),
+            (
+                json!({"fleet": {"enabled": 1}}),
+                r#"cannot set "fleet.enabled": must be true or false, not "1""#,
+            ),
+            (
                 json!({"push": {"vm": {"url": "ftp://x/"}}}),
                 r#"cannot set "push.vm.url": must be an http:// or https:// URL with a host, not "ftp://x/""#,
             ),
@@ -1646,11 +1910,98 @@ mod tests {
         assert!(got[3].starts_with(r#"cannot set "log.level""#));
     }
 
+    /// A valid `fleet.trusted-keys` key (the public half of the ed25519 key with seed [1; 32]).
+    fn fleet_key() -> String {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key();
+        crate::fleet::bundle::encode_public_key(&key)
+    }
+
+    #[test]
+    fn fleet_keys_are_read_and_checked() {
+        let key = fleet_key();
+        let doc = json!({"fleet": {"url": "https://fleet.example:8443/base/", "ca": "ca.pem",
+            "tenant": "acme_1", "controller-id": "dev-0042:a", "token": "t0k",
+            "trusted-keys": format!("{key}, {key}"), "enabled": true}});
+        let loaded = from_document(&doc).unwrap();
+        let f = &loaded.config.fleet;
+        assert_eq!(f.url.as_deref(), Some("https://fleet.example:8443/base"));
+        assert_eq!(f.tenant, "acme_1");
+        assert_eq!(f.controller_id.as_deref(), Some("dev-0042:a"));
+        assert_eq!(f.token.as_deref(), Some("t0k"));
+        assert_eq!(f.trusted_keys, Some(TrustedKeys::Keys(vec![key.clone(), key.clone()])));
+        assert!(f.enabled);
+        assert_eq!(loaded.config.value_of("fleet.token"), Some(json!("(hidden)")));
+        assert_eq!(
+            loaded.config.value_of("fleet.trusted-keys"),
+            Some(json!(format!("{key} {key}")))
+        );
+        let file = from_document(&json!({"fleet": {"trusted-keys": "keys/operators"}})).unwrap();
+        assert_eq!(
+            file.config.fleet.trusted_keys,
+            Some(TrustedKeys::File(PathBuf::from("keys/operators")))
+        );
+        assert_eq!(Config::default().fleet.tenant, "DEFAULT");
+        assert!(!Config::default().fleet.enabled);
+        for url in ["http://127.0.0.1:8080", "https://[::1]:443/x", "https://h", "http://a-b.c/d/e"]
+        {
+            assert!(fleet_url(url).is_some(), "{url}");
+        }
+        for url in [
+            "ftp://h",
+            "https://",
+            "https://u:p@h",
+            "https://h?x=1",
+            "https://h#f",
+            "https://h:0",
+            "https://h:99999",
+            "https://h b",
+            "https://[zz]",
+            "h",
+            "https://h:x",
+        ] {
+            assert_eq!(fleet_url(url), None, "{url}");
+        }
+    }
+
+    #[test]
+    fn fleet_problems_in_snapd_grammar() {
+        let key = fleet_key();
+        let bad_key = format!("{}=", "!".repeat(43));
+        assert_eq!(
+            problems(json!({"fleet": {"url": "ftp://x", "tenant": "a/b", "controller-id": ".x",
+                "token": "a b", "trusted-keys": format!("{key} nope"), "enabled": "yes"}})),
+            vec![
+                "cannot set \"fleet.url\": must be an http:// or https:// URL without credentials, query or fragment, not \"ftp://x\"",
+                "cannot set \"fleet.tenant\": must be 1 to 64 letters, digits, '-' or '_', not \"a/b\"",
+                "cannot set \"fleet.controller-id\": must be 1 to 128 letters, digits, '.', '_', ':' or '-', not starting with '.', not \".x\"",
+                "cannot set \"fleet.token\": must be 1 to 4096 printable ASCII characters without spaces, not \"a b\"",
+                &format!("cannot set \"fleet.trusted-keys\": must be ed25519 public keys (base64, as `pocketses key export` prints them) separated by spaces or commas, or one file path (relative: in $SNAP_COMMON), not \"{key} nope\""),
+                "cannot set \"fleet.enabled\": must be true or false, not \"yes\"",
+            ]
+        );
+        let e = problems(json!({"fleet": {"trusted-keys": bad_key}}));
+        assert_eq!(e.len(), 1, "a mistyped key is not a file name: {e:?}");
+        assert_eq!(
+            problems(json!({"fleet": {"enabled": true}})),
+            vec![
+                "cannot set \"fleet.enabled\": must come with \"fleet.url\", not \"true\"",
+                "cannot set \"fleet.enabled\": must come with \"fleet.trusted-keys\" (bundles are applied only when signed by them), not \"true\"",
+            ]
+        );
+        assert_eq!(
+            problems(json!({"fleet": {"url": "http://h", "ca": "ca.pem", "token": "a", "gateway-token": "b"}})),
+            vec![
+                "cannot set \"fleet.ca\": must come with an https:// \"fleet.url\", not \"ca.pem\"",
+                "cannot set \"fleet.gateway-token\": must not be set together with \"fleet.token\", not \"(hidden)\"",
+            ]
+        );
+    }
+
     #[test]
     fn unknown_keys_are_kept_for_status() {
-        let loaded = from_document(&json!({"colour": "red", "fleet": {"url": "x"}})).unwrap();
-        assert_eq!(loaded.unknown, vec!["colour", "fleet.url"]);
-        assert!(is_reserved("fleet.url") && !is_reserved("fleety") && !is_reserved("push.x.url"));
+        let loaded = from_document(&json!({"colour": "red", "fleet": {"colour": "x"}})).unwrap();
+        assert_eq!(loaded.unknown, vec!["colour", "fleet.colour"]);
+        assert!(!is_reserved("fleet.url") && !is_reserved("push.x.url"));
     }
 
     fn set(args: &[&str]) -> Settings {
@@ -1950,6 +2301,8 @@ mod tests {
                 "publish.format",
                 "publish.remodel-events",
                 "limits.per-source",
+                "fleet.tenant",
+                "fleet.enabled",
                 "log.level"
             ]
         );
@@ -1994,11 +2347,11 @@ mod tests {
                 "publish",
                 "tls",
                 "limits",
+                "fleet",
                 "log",
                 "schema-version",
                 "checks",
-                "push",
-                "fleet"
+                "push"
             ]
         );
     }

@@ -1,4 +1,5 @@
-//! `pocketses key …`: RSA signing keys for assertions, kept in a private directory.
+//! `pocketses key …`: RSA signing keys for assertions and ed25519 keys for fleet bundles,
+//! kept in a private directory.
 //!
 //! Keys are PKCS#8 PEM files named `NAME.pem` in a directory with mode 0700, each file 0600:
 //! `$POCKETSES_KEYS_DIR` if set (tests), else `$SNAP_USER_DATA/keys` inside the snap, else
@@ -8,6 +9,10 @@
 //! for signing, and smaller keys are refused at import and at signing with snapd's words
 //! (`signing needs at least a 4096 bits key, got 512`). `POCKETSES_KEY_BITS` lowers both, for
 //! tests only: key generation is slow.
+//!
+//! ed25519 keys (`key create --type ed25519`) sign update bundles (`bundle sign`, see
+//! `fleet::bundle`), never assertions; `key export` prints their public half as the base64 of
+//! its 32 bytes, the form `fleet.trusted-keys` and `bundle verify --trusted` take.
 
 use std::fs;
 use std::io::Write as _;
@@ -20,7 +25,10 @@ use rsa::pkcs1::DecodeRsaPrivateKey as _;
 use rsa::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _, LineEnding};
 use rsa::RsaPrivateKey;
 
+use ed25519_dalek::SigningKey;
+
 use crate::assertion::openpgp::PublicKey;
+use crate::fleet::bundle::encode_public_key;
 
 /// Overrides the key directory.
 pub const KEYS_DIR_ENV: &str = "POCKETSES_KEYS_DIR";
@@ -40,10 +48,13 @@ pub struct KeyArgs {
 /// `key` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum KeyCommand {
-    /// Create a new 4096-bit RSA key.
+    /// Create a new key: 4096-bit RSA for assertions, or ed25519 for fleet bundles.
     Create {
         /// Key name.
         name: String,
+        /// Key type.
+        #[arg(long = "type", value_enum, default_value_t = KeyType::Rsa)]
+        key_type: KeyType,
     },
     /// Import an RSA private key from a PEM file (PKCS#1 or PKCS#8, unencrypted).
     Import {
@@ -52,13 +63,15 @@ pub enum KeyCommand {
         /// PEM file.
         file: PathBuf,
     },
-    /// List keys with their sha3-384 ids (the `sign-key-sha3-384` they sign with).
+    /// List keys with their sha3-384 ids (RSA: the `sign-key-sha3-384` they sign with) or
+    /// public keys (ed25519).
     List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Print the public key as an account-key assertion's body needs it.
+    /// Print the public key: RSA as an account-key assertion's body needs it, ed25519 as
+    /// base64 of its 32 bytes (the form of `fleet.trusted-keys` and `bundle verify --trusted`).
     Export {
         /// Key name.
         name: String,
@@ -68,6 +81,25 @@ pub enum KeyCommand {
         /// Key name.
         name: String,
     },
+}
+
+/// The kinds of key the store holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyType {
+    /// RSA, for assertions.
+    Rsa,
+    /// ed25519, for fleet bundles.
+    Ed25519,
+}
+
+/// A private key from the store.
+#[derive(Debug)]
+pub enum StoredKey {
+    /// An RSA key.
+    Rsa(Box<RsaPrivateKey>),
+    /// An ed25519 key.
+    Ed25519(Box<SigningKey>),
 }
 
 /// A directory of named private keys.
@@ -96,6 +128,17 @@ pub fn parse_private_key_pem(pem: &str) -> anyhow::Result<RsaPrivateKey> {
         return Ok(key);
     }
     bail!("cannot read RSA private key: expected an unencrypted PEM \"PRIVATE KEY\" (PKCS#8) or \"RSA PRIVATE KEY\" (PKCS#1)")
+}
+
+/// Reads a stored key: RSA (PKCS#8 or PKCS#1) or ed25519 (PKCS#8).
+///
+/// # Errors
+/// When the text is none of these.
+pub fn parse_stored_key_pem(pem: &str) -> anyhow::Result<StoredKey> {
+    if let Ok(key) = SigningKey::from_pkcs8_pem(pem) {
+        return Ok(StoredKey::Ed25519(Box::new(key)));
+    }
+    parse_private_key_pem(pem).map(|k| StoredKey::Rsa(Box::new(k)))
 }
 
 impl KeyStore {
@@ -152,11 +195,27 @@ impl KeyStore {
     /// # Errors
     /// When the name is taken or the file cannot be written.
     pub fn add(&self, name: &str, key: &RsaPrivateKey) -> anyhow::Result<PublicKey> {
-        let path = self.path(name)?;
-        self.ensure_dir()?;
         let pem = key
             .to_pkcs8_pem(LineEnding::LF)
             .map_err(|e| anyhow::anyhow!("cannot encode key: {e}"))?;
+        self.write_new(name, pem.as_bytes())?;
+        Ok(PublicKey::from_rsa(key.to_public_key()))
+    }
+
+    /// Stores the ed25519 key `key` as `name`, refusing to overwrite.
+    ///
+    /// # Errors
+    /// When the name is taken or the file cannot be written.
+    pub fn add_ed25519(&self, name: &str, key: &SigningKey) -> anyhow::Result<()> {
+        let pem = key
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|e| anyhow::anyhow!("cannot encode key: {e}"))?;
+        self.write_new(name, pem.as_bytes())
+    }
+
+    fn write_new(&self, name: &str, pem: &[u8]) -> anyhow::Result<()> {
+        let path = self.path(name)?;
+        self.ensure_dir()?;
         let mut file =
             fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(
                 |e| match e.kind() {
@@ -166,15 +225,41 @@ impl KeyStore {
                     _ => anyhow::anyhow!("cannot write key {}: {e}", path.display()),
                 },
             )?;
-        file.write_all(pem.as_bytes())
-            .with_context(|| format!("cannot write key {}", path.display()))?;
-        Ok(PublicKey::from_rsa(key.to_public_key()))
+        file.write_all(pem).with_context(|| format!("cannot write key {}", path.display()))
     }
 
-    /// Loads the private key `name`.
+    /// Loads the key `name`, whatever its type.
     ///
     /// # Errors
     /// When there is no such key or it cannot be read.
+    pub fn get_any(&self, name: &str) -> anyhow::Result<StoredKey> {
+        let path = self.path(name)?;
+        let pem = fs::read_to_string(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                anyhow::anyhow!("cannot find key {name:?} in {}", self.dir.display())
+            }
+            _ => anyhow::anyhow!("cannot read key {}: {e}", path.display()),
+        })?;
+        parse_stored_key_pem(&pem).with_context(|| format!("cannot use key {name:?}"))
+    }
+
+    /// Loads the ed25519 key `name` (to sign bundles).
+    ///
+    /// # Errors
+    /// When there is no such key or it is an RSA key.
+    pub fn get_ed25519(&self, name: &str) -> anyhow::Result<SigningKey> {
+        match self.get_any(name)? {
+            StoredKey::Ed25519(key) => Ok(*key),
+            StoredKey::Rsa(_) => bail!(
+                "cannot use key {name:?}: it is an RSA key; bundles are signed with ed25519 keys (key create --type ed25519)"
+            ),
+        }
+    }
+
+    /// Loads the RSA private key `name`.
+    ///
+    /// # Errors
+    /// When there is no such key, it cannot be read, or it is an ed25519 key.
     pub fn get(&self, name: &str) -> anyhow::Result<RsaPrivateKey> {
         let path = self.path(name)?;
         let pem = fs::read_to_string(&path).map_err(|e| match e.kind() {
@@ -183,6 +268,9 @@ impl KeyStore {
             }
             _ => anyhow::anyhow!("cannot read key {}: {e}", path.display()),
         })?;
+        if SigningKey::from_pkcs8_pem(&pem).is_ok() {
+            bail!("cannot use key {name:?}: it is an ed25519 key; assertions are signed with RSA keys");
+        }
         parse_private_key_pem(&pem).with_context(|| format!("cannot use key {name:?}"))
     }
 
@@ -191,6 +279,21 @@ impl KeyStore {
     /// # Errors
     /// When the directory or a key cannot be read.
     pub fn list(&self) -> anyhow::Result<Vec<(String, PublicKey)>> {
+        Ok(self
+            .list_any()?
+            .into_iter()
+            .filter_map(|(name, key)| match key {
+                StoredKey::Rsa(key) => Some((name, PublicKey::from_rsa(key.to_public_key()))),
+                StoredKey::Ed25519(_) => None,
+            })
+            .collect())
+    }
+
+    /// Names and keys of all keys of any type, sorted by name.
+    ///
+    /// # Errors
+    /// When the directory or a key cannot be read.
+    pub fn list_any(&self) -> anyhow::Result<Vec<(String, StoredKey)>> {
         let entries = match fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -207,8 +310,8 @@ impl KeyStore {
             if !is_valid_name(name) {
                 continue;
             }
-            let key = self.get(name)?;
-            out.push((name.to_owned(), PublicKey::from_rsa(key.to_public_key())));
+            let key = self.get_any(name)?;
+            out.push((name.to_owned(), key));
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
@@ -284,9 +387,27 @@ struct KeyListDoc<'a> {
 #[serde(rename_all = "kebab-case")]
 struct KeyDoc<'a> {
     name: &'a str,
+    #[serde(rename = "type")]
+    key_type: KeyType,
     #[serde(rename = "sha3-384")]
     sha3_384: &'a str,
     bits: usize,
+    public_key: String,
+}
+
+/// A listed key's public half.
+enum Listed {
+    Rsa(PublicKey),
+    Ed25519(String),
+}
+
+impl Listed {
+    fn of(key: &StoredKey) -> Listed {
+        match key {
+            StoredKey::Rsa(key) => Listed::Rsa(PublicKey::from_rsa(key.to_public_key())),
+            StoredKey::Ed25519(key) => Listed::Ed25519(encode_public_key(&key.verifying_key())),
+        }
+    }
 }
 
 /// Runs the command.
@@ -297,10 +418,18 @@ pub fn main(args: KeyArgs) -> anyhow::Result<ExitCode> {
     let store = KeyStore::from_env()?;
     let mut out = std::io::stdout().lock();
     match args.command {
-        KeyCommand::Create { name } => {
+        KeyCommand::Create { name, key_type } => {
             store.path(&name)?;
             if store.path(&name)?.exists() {
                 bail!("cannot create key {name:?}: a key with that name exists");
+            }
+            if key_type == KeyType::Ed25519 {
+                let mut seed = [0u8; 32];
+                rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
+                let key = SigningKey::from_bytes(&seed);
+                store.add_ed25519(&name, &key)?;
+                writeln!(out, "{name} {}", encode_public_key(&key.verifying_key()))?;
+                return Ok(ExitCode::SUCCESS);
             }
             let bits = key_bits()?;
             eprintln!("generating a {bits}-bit RSA key, this may take a while...");
@@ -319,24 +448,47 @@ pub fn main(args: KeyArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "{name} {}", public.id())?;
         }
         KeyCommand::List { json } => {
-            let keys = store.list()?;
+            let keys: Vec<(String, Listed)> =
+                store.list_any()?.into_iter().map(|(name, key)| (name, Listed::of(&key))).collect();
             if json {
                 let keys = keys
                     .iter()
-                    .map(|(name, key)| KeyDoc { name, sha3_384: key.id(), bits: key.bits() })
+                    .map(|(name, key)| match key {
+                        Listed::Rsa(key) => KeyDoc {
+                            name,
+                            key_type: KeyType::Rsa,
+                            sha3_384: key.id(),
+                            bits: key.bits(),
+                            public_key: String::new(),
+                        },
+                        Listed::Ed25519(public) => KeyDoc {
+                            name,
+                            key_type: KeyType::Ed25519,
+                            sha3_384: "",
+                            bits: 256,
+                            public_key: public.clone(),
+                        },
+                    })
                     .collect();
                 writeln!(out, "{}", serde_json::to_string_pretty(&KeyListDoc { keys })?)?;
             } else {
                 writeln!(out, "{:<20} SHA3-384", "Name")?;
                 for (name, key) in keys {
-                    writeln!(out, "{name:<20} {}", key.id())?;
+                    match key {
+                        Listed::Rsa(key) => writeln!(out, "{name:<20} {}", key.id())?,
+                        Listed::Ed25519(public) => writeln!(out, "{name:<20} ed25519 {public}")?,
+                    }
                 }
             }
         }
-        KeyCommand::Export { name } => {
-            let key = store.get(&name)?;
-            writeln!(out, "{}", PublicKey::from_rsa(key.to_public_key()).encode())?;
-        }
+        KeyCommand::Export { name } => match store.get_any(&name)? {
+            StoredKey::Rsa(key) => {
+                writeln!(out, "{}", PublicKey::from_rsa(key.to_public_key()).encode())?;
+            }
+            StoredKey::Ed25519(key) => {
+                writeln!(out, "{}", encode_public_key(&key.verifying_key()))?;
+            }
+        },
         KeyCommand::Delete { name } => store.delete(&name)?,
     }
     Ok(ExitCode::SUCCESS)
@@ -368,6 +520,26 @@ mod tests {
         );
         assert_eq!(signing_size_problem(4096, DEFAULT_KEY_BITS), None);
         assert_eq!(signing_size_problem(8192, DEFAULT_KEY_BITS), None);
+    }
+
+    #[test]
+    fn ed25519_keys_are_stored_and_kept_apart_from_rsa() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::new(dir.path().join("keys"));
+        let key = SigningKey::from_bytes(&[9; 32]);
+        store.add_ed25519("fleet", &key).unwrap();
+        assert_eq!(store.get_ed25519("fleet").unwrap().to_bytes(), key.to_bytes());
+        let e = store.get("fleet").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "cannot use key \"fleet\": it is an ed25519 key; assertions are signed with RSA keys"
+        );
+        assert!(store.list().unwrap().is_empty());
+        assert_eq!(store.list_any().unwrap().len(), 1);
+        let e = store.add_ed25519("fleet", &key).unwrap_err().to_string();
+        assert_eq!(e, "cannot add key \"fleet\": a key with that name exists");
+        let pem = std::fs::read_to_string(dir.path().join("keys/fleet.pem")).unwrap();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{pem}");
     }
 
     #[test]

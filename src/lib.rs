@@ -12,6 +12,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod error;
+pub mod fleet;
 pub mod gadget;
 pub mod hooks;
 pub mod keys;

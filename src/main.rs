@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Some(Command::Remodel(args)) => pocketses::remodel::cmd::main(args),
         Some(Command::Gadget(args)) => pocketses::gadget::cmd::main(args),
         Some(Command::Spool(args)) => pocketses::spool::cmd::main(args),
+        Some(Command::Bundle(args)) => pocketses::fleet::cmd::main(args),
         Some(Command::Push(args)) => pocketses::push::cmd::main(args),
     };
     match res {

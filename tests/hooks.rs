@@ -41,7 +41,7 @@ fn install_writes_defaults_and_keeps_gadget_values() {
             "http": {"port": 9188, "bind": "127.0.0.1", "max-connections": 512, "max-sse": 256,
                 "metrics-public": false},
             "publish": {"max-subscribers": 10000, "format": "json", "remodel-events": false},
-            "limits": {"per-source": 64},
+            "limits": {"per-source": 64}, "fleet": {"tenant": "DEFAULT", "enabled": false},
             "log": {"level": "info"}, "schema-version": 1})
     );
     // Running again (default-configure after install) changes nothing.

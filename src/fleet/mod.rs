@@ -1,0 +1,18 @@
+//! Fleet updates: signed update bundles, and (to come) the hawkBit DDI client that takes them
+//! from a fleet server such as gooseBit and applies them through snapd.
+//!
+//! - `cpio`: the newc archive format, streaming reader with the bundle's refusals, and writer \[pure\]
+//! - `libconfig`: the subset of libconfig `sw-description` uses \[pure\]
+//! - `bundle`: `sw-description`, its ed25519 signature, verification before extraction, the
+//!   hash check while streaming \[pure\]
+//! - `ddi`: the hawkBit DDI API: lenient reading of the controller base, deploymentBase and
+//!   cancelAction replies, polling with jitter, configData and feedback documents \[pure\]
+//! - `cmd`: `pocketses bundle create|sign|verify|show` \[io\]
+//!
+//! docs/fleet.md describes the format and the security rules.
+
+pub mod bundle;
+pub mod cmd;
+pub mod cpio;
+pub mod ddi;
+pub mod libconfig;
