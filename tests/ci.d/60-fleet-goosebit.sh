@@ -18,7 +18,9 @@ command -v curl >/dev/null || { echo "curl is missing: run .ci/install" >&2; exi
 work=$(mktemp -d)
 pid=
 cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  # `|| true`: under set -e a failing last command of an && list ends the script, and `wait`
+  # returns the server's 143 after the kill, which would fail the step after it passed.
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
