@@ -261,17 +261,12 @@ impl KeyStore {
     /// # Errors
     /// When there is no such key, it cannot be read, or it is an ed25519 key.
     pub fn get(&self, name: &str) -> anyhow::Result<RsaPrivateKey> {
-        let path = self.path(name)?;
-        let pem = fs::read_to_string(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                anyhow::anyhow!("cannot find key {name:?} in {}", self.dir.display())
-            }
-            _ => anyhow::anyhow!("cannot read key {}: {e}", path.display()),
-        })?;
-        if SigningKey::from_pkcs8_pem(&pem).is_ok() {
-            bail!("cannot use key {name:?}: it is an ed25519 key; assertions are signed with RSA keys");
+        match self.get_any(name)? {
+            StoredKey::Rsa(key) => Ok(*key),
+            StoredKey::Ed25519(_) => bail!(
+                "cannot use key {name:?}: it is an ed25519 key; assertions are signed with RSA keys"
+            ),
         }
-        parse_private_key_pem(&pem).with_context(|| format!("cannot use key {name:?}"))
     }
 
     /// Names and public keys of all keys, sorted by name.
