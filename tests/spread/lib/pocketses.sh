@@ -124,7 +124,7 @@ pocketses_debug() {
 pocketses_remodel_kit_check() {
     local kit=${POCKETSES_REMODEL_KIT:?POCKETSES_REMODEL_KIT is not set}
     local f
-    for f in update.model missing.model rereg.model; do
+    for f in update.model missing.model slow.model rereg.model; do
         test -f "$kit/$f" || { echo "remodel kit: missing $kit/$f" >&2; return 1; }
     done
     snap model --serial >/dev/null || { echo "the device has no serial: the remodel suite needs a registered device" >&2; return 1; }
