@@ -1,6 +1,9 @@
 //! `pocketses remodel` against the fake snapd: pre-flight refusals never post, scripted changes
 //! are followed to their end (Done, Error, Undone, across a snapd restart), snapd's refusals
 //! keep their kind, `--watch`, `--abort`, Ctrl-C detaching and the daemon's event stream.
+//! The `recorded_*` tests replay the changes a real snapd 2.57 ran for the remodel spread tasks
+//! (tests/spread/remodel/, recorded into tests/fixtures/snapd/remodel-*.json): the progress view,
+//! the `--json` events and `status` must fit what the real change looked like.
 
 mod support;
 
@@ -9,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::fake_snapd::{ErrorReply, FakeSnapd, Step};
+use support::fake_snapd::{recorded_change, replay, ErrorReply, FakeSnapd, Step};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
@@ -826,4 +829,122 @@ fn daemon_writes_remodel_events_on_the_line_stream_when_asked() {
         }
     }
     assert!(events.iter().any(|e| e["type"] == "progress"), "{events:?}");
+}
+
+/// The status line and the JSON record `pocketses status` gives after a remodel.
+fn status_of(fake: &FakeSnapd, state_dir: &Path) -> (String, Value) {
+    let status = |json: bool| {
+        let mut cmd = Command::new(support::bin());
+        cmd.arg("status").env("POCKETSES_SNAPD_SOCKET", fake.snapd_socket());
+        cmd.env("POCKETSES_STATE_DIR", state_dir).env_remove("SNAP_DATA");
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().expect("run pocketses");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = status(false);
+    let line =
+        text.lines().find(|l| l.trim_start().starts_with("remodel:")).unwrap_or("").to_string();
+    (line, serde_json::from_str(&status(true)).expect("status --json"))
+}
+
+/// Runs `pocketses remodel` (plain, then `--json`) on a fake that replays a recorded change.
+fn replayed(file: &str) -> (Value, Run, Run, FakeSnapd, tempfile::TempDir) {
+    let recorded = recorded_change(file);
+    let fake = device();
+    let model = fixture("remodel/rev2.model");
+    let state = tempfile::tempdir().expect("tempdir");
+    fake.state().remodel_script = Some(replay(&recorded));
+    let json = run(&fake, state.path(), &["--json", model.to_str().expect("utf8")]);
+    fake.state().remodel_script = Some(replay(&recorded));
+    let plain = run(&fake, state.path(), &[model.to_str().expect("utf8")]);
+    (recorded, plain, json, fake, state)
+}
+
+fn summaries(recorded: &Value) -> Vec<(String, String)> {
+    recorded["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|t| {
+            (
+                t["summary"].as_str().expect("summary").into(),
+                t["status"].as_str().expect("status").into(),
+            )
+        })
+        .collect()
+}
+
+fn events(res: &Run) -> Vec<Value> {
+    res.stdout.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
+}
+
+#[test]
+fn recorded_update_remodel_is_shown_task_by_task() {
+    let (recorded, plain, json, fake, state) = replayed("remodel-update-done.json");
+    assert_eq!(recorded["status"], "Done");
+    assert_eq!(plain.code, 0, "{}{}", plain.stdout, plain.stderr);
+    // Every task snapd ran, as snapd names it, in the order it finished.
+    let shown: Vec<&str> = plain.stdout.lines().filter(|l| l.starts_with("Done    ")).collect();
+    let want: Vec<String> =
+        summaries(&recorded).iter().map(|(s, _)| format!("Done    {s}")).collect();
+    assert_eq!(shown[..want.len()], want[..], "{}", plain.stdout);
+    let summary = recorded["summary"].as_str().expect("summary");
+    assert!(
+        plain.stdout.contains(&format!("remodel done: {summary} (change 2)\n")),
+        "{}",
+        plain.stdout
+    );
+    // The download counted the snap's bytes.
+    let evs = events(&json);
+    let download = evs
+        .iter()
+        .find(|e| {
+            e["type"] == "progress"
+                && e["summary"].as_str().unwrap_or("").starts_with("Download snap")
+        })
+        .expect("a progress event for the download");
+    assert_eq!(download["total"], recorded["tasks"][1]["progress"]["total"]);
+    let kinds: Vec<&str> = evs
+        .iter()
+        .filter(|e| e["type"] == "task" && e["status"] == "Done")
+        .map(|e| e["kind"].as_str().unwrap_or(""))
+        .collect();
+    let want_kinds: Vec<&str> = recorded["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(kinds, want_kinds);
+    assert_eq!(
+        evs.last().map(|e| (e["type"].clone(), e["status"].clone())),
+        Some((json!("finished"), json!("Done")))
+    );
+    let (line, value) = status_of(&fake, state.path());
+    assert_eq!(line.split_whitespace().collect::<Vec<_>>(), ["remodel:", "change", "2", "Done"]);
+    assert_eq!(
+        value["remodel"]["summary"], "Refresh model assertion from revision 1 to 2",
+        "{value}"
+    );
+    assert_eq!(value["remodel"]["ready"], true);
+}
+
+#[test]
+fn recorded_reregistration_shows_the_new_serial_request() {
+    let (recorded, plain, json, _fake, _state) = replayed("remodel-rereg-done.json");
+    assert_eq!(plain.code, 0, "{}{}", plain.stdout, plain.stderr);
+    assert!(
+        plain.stdout.lines().any(|l| l == "Done    Request new device serial"),
+        "{}",
+        plain.stdout
+    );
+    assert!(summaries(&recorded)
+        .iter()
+        .all(|(s, _)| plain.stdout.contains(&format!("Done    {s}\n"))));
+    let evs = events(&json);
+    assert!(evs
+        .iter()
+        .any(|e| e["type"] == "task" && e["kind"] == "request-serial" && e["status"] == "Done"));
 }

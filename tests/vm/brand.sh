@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test brand for the real-remodel VM phase (docs/remodel-real.md): everything a snapd built
+# The test brand for the real-remodel VM phase (docs/remodel.md): everything a snapd built
 # with snapd's test keys needs to seed a branded classic device, register it with a serial vault
 # and remodel it through a store, made on the host and cached in $CACHE/brand.
 #
