@@ -63,8 +63,8 @@ STORE_PORT=11028 FAKESTORE_PORT=11030 VAULT_PORT=11029
 SINCE=2026-01-01T00:00:00Z
 STAMP=2026-01-02T00:00:00Z
 
-# Bump when snaps() or image() change: brand.img (and the registered snapshot made from it) is
-# cached on this, the test-keys build, the seed's snaps, the seed model and the base image.
+# Bump when the gadget in snaps() or image() change: brand.img (and the registered snapshot made
+# from it) is cached on this, the test-keys build, the seed's snaps, the seed model and the base image.
 IMAGE_VERSION=2
 image_key() {
   {
@@ -150,7 +150,7 @@ verify() {
 
 snaps() {
   local w=$B/work
-  rm -rf "$w" && mkdir -p "$w/gadget/meta/hooks" "$w/extra/meta" "$w/extra/bin" "$w/slow/meta/hooks" "$B/snaps"
+  rm -rf "$w" && mkdir -p "$w/gadget/meta/hooks" "$w/extra/meta" "$w/extra/bin" "$w/slow/meta/hooks" "$w/slow/bin" "$B/snaps"
   cat >"$w/gadget/meta/snap.yaml" <<EOF
 name: $GADGET
 version: '1.0'
@@ -186,14 +186,18 @@ base: core22
 summary: the snap that holds a remodel in progress
 description: Its install hook waits until SNAP_COMMON/release exists (at most 8 minutes).
 EOF
-  # Runs on the base's shell (the placeholder core22 has busybox as /bin/sh).
+  # Runs on the base's shell (the placeholder core22 has busybox as /bin/sh); sleeps with the
+  # snap's own busybox: AppArmor lets a hook run its snap's files, not the base's busybox applets
+  # ("sleep: Permission denied").
+  cp "${BUSYBOX:-/bin/busybox}" "$w/slow/bin/busybox"
+  chmod 755 "$w/slow/bin/busybox"
   cat >"$w/slow/meta/hooks/install" <<'EOF'
 #!/bin/sh
 # Holds the remodel that installs this snap in its "Run install hook" task until
 # $SNAP_COMMON/release exists (tests/spread/remodel/abort and reattach); gives up after 8 min.
 i=0
 while [ ! -e "$SNAP_COMMON/release" ] && [ "$i" -lt 480 ]; do
-    sleep 1
+    "$SNAP/bin/busybox" sleep 1 || exit 1
     i=$((i + 1))
 done
 EOF
@@ -351,13 +355,15 @@ main() {
     ssh-keygen -q -t rsa -b 4096 -N "" -m PEM -f "$B/device-key.tmp" >/dev/null
     mv "$B/device-key.tmp" "$B/device-key.pem" && rm -f "$B/device-key.tmp.pub"
   fi
+  # The snaps and the store every time (seconds; the gadget's bytes are reproducible): the
+  # store's contents are not part of the image's key, tests/vm/run pushes them into the guest.
+  step brand-snaps snaps
   local key
   key=$(image_key)
-  if [ -e "$CACHE/brand.img" ] && [ "$(cat "$B/key" 2>/dev/null)" = "$key" ] && [ -d "$B/store" ]; then
+  if [ -e "$CACHE/brand.img" ] && [ "$(cat "$B/key" 2>/dev/null)" = "$key" ]; then
     log "test-brand image cached ($key)"
   else
     rm -f "$B/key"
-    step brand-snaps snaps
     step brand-image image
     echo "$key" >"$B/key"
   fi
