@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::fake_snapd::{recorded_change, replay, ErrorReply, FakeSnapd, Step};
+use support::fake_snapd::{recorded_change, recorded_error, replay, ErrorReply, FakeSnapd, Step};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
@@ -947,4 +947,60 @@ fn recorded_reregistration_shows_the_new_serial_request() {
     assert!(evs
         .iter()
         .any(|e| e["type"] == "task" && e["kind"] == "request-serial" && e["status"] == "Done"));
+}
+
+#[test]
+fn recorded_abort_is_reported_as_snapd_ended_it() {
+    let (recorded, plain, json, fake, state) = replayed("remodel-abort-error.json");
+    let status = recorded["status"].as_str().expect("status").to_string();
+    assert_eq!(plain.code, 1, "{}{}", plain.stdout, plain.stderr);
+    // Every task that left the queue is shown at the status snapd ended it with.
+    for (summary, st) in summaries(&recorded) {
+        if st != "Do" {
+            let want = format!("{st:<7} {summary}");
+            assert!(
+                plain.stdout.lines().any(|l| l == want),
+                "no line {want:?} in\n{}",
+                plain.stdout
+            );
+        }
+    }
+    let outcome = if status == "Undone" {
+        "remodel undone: snapd reverted every step, the device still runs its previous model (change 2)".to_string()
+    } else {
+        format!("remodel failed: change 2 is {status}")
+    };
+    assert!(plain.stdout.contains(&outcome), "{}", plain.stdout);
+    // snapd's error, in its words (for the abort: the hook it killed).
+    let err = recorded["err"].as_str().unwrap_or("");
+    for line in err.lines() {
+        assert!(plain.stdout.contains(&format!("  {line}\n")), "no {line:?} in\n{}", plain.stdout);
+    }
+    let evs = events(&json);
+    assert_eq!(
+        evs.last().map(|e| (e["type"].clone(), e["status"].clone())),
+        Some((json!("finished"), json!(status)))
+    );
+    let (line, value) = status_of(&fake, state.path());
+    assert_eq!(
+        line.split_whitespace().collect::<Vec<_>>(),
+        ["remodel:", "change", "2", status.as_str()]
+    );
+    assert_eq!(value["remodel"]["ready"], true);
+}
+
+#[test]
+fn recorded_missing_snap_refusal_is_given_in_snapds_words() {
+    let refusal = recorded_error("remodel-missing-post.json");
+    let fake = device();
+    let state = tempfile::tempdir().expect("tempdir");
+    let want = match &refusal.kind {
+        Some(kind) => format!("error: {} [{kind}]", refusal.message),
+        None => format!("error: {}", refusal.message),
+    };
+    fake.fail("POST", "/v2/model", refusal);
+    let res = run(&fake, state.path(), &[fixture("remodel/rev2.model").to_str().expect("utf8")]);
+    assert_eq!(res.code, 1);
+    assert!(res.stderr.contains(&want), "want {want:?} in {}", res.stderr);
+    assert!(!state.path().join("remodel.json").exists(), "nothing to record when snapd refuses");
 }
