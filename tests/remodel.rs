@@ -1004,3 +1004,27 @@ fn recorded_missing_snap_refusal_is_given_in_snapds_words() {
     assert!(res.stderr.contains(&want), "want {want:?} in {}", res.stderr);
     assert!(!state.path().join("remodel.json").exists(), "nothing to record when snapd refuses");
 }
+
+#[test]
+fn a_classic_device_is_told_why_its_gadget_layout_is_not_checked() {
+    let fake = device();
+    {
+        let mut state = fake.state();
+        state.model = Some(read(&fixture("remodel/testbrand-seed.model")));
+        state.system_info["on-classic"] = json!(true);
+        state.system_info["version"] = json!("2.57.6-1+deb12u1");
+    }
+    let state = tempfile::tempdir().expect("tempdir");
+    let model = fixture("remodel/testbrand-update.model");
+    let want = "gadget layout: not checked (a classic device's disk is not laid out by its gadget; snapd does not check it either)";
+    let res = run(&fake, state.path(), &["--check", model.to_str().expect("utf8")]);
+    assert_eq!(res.code, 0, "{}{}", res.stdout, res.stderr);
+    assert!(res.stdout.lines().any(|l| l == want), "{}", res.stdout);
+    assert!(res.stdout.contains("change summary: Refresh model assertion from revision 0 to 1\n"));
+    let res = run(&fake, state.path(), &["--check", "--json", model.to_str().expect("utf8")]);
+    assert_eq!(res.code, 0, "{}{}", res.stdout, res.stderr);
+    let plan: Value =
+        serde_json::from_str(res.stdout.lines().next().expect("a line")).expect("JSON");
+    assert_eq!((plan["type"].as_str(), plan["gadget-layout"].as_str()), (Some("plan"), Some(want)));
+    assert_eq!(model_posts(&fake), 0);
+}
