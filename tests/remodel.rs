@@ -1028,3 +1028,91 @@ fn a_classic_device_is_told_why_its_gadget_layout_is_not_checked() {
     assert_eq!((plan["type"].as_str(), plan["gadget-layout"].as_str()), (Some("plan"), Some(want)));
     assert_eq!(model_posts(&fake), 0);
 }
+
+#[test]
+fn recorded_reattach_change_is_followed_by_the_daemon_to_its_end() {
+    use pocketses::publish::{Event, Hub};
+    use pocketses::remodel::drive::{self, Record};
+
+    let recorded = recorded_change("remodel-reattach-error.json");
+    let fake = device();
+    // snapd restarted while the change was held, as in the spread task.
+    let mut script = replay(&recorded);
+    let held = script.len() - 1;
+    script.insert(held, Step::Gone(Duration::from_millis(200)));
+    let id = fake.add_change(script);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let record = dir.path().join("remodel.json");
+    drive::save_record(
+        &record,
+        &Record {
+            change: id.clone(),
+            summary: recorded["summary"].as_str().expect("summary").into(),
+            target: "developer1/pocketses-classic rev 2".into(),
+            status: "Doing".into(),
+            ready: false,
+            err: None,
+        },
+    )
+    .expect("record");
+    let hub = Hub::new(64);
+    let (mut rx, _) = hub.subscribe();
+    let client = std::sync::Arc::new(pocketses::snapd::Client::new(std::sync::Arc::new(
+        pocketses::snapd::socket::UnixTransport::new(fake.snapd_socket()),
+    )));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let events = rt.block_on(async {
+        let task = tokio::spawn(drive::republish(
+            client,
+            record.clone(),
+            hub.clone(),
+            Duration::from_millis(10),
+            shutdown.clone(),
+        ));
+        let mut events: Vec<Value> = Vec::new();
+        let collect = async {
+            // The hub's queue is short (publish::QUEUE_CAPACITY): the many task events of the
+            // last step may lag this receiver; the newest, the finished event, stays.
+            loop {
+                let event = match rx.recv().await {
+                    Ok(event) => event,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                };
+                if let Event::Remodel(report) = event {
+                    let value: Value = serde_json::from_slice(&report.json()).expect("JSON event");
+                    let done = value["type"] == "finished";
+                    events.push(value);
+                    if done {
+                        break;
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), collect).await.expect("finished event");
+        shutdown.cancel();
+        task.await.expect("task ends on shutdown");
+        events
+    });
+    let status = recorded["status"].as_str().expect("status");
+    // Each task as it ran, up to the one snapd was in when it restarted.
+    let held =
+        summaries(&recorded).into_iter().find(|(_, st)| st == "Error").expect("an Error task").0;
+    assert!(
+        events.iter().any(|e| e["type"] == "task"
+            && e["summary"] == held.as_str()
+            && e["status"] == "Doing"),
+        "{events:?}"
+    );
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap_or("")).collect();
+    assert_eq!(types.first(), Some(&"attached"));
+    // snapd's restart was seen ("resumed" comes with the burst of the last step and may lag).
+    assert!(types.contains(&"waiting"), "{types:?}");
+    assert_eq!(
+        events.last().map(|e| (e["type"].clone(), e["status"].clone())),
+        Some((json!("finished"), json!(status)))
+    );
+    let after = drive::load_record(&record).expect("load").expect("record");
+    assert_eq!((after.status.as_str(), after.ready), (status, true));
+}

@@ -76,9 +76,12 @@ remodel_wait_held() {
     return 1
 }
 
-# remodel_release: let remodel-slow's install hook finish.
+# remodel_release: let remodel-slow's install hook finish (when snapd has undone the install,
+# there is neither a hook nor its directory any more).
 remodel_release() {
-    touch /var/snap/remodel-slow/common/release
+    if [ -d /var/snap/remodel-slow/common ]; then
+        touch /var/snap/remodel-slow/common/release
+    fi
 }
 
 # remodel_sse_wait FILE PATTERN [SECONDS]: wait (bounded) until the SSE stream saved in FILE has
