@@ -158,18 +158,22 @@ fn assertions_go_first_and_a_vouched_snap_is_not_dangerous() {
     assert_eq!(asserted.body, rev);
     assert_eq!(asserted.content_type.as_deref(), Some("application/x.ubuntu.assertion"));
     assert!(!device.fake.state().installed_files[0].1, "sent as dangerous");
-    let lines: Vec<Value> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&o.stdout).lines().map(support::assert_cli_json_shape).collect();
+    assert!(lines.iter().all(|l| l["event"] == "fleet"), "{lines:?}");
+    let stages: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "progress")
+        .filter_map(|l| l["stage"].as_str())
         .collect();
-    let stages: Vec<&str> = lines.iter().filter_map(|l| l["progress"]["stage"].as_str()).collect();
     assert_eq!(stages.first(), Some(&"verifying"));
     assert_eq!(stages.last(), Some(&"done"));
     let last = lines.last().unwrap();
-    assert_eq!(last["result"], "success");
+    assert!(last["action"].as_str().unwrap().starts_with("local-"), "{last}");
     assert_eq!(
-        last["outcome"],
-        json!({"action": last["outcome"]["action"], "version": "1.0.1", "changes": ["1"]})
+        *last,
+        json!({"event": "fleet", "type": "result", "result": "success", "action": last["action"],
+            "version": "1.0.1", "changes": ["1"]})
     );
 }
 
@@ -303,4 +307,25 @@ fn resume_after_a_restart_follows_the_same_change() {
     let o = device.run(&["bundle", "apply", "--resume", "--trusted", &public(&key())]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("no bundle to resume"), "{}", text(&o));
+}
+
+#[test]
+fn a_crash_while_verifying_verifies_again_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = make_bundle(dir.path(), &[("hello_1.snap", SNAP)], &key());
+    let device = Device::new();
+    // What a crash between extracting and saving the plan leaves: the journal says verifying,
+    // and an extraction directory (here with a file the bundle does not have) is there.
+    let journal = json!({"action": "9", "bundle": b, "stage": "verifying"});
+    std::fs::write(device.state.path().join("fleet.json"), journal.to_string()).unwrap();
+    let stale = device.state.path().join("fleet-bundle");
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::write(stale.join("evil.snap"), b"not from the bundle").unwrap();
+    let o = device.run(&["bundle", "apply", "--resume", "--trusted", &public(&key())]);
+    assert!(o.status.success(), "{}", text(&o));
+    let files = device.fake.state().installed_files.clone();
+    assert_eq!(files, [("hello_1.snap".to_string(), true, SNAP.to_vec())]);
+    let journal = device.journal();
+    assert_eq!((journal["action"].as_str(), journal["stage"].as_str()), (Some("9"), Some("done")));
+    assert!(!stale.exists());
 }

@@ -499,9 +499,10 @@ async fn drive_steps(
     let save =
         |r: &Journal| journal::save(path, r).map_err(|e| ApplyError::new(ErrorKind::State, e));
     let dir = extract_dir(path);
-    let needs_files = record.stage == Stage::Verifying
-        || record.steps.iter().any(|s| !s.ready && s.change.is_none());
-    if needs_files && !dir.is_dir() {
+    // While verifying, a directory left there (by a crash between extracting and saving the
+    // plan) is never trusted: the bundle is verified and extracted again.
+    let needs_files = record.steps.iter().any(|s| !s.ready && s.change.is_none());
+    if record.stage == Stage::Verifying || (needs_files && !dir.is_dir()) {
         progress(Progress {
             stage: Stage::Verifying,
             step: 0,
