@@ -329,3 +329,86 @@ fn a_crash_while_verifying_verifies_again_on_resume() {
     assert_eq!((journal["action"].as_str(), journal["stage"].as_str()), (Some("9"), Some("done")));
     assert!(!stale.exists());
 }
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name))
+        .unwrap()
+}
+
+/// A registered, seeded device running `current.model` (as tests/remodel.rs has it).
+fn registered() -> Device {
+    let device = Device::new();
+    {
+        let mut state = device.fake.state();
+        state.model = Some(String::from_utf8(fixture("remodel/current.model")).unwrap());
+        state.serial = Some("type: serial\nauthority-id: pocketses-brand\nbrand-id: pocketses-brand\nmodel: pocketses-pc\nserial: 42\ndevice-key-sha3-384: x\ntimestamp: 2024-01-05T09:00:00Z\nsign-key-sha3-384: y\n\nAAAA\n".to_string());
+    }
+    device
+}
+
+#[test]
+fn a_model_remodels_after_the_preflight_and_is_recorded_as_a_remodel() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = fixture("remodel/rev2.model");
+    let b = make_bundle(dir.path(), &[("rev2.model", &model)], &key());
+    let device = registered();
+    let o = device.run(&["bundle", "apply", "--trusted", &public(&key()), b.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("remodelling to the model in \"rev2.model\""), "{out}");
+    assert_eq!(device.posts(), ["POST /v2/model"]);
+    let post = device
+        .fake
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST" && r.path == "/v2/model")
+        .unwrap();
+    assert_eq!(post.json()["new-model"].as_str().unwrap().as_bytes(), model);
+    assert_eq!(post.json()["offline"], false);
+    let record: Value = serde_json::from_str(
+        &std::fs::read_to_string(device.state.path().join("remodel.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["change"], "1");
+    assert_eq!(record["target"], "pocketses-brand/pocketses-pc rev 2");
+    assert_eq!(device.journal()["steps"][0]["step"]["do"], "remodel");
+    assert_eq!(device.journal()["stage"], "done");
+}
+
+#[test]
+fn a_remodel_snapd_would_refuse_is_not_posted() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = make_bundle(dir.path(), &[("arm64.model", &fixture("remodel/arm64.model"))], &key());
+    let device = registered();
+    let o = device.run(&["bundle", "apply", "--trusted", &public(&key()), b.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let all = text(&o);
+    assert!(
+        all.contains("cannot apply bundle: snapd would refuse the remodel: cannot remodel device: cannot remodel from grade signed to grade dangerous"),
+        "{all}"
+    );
+    assert!(
+        all.contains("cannot remodel device: cannot remodel from grade signed to grade dangerous"),
+        "{all}"
+    );
+    assert!(device.posts().is_empty(), "{:?}", device.posts());
+}
+
+#[test]
+fn a_change_waiting_for_a_reboot_is_the_rebooting_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = make_bundle(dir.path(), &[("pc-kernel_2.snap", SNAP)], &key());
+    let device = Device::new();
+    let task = |status: &str| json!([{"id": "4", "kind": "link-snap", "summary": "Make snap \"pc-kernel\" (unset) available to the system", "status": status}]);
+    device.fake.state().install_script = Some(vec![
+        Step::State(json!({"status": "Doing", "ready": false, "tasks": task("Doing")})),
+        Step::State(json!({"status": "Wait", "ready": false, "tasks": task("Wait")})),
+        Step::State(json!({"status": "Done", "ready": true, "tasks": task("Done")})),
+    ]);
+    let o = device.run(&["bundle", "apply", "--trusted", &public(&key()), b.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("rebooting  Wait    Make snap \"pc-kernel\" (unset) available"), "{out}");
+    assert!(out.contains("done       version 1.0.1 applied"), "{out}");
+    assert_eq!(device.journal()["stage"], "done");
+}

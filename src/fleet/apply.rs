@@ -665,10 +665,16 @@ async fn start(
                 .await
                 .map_err(|e| refused(format!("the remodel to {file:?}"), e))?;
             // Also the remodel's own record, so `pocketses status` and the dashboard show it.
+            let target = crate::assertion::decode(request.model.as_bytes())
+                .map(|m| {
+                    let h = |name: &str| m.header_str(name).to_string();
+                    format!("{}/{} rev {}", h("brand-id"), h("model"), m.revision())
+                })
+                .unwrap_or_default();
             let remodel = drive::Record {
                 change: id.clone(),
                 summary: plan.summary,
-                target: String::new(),
+                target,
                 status: "Do".to_string(),
                 ready: false,
                 err: None,
