@@ -412,3 +412,17 @@ fn a_change_waiting_for_a_reboot_is_the_rebooting_stage() {
     assert!(out.contains("done       version 1.0.1 applied"), "{out}");
     assert_eq!(device.journal()["stage"], "done");
 }
+
+#[test]
+fn without_trusted_keys_nothing_is_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = make_bundle(dir.path(), &[("hello_1.snap", SNAP)], &key());
+    let device = Device::new();
+    let o = device.run(&["bundle", "apply", b.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "error: cannot apply bundle: no trusted keys (set fleet.trusted-keys or pass --trusted)\n"
+    );
+    assert!(device.posts().is_empty());
+}
