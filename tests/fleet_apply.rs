@@ -426,3 +426,47 @@ fn without_trusted_keys_nothing_is_applied() {
     );
     assert!(device.posts().is_empty());
 }
+
+/// The library call the fleet client makes: progress by stage, and the same action id again
+/// returns the recorded result instead of applying twice.
+#[tokio::test]
+async fn the_api_reports_progress_and_applies_an_action_once() {
+    use pocketses::fleet::apply::{self, Progress};
+    use pocketses::fleet::journal::{self, Stage};
+    let dir = tempfile::tempdir().unwrap();
+    let b = make_bundle(dir.path(), &[("hello_1.snap", SNAP)], &key());
+    let device = Device::new();
+    let client = pocketses::snapd::Client::new(std::sync::Arc::new(
+        pocketses::snapd::socket::UnixTransport::new(device.fake.snapd_socket()),
+    ));
+    let journal_path = device.state.path().join(journal::FILE);
+    let trusted = [key().verifying_key()];
+    let mut seen: Vec<Progress> = Vec::new();
+    let mut progress = |p: Progress| seen.push(p);
+    let outcome =
+        apply::apply(&client, &b, &trusted, &journal_path, "31", &mut progress).await.unwrap();
+    assert_eq!(
+        outcome,
+        apply::Outcome { action: "31".into(), version: "1.0.1".into(), changes: vec!["1".into()] }
+    );
+    let stages: Vec<Stage> = seen.iter().map(|p| p.stage).collect();
+    assert_eq!(stages.first(), Some(&Stage::Verifying));
+    assert!(stages.contains(&Stage::Applying));
+    assert_eq!(stages.last(), Some(&Stage::Done));
+    let last = seen.last().unwrap();
+    assert_eq!((last.step, last.steps), (1, 1));
+    assert!(
+        seen.iter().flat_map(|p| &p.details).any(|d| d.contains("Mount snap \"hello\" (unset)")),
+        "{seen:?}"
+    );
+    // The server sends the action again (its feedback was lost): the same result, nothing redone.
+    let mut quiet = |_: Progress| {};
+    let again = apply::apply(&client, &b, &trusted, &journal_path, "31", &mut quiet).await.unwrap();
+    assert_eq!(again, outcome);
+    assert_eq!(device.posts(), ["POST /v2/snaps"]);
+    // Until it is acknowledged, a restarted daemon gets the result again; then nothing.
+    let resumed = apply::resume(&client, &trusted, &journal_path, &mut quiet).await.unwrap();
+    assert_eq!(resumed.map(|r| r.result), Some(Ok(outcome)));
+    journal::acknowledge(&journal_path, "31").unwrap();
+    assert_eq!(apply::resume(&client, &trusted, &journal_path, &mut quiet).await.unwrap(), None);
+}

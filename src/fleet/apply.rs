@@ -364,7 +364,8 @@ impl<W: io::Write> io::Write for Sha3Writer<W> {
 /// `progress` and records every step in the journal. Returns when every change is ready.
 ///
 /// When the journal holds an unfinished action with the same id, that action is resumed
-/// (as [`resume`] does); another unfinished action makes this one fail with
+/// (as [`resume`] does), and a finished one with the same id returns its recorded result
+/// without doing anything again; another unfinished action makes this one fail with
 /// [`ErrorKind::Busy`] without touching anything.
 ///
 /// # Errors
@@ -380,6 +381,16 @@ pub async fn apply(
     let current = journal::load(journal).map_err(|e| ApplyError::new(ErrorKind::State, e))?;
     let record = match current {
         Some(j) if !j.stage.is_final() && j.action == action => j,
+        // The same action again once it is over (its feedback was lost): its result, not a
+        // second run.
+        Some(j) if j.action == action => {
+            return j.result().unwrap_or_else(|| {
+                Err(ApplyError::new(
+                    ErrorKind::State,
+                    "internal error: a final stage without a result",
+                ))
+            });
+        }
         Some(j) if !j.stage.is_final() => {
             return Err(ApplyError::new(
                 ErrorKind::Busy,
