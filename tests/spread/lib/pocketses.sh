@@ -149,6 +149,8 @@ pocketses_fleet_snap() {
     local dir=$1 name=$2 version=$3 hook=${4:-} src
     src=$(mktemp -d)
     mkdir -p "$src/meta/hooks"
+    # snapd refuses a snap whose root is not 0755 ("snap is unusable due to bad permissions").
+    chmod 755 "$src" "$src/meta" "$src/meta/hooks"
     printf 'name: %s\nversion: "%s"\nsummary: fleet bundle test snap\ndescription: installed by pocketses bundle apply\nbase: %s\nconfinement: strict\ngrade: devel\n' \
         "$name" "$version" "$(sed -n 's/^base: *//p' /snap/pocketses/current/meta/snap.yaml)" >"$src/meta/snap.yaml"
     if [ -n "$hook" ]; then
