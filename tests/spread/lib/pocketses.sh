@@ -141,3 +141,30 @@ pocketses_kit_file() {
 pocketses_header() {
     sed -n "s/^$1: //p" "$2" | head -n 1
 }
+
+# pocketses_fleet_snap DIR NAME VERSION [HOOK]: a small test snap DIR/NAME_VERSION.snap made
+# with mksquashfs (no store, no assertions) on the snap's own base; with HOOK, an install hook
+# whose text that is. Prints the file's path.
+pocketses_fleet_snap() {
+    local dir=$1 name=$2 version=$3 hook=${4:-} src
+    src=$(mktemp -d)
+    mkdir -p "$src/meta/hooks"
+    # snapd refuses a snap whose root is not 0755 ("snap is unusable due to bad permissions").
+    chmod 755 "$src" "$src/meta" "$src/meta/hooks"
+    printf 'name: %s\nversion: "%s"\nsummary: fleet bundle test snap\ndescription: installed by pocketses bundle apply\nbase: %s\nconfinement: strict\ngrade: devel\n' \
+        "$name" "$version" "$(sed -n 's/^base: *//p' /snap/pocketses/current/meta/snap.yaml)" >"$src/meta/snap.yaml"
+    if [ -n "$hook" ]; then
+        printf '%s\n' "$hook" >"$src/meta/hooks/install"
+        chmod 755 "$src/meta/hooks/install"
+    fi
+    mksquashfs "$src" "$dir/${name}_$version.snap" -noappend -comp xz -all-root -no-xattrs -no-fragments -no-progress >/dev/null
+    rm -rf "$src"
+    echo "$dir/${name}_$version.snap"
+}
+
+# pocketses_fleet_key NAME: a fresh ed25519 operator key in the snap's key store; prints its public half.
+pocketses_fleet_key() {
+    rm -f /root/snap/pocketses/*/keys/"$1".pem
+    pocketses key create --type ed25519 "$1" >/dev/null
+    pocketses key export "$1"
+}
