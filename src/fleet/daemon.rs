@@ -741,7 +741,7 @@ async fn apply_bundle(job: &Job, _cancel: &CancellationToken) -> Result<Vec<Stri
     .await;
     let desc = match checked {
         Ok(Ok(desc)) => desc,
-        Ok(Err(err)) => return Err(vec![format!("{err:#}")]),
+        Ok(Err(err)) => return Err(vec![format!("cannot read bundle: {err:#}")]),
         Err(err) => return Err(vec![format!("internal error: {err}")]),
     };
     let t = now();

@@ -191,7 +191,7 @@ impl Action {
 /// The percentage of a download, when its size is known. \[pure\]
 pub fn percent(done: u64, size: Option<u64>) -> Option<u8> {
     let size = size.filter(|s| *s > 0)?;
-    let p = done.min(size).saturating_mul(100) / size;
+    let p = u128::from(done.min(size)) * 100 / u128::from(size);
     u8::try_from(p).ok()
 }
 
