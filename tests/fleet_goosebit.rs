@@ -13,6 +13,7 @@
 //!  f. an update withdrawn by the operator mid-download is cancelled, with nothing applied.
 //! SSE `fleet` events and the `pocketses_fleet_*` families are checked along the way.
 //! Waits are liveness bounds ([`LIMIT`]), never performance targets.
+#![allow(clippy::unwrap_used)] // Helpers outside #[test] functions: a failed unwrap is a failed test.
 
 mod daemon_util;
 mod support;
@@ -72,7 +73,7 @@ fn finished(daemon: &Daemon, id: &str) -> Option<Value> {
 /// A bundle of one snap of `size` bytes (pseudo-random, so it does not compress) and an
 /// assertion, version `version`, signed by `key`.
 fn bundle(keys: &Path, dir: &Path, version: &str, key: &str, size: usize) -> std::path::PathBuf {
-    let mut x: u32 = 0x9e37_79b9 ^ size as u32;
+    let mut x: u32 = 0x9e37_79b9 ^ u32::try_from(size % (1 << 31)).unwrap();
     let bytes: Vec<u8> = (0..size)
         .map(|_| {
             x ^= x << 13;
