@@ -246,6 +246,8 @@ struct Session {
     ddi: Ddi,
     facts: Facts,
     sent_facts: Option<Facts>,
+    /// The last finished action when configData was last sent.
+    last_ended: Option<String>,
     sleep: Option<Duration>,
 }
 
@@ -327,7 +329,15 @@ async fn open(fleet: &Fleet, hub: &Hub, want: &FleetConfig) -> Option<Session> {
                 s.controller_id = id;
                 s.pid = std::process::id();
             });
-            Some(Session { config: want.clone(), ddi, facts, sent_facts: None, sleep: None })
+            let last_ended = fleet.status().history.first().map(|a| a.id.clone());
+            Some(Session {
+                config: want.clone(),
+                ddi,
+                facts,
+                sent_facts: None,
+                last_ended,
+                sleep: None,
+            })
         }
         Err(err) => {
             fleet.error(err);
@@ -374,19 +384,26 @@ async fn cycle(fleet: &Fleet, hub: &Hub, s: &mut Session, running: &mut Option<R
     if running.as_ref().is_some_and(|r| r.task.is_finished()) {
         *running = None;
     }
-    // The model may have changed (a remodel): the dashboard's look is at most a minute old.
+    // The model may have changed (a remodel: the dashboard's look is at most a minute old),
+    // and an action that ended changed the snaps: look again.
+    let status = fleet.status();
+    let last_ended = status.history.first().map(|a| a.id.clone());
     let seen = hub.board().device();
-    if !seen.model.is_empty()
+    let remodelled = !seen.model.is_empty()
         && (seen.model != s.facts.model
             || seen.brand != s.facts.brand
-            || seen.revision != s.facts.model_revision)
-    {
-        s.facts = facts(hub, sw_version(&fleet.status())).await;
+            || seen.revision != s.facts.model_revision);
+    if remodelled || last_ended != s.last_ended {
+        s.facts = facts(hub, sw_version(&status)).await;
     }
-    if base.config_data.is_some() || s.sent_facts.as_ref() != Some(&s.facts) {
-        s.facts.sw_version = sw_version(&fleet.status());
+    s.facts.sw_version = sw_version(&status);
+    let changed = s.sent_facts.as_ref() != Some(&s.facts) || last_ended != s.last_ended;
+    if base.config_data.is_some() || changed {
         match s.ddi.config_data(&ddi::config_data(&s.facts)).await {
-            Ok(()) => s.sent_facts = Some(s.facts.clone()),
+            Ok(()) => {
+                s.sent_facts = Some(s.facts.clone());
+                s.last_ended = last_ended;
+            }
             Err(err) => fleet.error(err),
         }
     }

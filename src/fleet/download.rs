@@ -138,7 +138,7 @@ fn io_text(path: &Path, err: &std::io::Error) -> String {
     format!("{}: {}", path.display(), crate::error::describe_io(err))
 }
 
-/// Hashes what a part file already holds (on a blocking thread).
+/// Hashes what a file already holds (on a blocking thread).
 async fn rehash(part: &Path, mut hasher: Hasher) -> Result<(Hasher, u64), String> {
     let part = part.to_path_buf();
     tokio::task::spawn_blocking(move || {
@@ -181,6 +181,21 @@ pub async fn fetch(
         tokio::fs::create_dir_all(dir)
             .await
             .map_err(|e| Failure::Interrupted(format!("cannot create {}", io_text(dir, &e))))?;
+    }
+    // A file complete from an earlier attempt (downloaded outside a maintenance window).
+    if let Ok(meta) = tokio::fs::metadata(dest).await {
+        if target.size.is_none_or(|size| size == meta.len()) {
+            let (hasher, _) =
+                rehash(dest, Hasher::new(algo)).await.map_err(Failure::Interrupted)?;
+            let matches = match (&target.hash, hasher.finish()) {
+                (Some((_, want)), Some(got)) => &got == want,
+                _ => true,
+            };
+            if matches {
+                return Ok(());
+            }
+        }
+        let _ = tokio::fs::remove_file(dest).await;
     }
     // What an earlier attempt left.
     let (mut hasher, mut len) = match tokio::fs::metadata(&part).await {
@@ -376,5 +391,183 @@ mod tests {
         assert!(!within(Some(10), u64::MAX, 1));
         assert!(within(None, u64::MAX - 1, 1));
         assert!(within(Some(0), 0, 0));
+    }
+
+    /// A loopback server that answers one connection per reply, in order, then closes it;
+    /// returns its URL and, at the end, the request heads it got.
+    async fn serve(replies: Vec<Vec<u8>>) -> (String, tokio::task::JoinHandle<Vec<String>>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let mut heads = Vec::new();
+            for reply in replies {
+                let (mut sock, _) = listener.accept().await.unwrap();
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = sock.read(&mut buf).await.unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    head.extend_from_slice(&buf[..n]);
+                }
+                heads.push(String::from_utf8_lossy(&head).to_lowercase());
+                let _ = sock.write_all(&reply).await;
+                let _ = sock.shutdown().await;
+            }
+            heads
+        });
+        (url, task)
+    }
+
+    fn reply(status: &str, headers: &str, body: &[u8]) -> Vec<u8> {
+        let mut out = format!(
+            "HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: {}\r\n{headers}\r\n",
+            body.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn ddi(url: &str, token: Option<&str>) -> Ddi {
+        let config = crate::config::FleetConfig {
+            url: Some(url.into()),
+            ca: None,
+            tenant: "DEFAULT".into(),
+            controller_id: None,
+            token: token.map(str::to_string),
+            gateway_token: None,
+            trusted_keys: None,
+            enabled: true,
+        };
+        Ddi::new(&config, "d", Path::new("/nonexistent")).unwrap()
+    }
+
+    const BODY: &[u8] = b"0123456789";
+    const SHA256: &str = "84d89877f0d4041efb6bf91a16f0248f2fd573e6af05c19f96bedb9f882f7882";
+
+    fn target(url: &str) -> Target {
+        Target {
+            url: format!("{url}/file"),
+            size: Some(10),
+            hash: Some((HashAlgo::Sha256, SHA256.into())),
+        }
+    }
+
+    async fn run(ddi: &Ddi, target: &Target, dest: &Path) -> Result<(), Failure> {
+        fetch(ddi, target, dest, &mut |_, _| {}, &CancellationToken::new()).await
+    }
+
+    #[tokio::test]
+    async fn a_part_is_resumed_with_range_and_the_whole_is_hashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("a.swu");
+        std::fs::write(part_path(&dest), &BODY[..4]).unwrap();
+        let (url, server) = serve(vec![reply(
+            "206 Partial Content",
+            "Content-Range: bytes 4-9/10\r\n",
+            &BODY[4..],
+        )])
+        .await;
+        run(&ddi(&url, None), &target(&url), &dest).await.unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), BODY);
+        assert!(!part_path(&dest).exists());
+        let heads = server.await.unwrap();
+        assert!(heads[0].contains("range: bytes=4-"), "{heads:?}");
+    }
+
+    #[tokio::test]
+    async fn a_server_that_ignores_range_sends_it_all_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("a.swu");
+        std::fs::write(part_path(&dest), b"0123").unwrap();
+        let (url, _server) = serve(vec![reply("200 OK", "", BODY)]).await;
+        run(&ddi(&url, None), &target(&url), &dest).await.unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), BODY);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_range_or_hash_or_size_is_refused_and_the_part_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("a.swu");
+        std::fs::write(part_path(&dest), b"0123").unwrap();
+        let (url, _s) = serve(vec![reply(
+            "206 Partial Content",
+            "Content-Range: bytes 2-9/10\r\n",
+            &BODY[2..],
+        )])
+        .await;
+        let err = run(&ddi(&url, None), &target(&url), &dest).await.unwrap_err();
+        assert!(
+            matches!(&err, Failure::Refused(m) if m.contains("range from 2 instead of 4")),
+            "{err:?}"
+        );
+        assert!(!part_path(&dest).exists());
+
+        let (url, _s) = serve(vec![reply("200 OK", "", b"0123456780")]).await;
+        let err = run(&ddi(&url, None), &target(&url), &dest).await.unwrap_err();
+        assert!(
+            matches!(&err, Failure::Refused(m) if m.contains("its sha256 does not match (got ")),
+            "{err:?}"
+        );
+        assert!(!part_path(&dest).exists() && !dest.exists());
+
+        let (url, _s) = serve(vec![reply("200 OK", "", b"0123456789A")]).await;
+        let err = run(&ddi(&url, None), &target(&url), &dest).await.unwrap_err();
+        assert!(
+            matches!(&err, Failure::Refused(m) if m.contains("announces 11 bytes, more than the 10 declared")),
+            "{err:?}"
+        );
+        assert!(!part_path(&dest).exists() && !dest.exists());
+    }
+
+    #[tokio::test]
+    async fn a_cut_answer_keeps_its_part_for_the_next_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("a.swu");
+        let mut cut = reply("200 OK", "", BODY);
+        cut.truncate(cut.len() - 4);
+        let (url, _s) = serve(vec![cut]).await;
+        let err = run(&ddi(&url, None), &target(&url), &dest).await.unwrap_err();
+        assert!(matches!(err, Failure::Interrupted(_)), "{err:?}");
+        assert_eq!(std::fs::read(part_path(&dest)).unwrap(), &BODY[..6]);
+    }
+
+    #[tokio::test]
+    async fn the_token_stays_on_the_servers_origin_across_redirects() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("a.swu");
+        let (cdn, cdn_heads) = serve(vec![reply("200 OK", "", BODY)]).await;
+        let (url, heads) = serve(vec![
+            reply("302 Found", "Location: /moved\r\n", b""),
+            reply("302 Found", &format!("Location: {cdn}/signed?x=1\r\n"), b""),
+        ])
+        .await;
+        run(&ddi(&url, Some("s3cret")), &target(&url), &dest).await.unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), BODY);
+        let heads = heads.await.unwrap();
+        assert!(heads[0].contains("authorization: targettoken s3cret"), "{heads:?}");
+        assert!(heads[1].starts_with("get /moved "), "{heads:?}");
+        assert!(heads[1].contains("authorization: targettoken s3cret"), "same origin: {heads:?}");
+        let cdn_heads = cdn_heads.await.unwrap();
+        assert!(cdn_heads[0].starts_with("get /signed?x=1 "), "{cdn_heads:?}");
+        assert!(!cdn_heads[0].contains("authorization"), "another origin: {cdn_heads:?}");
+    }
+
+    #[tokio::test]
+    async fn a_complete_file_from_an_earlier_attempt_is_not_fetched_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("a.swu");
+        std::fs::write(&dest, BODY).unwrap();
+        // Nobody listens: a request would fail.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = format!("http://127.0.0.1:{port}");
+        run(&ddi(&url, None), &target(&url), &dest).await.unwrap();
+        std::fs::write(&dest, b"0000000000").unwrap();
+        let err = run(&ddi(&url, None), &target(&url), &dest).await.unwrap_err();
+        assert!(matches!(err, Failure::Interrupted(_)), "a damaged file is fetched again: {err:?}");
+        assert!(!dest.exists());
     }
 }
