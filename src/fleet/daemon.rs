@@ -129,9 +129,14 @@ impl Fleet {
         self.lock().clone()
     }
 
-    /// The `pocketses_fleet_*` families for `/metrics`.
+    /// The `pocketses_fleet_*` families for `/metrics`, once the client has run (none while
+    /// `fleet.enabled` was never on).
     pub fn families(&self) -> Vec<Family> {
-        self.lock().families()
+        let status = self.lock();
+        if status.server.is_empty() {
+            return Vec::new();
+        }
+        status.families()
     }
 
     /// Asks the loop to poll now (`pocketses fleet poll`).
