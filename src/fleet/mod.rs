@@ -13,10 +13,14 @@
 //! - `download`: resumable, hashed, size-bounded downloads \[io\]
 //! - `daemon`: the poll loop and the action task in the daemon \[io\]
 //! - `status`: `pocketses fleet status|poll|history` \[io\]
-//! - `cmd`: `pocketses bundle create|sign|verify|show` \[io\]
+//! - `apply`: verify, extract and apply a bundle through snapd, following each change; the
+//!   plan (order, `dangerous` or not) is pure \[io at the edges\]
+//! - `journal`: `fleet.json`, the record that lets an action resume after a restart \[io\]
+//! - `cmd`: `pocketses bundle create|sign|verify|show|apply` \[io\]
 //!
 //! docs/fleet.md describes the format and the security rules.
 
+pub mod apply;
 pub mod bundle;
 pub mod client;
 pub mod cmd;
@@ -24,6 +28,7 @@ pub mod cpio;
 pub mod daemon;
 pub mod ddi;
 pub mod download;
+pub mod journal;
 pub mod libconfig;
 pub mod state;
 pub mod status;
