@@ -6,8 +6,10 @@
 //!     it sent (gooseBit's device authentication in `setup` mode records it);
 //!  b. a tampered bundle and c. a bundle signed by an untrusted key end in `failure` with
 //!     pocketses' reason in gooseBit's log, the device in Error;
-//!  d. a download cut by the proxy is resumed with `Range`, hashed, verified, and its feedback
-//!     ("Downloaded N%", the verification) reaches gooseBit;
+//!  d. a download cut by the proxy is resumed with `Range`, hashed, verified and applied
+//!     through (the fake) snapd: assertion, then snap; its feedback ("Downloaded N%", snapd's
+//!     task summaries, the result) reaches gooseBit, which records success and the version;
+//!     then snapd fails an install, and gooseBit records failure with snapd's words;
 //!  e. a server that goes away mid-download: errors counted, the part kept, the download
 //!     resumed when it is back;
 //!  f. an update withdrawn by the operator mid-download is cancelled, with nothing applied.
@@ -207,7 +209,7 @@ fn the_fleet_client_runs_deployments_from_goosebit() {
     let why = action["details"].to_string();
     assert!(
         why.contains(
-            "cannot read bundle: entry \\\"hello_1.0.2.snap\\\" does not match its cpio checksum"
+            "cannot apply bundle: entry \\\"hello_1.0.2.snap\\\" does not match its cpio checksum"
         ),
         "{why}"
     );
@@ -229,7 +231,7 @@ fn the_fleet_client_runs_deployments_from_goosebit() {
     let action = wait("the untrusted bundle's result", || finished(&daemon, &sw), &context);
     assert_eq!(action["result"], "failure", "{action}");
     assert!(
-        action["details"].to_string().contains("cannot read bundle: signed by untrusted key"),
+        action["details"].to_string().contains("cannot apply bundle: signed by untrusted key"),
         "{action}"
     );
     wait(
@@ -252,15 +254,52 @@ fn the_fleet_client_runs_deployments_from_goosebit() {
         .flatten()
         .find_map(|r| r.strip_prefix("bytes=")?.strip_suffix('-')?.parse::<u64>().ok());
     assert!(resumed.is_some_and(|n| n > 0 && n <= 300_000), "a later request resumes: {ranges:?}");
-    let details = action["details"].to_string();
-    assert!(details.contains("bundle 1.0.4 verified (2 files)"), "{action}");
+    assert_eq!(action["result"], "success", "{action}");
     let log = gb.device_log(&id);
     assert!(log.contains("Downloaded 100%"), "{log}");
-    assert!(log.contains("bundle 1.0.4 verified"), "{log}");
-    // APPLY WIRING: until src/fleet/apply.rs is wired in (fleet::daemon::apply_bundle), a
-    // verified bundle ends in failure that says so; nothing is applied.
+    // snapd's task summaries went along as progress, and the result.
+    assert!(log.contains("Install \"hello\" snap from file"), "{log}");
+    assert!(log.contains("version 1.0.4 applied (changes "), "{log}");
+    let device = gb.device(&id).unwrap();
+    assert_eq!(device["last_state"], "Finished", "{device}");
+    assert_eq!(device["sw_version"], "1.0.4", "{device}");
+    // snapd got the assertion, then the snap (dangerous: nothing vouches for it).
+    let installed = snapd.state().installed_files.clone();
+    assert_eq!(installed.len(), 1, "one snap installed");
+    assert!(installed[0].1, "sent with dangerous");
+    assert!(snapd.state().assertions.iter().any(|(t, _)| t == "snap-revision"));
+    // configData after the action: gooseBit's sw_version stays what the device reports.
+    wait(
+        "configData with the new sw_version",
+        || gb.device(&id).filter(|d| d["sw_version"] == "1.0.4" && d["last_state"] == "Finished"),
+        &context,
+    );
+
+    // d2. snapd fails the install: failure with snapd's words.
+    let broken = bundle(keys.path(), work.path(), "1.0.41", "operator", 4096);
+    let sw = gb.upload(&broken);
+    snapd.state().install_script = Some(vec![support::fake_snapd::Step::State(json!({
+        "status": "Error", "ready": true,
+        "err": "cannot perform the following tasks:\n- Mount snap \"hello\" (unset) (snap \"hello\" assumes unsupported features: nonexistent-feature (try to refresh snapd))",
+        "tasks": [{"id": "2", "kind": "mount-snap", "summary": "Mount snap \"hello\" (unset)", "status": "Error"}]
+    }))]);
+    gb.assign(&id, &sw);
+    let action = wait("the failed install's result", || finished(&daemon, &sw), &context);
     assert_eq!(action["result"], "failure", "{action}");
-    assert!(details.contains("applying through snapd is not in this build yet"), "{action}");
+    assert!(
+        action["details"].to_string().contains("assumes unsupported features: nonexistent-feature"),
+        "{action}"
+    );
+    wait(
+        "snapd's words in gooseBit's log",
+        || gb.device_log(&id).contains("assumes unsupported features").then_some(()),
+        &context,
+    );
+    wait(
+        "gooseBit's device in Error",
+        || gb.device(&id).filter(|d| d["last_state"] == "Error"),
+        &context,
+    );
 
     // e. The server goes away mid-download and comes back.
     let big = bundle(keys.path(), work.path(), "1.0.5", "operator", 2 * 1024 * 1024);
@@ -286,7 +325,8 @@ fn the_fleet_client_runs_deployments_from_goosebit() {
     proxy.set(Mode::Pass);
     let action =
         wait("the download after the server came back", || finished(&daemon, &sw), &context);
-    assert!(action["details"].to_string().contains("bundle 1.0.5 verified"), "{action}");
+    assert_eq!(action["result"], "success", "{action}");
+    assert!(action["details"].to_string().contains("version 1.0.5 applied"), "{action}");
     let ranges = proxy.ranges()[before..].to_vec();
     assert!(
         ranges.iter().flatten().any(|r| r != "bytes=0-"),
@@ -325,7 +365,7 @@ fn the_fleet_client_runs_deployments_from_goosebit() {
         let keys: Vec<&str> = e.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(keys, ["action", "details", "progress", "result", "stage"], "{e}");
     }
-    for stage in ["downloading", "verifying", "failed", "cancelled"] {
+    for stage in ["downloading", "verifying", "applying", "done", "failed", "cancelled"] {
         assert!(
             fleet_events.iter().any(|e| e["stage"] == stage),
             "no {stage} event: {fleet_events:?}"

@@ -31,6 +31,7 @@ use super::client::Ddi;
 use super::ddi::{self, Facts};
 use super::download::{self, Failure, Target};
 use super::state::{self, Action, CancelDecision, Offer, Stage, Status};
+use super::{apply, journal};
 use crate::config::{Config, FleetConfig, TrustedKeys};
 use crate::metrics::encode::prometheus::Family;
 use crate::publish::{Event, Hub, Report};
@@ -175,32 +176,6 @@ impl Fleet {
     }
 }
 
-/// Reads `fleet.trusted-keys` (a file: relative to `$SNAP_COMMON`, else the state directory).
-///
-/// # Errors
-/// A key that does not parse, a file that cannot be read.
-pub fn trusted_keys(keys: &TrustedKeys) -> Result<Vec<ed25519_dalek::VerifyingKey>, String> {
-    match keys {
-        TrustedKeys::Keys(keys) => {
-            keys.iter().map(|k| super::bundle::parse_public_key(k)).collect()
-        }
-        TrustedKeys::File(file) => {
-            let base =
-                crate::paths::env_path("SNAP_COMMON").unwrap_or_else(crate::paths::state_dir);
-            let path = base.join(file);
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                format!(
-                    "cannot read trusted keys {}: {}",
-                    path.display(),
-                    crate::error::describe_io(&e)
-                )
-            })?;
-            super::bundle::parse_public_keys(&text)
-                .map_err(|e| format!("cannot read trusted keys {}: {e}", path.display()))
-        }
-    }
-}
-
 /// What the device is, for configData and the default controller id.
 async fn facts(hub: &Hub, sw_version: Option<String>) -> Facts {
     let source = crate::snapd::conf::ConfigSource::from_env();
@@ -284,6 +259,24 @@ pub async fn run(
             session = None;
         } else if session.as_ref().is_none_or(|s| s.config != want) {
             session = open(&fleet, &hub, &want).await;
+            // An action snapd was applying when the daemon stopped (or the device rebooted)
+            // is picked up from the applier's journal, whether or not the server answers.
+            if let (None, Some(s)) = (&running, &session) {
+                let current = fleet.status().current;
+                if let Some(a) =
+                    current.filter(|a| matches!(a.stage, Stage::Applying | Stage::Rebooting))
+                {
+                    running = Some(spawn(Job {
+                        fleet: fleet.clone(),
+                        ddi: s.ddi.clone(),
+                        action: a.id.clone(),
+                        install: true,
+                        target: Target { url: String::new(), size: a.size, hash: None },
+                        dest: downloads_dir().join(format!("{}.swu", safe_name(&a.id))),
+                        trusted: s.config.trusted_keys.clone(),
+                    }));
+                }
+            }
         }
         let wait = match &mut session {
             Some(s) => {
@@ -503,6 +496,13 @@ async fn handle_cancel(
     }
 }
 
+/// Tells the applier's journal that the server has the result of `action`.
+fn acknowledge(action: &str) {
+    if let Err(err) = journal::acknowledge(&journal::default_path(), action) {
+        warn!("fleet: {err}");
+    }
+}
+
 /// Sends the final feedback of a finished action the server has not taken yet.
 async fn report_pending(fleet: &Fleet, ddi_client: &Ddi) {
     let Some(a) = fleet.status().current.filter(|a| a.stage.is_final() && !a.reported) else {
@@ -510,12 +510,15 @@ async fn report_pending(fleet: &Fleet, ddi_client: &Ddi) {
     };
     let doc = ddi::closed(&ddi::feedback_time(a.updated), a.stage == Stage::Done, &a.details);
     match ddi_client.feedback(&a.id, &doc).await {
-        Ok(()) => fleet.update(false, |st| {
-            if let Some(c) = &mut st.current {
-                c.reported = true;
-            }
-            st.retire();
-        }),
+        Ok(()) => {
+            fleet.update(false, |st| {
+                if let Some(c) = &mut st.current {
+                    c.reported = true;
+                }
+                st.retire();
+            });
+            acknowledge(&a.id);
+        }
         Err(err) => fleet.error(err),
     }
 }
@@ -555,10 +558,16 @@ fn start(fleet: &Fleet, s: &Session, d: &ddi::Deployment) -> Result<Running, Str
         dest: downloads_dir().join(format!("{}.swu", safe_name(&d.id))),
         trusted: s.config.trusted_keys.clone(),
     };
+    Ok(spawn(job))
+}
+
+/// Runs `job` in its own task.
+fn spawn(job: Job) -> Running {
     let cancel = CancellationToken::new();
     let token = cancel.clone();
+    let id = job.action.clone();
     let task = tokio::spawn(async move { job.run(token).await });
-    Ok(Running { id: d.id.clone(), cancel, task })
+    Running { id, cancel, task }
 }
 
 /// An action id as a file name: letters, digits, `.`, `_`, `-`; anything else becomes `_`.
@@ -595,6 +604,27 @@ impl Job {
         });
     }
 
+    /// One progress report of the applier: stage, details, SSE event, `proceeding` feedback.
+    async fn progress(&self, p: &apply::Progress) {
+        let stage = stage_of(p.stage);
+        if stage.is_final() {
+            // The result is closed by `finish`, after the applier returned.
+            return;
+        }
+        let t = now();
+        let details = p.details.clone();
+        self.set(true, |a| {
+            if a.stage != stage {
+                a.advance(stage, details.clone(), t);
+            } else {
+                a.details = details.clone();
+                a.updated = t;
+            }
+        });
+        let progress = (p.steps > 0).then(|| (p.step as u64, p.steps as u64));
+        self.proceeding(progress, &p.details).await;
+    }
+
     async fn proceeding(&self, progress: Option<(u64, u64)>, details: &[String]) {
         let doc = ddi::proceeding(&ddi::feedback_time(now()), progress, details);
         if let Err(err) = self.ddi.feedback(&self.action, &doc).await {
@@ -619,8 +649,12 @@ impl Job {
                     return;
                 }
             }
+        } else if matches!(stage, Some(Stage::Applying | Stage::Rebooting)) {
+            // After a restart or a reboot: the applier picks it up from its journal.
+            let result = apply_bundle(&self, true).await;
+            self.finish(result).await;
+            return;
         } else if stage != Some(Stage::Verifying) {
-            // Applying or rebooting after a restart: the applier's journal owns it.
             return;
         }
         if !self.install {
@@ -636,7 +670,7 @@ impl Job {
         if cancel.is_cancelled() {
             return;
         }
-        let result = apply_bundle(&self, &cancel).await;
+        let result = apply_bundle(&self, false).await;
         self.finish(result).await;
     }
 
@@ -725,12 +759,15 @@ impl Job {
         });
         let doc = ddi::closed(&ddi::feedback_time(t), to == Stage::Done, &details);
         match self.ddi.feedback(&self.action, &doc).await {
-            Ok(()) => self.fleet.update(false, |st| {
-                if let Some(a) = st.current.as_mut().filter(|a| a.id == self.action) {
-                    a.reported = true;
-                }
-                st.retire();
-            }),
+            Ok(()) => {
+                self.fleet.update(false, |st| {
+                    if let Some(a) = st.current.as_mut().filter(|a| a.id == self.action) {
+                        a.reported = true;
+                    }
+                    st.retire();
+                });
+                acknowledge(&self.action);
+            }
             Err(err) => self.fleet.error(err),
         }
         let _ = tokio::fs::remove_file(&self.dest).await;
@@ -738,44 +775,101 @@ impl Job {
     }
 }
 
-/// THE WIRING POINT to the applier (`src/fleet/apply.rs`, branch fleet-apply): verify the
-/// bundle against `fleet.trusted-keys`, then apply it through snapd. Returns the detail
-/// lines of a success, or of a failure.
-///
-/// Until the applier is merged this verifies the bundle (signature first, then every file's
-/// size and sha256, extracting into a staging directory that is removed again) and then
-/// reports a failure that says applying is not available: nothing is applied.
-async fn apply_bundle(job: &Job, _cancel: &CancellationToken) -> Result<Vec<String>, Vec<String>> {
-    let trusted = match job.trusted.as_ref().map(trusted_keys) {
+/// The applier's stage in the fleet status's words. \[pure\]
+pub fn stage_of(stage: journal::Stage) -> Stage {
+    match stage {
+        journal::Stage::Verifying => Stage::Verifying,
+        journal::Stage::Applying => Stage::Applying,
+        journal::Stage::Rebooting => Stage::Rebooting,
+        journal::Stage::Done => Stage::Done,
+        journal::Stage::Failed => Stage::Failed,
+    }
+}
+
+/// The detail lines of the applier's result. \[pure\]
+pub fn result_details(
+    result: &Result<apply::Outcome, apply::ApplyError>,
+) -> Result<Vec<String>, Vec<String>> {
+    match result {
+        Ok(outcome) => Ok(vec![format!(
+            "version {} applied (changes {})",
+            outcome.version,
+            if outcome.changes.is_empty() {
+                "none".to_string()
+            } else {
+                outcome.changes.join(", ")
+            }
+        )]),
+        Err(err) => {
+            let mut details = vec![err.to_string()];
+            details.extend(err.details.iter().cloned());
+            Err(details)
+        }
+    }
+}
+
+/// The one call into the applier (`super::apply`): verify the bundle against
+/// `fleet.trusted-keys` (before anything is extracted), then assertions → snaps → remodel
+/// through snapd, each change followed to its end and recorded in the journal (`fleet.json`).
+/// With `resume`, the journal's unfinished action is picked up instead (after a restart or a
+/// reboot). Its progress becomes the action's stage and details, SSE events and `proceeding`
+/// feedback. Returns the detail lines of a success, or of a failure.
+async fn apply_bundle(job: &Job, resume: bool) -> Result<Vec<String>, Vec<String>> {
+    let trusted = match job.trusted.as_ref().map(apply::load_trusted) {
         Some(Ok(keys)) => keys,
         Some(Err(err)) => return Err(vec![format!("cannot read bundle: {err}")]),
         None => {
             return Err(vec!["cannot read bundle: no trusted keys (set fleet.trusted-keys)".into()])
         }
     };
-    let bundle = job.dest.clone();
-    let dest = job.dest.with_extension("d");
-    let checked = tokio::task::spawn_blocking(move || {
-        let res = super::cmd::extract(&bundle, &trusted, &dest);
-        let _ = std::fs::remove_dir_all(&dest);
-        res
-    })
-    .await;
-    let desc = match checked {
-        Ok(Ok(desc)) => desc,
-        Ok(Err(err)) => return Err(vec![format!("cannot read bundle: {err:#}")]),
-        Err(err) => return Err(vec![format!("internal error: {err}")]),
+    let snapd = crate::snapd::Client::from_env();
+    let journal_path = journal::default_path();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<apply::Progress>();
+    let mut progress = move |p: apply::Progress| {
+        let _ = tx.send(p);
     };
-    let t = now();
-    let verified = format!("bundle {} verified ({} files)", desc.version, desc.files.len());
-    job.set(true, |a| {
-        a.advance(Stage::Applying, vec![verified.clone()], t);
-    });
-    job.proceeding(None, std::slice::from_ref(&verified)).await;
-    Err(vec![
-        verified,
-        "cannot apply bundle: applying through snapd is not in this build yet".to_string(),
-    ])
+    let work = async {
+        if resume {
+            match apply::resume(&snapd, &trusted, &journal_path, &mut progress).await {
+                Ok(Some(resumed)) if resumed.action == job.action => Some(resumed.result),
+                Ok(_) => None,
+                Err(err) => Some(Err(err)),
+            }
+        } else {
+            Some(
+                apply::apply(
+                    &snapd,
+                    &job.dest,
+                    &trusted,
+                    &journal_path,
+                    &job.action,
+                    &mut progress,
+                )
+                .await,
+            )
+        }
+    };
+    let report = async {
+        while let Some(p) = rx.recv().await {
+            job.progress(&p).await;
+        }
+    };
+    let result = tokio::select! {
+        r = work => r,
+        // Never first: the channel stays open as long as the applier runs.
+        () = report => None,
+    };
+    while let Ok(p) = rx.try_recv() {
+        job.progress(&p).await;
+    }
+    match result {
+        Some(result) => result_details(&result),
+        None => Err(vec![format!(
+            "cannot apply bundle: the journal {} holds no unfinished action {}",
+            journal_path.display(),
+            job.action
+        )]),
+    }
 }
 
 /// The `{"command":"fleet-poll"}` refusal when the daemon runs no fleet client.
