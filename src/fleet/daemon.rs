@@ -621,7 +621,7 @@ impl Job {
                 a.updated = t;
             }
         });
-        let progress = (p.steps > 0).then(|| (p.step as u64, p.steps as u64));
+        let progress = (p.steps > 0).then_some((p.step as u64, p.steps as u64));
         self.proceeding(progress, &p.details).await;
     }
 
