@@ -14,7 +14,7 @@
 //!     → closed success | failure; configData again
 //! ```
 //!
-//! Every change of the [`Status`] goes through [`Fleet::update`], which writes
+//! Every change of the [`Status`] goes through `Fleet::update`, which writes
 //! `fleet-status.json` atomically (read by `pocketses fleet status`) and publishes the
 //! action's SSE `fleet` event. The final feedback is sent until the server took it
 //! (`Action::reported`), also after a restart.
