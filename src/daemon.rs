@@ -137,6 +137,8 @@ pub struct RunOptions {
     pub push: Option<crate::push::sink::Registry>,
     /// Where the latest health and check document are kept for the control socket.
     pub checks: Option<crate::checks::daemon::Latest>,
+    /// The fleet client's state (the control socket's `fleet-poll` reaches it).
+    pub fleet: Option<crate::fleet::daemon::Fleet>,
 }
 
 /// Runs the daemon as `pocketses daemon` does: builds the runtime, reads the initial configuration,
@@ -187,10 +189,12 @@ pub fn main(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     // from the control socket (configure hook, snapd-control plug hooks) and SIGHUP.
     let push = crate::push::sink::Registry::default();
     let push_figures = push.clone();
+    let fleet = crate::fleet::daemon::Fleet::new(crate::fleet::daemon::status_path());
     let service = crate::control::ConfigService::new(source, settings, loaded, config_tx)
         .with_state(Box::new(move || *listening_rx.borrow()))
         .with_push(Box::new(move || push_figures.statuses()))
-        .with_checks(checks.clone());
+        .with_checks(checks.clone())
+        .with_fleet(fleet.clone());
     let service = Arc::new(service);
     let shutdown = CancellationToken::new();
     let options = RunOptions {
@@ -198,6 +202,7 @@ pub fn main(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         listening: Some(listening_tx),
         push: Some(push),
         checks: Some(checks),
+        fleet: Some(fleet),
     };
     let res = runtime.block_on(async {
         let signals = listen_for_signals(shutdown.clone(), service.clone())?;
@@ -302,6 +307,12 @@ pub async fn run_with(
     tracker.spawn(collect_loop(hub.clone(), push_tx, config.clone(), checks, shutdown.clone()));
     // Re-attach to a remodel recorded before a restart and publish its progress (SSE `remodel`).
     tracker.spawn(crate::remodel::drive::daemon_task(hub.clone(), shutdown.clone()));
+    // The fleet client (fleet.enabled): poll, download, verify, apply, feedback.
+    let fleet = options
+        .fleet
+        .unwrap_or_else(|| crate::fleet::daemon::Fleet::new(crate::fleet::daemon::status_path()));
+    hub.set_fleet(fleet.clone());
+    tracker.spawn(crate::fleet::daemon::run(fleet, hub.clone(), config.clone(), shutdown.clone()));
     // The dashboard's model, serial and snaps, asked of snapd now and then, never per page.
     tracker.spawn(crate::publish::dashboard::device::follow(hub.clone(), shutdown.clone()));
     tracker.spawn(listeners.follow(config));

@@ -391,6 +391,9 @@ fn respond(
                 if let Some(push) = hub.push() {
                     own.extend(push.families(crate::spool::millis(std::time::SystemTime::now())));
                 }
+                if let Some(fleet) = hub.fleet() {
+                    own.extend(fleet.families());
+                }
                 let mut own = prometheus::write(&mut own);
                 if let Some(checks) = hub.checks() {
                     own.push_str(&String::from_utf8_lossy(&checks.prometheus()));
