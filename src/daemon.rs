@@ -269,7 +269,9 @@ pub async fn run_with(
     let tracker = TaskTracker::new();
     let announce =
         listen::Announce { ready_file: options.ready_file, listening: options.listening };
+    let (notify_tx, notify_rx) = tokio::sync::mpsc::channel(crate::notify::QUEUE);
     let checks = Checks {
+        notify: notify_tx,
         latest: options.checks.unwrap_or_default(),
         snapd: crate::checks::daemon::SnapdView::default(),
         health: watch::channel(crate::checks::health::map(
@@ -289,8 +291,17 @@ pub async fn run_with(
     let pushes = crate::push::sink::Pushes::new(
         crate::paths::spool_dir(),
         crate::publish::listen::files_dir(),
-        registry,
+        registry.clone(),
     );
+    // Check notifications: state changes → the webhook's sink (crate::notify).
+    let board = hub.clone();
+    tracker.spawn(crate::notify::task::run(
+        registry,
+        move || board.board().device(),
+        config.clone(),
+        notify_rx,
+        shutdown.clone(),
+    ));
     tracker.spawn(crate::push::sink::run(pushes, config.clone(), push_rx, shutdown.clone()));
     tracker
         .spawn(crate::checks::daemon::report_health(checks.health.subscribe(), shutdown.clone()));
@@ -318,6 +329,7 @@ struct Checks {
     latest: crate::checks::daemon::Latest,
     snapd: crate::checks::daemon::SnapdView,
     health: watch::Sender<crate::checks::health::Health>,
+    notify: tokio::sync::mpsc::Sender<crate::notify::Changes>,
 }
 
 /// Collects on the interval and publishes; collection, encoding and the checks run on a
@@ -368,16 +380,27 @@ async fn collect_loop(
                         missing_plugs: snapd.missing_plugs(),
                         ..Default::default()
                     };
-                    let outcome =
+                    let mut outcome =
                         checker.run(seq, &published.snapshot, &facts, &situation, &config, now);
-                    (published, outcome)
+                    let changes = (!outcome.transitions.is_empty()).then(|| crate::notify::Changes {
+                        time: now,
+                        hostname: published.snapshot.hostname.clone(),
+                        transitions: std::mem::take(&mut outcome.transitions),
+                    });
+                    (published, outcome, changes)
                 });
                 let res = tokio::select! {
                     _ = shutdown.cancelled() => return,
                     res = job => res,
                 };
                 match res {
-                    Ok((published, outcome)) => {
+                    Ok((published, outcome, changes)) => {
+                        if let Some(changes) = changes {
+                            // Never waits either: the notifier spools on its own task.
+                            if checks.notify.try_send(changes).is_err() {
+                                warn!("check notifications are not keeping up; some changes are not notified");
+                            }
+                        }
                         // Never waits: a full queue is counted by the sinks, not felt here.
                         let _ = push.try_send(Arc::clone(&published.snapshot));
                         hub.publish(published);

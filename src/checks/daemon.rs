@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 use super::builtin::{self, Facts, SnapHealth, SnapdFacts, SpoolFacts};
 use super::health::{self, Health, Reporter, Situation};
 use super::report::{self, Entry};
-use super::runner::Runner;
+use super::runner::{Runner, Transition};
 use crate::config::Config;
 use crate::metrics::Snapshot;
 use crate::publish::{CheckChanges, CheckSet};
@@ -54,6 +54,8 @@ pub struct Outcome {
     pub changes: Option<CheckChanges>,
     /// The snap's health for these results.
     pub health: Health,
+    /// Changes of reported state, for the notifications (`crate::notify`).
+    pub transitions: Vec<Transition>,
 }
 
 /// The checks' state in the daemon: the runner and nothing else. \[pure\]
@@ -88,7 +90,12 @@ impl Checker {
             run.results.iter().map(|r| &r.result),
             &Situation { starting: false, ..situation.clone() },
         );
-        Outcome { set: Arc::new(CheckSet::new(seq, now, run.results)), changes, health }
+        Outcome {
+            set: Arc::new(CheckSet::new(seq, now, run.results)),
+            changes,
+            health,
+            transitions: run.transitions,
+        }
     }
 }
 
