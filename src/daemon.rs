@@ -305,8 +305,13 @@ pub async fn run_with(
     tracker.spawn(crate::push::sink::run(pushes, config.clone(), push_rx, shutdown.clone()));
     tracker
         .spawn(crate::checks::daemon::report_health(checks.health.subscribe(), shutdown.clone()));
+    // The one `GET /v2/snaps` poller: the `snaps` check and the dashboard's snaps read its list.
+    let board = hub.clone();
     tracker.spawn(crate::checks::daemon::poll_snapd(
         checks.snapd.clone(),
+        move |snaps| {
+            board.board().set_snaps(crate::publish::dashboard::device::snaps_from(snaps));
+        },
         config.clone(),
         shutdown.clone(),
     ));

@@ -202,20 +202,22 @@ impl SnapdView {
 }
 
 /// Asks snapd every `max(interval, SNAPD_POLL_MIN)` whether it answers, which needed plugs are
-/// connected (snapctl, in a snap) and the other snaps' health (`GET /v2/snaps`, when the API
-/// socket is within reach: snapd-control connected, or outside a snap). Returns at once when the
-/// daemon does not use snapd (outside a snap and no `POCKETSES_SNAPD_SOCKET`). \[io\]
+/// connected (snapctl, in a snap) and the snaps with their health (`GET /v2/snaps`, when the API
+/// socket is within reach: snapd-control connected, or outside a snap). That list is the only
+/// `GET /v2/snaps` of the daemon: the `snaps` check reads it from `view`, and `snaps` gets each
+/// list as it comes (the dashboard's board). When the daemon does not use snapd (outside a snap
+/// and no `POCKETSES_SNAPD_SOCKET`), only the list is asked for, for the dashboard, and the
+/// checks see no snapd facts. \[io\]
 pub async fn poll_snapd(
     view: SnapdView,
+    snaps: impl Fn(&[crate::snapd::Snap]) + Send,
     mut config: watch::Receiver<Config>,
     shutdown: CancellationToken,
 ) {
     let ctl = Snapctl::from_env();
     let env_socket = std::env::var_os(crate::snapd::SNAPD_SOCKET_ENV).is_some();
-    if ctl.is_none() && !env_socket {
-        return;
-    }
-    {
+    let used = ctl.is_some() || env_socket;
+    if used {
         let mut known = view.lock();
         known.used = true;
         known.started = now();
@@ -244,19 +246,20 @@ pub async fn poll_snapd(
                 Err(_) => error = Some("snapctl did not answer in time".to_string()),
             }
         }
-        let mut snaps = None;
+        let mut others = None;
         if rest_allowed {
             match rest.snaps().await {
                 Ok(list) => {
                     answered = true;
                     error = None;
-                    snaps = Some(others_health(list));
+                    snaps(&list);
+                    others = Some(others_health(list));
                 }
                 Err(err) if ctl.is_none() => error = Some(err.to_string()),
                 Err(err) => debug!(error = %err, "cannot list snaps"),
             }
         }
-        {
+        if used {
             let mut known = view.lock();
             if answered {
                 known.last_answer = Some(now());
@@ -269,7 +272,7 @@ pub async fn poll_snapd(
                 debug!("snapd answers again");
             }
             known.error = error;
-            known.snaps = snaps;
+            known.snaps = others;
             if answered {
                 known.missing_plugs = missing;
             }

@@ -120,6 +120,8 @@ pub enum Event {
     Snapshot(Arc<Published>),
     /// A remodel progress report (`{"event":"remodel",…}`).
     Remodel(Report),
+    /// A fleet action's progress (SSE `fleet`, `{"action","stage","progress","details","result"}`).
+    Fleet(Report),
     /// Checks whose state changed in one run (SSE only).
     Checks(Arc<CheckChanges>),
 }
@@ -201,7 +203,12 @@ pub struct Report {
 impl Report {
     /// A report from one JSON object (its text must hold no newline, as `serde_json` writes it).
     pub fn new(json: String) -> Report {
-        let sse = http::sse_frame(Event::SSE_REMODEL, None, json.as_bytes());
+        Report::named(Event::SSE_REMODEL, json)
+    }
+
+    /// A report sent as SSE event `name`.
+    pub fn named(name: &str, json: String) -> Report {
+        let sse = http::sse_frame(name, None, json.as_bytes());
         let mut line = json;
         line.push('\n');
         Report { line: Bytes::from(line), sse }
@@ -220,6 +227,8 @@ impl Event {
     pub const SSE_REMODEL: &'static str = "remodel";
     /// SSE `event:` name of check state changes.
     pub const SSE_CHECK: &'static str = "check";
+    /// SSE `event:` name of fleet action progress.
+    pub const SSE_FLEET: &'static str = "fleet";
 
     /// The SSE `event:` field of this kind.
     pub fn sse_name(&self) -> &'static str {
@@ -227,6 +236,7 @@ impl Event {
             Event::Snapshot(_) => Event::SSE_SNAPSHOT,
             Event::Remodel(_) => Event::SSE_REMODEL,
             Event::Checks(_) => Event::SSE_CHECK,
+            Event::Fleet(_) => Event::SSE_FLEET,
         }
     }
 }
@@ -309,6 +319,7 @@ impl Hub {
     pub fn send(&self, event: Event) {
         match &event {
             Event::Remodel(report) => self.inner.board.remodel_report(&report.json()),
+            Event::Fleet(report) => self.inner.board.fleet_report(&report.json()),
             Event::Snapshot(_) | Event::Checks(_) => {}
         }
         let _ = self.inner.tx.send(event);
@@ -465,6 +476,8 @@ pub fn next_message(event: &Event, last_seq: &mut u64, wire: Wire) -> Next {
         (Event::Remodel(report), Wire::Sse) => Next::Send(report.sse.clone()),
         (Event::Checks(_), Wire::Line { .. }) => Next::Skip,
         (Event::Checks(changes), Wire::Sse) => Next::Send(changes.sse.clone()),
+        (Event::Fleet(_), Wire::Line { .. }) => Next::Skip,
+        (Event::Fleet(report), Wire::Sse) => Next::Send(report.sse.clone()),
     }
 }
 
