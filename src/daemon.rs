@@ -270,8 +270,10 @@ pub async fn run_with(
     let announce =
         listen::Announce { ready_file: options.ready_file, listening: options.listening };
     let (notify_tx, notify_rx) = tokio::sync::mpsc::channel(crate::notify::QUEUE);
+    let registry = options.push.unwrap_or_default();
     let checks = Checks {
         notify: notify_tx,
+        sinks: registry.clone(),
         latest: options.checks.unwrap_or_default(),
         snapd: crate::checks::daemon::SnapdView::default(),
         health: watch::channel(crate::checks::health::map(
@@ -285,7 +287,6 @@ pub async fn run_with(
     // Bind before anything else, so that a taken port fails the start with a clear error.
     listeners.start(&initial).await?;
     // Push sinks: snapshot → spool → store (crate::push::sink).
-    let registry = options.push.unwrap_or_default();
     hub.set_push(registry.clone());
     let (push_tx, push_rx) = tokio::sync::mpsc::channel(crate::push::sink::FEED_CAPACITY);
     let pushes = crate::push::sink::Pushes::new(
@@ -335,6 +336,8 @@ struct Checks {
     snapd: crate::checks::daemon::SnapdView,
     health: watch::Sender<crate::checks::health::Health>,
     notify: tokio::sync::mpsc::Sender<crate::notify::Changes>,
+    /// The sinks' figures, for the `push` check.
+    sinks: crate::push::sink::Registry,
 }
 
 /// Collects on the interval and publishes; collection, encoding and the checks run on a
@@ -353,6 +356,7 @@ async fn collect_loop(
         crate::checks::daemon::SpoolWatch::default(),
     )));
     let spool_dir = crate::paths::spool_dir();
+    let started = crate::checks::daemon::now();
     let mut seq = 0;
     let mut last_start = Instant::now();
     let mut next = last_start;
@@ -368,6 +372,7 @@ async fn collect_loop(
                 let config = current.clone();
                 let snapd = checks.snapd.clone();
                 let spool_dir = spool_dir.clone();
+                let sinks = checks.sinks.statuses();
                 let job = tokio::task::spawn_blocking(move || {
                     // A collection that panicked leaves the collector as it was; carry on with it.
                     let mut guard = collector.lock().unwrap_or_else(|p| p.into_inner());
@@ -380,6 +385,7 @@ async fn collect_loop(
                             &spool_dir,
                             crate::spool::millis(std::time::SystemTime::now()),
                         ),
+                        sinks: crate::checks::daemon::sink_facts(&sinks, now, started),
                     };
                     let situation = crate::checks::health::Situation {
                         missing_plugs: snapd.missing_plugs(),

@@ -375,9 +375,7 @@ fn the_snaps_are_asked_once_per_poll_for_the_check_and_the_page() {
     // (only the poller asks for system-observe): the page did not ask for a list of its own.
     let requests = fake.requests();
     let lists = requests.iter().filter(|r| r.method == "GET" && r.path == "/v2/snaps").count();
-    let polls = requests
-        .iter()
-        .filter(|r| r.snapctl_args() == ["is-connected", "system-observe"])
-        .count();
+    let polls =
+        requests.iter().filter(|r| r.snapctl_args() == ["is-connected", "system-observe"]).count();
     assert!(lists >= 1 && lists <= polls, "{lists} lists for {polls} polls");
 }

@@ -1,11 +1,11 @@
 //! The built-in checks, computed from a `metrics::Snapshot` and [`Facts`] the daemon gathers:
-//! filesystem, inodes, memory, swap, load, temperature, snapd, snaps and spool.
+//! filesystem, inodes, memory, swap, load, temperature, snapd, snaps, spool and push.
 //!
 //! \[pure\] A snapshot, facts and the configuration in, results out. [`CHECKS`] is the one list of
 //! built-in checks with their units and default thresholds; `checks.<check>.*` keys override them.
 //! Read-only filesystems (every snap is a full squashfs) are not checked. A temperature sensor
 //! that has its own limits is checked against them (`max` warns, `crit` is critical) unless
-//! `checks.temperature.warn`/`crit` are set. `snapd`, `snaps` and `spool` give results only when
+//! `checks.temperature.warn`/`crit` are set. `snapd`, `snaps`, `spool` and `push` give results only when
 //! their facts are there (the daemon polls snapd; nothing polls it for `pocketses checks run`).
 
 use crate::config::Config;
@@ -88,6 +88,13 @@ pub const CHECKS: &[Check] = &[
         crit: "3600",
         doc: "age of the oldest record waiting in each sink's spool, seconds",
     },
+    Check {
+        name: "push",
+        unit: " s",
+        warn: "300",
+        crit: "3600",
+        doc: "seconds each running sink (push sinks, the notification webhook) has gone without delivering while its store refuses or does not answer (0 while it delivers; daemon only)",
+    },
 ];
 
 /// What the checks know besides the snapshot: gathered by the daemon, plain data here.
@@ -97,6 +104,21 @@ pub struct Facts {
     pub snapd: Option<SnapdFacts>,
     /// One entry per sink directory of the spool; empty without sinks.
     pub spools: Vec<SpoolFacts>,
+    /// One entry per running sink (push sinks and `notify.webhook`); empty without sinks.
+    pub sinks: Vec<SinkFacts>,
+}
+
+/// How one running sink delivers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SinkFacts {
+    /// The sink.
+    pub name: String,
+    /// Its state: `ok`, `unauthorized`, `throttled`, `failing` (`disabled` sinks are left out).
+    pub state: String,
+    /// Seconds since it last delivered (or since the daemon started) while not `ok`; 0 when `ok`.
+    pub failing_for: f64,
+    /// Its last failure, in words.
+    pub last_error: Option<String>,
 }
 
 /// snapd's reachability and the other snaps' health.
@@ -308,6 +330,7 @@ pub fn run_with(
             .map(|snaps| snaps.iter().map(|snap| snap_health(&judge, snap)).collect())
             .unwrap_or_default(),
         "spool" => facts.spools.iter().map(|spool| spool_backlog(&judge, spool)).collect(),
+        "push" => facts.sinks.iter().map(|sink| sink_delivery(&judge, sink)).collect(),
         _ => Vec::new(),
     }
 }
@@ -369,6 +392,20 @@ fn spool_backlog(judge: &Judge<'_>, spool: &SpoolFacts) -> Result {
             ),
         ),
     }
+}
+
+fn sink_delivery(judge: &Judge<'_>, sink: &SinkFacts) -> Result {
+    let id = format!("push:{}", sink.name);
+    if sink.state == "ok" {
+        return judge.result(&id, 0.0, format!("sink {} delivers", sink.name));
+    }
+    let why = match &sink.last_error {
+        Some(err) => format!("{}: {err}", sink.state),
+        None => sink.state.clone(),
+    };
+    let what =
+        format!("sink {} has not delivered for {:.0} s ({why})", sink.name, sink.failing_for);
+    judge.result(&id, sink.failing_for, what)
 }
 
 /// `512 B`, `4.0 KiB`, `1.4 MiB`.
@@ -678,7 +715,7 @@ mod tests {
     fn facts_lines(facts: &Facts, settings: &[&str]) -> Vec<String> {
         let got = lines(&evaluate_with(&sample_snapshot(), facts, &config(settings)));
         got.into_iter()
-            .filter(|l| ["snapd", "snaps", "spool"].iter().any(|k| l.starts_with(k)))
+            .filter(|l| ["snapd", "snaps", "spool", "push"].iter().any(|k| l.starts_with(k)))
             .collect()
     }
 
@@ -686,14 +723,14 @@ mod tests {
     fn snapd_reachability() {
         assert!(facts_lines(&Facts::default(), &[]).is_empty(), "no facts, no result");
         let answering = SnapdFacts { silent_for: 0.0, error: None, snaps: None };
-        let facts = Facts { snapd: Some(answering), spools: Vec::new() };
+        let facts = Facts { snapd: Some(answering), ..Facts::default() };
         assert_eq!(facts_lines(&facts, &[]), ["snapd OK [60] snapd answers (warn at 60 s)"]);
         let silent = SnapdFacts {
             silent_for: 400.0,
             error: Some("cannot connect to /run/snapd.socket".into()),
             snaps: None,
         };
-        let facts = Facts { snapd: Some(silent), spools: Vec::new() };
+        let facts = Facts { snapd: Some(silent), ..Facts::default() };
         assert_eq!(
             facts_lines(&facts, &[]),
             ["snapd CRIT [300] snapd has not answered for 400 s: cannot connect to /run/snapd.socket (crit at 300 s)"]
@@ -717,7 +754,7 @@ mod tests {
         ];
         let facts = Facts {
             snapd: Some(SnapdFacts { silent_for: 0.0, error: None, snaps: Some(snaps) }),
-            spools: Vec::new(),
+            ..Facts::default()
         };
         assert_eq!(
             facts_lines(&facts, &["checks.snapd.enabled=false"]),
@@ -754,6 +791,7 @@ mod tests {
                     ..SpoolFacts::default()
                 },
             ],
+            ..Facts::default()
         };
         assert_eq!(
             facts_lines(&facts, &[]),
@@ -766,6 +804,37 @@ mod tests {
         assert_eq!(human_bytes(512), "512 B");
         assert_eq!(human_bytes(4096), "4.0 KiB");
         assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+    }
+
+    #[test]
+    fn sink_delivery() {
+        let sink = |name: &str, state: &str, failing_for: f64, err: Option<&str>| SinkFacts {
+            name: name.into(),
+            state: state.into(),
+            failing_for,
+            last_error: err.map(str::to_string),
+        };
+        let facts = Facts {
+            sinks: vec![
+                sink("influx", "ok", 0.0, Some("an old failure")),
+                sink(
+                    "vm",
+                    "failing",
+                    420.0,
+                    Some("cannot connect to http://vm:8428/: connection refused"),
+                ),
+                sink("notify.webhook", "unauthorized", 4000.0, None),
+            ],
+            ..Facts::default()
+        };
+        assert_eq!(
+            facts_lines(&facts, &[]),
+            [
+                "push:influx OK [300] sink influx delivers (warn at 300 s)",
+                "push:vm WARN [300] sink vm has not delivered for 420 s (failing: cannot connect to http://vm:8428/: connection refused) (warn at 300 s)",
+                "push:notify.webhook CRIT [3600] sink notify.webhook has not delivered for 4000 s (unauthorized) (crit at 3600 s)",
+            ]
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::builtin::{self, Facts, SnapHealth, SnapdFacts, SpoolFacts};
+use super::builtin::{self, Facts, SinkFacts, SnapHealth, SnapdFacts, SpoolFacts};
 use super::health::{self, Health, Reporter, Situation};
 use super::report::{self, Entry};
 use super::runner::{Runner, Transition};
@@ -156,6 +156,31 @@ pub fn spool_facts(root: &Path, now_ms: u64) -> Vec<SpoolFacts> {
             Vec::new()
         }
     }
+}
+
+/// The `push` check's facts from the sinks' figures at `now`: every sink but the disabled ones,
+/// failing since its last delivery, or since `started` (the daemon's start) when it never
+/// delivered. \[pure\]
+pub fn sink_facts(
+    statuses: &[crate::push::sink::SinkStatus],
+    now: f64,
+    started: f64,
+) -> Vec<SinkFacts> {
+    statuses
+        .iter()
+        .filter(|s| s.state != "disabled" && !s.state.is_empty())
+        .map(|s| SinkFacts {
+            name: s.name.clone(),
+            state: s.state.clone(),
+            failing_for: if s.state == "ok" {
+                0.0
+            } else {
+                let since = s.last_success.map_or(started, |t| (t as f64).max(started));
+                (now - since).max(0.0)
+            },
+            last_error: s.last_error.clone(),
+        })
+        .collect()
 }
 
 /// What the poller last learned from snapd.
@@ -507,6 +532,30 @@ mod tests {
         assert_eq!(facts[0].oldest_pending_seconds, Some(35));
         let facts = watch.facts(&root, t0_ms + 65_000);
         assert_eq!(facts[0].oldest_pending_seconds, None);
+    }
+
+    #[test]
+    fn sinks_fail_since_their_last_delivery_or_the_start() {
+        use crate::push::sink::SinkStatus;
+        let status = |name: &str, state: &str, last_success: Option<u64>| SinkStatus {
+            name: name.into(),
+            state: state.into(),
+            last_success,
+            ..SinkStatus::default()
+        };
+        let facts = sink_facts(
+            &[
+                status("a", "ok", Some(10)),
+                status("b", "failing", Some(900)),
+                status("c", "unauthorized", None),
+                status("d", "disabled", None),
+            ],
+            1000.0,
+            500.0,
+        );
+        let got: Vec<(&str, f64)> =
+            facts.iter().map(|f| (f.name.as_str(), f.failing_for)).collect();
+        assert_eq!(got, [("a", 0.0), ("b", 100.0), ("c", 500.0)]);
     }
 
     #[test]

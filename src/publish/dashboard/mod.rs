@@ -384,7 +384,9 @@ mod tests {
         assert_eq!(fleet.action.as_deref(), Some("43"));
         assert_eq!((fleet.progress, fleet.details.len()), (Some(100), 0));
         let board = Board::default();
-        board.fleet_report(br#"{"action":7,"stage":"applying","progress":80,"details":[],"result":null}"#);
+        board.fleet_report(
+            br#"{"action":7,"stage":"applying","progress":80,"details":[],"result":null}"#,
+        );
         board.fleet_report(b"not json");
         assert_eq!(board.fleet().progress, Some(80));
     }
