@@ -87,6 +87,7 @@ fn main() -> anyhow::Result<()> {
             snapd: Some(snapd.clone()),
             spools: spools.facts(&root, pocketses::spool::millis(std::time::SystemTime::now())),
             sinks: sinks.clone(),
+            fleet: None,
         };
         let outcome = checker.run(
             seq,

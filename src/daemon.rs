@@ -354,7 +354,9 @@ async fn collect_loop(
         Collector::new(),
         crate::checks::daemon::Checker::new(),
         crate::checks::daemon::SpoolWatch::default(),
+        crate::checks::daemon::FleetWatch::default(),
     )));
+    let fleet_status = crate::paths::state_dir().join(crate::checks::daemon::FLEET_STATUS_FILE);
     let spool_dir = crate::paths::spool_dir();
     let started = crate::checks::daemon::now();
     let mut seq = 0;
@@ -373,10 +375,11 @@ async fn collect_loop(
                 let snapd = checks.snapd.clone();
                 let spool_dir = spool_dir.clone();
                 let sinks = checks.sinks.statuses();
+                let fleet_status = fleet_status.clone();
                 let job = tokio::task::spawn_blocking(move || {
                     // A collection that panicked leaves the collector as it was; carry on with it.
                     let mut guard = collector.lock().unwrap_or_else(|p| p.into_inner());
-                    let (collector, checker, spools) = &mut *guard;
+                    let (collector, checker, spools, fleet) = &mut *guard;
                     let published = Published::new(seq, collector.collect(), format);
                     let now = crate::checks::daemon::now();
                     let facts = crate::checks::builtin::Facts {
@@ -386,6 +389,11 @@ async fn collect_loop(
                             crate::spool::millis(std::time::SystemTime::now()),
                         ),
                         sinks: crate::checks::daemon::sink_facts(&sinks, now, started),
+                        fleet: config
+                            .fleet
+                            .enabled
+                            .then(|| fleet.facts(&fleet_status, now, started))
+                            .flatten(),
                     };
                     let situation = crate::checks::health::Situation {
                         missing_plugs: snapd.missing_plugs(),

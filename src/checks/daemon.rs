@@ -19,7 +19,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::builtin::{self, Facts, SinkFacts, SnapHealth, SnapdFacts, SpoolFacts};
+use super::builtin::{
+    self, Facts, FleetFacts, FleetOutcome, SinkFacts, SnapHealth, SnapdFacts, SpoolFacts,
+};
 use super::health::{self, Health, Reporter, Situation};
 use super::report::{self, Entry};
 use super::runner::{Runner, Transition};
@@ -181,6 +183,60 @@ pub fn sink_facts(
             last_error: s.last_error.clone(),
         })
         .collect()
+}
+
+/// The fleet client's status document in the state directory (`pocketses fleet status` reads it).
+pub const FLEET_STATUS_FILE: &str = "fleet-status.json";
+
+/// How often the fleet client's status document is read again.
+pub const FLEET_REFRESH: Duration = Duration::from_secs(10);
+
+/// The `fleet` checks' facts from the fleet client's status document (kebab-case keys:
+/// `last-success`, `last-error`, `current` and `history` of actions with `id`, `stage`,
+/// `details`), at `now`; `started` is when the daemon started. The last action that ended is
+/// `current` when its stage is final, else the newest of `history`. \[pure\]
+pub fn fleet_facts(doc: &serde_json::Value, now: f64, started: f64) -> FleetFacts {
+    let since = doc["last-success"].as_f64().unwrap_or(started);
+    let ended = |a: &serde_json::Value| {
+        matches!(a["stage"].as_str(), Some("done" | "failed" | "cancelled")).then(|| {
+            let id = match &a["id"] {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            FleetOutcome {
+                id,
+                stage: a["stage"].as_str().unwrap_or_default().to_string(),
+                detail: a["details"]
+                    .as_array()
+                    .and_then(|d| d.last())
+                    .and_then(|d| d.as_str())
+                    .map(str::to_string),
+            }
+        })
+    };
+    FleetFacts {
+        silent_for: (now - since).max(0.0),
+        error: doc["last-error"].as_str().map(str::to_string),
+        last_action: ended(&doc["current"]).or_else(|| ended(&doc["history"][0])),
+    }
+}
+
+/// The fleet client's status document, read at most every [`FLEET_REFRESH`]. \[io\]
+#[derive(Debug, Default)]
+pub struct FleetWatch {
+    read_at: Option<f64>,
+    doc: Option<serde_json::Value>,
+}
+
+impl FleetWatch {
+    /// The facts from `path` at `now`; `None` while the client has written no document.
+    pub fn facts(&mut self, path: &Path, now: f64, started: f64) -> Option<FleetFacts> {
+        if self.read_at.is_none_or(|at| now - at >= FLEET_REFRESH.as_secs_f64() || now < at) {
+            self.doc = std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok());
+            self.read_at = Some(now);
+        }
+        self.doc.as_ref().map(|doc| fleet_facts(doc, now, started))
+    }
 }
 
 /// What the poller last learned from snapd.
@@ -532,6 +588,41 @@ mod tests {
         assert_eq!(facts[0].oldest_pending_seconds, Some(35));
         let facts = watch.facts(&root, t0_ms + 65_000);
         assert_eq!(facts[0].oldest_pending_seconds, None);
+    }
+
+    #[test]
+    fn the_fleet_status_document_makes_the_facts() {
+        let doc = serde_json::json!({
+            "server": "https://fleet", "controller-id": "c1", "last-poll": 990, "last-success": 900,
+            "last-error": "cannot connect to https://fleet/: connection refused",
+            "current": {"id": "8", "stage": "downloading", "progress": 40, "details": ["1/3"]},
+            "history": [{"id": "7", "stage": "failed", "progress": 60,
+                         "details": ["downloaded", "cannot verify bundle: bad signature"]}]
+        });
+        let facts = fleet_facts(&doc, 1000.0, 500.0);
+        assert_eq!(facts.silent_for, 100.0);
+        assert_eq!(
+            facts.error.as_deref(),
+            Some("cannot connect to https://fleet/: connection refused")
+        );
+        let last = facts.last_action.unwrap();
+        assert_eq!((last.id.as_str(), last.stage.as_str()), ("7", "failed"));
+        assert_eq!(last.detail.as_deref(), Some("cannot verify bundle: bad signature"));
+        // A final `current` is the last one; a client that never got an answer counts from the start.
+        let doc = serde_json::json!({"current": {"id": 9, "stage": "done", "details": []}, "history": []});
+        let facts = fleet_facts(&doc, 1000.0, 500.0);
+        assert_eq!(facts.silent_for, 500.0);
+        let last = facts.last_action.unwrap();
+        assert_eq!((last.id.as_str(), last.stage.as_str(), last.detail), ("9", "done", None));
+        assert_eq!(fleet_facts(&serde_json::json!({}), 1.0, 0.0).last_action, None);
+        // Read from a file at most every 10 s.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FLEET_STATUS_FILE);
+        let mut watch = FleetWatch::default();
+        assert_eq!(watch.facts(&path, 100.0, 0.0), None);
+        std::fs::write(&path, doc.to_string()).unwrap();
+        assert_eq!(watch.facts(&path, 105.0, 0.0), None, "not read again yet");
+        assert!(watch.facts(&path, 110.0, 0.0).is_some());
     }
 
     #[test]
