@@ -322,7 +322,8 @@ impl Hub {
     pub fn send(&self, event: Event) {
         match &event {
             Event::Remodel(report) => self.inner.board.remodel_report(&report.json()),
-            Event::Snapshot(_) | Event::Checks(_) | Event::Fleet(_) => {}
+            Event::Fleet(report) => self.inner.board.fleet_report(&report.json()),
+            Event::Snapshot(_) | Event::Checks(_) => {}
         }
         let _ = self.inner.tx.send(event);
     }
