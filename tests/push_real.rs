@@ -2,17 +2,17 @@
 //! packages): an outage of the store with a `kill -9` of the daemon in the middle of it, and every
 //! snapshot arrives, once, in order.
 //!
-//! The issue asks for a 60 s outage; the default here is 20 s, which already spans six backoff
-//! steps, a daemon restart and a backlog to replay, and keeps `cargo test` short.
-//! `POCKETSES_OUTAGE_SECS=60` runs the full one (the whole test then takes about 90 s).
+//! The issue asks for a 60 s outage: CI (`POCKETSES_CI`, set by tests/run) runs that one for
+//! VictoriaMetrics (the whole test then takes about 90 s instead of 25 s). Elsewhere the default
+//! is 20 s, which already spans six backoff steps, a daemon restart and a backlog to replay, and
+//! keeps `cargo test` short; `POCKETSES_OUTAGE_SECS` sets any other length.
 
 #![allow(clippy::unwrap_used)]
 
 mod daemon_util;
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use daemon_util::poll;
@@ -20,82 +20,11 @@ use support::stores::Store;
 
 fn outage() -> Duration {
     let secs = std::env::var("POCKETSES_OUTAGE_SECS").ok().and_then(|v| v.parse().ok());
-    Duration::from_secs(secs.unwrap_or(20))
+    let default = if std::env::var_os("POCKETSES_CI").is_some() { 60 } else { 20 };
+    Duration::from_secs(secs.unwrap_or(default))
 }
 
-/// A daemon on a state directory the test keeps.
-struct Daemon {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Daemon {
-    fn start(dir: &Path, args: &[&str]) -> Daemon {
-        let ready = dir.join("ready");
-        let _ = std::fs::remove_file(&ready);
-        let child = Command::new(env!("CARGO_BIN_EXE_pocketses"))
-            .args(["daemon", "--bind", "127.0.0.1", "--port", "0", "--http-port", "0"])
-            .args(["--interval", "1", "--ready-file"])
-            .arg(&ready)
-            .args(args)
-            .env("POCKETSES_SNAPD_SOCKET", dir.join("no-snapd.socket"))
-            .env("POCKETSES_STATE_DIR", dir)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(dir.join("stderr"))
-                    .unwrap(),
-            )
-            .spawn()
-            .unwrap();
-        let mut daemon = Daemon { child, dir: dir.to_path_buf() };
-        poll("the ready file", || {
-            if let Ok(Some(status)) = daemon.child.try_wait() {
-                panic!("daemon exited with {status}: {}", daemon.stderr());
-            }
-            std::fs::read_to_string(&ready).ok().filter(|t| t.ends_with('\n'))
-        });
-        daemon
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
-    }
-
-    fn pending(&self, name: &str) -> u64 {
-        let out = Command::new(env!("CARGO_BIN_EXE_pocketses"))
-            .args(["spool", "status", "--json", "--state-dir"])
-            .arg(&self.dir)
-            .output()
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["spools"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == name)
-            .map_or(0, |s| s["pending-records"].as_u64().unwrap())
-    }
-
-    fn stop(mut self, signal: i32) {
-        let pid = i32::try_from(self.child.id()).unwrap();
-        // SAFETY: kill(2) on our own child.
-        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+type Daemon = daemon_util::kept::Kept;
 
 /// The timestamps (ms) of the `mem` lines of the records spooled for `name`, read offline.
 fn spooled_mem_ms(dir: &Path, name: &str) -> Vec<i64> {

@@ -30,28 +30,17 @@ pub enum SpoolCommand {
     Verify(VerifyArgs),
 }
 
+/// Flags of `pocketses spool status`: those of `pocketses status` (`--json`, `--state-dir`).
+pub use crate::status::StatusArgs;
+
 /// Flags of `pocketses spool verify`.
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
     /// Only this spool (a sink's name).
     pub name: Option<String>,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
-    /// `--state-dir`.
+    /// `--json`, `--state-dir`.
     #[command(flatten)]
-    pub state_dir: crate::paths::StateDirArg,
-}
-
-/// Flags of `pocketses spool status`.
-#[derive(Debug, clap::Args)]
-pub struct StatusArgs {
-    /// Print JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
-    /// `--state-dir`.
-    #[command(flatten)]
-    pub state_dir: crate::paths::StateDirArg,
+    pub common: StatusArgs,
 }
 
 /// The document of `spool status --json`.
@@ -240,9 +229,10 @@ pub struct VerifyReport {
 }
 
 fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    args.state_dir.apply();
-    let root = root_of(&args.state_dir);
-    let names: Vec<String> = match &args.name {
+    let VerifyArgs { name, common: StatusArgs { json, state_dir } } = args;
+    state_dir.apply();
+    let root = root_of(&state_dir);
+    let names: Vec<String> = match &name {
         Some(name) => vec![name.clone()],
         None => gather(&root, 0)?.spools.into_iter().map(|s| s.name).collect(),
     };
@@ -253,7 +243,7 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             Err(err) => VerifyReport { name, verified: None, error: err.to_string() },
         })
         .collect();
-    if args.json {
+    if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&reports).context("cannot encode spool verify")?

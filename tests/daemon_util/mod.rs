@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod kept;
+
 /// Upper bound for anything a test waits for; reaching it is a failure, not a measurement.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
