@@ -190,6 +190,10 @@ pub fn main(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     let service = crate::control::ConfigService::new(source, settings, loaded, config_tx)
         .with_state(Box::new(move || *listening_rx.borrow()))
         .with_push(Box::new(move || push_figures.statuses()))
+        .with_hub({
+            let hub = push.hub().clone();
+            Box::new(move || hub.spokes())
+        })
         .with_checks(checks.clone());
     let service = Arc::new(service);
     let shutdown = CancellationToken::new();
@@ -286,12 +290,28 @@ pub async fn run_with(
     let registry = options.push.unwrap_or_default();
     hub.set_push(registry.clone());
     let (push_tx, push_rx) = tokio::sync::mpsc::channel(crate::push::sink::FEED_CAPACITY);
+    // Hub mode: spokes' snapshots (polled, or POSTed to /v1/ingest) → the same sinks (crate::hub).
+    let (forward_tx, forward_rx) = tokio::sync::mpsc::channel(crate::hub::FORWARD_CAPACITY);
+    registry.hub().set_forward(forward_tx.clone());
+    tracker.spawn(crate::hub::poll::run(
+        registry.hub().clone(),
+        config.clone(),
+        forward_tx,
+        crate::publish::listen::files_dir(),
+        shutdown.clone(),
+    ));
     let pushes = crate::push::sink::Pushes::new(
         crate::paths::spool_dir(),
         crate::publish::listen::files_dir(),
         registry,
     );
-    tracker.spawn(crate::push::sink::run(pushes, config.clone(), push_rx, shutdown.clone()));
+    tracker.spawn(crate::push::sink::run(
+        pushes,
+        config.clone(),
+        push_rx,
+        forward_rx,
+        shutdown.clone(),
+    ));
     tracker
         .spawn(crate::checks::daemon::report_health(checks.health.subscribe(), shutdown.clone()));
     tracker.spawn(crate::checks::daemon::poll_snapd(
