@@ -19,6 +19,7 @@ pub mod hub;
 pub mod keys;
 pub mod logging;
 pub mod metrics;
+pub mod net;
 pub mod paths;
 pub mod publish;
 pub mod push;
