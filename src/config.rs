@@ -70,6 +70,8 @@ pub struct HubConfig {
     pub timeout: Option<u32>,
     /// Whether `POST /v1/ingest` takes documents (`hub.ingest`).
     pub ingest: bool,
+    /// Bearer token sent to every spoke (`hub.token`): the spokes' `http.token`.
+    pub token: Option<String>,
 }
 
 /// Seconds a spoke has to answer when `hub.timeout` is not set.
@@ -850,6 +852,15 @@ pub const KEYS: &[Key] = &[
         doc: "seconds a spoke has to answer a poll; a spoke that does not is reported down",
         set: |c, _, v| in_range(v, 1, 300).map(|n| c.hub.timeout = Some(n)),
         get: |c| one(c.hub.timeout.unwrap_or(DEFAULT_HUB_TIMEOUT)),
+    },
+    Key {
+        name: "hub.token",
+        kind: "string",
+        allowed: "must be 16 to 4096 printable ASCII characters without spaces",
+        default: "",
+        doc: "bearer token sent to every spoke, for spokes whose `http.token` is set; `pocketses status` shows it as (hidden)",
+        set: |c, _, v| token(v).map(|t| c.hub.token = t),
+        get: |c| c.hub.token.iter().map(|_| (String::new(), Value::from(HIDDEN))).collect(),
     },
     Key {
         name: "hub.ingest",
@@ -2058,6 +2069,10 @@ mod tests {
             (
                 json!({"hub": {"timeout": 301}}),
                 r#"cannot set "hub.timeout": must be a whole number of seconds from 1 to 300, not "301""#,
+            ),
+            (
+                json!({"hub": {"token": "short"}}),
+                r#"cannot set "hub.token": must be 16 to 4096 printable ASCII characters without spaces, not "short""#,
             ),
             (
                 json!({"hub": {"ingest": "on"}}),

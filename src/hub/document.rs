@@ -403,6 +403,11 @@ impl Doc {
         let Some(timestamp) = rfc3339(&text) else {
             return Err(Error(format!("timestamp {text:?} is not an RFC 3339 time")));
         };
+        // Half a microsecond into its millisecond: an f64 of today's seconds is exact to about
+        // 0.24 µs, so `.215` may be stored as `.21499991`, which an encoder that cuts nanoseconds
+        // to milliseconds (as the stores do) would read as `.214`. The spoke's millisecond is the
+        // point's identity in the store; this keeps it, and JSON writes the same millisecond.
+        let timestamp = timestamp + 0.000_000_5;
         let mut tags = Vec::with_capacity(self.tags.len());
         for (key, value) in self.tags {
             match value {
@@ -588,7 +593,20 @@ mod tests {
     fn an_empty_snapshot_reads_back() {
         let text = json::encode(&Snapshot::default());
         let doc = parse(text.as_bytes()).unwrap();
-        assert_eq!(doc.snapshot, Snapshot::default());
+        assert_eq!(Snapshot { timestamp: 0.0, ..doc.snapshot }, Snapshot::default());
+    }
+
+    #[test]
+    fn the_millisecond_survives_encoders_that_cut_to_milliseconds() {
+        // 1796006804.215 is stored as 1796006804.2149999 in an f64: cut to milliseconds, .214.
+        let memory = Some(Memory { total: 1, ..Memory::default() });
+        let text =
+            json::encode(&Snapshot { timestamp: 1_796_006_804.215, memory, ..Snapshot::default() });
+        let doc = parse(text.as_bytes()).unwrap();
+        let lines = crate::metrics::encode::influx::encode(&doc.snapshot);
+        let ns: i64 = lines.lines().next().unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+        assert_eq!(ns / 1_000_000, 1_796_006_804_215, "{lines}");
+        assert_eq!(json::encode(&doc.snapshot), text);
     }
 
     #[test]
@@ -608,7 +626,7 @@ mod tests {
             format!("{},\"tags\":{{\"site\":\"lab\",\"rack\":\"4\"}}}}", &text[..text.len() - 1]);
         let doc = parse(tagged.as_bytes()).unwrap();
         assert_eq!(doc.tags, vec![("rack".into(), "4".into()), ("site".into(), "lab".into())]);
-        assert_eq!(doc.snapshot.timestamp, 1.5);
+        assert_eq!((doc.snapshot.timestamp * 1000.0).round(), 1500.0);
     }
 
     #[test]
@@ -617,7 +635,7 @@ mod tests {
             br#"{"schema":"pocketses.metrics/v1","timestamp":"2026-11-22T04:12:06.500Z","future":{"x":1},"load":{"1m":0.5}}"#,
         )
         .unwrap();
-        assert_eq!(doc.snapshot.timestamp, 1_795_320_726.5);
+        assert_eq!((doc.snapshot.timestamp * 1000.0).round(), 1_795_320_726_500.0);
         assert_eq!(doc.snapshot.load, Some(LoadAverage { one: 0.5, five: 0.0, fifteen: 0.0 }));
         assert_eq!(doc.snapshot.cpu, None);
     }
@@ -650,7 +668,10 @@ mod tests {
         let one = json::encode(&Snapshot { timestamp: 1.0, ..Snapshot::default() });
         let two = json::encode(&Snapshot { timestamp: 2.0, ..Snapshot::default() });
         let docs = parse_lines(format!("{one}\n\n{two}\n").as_bytes()).unwrap();
-        assert_eq!(docs.iter().map(|d| d.snapshot.timestamp).collect::<Vec<_>>(), [1.0, 2.0]);
+        assert_eq!(
+            docs.iter().map(|d| d.snapshot.timestamp.round()).collect::<Vec<_>>(),
+            [1.0, 2.0]
+        );
         let err = parse_lines(format!("{one}\n{{}}\n").as_bytes()).unwrap_err();
         assert_eq!(err.to_string(), r#"line 2: no schema (want "pocketses.metrics/v1")"#);
         assert!(parse_lines(b"\n").unwrap().is_empty());

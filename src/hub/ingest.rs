@@ -244,7 +244,7 @@ mod tests {
                 ("spoke".to_string(), "unknown".to_string())
             ]
         );
-        assert_eq!(items[1].snapshot.timestamp, 2.0);
+        assert_eq!(items[1].snapshot.timestamp.round(), 2.0);
     }
 
     #[test]

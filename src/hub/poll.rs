@@ -2,7 +2,7 @@
 //! deadline, so that a spoke that is down, slow or unreachable never delays another. \[io\]:
 //! HTTP, timers; what a poll means is `spoke::SpokeStatus::record`.
 //!
-//! A change of `hub.spokes`, `hub.interval`, `hub.timeout` or `interval` stops every spoke
+//! A change of `hub.spokes`, `hub.interval`, `hub.timeout`, `hub.token` or `interval` stops every spoke
 //! task and starts them again (their figures start again too); `hub.ingest` changes take effect
 //! at once.
 
@@ -28,6 +28,7 @@ struct Plan {
     spokes: Vec<String>,
     every: Duration,
     timeout: Duration,
+    token: Option<String>,
 }
 
 impl Plan {
@@ -38,6 +39,7 @@ impl Plan {
             timeout: Duration::from_secs(u64::from(
                 config.hub.timeout.unwrap_or(DEFAULT_HUB_TIMEOUT),
             )),
+            token: config.hub.token.clone(),
         }
     }
 }
@@ -79,6 +81,7 @@ pub async fn run(
                     forward: forward.clone(),
                     every: plan.every,
                     timeout: plan.timeout,
+                    token: plan.token.clone(),
                     files_dir: files_dir.clone(),
                 };
                 tasks.spawn(task.run(stop.clone()));
@@ -109,12 +112,14 @@ struct Task {
     forward: mpsc::Sender<Forwarded>,
     every: Duration,
     timeout: Duration,
+    token: Option<String>,
     files_dir: std::path::PathBuf,
 }
 
 impl Task {
     async fn run(self, stop: CancellationToken) {
-        let client = match Fetcher::new(&self.spoke, &self.files_dir) {
+        let token = self.token.as_deref();
+        let client = match Fetcher::new(&self.spoke, token, self.timeout, &self.files_dir) {
             Ok(client) => client,
             Err(err) => {
                 let step = self.figures.record(
@@ -137,7 +142,7 @@ impl Task {
             }
             let answer = tokio::select! {
                 _ = stop.cancelled() => return,
-                answer = tokio::time::timeout(self.timeout, client.get(DOCUMENT_MAX)) => answer,
+                answer = tokio::time::timeout(self.timeout, client.get(DOCUMENT_MAX, self.timeout)) => answer,
             };
             let (outcome, doc) = match answer {
                 Err(_) => (
@@ -169,45 +174,49 @@ impl Task {
     }
 }
 
-/// GETs a spoke's document.
+/// GETs a spoke's document over the shared client (`net::http`): the system's CA certificates
+/// for `https://` spokes, `hub.token` as a bearer token when set.
 struct Fetcher {
     uri: hyper::Uri,
-    url: String,
-    http: hyper_util::client::legacy::Client<
-        hyper_util::client::legacy::connect::HttpConnector,
-        http_body_util::Empty<hyper::body::Bytes>,
-    >,
+    client: crate::net::http::Client,
+    authorization: Option<hyper::header::HeaderValue>,
 }
 
 impl Fetcher {
-    fn new(spoke: &Spoke, _files_dir: &std::path::Path) -> Result<Fetcher, String> {
-        let uri: hyper::Uri =
-            spoke.poll.parse().map_err(|_| format!("cannot use URL {}", spoke.url))?;
-        let http =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http();
-        Ok(Fetcher { uri, url: crate::push::client::redact(&spoke.poll), http })
+    fn new(
+        spoke: &Spoke,
+        token: Option<&str>,
+        timeout: Duration,
+        files_dir: &std::path::Path,
+    ) -> Result<Fetcher, String> {
+        let uri = crate::net::http::parse_url(&spoke.poll).map_err(|err| err.to_string())?;
+        let tls = crate::net::http::Tls {
+            ca: None,
+            files_dir,
+            ca_key: "a CA in the system's store",
+            https: uri.scheme_str() == Some("https"),
+        };
+        let client = crate::net::http::Client::new(tls)?.with_header_timeout(timeout);
+        let authorization = token
+            .map(|t| hyper::header::HeaderValue::from_str(&format!("Bearer {t}")))
+            .transpose()
+            .map_err(|_| "cannot use hub.token: not valid in a header".to_string())?;
+        Ok(Fetcher { uri, client, authorization })
     }
 
-    /// The document, when the spoke answers 200 with at most `max` bytes.
-    async fn get(&self, max: usize) -> Result<Vec<u8>, String> {
-        use http_body_util::BodyExt as _;
-        let _ = &self.url;
-        let res = self
-            .http
-            .get(self.uri.clone())
-            .await
-            .map_err(|err| crate::push::client::describe(&err))?;
-        let status = res.status().as_u16();
-        let body = http_body_util::Limited::new(res.into_body(), max)
-            .collect()
-            .await
-            .map_err(|err| format!("cannot read the answer: {err}"))?
-            .to_bytes();
-        if status != 200 {
-            let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+    /// The document, when the spoke answers 200 with at most `max` bytes within `deadline`.
+    async fn get(&self, max: usize, deadline: Duration) -> Result<Vec<u8>, String> {
+        let mut req = crate::net::http::Request::get(self.uri.clone());
+        if let Some(auth) = &self.authorization {
+            req = req.authorization(auth);
+        }
+        let res = self.client.request(req).await.map_err(|err| err.to_string())?;
+        if res.status != 200 {
+            let status = res.status;
+            let text = res.text(200).await;
             return Err(format!("answered {status}: {}", text.trim()));
         }
+        let body = res.bytes(max, deadline).await.map_err(|err| err.to_string())?;
         Ok(body.to_vec())
     }
 }

@@ -63,18 +63,18 @@ impl Kept {
         super::parse_ready(&text).1.unwrap()
     }
 
-    /// `GET path` on the HTTP listener: the whole answer, head and body.
-    pub fn get(&self, path: &str) -> String {
+    /// `GET path` on the HTTP listener.
+    pub fn get(&self, path: &str) -> super::Response {
         let mut s = TcpStream::connect(self.http()).unwrap();
         write!(s, "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).unwrap();
-        text
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        super::Response::parse(&raw)
     }
 
-    /// `GET /metrics`.
+    /// The body of `GET /metrics`.
     pub fn metrics(&self) -> String {
-        self.get("/metrics")
+        self.get("/metrics").body
     }
 
     /// `pocketses spool status --json` (live figures from this daemon when it runs).

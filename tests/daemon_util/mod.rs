@@ -263,7 +263,8 @@ pub struct Response {
 }
 
 impl Response {
-    fn parse(raw: &[u8]) -> Response {
+    /// Parses a whole raw answer (a chunked body is joined).
+    pub fn parse(raw: &[u8]) -> Response {
         let text = String::from_utf8_lossy(raw);
         let (head, body) = text.split_once("\r\n\r\n").expect("http head");
         let mut lines = head.split("\r\n");
