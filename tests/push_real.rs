@@ -70,6 +70,10 @@ fn victoria_metrics_outage_and_a_daemon_kill_lose_nothing() {
     std::thread::sleep(outage() - half);
     let backlog = daemon.pending("vm");
     assert!(backlog >= 3, "a backlog builds while the store is down: {backlog}");
+    // `spool status` counts the backlog in points too: about a dozen influx lines a snapshot.
+    let status = daemon.spool_status();
+    let points = status["spools"][0]["pending-points"].as_u64().unwrap();
+    assert!(points >= backlog * 5, "{points} points in {backlog} records: {status}");
     vm.start();
     let back = Instant::now();
     poll("the backlog delivered", || (daemon.pending("vm") == 0).then_some(()));
