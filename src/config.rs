@@ -876,7 +876,7 @@ pub const KEYS: &[Key] = &[
         kind: "integer",
         allowed: "must be a whole number of seconds from 1 to 86400, for cpu, memory, network, filesystems, temperatures or load",
         default: "",
-        doc: "seconds between two readings of collector `<collector>` (unset: every collection); in between, snapshots repeat its last reading",
+        doc: "seconds between two readings of collector `<collector>` kept in snapshots (unset: every collection); snapshots in between leave the group out, so sinks get no repeated readings",
         set: |c, name, v| {
             let n = in_range(v, 1, i128::from(MAX_INTERVAL))?;
             collector_mut(c, name).map(|cc| cc.interval = Some(n))

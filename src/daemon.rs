@@ -354,6 +354,7 @@ async fn collect_loop(
         Collector::new(),
         crate::checks::daemon::Checker::new(),
         crate::checks::daemon::SpoolWatch::default(),
+        crate::metrics::units::Units::default(),
     )));
     let spool_dir = crate::paths::spool_dir();
     let mut seq = 0;
@@ -374,8 +375,13 @@ async fn collect_loop(
                 let job = tokio::task::spawn_blocking(move || {
                     // A collection that panicked leaves the collector as it was; carry on with it.
                     let mut guard = collector.lock().unwrap_or_else(|p| p.into_inner());
-                    let (collector, checker, spools) = &mut *guard;
-                    let published = Published::new(seq, collector.collect(), format);
+                    let (collector, checker, spools, units) = &mut *guard;
+                    // The checks see every group; what is published and pushed only the groups
+                    // `collectors.*` keep (crate::metrics::units).
+                    let full = collector.collect();
+                    let mut kept = full.clone();
+                    units.apply(&mut kept, &config.collectors);
+                    let published = Published::new(seq, kept, format);
                     let now = crate::checks::daemon::now();
                     let facts = crate::checks::builtin::Facts {
                         snapd: snapd.facts(now),
@@ -389,7 +395,7 @@ async fn collect_loop(
                         ..Default::default()
                     };
                     let outcome =
-                        checker.run(seq, &published.snapshot, &facts, &situation, &config, now);
+                        checker.run(seq, &full, &facts, &situation, &config, now);
                     (published, outcome)
                 });
                 let res = tokio::select! {
