@@ -148,3 +148,45 @@ fn prometheus_remote_write_survives_an_outage_of_prometheus() {
     assert!(gaps <= 2, "snapshots missing: {after:?}");
     daemon.stop(libc::SIGTERM);
 }
+
+#[test]
+fn influxdb_with_authentication_takes_the_sinks_basic_auth() {
+    let Some(influx) = Store::influxdb_with_auth("admin", "s3cret-pw") else { return };
+    let url =
+        format!("push.in.url={}", influx.url(&format!("/write?db={}", support::stores::INFLUX_DB)));
+    let good = tempfile::tempdir().unwrap();
+    let args = |password: &'static str| {
+        vec![
+            "--set".to_string(),
+            url.clone(),
+            "--set".into(),
+            "push.in.format=influx".into(),
+            "--set".into(),
+            "push.in.username=admin".into(),
+            "--set".into(),
+            format!("push.in.password={password}"),
+        ]
+    };
+    let good_args = args("s3cret-pw");
+    let good_args: Vec<&str> = good_args.iter().map(String::as_str).collect();
+    let daemon = Daemon::start(good.path(), &good_args);
+    poll("points in InfluxDB", || (!influx.influx_points("mem").is_empty()).then_some(()));
+    let points = influx.influx_points("mem");
+    assert!(points.iter().all(|p| p.tags.get("host").is_some_and(|h| !h.is_empty())), "{points:?}");
+    daemon.stop(libc::SIGTERM);
+    // A wrong password: 401, said as `unauthorized`, the data kept.
+    let bad = tempfile::tempdir().unwrap();
+    let bad_args = args("wrong-password");
+    let bad_args: Vec<&str> = bad_args.iter().map(String::as_str).collect();
+    let daemon = Daemon::start(bad.path(), &bad_args);
+    let status = poll("the refusal", || {
+        let status = daemon.spool_status();
+        (status["spools"][0]["live"]["state"] == "unauthorized"
+            && status["spools"][0]["pending-records"].as_u64() >= Some(2))
+        .then_some(status)
+    });
+    let err = status["spools"][0]["live"]["last-error"].as_str().unwrap().to_string();
+    assert!(err.contains("answered 401"), "{err}");
+    assert!(!err.contains("wrong-password"), "{err}");
+    daemon.stop(libc::SIGTERM);
+}
