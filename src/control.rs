@@ -164,6 +164,9 @@ pub struct State {
     /// The push sinks' figures, by name.
     #[serde(default)]
     pub push: Vec<crate::push::sink::SinkStatus>,
+    /// The hub's spokes (`hub.spokes`), in order.
+    #[serde(default)]
+    pub hub: Vec<crate::hub::spoke::SpokeStatus>,
 }
 
 /// Decodes one request line. \[pure\]
@@ -422,6 +425,8 @@ async fn connection(
 pub type StateFn = Box<dyn Fn() -> Listening + Send + Sync>;
 /// The push sinks' figures, for `state` replies.
 pub type PushFn = Box<dyn Fn() -> Vec<crate::push::sink::SinkStatus> + Send + Sync>;
+/// The hub's spokes, for `state` replies.
+pub type HubFn = Box<dyn Fn() -> Vec<crate::hub::spoke::SpokeStatus> + Send + Sync>;
 
 #[derive(Debug)]
 struct ServiceState {
@@ -442,6 +447,7 @@ pub struct ConfigService {
     state: Mutex<ServiceState>,
     extra: Option<StateFn>,
     push: Option<PushFn>,
+    hub: Option<HubFn>,
     checks: Option<crate::checks::daemon::Latest>,
     fleet: Option<crate::fleet::daemon::Fleet>,
     started: u64,
@@ -480,6 +486,7 @@ impl ConfigService {
             }),
             extra: None,
             push: None,
+            hub: None,
             checks: None,
             fleet: None,
             started: now_secs(),
@@ -490,6 +497,13 @@ impl ConfigService {
     #[must_use]
     pub fn with_state(mut self, extra: StateFn) -> Self {
         self.extra = Some(extra);
+        self
+    }
+
+    /// Adds the hub's spokes to `state` replies.
+    #[must_use]
+    pub fn with_hub(mut self, hub: HubFn) -> Self {
+        self.hub = Some(hub);
         self
     }
 
@@ -646,6 +660,7 @@ impl ConfigService {
             listening: None,
             exposure: Vec::new(),
             push: self.push.as_ref().map(|push| push()).unwrap_or_default(),
+            hub: self.hub.as_ref().map(|hub| hub()).unwrap_or_default(),
         };
         let want = crate::publish::listen::Want::from_config(
             &state.loaded.config,

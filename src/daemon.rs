@@ -193,6 +193,10 @@ pub fn main(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     let service = crate::control::ConfigService::new(source, settings, loaded, config_tx)
         .with_state(Box::new(move || *listening_rx.borrow()))
         .with_push(Box::new(move || push_figures.statuses()))
+        .with_hub({
+            let hub = push.hub().clone();
+            Box::new(move || hub.spokes())
+        })
         .with_checks(checks.clone())
         .with_fleet(fleet.clone());
     let service = Arc::new(service);
@@ -294,6 +298,16 @@ pub async fn run_with(
     // Push sinks: snapshot → spool → store (crate::push::sink).
     hub.set_push(registry.clone());
     let (push_tx, push_rx) = tokio::sync::mpsc::channel(crate::push::sink::FEED_CAPACITY);
+    // Hub mode: spokes' snapshots (polled, or POSTed to /v1/ingest) → the same sinks (crate::hub).
+    let (forward_tx, forward_rx) = tokio::sync::mpsc::channel(crate::hub::FORWARD_CAPACITY);
+    registry.hub().set_forward(forward_tx.clone());
+    tracker.spawn(crate::hub::poll::run(
+        registry.hub().clone(),
+        config.clone(),
+        forward_tx,
+        crate::publish::listen::files_dir(),
+        shutdown.clone(),
+    ));
     let pushes = crate::push::sink::Pushes::new(
         crate::paths::spool_dir(),
         crate::publish::listen::files_dir(),
@@ -308,7 +322,13 @@ pub async fn run_with(
         notify_rx,
         shutdown.clone(),
     ));
-    tracker.spawn(crate::push::sink::run(pushes, config.clone(), push_rx, shutdown.clone()));
+    tracker.spawn(crate::push::sink::run(
+        pushes,
+        config.clone(),
+        push_rx,
+        forward_rx,
+        shutdown.clone(),
+    ));
     tracker
         .spawn(crate::checks::daemon::report_health(checks.health.subscribe(), shutdown.clone()));
     // The one `GET /v2/snaps` poller: the `snaps` check and the dashboard's snaps read its list.
@@ -366,6 +386,7 @@ async fn collect_loop(
         crate::checks::daemon::Checker::new(),
         crate::checks::daemon::SpoolWatch::default(),
         crate::checks::daemon::FleetWatch::default(),
+        crate::metrics::units::Units::default(),
     )));
     let fleet_status = crate::paths::state_dir().join(crate::checks::daemon::FLEET_STATUS_FILE);
     let spool_dir = crate::paths::spool_dir();
@@ -390,8 +411,13 @@ async fn collect_loop(
                 let job = tokio::task::spawn_blocking(move || {
                     // A collection that panicked leaves the collector as it was; carry on with it.
                     let mut guard = collector.lock().unwrap_or_else(|p| p.into_inner());
-                    let (collector, checker, spools, fleet) = &mut *guard;
-                    let published = Published::new(seq, collector.collect(), format);
+                    let (collector, checker, spools, fleet, units) = &mut *guard;
+                    // The checks see every group; what is published and pushed only the groups
+                    // `collectors.*` keep (crate::metrics::units).
+                    let full = collector.collect();
+                    let mut kept = full.clone();
+                    units.apply(&mut kept, &config.collectors);
+                    let published = Published::new(seq, kept, format);
                     let now = crate::checks::daemon::now();
                     let facts = crate::checks::builtin::Facts {
                         snapd: snapd.facts(now),
@@ -411,7 +437,7 @@ async fn collect_loop(
                         ..Default::default()
                     };
                     let mut outcome =
-                        checker.run(seq, &published.snapshot, &facts, &situation, &config, now);
+                        checker.run(seq, &full, &facts, &situation, &config, now);
                     let changes = (!outcome.transitions.is_empty()).then(|| crate::notify::Changes {
                         time: now,
                         hostname: published.snapshot.hostname.clone(),
