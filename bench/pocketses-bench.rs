@@ -212,7 +212,7 @@ fn main() -> ExitCode {
                 connect_timeout: Duration::from_secs(120),
                 in_flight: 256,
             };
-            fanout::run(&cfg).map(|r| println!("{r:#?}"))
+            fanout::run(&cfg).map(|r| println!("{r:#?}\n{}", r.summary()))
         }
         Cmd::Idle(args) => idle(&args),
         Cmd::Smaps { pid } => smaps::report(pid).map(|t| print!("{t}")),
