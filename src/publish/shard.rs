@@ -63,6 +63,35 @@ pub enum Mode {
     Closed,
 }
 
+/// One event as the line stream carries it, worked out once per event for all of a shard's
+/// subscribers (a live subscriber's write borrows these bytes: no reference count is touched
+/// per subscriber). \[pure\]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The snapshot's sequence number; `None` for a report, which is never skipped.
+    pub seq: Option<u64>,
+    /// The bytes to write.
+    pub line: Bytes,
+}
+
+impl Message {
+    /// What the line stream writes for `event`, if anything (as [`next_message`] decides).
+    pub fn of(event: &Event, wire: Wire) -> Option<Message> {
+        // Sequence numbers start at 1, so a last-sent of 0 lets every snapshot through.
+        let mut none_sent = 0;
+        match next_message(event, &mut none_sent, wire) {
+            Next::Send(line) => {
+                let seq = match event {
+                    Event::Snapshot(p) => Some(p.seq),
+                    Event::Remodel(_) | Event::Checks(_) => None,
+                };
+                Some(Message { seq, line })
+            }
+            Next::Skip => None,
+        }
+    }
+}
+
 /// What a shard does with one message for one subscriber. \[pure\]
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step {
@@ -95,17 +124,29 @@ impl Flow {
 
     /// A message for this subscriber: write it now, or queue it behind what is pending.
     pub fn offer(&mut self, event: &Event, wire: Wire) -> Step {
-        if self.mode == Mode::Closed {
-            return Step::Nothing;
+        match Message::of(event, wire) {
+            Some(message) if self.take(&message) => Step::Write(message.line),
+            Some(_) | None => Step::Nothing,
         }
-        let Next::Send(line) = next_message(event, &mut self.last_seq, wire) else {
-            return Step::Nothing;
-        };
+    }
+
+    /// [`Flow::offer`] for a message worked out once for every subscriber: true when the
+    /// caller writes `message.line` now (the subscriber is live); queued when it is behind.
+    pub fn take(&mut self, message: &Message) -> bool {
+        if self.mode == Mode::Closed {
+            return false;
+        }
+        if let Some(seq) = message.seq {
+            if seq <= self.last_seq {
+                return false;
+            }
+            self.last_seq = seq;
+        }
         match self.mode {
-            Mode::Live => Step::Write(line),
+            Mode::Live => true,
             Mode::Behind | Mode::Closed => {
-                self.push(line);
-                Step::Nothing
+                self.push(message.line.clone());
+                false
             }
         }
     }
@@ -280,10 +321,15 @@ async fn run(hub: Hub, shard: Arc<Shard>, mut rx: broadcast::Receiver<Event>) {
             entries.append(&mut incoming);
         }
         let wire = Wire::Line { remodel_events: hub.remodel_events() };
+        let Some(message) = Message::of(&event, wire) else {
+            shard.seen.fetch_add(1, Ordering::Release);
+            shard.passed.notify_waiters();
+            continue;
+        };
         let mut i = 0;
         let mut written = 0;
         while i < entries.len() {
-            match deliver(&entries[i], &event, wire) {
+            match deliver(&entries[i], &message) {
                 Delivered::Closed => {
                     entries.swap_remove(i);
                     continue;
@@ -312,16 +358,19 @@ enum Delivered {
     Nothing,
 }
 
-/// Offers `event` to one subscriber and writes it when it is live.
-fn deliver(entry: &Entry, event: &Event, wire: Wire) -> Delivered {
+/// Offers `message` to one subscriber and writes it when it is live.
+fn deliver(entry: &Entry, message: &Message) -> Delivered {
     let mut flow = entry.flow();
     if flow.mode == Mode::Closed {
         return Delivered::Closed;
     }
-    let Step::Write(line) = flow.offer(event, wire) else { return Delivered::Nothing };
-    match write_now(&entry.stream, &line) {
+    if !flow.take(message) {
+        return Delivered::Nothing;
+    }
+    match write_now(&entry.stream, &message.line) {
+        Ok(n) if n >= message.line.len() => {}
         Ok(n) => {
-            if flow.wrote(line, n) {
+            if flow.wrote(message.line.clone(), n) {
                 entry.wake.notify_one();
             }
         }
@@ -460,6 +509,27 @@ mod tests {
         assert_eq!(flow.next_for_task(), None);
         let e4 = snap(4);
         assert_eq!(flow.offer(&e4, LINE), Step::Write(line_of(&e4)));
+    }
+
+    #[test]
+    fn a_message_is_worked_out_once_per_event() {
+        let e7 = snap(7);
+        assert_eq!(Message::of(&e7, LINE), Some(Message { seq: Some(7), line: line_of(&e7) }));
+        let report = Report::new(r#"{"event":"remodel"}"#.to_string());
+        let event = Event::Remodel(report.clone());
+        assert_eq!(Message::of(&event, LINE), None);
+        let with_reports = Wire::Line { remodel_events: true };
+        let want = Message { seq: None, line: report.line.clone() };
+        assert_eq!(Message::of(&event, with_reports), Some(want.clone()));
+        // Reports are never skipped as already sent; snapshots are.
+        let mut flow = Flow::new();
+        flow.next_for_task();
+        assert!(flow.take(&Message::of(&e7, LINE).unwrap()));
+        assert!(!flow.take(&Message::of(&e7, LINE).unwrap()));
+        assert!(flow.take(&want));
+        assert!(flow.take(&want));
+        let checks = Event::Checks(Arc::new(crate::publish::CheckChanges::default()));
+        assert_eq!(Message::of(&checks, with_reports), None);
     }
 
     #[test]
