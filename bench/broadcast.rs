@@ -142,7 +142,7 @@ fn set_zerocopy(s: &TcpStream) {
             libc::SOL_SOCKET,
             libc::SO_ZEROCOPY,
             (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).unwrap_or(4),
         )
     };
 }
