@@ -14,7 +14,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use pocketses::checks::builtin::{Facts, SnapHealth, SnapdFacts};
+use pocketses::checks::builtin::{Facts, SinkFacts, SnapHealth, SnapdFacts};
 use pocketses::checks::daemon::{Checker, SpoolWatch};
 use pocketses::checks::health::Situation;
 use pocketses::config::{Config, Format};
@@ -63,6 +63,16 @@ fn main() -> anyhow::Result<()> {
                 .collect(),
         ),
     };
+    // Two sinks: one delivering, one failing (the `push` check).
+    let sinks: Vec<SinkFacts> = [("influx", "ok", 0.0), ("vm", "failing", 120.0)]
+        .iter()
+        .map(|(name, state, failing_for)| SinkFacts {
+            name: name.to_string(),
+            state: state.to_string(),
+            failing_for: *failing_for,
+            last_error: None,
+        })
+        .collect();
     let config = Config::default();
     let mut checker = Checker::new();
     let mut spools = SpoolWatch::default();
@@ -76,6 +86,8 @@ fn main() -> anyhow::Result<()> {
         let facts = Facts {
             snapd: Some(snapd.clone()),
             spools: spools.facts(&root, pocketses::spool::millis(std::time::SystemTime::now())),
+            sinks: sinks.clone(),
+            fleet: None,
         };
         let outcome = checker.run(
             seq,
@@ -96,7 +108,7 @@ fn main() -> anyhow::Result<()> {
     }
     let (base, checks, encode) = (median(&mut base), median(&mut checks), median(&mut encode));
     println!(
-        "cycles: {cycles}, check results per cycle: {n_results} (2 spools of 60 records, 5 snaps)"
+        "cycles: {cycles}, check results per cycle: {n_results} (2 spools of 60 records, 2 sinks, 5 snaps)"
     );
     println!("collect + JSON encode (median thread CPU): {base:?}");
     println!("checks on the same snapshot:               {checks:?}");

@@ -45,6 +45,8 @@ pub enum Command {
     Spool(crate::spool::cmd::SpoolArgs),
     /// Create, sign, verify and show signed update bundles for fleet updates.
     Bundle(crate::fleet::cmd::BundleArgs),
+    /// Fleet updates from a hawkBit DDI server: status, poll now, history.
+    Fleet(crate::fleet::status::FleetArgs),
     /// Show what each push sink would be sent (`--dry-run`), without sending.
     Push(crate::push::cmd::PushArgs),
 }

@@ -53,6 +53,16 @@ pub struct Config {
     pub fleet: FleetConfig,
     /// Push sinks (`push.<name>.*`), by sink name.
     pub push: BTreeMap<String, SinkConfig>,
+    /// Notifications of check state changes (`notify.*`).
+    pub notify: NotifyConfig,
+}
+
+/// Where check state changes are sent (`notify.*`, docs/checks.md).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NotifyConfig {
+    /// The webhook: `url`, `token` and `ca` as a push sink has them (`notify.webhook.*`);
+    /// no `url`, no notifications.
+    pub webhook: SinkConfig,
 }
 
 /// One push sink as configured (`push.<name>.*`); `None` where the documented default applies.
@@ -260,6 +270,7 @@ impl Default for Config {
                 enabled: false,
             },
             push: BTreeMap::new(),
+            notify: NotifyConfig::default(),
         }
     }
 }
@@ -780,6 +791,37 @@ pub const KEYS: &[Key] = &[
         doc: "whether sink `<name>` spools and sends (true unless set); false keeps what is spooled",
         set: |c, name, v| boolean(v).map(|b| sink_mut(c, name).enabled = Some(b)),
         get: |c| per_sink(c, |s| s.enabled),
+    },
+    Key {
+        name: "notify.webhook.url",
+        kind: "string",
+        allowed: "must be an http:// or https:// URL with a host",
+        default: "",
+        doc: "where every change of a check's state is POSTed as one JSON document, spooled and retried like a push sink's batches (docs/checks.md)",
+        set: |c, _, v| push_url(v).map(|u| c.notify.webhook.url = Some(u)),
+        get: |c| {
+            c.notify.webhook.url.iter().map(|u| (String::new(), Value::from(u.as_str()))).collect()
+        },
+    },
+    Key {
+        name: "notify.webhook.token",
+        kind: "string",
+        allowed: "must be 1 to 4096 printable ASCII characters without spaces",
+        default: "",
+        doc: "sent with each notification as `Authorization: Bearer …`; `pocketses status` shows it as (hidden)",
+        set: |c, _, v| push_token(v).map(|t| c.notify.webhook.token = Some(t)),
+        get: |c| {
+            c.notify.webhook.token.iter().map(|_| (String::new(), Value::from(HIDDEN))).collect()
+        },
+    },
+    Key {
+        name: "notify.webhook.ca",
+        kind: "string",
+        allowed: "must be a file path (relative: in $SNAP_COMMON)",
+        default: "",
+        doc: "CA certificates (PEM) that sign the https webhook's certificate, used instead of the system's",
+        set: |c, _, v| path(v).map(|p| c.notify.webhook.ca = Some(p)),
+        get: |c| paths(&c.notify.webhook.ca),
     },
 ];
 
@@ -1313,6 +1355,7 @@ fn cross_check(loaded: &Loaded, problems: &mut Vec<Problem>) {
             });
         }
     }
+    cross_check_notify(&config.notify, problems);
     let fleet = &config.fleet;
     let problem = |key: &str, allowed: &str, given: String| Problem {
         key: key.to_string(),
@@ -1368,6 +1411,30 @@ fn article(format: SinkFormat) -> String {
     match format {
         SinkFormat::Influx => "an influx".to_string(),
         other => format!("a {}", other.as_str()),
+    }
+}
+
+/// The webhook's keys together: `token` and `ca` need the `url`, `ca` an https one.
+fn cross_check_notify(notify: &NotifyConfig, problems: &mut Vec<Problem>) {
+    let webhook = &notify.webhook;
+    let url = webhook.url.as_deref();
+    let mut problem = |key: &str, allowed: &str, given: String| {
+        problems.push(Problem { key: key.to_string(), allowed: allowed.to_string(), given });
+    };
+    if webhook.token.is_some() && url.is_none() {
+        problem("notify.webhook.token", "must come with \"notify.webhook.url\"", HIDDEN.into());
+    }
+    if let Some(ca) = &webhook.ca {
+        let given = ca.display().to_string();
+        match url {
+            None => problem("notify.webhook.ca", "must come with \"notify.webhook.url\"", given),
+            Some(url) if !url.starts_with("https://") => problem(
+                "notify.webhook.ca",
+                "must come with an https:// \"notify.webhook.url\"",
+                given,
+            ),
+            Some(_) => {}
+        }
     }
 }
 
@@ -1884,6 +1951,18 @@ mod tests {
                 json!({"push": {"vm": {"enabled": "yes"}}}),
                 r#"cannot set "push.vm.enabled": must be true or false, not "yes""#,
             ),
+            (
+                json!({"notify": {"webhook": {"url": "hooks.example"}}}),
+                r#"cannot set "notify.webhook.url": must be an http:// or https:// URL with a host, not "hooks.example""#,
+            ),
+            (
+                json!({"notify": {"webhook": {"url": "http://h/", "token": ""}}}),
+                r#"cannot set "notify.webhook.token": must be 1 to 4096 printable ASCII characters without spaces, not """#,
+            ),
+            (
+                json!({"notify": {"webhook": {"url": "https://h/", "ca": ""}}}),
+                r#"cannot set "notify.webhook.ca": must be a file path (relative: in $SNAP_COMMON), not """#,
+            ),
         ];
         for (doc, want) in table {
             assert_eq!(problems(doc.clone()), vec![want.to_string()], "{doc}");
@@ -1994,6 +2073,41 @@ mod tests {
                 "cannot set \"fleet.ca\": must come with an https:// \"fleet.url\", not \"ca.pem\"",
                 "cannot set \"fleet.gateway-token\": must not be set together with \"fleet.token\", not \"(hidden)\"",
             ]
+        );
+    }
+
+    #[test]
+    fn notify_webhook_keys_are_read_and_checked() {
+        let loaded = load(
+            &json!({"notify": {"webhook": {"url": "https://hooks.example/x", "token": "t0k", "ca": "ca.pem"}}}),
+            &set(&[]),
+        )
+        .unwrap();
+        let webhook = &loaded.config.notify.webhook;
+        assert_eq!(webhook.url.as_deref(), Some("https://hooks.example/x"));
+        assert_eq!(webhook.token.as_deref(), Some("t0k"));
+        assert_eq!(webhook.ca.as_deref(), Some(std::path::Path::new("ca.pem")));
+        // --set takes the same keys, with the same checks.
+        let flags = load(&Value::Null, &set(&["notify.webhook.url=http://127.0.0.1:9/h"])).unwrap();
+        assert_eq!(flags.config.notify.webhook.url.as_deref(), Some("http://127.0.0.1:9/h"));
+        assert_eq!(
+            problems(json!({"notify": {"webhook": {"url": "ftp://x/", "token": "a b", "ca": ""}}})),
+            vec![
+                "cannot set \"notify.webhook.url\": must be an http:// or https:// URL with a host, not \"ftp://x/\"",
+                "cannot set \"notify.webhook.token\": must be 1 to 4096 printable ASCII characters without spaces, not \"a b\"",
+                "cannot set \"notify.webhook.ca\": must be a file path (relative: in $SNAP_COMMON), not \"\"",
+            ]
+        );
+        assert_eq!(
+            problems(json!({"notify": {"webhook": {"token": "t", "ca": "ca.pem"}}})),
+            vec![
+                "cannot set \"notify.webhook.token\": must come with \"notify.webhook.url\", not \"(hidden)\"",
+                "cannot set \"notify.webhook.ca\": must come with \"notify.webhook.url\", not \"ca.pem\"",
+            ]
+        );
+        assert_eq!(
+            problems(json!({"notify": {"webhook": {"url": "http://h/", "ca": "ca.pem"}}})),
+            vec!["cannot set \"notify.webhook.ca\": must come with an https:// \"notify.webhook.url\", not \"ca.pem\""]
         );
     }
 
@@ -2351,7 +2465,8 @@ mod tests {
                 "log",
                 "schema-version",
                 "checks",
-                "push"
+                "push",
+                "notify"
             ]
         );
     }

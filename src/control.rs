@@ -9,6 +9,7 @@
 //! {"command":"source","snapd-control":true}   → switch between REST and snapctl (connect/disconnect hooks)
 //! {"command":"state"}                         → the daemon's state, for `pocketses status`
 //! {"command":"checks"}                        → the latest health and check document (check-health hook)
+//! {"command":"fleet-poll"}                    → poll the fleet server now (`pocketses fleet poll`)
 //! ← {"ok":true,"result":…}  or  {"ok":false,"error":"cannot …"}
 //! ```
 //!
@@ -79,6 +80,8 @@ pub enum Request {
     State,
     /// Report the latest checks and the snap's health.
     Checks,
+    /// Poll the fleet server now.
+    FleetPoll,
 }
 
 /// A control reply.
@@ -440,6 +443,7 @@ pub struct ConfigService {
     extra: Option<StateFn>,
     push: Option<PushFn>,
     checks: Option<crate::checks::daemon::Latest>,
+    fleet: Option<crate::fleet::daemon::Fleet>,
     started: u64,
 }
 
@@ -477,6 +481,7 @@ impl ConfigService {
             extra: None,
             push: None,
             checks: None,
+            fleet: None,
             started: now_secs(),
         }
     }
@@ -499,6 +504,13 @@ impl ConfigService {
     #[must_use]
     pub fn with_checks(mut self, checks: crate::checks::daemon::Latest) -> Self {
         self.checks = Some(checks);
+        self
+    }
+
+    /// Lets `fleet-poll` requests reach the fleet client.
+    #[must_use]
+    pub fn with_fleet(mut self, fleet: crate::fleet::daemon::Fleet) -> Self {
+        self.fleet = Some(fleet);
         self
     }
 
@@ -672,6 +684,13 @@ impl ConfigService {
     async fn handle_request(&self, req: Request) -> Result<Value, String> {
         match req {
             Request::State => Ok(self.state_json()),
+            Request::FleetPoll => match &self.fleet {
+                Some(fleet) if self.lock().loaded.config.fleet.enabled => {
+                    fleet.poll_now();
+                    Ok(serde_json::to_value(fleet.status()).unwrap_or(Value::Null))
+                }
+                _ => Err(crate::fleet::daemon::not_running()),
+            },
             Request::Checks => match &self.checks {
                 Some(checks) => Ok(checks.reply()),
                 None => Err("cannot report checks: this daemon does not run them".to_string()),

@@ -137,6 +137,8 @@ pub struct RunOptions {
     pub push: Option<crate::push::sink::Registry>,
     /// Where the latest health and check document are kept for the control socket.
     pub checks: Option<crate::checks::daemon::Latest>,
+    /// The fleet client's state (the control socket's `fleet-poll` reaches it).
+    pub fleet: Option<crate::fleet::daemon::Fleet>,
 }
 
 /// Runs the daemon as `pocketses daemon` does: builds the runtime, reads the initial configuration,
@@ -190,10 +192,12 @@ pub fn main(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     // from the control socket (configure hook, snapd-control plug hooks) and SIGHUP.
     let push = crate::push::sink::Registry::default();
     let push_figures = push.clone();
+    let fleet = crate::fleet::daemon::Fleet::new(crate::fleet::daemon::status_path());
     let service = crate::control::ConfigService::new(source, settings, loaded, config_tx)
         .with_state(Box::new(move || *listening_rx.borrow()))
         .with_push(Box::new(move || push_figures.statuses()))
-        .with_checks(checks.clone());
+        .with_checks(checks.clone())
+        .with_fleet(fleet.clone());
     let service = Arc::new(service);
     let shutdown = CancellationToken::new();
     let options = RunOptions {
@@ -201,6 +205,7 @@ pub fn main(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         listening: Some(listening_tx),
         push: Some(push),
         checks: Some(checks),
+        fleet: Some(fleet),
     };
     let res = runtime.block_on(async {
         let signals = listen_for_signals(shutdown.clone(), service.clone())?;
@@ -272,7 +277,11 @@ pub async fn run_with(
     let tracker = TaskTracker::new();
     let announce =
         listen::Announce { ready_file: options.ready_file, listening: options.listening };
+    let (notify_tx, notify_rx) = tokio::sync::mpsc::channel(crate::notify::QUEUE);
+    let registry = options.push.unwrap_or_default();
     let checks = Checks {
+        notify: notify_tx,
+        sinks: registry.clone(),
         latest: options.checks.unwrap_or_default(),
         snapd: crate::checks::daemon::SnapdView::default(),
         health: watch::channel(crate::checks::health::map(
@@ -286,25 +295,44 @@ pub async fn run_with(
     // Bind before anything else, so that a taken port fails the start with a clear error.
     listeners.start(&initial).await?;
     // Push sinks: snapshot → spool → store (crate::push::sink).
-    let registry = options.push.unwrap_or_default();
     hub.set_push(registry.clone());
     let (push_tx, push_rx) = tokio::sync::mpsc::channel(crate::push::sink::FEED_CAPACITY);
     let pushes = crate::push::sink::Pushes::new(
         crate::paths::spool_dir(),
         crate::publish::listen::files_dir(),
-        registry,
+        registry.clone(),
     );
+    // Check notifications: state changes → the webhook's sink (crate::notify).
+    let board = hub.clone();
+    tracker.spawn(crate::notify::task::run(
+        registry,
+        move || board.board().device(),
+        config.clone(),
+        notify_rx,
+        shutdown.clone(),
+    ));
     tracker.spawn(crate::push::sink::run(pushes, config.clone(), push_rx, shutdown.clone()));
     tracker
         .spawn(crate::checks::daemon::report_health(checks.health.subscribe(), shutdown.clone()));
+    // The one `GET /v2/snaps` poller: the `snaps` check and the dashboard's snaps read its list.
+    let board = hub.clone();
     tracker.spawn(crate::checks::daemon::poll_snapd(
         checks.snapd.clone(),
+        move |snaps| {
+            board.board().set_snaps(crate::publish::dashboard::device::snaps_from(snaps));
+        },
         config.clone(),
         shutdown.clone(),
     ));
     tracker.spawn(collect_loop(hub.clone(), push_tx, config.clone(), checks, shutdown.clone()));
     // Re-attach to a remodel recorded before a restart and publish its progress (SSE `remodel`).
     tracker.spawn(crate::remodel::drive::daemon_task(hub.clone(), shutdown.clone()));
+    // The fleet client (fleet.enabled): poll, download, verify, apply, feedback.
+    let fleet = options
+        .fleet
+        .unwrap_or_else(|| crate::fleet::daemon::Fleet::new(crate::fleet::daemon::status_path()));
+    hub.set_fleet(fleet.clone());
+    tracker.spawn(crate::fleet::daemon::run(fleet, hub.clone(), config.clone(), shutdown.clone()));
     // The dashboard's model, serial and snaps, asked of snapd now and then, never per page.
     tracker.spawn(crate::publish::dashboard::device::follow(hub.clone(), shutdown.clone()));
     tracker.spawn(listeners.follow(config));
@@ -321,6 +349,9 @@ struct Checks {
     latest: crate::checks::daemon::Latest,
     snapd: crate::checks::daemon::SnapdView,
     health: watch::Sender<crate::checks::health::Health>,
+    notify: tokio::sync::mpsc::Sender<crate::notify::Changes>,
+    /// The sinks' figures, for the `push` check.
+    sinks: crate::push::sink::Registry,
 }
 
 /// Collects on the interval and publishes; collection, encoding and the checks run on a
@@ -337,8 +368,11 @@ async fn collect_loop(
         Collector::new(),
         crate::checks::daemon::Checker::new(),
         crate::checks::daemon::SpoolWatch::default(),
+        crate::checks::daemon::FleetWatch::default(),
     )));
+    let fleet_status = crate::paths::state_dir().join(crate::checks::daemon::FLEET_STATUS_FILE);
     let spool_dir = crate::paths::spool_dir();
+    let started = crate::checks::daemon::now();
     let mut seq = 0;
     let mut last_start = Instant::now();
     let mut next = last_start;
@@ -354,10 +388,12 @@ async fn collect_loop(
                 let config = current.clone();
                 let snapd = checks.snapd.clone();
                 let spool_dir = spool_dir.clone();
+                let sinks = checks.sinks.statuses();
+                let fleet_status = fleet_status.clone();
                 let job = tokio::task::spawn_blocking(move || {
                     // A collection that panicked leaves the collector as it was; carry on with it.
                     let mut guard = collector.lock().unwrap_or_else(|p| p.into_inner());
-                    let (collector, checker, spools) = &mut *guard;
+                    let (collector, checker, spools, fleet) = &mut *guard;
                     let published = Published::new(seq, collector.collect(), format);
                     let now = crate::checks::daemon::now();
                     let facts = crate::checks::builtin::Facts {
@@ -366,21 +402,38 @@ async fn collect_loop(
                             &spool_dir,
                             crate::spool::millis(std::time::SystemTime::now()),
                         ),
+                        sinks: crate::checks::daemon::sink_facts(&sinks, now, started),
+                        fleet: config
+                            .fleet
+                            .enabled
+                            .then(|| fleet.facts(&fleet_status, now, started))
+                            .flatten(),
                     };
                     let situation = crate::checks::health::Situation {
                         missing_plugs: snapd.missing_plugs(),
                         ..Default::default()
                     };
-                    let outcome =
+                    let mut outcome =
                         checker.run(seq, &published.snapshot, &facts, &situation, &config, now);
-                    (published, outcome)
+                    let changes = (!outcome.transitions.is_empty()).then(|| crate::notify::Changes {
+                        time: now,
+                        hostname: published.snapshot.hostname.clone(),
+                        transitions: std::mem::take(&mut outcome.transitions),
+                    });
+                    (published, outcome, changes)
                 });
                 let res = tokio::select! {
                     _ = shutdown.cancelled() => return,
                     res = job => res,
                 };
                 match res {
-                    Ok((published, outcome)) => {
+                    Ok((published, outcome, changes)) => {
+                        if let Some(changes) = changes {
+                            // Never waits either: the notifier spools on its own task.
+                            if checks.notify.try_send(changes).is_err() {
+                                warn!("check notifications are not keeping up; some changes are not notified");
+                            }
+                        }
                         // Never waits: a full queue is counted by the sinks, not felt here.
                         let _ = push.try_send(Arc::clone(&published.snapshot));
                         hub.publish(published);

@@ -19,6 +19,7 @@ pub mod keys;
 pub mod logging;
 pub mod metrics;
 pub mod net;
+pub mod notify;
 pub mod paths;
 pub mod publish;
 pub mod push;

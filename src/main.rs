@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Some(Command::Spool(args)) => pocketses::spool::cmd::main(args),
         Some(Command::Bundle(args)) => pocketses::fleet::cmd::main(args),
         Some(Command::Push(args)) => pocketses::push::cmd::main(args),
+        Some(Command::Fleet(args)) => pocketses::fleet::status::main(args),
     };
     match res {
         Ok(code) => code,

@@ -106,7 +106,10 @@ fn list_shows_defaults_and_settings() {
             "temperature",
             "snapd",
             "snaps",
-            "spool"
+            "spool",
+            "push",
+            "fleet",
+            "fleet-action"
         ]
     );
     assert_eq!(doc["checks"][0]["warn"], "85");
@@ -122,7 +125,7 @@ fn problems_exit_3_with_one_clear_line() {
         ),
         (
             vec!["checks", "list", "--set", "checks.disk.warn=80"],
-            "error: cannot set \"checks.disk\": must name a check (filesystem, inodes, memory, swap, load, temperature, snapd, snaps, spool), not \"disk\"\n",
+            "error: cannot set \"checks.disk\": must name a check (filesystem, inodes, memory, swap, load, temperature, snapd, snaps, spool, push, fleet, fleet-action), not \"disk\"\n",
         ),
         (
             vec!["checks", "run", "cpu"],

@@ -354,3 +354,28 @@ fn without_a_daemon_the_hook_runs_the_checks_itself() {
         ]]
     );
 }
+
+#[test]
+fn the_snaps_are_asked_once_per_poll_for_the_check_and_the_page() {
+    let fake = fake_with_plugs(&OBSERVE);
+    fake.connect("snapd-control", true);
+    fake.state().snaps.push(json!({
+        "name": "broken", "status": "active", "type": "app", "version": "1.0", "revision": "3",
+        "health": {"revision": "3", "timestamp": "2024-08-09T12:00:00Z", "status": "error",
+                   "message": "the database is corrupt", "code": "db-corrupt"}
+    }));
+    let daemon = Daemon::start_env(&args(&[]), true, None, &fake.env());
+    // Both readers have the list: the check and the dashboard's table of snaps.
+    poll("a result for the broken snap", || entry(&checks(&daemon), "snaps:broken").map(|_| ()));
+    poll("the broken snap on the page", || {
+        let page = daemon.get("/");
+        page.body.contains("<tr data-snap=\"broken\">").then_some(())
+    });
+    // One `GET /v2/snaps` per poll of snapd, which asks whether the plugs are connected first
+    // (only the poller asks for system-observe): the page did not ask for a list of its own.
+    let requests = fake.requests();
+    let lists = requests.iter().filter(|r| r.method == "GET" && r.path == "/v2/snaps").count();
+    let polls =
+        requests.iter().filter(|r| r.snapctl_args() == ["is-connected", "system-observe"]).count();
+    assert!(lists >= 1 && lists <= polls, "{lists} lists for {polls} polls");
+}

@@ -5,7 +5,8 @@
 //! Checks, with JavaScript off, that the facts are in the HTML; with it on, that the page goes
 //! live, that a chart gets new points as snapshots arrive, that the page is one SSE subscriber,
 //! that a check made CRIT by a configuration reload turns red within one interval, and that a
-//! remodel the daemon follows shows its progress bar.
+//! remodel the daemon follows shows its progress bar; and, on a hub fed by the test itself, that
+//! a fleet action's SSE `fleet` events move their progress bar and stay on a page opened later.
 //! Leaves a screenshot in `target/dashboard.png` (docs/dashboard.png is a copy of one).
 //! Without `chromium` and `chromedriver` it fails under POCKETSES_CI and is skipped elsewhere.
 
@@ -189,7 +190,11 @@ fn fake_snapd() -> FakeSnapd {
         "health": {"revision": "14", "timestamp": "2024-08-09T12:00:00Z", "status": "error",
                    "message": "cannot reach the sensor bus", "code": "no-bus"}
     }));
-    FakeSnapd::start_with(state)
+    let fake = FakeSnapd::start_with(state);
+    // The snaps come from the daemon's one `GET /v2/snaps` poll, which needs snapd's API, as on
+    // a device.
+    fake.connect("snapd-control", true);
+    fake
 }
 
 #[test]
@@ -318,4 +323,94 @@ fn the_dashboard_in_chromium() {
     let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
     std::fs::write(&target, shot).unwrap();
     eprintln!("screenshot: {}", target.display());
+}
+
+/// A fleet report as the fleet client sends it (SSE `fleet`).
+fn fleet_event(doc: Value) -> pocketses::publish::Event {
+    use pocketses::publish::{Event, Report};
+    Event::Fleet(Report::named(Event::SSE_FLEET, doc.to_string()))
+}
+
+#[test]
+fn a_fleet_action_in_chromium() {
+    let Some((chromium, chromedriver)) = browser() else { return };
+    // The daemon's own listeners on a hub this test feeds: the fleet client's events are what
+    // the page reads, whoever sends them.
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let _context = runtime.enter();
+    let hub = pocketses::publish::Hub::new(16);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let tracker = tokio_util::task::TaskTracker::new();
+    let http_port = free_port();
+    let settings: Vec<(String, Value)> =
+        ["bind=127.0.0.1", "port=0", "http.bind=127.0.0.1", &format!("http.port={http_port}")]
+            .iter()
+            .map(|s| pocketses::config::parse_setting(s).unwrap())
+            .collect();
+    let config = pocketses::config::load(&Value::Null, &settings).unwrap().config;
+    let mut listeners = pocketses::publish::listen::Listeners::new(
+        hub.clone(),
+        shutdown.clone(),
+        tracker.clone(),
+        pocketses::publish::listen::Announce { ready_file: None, listening: None },
+    );
+    runtime.block_on(listeners.start(&config)).unwrap();
+    let snapshot = pocketses::metrics::collect::Collector::new().collect();
+    hub.publish(pocketses::publish::Published::new(1, snapshot, pocketses::config::Format::Json));
+    let url = format!("http://127.0.0.1:{http_port}/");
+
+    let driver = Driver::start(chromium, chromedriver);
+    let page = driver.session(true);
+    page.open(&url);
+    poll("the page to go live", || {
+        (page.eval("return document.getElementById('live').dataset.state;") == "live").then_some(())
+    });
+    let shown = "return document.getElementById('fleet-none').hidden;";
+    assert_eq!(page.eval(shown), false, "no fleet action yet");
+    let bar = "var p = document.getElementById('fleet-progress'); \
+        return document.getElementById('fleet-detail').hidden ? -1 : (p.hasAttribute('value') ? p.value : -2);";
+    let stage = "return document.getElementById('fleet-stage').textContent;";
+    // Sent again on each look: a report is not kept for subscribers, and folding it twice is
+    // the same as once.
+    let downloading = json!({"action": 17, "stage": "downloading", "progress": 30,
+        "details": ["downloading core22_1.snap"], "result": null});
+    poll("the fleet bar at 30 %", || {
+        hub.send(fleet_event(downloading.clone()));
+        (page.eval(bar) == 30).then_some(())
+    });
+    assert_eq!(page.eval(stage), "downloading");
+    assert_eq!(page.eval(shown), true);
+    let applying = json!({"action": 17, "stage": "applying", "progress": 80,
+        "details": ["downloaded core22_1.snap", "installing core22_1.snap"], "result": null});
+    poll("the fleet bar at 80 %", || {
+        hub.send(fleet_event(applying.clone()));
+        (page.eval(bar) == 80).then_some(())
+    });
+    let details = page.eval(
+        "return Array.from(document.querySelectorAll('#fleet-details li')).map(function (l) { return l.textContent; });",
+    );
+    assert_eq!(details, json!(["downloaded core22_1.snap", "installing core22_1.snap"]));
+    let done =
+        json!({"action": 17, "stage": "done", "progress": 100, "details": [], "result": "success"});
+    poll("the fleet action done", || {
+        hub.send(fleet_event(done.clone()));
+        (page.eval(stage) == "done").then_some(())
+    });
+    assert_eq!(page.eval(bar), 100);
+    assert_eq!(page.eval("return document.getElementById('fleet-result').textContent;"), "success");
+    assert_eq!(page.eval("return document.getElementById('fleet-stage').className;"), "badge ok");
+
+    // A page opened now shows the action as it ended, without JavaScript.
+    let later = driver.session(false);
+    later.open(&url);
+    let html = later.source();
+    for want in [
+        "<p id=\"fleet-none\" hidden=\"\">",
+        "<span id=\"fleet-action\">17</span>",
+        "<progress id=\"fleet-progress\" max=\"100\" value=\"100\">",
+    ] {
+        assert!(html.contains(want), "{want} not in:\n{html}");
+    }
+    shutdown.cancel();
 }

@@ -1,11 +1,12 @@
 //! The built-in checks, computed from a `metrics::Snapshot` and [`Facts`] the daemon gathers:
-//! filesystem, inodes, memory, swap, load, temperature, snapd, snaps and spool.
+//! filesystem, inodes, memory, swap, load, temperature, snapd, snaps, spool, push, fleet and
+//! fleet-action.
 //!
 //! \[pure\] A snapshot, facts and the configuration in, results out. [`CHECKS`] is the one list of
 //! built-in checks with their units and default thresholds; `checks.<check>.*` keys override them.
 //! Read-only filesystems (every snap is a full squashfs) are not checked. A temperature sensor
 //! that has its own limits is checked against them (`max` warns, `crit` is critical) unless
-//! `checks.temperature.warn`/`crit` are set. `snapd`, `snaps` and `spool` give results only when
+//! `checks.temperature.warn`/`crit` are set. `snapd`, `snaps`, `spool`, `push` and the fleet checks give results only when
 //! their facts are there (the daemon polls snapd; nothing polls it for `pocketses checks run`).
 
 use crate::config::Config;
@@ -88,6 +89,27 @@ pub const CHECKS: &[Check] = &[
         crit: "3600",
         doc: "age of the oldest record waiting in each sink's spool, seconds",
     },
+    Check {
+        name: "push",
+        unit: " s",
+        warn: "300",
+        crit: "3600",
+        doc: "seconds each running sink (push sinks, the notification webhook) has gone without delivering while its store refuses or does not answer (0 while it delivers; daemon only)",
+    },
+    Check {
+        name: "fleet",
+        unit: " s",
+        warn: "3600",
+        crit: "86400",
+        doc: "seconds since the fleet server last answered a poll (fleet.enabled; daemon only)",
+    },
+    Check {
+        name: "fleet-action",
+        unit: "",
+        warn: "1",
+        crit: "2",
+        doc: "the last fleet action that ended: 0 done, 1 cancelled, 2 failed (fleet.enabled; daemon only)",
+    },
 ];
 
 /// What the checks know besides the snapshot: gathered by the daemon, plain data here.
@@ -97,6 +119,45 @@ pub struct Facts {
     pub snapd: Option<SnapdFacts>,
     /// One entry per sink directory of the spool; empty without sinks.
     pub spools: Vec<SpoolFacts>,
+    /// One entry per running sink (push sinks and `notify.webhook`); empty without sinks.
+    pub sinks: Vec<SinkFacts>,
+    /// The fleet client's state (`fleet-status.json`), when `fleet.enabled` and it wrote one.
+    pub fleet: Option<FleetFacts>,
+}
+
+/// The fleet client as its status document says.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FleetFacts {
+    /// Seconds since the server last answered a poll (since the daemon started when none did).
+    pub silent_for: f64,
+    /// The client's last error, cleared by a good poll.
+    pub error: Option<String>,
+    /// The last action that ended.
+    pub last_action: Option<FleetOutcome>,
+}
+
+/// A fleet action that ended.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FleetOutcome {
+    /// The server's action id.
+    pub id: String,
+    /// `done`, `failed` or `cancelled`.
+    pub stage: String,
+    /// Its last detail line (the reason of a failure).
+    pub detail: Option<String>,
+}
+
+/// How one running sink delivers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SinkFacts {
+    /// The sink.
+    pub name: String,
+    /// Its state: `ok`, `unauthorized`, `throttled`, `failing` (`disabled` sinks are left out).
+    pub state: String,
+    /// Seconds since it last delivered (or since the daemon started) while not `ok`; 0 when `ok`.
+    pub failing_for: f64,
+    /// Its last failure, in words.
+    pub last_error: Option<String>,
 }
 
 /// snapd's reachability and the other snaps' health.
@@ -308,6 +369,14 @@ pub fn run_with(
             .map(|snaps| snaps.iter().map(|snap| snap_health(&judge, snap)).collect())
             .unwrap_or_default(),
         "spool" => facts.spools.iter().map(|spool| spool_backlog(&judge, spool)).collect(),
+        "push" => facts.sinks.iter().map(|sink| sink_delivery(&judge, sink)).collect(),
+        "fleet" => facts.fleet.iter().map(|fleet| fleet_server(&judge, fleet)).collect(),
+        "fleet-action" => facts
+            .fleet
+            .iter()
+            .filter_map(|fleet| fleet.last_action.as_ref())
+            .map(|action| fleet_action(&judge, action))
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -369,6 +438,45 @@ fn spool_backlog(judge: &Judge<'_>, spool: &SpoolFacts) -> Result {
             ),
         ),
     }
+}
+
+fn sink_delivery(judge: &Judge<'_>, sink: &SinkFacts) -> Result {
+    let id = format!("push:{}", sink.name);
+    if sink.state == "ok" {
+        return judge.result(&id, 0.0, format!("sink {} delivers", sink.name));
+    }
+    let why = match &sink.last_error {
+        Some(err) => format!("{}: {err}", sink.state),
+        None => sink.state.clone(),
+    };
+    let what =
+        format!("sink {} has not delivered for {:.0} s ({why})", sink.name, sink.failing_for);
+    judge.result(&id, sink.failing_for, what)
+}
+
+fn fleet_server(judge: &Judge<'_>, fleet: &FleetFacts) -> Result {
+    let what = match &fleet.error {
+        None if fleet.silent_for < 1.0 => "the fleet server answers".to_string(),
+        None => format!("the fleet server last answered {:.0} s ago", fleet.silent_for),
+        Some(err) => {
+            format!("the fleet server has not answered for {:.0} s: {err}", fleet.silent_for)
+        }
+    };
+    judge.result("fleet", fleet.silent_for, what)
+}
+
+fn fleet_action(judge: &Judge<'_>, action: &FleetOutcome) -> Result {
+    let level = match action.stage.as_str() {
+        "done" => 0.0,
+        "cancelled" => 1.0,
+        _ => 2.0,
+    };
+    let mut what = format!("fleet action {} ended {}", action.id, action.stage);
+    if let Some(detail) = action.detail.as_ref().filter(|_| level > 0.0) {
+        what.push_str(": ");
+        what.push_str(detail);
+    }
+    judge.result("fleet-action", level, what)
 }
 
 /// `512 B`, `4.0 KiB`, `1.4 MiB`.
@@ -678,7 +786,7 @@ mod tests {
     fn facts_lines(facts: &Facts, settings: &[&str]) -> Vec<String> {
         let got = lines(&evaluate_with(&sample_snapshot(), facts, &config(settings)));
         got.into_iter()
-            .filter(|l| ["snapd", "snaps", "spool"].iter().any(|k| l.starts_with(k)))
+            .filter(|l| ["snapd", "snaps", "spool", "push"].iter().any(|k| l.starts_with(k)))
             .collect()
     }
 
@@ -686,14 +794,14 @@ mod tests {
     fn snapd_reachability() {
         assert!(facts_lines(&Facts::default(), &[]).is_empty(), "no facts, no result");
         let answering = SnapdFacts { silent_for: 0.0, error: None, snaps: None };
-        let facts = Facts { snapd: Some(answering), spools: Vec::new() };
+        let facts = Facts { snapd: Some(answering), ..Facts::default() };
         assert_eq!(facts_lines(&facts, &[]), ["snapd OK [60] snapd answers (warn at 60 s)"]);
         let silent = SnapdFacts {
             silent_for: 400.0,
             error: Some("cannot connect to /run/snapd.socket".into()),
             snaps: None,
         };
-        let facts = Facts { snapd: Some(silent), spools: Vec::new() };
+        let facts = Facts { snapd: Some(silent), ..Facts::default() };
         assert_eq!(
             facts_lines(&facts, &[]),
             ["snapd CRIT [300] snapd has not answered for 400 s: cannot connect to /run/snapd.socket (crit at 300 s)"]
@@ -717,7 +825,7 @@ mod tests {
         ];
         let facts = Facts {
             snapd: Some(SnapdFacts { silent_for: 0.0, error: None, snaps: Some(snaps) }),
-            spools: Vec::new(),
+            ..Facts::default()
         };
         assert_eq!(
             facts_lines(&facts, &["checks.snapd.enabled=false"]),
@@ -754,6 +862,7 @@ mod tests {
                     ..SpoolFacts::default()
                 },
             ],
+            ..Facts::default()
         };
         assert_eq!(
             facts_lines(&facts, &[]),
@@ -766,6 +875,76 @@ mod tests {
         assert_eq!(human_bytes(512), "512 B");
         assert_eq!(human_bytes(4096), "4.0 KiB");
         assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+    }
+
+    #[test]
+    fn fleet_client() {
+        let facts = |silent_for: f64, error: Option<&str>, stage: Option<&str>| Facts {
+            fleet: Some(FleetFacts {
+                silent_for,
+                error: error.map(str::to_string),
+                last_action: stage.map(|stage| FleetOutcome {
+                    id: "12".into(),
+                    stage: stage.into(),
+                    detail: Some("cannot verify bundle: bad signature".into()),
+                }),
+            }),
+            ..Facts::default()
+        };
+        let fleet_lines = |f: &Facts| -> Vec<String> {
+            lines(&evaluate_with(&sample_snapshot(), f, &Config::default()))
+                .into_iter()
+                .filter(|l| l.starts_with("fleet"))
+                .collect()
+        };
+        assert!(fleet_lines(&Facts::default()).is_empty(), "no client, no result");
+        assert_eq!(
+            fleet_lines(&facts(0.0, None, None)),
+            ["fleet OK [3600] the fleet server answers (warn at 3600 s)"]
+        );
+        let refused = "cannot connect to https://fleet/: connection refused";
+        assert_eq!(
+            fleet_lines(&facts(90_000.0, Some(refused), Some("done"))),
+            [
+                format!("fleet CRIT [86400] the fleet server has not answered for 90000 s: {refused} (crit at 86400 s)"),
+                "fleet-action OK [1] fleet action 12 ended done (warn at 1)".to_string(),
+            ]
+        );
+        assert_eq!(
+            fleet_lines(&facts(120.0, None, Some("failed")))[1],
+            "fleet-action WARN [1] fleet action 12 ended failed: cannot verify bundle: bad signature (warn at 1)"
+        );
+    }
+
+    #[test]
+    fn sink_delivery() {
+        let sink = |name: &str, state: &str, failing_for: f64, err: Option<&str>| SinkFacts {
+            name: name.into(),
+            state: state.into(),
+            failing_for,
+            last_error: err.map(str::to_string),
+        };
+        let facts = Facts {
+            sinks: vec![
+                sink("influx", "ok", 0.0, Some("an old failure")),
+                sink(
+                    "vm",
+                    "failing",
+                    420.0,
+                    Some("cannot connect to http://vm:8428/: connection refused"),
+                ),
+                sink("notify.webhook", "unauthorized", 4000.0, None),
+            ],
+            ..Facts::default()
+        };
+        assert_eq!(
+            facts_lines(&facts, &[]),
+            [
+                "push:influx OK [300] sink influx delivers (warn at 300 s)",
+                "push:vm WARN [300] sink vm has not delivered for 420 s (failing: cannot connect to http://vm:8428/: connection refused) (warn at 300 s)",
+                "push:notify.webhook CRIT [3600] sink notify.webhook has not delivered for 4000 s (unauthorized) (crit at 3600 s)",
+            ]
+        );
     }
 
     #[test]

@@ -255,7 +255,7 @@ mod tests {
         let err = configure(&settings).unwrap_err().to_string();
         assert_eq!(
             err,
-            "cannot set \"checks.filesytem\": must name a check (filesystem, inodes, memory, swap, load, temperature, snapd, snaps, spool), not \"filesytem\""
+            "cannot set \"checks.filesytem\": must name a check (filesystem, inodes, memory, swap, load, temperature, snapd, snaps, spool, push, fleet, fleet-action), not \"filesytem\""
         );
         let bad = vec![config::parse_setting("checks.load.warn=x").unwrap()];
         assert!(configure(&bad)

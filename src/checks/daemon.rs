@@ -19,10 +19,12 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::builtin::{self, Facts, SnapHealth, SnapdFacts, SpoolFacts};
+use super::builtin::{
+    self, Facts, FleetFacts, FleetOutcome, SinkFacts, SnapHealth, SnapdFacts, SpoolFacts,
+};
 use super::health::{self, Health, Reporter, Situation};
 use super::report::{self, Entry};
-use super::runner::Runner;
+use super::runner::{Runner, Transition};
 use crate::config::Config;
 use crate::metrics::Snapshot;
 use crate::publish::{CheckChanges, CheckSet};
@@ -54,6 +56,8 @@ pub struct Outcome {
     pub changes: Option<CheckChanges>,
     /// The snap's health for these results.
     pub health: Health,
+    /// Changes of reported state, for the notifications (`crate::notify`).
+    pub transitions: Vec<Transition>,
 }
 
 /// The checks' state in the daemon: the runner and nothing else. \[pure\]
@@ -88,7 +92,12 @@ impl Checker {
             run.results.iter().map(|r| &r.result),
             &Situation { starting: false, ..situation.clone() },
         );
-        Outcome { set: Arc::new(CheckSet::new(seq, now, run.results)), changes, health }
+        Outcome {
+            set: Arc::new(CheckSet::new(seq, now, run.results)),
+            changes,
+            health,
+            transitions: run.transitions,
+        }
     }
 }
 
@@ -151,6 +160,85 @@ pub fn spool_facts(root: &Path, now_ms: u64) -> Vec<SpoolFacts> {
     }
 }
 
+/// The `push` check's facts from the sinks' figures at `now`: every sink but the disabled ones,
+/// failing since its last delivery, or since `started` (the daemon's start) when it never
+/// delivered. \[pure\]
+pub fn sink_facts(
+    statuses: &[crate::push::sink::SinkStatus],
+    now: f64,
+    started: f64,
+) -> Vec<SinkFacts> {
+    statuses
+        .iter()
+        .filter(|s| s.state != "disabled" && !s.state.is_empty())
+        .map(|s| SinkFacts {
+            name: s.name.clone(),
+            state: s.state.clone(),
+            failing_for: if s.state == "ok" {
+                0.0
+            } else {
+                let since = s.last_success.map_or(started, |t| (t as f64).max(started));
+                (now - since).max(0.0)
+            },
+            last_error: s.last_error.clone(),
+        })
+        .collect()
+}
+
+/// The fleet client's status document in the state directory (`pocketses fleet status` reads it).
+pub const FLEET_STATUS_FILE: &str = "fleet-status.json";
+
+/// How often the fleet client's status document is read again.
+pub const FLEET_REFRESH: Duration = Duration::from_secs(10);
+
+/// The `fleet` checks' facts from the fleet client's status document (kebab-case keys:
+/// `last-success`, `last-error`, `current` and `history` of actions with `id`, `stage`,
+/// `details`), at `now`; `started` is when the daemon started. The last action that ended is
+/// `current` when its stage is final, else the newest of `history`. \[pure\]
+pub fn fleet_facts(doc: &serde_json::Value, now: f64, started: f64) -> FleetFacts {
+    let since = doc["last-success"].as_f64().unwrap_or(started);
+    let ended = |a: &serde_json::Value| {
+        matches!(a["stage"].as_str(), Some("done" | "failed" | "cancelled")).then(|| {
+            let id = match &a["id"] {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            FleetOutcome {
+                id,
+                stage: a["stage"].as_str().unwrap_or_default().to_string(),
+                detail: a["details"]
+                    .as_array()
+                    .and_then(|d| d.last())
+                    .and_then(|d| d.as_str())
+                    .map(str::to_string),
+            }
+        })
+    };
+    FleetFacts {
+        silent_for: (now - since).max(0.0),
+        error: doc["last-error"].as_str().map(str::to_string),
+        last_action: ended(&doc["current"]).or_else(|| ended(&doc["history"][0])),
+    }
+}
+
+/// The fleet client's status document, read at most every [`FLEET_REFRESH`]. \[io\]
+#[derive(Debug, Default)]
+pub struct FleetWatch {
+    read_at: Option<f64>,
+    doc: Option<serde_json::Value>,
+}
+
+impl FleetWatch {
+    /// The facts from `path` at `now`; `None` while the client has written no document.
+    pub fn facts(&mut self, path: &Path, now: f64, started: f64) -> Option<FleetFacts> {
+        if self.read_at.is_none_or(|at| now - at >= FLEET_REFRESH.as_secs_f64() || now < at) {
+            self.doc = std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok());
+            self.read_at = Some(now);
+        }
+        self.doc.as_ref().map(|doc| fleet_facts(doc, now, started))
+    }
+}
+
 /// What the poller last learned from snapd.
 #[derive(Debug, Clone, Default)]
 struct Known {
@@ -195,20 +283,22 @@ impl SnapdView {
 }
 
 /// Asks snapd every `max(interval, SNAPD_POLL_MIN)` whether it answers, which needed plugs are
-/// connected (snapctl, in a snap) and the other snaps' health (`GET /v2/snaps`, when the API
-/// socket is within reach: snapd-control connected, or outside a snap). Returns at once when the
-/// daemon does not use snapd (outside a snap and no `POCKETSES_SNAPD_SOCKET`). \[io\]
+/// connected (snapctl, in a snap) and the snaps with their health (`GET /v2/snaps`, when the API
+/// socket is within reach: snapd-control connected, or outside a snap). That list is the only
+/// `GET /v2/snaps` of the daemon: the `snaps` check reads it from `view`, and `snaps` gets each
+/// list as it comes (the dashboard's board). When the daemon does not use snapd (outside a snap
+/// and no `POCKETSES_SNAPD_SOCKET`), only the list is asked for, for the dashboard, and the
+/// checks see no snapd facts. \[io\]
 pub async fn poll_snapd(
     view: SnapdView,
+    snaps: impl Fn(&[crate::snapd::Snap]) + Send,
     mut config: watch::Receiver<Config>,
     shutdown: CancellationToken,
 ) {
     let ctl = Snapctl::from_env();
     let env_socket = std::env::var_os(crate::snapd::SNAPD_SOCKET_ENV).is_some();
-    if ctl.is_none() && !env_socket {
-        return;
-    }
-    {
+    let used = ctl.is_some() || env_socket;
+    if used {
         let mut known = view.lock();
         known.used = true;
         known.started = now();
@@ -237,19 +327,20 @@ pub async fn poll_snapd(
                 Err(_) => error = Some("snapctl did not answer in time".to_string()),
             }
         }
-        let mut snaps = None;
+        let mut others = None;
         if rest_allowed {
             match rest.snaps().await {
                 Ok(list) => {
                     answered = true;
                     error = None;
-                    snaps = Some(others_health(list));
+                    snaps(&list);
+                    others = Some(others_health(list));
                 }
                 Err(err) if ctl.is_none() => error = Some(err.to_string()),
                 Err(err) => debug!(error = %err, "cannot list snaps"),
             }
         }
-        {
+        if used {
             let mut known = view.lock();
             if answered {
                 known.last_answer = Some(now());
@@ -262,7 +353,7 @@ pub async fn poll_snapd(
                 debug!("snapd answers again");
             }
             known.error = error;
-            known.snaps = snaps;
+            known.snaps = others;
             if answered {
                 known.missing_plugs = missing;
             }
@@ -497,6 +588,65 @@ mod tests {
         assert_eq!(facts[0].oldest_pending_seconds, Some(35));
         let facts = watch.facts(&root, t0_ms + 65_000);
         assert_eq!(facts[0].oldest_pending_seconds, None);
+    }
+
+    #[test]
+    fn the_fleet_status_document_makes_the_facts() {
+        let doc = serde_json::json!({
+            "server": "https://fleet", "controller-id": "c1", "last-poll": 990, "last-success": 900,
+            "last-error": "cannot connect to https://fleet/: connection refused",
+            "current": {"id": "8", "stage": "downloading", "progress": 40, "details": ["1/3"]},
+            "history": [{"id": "7", "stage": "failed", "progress": 60,
+                         "details": ["downloaded", "cannot verify bundle: bad signature"]}]
+        });
+        let facts = fleet_facts(&doc, 1000.0, 500.0);
+        assert_eq!(facts.silent_for, 100.0);
+        assert_eq!(
+            facts.error.as_deref(),
+            Some("cannot connect to https://fleet/: connection refused")
+        );
+        let last = facts.last_action.unwrap();
+        assert_eq!((last.id.as_str(), last.stage.as_str()), ("7", "failed"));
+        assert_eq!(last.detail.as_deref(), Some("cannot verify bundle: bad signature"));
+        // A final `current` is the last one; a client that never got an answer counts from the start.
+        let doc = serde_json::json!({"current": {"id": 9, "stage": "done", "details": []}, "history": []});
+        let facts = fleet_facts(&doc, 1000.0, 500.0);
+        assert_eq!(facts.silent_for, 500.0);
+        let last = facts.last_action.unwrap();
+        assert_eq!((last.id.as_str(), last.stage.as_str(), last.detail), ("9", "done", None));
+        assert_eq!(fleet_facts(&serde_json::json!({}), 1.0, 0.0).last_action, None);
+        // Read from a file at most every 10 s.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FLEET_STATUS_FILE);
+        let mut watch = FleetWatch::default();
+        assert_eq!(watch.facts(&path, 100.0, 0.0), None);
+        std::fs::write(&path, doc.to_string()).unwrap();
+        assert_eq!(watch.facts(&path, 105.0, 0.0), None, "not read again yet");
+        assert!(watch.facts(&path, 110.0, 0.0).is_some());
+    }
+
+    #[test]
+    fn sinks_fail_since_their_last_delivery_or_the_start() {
+        use crate::push::sink::SinkStatus;
+        let status = |name: &str, state: &str, last_success: Option<u64>| SinkStatus {
+            name: name.into(),
+            state: state.into(),
+            last_success,
+            ..SinkStatus::default()
+        };
+        let facts = sink_facts(
+            &[
+                status("a", "ok", Some(10)),
+                status("b", "failing", Some(900)),
+                status("c", "unauthorized", None),
+                status("d", "disabled", None),
+            ],
+            1000.0,
+            500.0,
+        );
+        let got: Vec<(&str, f64)> =
+            facts.iter().map(|f| (f.name.as_str(), f.failing_for)).collect();
+        assert_eq!(got, [("a", 0.0), ("b", 100.0), ("c", 500.0)]);
     }
 
     #[test]

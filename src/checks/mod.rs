@@ -7,8 +7,7 @@
 //! `health` maps results to the snap's health under snapd's rules, `daemon` runs all this in the
 //! daemon and reports the health, and `cmd` is `pocketses checks`.
 //! All but `daemon` and `cmd` are \[pure\].
-//! Webhook notifications of state changes are not built: they wait for the push pipeline's spool
-//! and retry rules.
+//! Notifications of state changes (`runner::Transition`) are sent by `crate::notify`.
 
 pub mod builtin;
 pub mod cmd;

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::state::{Hysteresis, Tracker};
-use super::{builtin, Result};
+use super::{builtin, Result, State};
 use crate::config::Config;
 
 /// A result as reported, with when its state last changed.
@@ -29,6 +29,21 @@ pub struct Run {
     pub changed: Vec<Reported>,
     /// Results of the previous run that this run did not give, as they were last reported.
     pub removed: Vec<Reported>,
+    /// Changes of reported state, in result order, then the removed results: what the
+    /// notifications (`crate::notify`) say. A new result counts only when it is not OK, and a
+    /// change of the flapping flag alone is not one.
+    pub transitions: Vec<Transition>,
+}
+
+/// A change of one result's reported state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    /// The state before; `None` for a result seen for the first time.
+    pub from: Option<State>,
+    /// The result now; for a removed result, as it was last reported.
+    pub reported: Reported,
+    /// The result is no longer reported (a filesystem unmounted, a check disabled).
+    pub removed: bool,
 }
 
 #[derive(Debug)]
@@ -73,6 +88,13 @@ impl Runner {
                     {
                         run.changed.push(reported.clone());
                     }
+                    if before.state != reported.result.state {
+                        run.transitions.push(Transition {
+                            from: Some(before.state),
+                            reported: reported.clone(),
+                            removed: false,
+                        });
+                    }
                     tracked.last = reported.clone();
                     reported
                 }
@@ -81,6 +103,13 @@ impl Runner {
                     let result = tracker.observe(result, now);
                     let reported = Reported { result, since: tracker.since() };
                     run.changed.push(reported.clone());
+                    if reported.result.state != State::Ok {
+                        run.transitions.push(Transition {
+                            from: None,
+                            reported: reported.clone(),
+                            removed: false,
+                        });
+                    }
                     self.tracked.insert(name.clone(), Tracked { tracker, last: reported.clone() });
                     reported
                 }
@@ -92,6 +121,11 @@ impl Runner {
             self.tracked.keys().filter(|name| !seen.contains_key(*name)).cloned().collect();
         for name in gone {
             if let Some(tracked) = self.tracked.remove(&name) {
+                run.transitions.push(Transition {
+                    from: Some(tracked.last.result.state),
+                    reported: tracked.last.clone(),
+                    removed: true,
+                });
                 run.removed.push(tracked.last);
             }
         }
@@ -102,7 +136,6 @@ impl Runner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::State;
     use serde_json::Value;
 
     fn raw(check: &str, state: State) -> Result {
@@ -176,6 +209,40 @@ mod tests {
             }
         }
         assert!(flagged_at.is_some());
+    }
+
+    fn moves(run: &Run) -> Vec<String> {
+        run.transitions
+            .iter()
+            .map(|t| {
+                let from = t.from.map_or("-", State::as_str);
+                let to = if t.removed { "gone" } else { t.reported.result.state.as_str() };
+                format!("{} {from}>{to}", t.reported.result.check)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn transitions_are_state_changes_new_problems_and_removals() {
+        let mut runner = Runner::new();
+        let config = config(&["checks.load.failures-before-critical=1"]);
+        let run = runner.observe(
+            vec![raw("load", State::Ok), raw("filesystem:/", State::Warn)],
+            &config,
+            0.0,
+        );
+        // A new OK result is no news; a new problem is.
+        assert_eq!(moves(&run), ["filesystem:/ ->WARN"]);
+        let run = runner.observe(
+            vec![raw("load", State::Crit), raw("filesystem:/", State::Warn)],
+            &config,
+            1.0,
+        );
+        assert_eq!(moves(&run), ["load OK>CRIT"]);
+        let run = runner.observe(vec![raw("load", State::Ok)], &config, 2.0);
+        assert_eq!(moves(&run), ["load CRIT>OK", "filesystem:/ WARN>gone"]);
+        let run = runner.observe(vec![raw("load", State::Ok)], &config, 3.0);
+        assert!(run.transitions.is_empty());
     }
 
     #[test]

@@ -391,6 +391,9 @@ fn respond(
                 if let Some(push) = hub.push() {
                     own.extend(push.families(crate::spool::millis(std::time::SystemTime::now())));
                 }
+                if let Some(fleet) = hub.fleet() {
+                    own.extend(fleet.families());
+                }
                 let mut own = prometheus::write(&mut own);
                 if let Some(checks) = hub.checks() {
                     own.push_str(&String::from_utf8_lossy(&checks.prometheus()));
@@ -418,13 +421,14 @@ fn respond(
         Route::Dashboard => {
             let board = hub.board();
             let latest = hub.latest();
-            let (device, action) = (board.device(), board.action());
+            let (device, action, fleet) = (board.device(), board.action(), board.fleet());
             let checks = hub.checks().and_then(|set| Checks::from_json(&set.json()));
             let html = page::render(&page::View {
                 snapshot: latest.as_ref().map(|p| p.snapshot.as_ref()),
                 device: &device,
                 checks: checks.as_ref(),
                 action: &action,
+                fleet: &fleet,
             });
             let etag = format!("\"{}\"", assets::digest(html.as_bytes()));
             let body = Content::Dynamic(Bytes::from(html));

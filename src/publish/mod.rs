@@ -121,6 +121,8 @@ pub enum Event {
     Snapshot(Arc<Published>),
     /// A remodel progress report (`{"event":"remodel",…}`).
     Remodel(Report),
+    /// A fleet action's progress (SSE `fleet`, `{"action","stage","progress","details","result"}`).
+    Fleet(Report),
     /// Checks whose state changed in one run (SSE only).
     Checks(Arc<CheckChanges>),
 }
@@ -202,7 +204,12 @@ pub struct Report {
 impl Report {
     /// A report from one JSON object (its text must hold no newline, as `serde_json` writes it).
     pub fn new(json: String) -> Report {
-        let sse = http::sse_frame(Event::SSE_REMODEL, None, json.as_bytes());
+        Report::named(Event::SSE_REMODEL, json)
+    }
+
+    /// A report sent as SSE event `name`.
+    pub fn named(name: &str, json: String) -> Report {
+        let sse = http::sse_frame(name, None, json.as_bytes());
         let mut line = json;
         line.push('\n');
         Report { line: Bytes::from(line), sse }
@@ -221,6 +228,8 @@ impl Event {
     pub const SSE_REMODEL: &'static str = "remodel";
     /// SSE `event:` name of check state changes.
     pub const SSE_CHECK: &'static str = "check";
+    /// SSE `event:` name of fleet action progress.
+    pub const SSE_FLEET: &'static str = "fleet";
 
     /// The SSE `event:` field of this kind.
     pub fn sse_name(&self) -> &'static str {
@@ -228,6 +237,7 @@ impl Event {
             Event::Snapshot(_) => Event::SSE_SNAPSHOT,
             Event::Remodel(_) => Event::SSE_REMODEL,
             Event::Checks(_) => Event::SSE_CHECK,
+            Event::Fleet(_) => Event::SSE_FLEET,
         }
     }
 }
@@ -274,6 +284,8 @@ struct Inner {
     remodel_events: AtomicBool,
     /// The push sinks' figures, written on `/metrics` after the publishers' own.
     push: std::sync::OnceLock<crate::push::sink::Registry>,
+    /// The fleet client's figures (`pocketses_fleet_*`), when it runs.
+    fleet: std::sync::OnceLock<crate::fleet::daemon::Fleet>,
     board: dashboard::Board,
     /// Events sent on the broadcast so far; sending and counting happen under this lock, so a
     /// shard that subscribes under it knows exactly which events it will see.
@@ -295,6 +307,7 @@ impl Hub {
                 max_subscribers: AtomicUsize::new(max_subscribers),
                 remodel_events: AtomicBool::new(false),
                 push: std::sync::OnceLock::new(),
+                fleet: std::sync::OnceLock::new(),
                 board: dashboard::Board::default(),
                 sent: Mutex::new(0),
                 shards: OnceLock::new(),
@@ -349,6 +362,7 @@ impl Hub {
     pub fn send(&self, event: Event) {
         match &event {
             Event::Remodel(report) => self.inner.board.remodel_report(&report.json()),
+            Event::Fleet(report) => self.inner.board.fleet_report(&report.json()),
             Event::Snapshot(_) | Event::Checks(_) => {}
         }
         self.broadcast(event);
@@ -394,6 +408,16 @@ impl Hub {
     /// Shows the push sinks of `registry` on `/metrics` (`pocketses_push_*`); set once.
     pub fn set_push(&self, registry: crate::push::sink::Registry) {
         let _ = self.inner.push.set(registry);
+    }
+
+    /// Shows the fleet client's figures on `/metrics` (`pocketses_fleet_*`); set once.
+    pub fn set_fleet(&self, fleet: crate::fleet::daemon::Fleet) {
+        let _ = self.inner.fleet.set(fleet);
+    }
+
+    /// The fleet client, when set.
+    pub fn fleet(&self) -> Option<&crate::fleet::daemon::Fleet> {
+        self.inner.fleet.get()
     }
 
     /// The push sinks' registry, when set.
@@ -505,6 +529,8 @@ pub fn next_message(event: &Event, last_seq: &mut u64, wire: Wire) -> Next {
         (Event::Remodel(report), Wire::Sse) => Next::Send(report.sse.clone()),
         (Event::Checks(_), Wire::Line { .. }) => Next::Skip,
         (Event::Checks(changes), Wire::Sse) => Next::Send(changes.sse.clone()),
+        (Event::Fleet(_), Wire::Line { .. }) => Next::Skip,
+        (Event::Fleet(report), Wire::Sse) => Next::Send(report.sse.clone()),
     }
 }
 

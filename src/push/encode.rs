@@ -49,6 +49,10 @@ pub enum SinkFormat {
     Prometheus,
     /// `pocketses.metrics/v1` documents, newline-delimited.
     Json,
+    /// One JSON document per request, `application/json`: the webhook of check notifications
+    /// (`crate::notify`). Not a value of `push.NAME.format`: its records are made by the
+    /// notifier ([`document_record`]), never from a snapshot.
+    Webhook,
 }
 
 impl SinkFormat {
@@ -58,6 +62,7 @@ impl SinkFormat {
             SinkFormat::Influx => "influx",
             SinkFormat::Prometheus => "prometheus",
             SinkFormat::Json => "json",
+            SinkFormat::Webhook => "webhook",
         }
     }
 
@@ -115,6 +120,8 @@ pub const INFLUX_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
 pub const PROMETHEUS_CONTENT_TYPE: &str = "application/x-protobuf";
 /// The `Content-Type` of JSON bodies.
 pub const JSON_CONTENT_TYPE: &str = "application/x-ndjson";
+/// The `Content-Type` of webhook bodies (one document).
+pub const WEBHOOK_CONTENT_TYPE: &str = "application/json";
 
 /// The `job` label of prometheus series unless a tag sets it.
 pub const DEFAULT_JOB: &str = "pocketses";
@@ -161,7 +168,7 @@ pub fn check_tags(format: SinkFormat, tags: &[(String, String)]) -> Result<(), E
                     return bad("time is not a tag key");
                 }
             }
-            SinkFormat::Json => {}
+            SinkFormat::Json | SinkFormat::Webhook => {}
         }
     }
     Ok(())
@@ -182,9 +189,20 @@ pub fn record(
     let (plain, n_points) = match format {
         SinkFormat::Influx => influx_record(snapshot, tags),
         SinkFormat::Prometheus => prometheus_record(snapshot, tags),
-        SinkFormat::Json => (json_record(snapshot, tags), 1),
+        SinkFormat::Json | SinkFormat::Webhook => (json_record(snapshot, tags), 1),
     };
     pack(&plain, n_points)
+}
+
+/// The spool record of a JSON document made elsewhere (a notification of `crate::notify`), for
+/// a [`SinkFormat::Webhook`] sink: one point.
+///
+/// # Errors
+///
+/// [`Error::BadRecord`] when `document` is not one JSON document.
+pub fn document_record(document: &[u8]) -> Result<Vec<u8>, Error> {
+    plain_points(SinkFormat::Webhook, document)?;
+    pack(document, 1)
 }
 
 /// The first byte of a compressed record.
@@ -249,7 +267,7 @@ pub fn describe(format: SinkFormat, record: &[u8]) -> Result<String, Error> {
     let plain = payload(record)?;
     plain_points(format, &plain)?;
     match format {
-        SinkFormat::Influx | SinkFormat::Json => {
+        SinkFormat::Influx | SinkFormat::Json | SinkFormat::Webhook => {
             let mut text = String::from_utf8_lossy(&plain).into_owned();
             if !text.is_empty() && !text.ends_with('\n') {
                 text.push('\n');
@@ -387,6 +405,11 @@ fn plain_points(format: SinkFormat, plain: &[u8]) -> Result<usize, Error> {
         }
         SinkFormat::Prometheus => remote_write::count_samples(plain)
             .map_err(|e| Error::BadRecord(format!("prometheus record: {e}"))),
+        SinkFormat::Webhook => {
+            serde_json::from_slice::<serde::de::IgnoredAny>(plain.trim_ascii())
+                .map_err(|e| Error::BadRecord(format!("webhook record: {e}")))?;
+            Ok(1)
+        }
         SinkFormat::Json => {
             let mut n = 0;
             for line in plain.split(|&b| b == b'\n').filter(|l| !l.trim_ascii().is_empty()) {
@@ -454,6 +477,26 @@ pub fn body(format: SinkFormat, records: &[&[u8]]) -> Result<Body, Error> {
             Ok(Body {
                 bytes,
                 content_type: JSON_CONTENT_TYPE,
+                content_encoding: None,
+                headers: Vec::new(),
+            })
+        }
+        // One document per request: the notifier's sink sends batches of one. Should more come,
+        // they go as a JSON array, still one document.
+        SinkFormat::Webhook => {
+            let bytes = match records.as_slice() {
+                [one] => one.trim_ascii().to_vec(),
+                many => {
+                    let parts: Vec<&[u8]> = many.iter().map(|r| r.trim_ascii()).collect();
+                    let mut bytes = b"[".to_vec();
+                    bytes.extend_from_slice(&parts.join(&b","[..]));
+                    bytes.push(b']');
+                    bytes
+                }
+            };
+            Ok(Body {
+                bytes,
+                content_type: WEBHOOK_CONTENT_TYPE,
                 content_encoding: None,
                 headers: Vec::new(),
             })

@@ -288,10 +288,23 @@ impl Ctx {
     }
 }
 
+/// What a sink's appender takes.
+///
+/// Extension point for sinks whose records are made elsewhere (`crate::notify`'s webhook): a
+/// [`Feed::Record`] is spooled as it is and then sent, retried and acknowledged exactly like
+/// a snapshot's record.
+#[derive(Debug)]
+enum Feed {
+    /// A snapshot, encoded in the sink's format (push sinks).
+    Snapshot(Arc<Snapshot>),
+    /// A record already in the sink's format, spooled as it is.
+    Record(Vec<u8>),
+}
+
 /// A running sink.
 struct Running {
     config: SinkConfig,
-    feed: Option<mpsc::Sender<Arc<Snapshot>>>,
+    feed: Option<mpsc::Sender<Feed>>,
     stop: CancellationToken,
     tasks: TaskTracker,
     full: bool,
@@ -340,7 +353,7 @@ impl Pushes {
     pub fn offer(&mut self, snapshot: &Arc<Snapshot>) {
         for (name, running) in &mut self.sinks {
             let Some(feed) = &running.feed else { continue };
-            match feed.try_send(Arc::clone(snapshot)) {
+            match feed.try_send(Feed::Snapshot(Arc::clone(snapshot))) {
                 Ok(()) => running.full = false,
                 Err(_) => {
                     if !running.full {
@@ -351,6 +364,19 @@ impl Pushes {
                 }
             }
         }
+    }
+
+    /// Hands a record made elsewhere (in the sink's format) to sink `name`; never waits.
+    /// `false` when the sink is not running or its feed is full (counted as missed).
+    pub fn offer_record(&mut self, name: &str, record: Vec<u8>) -> bool {
+        let Some(running) = self.sinks.get_mut(name) else { return false };
+        let Some(feed) = &running.feed else { return false };
+        if feed.try_send(Feed::Record(record)).is_ok() {
+            return true;
+        }
+        warn!(sink = %name, "sink is not keeping up with its spool; missing a record");
+        lock(&self.registry.entry(name)).missed_records += 1;
+        false
     }
 
     /// Stops every sink (the appenders spool what they already took).
@@ -489,34 +515,37 @@ pub async fn run(
     pushes.stop_all().await;
 }
 
-/// Takes snapshots, keeps those `push.NAME.interval` wants, spools them.
-async fn append_loop(
-    ctx: Arc<Ctx>,
-    mut feed: mpsc::Receiver<Arc<Snapshot>>,
-    stop: CancellationToken,
-) {
+/// Takes snapshots, keeps those `push.NAME.interval` wants, spools them (and records made
+/// elsewhere, as they come).
+async fn append_loop(ctx: Arc<Ctx>, mut feed: mpsc::Receiver<Feed>, stop: CancellationToken) {
     let mut last: Option<f64> = None;
     let mut failing = false;
     loop {
-        let snapshot = tokio::select! {
+        let item = tokio::select! {
             // Spool what was already handed over before stopping: nothing taken is dropped.
             _ = stop.cancelled() => match feed.try_recv() {
-                Ok(snapshot) => snapshot,
+                Ok(item) => item,
                 Err(_) => return,
             },
-            snapshot = feed.recv() => match snapshot {
-                Some(snapshot) => snapshot,
+            item = feed.recv() => match item {
+                Some(item) => item,
                 None => return,
             },
         };
-        if !policy::due(last, snapshot.timestamp, ctx.config.interval) {
-            continue;
+        if let Feed::Snapshot(snapshot) = &item {
+            if !policy::due(last, snapshot.timestamp, ctx.config.interval) {
+                continue;
+            }
+            last = Some(snapshot.timestamp);
         }
-        last = Some(snapshot.timestamp);
         let (format, tags) = (ctx.format, ctx.config.tags.clone());
         let res = ctx
             .with_spool(move |spool| {
-                let record = match encode::record(format, &snapshot, &tags) {
+                let made = match item {
+                    Feed::Snapshot(snapshot) => encode::record(format, &snapshot, &tags),
+                    Feed::Record(record) => Ok(record),
+                };
+                let record = match made {
                     Ok(record) => record,
                     Err(err) => return Ok(Err(err.to_string())),
                 };

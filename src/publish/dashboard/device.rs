@@ -1,10 +1,14 @@
 //! The device's facts for the dashboard: model, serial, and the snaps with their health. \[io\]
 //!
-//! Asked of snapd when the daemon starts and then every [`REFRESH`], never per page: a page
-//! shows what the last look found. With `snapd-control` the REST API gives everything; without
-//! it (a strict snap's default), `snapctl model` still gives the model, and the page says what
-//! is missing and why. Failures are said on the page, not in the log: the daemon has other
-//! places that say snapd is away.
+//! The model and serial are asked of snapd when the daemon starts and then every [`REFRESH`],
+//! never per page: a page shows what the last look found. With `snapd-control` the REST API
+//! gives them; without it (a strict snap's default), `snapctl model` still gives the model, and
+//! the page says what is missing and why. Failures are said on the page, not in the log: the
+//! daemon has other places that say snapd is away.
+//!
+//! The snaps are not asked for here: `GET /v2/snaps` is polled once, by the checks' poller
+//! (`checks::daemon::poll_snapd`), which hands each list to the board ([`snaps_from`],
+//! [`super::Board::set_snaps`]) as well as to the `snaps` check.
 
 use std::time::Duration;
 
@@ -14,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Device, SnapHealth};
 use crate::publish::Hub;
 use crate::snapd::conf::ConfigSource;
-use crate::snapd::{Client, Headers};
+use crate::snapd::Headers;
 
 /// How often the facts are read again; snaps and their health change rarely.
 pub const REFRESH: Duration = Duration::from_secs(60);
@@ -32,7 +36,9 @@ pub async fn follow(hub: Hub, shutdown: CancellationToken) {
                 ..hub.board().device().as_ref().clone()
             }),
         };
-        hub.board().set_device(device);
+        // The snaps are the poller's; keep the last list it gave.
+        let snaps = hub.board().device().snaps.clone();
+        hub.board().set_device(Device { snaps, ..device });
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(REFRESH) => {}
@@ -40,18 +46,13 @@ pub async fn follow(hub: Hub, shutdown: CancellationToken) {
     }
 }
 
-/// One look at snapd.
+/// One look at snapd: the model and serial (the snaps come from the poller).
 pub async fn look(source: &ConfigSource) -> Device {
     let client = source.rest();
     match client.model_headers(false).await {
         Ok(model) => {
             let serial = client.model_headers(true).await.ok().map(|h| header(&h, "serial"));
-            let mut device = from_headers(&model, serial);
-            match snaps(client).await {
-                Ok(snaps) => device.snaps = snaps,
-                Err(err) => device.problem = Some(format!("cannot list snaps: {err}")),
-            }
-            device
+            from_headers(&model, serial)
         }
         Err(rest_err) => {
             let why = if rest_err.is_permission_denied() && source.in_snap() {
@@ -84,19 +85,21 @@ pub async fn look(source: &ConfigSource) -> Device {
     }
 }
 
-async fn snaps(client: &Client) -> Result<Vec<SnapHealth>, crate::snapd::Error> {
-    let res = client.call(crate::snapd::Request::get("/v2/snaps")).await?.into_sync::<Value>()?;
-    Ok(snaps_from(res))
-}
-
-/// The snaps of a `GET /v2/snaps` result, by name; entries that do not read are left out. \[pure\]
-pub fn snaps_from(result: Value) -> Vec<SnapHealth> {
-    let mut snaps: Vec<SnapHealth> = match result {
-        Value::Array(items) => {
-            items.into_iter().filter_map(|item| serde_json::from_value(item).ok()).collect()
-        }
-        _ => Vec::new(),
-    };
+/// The page's view of the snaps of a `GET /v2/snaps` result, by name. \[pure\]
+pub fn snaps_from(list: &[crate::snapd::Snap]) -> Vec<SnapHealth> {
+    let mut snaps: Vec<SnapHealth> = list
+        .iter()
+        .map(|snap| SnapHealth {
+            name: snap.name.clone(),
+            version: snap.version.clone(),
+            revision: snap.revision.clone(),
+            health: snap.health.as_ref().map(|h| super::Health {
+                status: h.status.clone(),
+                message: h.message.clone(),
+                code: h.code.clone(),
+            }),
+        })
+        .collect();
     snaps.sort_by(|a, b| a.name.cmp(&b.name));
     snaps
 }
@@ -143,17 +146,19 @@ mod tests {
 
     #[test]
     fn snaps_are_sorted_with_their_health() {
-        let snaps = snaps_from(json!([
+        let list: Vec<crate::snapd::Snap> = serde_json::from_value(json!([
             {"name": "zeta", "version": "1", "revision": "2", "health": {"revision": "2", "timestamp": "2024-01-01T00:00:00Z", "status": "blocked", "message": "needs a key", "code": "no-key"}},
             {"name": "alpha", "version": "3", "revision": "x1"},
-            "not a snap"
-        ]));
+        ]))
+        .unwrap();
+        let snaps = snaps_from(&list);
         let names: Vec<&str> = snaps.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["alpha", "zeta"]);
+        assert_eq!((snaps[0].version.as_str(), snaps[0].revision.as_str()), ("3", "x1"));
         assert_eq!(snaps[0].health, None);
         let health = snaps[1].health.as_ref().unwrap();
         assert_eq!((health.status.as_str(), health.code.as_str()), ("blocked", "no-key"));
-        assert!(snaps_from(json!({})).is_empty());
+        assert!(snaps_from(&[]).is_empty());
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub struct Board {
     history: Mutex<History>,
     device: Mutex<Arc<Device>>,
     action: Mutex<Action>,
+    fleet: Mutex<FleetAction>,
 }
 
 impl Board {
@@ -67,6 +68,17 @@ impl Board {
         }
     }
 
+    /// Replaces the snaps (from the one `GET /v2/snaps` poller); whether they changed.
+    pub fn set_snaps(&self, snaps: Vec<SnapHealth>) -> bool {
+        match self.device.lock() {
+            Ok(mut current) if current.snaps != snaps => {
+                *current = Arc::new(Device { snaps, ..current.as_ref().clone() });
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Folds a remodel report (`{"event":"remodel","type":…}`) into the action in progress.
     pub fn remodel_report(&self, json: &[u8]) {
         if let (Ok(event), Ok(mut action)) =
@@ -79,6 +91,78 @@ impl Board {
     /// The remodel (or other device action) in progress or last finished.
     pub fn action(&self) -> Action {
         self.action.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+
+    /// Folds a fleet report (`{"action","stage","progress","details","result"}`).
+    pub fn fleet_report(&self, json: &[u8]) {
+        if let (Ok(event), Ok(mut fleet)) =
+            (serde_json::from_slice::<Value>(json), self.fleet.lock())
+        {
+            fleet.apply(&event);
+        }
+    }
+
+    /// The fleet action in progress or last finished.
+    pub fn fleet(&self) -> FleetAction {
+        self.fleet.lock().map(|f| f.clone()).unwrap_or_default()
+    }
+}
+
+/// How many of a fleet action's detail lines the page keeps (the latest).
+pub const FLEET_DETAILS: usize = 5;
+
+/// The fleet action (a deployment from the fleet server) in progress or the last one, as folded
+/// from SSE `fleet` reports: `{"action":ID,"stage":"downloading|verifying|applying|rebooting|
+/// done|failed|cancelled","progress":0-100,"details":[…],"result":null|"success"|"failure"}`.
+/// \[pure\]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FleetAction {
+    /// The action's id; `None` when no fleet action was seen since the daemon started.
+    pub action: Option<String>,
+    /// The stage it is in.
+    pub stage: String,
+    /// Percent done, 0 to 100, when the report gave it.
+    pub progress: Option<u8>,
+    /// The latest detail lines, oldest first, at most [`FLEET_DETAILS`].
+    pub details: Vec<String>,
+    /// `success` or `failure` once it ended.
+    pub result: Option<String>,
+}
+
+impl FleetAction {
+    /// Folds one report; a report of another action starts afresh, one without an id is ignored.
+    pub fn apply(&mut self, event: &Value) {
+        let id = match event.get("action") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => return,
+        };
+        if self.action.as_deref() != Some(id.as_str()) {
+            *self = FleetAction { action: Some(id), ..FleetAction::default() };
+        }
+        if let Some(stage) = event.get("stage").and_then(Value::as_str) {
+            self.stage = stage.to_string();
+        }
+        if let Some(p) = event.get("progress").and_then(Value::as_f64) {
+            // Clamped, so a bad report never draws past the bar; NaN cannot come from JSON.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let p = p.clamp(0.0, 100.0) as u8;
+            self.progress = Some(p);
+        }
+        if let Some(details) = event.get("details").and_then(Value::as_array) {
+            let lines: Vec<String> =
+                details.iter().filter_map(Value::as_str).map(str::to_string).collect();
+            let skip = lines.len().saturating_sub(FLEET_DETAILS);
+            self.details = lines.into_iter().skip(skip).collect();
+        }
+        match event.get("result").and_then(Value::as_str) {
+            Some(result) => self.result = Some(result.to_string()),
+            None if event.get("result").is_some() => self.result = None,
+            None => {}
+        }
+        if self.stage == "done" {
+            self.progress = Some(100);
+        }
     }
 }
 
@@ -282,6 +366,32 @@ mod tests {
     }
 
     #[test]
+    fn a_fleet_action_follows_its_reports() {
+        let mut fleet = FleetAction::default();
+        fleet.apply(&json!({"stage": "downloading", "progress": 10}));
+        assert_eq!(fleet, FleetAction::default(), "no id, no action");
+        fleet.apply(&json!({"action": 42, "stage": "downloading", "progress": 10, "details": ["core22 1/3"], "result": null}));
+        assert_eq!(fleet.action.as_deref(), Some("42"));
+        assert_eq!((fleet.stage.as_str(), fleet.progress), ("downloading", Some(10)));
+        assert_eq!(fleet.details, ["core22 1/3"]);
+        fleet.apply(&json!({"action": 42, "stage": "verifying", "progress": 250.0, "details": ["a", "b", "c", "d", "e", "f"]}));
+        assert_eq!(fleet.progress, Some(100), "clamped");
+        assert_eq!(fleet.details, ["b", "c", "d", "e", "f"], "the latest five");
+        fleet.apply(&json!({"action": 42, "stage": "failed", "progress": 60, "result": "failure"}));
+        assert_eq!(fleet.result.as_deref(), Some("failure"));
+        // Another action starts afresh.
+        fleet.apply(&json!({"action": "43", "stage": "done", "result": "success"}));
+        assert_eq!(fleet.action.as_deref(), Some("43"));
+        assert_eq!((fleet.progress, fleet.details.len()), (Some(100), 0));
+        let board = Board::default();
+        board.fleet_report(
+            br#"{"action":7,"stage":"applying","progress":80,"details":[],"result":null}"#,
+        );
+        board.fleet_report(b"not json");
+        assert_eq!(board.fleet().progress, Some(80));
+    }
+
+    #[test]
     fn progress_never_passes_100_or_divides_by_zero() {
         let mut action = Action { progress: Some((5, 0)), ..Action::default() };
         assert_eq!(action.percent(), None);
@@ -306,5 +416,10 @@ mod tests {
         assert!(board.set_device(device.clone()));
         assert!(!board.set_device(device));
         assert_eq!(board.device().model, "m");
+        // The poller's snaps replace the snaps only.
+        let snaps = vec![SnapHealth { name: "core22".into(), ..SnapHealth::default() }];
+        assert!(board.set_snaps(snaps.clone()));
+        assert!(!board.set_snaps(snaps));
+        assert_eq!((board.device().model.as_str(), board.device().snaps.len()), ("m", 1));
     }
 }

@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use super::assets;
-use super::{Action, Checks, Device};
+use super::{Action, Checks, Device, FleetAction};
 use crate::metrics::Snapshot;
 
 /// Everything one page shows.
@@ -21,6 +21,8 @@ pub struct View<'a> {
     pub checks: Option<&'a Checks>,
     /// The remodel in progress, or the last one.
     pub action: &'a Action,
+    /// The fleet action in progress, or the last one.
+    pub fleet: &'a FleetAction,
 }
 
 /// Escapes text for HTML element content and double-quoted attribute values.
@@ -106,6 +108,7 @@ pub fn render(view: &View<'_>) -> String {
     checks(&mut out, view.checks);
     charts(&mut out);
     action(&mut out, view.action);
+    fleet(&mut out, view.fleet);
     snaps(&mut out, view.device);
     let _ = write!(
         out,
@@ -224,6 +227,42 @@ fn action_detail(out: &mut String, summary: &str, step: &str, status: &str, perc
     );
 }
 
+fn fleet(out: &mut String, fleet: &FleetAction) {
+    out.push_str("<section id=\"fleet\">\n<h2>Fleet update</h2>\n");
+    let (hidden, none) = match &fleet.action {
+        Some(_) => (" hidden", ""),
+        None => ("", " hidden"),
+    };
+    let _ = write!(
+        out,
+        "<p id=\"fleet-none\"{hidden}>No fleet action since the daemon started.</p>\n\
+<div id=\"fleet-detail\"{none}>"
+    );
+    let (value, label) = match fleet.progress {
+        Some(p) => (format!(" value=\"{p}\""), format!("{p} %")),
+        None => (String::new(), String::new()),
+    };
+    let class = match fleet.result.as_deref() {
+        Some("success") => "ok",
+        Some(_) => "crit",
+        None if matches!(fleet.stage.as_str(), "failed" | "cancelled") => "warn",
+        None => "unknown",
+    };
+    let _ = write!(
+        out,
+        "<p>action <span id=\"fleet-action\">{}</span>: <span id=\"fleet-stage\" class=\"badge {class}\">{}</span> \
+<span id=\"fleet-result\">{}</span></p><progress id=\"fleet-progress\" max=\"100\"{value}>{label}</progress>\
+<ul id=\"fleet-details\">",
+        escape(fleet.action.as_deref().unwrap_or_default()),
+        escape(&fleet.stage),
+        escape(fleet.result.as_deref().unwrap_or_default()),
+    );
+    for line in &fleet.details {
+        let _ = write!(out, "<li>{}</li>", escape(line));
+    }
+    out.push_str("</ul></div>\n</section>\n");
+}
+
 fn snaps(out: &mut String, device: &Device) {
     out.push_str(
         "<section id=\"snaps\">\n<h2>Snaps</h2>\n<table>\n<thead><tr><th>Snap</th><th>Version</th>\
@@ -326,11 +365,14 @@ mod tests {
         });
         let mut action = Action::default();
         action.apply(&serde_json::json!({"type":"progress","change":"5","summary":"Download","label":"core22","done":1,"total":4}));
+        let mut fleet = FleetAction::default();
+        fleet.apply(&serde_json::json!({"action":9,"stage":"downloading","progress":40,"details":["bundle <1.2>"],"result":null}));
         let html = render(&View {
             snapshot: Some(&snapshot),
             device: &device,
             checks: Some(&checks),
             action: &action,
+            fleet: &fleet,
         });
         for want in [
             "<h1 id=\"hostname\">host-1</h1>",
@@ -344,6 +386,10 @@ mod tests {
             "<tr data-check=\"filesystem:/var\" class=\"crit\">",
             "<td>97.2 %</td>",
             "<progress id=\"action-progress\" max=\"100\" value=\"25\">25 %</progress>",
+            "<p id=\"fleet-none\" hidden>",
+            "action <span id=\"fleet-action\">9</span>: <span id=\"fleet-stage\" class=\"badge unknown\">downloading</span>",
+            "<progress id=\"fleet-progress\" max=\"100\" value=\"40\">40 %</progress>",
+            "<li>bundle &lt;1.2&gt;</li>",
             "<span class=\"badge crit\">error</span> disk full",
             "<span class=\"badge unknown\">unknown</span>",
             "name=\"viewport\"",
@@ -364,9 +410,12 @@ mod tests {
             device: &Device::default(),
             checks: None,
             action: &Action::default(),
+            fleet: &FleetAction::default(),
         });
         assert!(html.contains("No check results yet."));
         assert!(html.contains("No remodel since the daemon started."));
+        assert!(html.contains("<p id=\"fleet-none\">No fleet action since the daemon started.</p>"));
+        assert!(html.contains("<div id=\"fleet-detail\" hidden>"));
         assert!(html.contains("<h1 id=\"hostname\">–</h1>"));
     }
 }

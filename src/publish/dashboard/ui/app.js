@@ -198,6 +198,37 @@
     else { bar.value = pctDone; bar.textContent = pctDone + " %"; }
   }
 
+  // ---- fleet action: the same fold as dashboard::FleetAction::apply ----
+  var fleet = { action: null };
+  function onFleet(e) {
+    var id = e.action == null || e.action === "" ? null : String(e.action);
+    if (id == null) return;
+    if (id !== fleet.action) fleet = { action: id, stage: "", progress: null, details: [], result: null };
+    if (typeof e.stage === "string") fleet.stage = e.stage;
+    if (typeof e.progress === "number") fleet.progress = Math.floor(Math.max(0, Math.min(100, e.progress)));
+    if (Array.isArray(e.details)) fleet.details = e.details.filter(function (d) { return typeof d === "string"; }).slice(-5);
+    if ("result" in e) fleet.result = typeof e.result === "string" ? e.result : null;
+    if (fleet.stage === "done") fleet.progress = 100;
+    $("fleet-none").hidden = true;
+    $("fleet-detail").hidden = false;
+    $("fleet-action").textContent = fleet.action;
+    var stage = $("fleet-stage");
+    stage.textContent = fleet.stage;
+    stage.className = "badge " + (fleet.result === "success" ? "ok" : fleet.result ? "crit"
+      : fleet.stage === "failed" || fleet.stage === "cancelled" ? "warn" : "unknown");
+    $("fleet-result").textContent = fleet.result || "";
+    var bar = $("fleet-progress");
+    if (fleet.progress == null) { bar.removeAttribute("value"); bar.textContent = ""; }
+    else { bar.value = fleet.progress; bar.textContent = fleet.progress + " %"; }
+    var list = $("fleet-details");
+    while (list.firstChild) list.removeChild(list.firstChild);
+    fleet.details.forEach(function (d) {
+      var li = document.createElement("li");
+      li.textContent = d;
+      list.appendChild(li);
+    });
+  }
+
   // ---- wiring ----
   function parse(ev) {
     try { return JSON.parse(ev.data); } catch (err) { return null; }
@@ -219,6 +250,7 @@
     });
     es.addEventListener("check", function (ev) { var c = parse(ev); if (c) onCheck(c); });
     es.addEventListener("remodel", function (ev) { var r = parse(ev); if (r) onRemodel(r); });
+    es.addEventListener("fleet", function (ev) { var f = parse(ev); if (f) onFleet(f); });
 
     fetch("/v1/history", { credentials: "same-origin" })
       .then(function (res) { return res.ok ? res.json() : null; })
