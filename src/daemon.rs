@@ -152,9 +152,12 @@ pub fn main(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     let settings = args.settings();
     let loaded = initial_config(&settings)?;
     one_malloc_arena();
-    // Two workers: fan-out to thousands of subscribers uses both cores, idle costs two parked threads.
+    // One worker per core, at least 2 and at most 8: the line stream has one fan-out shard per
+    // worker (publish::shard), so fan-out to thousands of subscribers writes on every core;
+    // idle, each worker is a parked thread.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers)
         .max_blocking_threads(2)
         .thread_name("pocketses")
         .enable_all()
