@@ -55,6 +55,9 @@ pub struct PushArgs {
     /// Appends of the in-process spool measurement.
     #[arg(long, default_value_t = 2000)]
     pub appends: u64,
+    /// Sections to run: full (A), outage (B), append (C).
+    #[arg(long, value_delimiter = ',', default_value = "full,outage,append")]
+    pub parts: Vec<String>,
     /// Directory for the servers' logs, state and spools (on the disk whose fsync is measured).
     #[arg(long, default_value = "target/bench/push")]
     pub out: PathBuf,
@@ -117,21 +120,28 @@ pub fn run(args: &PushArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let mut res = Results::default();
     let mut store = Store::start(args, &args.out.join("vm"))?;
+    let part = |name: &str| args.parts.iter().any(|p| p == name);
     crate::step("push A. the daemon with every feature configured");
-    if let Err(err) = full_idle(args, &store, &mut res) {
+    if !part("full") {
+        println!("skipped");
+    } else if let Err(err) = full_idle(args, &store, &mut res) {
         println!("full-feature idle stopped: {err:#}");
         res.notes.push(format!("full-feature idle RSS not measured: {err:#}"));
     }
     crate::step("push B. an outage: pocketses and vmagent against VictoriaMetrics");
-    if let Err(err) = outage(args, &mut store, &mut res) {
+    if !part("outage") {
+        println!("skipped");
+    } else if let Err(err) = outage(args, &mut store, &mut res) {
         println!("outage stopped: {err:#}");
         res.notes.push(format!("outage figures incomplete: {err:#}"));
     }
     store.server.stop(Duration::from_secs(10));
     crate::step("push C. spool append rate, in process");
-    match spool_append(args) {
-        Ok(r) => res.append = Some(r),
-        Err(err) => res.notes.push(format!("spool append not measured: {err:#}")),
+    if part("append") {
+        match spool_append(args) {
+            Ok(r) => res.append = Some(r),
+            Err(err) => res.notes.push(format!("spool append not measured: {err:#}")),
+        }
     }
     crate::step("push: results");
     print!("{}", table(args, &res));
@@ -206,6 +216,8 @@ impl Store {
 fn feature_sets(args: &PushArgs, store: &Store, dir: &Path) -> anyhow::Result<Vec<String>> {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
         .context("cannot make a certificate")?;
+    // Absolute: the daemon reads relative paths in its state directory ($SNAP_COMMON).
+    let dir = &std::path::absolute(dir)?;
     let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert_path, cert.cert.pem())?;
     std::fs::write(&key_path, cert.signing_key.serialize_pem())?;
