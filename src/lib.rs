@@ -18,6 +18,7 @@ pub mod hooks;
 pub mod keys;
 pub mod logging;
 pub mod metrics;
+pub mod net;
 pub mod paths;
 pub mod publish;
 pub mod push;

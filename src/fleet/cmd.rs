@@ -1,5 +1,6 @@
-//! `pocketses bundle create|sign|verify|show`: make, sign and check update bundles on the
-//! operator's machine (or a device, for `verify` and `show`). \[io\]
+//! `pocketses bundle create|sign|verify|show|apply`: make, sign and check update bundles on
+//! the operator's machine (or a device, for `verify` and `show`), and apply one on a device
+//! without a fleet server (`apply`, [`super::apply`]). \[io\]
 //!
 //! Output files are written next to their destination under a temporary name and renamed
 //! into place, so an interrupted command never leaves half a bundle under the real name.
@@ -14,6 +15,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 use ed25519_dalek::VerifyingKey;
 
+use super::apply::Progress;
 use super::bundle::{self, Description, FileEntry, Kind};
 use super::cpio;
 use crate::keys::KeyStore;
@@ -63,6 +65,23 @@ pub enum BundleCommand {
         json: bool,
         /// The bundle.
         file: PathBuf,
+    },
+    /// Verify a bundle and apply it through snapd (assertions, snaps, then a remodel), as
+    /// the fleet client does with a bundle from the server.
+    Apply {
+        /// A trusted public key (base64, as `key export` prints it) or a file of them;
+        /// repeat for several. Default: the `fleet.trusted-keys` configuration.
+        #[arg(long = "trusted", value_name = "KEY")]
+        trusted: Vec<String>,
+        /// Print one JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// Follow the journal's unfinished action again (after a reboot) instead of a new file.
+        #[arg(long, conflicts_with = "file")]
+        resume: bool,
+        /// The bundle.
+        #[arg(required_unless_present = "resume")]
+        file: Option<PathBuf>,
     },
     /// Print a bundle's version, hardware, signer and files without checking them.
     Show {
@@ -116,6 +135,13 @@ pub fn main(args: BundleArgs) -> anyhow::Result<ExitCode> {
                     desc.files.len()
                 )?;
             }
+        }
+        BundleCommand::Apply { trusted, json, resume: _, file } => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the runtime")?;
+            return runtime.block_on(apply(file.as_deref(), &trusted, json));
         }
         BundleCommand::Show { json, file } => {
             let (desc, signer) = show(&file).context("cannot read bundle")?;
@@ -363,40 +389,99 @@ pub fn show(path: &Path) -> anyhow::Result<(Description, Option<VerifyingKey>)> 
     Ok((desc, head.sig.map(|s| s.key)))
 }
 
-/// Verifies the bundle at `path` and extracts its files into the new directory `dest`:
-/// they are written to a staging directory next to it, which becomes `dest` only when the
-/// signature, every size and every hash checked out; on any refusal it is removed.
+/// Verifies the bundle at `path` and extracts its files into the new directory `dest`
+/// ([`super::apply::extract`]).
 ///
 /// # Errors
 /// The refusal, or I/O errors; `dest` then does not exist.
 pub fn extract(path: &Path, trusted: &[VerifyingKey], dest: &Path) -> anyhow::Result<Description> {
-    let staging = temporary(dest);
-    let _ = fs::remove_dir_all(&staging);
-    let result = (|| {
-        let mut verified = bundle::open(open_file(path)?)?.verify(trusted)?;
-        fs::create_dir_all(&staging).map_err(|e| {
-            anyhow::anyhow!("{}: {}", staging.display(), crate::error::describe_io(&e))
-        })?;
-        while let Some(entry) = verified.next_file()? {
-            let target = staging.join(&entry.filename);
-            let file =
-                fs::OpenOptions::new().write(true).create_new(true).open(&target).map_err(|e| {
-                    anyhow::anyhow!("{}: {}", target.display(), crate::error::describe_io(&e))
-                })?;
-            let mut out = BufWriter::with_capacity(64 * 1024, file);
-            verified.copy(&entry, &mut out)?;
-            out.flush()?;
+    Ok(super::apply::extract(path, trusted, dest).map_err(anyhow::Error::msg)?.0)
+}
+
+/// `bundle apply`: the same checks, snapd calls, journal and progress as a bundle from the
+/// fleet server, for a bundle on local storage; or `--resume` the journal's action.
+async fn apply(file: Option<&Path>, trusted: &[String], json: bool) -> anyhow::Result<ExitCode> {
+    let client = crate::snapd::Client::from_env();
+    let keys = if trusted.is_empty() {
+        configured_trusted_keys(&client).await?
+    } else {
+        trusted_keys(trusted)?
+    };
+    let journal = super::journal::default_path();
+    let mut out = io::stdout();
+    let mut progress = |p: Progress| {
+        if json {
+            let line = serde_json::json!({"event": "fleet", "progress": p});
+            let _ = writeln!(out, "{line}");
+        } else {
+            for line in &p.details {
+                let _ = writeln!(out, "{:<10} {line}", p.stage.as_str());
+            }
         }
-        let desc = verified.description.clone();
-        fs::rename(&staging, dest).map_err(|e| {
-            anyhow::anyhow!("{}: {}", dest.display(), crate::error::describe_io(&e))
-        })?;
-        Ok(desc)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_dir_all(&staging);
+        let _ = out.flush();
+    };
+    let (action, result) = match file {
+        Some(file) => {
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            // Unique per run: the same id would resume that action instead.
+            let action = format!("local-{secs}-{}", std::process::id());
+            let result =
+                super::apply::apply(&client, file, &keys, &journal, &action, &mut progress).await;
+            (action, result)
+        }
+        None => match super::apply::resume(&client, &keys, &journal, &mut progress).await? {
+            Some(resumed) => (resumed.action, resumed.result),
+            None => bail!("no bundle to resume: {} holds no unfinished action", journal.display()),
+        },
+    };
+    if let Err(e) = super::journal::acknowledge(&journal, &action) {
+        eprintln!("warning: {e}");
     }
-    result
+    match result {
+        Ok(outcome) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"event": "fleet", "result": "success", "outcome": outcome})
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"event": "fleet", "result": "failure", "kind": err.kind, "message": err.to_string(), "details": err.details})
+                );
+            }
+            Err(anyhow::Error::new(err))
+        }
+    }
+}
+
+/// The keys of `fleet.trusted-keys`, read from snapd's configuration of the snap.
+///
+/// # Errors
+/// When snapd cannot be asked, the value is unset, or its file cannot be read.
+async fn configured_trusted_keys(
+    client: &crate::snapd::Client,
+) -> anyhow::Result<Vec<VerifyingKey>> {
+    let source = crate::snapd::conf::ConfigSource::new(
+        client.clone(),
+        crate::snapd::snapctl::Snapctl::from_env(),
+    );
+    let via = source.detect().await.context("cannot read fleet.trusted-keys")?;
+    let doc = source.document(via).await.context("cannot read fleet.trusted-keys")?;
+    let loaded = crate::config::from_document(&doc).map_err(|problems| {
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("{}", lines.join("\n"))
+    })?;
+    let Some(keys) = loaded.config.fleet.trusted_keys else {
+        bail!("cannot apply bundle: no trusted keys (set fleet.trusted-keys or pass --trusted)");
+    };
+    super::apply::load_trusted(&keys).map_err(anyhow::Error::msg)
 }
 
 #[cfg(test)]

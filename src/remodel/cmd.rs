@@ -86,8 +86,16 @@ async fn run(args: RemodelArgs) -> anyhow::Result<ExitCode> {
     let Some(model_path) = &args.model else {
         anyhow::bail!("a new model assertion is required");
     };
+    let input = Input {
+        model: model_path.clone(),
+        offline: args.offline,
+        snaps: args.snaps.clone(),
+        assertions: args.assertions.clone(),
+        gadget: args.gadget.clone(),
+        current_gadget: args.current_gadget.clone(),
+    };
     let Preflight { request, current, target, ctx, gadget_checked, signature } =
-        preflight(&client, &args, model_path).await?;
+        preflight(&client, &input).await?;
     let plan = match plan::plan(&current, &target, &ctx) {
         Ok(plan) => plan,
         Err(refusals) => {
@@ -147,6 +155,36 @@ async fn run(args: RemodelArgs) -> anyhow::Result<ExitCode> {
         }
     }
     watch(&client, &change_id, poll, args.json).await
+}
+
+/// What a pre-flight is given: the command's flags, or a fleet bundle's files.
+#[derive(Debug, Clone, Default)]
+pub struct Input {
+    /// The new model assertion (signed).
+    pub model: PathBuf,
+    /// Remodel without the store.
+    pub offline: bool,
+    /// Snap files to send along (offline).
+    pub snaps: Vec<PathBuf>,
+    /// Assertion files to send along (offline).
+    pub assertions: Vec<PathBuf>,
+    /// The new gadget to check against the current layout (else a gadget among `snaps`).
+    pub gadget: Option<PathBuf>,
+    /// The current gadget (default: `/snap/<gadget>/current/meta/gadget.yaml`).
+    pub current_gadget: Option<PathBuf>,
+}
+
+/// The pre-flight for callers other than the command (fleet bundles): `Ok((plan, request))`
+/// when snapd would accept the remodel, every refusal otherwise. Nothing is posted.
+///
+/// # Errors
+/// When a file cannot be read or snapd cannot be asked for the device's facts.
+pub async fn check(
+    client: &Client,
+    input: &Input,
+) -> anyhow::Result<Result<(plan::Plan, Request), Vec<plan::Refusal>>> {
+    let Preflight { request, current, target, ctx, .. } = preflight(client, input).await?;
+    Ok(plan::plan(&current, &target, &ctx).map(|plan| (plan, request)))
 }
 
 /// What the pre-flight gathered.
@@ -243,11 +281,8 @@ async fn fetch_assertions(
 }
 
 /// Gathers everything the plan needs: the new model, the device's facts, the gadget check.
-async fn preflight(
-    client: &Client,
-    args: &RemodelArgs,
-    model_path: &Path,
-) -> anyhow::Result<Preflight> {
+async fn preflight(client: &Client, args: &Input) -> anyhow::Result<Preflight> {
+    let model_path = args.model.as_path();
     let text = std::fs::read_to_string(model_path)
         .with_context(|| format!("cannot read model assertion {}", model_path.display()))?;
     let assertion =
@@ -335,7 +370,7 @@ async fn preflight(
 }
 
 fn gadget_problems(
-    args: &RemodelArgs,
+    args: &Input,
     current: &Model,
     new_gadget: &Path,
 ) -> anyhow::Result<Vec<gadget::Incompatibility>> {

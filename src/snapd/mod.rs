@@ -427,6 +427,51 @@ impl Client {
     }
 }
 
+impl Client {
+    /// `POST /v2/assertions`: adds one or more assertions (raw text, blank-line separated) to
+    /// snapd's database; snapd checks each against what it already trusts.
+    ///
+    /// # Errors
+    /// 400 `assert failed: …` (snapd's words), or see [`Client::call`].
+    pub async fn add_assertions(&self, text: &[u8]) -> Result<(), Error> {
+        let req = Request {
+            method: Method::Post,
+            path: "/v2/assertions".to_string(),
+            content_type: Some("application/x.ubuntu.assertion".to_string()),
+            body: text.to_vec(),
+        };
+        self.call(req).await?.into_sync::<Value>().map(drop)
+    }
+
+    /// `POST /v2/snaps` as the multipart form `snap install FILE` sends: installs or refreshes
+    /// a snap from a file; `dangerous` skips snapd's signature check. Returns the change id.
+    ///
+    /// The call's time limit is at least [`SIDELOAD_TIMEOUT`]: snapd answers only once it has
+    /// read the whole file.
+    ///
+    /// # Errors
+    /// 400 `cannot find signatures with metadata for snap "…"` and the like, or see [`Client::call`].
+    pub async fn install_snap_file(
+        &self,
+        snap_path: &str,
+        data: &[u8],
+        dangerous: bool,
+    ) -> Result<String, Error> {
+        let form = multipart::install_form(snap_path, data, dangerous);
+        let req = Request {
+            method: Method::Post,
+            path: "/v2/snaps".to_string(),
+            content_type: Some(form.content_type),
+            body: form.body,
+        };
+        let client = self.clone().with_timeout(self.timeout.max(SIDELOAD_TIMEOUT));
+        client.call(req).await?.into_change_id()
+    }
+}
+
+/// Least time limit of [`Client::install_snap_file`].
+pub const SIDELOAD_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// Delay before retry number `attempt` (0-based): 100 ms doubling up to 5 s.
 pub fn backoff(attempt: u32) -> Duration {
     let ms = 100u64.saturating_mul(1u64 << attempt.min(6));

@@ -1,7 +1,10 @@
-//! The multipart form of an offline remodel (`POST /v2/model`, snapd ≥ 2.61.2).
+//! The multipart forms snapd reads: an offline remodel (`POST /v2/model`, snapd ≥ 2.61.2)
+//! and a snap installed from a file (`POST /v2/snaps`).
 //!
 //! \[pure\] Parts as snapd's `remodelForm` expects them: exactly one `new-model`,
-//! zero or more `assertion` parts, zero or more `snap` file parts.
+//! zero or more `assertion` parts, zero or more `snap` file parts; and as `snap install FILE`
+//! sends them (`snapd:client/snap_op.go sendSnapFiles`): `action`, `snap-path`, the
+//! `dangerous` flag when set, then the `snap` file part.
 
 /// A snap file sent with an offline remodel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +26,7 @@ pub struct Form {
 
 /// Encodes the remodel form; the boundary is chosen so that it occurs in no part.
 pub fn remodel_form(new_model: &str, assertions: &[String], snaps: &[SnapFile]) -> Form {
-    let boundary = pick_boundary(new_model, assertions, snaps);
+    let boundary = pick_boundary(new_model, assertions, snaps, &[]);
     let mut body = Vec::new();
     let mut part = |headers: &str, data: &[u8]| {
         body.extend_from_slice(format!("--{boundary}\r\n{headers}\r\n\r\n").as_bytes());
@@ -53,7 +56,42 @@ pub fn remodel_form(new_model: &str, assertions: &[String], snaps: &[SnapFile]) 
     Form { content_type: format!("multipart/form-data; boundary={boundary}"), body }
 }
 
-fn pick_boundary(new_model: &str, assertions: &[String], snaps: &[SnapFile]) -> String {
+/// Encodes the form of `snap install [--dangerous] FILE`: snapd names the change after
+/// `snap_path` (`Install "hello" snap from file "hello_1.snap"`).
+pub fn install_form(snap_path: &str, data: &[u8], dangerous: bool) -> Form {
+    let boundary = pick_boundary(snap_path, &[], &[], &[data]);
+    let name = snap_path.replace(['"', '\r', '\n'], "_");
+    let mut body = Vec::with_capacity(data.len() + 512);
+    let mut field = |name: &str, value: &str| {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    };
+    field("action", "install");
+    field("snap-path", &name);
+    if dangerous {
+        field("dangerous", "true");
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"snap\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(data);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    Form { content_type: format!("multipart/form-data; boundary={boundary}"), body }
+}
+
+fn pick_boundary(
+    new_model: &str,
+    assertions: &[String],
+    snaps: &[SnapFile],
+    data: &[&[u8]],
+) -> String {
     let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
     (0u32..)
         .map(|n| format!("pocketses-remodel-{n:08x}"))
@@ -62,6 +100,7 @@ fn pick_boundary(new_model: &str, assertions: &[String], snaps: &[SnapFile]) -> 
             !contains(new_model.as_bytes(), b)
                 && !assertions.iter().any(|a| contains(a.as_bytes(), b))
                 && !snaps.iter().any(|s| contains(&s.data, b))
+                && !data.iter().any(|d| contains(d, b))
         })
         .unwrap_or_else(|| "pocketses-remodel".to_string())
 }
@@ -85,6 +124,26 @@ mod tests {
         assert!(model < assertion && assertion < snap);
         assert!(text.ends_with(&format!("--{boundary}--\r\n")));
         assert_eq!(text.matches(&format!("--{boundary}\r\n")).count(), 3);
+    }
+
+    #[test]
+    fn install_form_is_what_snap_install_sends() {
+        let form = install_form("hello_1.snap", b"hsqs", true);
+        let boundary = form.content_type.strip_prefix("multipart/form-data; boundary=").unwrap();
+        let text = String::from_utf8(form.body).unwrap();
+        let want = format!(
+            "--{b}\r\nContent-Disposition: form-data; name=\"action\"\r\n\r\ninstall\r\n\
+             --{b}\r\nContent-Disposition: form-data; name=\"snap-path\"\r\n\r\nhello_1.snap\r\n\
+             --{b}\r\nContent-Disposition: form-data; name=\"dangerous\"\r\n\r\ntrue\r\n\
+             --{b}\r\nContent-Disposition: form-data; name=\"snap\"; filename=\"hello_1.snap\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\nhsqs\r\n--{b}--\r\n",
+            b = boundary
+        );
+        assert_eq!(text, want);
+        let signed = String::from_utf8(install_form("a.snap", b"x", false).body).unwrap();
+        assert!(!signed.contains("dangerous"));
+        let tricky = install_form("a.snap", b"--pocketses-remodel-00000000", false);
+        assert!(tricky.content_type.ends_with("pocketses-remodel-00000001"));
     }
 
     #[test]

@@ -128,6 +128,13 @@ pub struct State {
     pub errors: Vec<(String, String, ErrorReply)>,
     /// Steps given to the next change created by `POST /v2/model`.
     pub remodel_script: Option<Vec<Step>>,
+    /// Steps given to the next change created by `POST /v2/snaps` (a snap from a file);
+    /// without them the change is Done at once and the snap shows as installed.
+    pub install_script: Option<Vec<Step>>,
+    /// The error `POST /v2/assertions` answers with (snapd's `assert failed: …`), if any.
+    pub assert_refusal: Option<String>,
+    /// Snap files received by `POST /v2/snaps`: (snap-path, dangerous, bytes).
+    pub installed_files: Vec<(String, bool, Vec<u8>)>,
     /// Last `snapctl set-health` arguments.
     pub health: Option<Vec<String>>,
     /// Every request, in order.
@@ -170,6 +177,9 @@ impl Default for State {
             maintenance: None,
             errors: Vec::new(),
             remodel_script: None,
+            install_script: None,
+            assert_refusal: None,
+            installed_files: Vec::new(),
             health: None,
             requests: Vec::new(),
             captured: Vec::new(),
@@ -389,6 +399,17 @@ impl FakeSnapd {
     pub fn add_change(&self, steps: Vec<Step>) -> String {
         let mut state = self.state();
         add_change(&mut state, steps)
+    }
+
+    /// Replaces what is left of change `id`'s script (a change that goes on while nobody
+    /// follows it, as after a reboot).
+    pub fn script_change(&self, id: &str, steps: Vec<Step>) {
+        let mut state = self.state();
+        let Some(change) = id.parse::<u64>().ok().and_then(|n| state.changes.get_mut(&n)) else {
+            panic!("no change {id}");
+        };
+        change.steps = steps;
+        change.pos = 0;
     }
 
     /// Every request so far.
@@ -820,6 +841,91 @@ fn handle(state: &Arc<Mutex<State>>, rec: Recorded) -> Option<Reply> {
                 Some(texts.len()),
             )
         }
+        ("POST", ["v2", "assertions"]) => {
+            // snapd: doAssert adds the whole batch or nothing (`assert failed: …`).
+            if let Some(refusal) = &st.assert_refusal {
+                return Some(err(400, None, &format!("assert failed: {refusal}")));
+            }
+            let text = String::from_utf8_lossy(&rec.body).into_owned();
+            let mut added = Vec::new();
+            for part in split_assertions(&text) {
+                let Some(kind) = part.lines().next().and_then(|l| l.strip_prefix("type: ")) else {
+                    return Some(err(
+                        400,
+                        None,
+                        "cannot decode request body into assertions: assertion content/signature separator not found",
+                    ));
+                };
+                added.push((kind.to_string(), part));
+            }
+            st.assertions.extend(added);
+            sync(st, Value::Null)
+        }
+        ("POST", ["v2", "snaps"])
+            if rec
+                .content_type
+                .as_deref()
+                .is_some_and(|t| t.starts_with("multipart/form-data")) =>
+        {
+            let Some(form) = parse_form(rec.content_type.as_deref().unwrap_or(""), &rec.body)
+            else {
+                return Some(err(400, None, "cannot read POST form: multipart: NextPart: EOF"));
+            };
+            let Some(data) = form.file.clone() else {
+                return Some(err(
+                    400,
+                    None,
+                    "cannot find \"snap\" file field in provided multipart/form-data payload",
+                ));
+            };
+            let path =
+                form.fields.get("snap-path").cloned().unwrap_or_else(|| form.filename.clone());
+            let dangerous = form.fields.get("dangerous").map(String::as_str) == Some("true");
+            let digest = sha3_384(&data);
+            let vouched = st.assertions.iter().any(|(t, a)| {
+                t == "snap-revision" && a.lines().any(|l| l == format!("snap-sha3-384: {digest}"))
+            });
+            if !dangerous && !vouched {
+                return Some(err(
+                    400,
+                    None,
+                    &format!("cannot find signatures with metadata for snap \"{path}\""),
+                ));
+            }
+            let name = path.rsplit('/').next().unwrap_or(&path);
+            let name = name.split(['_', '.']).next().unwrap_or(name).to_string();
+            st.installed_files.push((path.clone(), dangerous, data));
+            let summary = format!("Install \"{name}\" snap from file \"{path}\"");
+            let steps = match st.install_script.take() {
+                Some(steps) => steps,
+                None => {
+                    let mut snap = st.snaps[0].clone();
+                    snap["name"] = json!(name);
+                    snap["revision"] = json!(if vouched { "1" } else { "x1" });
+                    snap["apps"] = json!([]);
+                    st.snaps.retain(|s| s["name"] != json!(name));
+                    st.snaps.push(snap);
+                    vec![Step::State(json!({"status": "Done", "ready": true, "tasks": [
+                        {"id": "1", "kind": "prerequisites", "summary": format!("Ensure prerequisites for \"{name}\" are available"), "status": "Done"},
+                        {"id": "2", "kind": "mount-snap", "summary": format!("Mount snap \"{name}\" (unset)"), "status": "Done"},
+                        {"id": "3", "kind": "link-snap", "summary": format!("Make snap \"{name}\" (unset) available to the system"), "status": "Done"}
+                    ]}))]
+                }
+            };
+            let steps = steps
+                .into_iter()
+                .map(|step| match step {
+                    Step::State(mut v) => {
+                        v["kind"] = json!("install-snap");
+                        v["summary"] = json!(summary);
+                        Step::State(v)
+                    }
+                    gone => gone,
+                })
+                .collect();
+            let id = add_change(st, steps);
+            async_reply(&id)
+        }
         ("GET", ["v2", "warnings"]) => sync(st, Value::Array(st.warnings.clone())),
         ("POST", ["v2", "snapctl"]) if rec.socket == "snapctl" => snapctl(st, &rec.json()),
         ("POST", ["v2", "snapctl"]) => err(403, Some("login-required"), "access denied"),
@@ -828,6 +934,81 @@ fn handle(state: &Arc<Mutex<State>>, rec: Recorded) -> Option<Reply> {
         }
         _ => err(404, None, "not found"),
     })
+}
+
+/// Splits an assertion stream at the blank lines that end each signature.
+fn split_assertions(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut blanks = 0;
+    for line in text.lines() {
+        if line.is_empty() {
+            blanks += 1;
+            if blanks == 2 {
+                out.push(std::mem::take(&mut current).trim().to_string());
+                blanks = 0;
+                continue;
+            }
+        }
+        current.push_str(line);
+        current.push('\n');
+    }
+    if !current.trim().is_empty() {
+        out.push(current.trim().to_string());
+    }
+    out
+}
+
+/// sha3-384 as snapd writes it in `snap-sha3-384`.
+pub fn sha3_384(data: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha3::Digest as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha3::Sha3_384::digest(data))
+}
+
+/// A multipart form: its plain fields and the `snap` file part.
+struct Form {
+    fields: BTreeMap<String, String>,
+    filename: String,
+    file: Option<Vec<u8>>,
+}
+
+fn parse_form(content_type: &str, body: &[u8]) -> Option<Form> {
+    let boundary = content_type.split("boundary=").nth(1)?.trim_matches('"');
+    let delim = format!("--{boundary}");
+    let find = |hay: &[u8], needle: &[u8], from: usize| {
+        hay.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|i| i + from)
+    };
+    let mut form = Form { fields: BTreeMap::new(), filename: String::new(), file: None };
+    let mut at = find(body, delim.as_bytes(), 0)? + delim.len();
+    loop {
+        if body.get(at..at + 2)? == b"--" {
+            return Some(form);
+        }
+        at += 2;
+        let head_end = find(body, b"\r\n\r\n", at)?;
+        let head = String::from_utf8_lossy(&body[at..head_end]).into_owned();
+        let data_start = head_end + 4;
+        let next = find(body, format!("\r\n{delim}").as_bytes(), data_start)?;
+        let data = body[data_start..next].to_vec();
+        let attr = |name: &str| {
+            head.split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .map(str::to_string)
+        };
+        let name = attr("name").unwrap_or_default();
+        match attr("filename") {
+            Some(filename) if name == "snap" => {
+                form.filename = filename;
+                form.file = Some(data);
+            }
+            _ => {
+                form.fields.insert(name, String::from_utf8_lossy(&data).into_owned());
+            }
+        }
+        at = next + 2 + delim.len();
+    }
 }
 
 fn assertion_or_json(
