@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::sys::{process_cpu, realtime_ns, rss_kb, stat_ticks};
+use crate::sys::{process_cpu, realtime_ns, rss_pss_kb, stat_ticks};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -506,7 +506,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
             thread_marks.push(thread_times(cfg.pid));
         }
     }
-    report.rss_kb = rss_kb(cfg.pid).map(|(rss, _)| rss).unwrap_or(0);
+    report.rss_kb = rss_pss_kb(cfg.pid).map(|(rss, _)| rss).unwrap_or(0);
     let n_msgs = msgs.len();
     let mut done: Vec<&mut Msg> = msgs.values_mut().filter(|m| m.done).collect();
     done.sort_by_key(|m| m.min_k);

@@ -7,6 +7,8 @@
 //! 4. `GET /metrics`: CPU per scrape and scrapes/s against node_exporter.
 //! 5. Binary size against node_exporter's.
 //!
+//! `push` (module `push`): the push sinks against vmagent, and the idle RSS with every feature configured.
+//!
 //! Figures of the original Python pocketses come from `anchor-figures.md` and are labelled as such:
 //! they are not measured by this program. This is a benchmark, not a test: nothing here asserts on time.
 
@@ -14,6 +16,7 @@ mod broadcast;
 mod collect;
 mod fanout;
 mod floor;
+mod push;
 mod scrape;
 mod smaps;
 mod stats;
@@ -78,6 +81,9 @@ enum Cmd {
         /// The process id.
         pid: u32,
     },
+    /// Push against vmagent and VictoriaMetrics (issue 10), and the idle RSS with every feature
+    /// configured (issue 14): `bench/run` runs it after `all`.
+    Push(push::PushArgs),
     /// The fan-out baseline publisher (started by `all`).
     #[command(hide = true)]
     Broadcast(BroadcastArgs),
@@ -221,6 +227,7 @@ fn main() -> ExitCode {
             fanout::run(&cfg).map(|r| println!("{r:#?}\n{}", r.summary()))
         }
         Cmd::Idle(args) => idle(&args),
+        Cmd::Push(args) => push::run(&args),
         Cmd::Smaps { pid } => smaps::report(pid).map(|t| print!("{t}")),
         Cmd::Broadcast(args) => {
             let opts = broadcast::Options { threads: args.threads, zerocopy: args.zerocopy };
@@ -469,13 +476,14 @@ fn start_daemon(
     Ok(Daemon { server, pid, http, stream })
 }
 
-/// Prints the idle daemon's RSS, threads and smaps table; returns VmRSS, kB.
+/// Prints the idle daemon's RSS, threads and smaps table; returns its Rss (smaps_rollup), kB.
 fn print_idle(pid: u32) -> anyhow::Result<u64> {
-    let (rss, hwm) = sys::rss_kb(pid)?;
+    let (vmrss, hwm) = sys::rss_kb(pid)?;
+    let (rss, pss) = sys::rss_pss_kb(pid)?;
     let threads = smaps::threads(pid);
     let names: Vec<&str> = threads.iter().map(|t| t.name.as_str()).collect();
     println!(
-        "idle (0 subscribers, after 3 cycles): VmRSS {rss} kB, VmHWM {hwm} kB, fds {}, threads {} ({})",
+        "idle (0 subscribers, after 3 cycles): Rss {rss} kB (smaps_rollup), Pss {pss} kB, VmRSS {vmrss} kB, VmHWM {hwm} kB, fds {}, threads {} ({})",
         sys::fd_count(pid),
         threads.len(),
         names.join(", ")
@@ -741,8 +749,11 @@ fn node_exporter_inner(args: &AllArgs, bin: &Path, res: &mut Results) -> anyhow:
         );
     }
     sleep(Duration::from_secs(3));
-    let (rss, _) = sys::rss_kb(pid)?;
-    println!("node_exporter idle (3 s after start, 0 scrapes): VmRSS {rss} kB");
+    let (rss, pss) = sys::rss_pss_kb(pid)?;
+    let (vmrss, _) = sys::rss_kb(pid)?;
+    println!(
+        "node_exporter idle (3 s after start, 0 scrapes): Rss {rss} kB (smaps_rollup), Pss {pss} kB, VmRSS {vmrss} kB"
+    );
     res.ne_idle_rss_kb = Some(rss);
     match scrape::run(addr, "/metrics", pid, args.scrapes, Duration::from_secs(30)) {
         Ok(r) => {

@@ -73,6 +73,25 @@ pub fn rss_kb(pid: u32) -> anyhow::Result<(u64, u64)> {
     Ok((field("VmRSS:"), field("VmHWM:")))
 }
 
+/// `Rss` and `Pss` of process `pid` from `/proc/PID/smaps_rollup`, in kB: exact, summed from
+/// the page tables, while `VmRSS` comes from counters the kernel updates in batches (per CPU
+/// since Linux 6.2), so that it can lag by some hundred kB after a large change such as the
+/// daemon's `MADV_PAGEOUT`.
+///
+/// # Errors
+/// When `/proc/PID/smaps_rollup` cannot be read.
+pub fn rss_pss_kb(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let path = format!("/proc/{pid}/smaps_rollup");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Ok((field("Rss:"), field("Pss:")))
+}
+
 /// Number of open file descriptors of process `pid`.
 pub fn fd_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)

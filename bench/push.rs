@@ -1,0 +1,754 @@
+//! Push against vmagent (issue 10, "Performance") and the daemon with every feature configured
+//! (issue 14): `pocketses-bench push`, run by `bench/run` after `all`.
+//!
+//! Three sections, each its own function, all against one VictoriaMetrics started here:
+//! - [`full_idle`]: the daemon's RSS with two push sinks, the fleet client, checks and a TLS
+//!   listener configured (and the smaps table);
+//! - [`outage`]: pocketses (two sinks, `--interval 1`) and vmagent (scraping pocketses' `/metrics`
+//!   every 10 s, remote-writing to the same store) side by side while the store is stopped until
+//!   pocketses has spooled the backlog; both processes' RSS with it, disk bytes per spooled point;
+//!   then the store comes back: replay time of each; then a steady window: CPU per pushed sample;
+//! - [`spool_append`]: the spool's append rate in points/s, one `fdatasync` per snapshot as the
+//!   sinks append, in process.
+//!
+//! A benchmark: it prints figures and asserts nothing about time.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::thread::sleep;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use base64::Engine as _;
+
+use crate::sys;
+
+/// What `pocketses-bench push` is given.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PushArgs {
+    /// The pocketses binary (a release build).
+    #[arg(long)]
+    pub pocketses: PathBuf,
+    /// VictoriaMetrics' binary (Debian's victoria-metrics, as .ci/install.d/stores.sh extracts it).
+    #[arg(
+        long,
+        default_value = "/var/cache/pocketses-ci/victoria-metrics/usr/bin/victoria-metrics"
+    )]
+    pub victoria_metrics: PathBuf,
+    /// vmagent's binary (same package).
+    #[arg(long, default_value = "/var/cache/pocketses-ci/victoria-metrics/usr/bin/vmagent")]
+    pub vmagent: PathBuf,
+    /// The fleet server the fully configured daemon points at (gooseBit); without it, a
+    /// loopback port nobody listens on.
+    #[arg(long)]
+    pub fleet_url: Option<String>,
+    /// Snapshots of backlog spooled at `--interval 1` while the store is stopped (360: an hour at 10 s).
+    #[arg(long, default_value_t = 360)]
+    pub backlog: u64,
+    /// Seconds of the steady window after the replay (CPU per pushed sample).
+    #[arg(long, default_value_t = 60)]
+    pub steady: u64,
+    /// Appends of the in-process spool measurement.
+    #[arg(long, default_value_t = 2000)]
+    pub appends: u64,
+    /// Sections to run: full (A), outage (B), append (C).
+    #[arg(long, value_delimiter = ',', default_value = "full,outage,append")]
+    pub parts: Vec<String>,
+    /// Directory for the servers' logs, state and spools (on the disk whose fsync is measured).
+    #[arg(long, default_value = "target/bench/push")]
+    pub out: PathBuf,
+}
+
+/// The figures of the three sections.
+#[derive(Debug, Default)]
+struct Results {
+    full_rss_kb: Option<u64>,
+    full_rss_later_kb: Option<u64>,
+    full_pss_kb: Option<u64>,
+    pk_backlog_rss_kb: Option<u64>,
+    va_backlog_rss_kb: Option<u64>,
+    pk_steady_rss_kb: Option<u64>,
+    va_steady_rss_kb: Option<u64>,
+    backlog_records: Option<f64>,
+    backlog_points: Option<f64>,
+    spool_disk_bytes: Option<u64>,
+    va_queue_bytes: Option<f64>,
+    va_backlog_rows: Option<f64>,
+    pk_first_send_s: Option<f64>,
+    pk_replay_s: Option<f64>,
+    pk_replay_points: Option<f64>,
+    pk_replay_cpu_ms: Option<f64>,
+    va_replay_s: Option<f64>,
+    pk_cpu_per_sample_us: Option<f64>,
+    va_cpu_per_sample_us: Option<f64>,
+    pk_steady_samples: Option<f64>,
+    va_steady_samples: Option<f64>,
+    append: Option<AppendReport>,
+    notes: Vec<String>,
+}
+
+/// The in-process append figures.
+#[derive(Debug, Clone)]
+struct AppendReport {
+    appends: u64,
+    points_per_record: BTreeMap<&'static str, usize>,
+    record_bytes: BTreeMap<&'static str, usize>,
+    us_per_append: f64,
+    points_per_s: f64,
+    disk_bytes_per_point: f64,
+}
+
+/// Runs the three sections and prints their table.
+///
+/// # Errors
+/// When the store's or vmagent's binary is missing or the out directory cannot be made.
+pub fn run(args: &PushArgs) -> anyhow::Result<()> {
+    for (what, bin) in [("VictoriaMetrics", &args.victoria_metrics), ("vmagent", &args.vmagent)] {
+        if !bin.is_file() {
+            anyhow::bail!(
+                "{what} is missing at {}: run .ci/install.d/stores.sh (Debian's victoria-metrics)",
+                bin.display()
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&args.out);
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let mut res = Results::default();
+    let mut store = Store::start(args, &args.out.join("vm"))?;
+    let part = |name: &str| args.parts.iter().any(|p| p == name);
+    crate::step("push A. the daemon with every feature configured");
+    if !part("full") {
+        println!("skipped");
+    } else if let Err(err) = full_idle(args, &store, &mut res) {
+        println!("full-feature idle stopped: {err:#}");
+        res.notes.push(format!("full-feature idle RSS not measured: {err:#}"));
+    }
+    crate::step("push B. an outage: pocketses and vmagent against VictoriaMetrics");
+    if !part("outage") {
+        println!("skipped");
+    } else if let Err(err) = outage(args, &mut store, &mut res) {
+        println!("outage stopped: {err:#}");
+        res.notes.push(format!("outage figures incomplete: {err:#}"));
+    }
+    store.server.stop(Duration::from_secs(10));
+    crate::step("push C. spool append rate, in process");
+    if part("append") {
+        match spool_append(args) {
+            Ok(r) => res.append = Some(r),
+            Err(err) => res.notes.push(format!("spool append not measured: {err:#}")),
+        }
+    }
+    crate::step("push: results");
+    print!("{}", table(args, &res));
+    for n in &res.notes {
+        println!("note: {n}");
+    }
+    Ok(())
+}
+
+/// VictoriaMetrics on a free loopback port with its data in `dir`; restartable on the same data.
+struct Store {
+    server: sys::Server,
+    port: u16,
+    dir: PathBuf,
+    bin: PathBuf,
+    starts: u32,
+}
+
+impl Store {
+    fn start(args: &PushArgs, dir: &Path) -> anyhow::Result<Store> {
+        let port = sys::free_port()?;
+        let server = Self::spawn(&args.victoria_metrics, dir, port, 0)?;
+        Ok(Store {
+            server,
+            port,
+            dir: dir.to_path_buf(),
+            bin: args.victoria_metrics.clone(),
+            starts: 1,
+        })
+    }
+
+    fn spawn(bin: &Path, dir: &Path, port: u16, n: u32) -> anyhow::Result<sys::Server> {
+        std::fs::create_dir_all(dir)?;
+        let mut cmd = Command::new(bin);
+        cmd.arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+            .arg(format!("-storageDataPath={}", dir.join("data").display()))
+            .arg("-search.latencyOffset=0s");
+        let log = dir.join(format!("victoria-metrics-{n}.log"));
+        let server = sys::Server::spawn("victoria-metrics", &mut cmd, &log)?;
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        if !sys::wait_port(addr, Duration::from_secs(30)) {
+            anyhow::bail!(
+                "VictoriaMetrics did not listen on {addr} within 30 s ({})",
+                log.display()
+            );
+        }
+        Ok(server)
+    }
+
+    fn stop(&mut self) {
+        self.server.stop(Duration::from_secs(10));
+    }
+
+    fn restart(&mut self) -> anyhow::Result<()> {
+        self.server = Self::spawn(&self.bin, &self.dir, self.port, self.starts)?;
+        self.starts += 1;
+        Ok(())
+    }
+
+    fn sink_sets(&self) -> Vec<String> {
+        let p = self.port;
+        vec![
+            format!("push.vm.url=http://127.0.0.1:{p}/api/v1/write"),
+            "push.vm.format=prometheus".into(),
+            format!("push.influx.url=http://127.0.0.1:{p}/write?db=pocketses"),
+            "push.influx.format=influx".into(),
+        ]
+    }
+}
+
+/// A self-signed certificate and key for the TLS listener; an ed25519 public key for the fleet.
+fn feature_sets(args: &PushArgs, store: &Store, dir: &Path) -> anyhow::Result<Vec<String>> {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+        .context("cannot make a certificate")?;
+    // Absolute: the daemon reads relative paths in its state directory ($SNAP_COMMON).
+    let dir = &std::path::absolute(dir)?;
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem())?;
+    std::fs::write(&key_path, cert.signing_key.serialize_pem())?;
+    let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]).verifying_key();
+    let trusted = base64::engine::general_purpose::STANDARD.encode(key.to_bytes());
+    let fleet_url = match &args.fleet_url {
+        Some(url) => url.clone(),
+        None => format!("http://127.0.0.1:{}", sys::free_port()?),
+    };
+    let mut sets = store.sink_sets();
+    sets.extend([
+        format!("tls.cert={}", cert_path.display()),
+        format!("tls.key={}", key_path.display()),
+        format!("fleet.url={fleet_url}"),
+        "fleet.controller-id=pocketses-bench".into(),
+        format!("fleet.trusted-keys={trusted}"),
+        "fleet.enabled=true".into(),
+        // Every built-in check runs unless disabled; two get thresholds of their own.
+        "checks.cpu.warn=85".into(),
+        "checks.memory.crit=95".into(),
+    ]);
+    Ok(sets)
+}
+
+/// Section A: idle RSS with two sinks, the fleet client, checks and TLS configured.
+fn full_idle(args: &PushArgs, store: &Store, res: &mut Results) -> anyhow::Result<()> {
+    let dir = args.out.join("full");
+    std::fs::create_dir_all(&dir)?;
+    let sets = feature_sets(args, store, &dir)?;
+    let mut d = crate::start_daemon(&args.pocketses, &dir, 1, 10_000, &sets)?;
+    sleep(Duration::from_millis(3500));
+    let (rss, pss) = sys::rss_pss_kb(d.pid)?;
+    let (vmrss, hwm) = sys::rss_kb(d.pid)?;
+    println!(
+        "every feature configured, after 3 cycles: Rss {rss} kB, Pss {pss} kB (smaps_rollup); VmRSS {vmrss} kB, VmHWM {hwm} kB"
+    );
+    match crate::smaps::report(d.pid) {
+        Ok(t) => print!("{t}"),
+        Err(err) => println!("smaps not read: {err:#}"),
+    }
+    res.full_rss_kb = Some(rss);
+    sleep(Duration::from_secs(20));
+    let (later, later_pss) = sys::rss_pss_kb(d.pid)?;
+    println!("same, after 23 cycles: Rss {later} kB, Pss {later_pss} kB");
+    res.full_pss_kb = Some(later_pss);
+    res.full_rss_later_kb = Some(later);
+    let m = metrics(d.http)?;
+    println!(
+        "sinks: sent points vm {}, influx {}; backlog {} + {} records",
+        m.get(&["pocketses_push_sent_points_total", "vm"]).unwrap_or(-1.0),
+        m.get(&["pocketses_push_sent_points_total", "influx"]).unwrap_or(-1.0),
+        m.get(&["pocketses_push_backlog_records", "vm"]).unwrap_or(-1.0),
+        m.get(&["pocketses_push_backlog_records", "influx"]).unwrap_or(-1.0),
+    );
+    d.server.stop(Duration::from_secs(5));
+    Ok(())
+}
+
+/// Section B: the outage, the replay and the steady window, pocketses and vmagent side by side.
+fn outage(args: &PushArgs, store: &mut Store, res: &mut Results) -> anyhow::Result<()> {
+    let dir = args.out.join("outage");
+    std::fs::create_dir_all(&dir)?;
+    store.stop();
+    let sets = store.sink_sets();
+    let d = crate::start_daemon(&args.pocketses, &dir, 1, 10_000, &sets)?;
+    let va = Vmagent::start(args, &dir, d.http, store.port)?;
+    println!(
+        "store stopped; pocketses (pid {}) spools at --interval 1, vmagent (pid {}) scrapes it every 10 s",
+        d.pid, va.server.pid()
+    );
+    // Until both sinks hold the backlog (bounded: the backlog's seconds plus a minute).
+    let deadline = Instant::now() + Duration::from_secs(args.backlog + 60);
+    let want = args.backlog as f64;
+    loop {
+        let m = metrics(d.http)?;
+        let vm = m.get(&["pocketses_push_backlog_records", "vm"]).unwrap_or(0.0);
+        let inf = m.get(&["pocketses_push_backlog_records", "influx"]).unwrap_or(0.0);
+        if vm >= want && inf >= want {
+            break;
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("the backlog did not reach {want} records (vm {vm}, influx {inf})");
+        }
+        sleep(Duration::from_millis(500));
+    }
+    let m = metrics(d.http)?;
+    let records: f64 =
+        ["vm", "influx"].iter().filter_map(|s| m.get(&["pocketses_push_backlog_records", s])).sum();
+    res.backlog_records = Some(records);
+    let spool = dir.join("spool");
+    res.spool_disk_bytes = Some(disk_bytes(&spool));
+    // The spools are locked by the daemon: points from this host's snapshot encoded as each sink's.
+    res.backlog_points = record_points().ok().map(|(vm, influx)| {
+        m.get(&["pocketses_push_backlog_records", "vm"]).unwrap_or(0.0) * vm
+            + m.get(&["pocketses_push_backlog_records", "influx"]).unwrap_or(0.0) * influx
+    });
+    let (pk_rss, _) = sys::rss_pss_kb(d.pid)?;
+    let (va_rss, _) = sys::rss_pss_kb(va.server.pid())?;
+    res.pk_backlog_rss_kb = Some(pk_rss);
+    res.va_backlog_rss_kb = Some(va_rss);
+    let vm_metrics = metrics(va.addr)?;
+    res.va_queue_bytes = vm_metrics.sum("vm_persistentqueue_bytes_pending");
+    res.va_backlog_rows =
+        vm_metrics.sum("vmagent_remotewrite_global_rows_pushed_before_relabel_total");
+    println!(
+        "backlog: pocketses {records} records, {:?} points, {:?} bytes on disk, RSS {pk_rss} kB; vmagent {:?} rows taken, {:?} bytes queued, RSS {va_rss} kB",
+        res.backlog_points, res.spool_disk_bytes, res.va_backlog_rows, res.va_queue_bytes
+    );
+    match crate::smaps::report(d.pid) {
+        Ok(t) => print!("pocketses with the backlog:\n{t}"),
+        Err(err) => println!("smaps not read: {err:#}"),
+    }
+
+    // The store returns: how long until each has delivered everything.
+    let sent = |m: &Metrics| -> f64 {
+        ["vm", "influx"]
+            .iter()
+            .filter_map(|s| m.get(&["pocketses_push_sent_points_total", s]))
+            .sum()
+    };
+    let sent0 = sent(&metrics(d.http)?);
+    let cpu0 = sys::process_cpu(d.pid)?;
+    store.restart()?;
+    let t0 = Instant::now();
+    let (mut pk_first, mut pk_done, mut va_done) = (None, None, None);
+    // Bounded by the sinks' longest backoff (5 min) and a minute for the replay itself.
+    let deadline = t0 + Duration::from_secs(360);
+    let mut pk_cpu_done = None;
+    let mut before = (cpu0, sent0);
+    let mut at_first = before;
+    while Instant::now() < deadline && (pk_done.is_none() || va_done.is_none()) {
+        sleep(Duration::from_millis(100));
+        let m = metrics(d.http)?;
+        let now = t0.elapsed().as_secs_f64();
+        if pk_first.is_none() {
+            if sent(&m) > sent0 {
+                pk_first = Some(now);
+                at_first = before;
+            } else {
+                before = (sys::process_cpu(d.pid)?, sent(&m));
+            }
+        }
+        let backlog: f64 = ["vm", "influx"]
+            .iter()
+            .filter_map(|s| m.get(&["pocketses_push_backlog_records", s]))
+            .sum();
+        if pk_done.is_none() && pk_first.is_some() && backlog <= 2.0 {
+            pk_done = Some(now);
+            pk_cpu_done = Some((sys::process_cpu(d.pid)?, sent(&m)));
+        }
+        if va_done.is_none() {
+            let v = metrics(va.addr)?;
+            let pending = v.sum("vm_persistentqueue_bytes_pending").unwrap_or(f64::MAX)
+                + v.sum("vmagent_remotewrite_pending_data_bytes").unwrap_or(0.0);
+            let ok = v.sum_where("vmagent_remotewrite_requests_total", "2XX").unwrap_or(0.0);
+            if pending == 0.0 && ok > 0.0 {
+                va_done = Some(now);
+            }
+        }
+    }
+    res.pk_first_send_s = pk_first;
+    if let (Some(first), Some(done), Some((cpu, sent1))) = (pk_first, pk_done, pk_cpu_done) {
+        res.pk_replay_s = Some(done - first);
+        res.pk_replay_points = Some(sent1 - at_first.1);
+        res.pk_replay_cpu_ms = Some((cpu - at_first.0).as_secs_f64() * 1e3);
+    }
+    res.va_replay_s = va_done;
+    println!(
+        "store back: pocketses first send after {pk_first:?} s, backlog ≤ 2 records after {pk_done:?} s; vmagent queue empty after {va_done:?} s"
+    );
+
+    // Steady window: CPU per pushed sample, both delivering on time.
+    let va_rows = |m: &Metrics| m.sum("vmagent_remotewrite_rows_pushed_after_relabel_total");
+    let (pk_cpu0, va_cpu0) = (sys::process_cpu(d.pid)?, sys::process_cpu(va.server.pid())?);
+    // Conservative for pocketses: its whole CPU (collection, checks, both sinks, vmagent's scrapes)
+    // over the samples of its prometheus sink alone; the influx sink carries the same values again.
+    let vm_sent = |m: &Metrics| m.get(&["pocketses_push_sent_points_total", "vm"]).unwrap_or(0.0);
+    let (pk_s0, va_s0) = (vm_sent(&metrics(d.http)?), va_rows(&metrics(va.addr)?).unwrap_or(0.0));
+    sleep(Duration::from_secs(args.steady));
+    let (pk_cpu1, va_cpu1) = (sys::process_cpu(d.pid)?, sys::process_cpu(va.server.pid())?);
+    let (pk_s1, va_s1) = (vm_sent(&metrics(d.http)?), va_rows(&metrics(va.addr)?).unwrap_or(0.0));
+    let (pk_n, va_n) = (pk_s1 - pk_s0, va_s1 - va_s0);
+    res.pk_steady_samples = Some(pk_n);
+    res.va_steady_samples = Some(va_n);
+    if pk_n > 0.0 {
+        res.pk_cpu_per_sample_us = Some((pk_cpu1 - pk_cpu0).as_secs_f64() * 1e6 / pk_n);
+    }
+    if va_n > 0.0 {
+        res.va_cpu_per_sample_us = Some((va_cpu1 - va_cpu0).as_secs_f64() * 1e6 / va_n);
+    }
+    res.pk_steady_rss_kb = sys::rss_pss_kb(d.pid).ok().map(|r| r.0);
+    res.va_steady_rss_kb = sys::rss_pss_kb(va.server.pid()).ok().map(|r| r.0);
+    println!(
+        "steady {} s: pocketses {pk_n} samples, CPU {:?}; vmagent {va_n} samples, CPU {:?}",
+        args.steady,
+        pk_cpu1 - pk_cpu0,
+        va_cpu1 - va_cpu0
+    );
+    Ok(())
+}
+
+/// vmagent scraping pocketses' `/metrics` every 10 s and remote-writing to the store.
+struct Vmagent {
+    server: sys::Server,
+    addr: SocketAddr,
+}
+
+impl Vmagent {
+    fn start(
+        args: &PushArgs,
+        dir: &Path,
+        target: SocketAddr,
+        store: u16,
+    ) -> anyhow::Result<Vmagent> {
+        let port = sys::free_port()?;
+        let config = dir.join("scrape.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global: {{scrape_interval: 10s}}\nscrape_configs: [{{job_name: pocketses, static_configs: [{{targets: ['{target}']}}]}}]\n"
+            ),
+        )?;
+        let mut cmd = Command::new(&args.vmagent);
+        cmd.arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+            .arg(format!("-promscrape.config={}", config.display()))
+            .arg(format!("-remoteWrite.url=http://127.0.0.1:{store}/api/v1/write"))
+            .arg(format!("-remoteWrite.tmpDataPath={}", dir.join("vmagent-rwdata").display()));
+        let server = sys::Server::spawn("vmagent", &mut cmd, &dir.join("vmagent.log"))?;
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        if !sys::wait_port(addr, Duration::from_secs(30)) {
+            anyhow::bail!("vmagent did not listen on {addr} within 30 s");
+        }
+        Ok(Vmagent { server, addr })
+    }
+}
+
+/// Section C: the spool's append rate, one snapshot's record per `fdatasync`, as a sink appends.
+fn spool_append(args: &PushArgs) -> anyhow::Result<AppendReport> {
+    use pocketses::push::encode::{points, record, SinkFormat};
+    use pocketses::spool::{Limits, Spool};
+    let mut collector = pocketses::metrics::collect::Collector::new();
+    collector.collect();
+    let snapshot = collector.collect();
+    let mut points_per_record = BTreeMap::new();
+    let mut record_bytes = BTreeMap::new();
+    let mut records = Vec::new();
+    for (name, format) in [("prometheus", SinkFormat::Prometheus), ("influx", SinkFormat::Influx)] {
+        let r = record(format, &snapshot, &[])?;
+        let n = points(format, &r)?;
+        points_per_record.insert(name, n);
+        record_bytes.insert(name, r.len());
+        records.push((name, r, n));
+    }
+    // The prometheus sink's record: the one VictoriaMetrics and vmagent's peers take.
+    let (_, rec, pts) = &records[0];
+    let dir = args.out.join("append");
+    let mut spool = Spool::open(&dir, Limits::default())?;
+    let start = Instant::now();
+    for _ in 0..args.appends {
+        spool.append_batch(&[rec.as_slice()], SystemTime::now())?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    drop(spool);
+    let disk = disk_bytes(&dir) as f64;
+    let n = args.appends as f64;
+    let report = AppendReport {
+        appends: args.appends,
+        points_per_record,
+        record_bytes,
+        us_per_append: secs * 1e6 / n,
+        points_per_s: n * *pts as f64 / secs,
+        disk_bytes_per_point: disk / (n * *pts as f64),
+    };
+    println!("{report:#?}");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(report)
+}
+
+/// Bytes allocated on disk under `dir` (st_blocks × 512), every file.
+fn disk_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    for e in entries.flatten() {
+        let Ok(meta) = e.metadata() else { continue };
+        if meta.is_dir() {
+            total += disk_bytes(&e.path());
+        } else {
+            total += meta.blocks() * 512;
+        }
+    }
+    total
+}
+
+/// Points of one snapshot of this host as each sink's record: (vm = prometheus, influx).
+fn record_points() -> anyhow::Result<(f64, f64)> {
+    use pocketses::push::encode::{points, record, SinkFormat};
+    let mut collector = pocketses::metrics::collect::Collector::new();
+    collector.collect();
+    let snapshot = collector.collect();
+    let n = |f| -> anyhow::Result<f64> { Ok(points(f, &record(f, &snapshot, &[])?)? as f64) };
+    Ok((n(SinkFormat::Prometheus)?, n(SinkFormat::Influx)?))
+}
+
+/// A `/metrics` page: sample lines by name, labels kept as text.
+struct Metrics(Vec<(String, String, f64)>);
+
+impl Metrics {
+    /// The value of the sample `[name, label value]` (the label value is matched anywhere in the labels).
+    fn get(&self, key: &[&str]) -> Option<f64> {
+        self.0
+            .iter()
+            .find(|(n, l, _)| {
+                n == key[0] && key[1..].iter().all(|v| l.contains(&format!("\"{v}\"")))
+            })
+            .map(|(_, _, v)| *v)
+    }
+
+    /// The sum of every sample named `name`.
+    fn sum(&self, name: &str) -> Option<f64> {
+        let xs: Vec<f64> =
+            self.0.iter().filter(|(n, _, _)| n == name).map(|(_, _, v)| *v).collect();
+        (!xs.is_empty()).then(|| xs.iter().sum())
+    }
+
+    /// The sum of the samples named `name` whose labels contain `label`.
+    fn sum_where(&self, name: &str, label: &str) -> Option<f64> {
+        let xs: Vec<f64> = self
+            .0
+            .iter()
+            .filter(|(n, l, _)| n == name && l.contains(label))
+            .map(|(_, _, v)| *v)
+            .collect();
+        (!xs.is_empty()).then(|| xs.iter().sum())
+    }
+}
+
+/// `GET /metrics` over HTTP/1.0, parsed into samples.
+fn metrics(addr: SocketAddr) -> anyhow::Result<Metrics> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .with_context(|| format!("cannot connect to {addr}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut body = String::new();
+    s.read_to_string(&mut body)?;
+    let text = body.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let Some((key, value)) = line.rsplit_once(' ') else { continue };
+        let Ok(v) = value.parse::<f64>() else { continue };
+        let (name, labels) = match key.split_once('{') {
+            Some((n, l)) => (n.to_string(), l.to_string()),
+            None => (key.to_string(), String::new()),
+        };
+        out.push((name, labels, v));
+    }
+    Ok(Metrics(out))
+}
+
+fn opt(v: Option<f64>, decimals: usize) -> String {
+    v.map(|v| format!("{v:.decimals$}")).unwrap_or_else(|| "–".into())
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => {
+            let r = a / b;
+            if r < 0.1 && r > 0.0 {
+                format!("{r:.3}× (1/{:.0})", 1.0 / r)
+            } else {
+                format!("{r:.2}×")
+            }
+        }
+        _ => "–".into(),
+    }
+}
+
+fn met(ok: Option<bool>) -> &'static str {
+    match ok {
+        Some(true) => "yes",
+        Some(false) => "**no**",
+        None => "–",
+    }
+}
+
+fn table(args: &PushArgs, r: &Results) -> String {
+    let mut t = String::new();
+    let _ = writeln!(t, "| # | metric | pocketses | peer | pocketses / peer | target | met |");
+    let _ = writeln!(t, "|---|---|---|---|---|---|---|");
+    let mut row = |item: &str,
+                   metric: &str,
+                   ours: String,
+                   peer: String,
+                   r: String,
+                   target: &str,
+                   ok: &str| {
+        let _ = writeln!(t, "| {item} | {metric} | {ours} | {peer} | {r} | {target} | {ok} |");
+    };
+    let kb = |v: Option<u64>| v.map(|v| v as f64);
+    row(
+        "A",
+        "idle RSS (smaps_rollup), two sinks + fleet client + checks + TLS on both listeners, after 3 cycles, kB",
+        opt(kb(r.full_rss_kb), 0),
+        "–".into(),
+        "–".into(),
+        "≤ 5,120 kB",
+        met(r.full_rss_kb.map(|v| v <= 5120)),
+    );
+    row(
+        "A",
+        &format!("same, after 23 cycles, kB (Pss {})", opt(kb(r.full_pss_kb), 0)),
+        opt(kb(r.full_rss_later_kb), 0),
+        "–".into(),
+        "–".into(),
+        "≤ 5,120 kB",
+        met(r.full_rss_later_kb.map(|v| v <= 5120)),
+    );
+    row(
+        "B1",
+        &format!("RSS, two sinks with {} snapshots spooled (store stopped), kB", args.backlog),
+        opt(kb(r.pk_backlog_rss_kb), 0),
+        format!("vmagent, same outage, {} {}", opt(kb(r.va_backlog_rss_kb), 0), "kB"),
+        ratio(kb(r.pk_backlog_rss_kb), kb(r.va_backlog_rss_kb)),
+        "≤ 1/2 of vmagent",
+        met(r.pk_backlog_rss_kb.zip(r.va_backlog_rss_kb).map(|(p, v)| 2 * p <= v)),
+    );
+    row(
+        "B1",
+        "RSS after the replay and the steady window, kB",
+        opt(kb(r.pk_steady_rss_kb), 0),
+        format!("vmagent {}", opt(kb(r.va_steady_rss_kb), 0)),
+        ratio(kb(r.pk_steady_rss_kb), kb(r.va_steady_rss_kb)),
+        "≤ 1/2 of vmagent",
+        met(r.pk_steady_rss_kb.zip(r.va_steady_rss_kb).map(|(p, v)| 2 * p <= v)),
+    );
+    row(
+        "B2",
+        &format!(
+            "CPU per pushed sample, steady {} s window, µs: the whole process over the samples of one sink (prometheus: pocketses {}, vmagent {})",
+            args.steady,
+            opt(r.pk_steady_samples, 0),
+            opt(r.va_steady_samples, 0)
+        ),
+        opt(r.pk_cpu_per_sample_us, 3),
+        format!("vmagent {}", opt(r.va_cpu_per_sample_us, 3)),
+        ratio(r.pk_cpu_per_sample_us, r.va_cpu_per_sample_us),
+        "≤ 1/5 of vmagent",
+        met(r.pk_cpu_per_sample_us.zip(r.va_cpu_per_sample_us).map(|(p, v)| 5.0 * p <= v)),
+    );
+    if let Some(a) = &r.append {
+        row(
+            "B3",
+            &format!(
+                "spool append, one prometheus record ({} points, {} bytes) per fdatasync, {} appends: points/s (µs per append)",
+                a.points_per_record.get("prometheus").unwrap_or(&0),
+                a.record_bytes.get("prometheus").unwrap_or(&0),
+                a.appends
+            ),
+            format!("{:.0} ({:.0})", a.points_per_s, a.us_per_append),
+            "–".into(),
+            "–".into(),
+            "≥ 200,000 points/s",
+            met(Some(a.points_per_s >= 200_000.0)),
+        );
+        row(
+            "B3",
+            "disk bytes per spooled point, in-process spool",
+            format!("{:.2}", a.disk_bytes_per_point),
+            "–".into(),
+            "–".into(),
+            "–",
+            "–",
+        );
+    }
+    let per_point = r.spool_disk_bytes.zip(r.backlog_points).map(|(b, p)| b as f64 / p);
+    row(
+        "B3",
+        &format!(
+            "disk bytes per spooled point, the daemon's two spools ({} bytes, {} points, {} records)",
+            r.spool_disk_bytes.map(|b| b.to_string()).unwrap_or_else(|| "–".into()),
+            opt(r.backlog_points, 0),
+            opt(r.backlog_records, 0)
+        ),
+        opt(per_point, 2),
+        format!(
+            "vmagent: {} bytes queued for {} rows",
+            opt(r.va_queue_bytes, 0),
+            opt(r.va_backlog_rows, 0)
+        ),
+        ratio(per_point, r.va_queue_bytes.zip(r.va_backlog_rows).map(|(b, n)| b / n)),
+        "–",
+        "–",
+    );
+    let real = args.backlog as f64 * 10.0;
+    let times = r.pk_replay_s.map(|s| real / s.max(0.001));
+    row(
+        "B3",
+        &format!(
+            "replay after the outage: {} points in s (first send {} s after the store's restart: the sinks' backoff)",
+            opt(r.pk_replay_points, 0),
+            opt(r.pk_first_send_s, 1)
+        ),
+        opt(r.pk_replay_s, 2),
+        format!("vmagent queue empty {} s after the restart", opt(r.va_replay_s, 1)),
+        "–".into(),
+        "–",
+        "–",
+    );
+    row(
+        "B3",
+        &format!(
+            "replay rate against real time at a 10 s interval ({} snapshots = {real:.0} s)",
+            args.backlog
+        ),
+        times.map(|x| format!("{x:.0}×")).unwrap_or_else(|| "–".into()),
+        "–".into(),
+        "–".into(),
+        "≥ 10×",
+        met(times.map(|x| x >= 10.0)),
+    );
+    row(
+        "B3",
+        "CPU of the replay, µs per point",
+        opt(r.pk_replay_cpu_ms.zip(r.pk_replay_points).map(|(c, p)| c * 1e3 / p), 3),
+        "–".into(),
+        "–".into(),
+        "–",
+        "–",
+    );
+    t
+}
