@@ -77,6 +77,50 @@ pub struct Report {
     /// Lines in the window identical to the line before them on the same socket. Messages are told
     /// apart by content, so any such line makes the spreads meaningless (snapshots without timestamps).
     pub duplicate_lines: usize,
+    /// Per daemon thread (by name, TID order): its CPU over the same cycles as `cpu_per_cycle_ms`,
+    /// from `/proc/PID/task/TID/schedstat` (nanoseconds), ms per cycle. Shows how many threads write.
+    pub thread_cpu_ms: Vec<(String, f64)>,
+}
+
+impl Report {
+    /// One line: the figures `bench/fanout-ab` reads (`key=value`, space separated).
+    pub fn summary(&self) -> String {
+        use crate::stats::median;
+        let threads: Vec<String> =
+            self.thread_cpu_ms.iter().map(|(n, ms)| format!("{n}:{ms:.2}")).collect();
+        format!(
+            "summary: n={} ready={} dropped={} incomplete={} messages={} spread_ms={:.3} user_spread_ms={:.3} cpu_per_cycle_ms={:.3} threads={}",
+            self.wanted,
+            self.ready,
+            self.dropped,
+            self.incomplete,
+            self.spreads_kernel_ms.len(),
+            median(&self.spreads_kernel_ms),
+            median(&self.spreads_user_ms),
+            self.cpu_per_cycle_ms.unwrap_or(f64::NAN),
+            threads.join(","),
+        )
+    }
+}
+
+/// The run time of each thread of `pid`, ns, from `/proc/PID/task/TID/schedstat` (its first field).
+fn thread_times(pid: u32) -> Vec<(u32, String, u64)> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return Vec::new() };
+    let mut out = Vec::new();
+    for entry in dir.flatten() {
+        let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else {
+            continue;
+        };
+        let p = entry.path();
+        let name = std::fs::read_to_string(p.join("comm")).unwrap_or_default().trim().to_string();
+        let ns = std::fs::read_to_string(p.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next().and_then(|w| w.parse::<u64>().ok()))
+            .unwrap_or(0);
+        out.push((tid, name, ns));
+    }
+    out.sort_by_key(|t| t.0);
+    out
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -401,6 +445,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
     let mut msgs: HashMap<u64, Msg> = HashMap::new();
     let mut cpu_marks: Vec<Duration> = Vec::new();
     let mut tick_marks: Vec<(u64, u64)> = Vec::new();
+    let mut thread_marks: Vec<Vec<(u32, String, u64)>> = Vec::new();
     let mut complete = 0usize;
     let window =
         cfg.interval * u32::try_from(cfg.messages + 2).unwrap_or(u32::MAX) + Duration::from_secs(5);
@@ -458,6 +503,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
             complete += 1;
             cpu_marks.push(process_cpu(cfg.pid)?);
             tick_marks.push(stat_ticks(cfg.pid));
+            thread_marks.push(thread_times(cfg.pid));
         }
     }
     report.rss_kb = rss_kb(cfg.pid).map(|(rss, _)| rss).unwrap_or(0);
@@ -477,6 +523,13 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
             report.cycles = cpu_marks.len() - 1;
             report.cpu_per_cycle_ms =
                 Some((*last - *first).as_secs_f64() * 1e3 / report.cycles as f64);
+            if let (Some(a), Some(b)) = (thread_marks.first(), thread_marks.last()) {
+                for (tid, name, end) in b {
+                    let start = a.iter().find(|t| t.0 == *tid).map_or(0, |t| t.2);
+                    let ms = end.saturating_sub(start) as f64 / 1e6 / report.cycles as f64;
+                    report.thread_cpu_ms.push((name.clone(), ms));
+                }
+            }
             if let (Some(t0), Some(t1)) = (tick_marks.first(), tick_marks.last()) {
                 let user = t1.0.saturating_sub(t0.0);
                 let system = t1.1.saturating_sub(t0.1);

@@ -123,6 +123,12 @@ struct BroadcastArgs {
     /// Bytes per line.
     #[arg(long, default_value_t = 4096)]
     bytes: usize,
+    /// Writer threads (1: the one-thread baseline the table compares with).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Send with MSG_ZEROCOPY.
+    #[arg(long)]
+    zerocopy: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -212,12 +218,13 @@ fn main() -> ExitCode {
                 connect_timeout: Duration::from_secs(120),
                 in_flight: 256,
             };
-            fanout::run(&cfg).map(|r| println!("{r:#?}"))
+            fanout::run(&cfg).map(|r| println!("{r:#?}\n{}", r.summary()))
         }
         Cmd::Idle(args) => idle(&args),
         Cmd::Smaps { pid } => smaps::report(pid).map(|t| print!("{t}")),
         Cmd::Broadcast(args) => {
-            broadcast::serve(args.port, Duration::from_secs(args.interval), args.bytes)
+            let opts = broadcast::Options { threads: args.threads, zerocopy: args.zerocopy };
+            broadcast::serve(args.port, Duration::from_secs(args.interval), args.bytes, opts)
         }
         Cmd::Scrape(args) => {
             scrape::run(args.addr, "/metrics", args.pid, args.count, Duration::from_secs(60))

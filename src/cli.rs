@@ -27,6 +27,8 @@ pub enum Command {
     Subscribe(crate::publish::subscribe::SubscribeArgs),
     /// Collect metrics once and print them.
     Metrics(crate::metrics::cmd::MetricsArgs),
+    /// List the collector groups and their settings, or run one: `collectors list`, `collectors run cpu --format influx`.
+    Collectors(crate::metrics::collectors::CollectorsArgs),
     /// Run the health checks and exit like a Nagios plugin (0 OK, 1 WARN, 2 CRIT, 3 UNKNOWN).
     Checks(crate::checks::cmd::ChecksArgs),
     /// Show snapd, model, snap, daemon and configuration state.
@@ -45,6 +47,8 @@ pub enum Command {
     Spool(crate::spool::cmd::SpoolArgs),
     /// Create, sign, verify and show signed update bundles for fleet updates.
     Bundle(crate::fleet::cmd::BundleArgs),
+    /// Fleet updates from a hawkBit DDI server: status, poll now, history.
+    Fleet(crate::fleet::status::FleetArgs),
     /// Show what each push sink would be sent (`--dry-run`), without sending.
     Push(crate::push::cmd::PushArgs),
 }

@@ -55,6 +55,10 @@ pub struct Config {
     pub push: BTreeMap<String, SinkConfig>,
     /// Notifications of check state changes (`notify.*`).
     pub notify: NotifyConfig,
+    /// Hub mode (`hub.*`): spokes to poll, ingest of documents (docs/push.md).
+    pub hub: HubConfig,
+    /// Collector groups (`collectors.<name>.*`), by group; groups not named use their defaults.
+    pub collectors: BTreeMap<String, CollectorConfig>,
 }
 
 /// Where check state changes are sent (`notify.*`, docs/checks.md).
@@ -64,6 +68,40 @@ pub struct NotifyConfig {
     /// no `url`, no notifications.
     pub webhook: SinkConfig,
 }
+
+/// Hub mode (`hub.*`): other daemons' metrics forwarded through this one's sinks.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HubConfig {
+    /// Spokes polled for `pocketses.metrics/v1` documents (`hub.spokes`), in the order given.
+    pub spokes: Vec<String>,
+    /// Seconds between two polls of a spoke (`hub.interval`); `None`: the daemon's `interval`.
+    pub interval: Option<u32>,
+    /// Seconds a poll may take (`hub.timeout`); `None`: [`DEFAULT_HUB_TIMEOUT`].
+    pub timeout: Option<u32>,
+    /// Whether `POST /v1/ingest` takes documents (`hub.ingest`).
+    pub ingest: bool,
+    /// Bearer token sent to every spoke (`hub.token`): the spokes' `http.token`.
+    pub token: Option<String>,
+}
+
+/// Seconds a spoke has to answer when `hub.timeout` is not set.
+pub const DEFAULT_HUB_TIMEOUT: u32 = 10;
+/// Most spokes `hub.spokes` may list.
+pub const MAX_SPOKES: usize = 1000;
+
+/// One collector group (`collectors.<name>.*`); `None` where the default applies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CollectorConfig {
+    /// Seconds between two readings of the group (`collectors.<name>.interval`); `None`: every
+    /// collection, at `interval`.
+    pub interval: Option<u32>,
+    /// Whether the group is read at all (`collectors.<name>.enabled`).
+    pub enabled: Option<bool>,
+}
+
+/// The collector groups `collectors.<name>.*` names.
+pub const COLLECTORS: &[&str] =
+    &["cpu", "memory", "network", "filesystems", "temperatures", "load"];
 
 /// One push sink as configured (`push.<name>.*`); `None` where the documented default applies.
 /// [`load`] makes sure a loaded sink has its `url` and `format`.
@@ -271,6 +309,8 @@ impl Default for Config {
             },
             push: BTreeMap::new(),
             notify: NotifyConfig::default(),
+            hub: HubConfig::default(),
+            collectors: BTreeMap::new(),
         }
     }
 }
@@ -823,7 +863,122 @@ pub const KEYS: &[Key] = &[
         set: |c, _, v| path(v).map(|p| c.notify.webhook.ca = Some(p)),
         get: |c| paths(&c.notify.webhook.ca),
     },
+    Key {
+        name: "hub.spokes",
+        kind: "string",
+        allowed: "must be a comma-separated list of http:// or https:// URLs with a host (at most 1000)",
+        default: "",
+        doc: "other pocketses daemons (`http://host:9188`) or any URL serving `pocketses.metrics/v1` documents: polled at `hub.interval`, their points tagged `spoke=HOST:PORT` and sent through every push sink (docs/push.md)",
+        set: |c, _, v| spokes(v).map(|s| c.hub.spokes = s),
+        get: |c| {
+            if c.hub.spokes.is_empty() {
+                return Vec::new();
+            }
+            one(c.hub.spokes.join(","))
+        },
+    },
+    Key {
+        name: "hub.interval",
+        kind: "integer",
+        allowed: "must be a whole number of seconds from 1 to 86400",
+        default: "",
+        doc: "seconds between two polls of each spoke (unset: `interval`)",
+        set: |c, _, v| in_range(v, 1, i128::from(MAX_INTERVAL)).map(|n| c.hub.interval = Some(n)),
+        get: |c| c.hub.interval.map(one).unwrap_or_default(),
+    },
+    Key {
+        name: "hub.timeout",
+        kind: "integer",
+        allowed: "must be a whole number of seconds from 1 to 300",
+        default: "10",
+        doc: "seconds a spoke has to answer a poll; a spoke that does not is reported down",
+        set: |c, _, v| in_range(v, 1, 300).map(|n| c.hub.timeout = Some(n)),
+        get: |c| one(c.hub.timeout.unwrap_or(DEFAULT_HUB_TIMEOUT)),
+    },
+    Key {
+        name: "hub.token",
+        kind: "string",
+        allowed: "must be 16 to 4096 printable ASCII characters without spaces",
+        default: "",
+        doc: "bearer token sent to every spoke, for spokes whose `http.token` is set; `pocketses status` shows it as (hidden)",
+        set: |c, _, v| token(v).map(|t| c.hub.token = t),
+        get: |c| c.hub.token.iter().map(|_| (String::new(), Value::from(HIDDEN))).collect(),
+    },
+    Key {
+        name: "hub.ingest",
+        kind: "boolean",
+        allowed: "must be true or false",
+        default: "false",
+        doc: "whether `POST /v1/ingest` takes `pocketses.metrics/v1` documents (from spokes' json sinks) and sends them through every push sink; with the HTTP credentials (`http.token`, `http.users.*`) when they are set",
+        set: |c, _, v| boolean(v).map(|b| c.hub.ingest = b),
+        get: |c| one(c.hub.ingest),
+    },
+    Key {
+        name: "collectors.<collector>.interval",
+        kind: "integer",
+        allowed: "must be a whole number of seconds from 1 to 86400, for cpu, memory, network, filesystems, temperatures or load",
+        default: "",
+        doc: "seconds between two readings of collector `<collector>` kept in snapshots (unset: every collection); snapshots in between leave the group out, so sinks get no repeated readings",
+        set: |c, name, v| {
+            let n = in_range(v, 1, i128::from(MAX_INTERVAL))?;
+            collector_mut(c, name).map(|cc| cc.interval = Some(n))
+        },
+        get: |c| per_collector(c, |cc| cc.interval),
+    },
+    Key {
+        name: "collectors.<collector>.enabled",
+        kind: "boolean",
+        allowed: "must be true or false, for cpu, memory, network, filesystems, temperatures or load",
+        default: "",
+        doc: "whether collector `<collector>` is read at all (true unless set); a disabled one is missing from every snapshot",
+        set: |c, name, v| {
+            let b = boolean(v)?;
+            collector_mut(c, name).map(|cc| cc.enabled = Some(b))
+        },
+        get: |c| per_collector(c, |cc| cc.enabled),
+    },
 ];
+
+/// The settings of collector group `name`; `None` when no group has that name.
+fn collector_mut<'a>(c: &'a mut Config, name: &str) -> Option<&'a mut CollectorConfig> {
+    COLLECTORS.contains(&name).then(|| c.collectors.entry(name.to_string()).or_default())
+}
+
+/// One entry per collector group that has `field` set.
+fn per_collector<T: Into<Value>>(
+    c: &Config,
+    field: impl Fn(&CollectorConfig) -> Option<T>,
+) -> Vec<(String, Value)> {
+    c.collectors
+        .iter()
+        .filter_map(|(name, cc)| field(cc).map(|v| (name.clone(), v.into())))
+        .collect()
+}
+
+/// `hub.spokes`: URLs separated by commas (spaces around them ignored), or a JSON list of them.
+/// An empty text is no spokes. \[pure\]
+fn spokes(value: &Value) -> Option<Vec<String>> {
+    let items: Vec<String> = match value {
+        Value::String(s) => {
+            s.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_string).collect()
+        }
+        Value::Array(items) => {
+            items.iter().map(|v| v.as_str().map(|s| s.trim().to_string())).collect::<Option<_>>()?
+        }
+        _ => return None,
+    };
+    if items.len() > MAX_SPOKES {
+        return None;
+    }
+    let mut out: Vec<String> = Vec::with_capacity(items.len());
+    for item in items {
+        let url = push_url(&Value::from(item.as_str()))?;
+        if !out.contains(&url) {
+            out.push(url);
+        }
+    }
+    Some(out)
+}
 
 /// The settings of sink `name`, created empty on first use.
 fn sink_mut<'a>(c: &'a mut Config, name: &str) -> &'a mut SinkConfig {
@@ -1661,7 +1816,9 @@ mod tests {
             "publish": {"max-subscribers": 5, "format": "legacy", "remodel-events": true},
             "tls": {"cert": "c.pem", "key": "/k.pem", "client-ca": "ca.pem"},
             "limits": {"per-source": 3}, "fleet": {"tenant": "t", "enabled": false},
-            "log": {"level": "debug"}, "schema-version": 1});
+            "log": {"level": "debug"}, "schema-version": 1,
+            "hub": {"spokes": "http://a:9188, http://b:9188/x", "interval": 5, "timeout": 3, "ingest": true},
+            "collectors": {"cpu": {"interval": 10}, "temperatures": {"enabled": false}}});
         let loaded = from_document(&doc).unwrap();
         let c = &loaded.config;
         assert_eq!(c.interval, 30);
@@ -1680,8 +1837,25 @@ mod tests {
         assert_eq!(c.tls.cert.as_deref(), Some(std::path::Path::new("c.pem")));
         assert_eq!(c.tls.key.as_deref(), Some(std::path::Path::new("/k.pem")));
         assert_eq!(c.tls.client_ca.as_deref(), Some(std::path::Path::new("ca.pem")));
+        assert_eq!(c.hub.spokes, ["http://a:9188", "http://b:9188/x"]);
+        assert_eq!((c.hub.interval, c.hub.timeout, c.hub.ingest), (Some(5), Some(3), true));
+        assert_eq!(c.collectors["cpu"], CollectorConfig { interval: Some(10), enabled: None });
+        assert_eq!(c.collectors["temperatures"].enabled, Some(false));
         assert!(loaded.effective().iter().all(|(_, _, s)| *s == Source::Snapd));
         assert!(loaded.unknown.is_empty());
+    }
+
+    #[test]
+    fn spokes_are_a_list_of_urls_without_repeats() {
+        let get =
+            |v: Value| from_document(&json!({"hub": {"spokes": v}})).map(|l| l.config.hub.spokes);
+        assert_eq!(get(json!("")).unwrap(), Vec::<String>::new());
+        assert_eq!(get(json!(["http://a:1", "https://b"])).unwrap(), ["http://a:1", "https://b"]);
+        assert_eq!(get(json!("http://a:1,http://a:1")).unwrap(), ["http://a:1"]);
+        assert!(get(json!("a:1")).is_err());
+        assert!(get(json!([1])).is_err());
+        let many: Vec<String> = (0..=MAX_SPOKES).map(|i| format!("http://h{i}")).collect();
+        assert!(get(json!(many.join(","))).is_err());
     }
 
     #[test]
@@ -1962,6 +2136,34 @@ mod tests {
             (
                 json!({"notify": {"webhook": {"url": "https://h/", "ca": ""}}}),
                 r#"cannot set "notify.webhook.ca": must be a file path (relative: in $SNAP_COMMON), not """#,
+            ),
+            (
+                json!({"hub": {"spokes": "http://a:9188,ftp://b"}}),
+                r#"cannot set "hub.spokes": must be a comma-separated list of http:// or https:// URLs with a host (at most 1000), not "http://a:9188,ftp://b""#,
+            ),
+            (
+                json!({"hub": {"interval": 0}}),
+                r#"cannot set "hub.interval": must be a whole number of seconds from 1 to 86400, not "0""#,
+            ),
+            (
+                json!({"hub": {"timeout": 301}}),
+                r#"cannot set "hub.timeout": must be a whole number of seconds from 1 to 300, not "301""#,
+            ),
+            (
+                json!({"hub": {"token": "short"}}),
+                r#"cannot set "hub.token": must be 16 to 4096 printable ASCII characters without spaces, not "short""#,
+            ),
+            (
+                json!({"hub": {"ingest": "on"}}),
+                r#"cannot set "hub.ingest": must be true or false, not "on""#,
+            ),
+            (
+                json!({"collectors": {"gpu": {"interval": 5}}}),
+                r#"cannot set "collectors.gpu.interval": must be a whole number of seconds from 1 to 86400, for cpu, memory, network, filesystems, temperatures or load, not "5""#,
+            ),
+            (
+                json!({"collectors": {"cpu": {"enabled": 1}}}),
+                r#"cannot set "collectors.cpu.enabled": must be true or false, for cpu, memory, network, filesystems, temperatures or load, not "1""#,
             ),
         ];
         for (doc, want) in table {
@@ -2417,7 +2619,9 @@ mod tests {
                 "limits.per-source",
                 "fleet.tenant",
                 "fleet.enabled",
-                "log.level"
+                "log.level",
+                "hub.timeout",
+                "hub.ingest"
             ]
         );
         assert_eq!(missing[0].1, json!(8888));
@@ -2466,7 +2670,9 @@ mod tests {
                 "schema-version",
                 "checks",
                 "push",
-                "notify"
+                "notify",
+                "hub",
+                "collectors"
             ]
         );
     }

@@ -9,6 +9,7 @@
 //! {"command":"source","snapd-control":true}   → switch between REST and snapctl (connect/disconnect hooks)
 //! {"command":"state"}                         → the daemon's state, for `pocketses status`
 //! {"command":"checks"}                        → the latest health and check document (check-health hook)
+//! {"command":"fleet-poll"}                    → poll the fleet server now (`pocketses fleet poll`)
 //! ← {"ok":true,"result":…}  or  {"ok":false,"error":"cannot …"}
 //! ```
 //!
@@ -79,6 +80,8 @@ pub enum Request {
     State,
     /// Report the latest checks and the snap's health.
     Checks,
+    /// Poll the fleet server now.
+    FleetPoll,
 }
 
 /// A control reply.
@@ -161,6 +164,9 @@ pub struct State {
     /// The push sinks' figures, by name.
     #[serde(default)]
     pub push: Vec<crate::push::sink::SinkStatus>,
+    /// The hub's spokes (`hub.spokes`), in order.
+    #[serde(default)]
+    pub hub: Vec<crate::hub::spoke::SpokeStatus>,
 }
 
 /// Decodes one request line. \[pure\]
@@ -419,6 +425,8 @@ async fn connection(
 pub type StateFn = Box<dyn Fn() -> Listening + Send + Sync>;
 /// The push sinks' figures, for `state` replies.
 pub type PushFn = Box<dyn Fn() -> Vec<crate::push::sink::SinkStatus> + Send + Sync>;
+/// The hub's spokes, for `state` replies.
+pub type HubFn = Box<dyn Fn() -> Vec<crate::hub::spoke::SpokeStatus> + Send + Sync>;
 
 #[derive(Debug)]
 struct ServiceState {
@@ -439,7 +447,9 @@ pub struct ConfigService {
     state: Mutex<ServiceState>,
     extra: Option<StateFn>,
     push: Option<PushFn>,
+    hub: Option<HubFn>,
     checks: Option<crate::checks::daemon::Latest>,
+    fleet: Option<crate::fleet::daemon::Fleet>,
     started: u64,
 }
 
@@ -476,7 +486,9 @@ impl ConfigService {
             }),
             extra: None,
             push: None,
+            hub: None,
             checks: None,
+            fleet: None,
             started: now_secs(),
         }
     }
@@ -485,6 +497,13 @@ impl ConfigService {
     #[must_use]
     pub fn with_state(mut self, extra: StateFn) -> Self {
         self.extra = Some(extra);
+        self
+    }
+
+    /// Adds the hub's spokes to `state` replies.
+    #[must_use]
+    pub fn with_hub(mut self, hub: HubFn) -> Self {
+        self.hub = Some(hub);
         self
     }
 
@@ -499,6 +518,13 @@ impl ConfigService {
     #[must_use]
     pub fn with_checks(mut self, checks: crate::checks::daemon::Latest) -> Self {
         self.checks = Some(checks);
+        self
+    }
+
+    /// Lets `fleet-poll` requests reach the fleet client.
+    #[must_use]
+    pub fn with_fleet(mut self, fleet: crate::fleet::daemon::Fleet) -> Self {
+        self.fleet = Some(fleet);
         self
     }
 
@@ -634,6 +660,7 @@ impl ConfigService {
             listening: None,
             exposure: Vec::new(),
             push: self.push.as_ref().map(|push| push()).unwrap_or_default(),
+            hub: self.hub.as_ref().map(|hub| hub()).unwrap_or_default(),
         };
         let want = crate::publish::listen::Want::from_config(
             &state.loaded.config,
@@ -672,6 +699,13 @@ impl ConfigService {
     async fn handle_request(&self, req: Request) -> Result<Value, String> {
         match req {
             Request::State => Ok(self.state_json()),
+            Request::FleetPoll => match &self.fleet {
+                Some(fleet) if self.lock().loaded.config.fleet.enabled => {
+                    fleet.poll_now();
+                    Ok(serde_json::to_value(fleet.status()).unwrap_or(Value::Null))
+                }
+                _ => Err(crate::fleet::daemon::not_running()),
+            },
             Request::Checks => match &self.checks {
                 Some(checks) => Ok(checks.reply()),
                 None => Err("cannot report checks: this daemon does not run them".to_string()),

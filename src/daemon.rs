@@ -137,6 +137,8 @@ pub struct RunOptions {
     pub push: Option<crate::push::sink::Registry>,
     /// Where the latest health and check document are kept for the control socket.
     pub checks: Option<crate::checks::daemon::Latest>,
+    /// The fleet client's state (the control socket's `fleet-poll` reaches it).
+    pub fleet: Option<crate::fleet::daemon::Fleet>,
 }
 
 /// Runs the daemon as `pocketses daemon` does: builds the runtime, reads the initial configuration,
@@ -150,9 +152,12 @@ pub fn main(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     let settings = args.settings();
     let loaded = initial_config(&settings)?;
     one_malloc_arena();
-    // Two workers: fan-out to thousands of subscribers uses both cores, idle costs two parked threads.
+    // One worker per core, at least 2 and at most 8: the line stream has one fan-out shard per
+    // worker (publish::shard), so fan-out to thousands of subscribers writes on every core;
+    // idle, each worker is a parked thread.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers)
         .max_blocking_threads(2)
         .thread_name("pocketses")
         .enable_all()
@@ -187,10 +192,16 @@ pub fn main(args: DaemonArgs) -> anyhow::Result<ExitCode> {
     // from the control socket (configure hook, snapd-control plug hooks) and SIGHUP.
     let push = crate::push::sink::Registry::default();
     let push_figures = push.clone();
+    let fleet = crate::fleet::daemon::Fleet::new(crate::fleet::daemon::status_path());
     let service = crate::control::ConfigService::new(source, settings, loaded, config_tx)
         .with_state(Box::new(move || *listening_rx.borrow()))
         .with_push(Box::new(move || push_figures.statuses()))
-        .with_checks(checks.clone());
+        .with_hub({
+            let hub = push.hub().clone();
+            Box::new(move || hub.spokes())
+        })
+        .with_checks(checks.clone())
+        .with_fleet(fleet.clone());
     let service = Arc::new(service);
     let shutdown = CancellationToken::new();
     let options = RunOptions {
@@ -198,6 +209,7 @@ pub fn main(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         listening: Some(listening_tx),
         push: Some(push),
         checks: Some(checks),
+        fleet: Some(fleet),
     };
     let res = runtime.block_on(async {
         let signals = listen_for_signals(shutdown.clone(), service.clone())?;
@@ -289,6 +301,16 @@ pub async fn run_with(
     // Push sinks: snapshot → spool → store (crate::push::sink).
     hub.set_push(registry.clone());
     let (push_tx, push_rx) = tokio::sync::mpsc::channel(crate::push::sink::FEED_CAPACITY);
+    // Hub mode: spokes' snapshots (polled, or POSTed to /v1/ingest) → the same sinks (crate::hub).
+    let (forward_tx, forward_rx) = tokio::sync::mpsc::channel(crate::hub::FORWARD_CAPACITY);
+    registry.hub().set_forward(forward_tx.clone());
+    tracker.spawn(crate::hub::poll::run(
+        registry.hub().clone(),
+        config.clone(),
+        forward_tx,
+        crate::publish::listen::files_dir(),
+        shutdown.clone(),
+    ));
     let pushes = crate::push::sink::Pushes::new(
         crate::paths::spool_dir(),
         crate::publish::listen::files_dir(),
@@ -303,7 +325,13 @@ pub async fn run_with(
         notify_rx,
         shutdown.clone(),
     ));
-    tracker.spawn(crate::push::sink::run(pushes, config.clone(), push_rx, shutdown.clone()));
+    tracker.spawn(crate::push::sink::run(
+        pushes,
+        config.clone(),
+        push_rx,
+        forward_rx,
+        shutdown.clone(),
+    ));
     tracker
         .spawn(crate::checks::daemon::report_health(checks.health.subscribe(), shutdown.clone()));
     // The one `GET /v2/snaps` poller: the `snaps` check and the dashboard's snaps read its list.
@@ -319,6 +347,12 @@ pub async fn run_with(
     tracker.spawn(collect_loop(hub.clone(), push_tx, config.clone(), checks, shutdown.clone()));
     // Re-attach to a remodel recorded before a restart and publish its progress (SSE `remodel`).
     tracker.spawn(crate::remodel::drive::daemon_task(hub.clone(), shutdown.clone()));
+    // The fleet client (fleet.enabled): poll, download, verify, apply, feedback.
+    let fleet = options
+        .fleet
+        .unwrap_or_else(|| crate::fleet::daemon::Fleet::new(crate::fleet::daemon::status_path()));
+    hub.set_fleet(fleet.clone());
+    tracker.spawn(crate::fleet::daemon::run(fleet, hub.clone(), config.clone(), shutdown.clone()));
     // The dashboard's model, serial and snaps, asked of snapd now and then, never per page.
     tracker.spawn(crate::publish::dashboard::device::follow(hub.clone(), shutdown.clone()));
     tracker.spawn(listeners.follow(config));
@@ -355,6 +389,7 @@ async fn collect_loop(
         crate::checks::daemon::Checker::new(),
         crate::checks::daemon::SpoolWatch::default(),
         crate::checks::daemon::FleetWatch::default(),
+        crate::metrics::units::Units::default(),
     )));
     let fleet_status = crate::paths::state_dir().join(crate::checks::daemon::FLEET_STATUS_FILE);
     let spool_dir = crate::paths::spool_dir();
@@ -379,8 +414,13 @@ async fn collect_loop(
                 let job = tokio::task::spawn_blocking(move || {
                     // A collection that panicked leaves the collector as it was; carry on with it.
                     let mut guard = collector.lock().unwrap_or_else(|p| p.into_inner());
-                    let (collector, checker, spools, fleet) = &mut *guard;
-                    let published = Published::new(seq, collector.collect(), format);
+                    let (collector, checker, spools, fleet, units) = &mut *guard;
+                    // The checks see every group; what is published and pushed only the groups
+                    // `collectors.*` keep (crate::metrics::units).
+                    let full = collector.collect();
+                    let mut kept = full.clone();
+                    units.apply(&mut kept, &config.collectors);
+                    let published = Published::new(seq, kept, format);
                     let now = crate::checks::daemon::now();
                     let facts = crate::checks::builtin::Facts {
                         snapd: snapd.facts(now),
@@ -400,7 +440,7 @@ async fn collect_loop(
                         ..Default::default()
                     };
                     let mut outcome =
-                        checker.run(seq, &published.snapshot, &facts, &situation, &config, now);
+                        checker.run(seq, &full, &facts, &situation, &config, now);
                     let changes = (!outcome.transitions.is_empty()).then(|| crate::notify::Changes {
                         time: now,
                         hostname: published.snapshot.hostname.clone(),

@@ -15,6 +15,7 @@ pub mod error;
 pub mod fleet;
 pub mod gadget;
 pub mod hooks;
+pub mod hub;
 pub mod keys;
 pub mod logging;
 pub mod metrics;

@@ -13,6 +13,7 @@ fn main() -> ExitCode {
         Some(Command::Daemon(args)) => pocketses::daemon::main(args),
         Some(Command::Subscribe(args)) => pocketses::publish::subscribe::main(args),
         Some(Command::Metrics(args)) => pocketses::metrics::cmd::main(args),
+        Some(Command::Collectors(args)) => pocketses::metrics::collectors::main(args),
         Some(Command::Checks(args)) => pocketses::checks::cmd::main(args),
         Some(Command::Status(args)) => pocketses::status::main(args),
         Some(Command::Hook(args)) => pocketses::hooks::main(args),
@@ -23,6 +24,7 @@ fn main() -> ExitCode {
         Some(Command::Spool(args)) => pocketses::spool::cmd::main(args),
         Some(Command::Bundle(args)) => pocketses::fleet::cmd::main(args),
         Some(Command::Push(args)) => pocketses::push::cmd::main(args),
+        Some(Command::Fleet(args)) => pocketses::fleet::status::main(args),
     };
     match res {
         Ok(code) => code,

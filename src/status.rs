@@ -431,6 +431,9 @@ pub fn render(r: &Report) -> String {
                     }
                 }
             }
+            for spoke in &d.hub {
+                line("spoke:", crate::hub::spoke::summary(spoke, now_ms));
+            }
         }
         (None, Some(err)) => line("daemon:", err.clone()),
         (None, None) => line("daemon:", "unknown".to_string()),

@@ -29,7 +29,8 @@ fn promtool() -> PathBuf {
 
 #[test]
 fn metrics_endpoint_passes_promtool() {
-    // A push sink (to a port nobody listens on) adds the pocketses_push_* families.
+    // A push sink (to a port nobody listens on) adds the pocketses_push_* families, and the
+    // fleet client (polling a port nobody listens on) the pocketses_fleet_* ones.
     let daemon = Daemon::start(&[
         "--interval",
         "3600",
@@ -37,11 +38,20 @@ fn metrics_endpoint_passes_promtool() {
         "push.p.url=http://127.0.0.1:9/x",
         "--set",
         "push.p.format=json",
+        "--set",
+        "fleet.url=http://127.0.0.1:9",
+        "--set",
+        "fleet.enabled=true",
+        "--set",
+        "fleet.trusted-keys=b/coDY16/aQJVMkNmZyHnywHun1vDWkREqqt5vm0nMg=",
     ]);
     daemon.subscribe().line();
     // The checks run right after the snapshot is published: wait for them too.
     daemon_util::poll("the first checks", || {
         Some(()).filter(|()| daemon.get("/v1/checks").status == 200)
+    });
+    daemon_util::poll("the fleet client's first poll", || {
+        Some(()).filter(|()| daemon.get("/metrics").body.contains("pocketses_fleet_errors_total 1"))
     });
     let res = daemon.get("/metrics");
     assert_eq!(res.status, 200);
@@ -57,6 +67,14 @@ fn metrics_endpoint_passes_promtool() {
     assert!(seen.contains_key("pocketses_push_backlog_records"), "{}", res.body);
     assert!(seen.contains_key("pocketses_push_dropped_records_total"), "{}", res.body);
     assert!(seen.contains_key("pocketses_check_state"), "{}", res.body);
+    for family in [
+        "pocketses_fleet_polls_total",
+        "pocketses_fleet_errors_total",
+        "pocketses_fleet_downloaded_bytes_total",
+        "pocketses_fleet_action_stage",
+    ] {
+        assert!(seen.contains_key(family), "{family}: {}", res.body);
+    }
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "families written twice: {twice:?}");
 

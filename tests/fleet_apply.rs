@@ -158,18 +158,22 @@ fn assertions_go_first_and_a_vouched_snap_is_not_dangerous() {
     assert_eq!(asserted.body, rev);
     assert_eq!(asserted.content_type.as_deref(), Some("application/x.ubuntu.assertion"));
     assert!(!device.fake.state().installed_files[0].1, "sent as dangerous");
-    let lines: Vec<Value> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&o.stdout).lines().map(support::assert_cli_json_shape).collect();
+    assert!(lines.iter().all(|l| l["event"] == "fleet"), "{lines:?}");
+    let stages: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "progress")
+        .filter_map(|l| l["stage"].as_str())
         .collect();
-    let stages: Vec<&str> = lines.iter().filter_map(|l| l["progress"]["stage"].as_str()).collect();
     assert_eq!(stages.first(), Some(&"verifying"));
     assert_eq!(stages.last(), Some(&"done"));
     let last = lines.last().unwrap();
-    assert_eq!(last["result"], "success");
+    assert!(last["action"].as_str().unwrap().starts_with("local-"), "{last}");
     assert_eq!(
-        last["outcome"],
-        json!({"action": last["outcome"]["action"], "version": "1.0.1", "changes": ["1"]})
+        *last,
+        json!({"event": "fleet", "type": "result", "result": "success", "action": last["action"],
+            "version": "1.0.1", "changes": ["1"]})
     );
 }
 
@@ -303,4 +307,166 @@ fn resume_after_a_restart_follows_the_same_change() {
     let o = device.run(&["bundle", "apply", "--resume", "--trusted", &public(&key())]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("no bundle to resume"), "{}", text(&o));
+}
+
+#[test]
+fn a_crash_while_verifying_verifies_again_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = make_bundle(dir.path(), &[("hello_1.snap", SNAP)], &key());
+    let device = Device::new();
+    // What a crash between extracting and saving the plan leaves: the journal says verifying,
+    // and an extraction directory (here with a file the bundle does not have) is there.
+    let journal = json!({"action": "9", "bundle": b, "stage": "verifying"});
+    std::fs::write(device.state.path().join("fleet.json"), journal.to_string()).unwrap();
+    let stale = device.state.path().join("fleet-bundle");
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::write(stale.join("evil.snap"), b"not from the bundle").unwrap();
+    let o = device.run(&["bundle", "apply", "--resume", "--trusted", &public(&key())]);
+    assert!(o.status.success(), "{}", text(&o));
+    let files = device.fake.state().installed_files.clone();
+    assert_eq!(files, [("hello_1.snap".to_string(), true, SNAP.to_vec())]);
+    let journal = device.journal();
+    assert_eq!((journal["action"].as_str(), journal["stage"].as_str()), (Some("9"), Some("done")));
+    assert!(!stale.exists());
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name))
+        .unwrap()
+}
+
+/// A registered, seeded device running `current.model` (as tests/remodel.rs has it).
+fn registered() -> Device {
+    let device = Device::new();
+    {
+        let mut state = device.fake.state();
+        state.model = Some(String::from_utf8(fixture("remodel/current.model")).unwrap());
+        state.serial = Some("type: serial\nauthority-id: pocketses-brand\nbrand-id: pocketses-brand\nmodel: pocketses-pc\nserial: 42\ndevice-key-sha3-384: x\ntimestamp: 2024-01-05T09:00:00Z\nsign-key-sha3-384: y\n\nAAAA\n".to_string());
+    }
+    device
+}
+
+#[test]
+fn a_model_remodels_after_the_preflight_and_is_recorded_as_a_remodel() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = fixture("remodel/rev2.model");
+    let b = make_bundle(dir.path(), &[("rev2.model", &model)], &key());
+    let device = registered();
+    let o = device.run(&["bundle", "apply", "--trusted", &public(&key()), b.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("remodelling to the model in \"rev2.model\""), "{out}");
+    assert_eq!(device.posts(), ["POST /v2/model"]);
+    let post = device
+        .fake
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST" && r.path == "/v2/model")
+        .unwrap();
+    assert_eq!(post.json()["new-model"].as_str().unwrap().as_bytes(), model);
+    assert_eq!(post.json()["offline"], false);
+    let record: Value = serde_json::from_str(
+        &std::fs::read_to_string(device.state.path().join("remodel.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["change"], "1");
+    assert_eq!(record["target"], "pocketses-brand/pocketses-pc rev 2");
+    assert_eq!(device.journal()["steps"][0]["step"]["do"], "remodel");
+    assert_eq!(device.journal()["stage"], "done");
+}
+
+#[test]
+fn a_remodel_snapd_would_refuse_is_not_posted() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = make_bundle(dir.path(), &[("arm64.model", &fixture("remodel/arm64.model"))], &key());
+    let device = registered();
+    let o = device.run(&["bundle", "apply", "--trusted", &public(&key()), b.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let all = text(&o);
+    assert!(
+        all.contains("cannot apply bundle: snapd would refuse the remodel: cannot remodel device: cannot remodel from grade signed to grade dangerous"),
+        "{all}"
+    );
+    assert!(
+        all.contains("cannot remodel device: cannot remodel from grade signed to grade dangerous"),
+        "{all}"
+    );
+    assert!(device.posts().is_empty(), "{:?}", device.posts());
+}
+
+#[test]
+fn a_change_waiting_for_a_reboot_is_the_rebooting_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = make_bundle(dir.path(), &[("pc-kernel_2.snap", SNAP)], &key());
+    let device = Device::new();
+    let task = |status: &str| json!([{"id": "4", "kind": "link-snap", "summary": "Make snap \"pc-kernel\" (unset) available to the system", "status": status}]);
+    device.fake.state().install_script = Some(vec![
+        Step::State(json!({"status": "Doing", "ready": false, "tasks": task("Doing")})),
+        Step::State(json!({"status": "Wait", "ready": false, "tasks": task("Wait")})),
+        Step::State(json!({"status": "Done", "ready": true, "tasks": task("Done")})),
+    ]);
+    let o = device.run(&["bundle", "apply", "--trusted", &public(&key()), b.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("rebooting  Wait    Make snap \"pc-kernel\" (unset) available"), "{out}");
+    assert!(out.contains("done       version 1.0.1 applied"), "{out}");
+    assert_eq!(device.journal()["stage"], "done");
+}
+
+#[test]
+fn without_trusted_keys_nothing_is_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = make_bundle(dir.path(), &[("hello_1.snap", SNAP)], &key());
+    let device = Device::new();
+    let o = device.run(&["bundle", "apply", b.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "error: cannot apply bundle: no trusted keys (set fleet.trusted-keys or pass --trusted)\n"
+    );
+    assert!(device.posts().is_empty());
+}
+
+/// The library call the fleet client makes: progress by stage, and the same action id again
+/// returns the recorded result instead of applying twice.
+#[tokio::test]
+async fn the_api_reports_progress_and_applies_an_action_once() {
+    use pocketses::fleet::apply::{self, Progress};
+    use pocketses::fleet::journal::{self, Stage};
+    let dir = tempfile::tempdir().unwrap();
+    let b = make_bundle(dir.path(), &[("hello_1.snap", SNAP)], &key());
+    let device = Device::new();
+    let client = pocketses::snapd::Client::new(std::sync::Arc::new(
+        pocketses::snapd::socket::UnixTransport::new(device.fake.snapd_socket()),
+    ));
+    let journal_path = device.state.path().join(journal::FILE);
+    let trusted = [key().verifying_key()];
+    let mut seen: Vec<Progress> = Vec::new();
+    let mut progress = |p: Progress| seen.push(p);
+    let outcome =
+        apply::apply(&client, &b, &trusted, &journal_path, "31", &mut progress).await.unwrap();
+    assert_eq!(
+        outcome,
+        apply::Outcome { action: "31".into(), version: "1.0.1".into(), changes: vec!["1".into()] }
+    );
+    let stages: Vec<Stage> = seen.iter().map(|p| p.stage).collect();
+    assert_eq!(stages.first(), Some(&Stage::Verifying));
+    assert!(stages.contains(&Stage::Applying));
+    assert_eq!(stages.last(), Some(&Stage::Done));
+    let last = seen.last().unwrap();
+    assert_eq!((last.step, last.steps), (1, 1));
+    assert!(
+        seen.iter().flat_map(|p| &p.details).any(|d| d.contains("Mount snap \"hello\" (unset)")),
+        "{seen:?}"
+    );
+    // The server sends the action again (its feedback was lost): the same result, nothing redone.
+    let mut quiet = |_: Progress| {};
+    let again = apply::apply(&client, &b, &trusted, &journal_path, "31", &mut quiet).await.unwrap();
+    assert_eq!(again, outcome);
+    assert_eq!(device.posts(), ["POST /v2/snaps"]);
+    // Until it is acknowledged, a restarted daemon gets the result again; then nothing.
+    let resumed = apply::resume(&client, &trusted, &journal_path, &mut quiet).await.unwrap();
+    assert_eq!(resumed.map(|r| r.result), Some(Ok(outcome)));
+    journal::acknowledge(&journal_path, "31").unwrap();
+    assert_eq!(apply::resume(&client, &trusted, &journal_path, &mut quiet).await.unwrap(), None);
 }

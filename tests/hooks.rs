@@ -42,6 +42,7 @@ fn install_writes_defaults_and_keeps_gadget_values() {
                 "metrics-public": false},
             "publish": {"max-subscribers": 10000, "format": "json", "remodel-events": false},
             "limits": {"per-source": 64}, "fleet": {"tenant": "DEFAULT", "enabled": false},
+            "hub": {"timeout": 10, "ingest": false},
             "log": {"level": "info"}, "schema-version": 1})
     );
     // Running again (default-configure after install) changes nothing.

@@ -2,17 +2,17 @@
 //! packages): an outage of the store with a `kill -9` of the daemon in the middle of it, and every
 //! snapshot arrives, once, in order.
 //!
-//! The issue asks for a 60 s outage; the default here is 20 s, which already spans six backoff
-//! steps, a daemon restart and a backlog to replay, and keeps `cargo test` short.
-//! `POCKETSES_OUTAGE_SECS=60` runs the full one (the whole test then takes about 90 s).
+//! The issue asks for a 60 s outage: CI (`POCKETSES_CI`, set by tests/run) runs that one for
+//! VictoriaMetrics (the whole test then takes about 90 s instead of 25 s). Elsewhere the default
+//! is 20 s, which already spans six backoff steps, a daemon restart and a backlog to replay, and
+//! keeps `cargo test` short; `POCKETSES_OUTAGE_SECS` sets any other length.
 
 #![allow(clippy::unwrap_used)]
 
 mod daemon_util;
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use daemon_util::poll;
@@ -20,80 +20,21 @@ use support::stores::Store;
 
 fn outage() -> Duration {
     let secs = std::env::var("POCKETSES_OUTAGE_SECS").ok().and_then(|v| v.parse().ok());
-    Duration::from_secs(secs.unwrap_or(20))
+    let default = if std::env::var_os("POCKETSES_CI").is_some() { 60 } else { 20 };
+    Duration::from_secs(secs.unwrap_or(default))
 }
 
-/// A daemon on a state directory the test keeps.
-struct Daemon {
-    child: Child,
-    dir: PathBuf,
-}
+type Daemon = daemon_util::kept::Kept;
 
-impl Daemon {
-    fn start(dir: &Path, args: &[&str]) -> Daemon {
-        let ready = dir.join("ready");
-        let _ = std::fs::remove_file(&ready);
-        let child = Command::new(env!("CARGO_BIN_EXE_pocketses"))
-            .args(["daemon", "--bind", "127.0.0.1", "--port", "0", "--http-port", "0"])
-            .args(["--interval", "1", "--ready-file"])
-            .arg(&ready)
-            .args(args)
-            .env("POCKETSES_SNAPD_SOCKET", dir.join("no-snapd.socket"))
-            .env("POCKETSES_STATE_DIR", dir)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(dir.join("stderr"))
-                    .unwrap(),
-            )
-            .spawn()
-            .unwrap();
-        let mut daemon = Daemon { child, dir: dir.to_path_buf() };
-        poll("the ready file", || {
-            if let Ok(Some(status)) = daemon.child.try_wait() {
-                panic!("daemon exited with {status}: {}", daemon.stderr());
-            }
-            std::fs::read_to_string(&ready).ok().filter(|t| t.ends_with('\n'))
-        });
-        daemon
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
-    }
-
-    fn pending(&self, name: &str) -> u64 {
-        let out = Command::new(env!("CARGO_BIN_EXE_pocketses"))
-            .args(["spool", "status", "--json", "--state-dir"])
-            .arg(&self.dir)
-            .output()
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["spools"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == name)
-            .map_or(0, |s| s["pending-records"].as_u64().unwrap())
-    }
-
-    fn stop(mut self, signal: i32) {
-        let pid = i32::try_from(self.child.id()).unwrap();
-        // SAFETY: kill(2) on our own child.
-        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// Polls `cond` like [`poll`], for up to `limit`.
+fn poll_within<T>(what: &str, limit: Duration, mut cond: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = cond() {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -141,9 +82,16 @@ fn victoria_metrics_outage_and_a_daemon_kill_lose_nothing() {
     std::thread::sleep(outage() - half);
     let backlog = daemon.pending("vm");
     assert!(backlog >= 3, "a backlog builds while the store is down: {backlog}");
+    // `spool status` counts the backlog in points too: about a dozen influx lines a snapshot.
+    let status = daemon.spool_status();
+    let points = status["spools"][0]["pending-points"].as_u64().unwrap();
+    assert!(points >= backlog * 5, "{points} points in {backlog} records: {status}");
     vm.start();
     let back = Instant::now();
-    poll("the backlog delivered", || (daemon.pending("vm") == 0).then_some(()));
+    // The sender's backoff may be waiting up to twice its last step when the store returns
+    // (16 to 32 s after a 60 s outage): a liveness bound above the longest wait, not a target.
+    let within = Duration::from_secs(120);
+    poll_within("the backlog delivered", within, || (daemon.pending("vm") == 0).then_some(()));
     let replay = back.elapsed();
     let after = samples(&vm);
     // Every snapshot spooled before the kill arrived. (What the store had acknowledged just
@@ -213,5 +161,47 @@ fn prometheus_remote_write_survives_an_outage_of_prometheus() {
     assert!(outage >= (killed - down) / 1000 - 1, "{pending} spooled, store has {after:?}");
     let gaps = after.windows(2).filter(|w| w[1] - w[0] > 3_000).count();
     assert!(gaps <= 2, "snapshots missing: {after:?}");
+    daemon.stop(libc::SIGTERM);
+}
+
+#[test]
+fn influxdb_with_authentication_takes_the_sinks_basic_auth() {
+    let Some(influx) = Store::influxdb_with_auth("admin", "s3cret-pw") else { return };
+    let url =
+        format!("push.in.url={}", influx.url(&format!("/write?db={}", support::stores::INFLUX_DB)));
+    let good = tempfile::tempdir().unwrap();
+    let args = |password: &'static str| {
+        vec![
+            "--set".to_string(),
+            url.clone(),
+            "--set".into(),
+            "push.in.format=influx".into(),
+            "--set".into(),
+            "push.in.username=admin".into(),
+            "--set".into(),
+            format!("push.in.password={password}"),
+        ]
+    };
+    let good_args = args("s3cret-pw");
+    let good_args: Vec<&str> = good_args.iter().map(String::as_str).collect();
+    let daemon = Daemon::start(good.path(), &good_args);
+    poll("points in InfluxDB", || (!influx.influx_points("mem").is_empty()).then_some(()));
+    let points = influx.influx_points("mem");
+    assert!(points.iter().all(|p| p.tags.get("host").is_some_and(|h| !h.is_empty())), "{points:?}");
+    daemon.stop(libc::SIGTERM);
+    // A wrong password: 401, said as `unauthorized`, the data kept.
+    let bad = tempfile::tempdir().unwrap();
+    let bad_args = args("wrong-password");
+    let bad_args: Vec<&str> = bad_args.iter().map(String::as_str).collect();
+    let daemon = Daemon::start(bad.path(), &bad_args);
+    let status = poll("the refusal", || {
+        let status = daemon.spool_status();
+        (status["spools"][0]["live"]["state"] == "unauthorized"
+            && status["spools"][0]["pending-records"].as_u64() >= Some(2))
+        .then_some(status)
+    });
+    let err = status["spools"][0]["live"]["last-error"].as_str().unwrap().to_string();
+    assert!(err.contains("answered 401"), "{err}");
+    assert!(!err.contains("wrong-password"), "{err}");
     daemon.stop(libc::SIGTERM);
 }

@@ -13,8 +13,8 @@ mod daemon_util;
 use std::collections::BTreeSet;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -148,100 +148,7 @@ fn ok() -> Answer {
     (204, vec![], String::new())
 }
 
-/// A daemon on a state directory the test keeps, so that it can be killed and started again.
-struct Daemon {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Daemon {
-    fn start(dir: &Path, args: &[&str]) -> Daemon {
-        let ready = dir.join("ready");
-        let _ = std::fs::remove_file(&ready);
-        let child = Command::new(env!("CARGO_BIN_EXE_pocketses"))
-            .args(["daemon", "--bind", "127.0.0.1", "--port", "0", "--interval", "1"])
-            .args(["--http-port", &daemon_util::free_port().to_string()])
-            .arg("--ready-file")
-            .arg(&ready)
-            .args(args)
-            .env("POCKETSES_SNAPD_SOCKET", dir.join("no-snapd.socket"))
-            .env("POCKETSES_STATE_DIR", dir)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(dir.join("stderr"))
-                    .unwrap(),
-            )
-            .spawn()
-            .unwrap();
-        let mut daemon = Daemon { child, dir: dir.to_path_buf() };
-        poll("the ready file", || {
-            if let Ok(Some(status)) = daemon.child.try_wait() {
-                panic!("daemon exited with {status}: {}", daemon.stderr());
-            }
-            std::fs::read_to_string(&ready).ok().filter(|t| t.ends_with('\n'))
-        });
-        daemon
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
-    }
-
-    fn http(&self) -> std::net::SocketAddr {
-        let text = std::fs::read_to_string(self.dir.join("ready")).unwrap();
-        daemon_util::parse_ready(&text).1.unwrap()
-    }
-
-    fn metrics(&self) -> String {
-        let mut s = TcpStream::connect(self.http()).unwrap();
-        write!(s, "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).unwrap();
-        text
-    }
-
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// `pocketses spool status --json` (live figures from this daemon when it runs).
-    fn spool_status(&self) -> Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_pocketses"))
-            .args(["spool", "status", "--json", "--state-dir"])
-            .arg(&self.dir)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    /// Sends a configuration document over the control socket, as the configure hook does.
-    fn reload(&self, doc: Value) {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let req = pocketses::control::Request::Reload { config: Some(doc) };
-        runtime
-            .block_on(pocketses::control::call(
-                &self.dir.join("control.sock"),
-                &req,
-                Duration::from_secs(10),
-            ))
-            .unwrap();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+type Daemon = daemon_util::kept::Kept;
 
 /// The figures of spool `name` in a `spool status --json` document.
 fn spool<'a>(status: &'a Value, name: &str) -> &'a Value {
@@ -253,12 +160,8 @@ fn spool<'a>(status: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no spool {name} in {status}"))
 }
 
-/// Records waiting in spool `name`; 0 while the spool does not exist yet (a sink added by a
-/// reload creates it when it starts).
 fn pending(daemon: &Daemon, name: &str) -> u64 {
-    let status = daemon.spool_status();
-    let found = status["spools"].as_array().unwrap().iter().find(|s| s["name"] == name);
-    found.map_or(0, |s| s["pending-records"].as_u64().unwrap())
+    daemon.pending(name)
 }
 
 /// The records spooled for `name`, read offline (the daemon must be stopped): their timestamps.

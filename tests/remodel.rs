@@ -1,6 +1,9 @@
 //! `pocketses remodel` against the fake snapd: pre-flight refusals never post, scripted changes
 //! are followed to their end (Done, Error, Undone, across a snapd restart), snapd's refusals
 //! keep their kind, `--watch`, `--abort`, Ctrl-C detaching and the daemon's event stream.
+//! The `recorded_*` tests replay the changes a real snapd 2.57 ran for the remodel spread tasks
+//! (tests/spread/remodel/, recorded into tests/fixtures/snapd/remodel-*.json): the progress view,
+//! the `--json` events and `status` must fit what the real change looked like.
 
 mod support;
 
@@ -9,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::fake_snapd::{ErrorReply, FakeSnapd, Step};
+use support::fake_snapd::{recorded_change, recorded_error, replay, ErrorReply, FakeSnapd, Step};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
@@ -826,4 +829,290 @@ fn daemon_writes_remodel_events_on_the_line_stream_when_asked() {
         }
     }
     assert!(events.iter().any(|e| e["type"] == "progress"), "{events:?}");
+}
+
+/// The status line and the JSON record `pocketses status` gives after a remodel.
+fn status_of(fake: &FakeSnapd, state_dir: &Path) -> (String, Value) {
+    let status = |json: bool| {
+        let mut cmd = Command::new(support::bin());
+        cmd.arg("status").env("POCKETSES_SNAPD_SOCKET", fake.snapd_socket());
+        cmd.env("POCKETSES_STATE_DIR", state_dir).env_remove("SNAP_DATA");
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().expect("run pocketses");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = status(false);
+    let line =
+        text.lines().find(|l| l.trim_start().starts_with("remodel:")).unwrap_or("").to_string();
+    (line, serde_json::from_str(&status(true)).expect("status --json"))
+}
+
+/// Runs `pocketses remodel` (plain, then `--json`) on a fake that replays a recorded change.
+fn replayed(file: &str) -> (Value, Run, Run, FakeSnapd, tempfile::TempDir) {
+    let recorded = recorded_change(file);
+    let fake = device();
+    let model = fixture("remodel/rev2.model");
+    let state = tempfile::tempdir().expect("tempdir");
+    fake.state().remodel_script = Some(replay(&recorded));
+    let json = run(&fake, state.path(), &["--json", model.to_str().expect("utf8")]);
+    fake.state().remodel_script = Some(replay(&recorded));
+    let plain = run(&fake, state.path(), &[model.to_str().expect("utf8")]);
+    (recorded, plain, json, fake, state)
+}
+
+fn summaries(recorded: &Value) -> Vec<(String, String)> {
+    recorded["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|t| {
+            (
+                t["summary"].as_str().expect("summary").into(),
+                t["status"].as_str().expect("status").into(),
+            )
+        })
+        .collect()
+}
+
+fn events(res: &Run) -> Vec<Value> {
+    res.stdout.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
+}
+
+#[test]
+fn recorded_update_remodel_is_shown_task_by_task() {
+    let (recorded, plain, json, fake, state) = replayed("remodel-update-done.json");
+    assert_eq!(recorded["status"], "Done");
+    assert_eq!(plain.code, 0, "{}{}", plain.stdout, plain.stderr);
+    // Every task snapd ran, as snapd names it, in the order it finished.
+    let shown: Vec<&str> = plain.stdout.lines().filter(|l| l.starts_with("Done    ")).collect();
+    let want: Vec<String> =
+        summaries(&recorded).iter().map(|(s, _)| format!("Done    {s}")).collect();
+    assert_eq!(shown[..want.len()], want[..], "{}", plain.stdout);
+    let summary = recorded["summary"].as_str().expect("summary");
+    assert!(
+        plain.stdout.contains(&format!("remodel done: {summary} (change 2)\n")),
+        "{}",
+        plain.stdout
+    );
+    // The download counted the snap's bytes.
+    let evs = events(&json);
+    let download = evs
+        .iter()
+        .find(|e| {
+            e["type"] == "progress"
+                && e["summary"].as_str().unwrap_or("").starts_with("Download snap")
+        })
+        .expect("a progress event for the download");
+    assert_eq!(download["total"], recorded["tasks"][1]["progress"]["total"]);
+    let kinds: Vec<&str> = evs
+        .iter()
+        .filter(|e| e["type"] == "task" && e["status"] == "Done")
+        .map(|e| e["kind"].as_str().unwrap_or(""))
+        .collect();
+    let want_kinds: Vec<&str> = recorded["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(kinds, want_kinds);
+    assert_eq!(
+        evs.last().map(|e| (e["type"].clone(), e["status"].clone())),
+        Some((json!("finished"), json!("Done")))
+    );
+    let (line, value) = status_of(&fake, state.path());
+    assert_eq!(line.split_whitespace().collect::<Vec<_>>(), ["remodel:", "change", "2", "Done"]);
+    assert_eq!(
+        value["remodel"]["summary"], "Refresh model assertion from revision 1 to 2",
+        "{value}"
+    );
+    assert_eq!(value["remodel"]["ready"], true);
+}
+
+#[test]
+fn recorded_reregistration_shows_the_new_serial_request() {
+    let (recorded, plain, json, _fake, _state) = replayed("remodel-rereg-done.json");
+    assert_eq!(plain.code, 0, "{}{}", plain.stdout, plain.stderr);
+    assert!(
+        plain.stdout.lines().any(|l| l == "Done    Request new device serial"),
+        "{}",
+        plain.stdout
+    );
+    assert!(summaries(&recorded)
+        .iter()
+        .all(|(s, _)| plain.stdout.contains(&format!("Done    {s}\n"))));
+    let evs = events(&json);
+    assert!(evs
+        .iter()
+        .any(|e| e["type"] == "task" && e["kind"] == "request-serial" && e["status"] == "Done"));
+}
+
+#[test]
+fn recorded_abort_is_reported_as_snapd_ended_it() {
+    let (recorded, plain, json, fake, state) = replayed("remodel-abort-error.json");
+    let status = recorded["status"].as_str().expect("status").to_string();
+    assert_eq!(plain.code, 1, "{}{}", plain.stdout, plain.stderr);
+    // Every task that left the queue is shown at the status snapd ended it with.
+    for (summary, st) in summaries(&recorded) {
+        if st != "Do" {
+            let want = format!("{st:<7} {summary}");
+            assert!(
+                plain.stdout.lines().any(|l| l == want),
+                "no line {want:?} in\n{}",
+                plain.stdout
+            );
+        }
+    }
+    let outcome = if status == "Undone" {
+        "remodel undone: snapd reverted every step, the device still runs its previous model (change 2)".to_string()
+    } else {
+        format!("remodel failed: change 2 is {status}")
+    };
+    assert!(plain.stdout.contains(&outcome), "{}", plain.stdout);
+    // snapd's error, in its words (for the abort: the hook it killed).
+    let err = recorded["err"].as_str().unwrap_or("");
+    for line in err.lines() {
+        assert!(plain.stdout.contains(&format!("  {line}\n")), "no {line:?} in\n{}", plain.stdout);
+    }
+    let evs = events(&json);
+    assert_eq!(
+        evs.last().map(|e| (e["type"].clone(), e["status"].clone())),
+        Some((json!("finished"), json!(status)))
+    );
+    let (line, value) = status_of(&fake, state.path());
+    assert_eq!(
+        line.split_whitespace().collect::<Vec<_>>(),
+        ["remodel:", "change", "2", status.as_str()]
+    );
+    assert_eq!(value["remodel"]["ready"], true);
+}
+
+#[test]
+fn recorded_missing_snap_refusal_is_given_in_snapds_words() {
+    let refusal = recorded_error("remodel-missing-post.json");
+    let fake = device();
+    let state = tempfile::tempdir().expect("tempdir");
+    let want = match &refusal.kind {
+        Some(kind) => format!("error: {} [{kind}]", refusal.message),
+        None => format!("error: {}", refusal.message),
+    };
+    fake.fail("POST", "/v2/model", refusal);
+    let res = run(&fake, state.path(), &[fixture("remodel/rev2.model").to_str().expect("utf8")]);
+    assert_eq!(res.code, 1);
+    assert!(res.stderr.contains(&want), "want {want:?} in {}", res.stderr);
+    assert!(!state.path().join("remodel.json").exists(), "nothing to record when snapd refuses");
+}
+
+#[test]
+fn a_classic_device_is_told_why_its_gadget_layout_is_not_checked() {
+    let fake = device();
+    {
+        let mut state = fake.state();
+        state.model = Some(read(&fixture("remodel/testbrand-seed.model")));
+        state.system_info["on-classic"] = json!(true);
+        state.system_info["version"] = json!("2.57.6-1+deb12u1");
+    }
+    let state = tempfile::tempdir().expect("tempdir");
+    let model = fixture("remodel/testbrand-update.model");
+    let want = "gadget layout: not checked (a classic device's disk is not laid out by its gadget; snapd does not check it either)";
+    let res = run(&fake, state.path(), &["--check", model.to_str().expect("utf8")]);
+    assert_eq!(res.code, 0, "{}{}", res.stdout, res.stderr);
+    assert!(res.stdout.lines().any(|l| l == want), "{}", res.stdout);
+    assert!(res.stdout.contains("change summary: Refresh model assertion from revision 0 to 1\n"));
+    let res = run(&fake, state.path(), &["--check", "--json", model.to_str().expect("utf8")]);
+    assert_eq!(res.code, 0, "{}{}", res.stdout, res.stderr);
+    let plan: Value =
+        serde_json::from_str(res.stdout.lines().next().expect("a line")).expect("JSON");
+    assert_eq!((plan["type"].as_str(), plan["gadget-layout"].as_str()), (Some("plan"), Some(want)));
+    assert_eq!(model_posts(&fake), 0);
+}
+
+#[test]
+fn recorded_reattach_change_is_followed_by_the_daemon_to_its_end() {
+    use pocketses::publish::{Event, Hub};
+    use pocketses::remodel::drive::{self, Record};
+
+    let recorded = recorded_change("remodel-reattach-error.json");
+    let fake = device();
+    // snapd restarted while the change was held, as in the spread task.
+    let mut script = replay(&recorded);
+    let held = script.len() - 1;
+    script.insert(held, Step::Gone(Duration::from_millis(200)));
+    let id = fake.add_change(script);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let record = dir.path().join("remodel.json");
+    drive::save_record(
+        &record,
+        &Record {
+            change: id.clone(),
+            summary: recorded["summary"].as_str().expect("summary").into(),
+            target: "developer1/pocketses-classic rev 2".into(),
+            status: "Doing".into(),
+            ready: false,
+            err: None,
+        },
+    )
+    .expect("record");
+    let hub = Hub::new(64);
+    let (mut rx, _) = hub.subscribe();
+    let client = std::sync::Arc::new(pocketses::snapd::Client::new(std::sync::Arc::new(
+        pocketses::snapd::socket::UnixTransport::new(fake.snapd_socket()),
+    )));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let events = rt.block_on(async {
+        let task = tokio::spawn(drive::republish(
+            client,
+            record.clone(),
+            hub.clone(),
+            Duration::from_millis(10),
+            shutdown.clone(),
+        ));
+        let mut events: Vec<Value> = Vec::new();
+        let collect = async {
+            // The hub's queue is short (publish::QUEUE_CAPACITY): the many task events of the
+            // last step may lag this receiver; the newest, the finished event, stays.
+            loop {
+                let event = match rx.recv().await {
+                    Ok(event) => event,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                };
+                if let Event::Remodel(report) = event {
+                    let value: Value = serde_json::from_slice(&report.json()).expect("JSON event");
+                    let done = value["type"] == "finished";
+                    events.push(value);
+                    if done {
+                        break;
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), collect).await.expect("finished event");
+        shutdown.cancel();
+        task.await.expect("task ends on shutdown");
+        events
+    });
+    let status = recorded["status"].as_str().expect("status");
+    // Each task as it ran, up to the one snapd was in when it restarted.
+    let held =
+        summaries(&recorded).into_iter().find(|(_, st)| st == "Error").expect("an Error task").0;
+    assert!(
+        events.iter().any(|e| e["type"] == "task"
+            && e["summary"] == held.as_str()
+            && e["status"] == "Doing"),
+        "{events:?}"
+    );
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap_or("")).collect();
+    assert_eq!(types.first(), Some(&"attached"));
+    // snapd's restart was seen ("resumed" comes with the burst of the last step and may lag).
+    assert!(types.contains(&"waiting"), "{types:?}");
+    assert_eq!(
+        events.last().map(|e| (e["type"].clone(), e["status"].clone())),
+        Some((json!("finished"), json!(status)))
+    );
+    let after = drive::load_record(&record).expect("load").expect("record");
+    assert_eq!((after.status.as_str(), after.ready), (status, true));
 }

@@ -71,7 +71,7 @@ fn generic_classic_model_is_assertion_text() {
 }
 
 /// The remodel change a real snapd 2.57 ran for `pocketses remodel update.model` on the test
-/// brand (tests/spread/remodel/update, docs/remodel-real.md), as `GET /v2/changes/{id}` gave it.
+/// brand (tests/spread/remodel/update, docs/remodel.md), as `GET /v2/changes/{id}` gave it.
 fn real_remodel() -> Change {
     envelope::decode(200, &fixture("remodel-update-done.json"))
         .expect("remodel-update-done.json is an envelope")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The real-remodel VM phase (tests/vm/brand.sh, docs/remodel-real.md): snapd 2.57 built with
+# The real-remodel VM phase (tests/vm/brand.sh, docs/remodel.md): snapd 2.57 built with
 # snapd's own test keys (`-tags "withtestkeys nosecboot"`: it also trusts the test root
 # "testrootorg"), snapd's fake store and fake serial vault, and tools/testbrand, all from
 # Debian's golang-github-snapcore-snapd-dev source, offline. Cached in $OUT, keyed by the snapd

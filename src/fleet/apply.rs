@@ -364,7 +364,8 @@ impl<W: io::Write> io::Write for Sha3Writer<W> {
 /// `progress` and records every step in the journal. Returns when every change is ready.
 ///
 /// When the journal holds an unfinished action with the same id, that action is resumed
-/// (as [`resume`] does); another unfinished action makes this one fail with
+/// (as [`resume`] does), and a finished one with the same id returns its recorded result
+/// without doing anything again; another unfinished action makes this one fail with
 /// [`ErrorKind::Busy`] without touching anything.
 ///
 /// # Errors
@@ -380,6 +381,16 @@ pub async fn apply(
     let current = journal::load(journal).map_err(|e| ApplyError::new(ErrorKind::State, e))?;
     let record = match current {
         Some(j) if !j.stage.is_final() && j.action == action => j,
+        // The same action again once it is over (its feedback was lost): its result, not a
+        // second run.
+        Some(j) if j.action == action => {
+            return j.result().unwrap_or_else(|| {
+                Err(ApplyError::new(
+                    ErrorKind::State,
+                    "internal error: a final stage without a result",
+                ))
+            });
+        }
         Some(j) if !j.stage.is_final() => {
             return Err(ApplyError::new(
                 ErrorKind::Busy,
@@ -499,9 +510,10 @@ async fn drive_steps(
     let save =
         |r: &Journal| journal::save(path, r).map_err(|e| ApplyError::new(ErrorKind::State, e));
     let dir = extract_dir(path);
-    let needs_files = record.stage == Stage::Verifying
-        || record.steps.iter().any(|s| !s.ready && s.change.is_none());
-    if needs_files && !dir.is_dir() {
+    // While verifying, a directory left there (by a crash between extracting and saving the
+    // plan) is never trusted: the bundle is verified and extracted again.
+    let needs_files = record.steps.iter().any(|s| !s.ready && s.change.is_none());
+    if record.stage == Stage::Verifying || (needs_files && !dir.is_dir()) {
         progress(Progress {
             stage: Stage::Verifying,
             step: 0,
@@ -664,10 +676,16 @@ async fn start(
                 .await
                 .map_err(|e| refused(format!("the remodel to {file:?}"), e))?;
             // Also the remodel's own record, so `pocketses status` and the dashboard show it.
+            let target = crate::assertion::decode(request.model.as_bytes())
+                .map(|m| {
+                    let h = |name: &str| m.header_str(name).to_string();
+                    format!("{}/{} rev {}", h("brand-id"), h("model"), m.revision())
+                })
+                .unwrap_or_default();
             let remodel = drive::Record {
                 change: id.clone(),
                 summary: plan.summary,
-                target: String::new(),
+                target,
                 status: "Do".to_string(),
                 ready: false,
                 err: None,

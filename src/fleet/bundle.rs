@@ -32,6 +32,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::cpio;
 use super::libconfig::{self, Value};
+use crate::assertion::quote;
 
 /// The description's entry name.
 pub const DESCRIPTION: &str = "sw-description";
@@ -236,23 +237,10 @@ pub fn check_hardware(model: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// Writes `sw-description`. Sizes that do not fit libconfig's 32-bit integers get the `L`
-/// suffix (64-bit).
+/// suffix (64-bit). Strings are quoted with [`crate::assertion::quote`]: every string written
+/// here is a checked version, a plain ASCII file name, a type word or hex, so only `"` and
+/// `\` are ever escaped, and libconfig reads those escapes back the same.
 pub fn render(desc: &Description) -> String {
     let mut s = String::new();
     s.push_str("software =\n{\n");

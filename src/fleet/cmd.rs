@@ -411,7 +411,8 @@ async fn apply(file: Option<&Path>, trusted: &[String], json: bool) -> anyhow::R
     let mut out = io::stdout();
     let mut progress = |p: Progress| {
         if json {
-            let line = serde_json::json!({"event": "fleet", "progress": p});
+            let line = serde_json::json!({"event": "fleet", "type": "progress",
+                "stage": p.stage, "step": p.step, "steps": p.steps, "details": p.details});
             let _ = writeln!(out, "{line}");
         } else {
             for line in &p.details {
@@ -442,19 +443,19 @@ async fn apply(file: Option<&Path>, trusted: &[String], json: bool) -> anyhow::R
     match result {
         Ok(outcome) => {
             if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"event": "fleet", "result": "success", "outcome": outcome})
-                );
+                let line = serde_json::json!({"event": "fleet", "type": "result",
+                    "result": "success", "action": outcome.action, "version": outcome.version,
+                    "changes": outcome.changes});
+                println!("{line}");
             }
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {
             if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"event": "fleet", "result": "failure", "kind": err.kind, "message": err.to_string(), "details": err.details})
-                );
+                let line = serde_json::json!({"event": "fleet", "type": "result",
+                    "result": "failure", "action": action, "kind": err.kind,
+                    "message": err.to_string(), "details": err.details});
+                println!("{line}");
             }
             Err(anyhow::Error::new(err))
         }

@@ -14,6 +14,7 @@ use std::net::IpAddr;
 
 pub mod cmd;
 pub mod collect;
+pub mod collectors;
 pub mod encode;
 mod ifaddrs;
 pub mod proc;
@@ -21,6 +22,7 @@ mod rates;
 mod reader;
 mod sensors;
 mod statvfs;
+pub mod units;
 
 /// One collection cycle's worth of host metrics.
 ///

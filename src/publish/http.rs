@@ -9,6 +9,7 @@
 //! | `GET /` | the dashboard ([`super::dashboard`]): HTML with every fact, live from the SSE stream |
 //! | `GET /ui/…` | the dashboard's script, style sheet and uPlot, embedded, gzip, ETag, cacheable |
 //! | `GET /v1/history` | the last hour of the dashboard's figures ([`super::history`]), JSON columns |
+//! | `POST /v1/ingest` | hub mode: documents from spokes' json sinks ([`crate::hub::ingest`]), when `hub.ingest` is true |
 //! | other paths | 404 with `{"error":"…"}` |
 //! | other methods | 405 with `{"error":"…"}` and `Allow: GET, HEAD` |
 //!
@@ -71,6 +72,8 @@ pub enum Route {
     History,
     /// `GET /ui/…`: one of the dashboard's embedded files, by path.
     Asset(&'static str),
+    /// `/v1/ingest`, any method: [`crate::hub::ingest`] answers.
+    Ingest,
     /// An unknown path.
     NotFound,
     /// A known path with a method other than GET or HEAD.
@@ -79,6 +82,9 @@ pub enum Route {
 
 /// Maps a method and a path (without query) to a [`Route`]. \[pure\]
 pub fn route(method: &Method, path: &str) -> Route {
+    if path == "/v1/ingest" {
+        return Route::Ingest;
+    }
     let found = match path {
         "/v1/metrics" => Route::Json,
         "/v1/metrics/stream" => Route::Stream,
@@ -308,6 +314,9 @@ where
         async move {
             let busy = Busy::new(&conn.member.busy);
             let mut res = match authorize(&req, &conn, &secured).await {
+                Ok(()) if route(req.method(), req.uri().path()) == Route::Ingest => {
+                    ingest(req, &conn).await
+                }
                 Ok(()) => respond(&req, &conn, &shutdown),
                 Err(res) => res,
             };
@@ -391,6 +400,9 @@ fn respond(
                 if let Some(push) = hub.push() {
                     own.extend(push.families(crate::spool::millis(std::time::SystemTime::now())));
                 }
+                if let Some(fleet) = hub.fleet() {
+                    own.extend(fleet.families());
+                }
                 let mut own = prometheus::write(&mut own);
                 if let Some(checks) = hub.checks() {
                     own.push_str(&String::from_utf8_lossy(&checks.prometheus()));
@@ -443,7 +455,8 @@ fn respond(
             let cache = if current { assets::IMMUTABLE } else { assets::REVALIDATE };
             dashboard(req, asset.content_type, Content::Static(asset), &asset.etag(), cache)
         }
-        Route::NotFound => {
+        // Ingest is answered by `ingest` before this.
+        Route::NotFound | Route::Ingest => {
             error(StatusCode::NOT_FOUND, &format!("no such endpoint: {}", req.uri().path()))
         }
         Route::MethodNotAllowed => {
@@ -455,6 +468,21 @@ fn respond(
             res
         }
     }
+}
+
+/// `/v1/ingest`: the hub's handler decides, this only frames its answer.
+async fn ingest(req: Request<Incoming>, conn: &Conn) -> Response<ResponseBody> {
+    let figures = conn.hub.push().map(crate::push::sink::Registry::hub);
+    let answer = crate::hub::ingest::handle(req, figures).await;
+    let mut res = ok("application/json", ResponseBody::full(Bytes::from(answer.body), None));
+    *res.status_mut() = answer.status;
+    if answer.allow_post {
+        res.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
+    }
+    if answer.retry {
+        res.headers_mut().insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    res
 }
 
 /// What a dashboard answer carries: an embedded file (compressed once) or bytes made for this request.

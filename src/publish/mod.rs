@@ -18,6 +18,7 @@ pub mod history;
 pub mod http;
 pub mod limits;
 pub mod listen;
+pub mod shard;
 pub mod subscribe;
 pub mod tcp;
 pub mod tls;
@@ -283,7 +284,14 @@ struct Inner {
     remodel_events: AtomicBool,
     /// The push sinks' figures, written on `/metrics` after the publishers' own.
     push: std::sync::OnceLock<crate::push::sink::Registry>,
+    /// The fleet client's figures (`pocketses_fleet_*`), when it runs.
+    fleet: std::sync::OnceLock<crate::fleet::daemon::Fleet>,
     board: dashboard::Board,
+    /// Events sent on the broadcast so far; sending and counting happen under this lock, so a
+    /// shard that subscribes under it knows exactly which events it will see.
+    sent: Mutex<u64>,
+    /// The line stream's fan-out shards, started by the first plain subscriber (`None`: off).
+    shards: OnceLock<Option<Arc<shard::Shards>>>,
 }
 
 impl Hub {
@@ -299,7 +307,10 @@ impl Hub {
                 max_subscribers: AtomicUsize::new(max_subscribers),
                 remodel_events: AtomicBool::new(false),
                 push: std::sync::OnceLock::new(),
+                fleet: std::sync::OnceLock::new(),
                 board: dashboard::Board::default(),
+                sent: Mutex::new(0),
+                shards: OnceLock::new(),
             }),
         }
     }
@@ -310,8 +321,40 @@ impl Hub {
         self.inner.board.record(&published.snapshot);
         self.set_latest(published.clone());
         self.inner.counters.published.fetch_add(1, Ordering::Relaxed);
+        self.broadcast(Event::Snapshot(published));
+    }
+
+    /// Sends `event` to every receiver and counts it.
+    fn broadcast(&self, event: Event) {
+        let mut sent = self.inner.sent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // An error only means nobody is subscribed right now.
-        let _ = self.inner.tx.send(Event::Snapshot(published));
+        let _ = self.inner.tx.send(event);
+        *sent += 1;
+    }
+
+    /// Events sent on the broadcast so far.
+    pub fn sent(&self) -> u64 {
+        *self.inner.sent.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A receiver of the broadcast and the number of events sent before it joined.
+    fn receiver_at(&self) -> (broadcast::Receiver<Event>, u64) {
+        let sent = self.inner.sent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        (self.inner.tx.subscribe(), *sent)
+    }
+
+    /// The line stream's fan-out shards: one per runtime worker, started on the current runtime
+    /// at the first call; `None` when [`shard::SHARDS_ENV`] is 0 or there is no runtime.
+    pub fn shards(&self) -> Option<Arc<shard::Shards>> {
+        self.inner
+            .shards
+            .get_or_init(|| {
+                let workers = tokio::runtime::Handle::try_current().ok()?.metrics().num_workers();
+                let env = std::env::var(shard::SHARDS_ENV).ok();
+                let n = shard::shard_count(env.as_deref(), workers);
+                (n > 0).then(|| Arc::new(shard::Shards::start(self, n)))
+            })
+            .clone()
     }
 
     /// Sends an event that is not a snapshot (it is not kept for late subscribers).
@@ -322,7 +365,7 @@ impl Hub {
             Event::Fleet(report) => self.inner.board.fleet_report(&report.json()),
             Event::Snapshot(_) | Event::Checks(_) => {}
         }
-        let _ = self.inner.tx.send(event);
+        self.broadcast(event);
     }
 
     /// Makes `set` the latest check results, then sends `changes` to SSE subscribers (when any
@@ -332,7 +375,7 @@ impl Hub {
             *checks = Some(set);
         }
         if let Some(changes) = changes {
-            let _ = self.inner.tx.send(Event::Checks(Arc::new(changes)));
+            self.broadcast(Event::Checks(Arc::new(changes)));
         }
     }
 
@@ -365,6 +408,16 @@ impl Hub {
     /// Shows the push sinks of `registry` on `/metrics` (`pocketses_push_*`); set once.
     pub fn set_push(&self, registry: crate::push::sink::Registry) {
         let _ = self.inner.push.set(registry);
+    }
+
+    /// Shows the fleet client's figures on `/metrics` (`pocketses_fleet_*`); set once.
+    pub fn set_fleet(&self, fleet: crate::fleet::daemon::Fleet) {
+        let _ = self.inner.fleet.set(fleet);
+    }
+
+    /// The fleet client, when set.
+    pub fn fleet(&self) -> Option<&crate::fleet::daemon::Fleet> {
+        self.inner.fleet.get()
     }
 
     /// The push sinks' registry, when set.

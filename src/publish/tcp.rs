@@ -5,6 +5,8 @@
 //! one that sends more than [`FLOOD_LIMIT`] bytes within [`FLOOD_WINDOW`] is disconnected,
 //! and one that shuts down its sending side (EOF) is taken as gone.
 //! Each subscriber has its own task, so a slow one only ever delays itself.
+//! Plain subscribers are written by their shard ([`super::shard`]: one task per runtime worker)
+//! while they keep up; their own task reads their input and finishes a write the shard could not.
 //!
 //! Accepting, and surviving descriptor exhaustion while doing it, is [`super::listen::accept_loop`].
 
@@ -17,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use tracing::debug;
 
@@ -24,6 +27,7 @@ use super::auth;
 use super::http::HEADER_TIMEOUT;
 use super::limits::Reason;
 use super::listen::{accept_loop, Gate, Kind, Serving, Ticket};
+use super::shard::{Mode, Registration, Shards};
 use super::tls::Tls;
 use super::{next_message, Hub, Next, Slot, Wire};
 
@@ -62,8 +66,15 @@ pub async fn serve(listener: TcpListener, serving: Serving) {
     accept_loop(&listener, &stop, &gate, Kind::Tcp, |stream, peer, ticket| match hub.try_slot() {
         Some(slot) => {
             debug!(%peer, "subscriber connected");
-            let task =
-                subscriber(stream, hub.clone(), slot, ticket, gate.clone(), shutdown.clone());
+            let task = subscriber(
+                stream,
+                hub.clone(),
+                slot,
+                ticket,
+                gate.clone(),
+                shutdown.clone(),
+                tracker.clone(),
+            );
             tracker.spawn(task);
         }
         None => gate.refuse(Kind::Tcp, Reason::MaxSubscribers, peer.ip()),
@@ -316,10 +327,11 @@ pub const UNAUTHORIZED_LINE: &[u8] =
 async fn subscriber(
     stream: TcpStream,
     hub: Hub,
-    _slot: Slot,
+    slot: Slot,
     ticket: Ticket,
     gate: Gate,
     shutdown: CancellationToken,
+    tracker: TaskTracker,
 ) {
     // Lines are written whole, so Nagle would only delay the next message behind an unacked one.
     let _ = stream.set_nodelay(true);
@@ -347,6 +359,14 @@ async fn subscriber(
         }
     }
     drop(secured);
+    // A plain subscriber gets a task of its own, sized for what it does, and this one ends.
+    if let (Link::Plain(_), Some(shards)) = (&stream, hub.shards()) {
+        if let Link::Plain(plain) = stream {
+            tracker.spawn(sharded(plain, shards, hub, slot, ticket, shutdown));
+        }
+        return;
+    }
+    drop(tracker);
     let (mut rx, latest) = hub.subscribe();
     let mut last_seq = 0;
     if let Some(first) = latest {
@@ -403,6 +423,133 @@ async fn subscriber(
         }
     }
     stream.shutdown().await;
+}
+
+/// A plain subscriber written by its shard: this task sends the latest snapshot, then reads and
+/// discards input (the flood limit) and finishes the writes the shard could not.
+async fn sharded(
+    stream: TcpStream,
+    shards: std::sync::Arc<Shards>,
+    hub: Hub,
+    _slot: Slot,
+    _ticket: Ticket,
+    shutdown: CancellationToken,
+) {
+    let (hub, shutdown) = (&hub, &shutdown);
+    let stream = std::sync::Arc::new(stream);
+    let reg = shards.register(std::sync::Arc::clone(&stream));
+    if let Some(first) = hub.latest() {
+        reg.entry.flow().start(first.seq, first.line.clone());
+    }
+    if Box::pin(catch_up(&reg, hub, shutdown)).await.is_err() {
+        return;
+    }
+    let mut flood = FloodGuard::default();
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
+    loop {
+        tokio::select! {
+            _ = &mut cancelled => break,
+            _ = reg.entry.wake.notified() => {
+                if Box::pin(catch_up(&reg, hub, shutdown)).await.is_err() {
+                    return;
+                }
+            }
+            ready = stream.readable() => {
+                let input = match ready {
+                    Ok(()) => discard_input(&stream, &mut flood),
+                    Err(_) => Input::Gone,
+                };
+                match input {
+                    Input::Open => {}
+                    Input::Gone => return,
+                    Input::Flood => {
+                        hub.counters().flooded.fetch_add(1, Ordering::Relaxed);
+                        debug!("subscriber dropped: too much input");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+    Box::pin(hand_over(&reg, hub, shutdown)).await;
+}
+
+/// Shutting down: the shard hands over what was published before, then this task writes what
+/// is queued and closes its side cleanly.
+async fn hand_over(reg: &Registration, hub: &Hub, shutdown: &CancellationToken) {
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, reg.caught_up(hub)).await;
+    reg.entry.flow().mode = Mode::Behind;
+    if catch_up(reg, hub, shutdown).await.is_ok() {
+        let _ = socket2::SockRef::from(&*reg.entry.stream).shutdown(std::net::Shutdown::Write);
+    }
+}
+
+/// Writes what the shard left to this subscriber's task, until it is live again.
+/// An error when the subscriber is gone. Boxed by its callers: only a subscriber that falls
+/// behind pays for its state, not every subscriber's task.
+async fn catch_up(reg: &Registration, hub: &Hub, shutdown: &CancellationToken) -> io::Result<()> {
+    loop {
+        let next = {
+            let mut flow = reg.entry.flow();
+            let lost = std::mem::take(&mut flow.lost);
+            if lost > 0 {
+                hub.counters().dropped.fetch_add(lost, Ordering::Relaxed);
+            }
+            if flow.mode == Mode::Closed {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            flow.next_for_task()
+        };
+        match next {
+            Some((line, from)) => {
+                write_shared(&reg.entry.stream, &line[from.min(line.len())..], hub, shutdown)
+                    .await?;
+            }
+            None => return Ok(()),
+        }
+    }
+}
+
+/// [`write_line`] on a socket the shard also writes (through `&TcpStream`).
+async fn write_shared(
+    stream: &TcpStream,
+    mut rest: &[u8],
+    hub: &Hub,
+    shutdown: &CancellationToken,
+) -> io::Result<()> {
+    let step = |rest: &mut &[u8]| match stream.try_write(rest) {
+        Ok(n) => {
+            *rest = &rest[n..];
+            Ok(())
+        }
+        Err(err)
+            if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) =>
+        {
+            Ok(())
+        }
+        Err(err) => Err(err),
+    };
+    step(&mut rest)?;
+    if rest.is_empty() {
+        return Ok(());
+    }
+    let _blocked = Blocked::new(&hub.counters().blocked);
+    let write = async {
+        while !rest.is_empty() {
+            stream.writable().await?;
+            step(&mut rest)?;
+        }
+        Ok(())
+    };
+    tokio::pin!(write);
+    tokio::select! {
+        res = &mut write => res,
+        _ = shutdown.cancelled() => match tokio::time::timeout(SHUTDOWN_GRACE, write).await {
+            Ok(res) => res,
+            Err(_) => Err(io::ErrorKind::TimedOut.into()),
+        },
+    }
 }
 
 /// A TLS handshake within [`HEADER_TIMEOUT`]; `None` when it fails. Boxed: its state is large
@@ -539,10 +686,36 @@ mod tests {
         let slot = hub.try_slot().unwrap();
         let gate = crate::publish::listen::Gate::new(hub.clone(), Default::default());
         let ticket = gate.admit(Kind::Tcp, "127.0.0.1".parse().unwrap()).unwrap();
-        let task =
-            subscriber(server, hub.clone(), slot, ticket, gate.clone(), CancellationToken::new());
+        let task = subscriber(
+            server,
+            hub.clone(),
+            slot,
+            ticket,
+            gate.clone(),
+            CancellationToken::new(),
+            TaskTracker::new(),
+        );
         let size = std::mem::size_of_val(&task);
-        // Part of the per-subscriber memory budget (2 KB with the socket and the task header).
+        // Part of a TLS subscriber's memory (its TLS state, tens of kB, is on the heap beside it);
+        // a plain subscriber's task is the sharded one below.
+        assert!(size <= 1088, "{size}");
+        drop(client);
+    }
+
+    #[tokio::test]
+    async fn a_sharded_subscriber_task_stays_small() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let hub = Hub::new(1);
+        let slot = hub.try_slot().unwrap();
+        let gate = crate::publish::listen::Gate::new(hub.clone(), Default::default());
+        let ticket = gate.admit(Kind::Tcp, "127.0.0.1".parse().unwrap()).unwrap();
+        let shards = hub.shards().expect("sharding is on by default");
+        let task = sharded(server, shards, hub.clone(), slot, ticket, CancellationToken::new());
+        let size = std::mem::size_of_val(&task);
+        // Part of the per-subscriber memory budget (2 KB with the socket, the task header, the
+        // shard's entry and its flow): every plain subscriber is one of these.
         assert!(size <= 1024, "{size}");
         drop(client);
     }

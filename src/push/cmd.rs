@@ -47,7 +47,7 @@ pub fn main(args: PushArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// snapd's configuration document when snapd answers (in a snap), else nothing.
-async fn snapd_document() -> Value {
+pub(crate) async fn snapd_document() -> Value {
     let source = crate::snapd::conf::ConfigSource::from_env();
     if !crate::control::uses_snapd(&source) {
         return Value::Null;
@@ -56,7 +56,7 @@ async fn snapd_document() -> Value {
     source.document(via).await.unwrap_or(Value::Null)
 }
 
-fn load(doc: &Value, settings: &Settings) -> anyhow::Result<Config> {
+pub(crate) fn load(doc: &Value, settings: &Settings) -> anyhow::Result<Config> {
     crate::config::load(doc, settings).map(|l| l.config).map_err(|problems| {
         anyhow::anyhow!(
             "{}",

@@ -30,6 +30,7 @@ use super::client::{redact, Client};
 use super::encode::{self, SinkFormat};
 use super::policy::{self, Backoff, Health, Sizer, Verdict};
 use crate::config::{Config, SinkConfig};
+use crate::hub::Forwarded;
 use crate::metrics::encode::prometheus::{Family, Kind, Sample};
 use crate::metrics::Snapshot;
 use crate::spool::{self, millis, Entry, Limits, Spool};
@@ -116,10 +117,12 @@ pub fn summary(s: &SinkStatus, now_ms: u64) -> String {
     )
 }
 
-/// Every sink's status, shared by the sinks and the readers. Cheap to clone.
+/// Every sink's status, shared by the sinks and the readers, and the hub's figures
+/// (`crate::hub`), whose snapshots go through the same sinks. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     sinks: Arc<Mutex<BTreeMap<String, Arc<Mutex<SinkStatus>>>>>,
+    hub: crate::hub::Figures,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -145,9 +148,16 @@ impl Registry {
         lock(&self.sinks).remove(name);
     }
 
-    /// The `pocketses_push_*` families for `/metrics`, at `now_ms`.
+    /// The `pocketses_push_*` and `pocketses_hub_*` families for `/metrics`, at `now_ms`.
     pub fn families(&self, now_ms: u64) -> Vec<Family> {
-        families(&self.statuses(), now_ms)
+        let mut out = families(&self.statuses(), now_ms);
+        out.extend(self.hub.families());
+        out
+    }
+
+    /// The hub's figures and its way into the sinks.
+    pub fn hub(&self) -> &crate::hub::Figures {
+        &self.hub
     }
 }
 
@@ -295,8 +305,8 @@ impl Ctx {
 /// a snapshot's record.
 #[derive(Debug)]
 enum Feed {
-    /// A snapshot, encoded in the sink's format (push sinks).
-    Snapshot(Arc<Snapshot>),
+    /// A snapshot (this device's or a spoke's, with its tags), encoded in the sink's format.
+    Snapshot(Forwarded),
     /// A record already in the sink's format, spooled as it is.
     Record(Vec<u8>),
 }
@@ -308,6 +318,23 @@ struct Running {
     stop: CancellationToken,
     tasks: TaskTracker,
     full: bool,
+    /// The start failed (a CA file missing, a spool that cannot be opened): when to try again,
+    /// how many tries failed, and the last error (logged again only when it changes).
+    retry: Option<Retry>,
+}
+
+/// A sink whose start failed, waiting to be started again.
+#[derive(Debug, Clone)]
+struct Retry {
+    at: tokio::time::Instant,
+    failures: u32,
+    error: String,
+}
+
+/// The wait before starting a failed sink again: 5 s doubling to 5 minutes. \[pure\]
+fn retry_delay(failures: u32) -> Duration {
+    let secs = 5u64.saturating_mul(1 << failures.saturating_sub(1).min(6));
+    Duration::from_secs(secs.min(300))
 }
 
 /// The sinks of the daemon; see the module documentation.
@@ -350,10 +377,10 @@ impl Pushes {
     }
 
     /// Hands a snapshot to every sink; never waits (a full feed counts a missed snapshot).
-    pub fn offer(&mut self, snapshot: &Arc<Snapshot>) {
+    pub fn offer(&mut self, item: &Forwarded) {
         for (name, running) in &mut self.sinks {
             let Some(feed) = &running.feed else { continue };
-            match feed.try_send(Feed::Snapshot(Arc::clone(snapshot))) {
+            match feed.try_send(Feed::Snapshot(item.clone())) {
                 Ok(()) => running.full = false,
                 Err(_) => {
                     if !running.full {
@@ -379,6 +406,30 @@ impl Pushes {
         false
     }
 
+    /// When the next failed sink is due to be started again.
+    fn next_retry(&self) -> Option<tokio::time::Instant> {
+        self.sinks.values().filter_map(|r| r.retry.as_ref().map(|r| r.at)).min()
+    }
+
+    /// Starts again the failed sinks that are due.
+    async fn retry(&mut self) {
+        let now = tokio::time::Instant::now();
+        let due: Vec<String> = self
+            .sinks
+            .iter()
+            .filter(|(_, r)| r.retry.as_ref().is_some_and(|r| r.at <= now))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in due {
+            let Some(old) = self.sinks.remove(&name) else { continue };
+            let config = old.config.clone();
+            let previous = old.retry.clone();
+            stop(old).await;
+            let running = self.start_after(&name, &config, previous).await;
+            self.sinks.insert(name, running);
+        }
+    }
+
     /// Stops every sink (the appenders spool what they already took).
     pub async fn stop_all(&mut self) {
         for (_, running) in std::mem::take(&mut self.sinks) {
@@ -387,6 +438,16 @@ impl Pushes {
     }
 
     async fn start(&mut self, name: &str, config: &SinkConfig) -> Running {
+        self.start_after(name, config, None).await
+    }
+
+    /// Starts a sink; `previous` is the failure of its last start, if any.
+    async fn start_after(
+        &mut self,
+        name: &str,
+        config: &SinkConfig,
+        previous: Option<Retry>,
+    ) -> Running {
         let status = self.registry.entry(name);
         let format = config.format.unwrap_or(SinkFormat::Json);
         {
@@ -405,22 +466,31 @@ impl Pushes {
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
             full: false,
+            retry: None,
         };
         if !config.enabled() {
             lock(&status).state = Health::Disabled.as_str().to_string();
             info!(sink = %name, "push sink disabled; its spool is kept");
             return stopped;
         }
-        let fail = |text: String| {
-            error!(sink = %name, "{text}");
-            lock(&status).error(text, SystemTime::now());
+        // A start that failed is tried again later (the CA file may appear, the disk may come
+        // back): logged when it first fails and when the reason changes, not at every try.
+        let fail = |text: String, stopped: Running| -> Running {
+            let failures = previous.as_ref().map_or(0, |p| p.failures) + 1;
+            let delay = retry_delay(failures);
+            if previous.as_ref().is_none_or(|p| p.error != text) {
+                error!(sink = %name, "{text}; trying again in {} s", delay.as_secs());
+            }
+            let mut s = lock(&status);
+            s.state = Health::Failing.as_str().to_string();
+            s.error(text.clone(), SystemTime::now());
+            drop(s);
+            let at = tokio::time::Instant::now() + delay;
+            Running { retry: Some(Retry { at, failures, error: text }), ..stopped }
         };
         let client = match Client::new(config, &self.files_dir) {
             Ok(client) => client,
-            Err(err) => {
-                fail(format!("cannot start push sink {name}: {err}"));
-                return stopped;
-            }
+            Err(err) => return fail(format!("cannot start push sink {name}: {err}"), stopped),
         };
         let dir = self.root.join(name);
         let spool_dir = dir.clone();
@@ -442,15 +512,17 @@ impl Pushes {
         .await;
         let spool = match opened {
             Ok(Ok(spool)) => spool,
-            Ok(Err(err)) => {
-                fail(format!("cannot start push sink {name}: {err}"));
-                return stopped;
-            }
+            Ok(Err(err)) => return fail(format!("cannot start push sink {name}: {err}"), stopped),
             Err(err) => {
-                fail(format!("internal error: cannot start push sink {name}: {err}"));
-                return stopped;
+                return fail(
+                    format!("internal error: cannot start push sink {name}: {err}"),
+                    stopped,
+                )
             }
         };
+        if previous.is_some() {
+            info!(sink = %name, "push sink starts after all");
+        }
         let stats = spool.stats();
         lock(&status).take_stats(&stats);
         if stats.corrupt_skipped > 0 || stats.torn_truncations > 0 {
@@ -484,24 +556,35 @@ async fn stop(running: Running) {
     running.tasks.wait().await;
 }
 
-/// Runs the sinks: follows the configuration and hands each snapshot of `snapshots` to them,
-/// until `shutdown`.
+/// Runs the sinks: follows the configuration and hands each snapshot of `snapshots` (this
+/// device's) and of `forwarded` (the hub's spokes', `crate::hub`) to them, until `shutdown`.
+/// Sinks whose start failed are started again after a while.
 pub async fn run(
     mut pushes: Pushes,
     mut config: watch::Receiver<Config>,
     mut snapshots: mpsc::Receiver<Arc<Snapshot>>,
+    mut forwarded: mpsc::Receiver<Forwarded>,
     shutdown: CancellationToken,
 ) {
     let initial = config.borrow_and_update().push.clone();
     pushes.apply(&initial).await;
     let mut watching = true;
+    let mut forwarding = true;
     loop {
+        let retry = pushes.next_retry();
         tokio::select! {
             _ = shutdown.cancelled() => break,
             snapshot = snapshots.recv() => match snapshot {
-                Some(snapshot) => pushes.offer(&snapshot),
+                Some(snapshot) => pushes.offer(&Forwarded::local(snapshot)),
                 None => break,
             },
+            item = forwarded.recv(), if forwarding => match item {
+                Some(item) => pushes.offer(&item),
+                None => forwarding = false,
+            },
+            _ = tokio::time::sleep_until(retry.unwrap_or_else(tokio::time::Instant::now)), if retry.is_some() => {
+                pushes.retry().await;
+            }
             res = config.changed(), if watching => {
                 if res.is_err() {
                     watching = false;
@@ -518,7 +601,8 @@ pub async fn run(
 /// Takes snapshots, keeps those `push.NAME.interval` wants, spools them (and records made
 /// elsewhere, as they come).
 async fn append_loop(ctx: Arc<Ctx>, mut feed: mpsc::Receiver<Feed>, stop: CancellationToken) {
-    let mut last: Option<f64> = None;
+    // The last snapshot spooled per source (this device: ""; each spoke), for `interval`.
+    let mut last: BTreeMap<String, f64> = BTreeMap::new();
     let mut failing = false;
     loop {
         let item = tokio::select! {
@@ -532,17 +616,25 @@ async fn append_loop(ctx: Arc<Ctx>, mut feed: mpsc::Receiver<Feed>, stop: Cancel
                 None => return,
             },
         };
-        if let Feed::Snapshot(snapshot) = &item {
-            if !policy::due(last, snapshot.timestamp, ctx.config.interval) {
+        let (format, mut tags) = (ctx.format, ctx.config.tags.clone());
+        if let Feed::Snapshot(forwarded) = &item {
+            let previous = last.get(forwarded.source()).copied();
+            if !policy::due(previous, forwarded.snapshot.timestamp, ctx.config.interval) {
                 continue;
             }
-            last = Some(snapshot.timestamp);
+            if last.len() > 10_000 && previous.is_none() {
+                // Bounded whatever spokes come and go: forget them all, this costs one extra record.
+                last.clear();
+            }
+            last.insert(forwarded.source().to_string(), forwarded.snapshot.timestamp);
+            if !forwarded.tags.is_empty() {
+                tags = crate::hub::merge_tags(format, &ctx.config.tags, &forwarded.tags);
+            }
         }
-        let (format, tags) = (ctx.format, ctx.config.tags.clone());
         let res = ctx
             .with_spool(move |spool| {
                 let made = match item {
-                    Feed::Snapshot(snapshot) => encode::record(format, &snapshot, &tags),
+                    Feed::Snapshot(forwarded) => encode::record(format, &forwarded.snapshot, &tags),
                     Feed::Record(record) => Ok(record),
                 };
                 let record = match made {

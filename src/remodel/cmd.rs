@@ -107,24 +107,24 @@ async fn run(args: RemodelArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
+    let gadget_layout = match &gadget_checked {
+        Some(path) => format!("gadget layout of {}: compatible with the current one", path.display()),
+        // snapd does not check layouts on classic either (handlers_remodel.go:
+        // checkGadgetRemodelCompatible returns at once when release.OnClassic).
+        None if current.classic && current.kernel.is_none() => "gadget layout: not checked (a classic device's disk is not laid out by its gadget; snapd does not check it either)".to_string(),
+        None => "gadget layout: not checked (give the new gadget with --gadget FILE or a gadget --snap)".to_string(),
+    };
     if args.json {
         let event = RemodelEvent::Plan {
             plan: plan.clone(),
             gadget: gadget_checked.as_ref().map(|p| p.display().to_string()),
+            gadget_layout,
             signature: signature.describe(),
         };
         println!("{}", event.to_json());
     } else {
         print!("{}", plan::render_plan(&plan));
-        match &gadget_checked {
-            Some(path) => println!("gadget layout of {}: compatible with the current one", path.display()),
-            // snapd does not check layouts on classic either (handlers_remodel.go:
-            // checkGadgetRemodelCompatible returns at once when release.OnClassic).
-            None if current.classic && current.kernel.is_none() => println!(
-                "gadget layout: not checked (a classic device's disk is not laid out by its gadget; snapd does not check it either)"
-            ),
-            None => println!("gadget layout: not checked (give the new gadget with --gadget FILE or a gadget --snap)"),
-        }
+        println!("{gadget_layout}");
         println!("{}", signature.describe());
     }
     if args.check {

@@ -24,6 +24,10 @@ pub enum RemodelEvent {
         plan: Plan,
         /// The new gadget whose layout was checked, if one was given.
         gadget: Option<String>,
+        /// What became of the gadget layout check, in words: compatible, or why it was not
+        /// checked (a classic device has no layout to check).
+        #[serde(rename = "gadget-layout")]
+        gadget_layout: String,
         /// What became of the new model's signature, in words.
         signature: String,
     },

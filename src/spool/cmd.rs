@@ -30,28 +30,17 @@ pub enum SpoolCommand {
     Verify(VerifyArgs),
 }
 
+/// Flags of `pocketses spool status`: those of `pocketses status` (`--json`, `--state-dir`).
+pub use crate::status::StatusArgs;
+
 /// Flags of `pocketses spool verify`.
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
     /// Only this spool (a sink's name).
     pub name: Option<String>,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
-    /// `--state-dir`.
+    /// `--json`, `--state-dir`.
     #[command(flatten)]
-    pub state_dir: crate::paths::StateDirArg,
-}
-
-/// Flags of `pocketses spool status`.
-#[derive(Debug, clap::Args)]
-pub struct StatusArgs {
-    /// Print JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
-    /// `--state-dir`.
-    #[command(flatten)]
-    pub state_dir: crate::paths::StateDirArg,
+    pub common: StatusArgs,
 }
 
 /// The document of `spool status --json`.
@@ -75,6 +64,9 @@ pub struct SpoolReport {
     pub name: String,
     /// Records waiting to be sent.
     pub pending_records: u64,
+    /// Points in them: influx lines, prometheus samples, json documents (counted from the
+    /// records' headers; a record without one counts as one point).
+    pub pending_points: u64,
     /// Their bytes on disk.
     pub pending_bytes: u64,
     /// Seconds since the oldest waiting record was appended; `null` when nothing waits.
@@ -106,6 +98,7 @@ impl SpoolReport {
         SpoolReport {
             name: name.to_string(),
             pending_records: stats.pending_records,
+            pending_points: 0,
             pending_bytes: stats.pending_bytes,
             oldest_pending_seconds: stats
                 .oldest_pending_ms
@@ -221,10 +214,24 @@ pub fn gather(root: &Path, now_ms: u64) -> anyhow::Result<Report> {
             Ok(stats) => SpoolReport::new(&name, &stats, now_ms),
             Err(err) => SpoolReport { name, error: err.to_string(), ..SpoolReport::default() },
         };
+        if line.error.is_empty() {
+            line.pending_points = super::pending_weight(&dir, record_points).unwrap_or(0);
+        }
         (line.rejected_batches, line.rejected_records) = crate::push::sink::rejected_counts(&dir);
         report.spools.push(line);
     }
     Ok(report)
+}
+
+/// The points of one spooled push record: the count its header carries (`push::encode`); a
+/// record without a header (written before records were compressed) counts as one. \[pure\]
+fn record_points(record: &[u8]) -> u64 {
+    use crate::push::encode::{points, SinkFormat, RECORD_MARK};
+    if record.first() != Some(&RECORD_MARK) {
+        return 1;
+    }
+    // The format only matters for records without a header.
+    points(SinkFormat::Json, record).map_or(1, |n| n as u64)
 }
 
 /// What `spool verify` found, per spool.
@@ -240,9 +247,10 @@ pub struct VerifyReport {
 }
 
 fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    args.state_dir.apply();
-    let root = root_of(&args.state_dir);
-    let names: Vec<String> = match &args.name {
+    let VerifyArgs { name, common: StatusArgs { json, state_dir } } = args;
+    state_dir.apply();
+    let root = root_of(&state_dir);
+    let names: Vec<String> = match &name {
         Some(name) => vec![name.clone()],
         None => gather(&root, 0)?.spools.into_iter().map(|s| s.name).collect(),
     };
@@ -253,7 +261,7 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             Err(err) => VerifyReport { name, verified: None, error: err.to_string() },
         })
         .collect();
-    if args.json {
+    if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&reports).context("cannot encode spool verify")?
@@ -333,8 +341,10 @@ pub fn render(report: &Report) -> String {
     if report.spools.is_empty() {
         return format!("No spools in {}.\n", report.dir);
     }
-    let header = ["Spool", "Pending", "Bytes", "Oldest", "Dropped", "Rejected", "Corrupt", "Notes"];
-    let mut rows: Vec<[String; 8]> = vec![header.map(String::from)];
+    let header = [
+        "Spool", "Pending", "Points", "Bytes", "Oldest", "Dropped", "Rejected", "Corrupt", "Notes",
+    ];
+    let mut rows: Vec<[String; 9]> = vec![header.map(String::from)];
     for s in &report.spools {
         let mut notes = Vec::new();
         if !s.error.is_empty() {
@@ -359,6 +369,7 @@ pub fn render(report: &Report) -> String {
         rows.push([
             s.name.clone(),
             s.pending_records.to_string(),
+            s.pending_points.to_string(),
             human_bytes(s.pending_bytes),
             s.oldest_pending_seconds.map_or_else(|| "-".to_string(), human_age),
             s.dropped_records.to_string(),
@@ -368,7 +379,7 @@ pub fn render(report: &Report) -> String {
         ]);
     }
     let widths: Vec<usize> =
-        (0..8).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+        (0..9).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for row in rows {
         let cells: Vec<String> =
@@ -397,6 +408,17 @@ mod tests {
     }
 
     #[test]
+    fn points_come_from_the_record_header() {
+        let snapshot = crate::metrics::encode::sample_snapshot();
+        let format = crate::push::encode::SinkFormat::Prometheus;
+        let record = crate::push::encode::record(format, &snapshot, &[]).unwrap();
+        let want = crate::push::encode::points(format, &record).unwrap() as u64;
+        assert!(want > 50, "{want}");
+        assert_eq!(record_points(&record), want);
+        assert_eq!(record_points(b"mem total=1 1\n"), 1);
+    }
+
+    #[test]
     fn renders_no_spools_as_a_sentence() {
         let report =
             Report { dir: "/var/snap/pocketses/common/spool".into(), now_ms: 0, spools: vec![] };
@@ -418,7 +440,10 @@ mod tests {
             dir: "/x".into(),
             now_ms: 0,
             spools: vec![
-                SpoolReport::new("influx", &stats, 1_000_000 + 3_600_000),
+                SpoolReport {
+                    pending_points: 4680,
+                    ..SpoolReport::new("influx", &stats, 1_000_000 + 3_600_000)
+                },
                 SpoolReport::new("prom", &Stats::default(), 0),
                 SpoolReport {
                     name: "vm".into(),
@@ -428,10 +453,10 @@ mod tests {
             ],
         };
         expect![[r#"
-            Spool   Pending  Bytes    Oldest  Dropped  Rejected  Corrupt  Notes
-            influx  360      1.4 MiB  60m     2        0         1        -
-            prom    0        0 B      -       0        0         0        -
-            vm      0        0 B      -       0        0         0        cannot read /x/vm/ack: permission denied
+            Spool   Pending  Points  Bytes    Oldest  Dropped  Rejected  Corrupt  Notes
+            influx  360      4680    1.4 MiB  60m     2        0         1        -
+            prom    0        0       0 B      -       0        0         0        -
+            vm      0        0       0 B      -       0        0         0        cannot read /x/vm/ack: permission denied
         "#]]
         .assert_eq(&render(&report));
     }

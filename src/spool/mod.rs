@@ -396,6 +396,37 @@ pub fn inspect(dir: &Path) -> Result<Stats, Error> {
     Ok(stats)
 }
 
+/// The sum of `weigh` over the records of the spool in `dir` that wait to be sent, read without
+/// changing anything (like [`inspect`]): `spool status` counts points with it, which only the
+/// payload's format knows.
+///
+/// # Errors
+///
+/// When the directory or a file cannot be read.
+pub fn pending_weight(dir: &Path, weigh: impl Fn(&[u8]) -> u64) -> Result<u64, Error> {
+    let ack = read_ack(dir)?;
+    let mut total = 0u64;
+    let mut last_seq = 0;
+    for id in segment_ids(dir)? {
+        let path = dir.join(segment_name(id));
+        let buf = match fs::read(&path) {
+            Ok(buf) => buf,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(Error::Io { action: "read", path, source: err }),
+        };
+        let mut scanner = Scanner::new(&buf, last_seq);
+        for item in scanner.by_ref() {
+            if let Item::Record { record, .. } = item {
+                if record.seq > ack.acked {
+                    total = total.saturating_add(weigh(record.payload));
+                }
+            }
+        }
+        last_seq = scanner.last_seq();
+    }
+    Ok(total)
+}
+
 /// An open spool. One process at a time: [`Spool::open`] takes a lock on the directory.
 #[derive(Debug)]
 pub struct Spool {

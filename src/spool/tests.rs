@@ -339,3 +339,17 @@ fn inspect_of_an_empty_directory() {
     let stats = inspect(dir.path()).unwrap();
     assert_eq!((stats.pending_records, stats.next_seq, stats.oldest_pending_ms), (0, 1, None));
 }
+
+#[test]
+fn pending_weight_counts_only_what_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(dir.path(), Limits::default()).unwrap();
+    let now = std::time::SystemTime::now();
+    spool.append_batch(&[b"aa".as_slice(), b"bbb", b"c"], now).unwrap();
+    let weigh = |p: &[u8]| p.len() as u64;
+    assert_eq!(super::pending_weight(dir.path(), weigh).unwrap(), 6);
+    let first = spool.peek(1).unwrap()[0].seq;
+    spool.ack(first).unwrap();
+    assert_eq!(super::pending_weight(dir.path(), weigh).unwrap(), 4);
+    assert_eq!(super::pending_weight(&dir.path().join("none"), weigh).ok(), None);
+}

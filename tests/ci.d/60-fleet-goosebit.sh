@@ -8,8 +8,10 @@
 #  d. a tampered bundle (one byte of a snap changed) uploaded as 1.0.2 is refused by
 #     `bundle verify`, and a bundle signed by an untrusted key is refused too; the failure
 #     feedback with pocketses' reason is recorded by gooseBit (device state error, log line).
-# Not yet pocketses' own DDI client: the device side of (b)-(d) is curl speaking the documents
-# src/fleet/ddi.rs builds (docs/fleet.md says what is done). About 15 s after the install.
+# Here the device side of (b)-(d) is curl speaking the documents src/fleet/ddi.rs builds, which
+# pins gooseBit's side of the protocol independently of pocketses' client; the daemon's own DDI
+# client (poll, configData, resumed downloads, apply, feedback) runs against the same gooseBit in
+# the cargo test tests/fleet_goosebit.rs (about 90 s). This step takes about 15 s after the install.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 gb=/var/cache/pocketses-ci/goosebit

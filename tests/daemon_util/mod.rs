@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod kept;
+
 /// Upper bound for anything a test waits for; reaching it is a failure, not a measurement.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -261,7 +263,8 @@ pub struct Response {
 }
 
 impl Response {
-    fn parse(raw: &[u8]) -> Response {
+    /// Parses a whole raw answer (a chunked body is joined).
+    pub fn parse(raw: &[u8]) -> Response {
         let text = String::from_utf8_lossy(raw);
         let (head, body) = text.split_once("\r\n\r\n").expect("http head");
         let mut lines = head.split("\r\n");

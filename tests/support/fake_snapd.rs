@@ -1282,3 +1282,82 @@ pub fn wait_for_request(
 ) -> bool {
     super::wait_until(limit, || fake.requests().iter().any(&pred))
 }
+
+/// The change a real snapd ran, as the remodel spread tasks recorded it into
+/// `tests/fixtures/snapd/FILE` (the envelope of `GET /v2/changes/{id}`): its `result`.
+pub fn recorded_change(file: &str) -> Value {
+    let path = captured_dir().join(file);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|err| panic!("read {}: {err}", path.display()));
+    let envelope: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|err| panic!("{} is not JSON: {err}", path.display()));
+    assert_eq!(envelope["type"], "sync", "{} is not a sync reply", path.display());
+    envelope["result"].clone()
+}
+
+/// snapd's error reply recorded into `tests/fixtures/snapd/FILE`, as the fake serves it.
+pub fn recorded_error(file: &str) -> ErrorReply {
+    let path = captured_dir().join(file);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|err| panic!("read {}: {err}", path.display()));
+    let envelope: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|err| panic!("{} is not JSON: {err}", path.display()));
+    assert_eq!(envelope["type"], "error", "{} is not an error reply", path.display());
+    let result = &envelope["result"];
+    ErrorReply {
+        status: envelope["status-code"]
+            .as_u64()
+            .and_then(|s| u16::try_from(s).ok())
+            .expect("status-code"),
+        kind: result["kind"].as_str().map(str::to_string),
+        message: result["message"].as_str().expect("message").to_string(),
+        value: result.get("value").cloned(),
+    }
+}
+
+/// A script that replays a recorded change: first every task queued (`Do`); then, in order, each
+/// task that ran (every one not left on `Hold`) as `Doing`, the ones before it `Done`; then the
+/// recording itself, byte for byte but for the id. The last task that ran is the one snapd was in
+/// when the change was aborted or failed; a `download-snap` shows half its bytes while `Doing`.
+pub fn replay(recorded: &Value) -> Vec<Step> {
+    let tasks = recorded["tasks"].as_array().cloned().unwrap_or_default();
+    let at = |doing: Option<usize>| -> Value {
+        let tasks: Vec<Value> = tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let mut t = t.clone();
+                let (status, done) = match doing {
+                    Some(d) if i < d => ("Done", t["progress"]["total"].clone()),
+                    Some(d) if i == d => {
+                        ("Doing", json!(t["progress"]["total"].as_u64().unwrap_or(1) / 2))
+                    }
+                    _ => ("Do", json!(0)),
+                };
+                t["status"] = json!(status);
+                t["progress"]["done"] = done;
+                if let Some(obj) = t.as_object_mut() {
+                    obj.remove("ready-time");
+                }
+                t
+            })
+            .collect();
+        let mut change = recorded.clone();
+        change["status"] = json!(if doing.is_some() { "Doing" } else { "Do" });
+        change["ready"] = json!(false);
+        change["tasks"] = Value::Array(tasks);
+        if let Some(obj) = change.as_object_mut() {
+            obj.remove("ready-time");
+            obj.remove("err");
+        }
+        change
+    };
+    let mut steps = vec![Step::State(at(None))];
+    for (i, t) in tasks.iter().enumerate() {
+        if t["status"] != "Hold" {
+            steps.push(Step::State(at(Some(i))));
+        }
+    }
+    steps.push(Step::State(recorded.clone()));
+    steps
+}

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod fake_snapd;
+pub mod goosebit;
 pub mod stores;
 
 use std::path::PathBuf;

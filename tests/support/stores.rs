@@ -88,6 +88,8 @@ pub struct Store {
     /// InfluxDB's backup RPC port, which cannot be turned off (kept on loopback).
     rpc_port: u16,
     child: Option<Child>,
+    /// InfluxDB with `auth-enabled`: the admin user and password every query sends.
+    credentials: Option<(String, String)>,
 }
 
 /// One series read back from VictoriaMetrics or Prometheus.
@@ -176,8 +178,28 @@ impl Store {
         Some(store)
     }
 
+    /// Starts InfluxDB 1.6 with authentication on (`[http] auth-enabled`), an admin `user`
+    /// with `password` (InfluxDB lets the first user be made without credentials) and the
+    /// database [`INFLUX_DB`]; queries of this store send the credentials.
+    pub fn influxdb_with_auth(user: &str, password: &str) -> Option<Store> {
+        let mut store = Store::launch_with(Kind::Influx, Some((user.into(), password.into())))?;
+        let create =
+            format!("CREATE USER \"{user}\" WITH PASSWORD '{password}' WITH ALL PRIVILEGES");
+        let credentials = store.credentials.take();
+        let res = store.post_form("/query", &[("q", &create)]);
+        assert_eq!(res.status, 200, "influxdb: cannot create user: {}", res.text());
+        store.credentials = credentials;
+        let res = store.post_form("/query", &[("q", &format!("CREATE DATABASE {INFLUX_DB}"))]);
+        assert_eq!(res.status, 200, "influxdb: cannot create database: {}", res.text());
+        Some(store)
+    }
+
     /// Starts the store of `kind` (see the named constructors).
     pub fn launch(kind: Kind) -> Option<Store> {
+        Store::launch_with(kind, None)
+    }
+
+    fn launch_with(kind: Kind, credentials: Option<(String, String)>) -> Option<Store> {
         let (var, default) = kind.binary();
         let binary = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| default.into());
         if !binary.is_file() {
@@ -194,7 +216,7 @@ impl Store {
             return None;
         }
         let dir = tempfile::Builder::new().prefix("pocketses-store").tempdir().expect("temp dir");
-        let mut store = Store { kind, binary, dir, port: 0, rpc_port: 0, child: None };
+        let mut store = Store { kind, binary, dir, port: 0, rpc_port: 0, child: None, credentials };
         // A port free a moment ago may be taken by the time the store binds it (another test
         // starting a store): then the store exits, and it is tried again on other ports.
         for attempt in 1.. {
@@ -345,10 +367,11 @@ impl Store {
              [meta]\n  dir = \"{d}/meta\"\n\
              [data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  query-log-enabled = false\n\
              [monitor]\n  store-enabled = false\n\
-             [http]\n  bind-address = \"127.0.0.1:{port}\"\n  log-enabled = false\n\
+             [http]\n  bind-address = \"127.0.0.1:{port}\"\n  log-enabled = false\n  auth-enabled = {auth}\n\
              [logging]\n  suppress-logo = true\n",
             rpc = self.rpc_port,
             port = self.port,
+            auth = self.credentials.is_some(),
         );
         std::fs::write(self.dir().join("influxdb.conf"), config).expect("write influxdb.conf");
     }
@@ -379,7 +402,15 @@ impl Store {
     /// `POST path` with a form-urlencoded body of `fields`.
     pub fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Response {
         let body = form(fields);
-        self.post(path, &[("Content-Type", "application/x-www-form-urlencoded")], body.as_bytes())
+        let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded".to_string())];
+        if let Some((user, password)) = &self.credentials {
+            use base64::Engine as _;
+            let pair =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            headers.push(("Authorization", format!("Basic {pair}")));
+        }
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.post(path, &headers, body.as_bytes())
     }
 
     /// Every series matching `selector` with all its samples, sorted by labels: VictoriaMetrics

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test brand for the real-remodel VM phase (docs/remodel-real.md): everything a snapd built
+# The test brand for the real-remodel VM phase (docs/remodel.md): everything a snapd built
 # with snapd's test keys needs to seed a branded classic device, register it with a serial vault
 # and remodel it through a store, made on the host and cached in $CACHE/brand.
 #
@@ -12,16 +12,25 @@
 #    snapd's fakedevicesvc signs serials as developer1 with DevKey), and the models: seed.model
 #    (revision 0), update.model (revision 1, adds the required snap remodel-extra),
 #    missing.model (revision 2, also requires remodel-missing, which no store has),
-#    rereg.model (another model name: a re-registration). snapd's own asserts package
+#    rereg.model (another model name: a re-registration), slow.model (revision 2, adds
+#    remodel-slow, whose install hook holds the change until released: for --abort and
+#    re-attaching across restarts). snapd's own asserts package
 #    (tools/snapd-check) verifies each chain against the test root before anything boots.
 # 3. snaps (mksquashfs): the gadget pocketses-test-gadget (its prepare-device hook points snapd
-#    at the fake serial vault) and remodel-extra; fakestore signs remodel-extra's
-#    snap-declaration and snap-revision with the test store key.
+#    at the fake serial vault), remodel-extra and remodel-slow; fakestore signs their
+#    snap-declarations and snap-revisions with the test store key.
 # 4. the guest image brand.img: a copy of base.img with, written in by debugfs (no mount, no
 #    boot): the test-keys snapd over /usr/lib/snapd/snapd, fakestore + store-front +
 #    fakedevicesvc as systemd units, snapd pointed at them (SNAPPY_FORCE_API_URL), and the seed
-#    (seed.model with its chain, the snapd and base placeholders and the gadget, unasserted).
+#    (seed.model with its chain, the snapd and base placeholders and the gadget, unasserted),
+#    and an ssh-keygen shim for snapd alone (the device key, below).
 #    The first boot seeds it, runs the gadget's prepare-device hook and registers.
+#
+# The device key: snapd 2.57 makes it with `ssh-keygen -t rsa -b 4096 -N "" -f FILE -m PEM`
+# (overlord/devicestate/crypto.go; keyLength in handlers_serial.go), about two minutes under
+# TCG. The image puts a shim first on snapd.service's PATH that writes a 4096-bit key made once
+# on the host ($CACHE/brand/device-key.pem, a second or two natively) to FILE instead: the same
+# kind of key, read by snapd at the same point of its flow, without the emulated key search.
 #
 # The remodel kit for the spread tasks (tests/spread/remodel/) is $CACHE/brand/kit: the models,
 # and remodel-extra's snap and assertions for the offline variant.
@@ -54,14 +63,14 @@ STORE_PORT=11028 FAKESTORE_PORT=11030 VAULT_PORT=11029
 SINCE=2026-01-01T00:00:00Z
 STAMP=2026-01-02T00:00:00Z
 
-# Bump when snaps() or image() change: brand.img (and the registered snapshot made from it) is
-# cached on this, the test-keys build, the seed's snaps, the seed model and the base image.
-IMAGE_VERSION=1
+# Bump when the gadget in snaps() or image() change: brand.img (and the registered snapshot made
+# from it) is cached on this, the test-keys build, the seed's snaps, the seed model and the base image.
+IMAGE_VERSION=2
 image_key() {
   {
     echo "brand image v$IMAGE_VERSION"
     cat "$TK/key"
-    sha256sum "$SNAPS/snapd_vm.snap" "$SNAPS/core22_vm.snap" "$B/assert/seed.model" | awk '{print $1}'
+    sha256sum "$SNAPS/snapd_vm.snap" "$SNAPS/core22_vm.snap" "$B/assert/seed.model" "$B/device-key.pem" | awk '{print $1}'
     cat "$BASE_IMG.id" 2>/dev/null
   } | sha256sum | awk '{print $1}'
 }
@@ -117,9 +126,10 @@ EOF
   model_json "$MODEL" 0 >"$B/assert/seed.json"
   model_json "$MODEL" 1 core22 remodel-extra >"$B/assert/update.json"
   model_json "$MODEL" 2 core22 remodel-extra remodel-missing >"$B/assert/missing.json"
+  model_json "$MODEL" 2 core22 remodel-extra remodel-slow >"$B/assert/slow.json"
   model_json "$MODEL-b" 0 core22 remodel-extra >"$B/assert/rereg.json"
   local m
-  for m in seed update missing rereg; do
+  for m in seed update missing slow rereg; do
     sign "$BRAND" "$B/assert/$m.json" "$B/assert/$m.model"
   done
 }
@@ -129,7 +139,7 @@ EOF
 verify() {
   local check=$B/snapd-check m
   [ -x "$check" ] || "$REPO/tools/snapd-check/build.sh" "$check"
-  for m in seed update missing rereg; do
+  for m in seed update missing slow rereg; do
     "$check" verify -trusted "$B/keys/testrootorg.account-key" -trusted "$B/keys/testrootorg.account" \
       -assertions "$B/assert/$BRAND.account-key" -assertions "$B/assert/$BRAND.account" \
       "$B/assert/$m.model" >/dev/null ||
@@ -140,7 +150,7 @@ verify() {
 
 snaps() {
   local w=$B/work
-  rm -rf "$w" && mkdir -p "$w/gadget/meta/hooks" "$w/extra/meta" "$w/extra/bin" "$B/snaps"
+  rm -rf "$w" && mkdir -p "$w/gadget/meta/hooks" "$w/extra/meta" "$w/extra/bin" "$w/slow/meta/hooks" "$w/slow/bin" "$B/snaps"
   cat >"$w/gadget/meta/snap.yaml" <<EOF
 name: $GADGET
 version: '1.0'
@@ -169,8 +179,31 @@ apps:
 EOF
   printf '#!/bin/sh\necho "hello from remodel-extra"\n' >"$w/extra/bin/hello"
   chmod 755 "$w/extra/bin/hello"
+  cat >"$w/slow/meta/snap.yaml" <<EOF
+name: remodel-slow
+version: '1.0'
+base: core22
+summary: the snap that holds a remodel in progress
+description: Its install hook waits until SNAP_COMMON/release exists (at most 8 minutes).
+EOF
+  # Runs on the base's shell (the placeholder core22 has busybox as /bin/sh); sleeps with the
+  # snap's own busybox: AppArmor lets a hook run its snap's files, not the base's busybox applets
+  # ("sleep: Permission denied").
+  cp "${BUSYBOX:-/bin/busybox}" "$w/slow/bin/busybox"
+  chmod 755 "$w/slow/bin/busybox"
+  cat >"$w/slow/meta/hooks/install" <<'EOF'
+#!/bin/sh
+# Holds the remodel that installs this snap in its "Run install hook" task until
+# $SNAP_COMMON/release exists (tests/spread/remodel/abort and reattach); gives up after 8 min.
+i=0
+while [ ! -e "$SNAP_COMMON/release" ] && [ "$i" -lt 480 ]; do
+    "$SNAP/bin/busybox" sleep 1 || exit 1
+    i=$((i + 1))
+done
+EOF
+  chmod 755 "$w/slow/meta/hooks/install"
   local s
-  for s in gadget extra; do
+  for s in gadget extra slow; do
     mksquashfs "$w/$s" "$w/$s.snap" -noappend -comp xz -all-root -no-xattrs -no-fragments \
       -quiet -no-progress -all-time 0 -mkfs-time 0 >/dev/null
   done
@@ -178,26 +211,32 @@ EOF
   # fakestore finds snaps by file name (NAME_...) and assertions in DIR/asserts.
   rm -rf "$B/store" && mkdir -p "$B/store/asserts"
   mv "$w/extra.snap" "$B/store/remodel-extra_1.0_amd64.snap"
-  "$TK/bin/fakestore" new-snap-declaration --dir "$B/store" "$B/store/remodel-extra_1.0_amd64.snap" >/dev/null
-  "$TK/bin/fakestore" new-snap-revision --dir "$B/store" "$B/store/remodel-extra_1.0_amd64.snap" >/dev/null
+  mv "$w/slow.snap" "$B/store/remodel-slow_1.0_amd64.snap"
+  for s in remodel-extra remodel-slow; do
+    "$TK/bin/fakestore" new-snap-declaration --dir "$B/store" "$B/store/${s}_1.0_amd64.snap" >/dev/null
+    "$TK/bin/fakestore" new-snap-revision --dir "$B/store" "$B/store/${s}_1.0_amd64.snap" >/dev/null
+  done
   cp "$B/assert/$BRAND.account" "$B/assert/$BRAND.account-key" "$B/store/asserts/"
   rm -rf "$w"
 }
 
 kit() {
   rm -rf "$B/kit" && mkdir -p "$B/kit/offline"
-  cp "$B/assert/update.model" "$B/assert/missing.model" "$B/assert/rereg.model" "$B/kit/"
+  cp "$B/assert/update.model" "$B/assert/missing.model" "$B/assert/slow.model" "$B/assert/rereg.model" "$B/kit/"
   cp "$B/store/remodel-extra_1.0_amd64.snap" "$B/kit/offline/"
-  # snap-declaration + snap-revision (test store key) and the store key's account-key.
+  # remodel-extra's snap-declaration + snap-revision (test store key) and the store key's
+  # account-key.
   local a
   for a in "$B/store/asserts"/*.snap-declaration "$B/store/asserts"/*.snap-revision; do
-    cp "$a" "$B/kit/offline/"
+    if grep -qx 'snap-id: remodel-extra-id' "$a"; then cp "$a" "$B/kit/offline/"; fi
   done
   cp "$B/keys/teststore.account-key" "$B/kit/offline/"
   cat >"$B/kit/README" <<EOF
 Remodel kit of the pocketses test brand ($BRAND/$MODEL), made by tests/vm/brand.sh.
 update.model   revision 1, adds the required snap remodel-extra (an update remodel)
 missing.model  revision 2, also requires remodel-missing, which the store does not have
+slow.model     revision 2, adds remodel-slow: its install hook holds the change until
+               /var/snap/remodel-slow/common/release exists (abort, re-attach)
 rereg.model    model $MODEL-b: a re-registration remodel
 offline/       remodel-extra's snap and its assertions, for --offline
 EOF
@@ -210,6 +249,27 @@ image() {
     "$o/etc/systemd/system/snapd.service.d" "$o/var/lib/snapd/seed/assertions" "$o/var/lib/snapd/seed/snaps" \
     "$o/var/lib/pocketses-fakestore"
   cp "$TK/bin/snapd" "$o/usr/lib/snapd/snapd"
+  mkdir -p "$o/usr/local/lib/pocketses-testbrand/bin"
+  cp "$B/device-key.pem" "$o/usr/local/lib/pocketses-testbrand/device-key.pem"
+  cat >"$o/usr/local/lib/pocketses-testbrand/bin/ssh-keygen" <<'EOF'
+#!/bin/sh
+# snapd's device key (see tests/vm/brand.sh): for `ssh-keygen ... -f FILE` write the key made on
+# the host to FILE; anything else goes to the real ssh-keygen.
+key=/usr/local/lib/pocketses-testbrand/device-key.pem
+file= prev=
+for a in "$@"; do
+    [ "$prev" = -f ] && file=$a
+    prev=$a
+done
+case " $* " in
+    *" -t rsa "*" -m PEM "*) ;;
+    *) exec /usr/bin/ssh-keygen "$@" ;;
+esac
+[ -n "$file" ] && [ -r "$key" ] || exec /usr/bin/ssh-keygen "$@"
+echo "pocketses test brand: device key from $key" >&2
+install -m 600 "$key" "$file"
+EOF
+  chmod 755 "$o/usr/local/lib/pocketses-testbrand/bin/ssh-keygen"
   cp "$TK/bin/fakestore" "$TK/bin/fakedevicesvc" "$TK/bin/testbrand" "$o/usr/local/bin/"
   cp -r "$B/store/." "$o/var/lib/pocketses-fakestore/"
   unit() { # unit NAME DESCRIPTION EXEC
@@ -242,6 +302,7 @@ After=pocketses-fakestore.service pocketses-store-front.service pocketses-fakede
 Environment=SNAPPY_FORCE_API_URL=http://127.0.0.1:$STORE_PORT/
 Environment=SNAPPY_FORCE_SAS_URL=http://127.0.0.1:$STORE_PORT/
 Environment=SNAP_REEXEC=0
+Environment=PATH=/usr/local/lib/pocketses-testbrand/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 EOF
   cp "$B/assert/seed.model" "$o/var/lib/snapd/seed/assertions/model"
   cp "$B/assert/$BRAND.account" "$B/assert/$BRAND.account-key" "$o/var/lib/snapd/seed/assertions/"
@@ -290,13 +351,19 @@ main() {
   # store and the image only when their inputs changed.
   step brand-mint mint
   step brand-verify verify
+  if [ ! -s "$B/device-key.pem" ]; then
+    ssh-keygen -q -t rsa -b 4096 -N "" -m PEM -f "$B/device-key.tmp" >/dev/null
+    mv "$B/device-key.tmp" "$B/device-key.pem" && rm -f "$B/device-key.tmp.pub"
+  fi
+  # The snaps and the store every time (seconds; the gadget's bytes are reproducible): the
+  # store's contents are not part of the image's key, tests/vm/run pushes them into the guest.
+  step brand-snaps snaps
   local key
   key=$(image_key)
-  if [ -e "$CACHE/brand.img" ] && [ "$(cat "$B/key" 2>/dev/null)" = "$key" ] && [ -d "$B/store" ]; then
+  if [ -e "$CACHE/brand.img" ] && [ "$(cat "$B/key" 2>/dev/null)" = "$key" ]; then
     log "test-brand image cached ($key)"
   else
     rm -f "$B/key"
-    step brand-snaps snaps
     step brand-image image
     echo "$key" >"$B/key"
   fi

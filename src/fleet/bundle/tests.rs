@@ -98,6 +98,15 @@ fn description_round_trips() {
 }
 
 #[test]
+fn names_with_quotes_and_backslashes_round_trip() {
+    let mut desc = description(&files());
+    desc.files[0].filename = r#"a"b\c.snap"#.into();
+    let text = render(&desc);
+    assert!(text.contains(r#"filename = "a\"b\\c.snap";"#), "{text}");
+    assert_eq!(parse_description(text.as_bytes()).unwrap(), desc);
+}
+
+#[test]
 fn untrusted_key_is_refused_before_anything_is_read() {
     let files = files();
     let bytes = signed(&files, &key(2));

@@ -124,7 +124,7 @@ pocketses_debug() {
 pocketses_remodel_kit_check() {
     local kit=${POCKETSES_REMODEL_KIT:?POCKETSES_REMODEL_KIT is not set}
     local f
-    for f in update.model missing.model rereg.model; do
+    for f in update.model missing.model slow.model rereg.model; do
         test -f "$kit/$f" || { echo "remodel kit: missing $kit/$f" >&2; return 1; }
     done
     snap model --serial >/dev/null || { echo "the device has no serial: the remodel suite needs a registered device" >&2; return 1; }
@@ -140,4 +140,31 @@ pocketses_kit_file() {
 # pocketses_header NAME FILE: the value of a top-level assertion header.
 pocketses_header() {
     sed -n "s/^$1: //p" "$2" | head -n 1
+}
+
+# pocketses_fleet_snap DIR NAME VERSION [HOOK]: a small test snap DIR/NAME_VERSION.snap made
+# with mksquashfs (no store, no assertions) on the snap's own base; with HOOK, an install hook
+# whose text that is. Prints the file's path.
+pocketses_fleet_snap() {
+    local dir=$1 name=$2 version=$3 hook=${4:-} src
+    src=$(mktemp -d)
+    mkdir -p "$src/meta/hooks"
+    # snapd refuses a snap whose root is not 0755 ("snap is unusable due to bad permissions").
+    chmod 755 "$src" "$src/meta" "$src/meta/hooks"
+    printf 'name: %s\nversion: "%s"\nsummary: fleet bundle test snap\ndescription: installed by pocketses bundle apply\nbase: %s\nconfinement: strict\ngrade: devel\n' \
+        "$name" "$version" "$(sed -n 's/^base: *//p' /snap/pocketses/current/meta/snap.yaml)" >"$src/meta/snap.yaml"
+    if [ -n "$hook" ]; then
+        printf '%s\n' "$hook" >"$src/meta/hooks/install"
+        chmod 755 "$src/meta/hooks/install"
+    fi
+    mksquashfs "$src" "$dir/${name}_$version.snap" -noappend -comp xz -all-root -no-xattrs -no-fragments -no-progress >/dev/null
+    rm -rf "$src"
+    echo "$dir/${name}_$version.snap"
+}
+
+# pocketses_fleet_key NAME: a fresh ed25519 operator key in the snap's key store; prints its public half.
+pocketses_fleet_key() {
+    rm -f /root/snap/pocketses/*/keys/"$1".pem
+    pocketses key create --type ed25519 "$1" >/dev/null
+    pocketses key export "$1"
 }

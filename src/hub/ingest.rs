@@ -1,0 +1,264 @@
+//! `POST /v1/ingest`: `pocketses.metrics/v1` documents from spokes' `json` sinks, one per line,
+//! forwarded through this daemon's push sinks. \[io\] for the body; the decisions
+//! ([`check_head`], [`accept`]) are pure.
+//!
+//! The HTTP listener has already checked the credentials (`http.token`, `http.users.*`) when
+//! they are set. The answers follow what the sinks of `push::policy` expect of a store:
+//!
+//! | request | answer |
+//! |---|---|
+//! | documents taken | 200 `{"documents":N}` |
+//! | `hub.ingest` is false | 404 |
+//! | not POST | 405, `Allow: POST` |
+//! | a `Content-Type` other than JSON or ndjson, any `Content-Encoding` | 415 |
+//! | more than [`BODY_MAX`] bytes | 413 (a sink sends its batch in halves) |
+//! | a line that is not a document | 400 naming the line and why (a sink moves the batch to `rejected/`) |
+//! | the sinks do not take them within [`FORWARD_WITHIN`] | 503, `Retry-After: 1` |
+//!
+//! A request is taken whole or not at all, so a sink that retries sends no duplicate.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt as _, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Method, Request, StatusCode};
+
+use super::document;
+use super::spoke::TAG;
+use super::{Figures, Forwarded};
+
+/// The largest request body taken: a json sink's default batch of 60 snapshots is about 250 KB.
+pub const BODY_MAX: usize = 8 << 20;
+/// How long the sinks may take to take a request's snapshots before the spoke is asked to retry.
+pub const FORWARD_WITHIN: Duration = Duration::from_secs(10);
+
+/// What to answer. `body` is JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// Status code.
+    pub status: StatusCode,
+    /// `{"documents":N}` or `{"error":"…"}`.
+    pub body: String,
+    /// Add `Allow: POST` (405).
+    pub allow_post: bool,
+    /// Add `Retry-After: 1` (503).
+    pub retry: bool,
+}
+
+impl Answer {
+    fn error(status: StatusCode, message: &str) -> Answer {
+        Answer {
+            status,
+            body: crate::publish::http::error_body(message),
+            allow_post: status == StatusCode::METHOD_NOT_ALLOWED,
+            retry: status == StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// Whether the request's head can be taken: ingest on, POST, JSON, not compressed, not too
+/// large. \[pure\]
+///
+/// # Errors
+/// The answer that refuses it.
+pub fn check_head(
+    enabled: bool,
+    method: &Method,
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+    content_length: Option<u64>,
+) -> Result<(), Answer> {
+    if !enabled {
+        return Err(Answer::error(
+            StatusCode::NOT_FOUND,
+            "no such endpoint: /v1/ingest (hub.ingest is false)",
+        ));
+    }
+    if method != Method::POST {
+        return Err(Answer::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &format!("method not allowed: {method} (POST documents to /v1/ingest)"),
+        ));
+    }
+    let media = content_type.map(|t| t.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    if let Some(media) = media.filter(|m| !m.is_empty()) {
+        if !matches!(media.as_str(), "application/json" | "application/x-ndjson") {
+            return Err(Answer::error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &format!(
+                    "cannot take {media}: send pocketses.metrics/v1 documents as application/x-ndjson or application/json"
+                ),
+            ));
+        }
+    }
+    if let Some(encoding) = content_encoding.filter(|e| !e.trim().eq_ignore_ascii_case("identity"))
+    {
+        return Err(Answer::error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &format!("cannot take Content-Encoding {encoding}: send the documents uncompressed"),
+        ));
+    }
+    if content_length.is_some_and(|n| n > BODY_MAX as u64) {
+        return Err(too_large());
+    }
+    Ok(())
+}
+
+fn too_large() -> Answer {
+    Answer::error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!("cannot take more than {BODY_MAX} bytes in one request"),
+    )
+}
+
+/// The snapshots of a request body, each tagged `spoke=HOSTNAME` (or `spoke=unknown` when the
+/// document has no host name) on top of the document's own tags. \[pure\]
+///
+/// # Errors
+/// 400 naming the first line that is not a document, or when there is none.
+pub fn accept(body: &[u8]) -> Result<Vec<Forwarded>, Answer> {
+    let docs = document::parse_lines(body).map_err(|err| {
+        Answer::error(StatusCode::BAD_REQUEST, &format!("cannot read documents: {err}"))
+    })?;
+    if docs.is_empty() {
+        return Err(Answer::error(StatusCode::BAD_REQUEST, "cannot read documents: none sent"));
+    }
+    Ok(docs
+        .into_iter()
+        .map(|doc| {
+            let mut tags = doc.tags;
+            tags.retain(|(k, _)| k != TAG);
+            let host = if doc.snapshot.hostname.is_empty() {
+                "unknown".to_string()
+            } else {
+                doc.snapshot.hostname.clone()
+            };
+            tags.push((TAG.to_string(), host));
+            Forwarded { snapshot: Arc::new(doc.snapshot), tags }
+        })
+        .collect())
+}
+
+/// Answers one request (its credentials already checked).
+pub async fn handle(req: Request<Incoming>, figures: Option<&Figures>) -> Answer {
+    let answer = take(req, figures).await;
+    if let Some(figures) = figures {
+        match &answer {
+            Ok(n) => figures.count_ingest(*n, 0),
+            Err(_) => figures.count_ingest(0, 1),
+        }
+    }
+    match answer {
+        Ok(n) => Answer { status: StatusCode::OK, body: taken(n), allow_post: false, retry: false },
+        Err(refusal) => refusal,
+    }
+}
+
+async fn take(req: Request<Incoming>, figures: Option<&Figures>) -> Result<u64, Answer> {
+    let enabled = figures.is_some_and(|f| f.ingest().enabled);
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let length = header(CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok());
+    check_head(enabled, req.method(), header(CONTENT_TYPE), header(CONTENT_ENCODING), length)?;
+    let forward = figures.and_then(Figures::forward).ok_or_else(|| {
+        Answer::error(StatusCode::SERVICE_UNAVAILABLE, "the push sinks are not running")
+    })?;
+    let body = Limited::new(req.into_body(), BODY_MAX).collect().await.map_err(|err| {
+        if err.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            too_large()
+        } else {
+            Answer::error(StatusCode::BAD_REQUEST, &format!("cannot read the request: {err}"))
+        }
+    })?;
+    let items = accept(&body.to_bytes())?;
+    let n = items.len() as u64;
+    let send_all = async {
+        for item in items {
+            forward.send(item).await.map_err(|_| ())?;
+        }
+        Ok::<(), ()>(())
+    };
+    match tokio::time::timeout(FORWARD_WITHIN, send_all).await {
+        Ok(Ok(())) => Ok(n),
+        _ => Err(Answer::error(StatusCode::SERVICE_UNAVAILABLE, "the push sinks are busy; retry")),
+    }
+}
+
+/// The body of a 200. \[pure\]
+pub fn taken(n: u64) -> String {
+    serde_json::json!({ "documents": n }).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::encode::json;
+    use crate::metrics::Snapshot;
+
+    #[test]
+    fn heads_are_refused_with_the_status_a_sink_understands() {
+        let post = Method::POST;
+        let ok = check_head(true, &post, Some("application/x-ndjson"), None, Some(10));
+        assert_eq!(ok, Ok(()));
+        assert!(check_head(true, &post, None, None, None).is_ok());
+        assert!(check_head(
+            true,
+            &post,
+            Some("application/json; charset=utf-8"),
+            Some("identity"),
+            None
+        )
+        .is_ok());
+        let table = [
+            (false, Method::POST, None, None, None, 404, "no such endpoint: /v1/ingest (hub.ingest is false)"),
+            (true, Method::GET, None, None, None, 405, "method not allowed: GET (POST documents to /v1/ingest)"),
+            (true, Method::POST, Some("text/plain"), None, None, 415, "cannot take text/plain: send pocketses.metrics/v1 documents as application/x-ndjson or application/json"),
+            (true, Method::POST, None, Some("gzip"), None, 415, "cannot take Content-Encoding gzip: send the documents uncompressed"),
+            (true, Method::POST, None, None, Some(BODY_MAX as u64 + 1), 413, "cannot take more than 8388608 bytes in one request"),
+        ];
+        for (enabled, method, ctype, encoding, length, status, message) in table {
+            let answer = check_head(enabled, &method, ctype, encoding, length).unwrap_err();
+            assert_eq!(answer.status.as_u16(), status, "{message}");
+            assert_eq!(answer.body, crate::publish::http::error_body(message));
+            assert_eq!(answer.allow_post, status == 405);
+        }
+    }
+
+    #[test]
+    fn documents_are_tagged_with_their_host() {
+        let a = json::encode(&Snapshot {
+            timestamp: 1.0,
+            hostname: "dev1".into(),
+            ..Snapshot::default()
+        });
+        let b = json::encode(&Snapshot { timestamp: 2.0, ..Snapshot::default() });
+        let b =
+            format!("{},\"tags\":{{\"spoke\":\"forged\",\"site\":\"lab\"}}}}", &b[..b.len() - 1]);
+        let items = accept(format!("{a}\n{b}\n").as_bytes()).unwrap();
+        assert_eq!(items[0].tags, vec![("spoke".to_string(), "dev1".to_string())]);
+        assert_eq!(
+            items[1].tags,
+            vec![
+                ("site".to_string(), "lab".to_string()),
+                ("spoke".to_string(), "unknown".to_string())
+            ]
+        );
+        assert_eq!(items[1].snapshot.timestamp.round(), 2.0);
+    }
+
+    #[test]
+    fn a_bad_line_refuses_the_whole_request() {
+        let a = json::encode(&Snapshot { timestamp: 1.0, ..Snapshot::default() });
+        let err = accept(format!("{a}\nnot json\n").as_bytes()).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert!(
+            err.body.contains("cannot read documents: line 2: not a pocketses.metrics/v1 document"),
+            "{}",
+            err.body
+        );
+        let none = accept(b"\n\n").unwrap_err();
+        assert_eq!(none.body, crate::publish::http::error_body("cannot read documents: none sent"));
+        assert_eq!(taken(3), r#"{"documents":3}"#);
+    }
+}
