@@ -83,7 +83,7 @@ impl Message {
             Next::Send(line) => {
                 let seq = match event {
                     Event::Snapshot(p) => Some(p.seq),
-                    Event::Remodel(_) | Event::Checks(_) => None,
+                    Event::Remodel(_) | Event::Checks(_) | Event::Fleet(_) => None,
                 };
                 Some(Message { seq, line })
             }
