@@ -421,10 +421,17 @@ async fn collect_loop(
                     let (collector, checker, spools, fleet, units) = &mut *guard;
                     // The checks see every group; what is published and pushed only the groups
                     // `collectors.*` keep (crate::metrics::units).
-                    let full = collector.collect();
-                    let mut kept = full.clone();
-                    units.apply(&mut kept, &config.collectors);
-                    let published = Published::new(seq, kept, format);
+                    // Without `collectors.*` keys both are the same snapshot: no copy per cycle.
+                    let collected = collector.collect();
+                    let (published, full) = if config.collectors.is_empty() {
+                        let published = Published::new(seq, collected, format);
+                        let full = Arc::clone(&published.snapshot);
+                        (published, full)
+                    } else {
+                        let mut kept = collected.clone();
+                        units.apply(&mut kept, &config.collectors);
+                        (Published::new(seq, kept, format), Arc::new(collected))
+                    };
                     let now = crate::checks::daemon::now();
                     let facts = crate::checks::builtin::Facts {
                         snapd: snapd.facts(now),
