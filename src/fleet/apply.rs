@@ -66,6 +66,13 @@ pub struct ApplyError {
 }
 
 impl ApplyError {
+    /// The detail lines of a failure: the reason, then snapd's lines. \[pure\]
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = vec![self.to_string()];
+        lines.extend(self.details.iter().cloned());
+        lines
+    }
+
     fn new(kind: ErrorKind, message: impl Into<String>) -> ApplyError {
         ApplyError { kind, message: message.into(), details: Vec::new() }
     }
@@ -81,6 +88,15 @@ pub struct Outcome {
     pub version: String,
     /// snapd's changes, every one Done.
     pub changes: Vec<String>,
+}
+
+impl Outcome {
+    /// The one detail line of a success, for the terminal and the server's feedback. \[pure\]
+    pub fn summary(&self) -> String {
+        let changes =
+            if self.changes.is_empty() { "none".to_string() } else { self.changes.join(", ") };
+        format!("version {} applied (changes {changes})", self.version)
+    }
 }
 
 /// One progress report: the stage, how many steps are over out of how many, and detail
@@ -470,15 +486,7 @@ async fn run(
             stage: Stage::Done,
             step: steps,
             steps,
-            details: vec![format!(
-                "version {} applied (changes {})",
-                outcome.version,
-                if outcome.changes.is_empty() {
-                    "none".to_string()
-                } else {
-                    outcome.changes.join(", ")
-                }
-            )],
+            details: vec![outcome.summary()],
         }),
         Err(err) => {
             record.fail(err);
@@ -486,13 +494,11 @@ async fn run(
             if let Err(e) = journal::save(path, &record) {
                 tracing::warn!("{e}");
             }
-            let mut details = vec![err.to_string()];
-            details.extend(err.details.iter().cloned());
             progress(Progress {
                 stage: Stage::Failed,
                 step: record.steps.iter().filter(|s| s.ready).count(),
                 steps,
-                details,
+                details: err.lines(),
             });
         }
     }

@@ -791,20 +791,8 @@ pub fn result_details(
     result: &Result<apply::Outcome, apply::ApplyError>,
 ) -> Result<Vec<String>, Vec<String>> {
     match result {
-        Ok(outcome) => Ok(vec![format!(
-            "version {} applied (changes {})",
-            outcome.version,
-            if outcome.changes.is_empty() {
-                "none".to_string()
-            } else {
-                outcome.changes.join(", ")
-            }
-        )]),
-        Err(err) => {
-            let mut details = vec![err.to_string()];
-            details.extend(err.details.iter().cloned());
-            Err(details)
-        }
+        Ok(outcome) => Ok(vec![outcome.summary()]),
+        Err(err) => Err(err.lines()),
     }
 }
 
