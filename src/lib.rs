@@ -28,4 +28,5 @@ pub mod remodel;
 pub mod snapd;
 pub mod spool;
 pub mod status;
+pub mod table;
 pub mod yaml;

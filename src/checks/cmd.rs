@@ -173,7 +173,7 @@ fn list(config: &Config, json: bool) -> anyhow::Result<String> {
             i.doc.to_string(),
         ]);
     }
-    Ok(table(&rows))
+    Ok(crate::table::table(&rows))
 }
 
 use super::report::{unit_of, Document, Entry};
@@ -201,7 +201,7 @@ fn run_output(results: &[Result], worst: State, json: bool) -> anyhow::Result<St
         let threshold = r.threshold.map_or_else(|| "-".to_string(), |t| t.to_string());
         rows.push([r.check.clone(), state, value, threshold, r.summary.clone()]);
     }
-    Ok(table(&rows))
+    Ok(crate::table::table(&rows))
 }
 
 fn document(value: &impl Serialize) -> anyhow::Result<String> {
@@ -211,43 +211,9 @@ fn document(value: &impl Serialize) -> anyhow::Result<String> {
     Ok(text)
 }
 
-/// Columns padded to their widest cell, two spaces apart; the last column is not padded.
-fn table<const N: usize>(rows: &[[String; N]]) -> String {
-    let mut widths = [0usize; N];
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in rows {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 == N {
-                line.push_str(cell);
-            } else {
-                line.push_str(cell);
-                line.push_str(&" ".repeat(widths[i] - cell.chars().count() + 2));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tables_align_columns() {
-        let rows = [
-            ["A".to_string(), "BB".to_string(), "C".to_string()],
-            ["long".to_string(), "x".to_string(), "last column".to_string()],
-        ];
-        assert_eq!(table(&rows), "A     BB  C\nlong  x   last column\n");
-    }
 
     #[test]
     fn unknown_check_names_are_refused() {

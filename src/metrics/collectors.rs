@@ -110,16 +110,7 @@ pub fn list(config: &Config) -> String {
         let enabled = unit.enabled.unwrap_or(true).to_string();
         rows.push([group.as_str().to_string(), interval, enabled, group.describe().to_string()]);
     }
-    let widths: Vec<usize> =
-        (0..4).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
-    let mut out = String::new();
-    for row in rows {
-        let cells: Vec<String> =
-            row.iter().enumerate().map(|(c, cell)| format!("{cell:<w$}", w = widths[c])).collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    crate::table::table(&rows)
 }
 
 #[cfg(test)]

@@ -378,16 +378,7 @@ pub fn render(report: &Report) -> String {
             notes,
         ]);
     }
-    let widths: Vec<usize> =
-        (0..9).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
-    let mut out = String::new();
-    for row in rows {
-        let cells: Vec<String> =
-            row.iter().enumerate().map(|(c, cell)| format!("{cell:<w$}", w = widths[c])).collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    crate::table::table(&rows)
 }
 
 #[cfg(test)]
