@@ -11,34 +11,30 @@
 mod daemon_util;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use daemon_util::poll;
+use daemon_util::scripted::{Answer, Got, Scripted as Store};
 use serde_json::Value;
 
-/// One request the store got, and what it answered.
-#[derive(Debug, Clone)]
-struct Got {
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    status: u16,
+/// The push tests' views of what the store got.
+trait Pushed {
+    /// The snapshots' timestamps (RFC 3339, milliseconds) in the body, in order.
+    fn timestamps(&self) -> Vec<String>;
 }
 
-impl Got {
-    /// The snapshots' timestamps (RFC 3339, milliseconds) in the body, in order.
+impl Pushed for Got {
     fn timestamps(&self) -> Vec<String> {
         timestamps(&self.body)
     }
+}
 
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
+/// Timestamps the store acknowledged (2xx), in the order it got them.
+fn acked(store: &Store) -> Vec<String> {
+    store.got().iter().filter(|g| g.status / 100 == 2).flat_map(Got::timestamps).collect()
 }
 
 fn timestamps(body: &[u8]) -> Vec<String> {
@@ -50,98 +46,6 @@ fn timestamps(body: &[u8]) -> Vec<String> {
             doc["timestamp"].as_str().unwrap().to_string()
         })
         .collect()
-}
-
-/// What the store answers: status, extra headers, body.
-type Answer = (u16, Vec<(String, String)>, String);
-/// Decides the answer from the index of the request and its body.
-type Script = Box<dyn FnMut(usize, &[u8]) -> Answer + Send>;
-
-/// A tiny HTTP/1.1 store on loopback: keep-alive, Content-Length bodies, answers from a script.
-struct Store {
-    port: u16,
-    got: Arc<Mutex<Vec<Got>>>,
-}
-
-impl Store {
-    fn start(script: Script) -> Store {
-        Store::start_on(TcpListener::bind("127.0.0.1:0").unwrap(), script)
-    }
-
-    fn start_on(listener: TcpListener, script: Script) -> Store {
-        let port = listener.local_addr().unwrap().port();
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let script = Arc::new(Mutex::new(script));
-        let log = Arc::clone(&got);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let (log, script) = (Arc::clone(&log), Arc::clone(&script));
-                std::thread::spawn(move || serve(stream, &log, &script));
-            }
-        });
-        Store { port, got }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn got(&self) -> Vec<Got> {
-        self.got.lock().unwrap().clone()
-    }
-
-    /// Timestamps the store acknowledged (2xx), in the order it got them.
-    fn acked(&self) -> Vec<String> {
-        self.got().iter().filter(|g| g.status / 100 == 2).flat_map(Got::timestamps).collect()
-    }
-}
-
-fn serve(stream: TcpStream, log: &Mutex<Vec<Got>>, script: &Mutex<Script>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut out = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let path = line.split(' ').nth(1).unwrap_or("").to_string();
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                headers.push((k.trim().to_lowercase(), v.trim().to_string()));
-            }
-        }
-        let len: usize = headers
-            .iter()
-            .find(|(k, _)| k == "content-length")
-            .map_or(0, |(_, v)| v.parse().unwrap());
-        let mut body = vec![0; len];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let mut log = log.lock().unwrap();
-        let (status, extra, text) = (script.lock().unwrap())(log.len(), &body);
-        log.push(Got { path, headers, body, status });
-        drop(log);
-        let mut res = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n", text.len());
-        for (k, v) in extra {
-            res.push_str(&format!("{k}: {v}\r\n"));
-        }
-        res.push_str("\r\n");
-        res.push_str(&text);
-        if out.write_all(res.as_bytes()).is_err() {
-            return;
-        }
-    }
 }
 
 fn ok() -> Answer {
@@ -207,7 +111,7 @@ fn each_status_code_does_what_the_store_means() {
         &["--set", &url, "--set", "push.t.format=json", "--set", "push.t.token=s3cret"],
     );
     // Wait until ten snapshots were acknowledged.
-    poll("ten snapshots acknowledged", || (store.acked().len() >= 10).then_some(()));
+    poll("ten snapshots acknowledged", || (acked(&store).len() >= 10).then_some(()));
     let got = store.got();
     let statuses: Vec<u16> = got.iter().map(|g| g.status).collect();
     assert_eq!(&statuses[..2], [400, 429], "{statuses:?}");
@@ -223,7 +127,7 @@ fn each_status_code_does_what_the_store_means() {
     assert_eq!(got[0].path, "/ingest");
     // Acknowledged only on 2xx: every snapshot of a failed request came again in a 204, once,
     // in order; the rejected one never came again.
-    let acked = store.acked();
+    let acked = acked(&store);
     assert!(strictly_increasing(&acked), "{acked:?}");
     let rejected = got[0].timestamps();
     assert!(rejected.iter().all(|t| !acked.contains(t)));
@@ -284,10 +188,10 @@ fn kill_9_in_an_outage_loses_nothing() {
         Store::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), Box::new(|_, _| ok()));
     let daemon = Daemon::start(dir.path(), &args);
     poll("the backlog delivered", || {
-        let acked = store.acked();
+        let acked = acked(&store);
         before.iter().all(|t| acked.contains(t)).then_some(())
     });
-    let acked = store.acked();
+    let acked = acked(&store);
     assert!(strictly_increasing(&acked), "in order, none twice: {acked:?}");
     assert_eq!(&acked[..before.len()], &before[..], "the backlog first, oldest first");
     // Sent in batches of push.o.batch, faster than they were collected.
@@ -312,9 +216,9 @@ fn reload_adds_changes_and_removes_sinks_keeping_the_spool() {
     let store =
         Store::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), Box::new(|_, _| ok()));
     poll("the backlog delivered", || {
-        (pending(&daemon, "r") == 0 && store.acked().len() >= 3).then_some(())
+        (pending(&daemon, "r") == 0 && acked(&store).len() >= 3).then_some(())
     });
-    let acked = store.acked();
+    let acked = acked(&store);
     assert!(strictly_increasing(&acked), "{acked:?}");
     assert!(store.got().iter().all(|g| g.timestamps().len() <= 2), "the changed batch size");
     // Removed: nothing more is sent, and the spool stays on disk.
@@ -394,8 +298,8 @@ fn a_corrupt_record_is_found_counted_and_skipped() {
     let url = format!("push.c.url={}", store.url("/i"));
     let daemon = Daemon::start(dir.path(), &["--set", &url, "--set", "push.c.format=json"]);
     let want: Vec<String> = [0, 1, 3, 4, 6].iter().map(|i| old[*i].clone()).collect();
-    poll("the five good records delivered", || store.acked().starts_with(&want).then_some(()));
-    assert!(!store.acked().contains(&old[2]));
+    poll("the five good records delivered", || acked(&store).starts_with(&want).then_some(()));
+    assert!(!acked(&store).contains(&old[2]));
     // The unreadable record was set aside alone, with why.
     let rej = dir.path().join("spool/c/rejected");
     let reasons: Vec<String> = std::fs::read_dir(&rej)
@@ -443,8 +347,8 @@ fn past_max_bytes_the_oldest_are_dropped_and_counted() {
     // The store comes back: what is left arrives, newest kept, oldest gone, in order.
     let store =
         Store::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), Box::new(|_, _| ok()));
-    poll("the rest delivered", || store.acked().contains(&old[39]).then_some(()));
-    let acked = store.acked();
+    poll("the rest delivered", || acked(&store).contains(&old[39]).then_some(()));
+    let acked = acked(&store);
     assert!(strictly_increasing(&acked), "{acked:?}");
     let kept: Vec<String> = acked.iter().filter(|t| t.starts_with("2020")).cloned().collect();
     assert!(!kept.is_empty() && !kept.contains(&old[0]), "{kept:?}");

@@ -12,6 +12,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod kept;
+pub mod scripted;
 
 /// Upper bound for anything a test waits for; reaching it is a failure, not a measurement.
 pub const DEADLINE: Duration = Duration::from_secs(30);
