@@ -9,7 +9,8 @@
 //! - `ack`: the acknowledged position and the drop counters, a few lines of text
 //!   (`acked 42`, `dropped-records 0`, `dropped-bytes 0`), replaced atomically
 //!   (write `ack.tmp`, fsync, rename, fsync the directory);
-//! - `lock`: held with `flock` by the one [`Spool`] that has the directory open.
+//! - `lock`: holds a POSIX record lock (`fcntl`) of the one [`Spool`] that has the directory
+//!   open ([`DirLock`]).
 //!
 //! Guarantees, which docs/spool.md explains to users:
 //!
@@ -427,6 +428,69 @@ pub fn pending_weight(dir: &Path, weigh: impl Fn(&[u8]) -> u64) -> Result<u64, E
     Ok(total)
 }
 
+/// The lock of an open spool directory: a write lock on its `lock` file.
+///
+/// A POSIX record lock (`fcntl(F_SETLK)`), not `flock`: an `flock` belongs to the open file, and
+/// a child forked by another thread holds a copy of every descriptor until it execs, so a
+/// spool closed meanwhile would stay locked by that child and the next open be refused. A
+/// record lock belongs to the process and is never inherited. Record locks do not exclude the
+/// process itself, and closing any descriptor of the file drops them, so the directories open
+/// in this process are kept in [`OPEN_HERE`], checked before the file is opened.
+#[derive(Debug)]
+struct DirLock {
+    file: Option<File>,
+    key: PathBuf,
+}
+
+/// The spool directories this process has open (canonical paths).
+static OPEN_HERE: std::sync::Mutex<std::collections::BTreeSet<PathBuf>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn open_here() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<PathBuf>> {
+    OPEN_HERE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl DirLock {
+    /// Takes the lock of the existing directory `dir`.
+    #[allow(clippy::cast_possible_truncation)] // F_WRLCK and SEEK_SET are small constants
+    fn take(dir: &Path) -> Result<DirLock, Error> {
+        let key = fs::canonicalize(dir).map_err(io_err("open spool directory", dir))?;
+        if !open_here().insert(key.clone()) {
+            return Err(Error::Locked(dir.to_path_buf()));
+        }
+        // From here on `lock` releases the key when it goes, on every path.
+        let mut lock = DirLock { file: None, key };
+        let lock_path = dir.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err("open", &lock_path))?;
+        // SAFETY: fcntl on a descriptor we own with a `flock` struct that lives across the call.
+        let taken = unsafe {
+            let mut range: libc::flock = std::mem::zeroed();
+            range.l_type = libc::F_WRLCK as libc::c_short;
+            range.l_whence = libc::SEEK_SET as libc::c_short;
+            libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &range) == 0
+        };
+        if !taken {
+            return Err(Error::Locked(dir.to_path_buf()));
+        }
+        lock.file = Some(file);
+        Ok(lock)
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        // The descriptor first (which releases the lock), then the key: a new open in this
+        // process must not take the lock before this descriptor's close would drop it.
+        drop(self.file.take());
+        open_here().remove(&self.key);
+    }
+}
+
 /// An open spool. One process at a time: [`Spool::open`] takes a lock on the directory.
 #[derive(Debug)]
 pub struct Spool {
@@ -442,7 +506,7 @@ pub struct Spool {
     force_roll: bool,
     ack: AckState,
     stats: Stats,
-    _lock: File,
+    _lock: DirLock,
 }
 
 /// Records removed from the front of the spool, before the `ack` file and deletions are written.
@@ -462,17 +526,7 @@ impl Spool {
     /// process has the spool open. Damaged records are not errors: they are skipped and counted.
     pub fn open(dir: &Path, limits: Limits) -> Result<Spool, Error> {
         fs::create_dir_all(dir).map_err(io_err("create spool directory", dir))?;
-        let lock_path = dir.join(LOCK_FILE);
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_err("open", &lock_path))?;
-        // SAFETY: flock on a descriptor we own; no memory is passed.
-        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            return Err(Error::Locked(dir.to_path_buf()));
-        }
+        let lock = DirLock::take(dir)?;
         match fs::remove_file(dir.join(ACK_TMP)) {
             Err(err) if err.kind() != io::ErrorKind::NotFound => {
                 return Err(Error::Io { action: "remove", path: dir.join(ACK_TMP), source: err });

@@ -148,6 +148,64 @@ fn a_second_open_is_refused_while_the_first_holds_the_lock() {
     Spool::open(dir.path(), Limits::default()).unwrap();
 }
 
+/// A child forked by another thread of this process (a test starting a daemon, say) holds copies
+/// of every descriptor until it execs, the spool's lock among them: a lock that belongs to the
+/// descriptor (`flock`) would stay held by that child after the spool is closed, and the next
+/// open would be refused. The lock belongs to the process, so it is not inherited.
+#[test]
+fn a_forked_child_does_not_keep_the_lock_of_a_closed_spool() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), Limits::default()).unwrap();
+    // SAFETY: the child calls only async-signal-safe functions (sleep, _exit).
+    let child = unsafe { libc::fork() };
+    assert!(child >= 0, "fork failed");
+    if child == 0 {
+        // SAFETY: as above.
+        unsafe {
+            libc::sleep(5);
+            libc::_exit(0);
+        }
+    }
+    drop(spool);
+    let reopened = Spool::open(dir.path(), Limits::default());
+    // SAFETY: our own child.
+    unsafe {
+        libc::kill(child, libc::SIGKILL);
+        libc::waitpid(child, std::ptr::null_mut(), 0);
+    }
+    reopened.unwrap();
+}
+
+/// Another process cannot take the lock of an open spool.
+#[test]
+#[allow(clippy::cast_possible_truncation)] // F_WRLCK and SEEK_SET are small constants
+fn another_process_cannot_take_the_lock_of_an_open_spool() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), Limits::default()).unwrap();
+    let path = std::ffi::CString::new(dir.path().join(LOCK_FILE).into_os_string().into_encoded_bytes())
+        .unwrap();
+    // SAFETY: the child calls only async-signal-safe functions (open, fcntl, _exit) on memory
+    // prepared before the fork.
+    let child = unsafe { libc::fork() };
+    assert!(child >= 0, "fork failed");
+    if child == 0 {
+        unsafe {
+            let fd = libc::open(path.as_ptr(), libc::O_RDWR);
+            let mut lock: libc::flock = std::mem::zeroed();
+            lock.l_type = libc::F_WRLCK as libc::c_short;
+            lock.l_whence = libc::SEEK_SET as libc::c_short;
+            let got = fd >= 0 && libc::fcntl(fd, libc::F_SETLK, &lock) == 0;
+            libc::_exit(if got { 0 } else { 7 });
+        }
+    }
+    let mut status = 0;
+    // SAFETY: our own child.
+    unsafe { libc::waitpid(child, &mut status, 0) };
+    assert!(libc::WIFEXITED(status));
+    assert_eq!(libc::WEXITSTATUS(status), 7, "the other process took the lock");
+    drop(spool);
+}
+
 #[test]
 fn a_torn_tail_is_truncated_and_appends_go_on() {
     let dir = tempfile::tempdir().unwrap();
