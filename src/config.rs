@@ -82,6 +82,8 @@ pub struct HubConfig {
     pub ingest: bool,
     /// Bearer token sent to every spoke (`hub.token`): the spokes' `http.token`.
     pub token: Option<String>,
+    /// CA certificates that sign https spokes' certificates (`hub.ca`), instead of the system's.
+    pub ca: Option<PathBuf>,
 }
 
 /// Seconds a spoke has to answer when `hub.timeout` is not set.
@@ -905,6 +907,15 @@ pub const KEYS: &[Key] = &[
         get: |c| c.hub.token.iter().map(|_| (String::new(), Value::from(HIDDEN))).collect(),
     },
     Key {
+        name: "hub.ca",
+        kind: "string",
+        allowed: "must be a file path (relative: in $SNAP_COMMON)",
+        default: "",
+        doc: "CA certificates (PEM) that sign the https spokes' certificates, used instead of the system's",
+        set: |c, _, v| path(v).map(|p| c.hub.ca = Some(p)),
+        get: |c| paths(&c.hub.ca),
+    },
+    Key {
         name: "hub.ingest",
         kind: "boolean",
         allowed: "must be true or false",
@@ -1543,6 +1554,15 @@ fn cross_check(loaded: &Loaded, problems: &mut Vec<Problem>) {
             ));
         }
     }
+    if let Some(ca) = &config.hub.ca {
+        if !config.hub.spokes.iter().any(|u| u.starts_with("https://")) {
+            problems.push(problem(
+                "hub.ca",
+                "must come with an https:// spoke in \"hub.spokes\"",
+                ca.display().to_string(),
+            ));
+        }
+    }
     for (name, sink) in &config.push {
         cross_check_sink(name, sink, problems);
     }
@@ -1859,6 +1879,23 @@ mod tests {
     }
 
     #[test]
+    fn hub_ca_is_a_path_for_https_spokes() {
+        let doc = json!({"hub": {"spokes": "http://a:9188,https://b:9188", "ca": "hub-ca.pem"}});
+        let loaded = from_document(&doc).unwrap();
+        assert_eq!(loaded.config.hub.ca.as_deref(), Some(std::path::Path::new("hub-ca.pem")));
+        assert_eq!(
+            problems(json!({"hub": {"spokes": "http://a:9188", "ca": "hub-ca.pem"}})),
+            [
+                r#"cannot set "hub.ca": must come with an https:// spoke in "hub.spokes", not "hub-ca.pem""#
+            ]
+        );
+        assert_eq!(
+            problems(json!({"hub": {"ca": ""}})),
+            [r#"cannot set "hub.ca": must be a file path (relative: in $SNAP_COMMON), not """#]
+        );
+    }
+
+    #[test]
     fn digit_strings_are_numbers() {
         let loaded = from_document(&json!({"interval": "15", "port": "9000"})).unwrap();
         assert_eq!((loaded.config.interval, loaded.config.port), (15, 9000));
@@ -2152,6 +2189,10 @@ mod tests {
             (
                 json!({"hub": {"token": "short"}}),
                 r#"cannot set "hub.token": must be 16 to 4096 printable ASCII characters without spaces, not "short""#,
+            ),
+            (
+                json!({"hub": {"ca": ""}}),
+                r#"cannot set "hub.ca": must be a file path (relative: in $SNAP_COMMON), not """#,
             ),
             (
                 json!({"hub": {"ingest": "on"}}),

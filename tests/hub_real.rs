@@ -178,6 +178,91 @@ fn ingest_is_off_unless_asked_for() {
     assert!(body.contains("hub.ingest is false"), "{body}");
 }
 
+/// A spoke serving https with a certificate of a private CA: polled with `hub.ca`, down with the
+/// TLS error without it.
+#[test]
+fn an_https_spoke_is_polled_with_the_hub_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let pki = tempfile::tempdir().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, "spokes test CA");
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    leaf.distinguished_name.push(DnType::CommonName, "spoke");
+    let cert = leaf.signed_by(&key, &ca).unwrap();
+    let (ca_pem, cert_pem, key_pem) =
+        (pki.path().join("ca.pem"), pki.path().join("spoke.pem"), pki.path().join("spoke.key"));
+    std::fs::write(&ca_pem, ca.pem()).unwrap();
+    std::fs::write(&cert_pem, cert.pem()).unwrap();
+    std::fs::write(&key_pem, key.serialize_pem()).unwrap();
+    let spoke_dir = tempfile::tempdir().unwrap();
+    let spoke = Kept::start(
+        spoke_dir.path(),
+        &[
+            "--set",
+            &format!("tls.cert={}", cert_pem.display()),
+            "--set",
+            &format!("tls.key={}", key_pem.display()),
+        ],
+    );
+    let name = format!("127.0.0.1:{}", spoke.http().port());
+    let spokes = format!("hub.spokes=https://{name}");
+    let up = format!("pocketses_hub_spoke_up{{spoke=\"{name}\"}}");
+    let with_ca = tempfile::tempdir().unwrap();
+    let hub_ca = format!("hub.ca={}", ca_pem.display());
+    let hub = Kept::start(
+        with_ca.path(),
+        &["--set", &spokes, "--set", "hub.interval=1", "--set", &hub_ca],
+    );
+    poll("the https spoke up", || metric(&hub, &up).filter(|v| *v == 1.0));
+    drop(hub);
+    let without = tempfile::tempdir().unwrap();
+    let hub = Kept::start(without.path(), &["--set", &spokes, "--set", "hub.interval=1"]);
+    poll("the https spoke down", || metric(&hub, &up).filter(|v| *v == 0.0));
+    poll("the reason logged", || hub.stderr().contains("UnknownIssuer").then_some(()));
+}
+
+#[test]
+fn ingest_without_a_running_push_sink_is_refused_not_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = pocketses::metrics::encode::json::encode(&pocketses::metrics::Snapshot {
+        timestamp: 1.0,
+        hostname: "dev-nowhere".into(),
+        ..Default::default()
+    });
+    // No sink at all: 503 saying so, and no Retry-After (the spoke backs off and keeps the data).
+    let hub = Kept::start(dir.path(), &["--set", "hub.ingest=true", "--set", "interval=3600"]);
+    let (status, head, body) = post_full(hub.http(), None, "application/x-ndjson", doc.as_bytes());
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("no push sink is configured"), "{body}");
+    assert!(!head.to_ascii_lowercase().contains("retry-after"), "{head}");
+    let refused =
+        poll("the refusal counted", || metric(&hub, "pocketses_hub_ingest_refused_total"));
+    assert_eq!(refused, 1.0);
+    drop(hub);
+    // Only a disabled sink: the same.
+    let hub = Kept::start(
+        dir.path(),
+        &[
+            "--set",
+            "hub.ingest=true",
+            "--set",
+            "interval=3600",
+            "--set",
+            "push.off.url=http://127.0.0.1:9/write",
+            "--set",
+            "push.off.format=influx",
+            "--set",
+            "push.off.enabled=false",
+        ],
+    );
+    let (status, _, body) = post_full(hub.http(), None, "application/x-ndjson", doc.as_bytes());
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("no push sink is running"), "{body}");
+}
+
 /// POSTs `body` to `/v1/ingest`: status and body of the answer.
 fn post(
     addr: std::net::SocketAddr,
@@ -185,6 +270,17 @@ fn post(
     content_type: &str,
     body: &[u8],
 ) -> (u16, String) {
+    let (status, _, body) = post_full(addr, token, content_type, body);
+    (status, body)
+}
+
+/// POSTs `body` to `/v1/ingest`: status, head and body of the answer.
+fn post_full(
+    addr: std::net::SocketAddr,
+    token: Option<&str>,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
     write!(
@@ -197,8 +293,8 @@ fn post(
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
     let status = text.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
+    (status, head.to_string(), body.to_string())
 }
 
 /// This host's name, as the daemon's snapshots carry it (uname's nodename).

@@ -13,6 +13,7 @@
 //! | a `Content-Type` other than JSON or ndjson, any `Content-Encoding` | 415 |
 //! | more than [`BODY_MAX`] bytes | 413 (a sink sends its batch in halves) |
 //! | a line that is not a document | 400 naming the line and why (a sink moves the batch to `rejected/`) |
+//! | no push sink is running to forward them ([`check_sinks`]) | 503 saying why, without `Retry-After` (the spoke backs off and keeps its data) |
 //! | the sinks do not take them within [`FORWARD_WITHIN`] | 503, `Retry-After: 1` |
 //!
 //! A request is taken whole or not at all, so a sink that retries sends no duplicate.
@@ -27,7 +28,7 @@ use hyper::{Method, Request, StatusCode};
 
 use super::document;
 use super::spoke::TAG;
-use super::{Figures, Forwarded};
+use super::{Figures, Forwarded, Sinks};
 
 /// The largest request body taken: a json sink's default batch of 60 snapshots is about 250 KB.
 pub const BODY_MAX: usize = 8 << 20;
@@ -106,6 +107,25 @@ pub fn check_head(
     Ok(())
 }
 
+/// Whether there is a push sink to forward documents to: taking them with none running would
+/// answer 200 and drop them. \[pure\]
+///
+/// # Errors
+/// 503 saying why, without `Retry-After`: a sink that is not configured does not come back in
+/// a second, so the spoke's sink backs off and keeps the documents in its spool.
+pub fn check_sinks(sinks: Sinks) -> Result<(), Answer> {
+    let why = match sinks {
+        Sinks { running: 1.., .. } => return Ok(()),
+        Sinks { configured: 0, .. } => {
+            "cannot forward documents: no push sink is configured on this hub (push.NAME.url)"
+        }
+        Sinks { .. } => {
+            "cannot forward documents: no push sink is running on this hub (see pocketses status)"
+        }
+    };
+    Err(Answer { retry: false, ..Answer::error(StatusCode::SERVICE_UNAVAILABLE, why) })
+}
+
 fn too_large() -> Answer {
     Answer::error(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -164,6 +184,7 @@ async fn take(req: Request<Incoming>, figures: Option<&Figures>) -> Result<u64, 
     let forward = figures.and_then(Figures::forward).ok_or_else(|| {
         Answer::error(StatusCode::SERVICE_UNAVAILABLE, "the push sinks are not running")
     })?;
+    check_sinks(figures.map(Figures::sinks).unwrap_or_default())?;
     let body = Limited::new(req.into_body(), BODY_MAX).collect().await.map_err(|err| {
         if err.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
             too_large()
@@ -223,6 +244,22 @@ mod tests {
             assert_eq!(answer.body, crate::publish::http::error_body(message));
             assert_eq!(answer.allow_post, status == 405);
         }
+    }
+
+    #[test]
+    fn documents_are_refused_while_no_sink_would_take_them() {
+        let none = check_sinks(Sinks { configured: 0, running: 0 }).unwrap_err();
+        assert_eq!(none.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!none.retry, "no Retry-After: the spoke backs off");
+        assert_eq!(
+            none.body,
+            crate::publish::http::error_body(
+                "cannot forward documents: no push sink is configured on this hub (push.NAME.url)"
+            )
+        );
+        let failing = check_sinks(Sinks { configured: 2, running: 0 }).unwrap_err();
+        assert!(failing.body.contains("no push sink is running on this hub"), "{}", failing.body);
+        assert_eq!(check_sinks(Sinks { configured: 2, running: 1 }), Ok(()));
     }
 
     #[test]

@@ -96,6 +96,16 @@ struct Inner {
     spokes: Mutex<Vec<SpokeStatus>>,
     ingest: Mutex<IngestStatus>,
     forward: OnceLock<mpsc::Sender<Forwarded>>,
+    sinks: Mutex<Sinks>,
+}
+
+/// The push sinks forwarded snapshots go to, as `push::sink::run` last set them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sinks {
+    /// Sinks configured, enabled or not.
+    pub configured: usize,
+    /// Of those, the ones running (taking snapshots): enabled, and started.
+    pub running: usize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -121,6 +131,16 @@ impl Figures {
     /// Where forwarded snapshots go; set once by the daemon.
     pub fn set_forward(&self, forward: mpsc::Sender<Forwarded>) {
         let _ = self.inner.forward.set(forward);
+    }
+
+    /// Says which push sinks take forwarded snapshots (`push::sink::run`, after each change).
+    pub fn set_sinks(&self, sinks: Sinks) {
+        *lock(&self.inner.sinks) = sinks;
+    }
+
+    /// The push sinks that take forwarded snapshots.
+    pub fn sinks(&self) -> Sinks {
+        *lock(&self.inner.sinks)
     }
 
     /// Where forwarded snapshots go, once set.

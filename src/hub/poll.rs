@@ -2,7 +2,7 @@
 //! deadline, so that a spoke that is down, slow or unreachable never delays another. \[io\]:
 //! HTTP, timers; what a poll means is `spoke::SpokeStatus::record`.
 //!
-//! A change of `hub.spokes`, `hub.interval`, `hub.timeout`, `hub.token` or `interval` stops every spoke
+//! A change of `hub.spokes`, `hub.interval`, `hub.timeout`, `hub.token`, `hub.ca` or `interval` stops every spoke
 //! task and starts them again (their figures start again too); `hub.ingest` changes take effect
 //! at once.
 
@@ -29,6 +29,7 @@ struct Plan {
     every: Duration,
     timeout: Duration,
     token: Option<String>,
+    ca: Option<std::path::PathBuf>,
 }
 
 impl Plan {
@@ -40,6 +41,7 @@ impl Plan {
                 config.hub.timeout.unwrap_or(DEFAULT_HUB_TIMEOUT),
             )),
             token: config.hub.token.clone(),
+            ca: config.hub.ca.clone(),
         }
     }
 }
@@ -82,6 +84,7 @@ pub async fn run(
                     every: plan.every,
                     timeout: plan.timeout,
                     token: plan.token.clone(),
+                    ca: plan.ca.clone(),
                     files_dir: files_dir.clone(),
                 };
                 tasks.spawn(task.run(stop.clone()));
@@ -113,26 +116,17 @@ struct Task {
     every: Duration,
     timeout: Duration,
     token: Option<String>,
+    ca: Option<std::path::PathBuf>,
     files_dir: std::path::PathBuf,
 }
 
 impl Task {
     async fn run(self, stop: CancellationToken) {
         let token = self.token.as_deref();
-        let client = match Fetcher::new(&self.spoke, token, self.timeout, &self.files_dir) {
-            Ok(client) => client,
-            Err(err) => {
-                let step = self.figures.record(
-                    self.index,
-                    &Outcome::Failed(err.clone()),
-                    millis(SystemTime::now()),
-                );
-                if let Some(line) = step.log {
-                    warn!("hub: {line}");
-                }
-                return;
-            }
-        };
+        let ca = self.ca.as_deref();
+        // Made at the first poll, and again at each poll until it can be (a `hub.ca` file that
+        // appears later), so a spoke whose client cannot be made is down with the reason.
+        let mut client: Option<Fetcher> = None;
         let mut tick = tokio::time::interval(self.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -140,6 +134,23 @@ impl Task {
                 _ = stop.cancelled() => return,
                 _ = tick.tick() => {}
             }
+            if client.is_none() {
+                match Fetcher::new(&self.spoke, token, ca, self.timeout, &self.files_dir) {
+                    Ok(made) => client = Some(made),
+                    Err(err) => {
+                        let step = self.figures.record(
+                            self.index,
+                            &Outcome::Failed(err),
+                            millis(SystemTime::now()),
+                        );
+                        if let Some(line) = step.log {
+                            warn!("hub: {line}");
+                        }
+                        continue;
+                    }
+                }
+            }
+            let Some(client) = client.as_ref() else { continue };
             let answer = tokio::select! {
                 _ = stop.cancelled() => return,
                 answer = tokio::time::timeout(self.timeout, client.get(DOCUMENT_MAX, self.timeout)) => answer,
@@ -174,8 +185,8 @@ impl Task {
     }
 }
 
-/// GETs a spoke's document over the shared client (`net::http`): the system's CA certificates
-/// for `https://` spokes, `hub.token` as a bearer token when set.
+/// GETs a spoke's document over the shared client (`net::http`): for `https://` spokes the CA
+/// certificates of `hub.ca` when set, else the system's; `hub.token` as a bearer token when set.
 struct Fetcher {
     uri: hyper::Uri,
     client: crate::net::http::Client,
@@ -186,14 +197,15 @@ impl Fetcher {
     fn new(
         spoke: &Spoke,
         token: Option<&str>,
+        ca: Option<&std::path::Path>,
         timeout: Duration,
         files_dir: &std::path::Path,
     ) -> Result<Fetcher, String> {
         let uri = crate::net::http::parse_url(&spoke.poll).map_err(|err| err.to_string())?;
         let tls = crate::net::http::Tls {
-            ca: None,
+            ca,
             files_dir,
-            ca_key: "a CA in the system's store",
+            ca_key: "hub.ca",
             https: uri.scheme_str() == Some("https"),
         };
         let client = crate::net::http::Client::new(tls)?.with_header_timeout(timeout);

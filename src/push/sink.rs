@@ -406,6 +406,14 @@ impl Pushes {
         false
     }
 
+    /// The sinks configured, and the ones of them running (taking snapshots).
+    fn counts(&self) -> crate::hub::Sinks {
+        crate::hub::Sinks {
+            configured: self.sinks.len(),
+            running: self.sinks.values().filter(|r| r.feed.is_some()).count(),
+        }
+    }
+
     /// When the next failed sink is due to be started again.
     fn next_retry(&self) -> Option<tokio::time::Instant> {
         self.sinks.values().filter_map(|r| r.retry.as_ref().map(|r| r.at)).min()
@@ -568,6 +576,8 @@ pub async fn run(
 ) {
     let initial = config.borrow_and_update().push.clone();
     pushes.apply(&initial).await;
+    // What `POST /v1/ingest` needs to know: whether a sink would take its documents.
+    pushes.registry.hub().set_sinks(pushes.counts());
     let mut watching = true;
     let mut forwarding = true;
     loop {
@@ -584,6 +594,7 @@ pub async fn run(
             },
             _ = tokio::time::sleep_until(retry.unwrap_or_else(tokio::time::Instant::now)), if retry.is_some() => {
                 pushes.retry().await;
+                pushes.registry.hub().set_sinks(pushes.counts());
             }
             res = config.changed(), if watching => {
                 if res.is_err() {
@@ -592,10 +603,12 @@ pub async fn run(
                 }
                 let wanted = config.borrow_and_update().push.clone();
                 pushes.apply(&wanted).await;
+                pushes.registry.hub().set_sinks(pushes.counts());
             }
         }
     }
     pushes.stop_all().await;
+    pushes.registry.hub().set_sinks(pushes.counts());
 }
 
 /// Takes snapshots, keeps those `push.NAME.interval` wants, spools them (and records made

@@ -182,8 +182,9 @@ fn a_forked_child_does_not_keep_the_lock_of_a_closed_spool() {
 fn another_process_cannot_take_the_lock_of_an_open_spool() {
     let dir = tempfile::tempdir().unwrap();
     let spool = Spool::open(dir.path(), Limits::default()).unwrap();
-    let path = std::ffi::CString::new(dir.path().join(LOCK_FILE).into_os_string().into_encoded_bytes())
-        .unwrap();
+    let path =
+        std::ffi::CString::new(dir.path().join(LOCK_FILE).into_os_string().into_encoded_bytes())
+            .unwrap();
     // SAFETY: the child calls only async-signal-safe functions (open, fcntl, _exit) on memory
     // prepared before the fork.
     let child = unsafe { libc::fork() };
