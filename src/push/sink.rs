@@ -57,6 +57,9 @@ pub struct SinkStatus {
     pub pending_records: u64,
     /// Their bytes on disk.
     pub pending_bytes: u64,
+    /// The points in them (influx lines, prometheus samples, json documents).
+    #[serde(default)]
+    pub pending_points: u64,
     /// Append time of the oldest waiting record, milliseconds since the epoch.
     pub oldest_pending_ms: Option<u64>,
     /// Records dropped by the spool's limits, over the spool's life.
@@ -91,6 +94,7 @@ impl SinkStatus {
     fn take_stats(&mut self, stats: &spool::Stats) {
         self.pending_records = stats.pending_records;
         self.pending_bytes = stats.pending_bytes;
+        self.pending_points = stats.pending_weight;
         self.oldest_pending_ms = stats.oldest_pending_ms;
         self.dropped_records = stats.dropped_records;
         self.corrupt_records = stats.corrupt_skipped;
@@ -164,12 +168,18 @@ impl Registry {
 /// The `pocketses_push_*` families of `statuses`. \[pure\]
 pub fn families(statuses: &[SinkStatus], now_ms: u64) -> Vec<Family> {
     type Field = fn(&SinkStatus, u64) -> Option<f64>;
-    let table: [(&str, &str, Kind, Field); 13] = [
+    let table: [(&str, &str, Kind, Field); 14] = [
         (
             "pocketses_push_backlog_records",
             "Snapshots spooled for the sink and not yet acknowledged.",
             Kind::Gauge,
             |s, _| Some(s.pending_records as f64),
+        ),
+        (
+            "pocketses_push_backlog_points",
+            "Points (influx lines, prometheus samples, json documents) in the sink's spooled snapshots not yet acknowledged.",
+            Kind::Gauge,
+            |s, _| Some(s.pending_points as f64),
         ),
         (
             "pocketses_push_backlog_bytes",
@@ -515,7 +525,11 @@ impl Pushes {
                     crate::error::describe_io(&err)
                 )
             })?;
-            Spool::open(&dir, limits).map_err(|err| err.to_string())
+            // The spool counts the points waiting as it goes, read from the records' headers.
+            let weigh = spool::Weigher::new(move |record: &[u8]| {
+                encode::points(format, record).map_or(0, |n| n as u64)
+            });
+            Spool::open_weighed(&dir, limits, weigh).map_err(|err| err.to_string())
         })
         .await;
         let spool = match opened {
@@ -985,6 +999,7 @@ mod tests {
             name: "vm".into(),
             state: "ok".into(),
             pending_records: 3,
+            pending_points: 550,
             oldest_pending_ms: Some(1_000),
             last_success: None,
             ..SinkStatus::default()
@@ -992,6 +1007,7 @@ mod tests {
         let mut fams = families(&[s], 11_000);
         let text = crate::metrics::encode::prometheus::write(&mut fams);
         assert!(text.contains("pocketses_push_backlog_records{sink=\"vm\"} 3\n"), "{text}");
+        assert!(text.contains("pocketses_push_backlog_points{sink=\"vm\"} 550\n"), "{text}");
         assert!(text.contains("pocketses_push_backlog_age_seconds{sink=\"vm\"} 10\n"), "{text}");
         assert!(text.contains("pocketses_push_up{sink=\"vm\"} 1\n"), "{text}");
         assert!(!text.contains("last_success_timestamp_seconds{"), "no sample before a success");

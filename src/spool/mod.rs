@@ -110,6 +110,38 @@ pub struct Entry {
     pub payload: Vec<u8>,
 }
 
+/// What a record weighs for [`Stats::pending_weight`]: the records' own measure of their
+/// content, which the spool does not know (a push sink: the points in a record). Called once for
+/// each record appended, and for each record read at open or when the head moves within a
+/// segment.
+#[derive(Clone)]
+pub struct Weigher(Option<std::sync::Arc<dyn Fn(&[u8]) -> u64 + Send + Sync>>);
+
+impl Weigher {
+    /// Every record weighs 0.
+    pub const NONE: Weigher = Weigher(None);
+
+    /// Records weigh what `weigh` says of their payload.
+    pub fn new(weigh: impl Fn(&[u8]) -> u64 + Send + Sync + 'static) -> Weigher {
+        Weigher(Some(std::sync::Arc::new(weigh)))
+    }
+
+    fn weigh(&self, payload: &[u8]) -> u64 {
+        self.0.as_ref().map_or(0, |f| f(payload))
+    }
+}
+
+impl std::fmt::Debug for Weigher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Weigher(..)" } else { "Weigher::NONE" })
+    }
+}
+
+/// The newest records kept in memory while they are all that is pending, so that a sender that
+/// keeps up reads what it sends from memory, not back from the disk; past this many bytes the
+/// spool reads from disk until the backlog is gone.
+pub const TAIL_BYTES: usize = 64 << 10;
+
 /// The figures of a spool. Counts marked "since open" start at zero with each [`Spool::open`];
 /// the drop counts are kept in the `ack` file and survive restarts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -123,6 +155,8 @@ pub struct Stats {
     pub pending_records: u64,
     /// Bytes on disk of the records waiting (frames, including skipped damage).
     pub pending_bytes: u64,
+    /// The weight of the records waiting, as the spool's [`Weigher`] counts it (0 without one).
+    pub pending_weight: u64,
     /// Append time of the oldest waiting record, milliseconds since the Unix epoch.
     pub oldest_pending_ms: Option<u64>,
     /// Records dropped by the limits, over the spool's life.
@@ -256,6 +290,8 @@ struct Segment {
     id: u64,
     len: u64,
     count: u64,
+    /// The records' weight, as [`Weigher`] counts it.
+    weight: u64,
     last_seq: u64,
     last_time_ms: u64,
 }
@@ -265,6 +301,8 @@ struct Segment {
 struct Head {
     offset: u64,
     consumed: u64,
+    /// The weight of the `consumed` records.
+    consumed_weight: u64,
     time_ms: Option<u64>,
 }
 
@@ -272,6 +310,7 @@ struct Head {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Scanned {
     count: u64,
+    weight: u64,
     last_seq: u64,
     last_time_ms: u64,
     corrupt: u64,
@@ -284,13 +323,15 @@ struct Scanned {
 
 /// Scans a segment's bytes. `after_seq` is the last sequence number of the segments before it.
 /// \[pure\]
-fn scan_segment(buf: &[u8], after_seq: u64, acked: u64) -> Scanned {
+fn scan_segment(buf: &[u8], after_seq: u64, acked: u64, weigh: &Weigher) -> Scanned {
     let mut out = Scanned { last_seq: after_seq, ..Scanned::default() };
     let mut items = Scanner::new(buf, after_seq).peekable();
     while let Some(item) = items.next() {
         match item {
             Item::Record { offset, record } => {
+                let weight = weigh.weigh(record.payload);
                 out.count += 1;
+                out.weight += weight;
                 out.last_seq = record.seq;
                 out.last_time_ms = record.time_ms;
                 if record.seq > acked && !out.pending_found {
@@ -299,6 +340,7 @@ fn scan_segment(buf: &[u8], after_seq: u64, acked: u64) -> Scanned {
                     out.head.time_ms = Some(record.time_ms);
                 } else if !out.pending_found {
                     out.head.consumed += 1;
+                    out.head.consumed_weight += weight;
                 }
             }
             Item::Corrupt { start, end } => {
@@ -374,7 +416,7 @@ pub fn inspect(dir: &Path) -> Result<Stats, Error> {
             Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
             Err(err) => return Err(Error::Io { action: "read", path, source: err }),
         };
-        let scanned = scan_segment(&buf, last_seq, ack.acked);
+        let scanned = scan_segment(&buf, last_seq, ack.acked, &Weigher::NONE);
         last_seq = scanned.last_seq;
         stats.segments += 1;
         stats.corrupt_skipped += scanned.corrupt;
@@ -506,6 +548,12 @@ pub struct Spool {
     force_roll: bool,
     ack: AckState,
     stats: Stats,
+    weigh: Weigher,
+    /// The newest records, while they are every pending record ([`TAIL_BYTES`]): what
+    /// [`Spool::peek`] returns without reading the disk. Empty, and not filled, while older
+    /// pending records are only on disk.
+    tail: VecDeque<Entry>,
+    tail_bytes: usize,
     _lock: DirLock,
 }
 
@@ -525,6 +573,15 @@ impl Spool {
     /// When the directory cannot be created or read, a file cannot be repaired, or another
     /// process has the spool open. Damaged records are not errors: they are skipped and counted.
     pub fn open(dir: &Path, limits: Limits) -> Result<Spool, Error> {
+        Spool::open_weighed(dir, limits, Weigher::NONE)
+    }
+
+    /// Like [`Spool::open`], with records weighed by `weigh` for [`Stats::pending_weight`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Spool::open`].
+    pub fn open_weighed(dir: &Path, limits: Limits, weigh: Weigher) -> Result<Spool, Error> {
         fs::create_dir_all(dir).map_err(io_err("create spool directory", dir))?;
         let lock = DirLock::take(dir)?;
         match fs::remove_file(dir.join(ACK_TMP)) {
@@ -544,7 +601,7 @@ impl Spool {
             let path = dir.join(segment_name(id));
             let is_last = i + 1 == ids.len();
             let buf = fs::read(&path).map_err(io_err("read", &path))?;
-            let scanned = scan_segment(&buf, last_seq, ack.acked);
+            let scanned = scan_segment(&buf, last_seq, ack.acked, &weigh);
             last_seq = scanned.last_seq;
             stats.corrupt_skipped += scanned.corrupt;
             let mut len = buf.len() as u64;
@@ -583,6 +640,7 @@ impl Spool {
                 id,
                 len,
                 count: scanned.count,
+                weight: scanned.weight,
                 last_seq: scanned.last_seq,
                 last_time_ms: scanned.last_time_ms,
             });
@@ -603,6 +661,9 @@ impl Spool {
             force_roll: false,
             ack,
             stats,
+            weigh,
+            tail: VecDeque::new(),
+            tail_bytes: 0,
             _lock: lock,
         };
         spool.refresh_stats();
@@ -622,9 +683,11 @@ impl Spool {
     fn refresh_stats(&mut self) {
         let count: u64 = self.segments.iter().map(|s| s.count).sum();
         let bytes: u64 = self.segments.iter().map(|s| s.len).sum();
+        let weight: u64 = self.segments.iter().map(|s| s.weight).sum();
         let stats = &mut self.stats;
         stats.pending_records = count - self.head.consumed.min(count);
         stats.pending_bytes = bytes - self.head.offset.min(bytes);
+        stats.pending_weight = weight - self.head.consumed_weight.min(weight);
         stats.oldest_pending_ms = if stats.pending_records == 0 { None } else { self.head.time_ms };
         stats.dropped_records = self.ack.dropped_records;
         stats.dropped_bytes = self.ack.dropped_bytes;
@@ -663,6 +726,7 @@ impl Spool {
         }
         let n = payloads.len() as u64;
         let last = first + n - 1;
+        let weight: u64 = payloads.iter().map(|p| self.weigh.weigh(p.as_ref())).sum();
         let segment_bytes = self.limits.effective_segment_bytes();
         let fits = !self.force_roll
             && self
@@ -703,11 +767,25 @@ impl Spool {
         }
         seg.len += buf.len() as u64;
         seg.count += n;
+        seg.weight += weight;
         seg.last_seq = last;
         seg.last_time_ms = time_ms;
         if self.head.time_ms.is_none() {
             // Nothing was pending at the head: the first record of this batch is the oldest now.
             self.head.time_ms = Some(time_ms);
+        }
+        // Kept in memory while the tail is every pending record and the batch fits.
+        let bytes: usize = payloads.iter().map(|p| p.as_ref().len()).sum();
+        let complete = self.tail.len() as u64 == self.stats.pending_records;
+        if complete && self.tail_bytes + bytes <= TAIL_BYTES {
+            for (i, payload) in payloads.iter().enumerate() {
+                let payload = payload.as_ref().to_vec();
+                self.tail.push_back(Entry { seq: first + i as u64, time_ms, payload });
+            }
+            self.tail_bytes += bytes;
+        } else {
+            self.tail.clear();
+            self.tail_bytes = 0;
         }
         self.stats.appended_records += n;
         self.stats.bytes_written += buf.len() as u64;
@@ -744,6 +822,7 @@ impl Spool {
             id,
             len: 0,
             count: 0,
+            weight: 0,
             last_seq: self.next_seq - 1,
             last_time_ms: 0,
         });
@@ -752,13 +831,22 @@ impl Spool {
         Ok(())
     }
 
-    /// Up to `max` unacknowledged records, oldest first. Reads from disk; damaged records found
-    /// since open are skipped.
+    /// Up to `max` unacknowledged records, oldest first. From memory while every pending record
+    /// is in the tail ([`TAIL_BYTES`]), else read from disk; damaged records found since open
+    /// are skipped.
     ///
     /// # Errors
     ///
     /// When a segment cannot be read.
     pub fn peek(&self, max: usize) -> Result<Vec<Entry>, Error> {
+        if self.tail.len() as u64 == self.stats.pending_records {
+            return Ok(self.tail.iter().take(max).cloned().collect());
+        }
+        self.peek_disk(max)
+    }
+
+    /// [`Spool::peek`] from the segment files.
+    fn peek_disk(&self, max: usize) -> Result<Vec<Entry>, Error> {
         let mut out = Vec::new();
         for (i, seg) in self.segments.iter().enumerate() {
             if out.len() >= max {
@@ -874,8 +962,13 @@ impl Spool {
     fn head_of_front(&self) -> Result<Head, Error> {
         let Some(seg) = self.segments.front() else { return Ok(Head::default()) };
         let buf = self.read_segment(seg, 0)?;
-        let scanned = scan_segment(&buf, 0, 0);
-        Ok(Head { offset: scanned.head.offset, consumed: 0, time_ms: scanned.head.time_ms })
+        let scanned = scan_segment(&buf, 0, 0, &Weigher::NONE);
+        Ok(Head {
+            offset: scanned.head.offset,
+            consumed: 0,
+            consumed_weight: 0,
+            time_ms: scanned.head.time_ms,
+        })
     }
 
     /// Moves the head past whole segments for which `whole` holds, then past the records of the
@@ -887,27 +980,40 @@ impl Spool {
     ) -> Result<Advance, Error> {
         let mut advance = Advance::default();
         while let Some(seg) = self.segments.front() {
-            if seg.count > 0 && whole(seg) && (self.segments.len() > 1 || seg.len > 0) {
+            let all_of_it = seg.count > 0 && whole(seg);
+            if all_of_it && self.segments.len() > 1 {
                 advance.records += seg.count - self.head.consumed.min(seg.count);
                 advance.bytes += seg.len - self.head.offset.min(seg.len);
                 advance.delete.push(seg.id);
-                let is_last = self.segments.len() == 1;
                 self.segments.pop_front();
-                if is_last {
-                    self.active = None;
-                }
                 self.head = self.head_of_front()?;
                 continue;
+            }
+            if all_of_it {
+                // Every record of the last segment goes: the head moves to its end without
+                // reading it, and it stays the segment the next appends go to (a sender that
+                // keeps up would otherwise make and delete a file, two directory changes, for
+                // every record).
+                advance.records += seg.count - self.head.consumed.min(seg.count);
+                advance.bytes += seg.len - self.head.offset.min(seg.len);
+                self.head = Head {
+                    offset: seg.len,
+                    consumed: seg.count,
+                    consumed_weight: seg.weight,
+                    time_ms: None,
+                };
+                break;
             }
             if self.head.offset >= seg.len {
                 break;
             }
             let buf = self.read_segment(seg, self.head.offset)?;
-            let mut head = Head { offset: seg.len, consumed: self.head.consumed, time_ms: None };
+            let mut head = Head { offset: seg.len, time_ms: None, ..self.head };
             for item in Scanner::new(&buf, 0) {
                 if let Item::Record { offset, record: r } = item {
                     if record(r.seq, r.time_ms) {
                         head.consumed += 1;
+                        head.consumed_weight += self.weigh.weigh(r.payload);
                         advance.records += 1;
                         advance.bytes += r.frame_len() as u64;
                     } else {
@@ -933,7 +1039,12 @@ impl Spool {
 
     /// Writes the `ack` file, then deletes the segments `advance` emptied.
     fn commit(&mut self, advance: Advance) -> Result<(), Error> {
-        self.write_ack()?;
+        while self.tail.front().is_some_and(|e| e.seq <= self.ack.acked) {
+            if let Some(gone) = self.tail.pop_front() {
+                self.tail_bytes -= gone.payload.len();
+            }
+        }
+        self.write_ack(!advance.delete.is_empty())?;
         for id in &advance.delete {
             let path = self.segment_path(*id);
             match fs::remove_file(&path) {
@@ -947,7 +1058,12 @@ impl Spool {
         Ok(())
     }
 
-    fn write_ack(&mut self) -> Result<(), Error> {
+    /// Replaces the `ack` file: `ack.tmp` written and fsynced, then renamed over `ack`. The
+    /// directory is fsynced too when segments are deleted next (`durable_rename`), so that no
+    /// deletion reaches the disk before the position that allows it; otherwise a crash may bring
+    /// back the previous `ack` file, which sends those records again (at least once) and saves
+    /// a directory sync per request.
+    fn write_ack(&mut self, durable_rename: bool) -> Result<(), Error> {
         let tmp = self.dir.join(ACK_TMP);
         let text = self.ack.render();
         let mut file = File::create(&tmp).map_err(io_err("create", &tmp))?;
@@ -956,7 +1072,9 @@ impl Spool {
             .map_err(io_err("write", &tmp))?;
         let path = self.dir.join(ACK_FILE);
         fs::rename(&tmp, &path).map_err(io_err("rename", &tmp))?;
-        sync_dir(&self.dir)?;
+        if durable_rename {
+            sync_dir(&self.dir)?;
+        }
         self.stats.bytes_written += text.len() as u64;
         Ok(())
     }

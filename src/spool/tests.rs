@@ -116,12 +116,27 @@ fn segments_roll_and_acked_ones_are_deleted() {
     assert!(left.len() < files.len());
     assert_eq!(seqs(&spool), (21..=40).collect::<Vec<_>>());
     spool.ack(40).unwrap();
-    assert!(segment_files(dir.path()).is_empty());
+    // Every segment but the last is deleted; the last one stays for the next appends.
+    let last = *files.last().unwrap();
+    assert_eq!(segment_files(dir.path()), [last]);
     assert_eq!(spool.stats().pending_records, 0);
+    assert_eq!(spool.stats().pending_bytes, 0);
     assert_eq!(spool.stats().oldest_pending_ms, None);
     spool.append_batch(&[b"after"], at(50)).unwrap();
+    assert_eq!(segment_files(dir.path()), [last], "appended to the same segment");
     assert_eq!(seqs(&spool), [41]);
     assert_eq!(spool.stats().oldest_pending_ms, Some(millis(at(50))));
+    assert_eq!(spool.stats().pending_bytes, record::HEADER_LEN as u64 + 5);
+    // Read from disk, the same.
+    drop(spool);
+    let spool = Spool::open(dir.path(), small()).unwrap();
+    assert_eq!(seqs(&spool), [41]);
+    // A spool opened with everything acknowledged deletes its segments.
+    let mut spool = spool;
+    spool.ack(41).unwrap();
+    drop(spool);
+    let _spool = Spool::open(dir.path(), small()).unwrap();
+    assert!(segment_files(dir.path()).is_empty());
 }
 
 #[test]
@@ -260,6 +275,9 @@ fn a_damaged_middle_record_is_skipped_and_counted() {
     assert_eq!(seqs(&spool), [1, 3]);
     assert_eq!(spool.append_batch(&[b"four"], at(1)).unwrap(), Some((4, 4)));
     spool.ack(4).unwrap();
+    assert_eq!(spool.stats().pending_records, 0);
+    drop(spool);
+    let _spool = Spool::open(dir.path(), Limits::default()).unwrap();
     assert!(segment_files(dir.path()).is_empty());
 }
 
@@ -411,4 +429,78 @@ fn pending_weight_counts_only_what_waits() {
     spool.ack(first).unwrap();
     assert_eq!(super::pending_weight(dir.path(), weigh).unwrap(), 4);
     assert_eq!(super::pending_weight(&dir.path().join("none"), weigh).ok(), None);
+}
+
+/// What `peek` returns from memory is what the disk holds, through appends, acknowledgements,
+/// drops and a tail that outgrows its budget.
+#[test]
+fn the_tail_in_memory_is_what_the_disk_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits {
+        max_bytes: 64 << 10,
+        max_age: Some(Duration::from_secs(30)),
+        segment_bytes: 16 << 10,
+    };
+    let mut spool = Spool::open(dir.path(), limits).unwrap();
+    let mut from_memory = 0;
+    for i in 1..=400u64 {
+        // Sizes from 10 bytes to 9 KiB; batches of one to three.
+        let batch: Vec<Vec<u8>> =
+            (0..1 + i % 3).map(|j| payload(i * 10 + j, 10 + (i * 7919 % 9000) as usize)).collect();
+        spool.append_batch(&batch, at(i)).unwrap();
+        if spool.tail.len() as u64 == spool.stats().pending_records {
+            from_memory += 1;
+        }
+        assert_eq!(spool.peek(usize::MAX).unwrap(), spool.peek_disk(usize::MAX).unwrap(), "{i}");
+        assert_eq!(spool.peek(2).unwrap(), spool.peek_disk(2).unwrap(), "{i}");
+        // Acknowledge some of it now and then: all, a part, nothing.
+        let pending = spool.peek(usize::MAX).unwrap();
+        if i % 50 == 0 || i > 300 {
+            spool.ack(pending.last().map_or(0, |e| e.seq)).unwrap();
+        } else if i % 5 == 1 {
+            spool.ack(pending.first().map_or(0, |e| e.seq)).unwrap();
+        }
+        assert_eq!(spool.peek(usize::MAX).unwrap(), spool.peek_disk(usize::MAX).unwrap(), "{i}");
+        assert!(spool.tail_bytes <= TAIL_BYTES);
+    }
+    assert!(from_memory > 100, "the tail served {from_memory} peeks");
+    assert!(spool.stats().dropped_records > 0, "the limits dropped some");
+}
+
+/// A weigher's figure follows appends, acknowledgements, drops and reopening.
+#[test]
+fn pending_weight_follows_the_records() {
+    let dir = tempfile::tempdir().unwrap();
+    // A record weighs its length.
+    let weigh = || Weigher::new(|p: &[u8]| p.len() as u64);
+    let mut spool = Spool::open_weighed(dir.path(), small(), weigh()).unwrap();
+    for i in 1..=40 {
+        spool.append_batch(&[payload(i, 100 + i as usize)], at(i)).unwrap();
+    }
+    let want = |from: u64| (from..=40).map(|i| 100 + i).sum::<u64>();
+    assert_eq!(spool.stats().pending_weight, want(1));
+    spool.ack(7).unwrap();
+    assert_eq!(spool.stats().pending_weight, want(8));
+    drop(spool);
+    let mut spool = Spool::open_weighed(dir.path(), small(), weigh()).unwrap();
+    assert_eq!(spool.stats().pending_weight, want(8));
+    spool.ack(40).unwrap();
+    assert_eq!(spool.stats().pending_weight, 0);
+    spool.append_batch(&[b"abc"], at(41)).unwrap();
+    assert_eq!(spool.stats().pending_weight, 3);
+    // Past max-bytes the oldest go, and their weight with them.
+    let mut spool = {
+        drop(spool);
+        Spool::open_weighed(dir.path(), Limits { max_bytes: 16384, ..small() }, weigh()).unwrap()
+    };
+    for i in 42..=100 {
+        spool.append_batch(&[payload(i, 500)], at(i)).unwrap();
+    }
+    let pending = spool.peek(usize::MAX).unwrap();
+    assert!(spool.stats().dropped_records > 0);
+    let weight: u64 = pending.iter().map(|e| e.payload.len() as u64).sum();
+    assert_eq!(spool.stats().pending_weight, weight);
+    // Without a weigher, nothing weighs anything.
+    drop(spool);
+    assert_eq!(Spool::open(dir.path(), small()).unwrap().stats().pending_weight, 0);
 }
