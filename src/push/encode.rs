@@ -431,6 +431,7 @@ fn plain_points(format: SinkFormat, plain: &[u8]) -> Result<usize, Error> {
 /// `format` (the sender can find it with [`points`]); [`Error::Compress`] when the body is
 /// too large to compress.
 pub fn body(format: SinkFormat, records: &[&[u8]]) -> Result<Body, Error> {
+    let originals = records;
     let mut plain = Vec::with_capacity(records.len());
     for (i, r) in records.iter().enumerate() {
         let checked = payload(r).and_then(|p| plain_points(format, &p).map(|_| p));
@@ -457,10 +458,22 @@ pub fn body(format: SinkFormat, records: &[&[u8]]) -> Result<Body, Error> {
             })
         }
         SinkFormat::Prometheus => {
-            let request: Vec<u8> = records.iter().flat_map(|r| r.iter().copied()).collect();
-            let bytes = snap::raw::Encoder::new()
-                .compress_vec(&request)
-                .map_err(|e| Error::Compress(e.to_string()))?;
+            // One compressed record (what a sink that keeps up sends): its snappy block is
+            // already the body, checked above by decompressing it.
+            let single = match (originals, records.as_slice()) {
+                ([one], [_]) => unpack_header(one)?.map(|(_, block)| block.to_vec()),
+                _ => None,
+            };
+            let bytes = match single {
+                Some(block) => block,
+                None => {
+                    let request: Vec<u8> =
+                        records.iter().flat_map(|r| r.iter().copied()).collect();
+                    snap::raw::Encoder::new()
+                        .compress_vec(&request)
+                        .map_err(|e| Error::Compress(e.to_string()))?
+                }
+            };
             Ok(Body {
                 bytes,
                 content_type: PROMETHEUS_CONTENT_TYPE,
@@ -777,6 +790,21 @@ mod tests {
         assert_eq!(all.len(), 2 * n);
         assert_eq!(all[0].samples[0].1, 1_795_320_726_250);
         assert_eq!(all[n].samples[0].1, 1_795_320_736_250);
+    }
+
+    #[test]
+    fn a_prometheus_body_of_one_record_is_its_block_as_spooled() {
+        let a = record(SinkFormat::Prometheus, &sample_snapshot(), &[]).unwrap();
+        let one = body(SinkFormat::Prometheus, &[&a]).unwrap();
+        // The record is the mark, the point count, then the block: nothing compressed again.
+        assert!(a.ends_with(&one.bytes));
+        assert_eq!(a.len() - one.bytes.len(), 2, "0xFF and the count of 110 samples, one byte");
+        let request = snap::raw::Decoder::new().decompress_vec(&one.bytes).unwrap();
+        assert_eq!(request, payload(&a).unwrap().as_ref());
+        // A plain (uncompressed) record of one is compressed as before.
+        let plain = payload(&a).unwrap().into_owned();
+        let b = body(SinkFormat::Prometheus, &[&plain]).unwrap();
+        assert_eq!(snap::raw::Decoder::new().decompress_vec(&b.bytes).unwrap(), plain);
     }
 
     #[test]
