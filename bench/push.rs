@@ -9,7 +9,10 @@
 //!   pocketses has spooled the backlog; both processes' RSS with it, disk bytes per spooled point;
 //!   then the store comes back: replay time of each; then a steady window: CPU per pushed sample;
 //! - [`spool_append`]: the spool's append rate in points/s, one `fdatasync` per snapshot as the
-//!   sinks append, in process.
+//!   sinks append, and per batch of `--append-batch` snapshots as a replay or a hub appends, in
+//!   process;
+//! - [`stages`]: the CPU of each step a sink takes for one snapshot (encode, append, peek, body,
+//!   send, acknowledge), this thread's CPU clock, in process.
 //!
 //! A benchmark: it prints figures and asserts nothing about time.
 
@@ -55,8 +58,14 @@ pub struct PushArgs {
     /// Appends of the in-process spool measurement.
     #[arg(long, default_value_t = 2000)]
     pub appends: u64,
-    /// Sections to run: full (A), outage (B), append (C).
-    #[arg(long, value_delimiter = ',', default_value = "full,outage,append")]
+    /// Snapshots per `append_batch` in the batched append measurement.
+    #[arg(long, default_value_t = 60)]
+    pub append_batch: u64,
+    /// Rounds of the per-step CPU measurement (D).
+    #[arg(long, default_value_t = 300)]
+    pub stage_rounds: u64,
+    /// Sections to run: full (A), outage (B), append (C), stages (D).
+    #[arg(long, value_delimiter = ',', default_value = "full,outage,append,stages")]
     pub parts: Vec<String>,
     /// Directory for the servers' logs, state and spools (on the disk whose fsync is measured).
     #[arg(long, default_value = "target/bench/push")]
@@ -88,7 +97,22 @@ struct Results {
     pk_steady_samples: Option<f64>,
     va_steady_samples: Option<f64>,
     append: Option<AppendReport>,
+    stages: Vec<StageReport>,
     notes: Vec<String>,
+}
+
+/// The CPU of each step of a sink for one snapshot, µs (thread CPU, user + system).
+#[derive(Debug, Clone)]
+struct StageReport {
+    format: &'static str,
+    rounds: u64,
+    sent: u64,
+    record_us: f64,
+    append_us: f64,
+    peek_us: f64,
+    body_us: f64,
+    send_us: f64,
+    ack_us: f64,
 }
 
 /// The in-process append figures.
@@ -100,6 +124,9 @@ struct AppendReport {
     us_per_append: f64,
     points_per_s: f64,
     disk_bytes_per_point: f64,
+    /// Batches of `--append-batch` snapshots per `fdatasync`: points/s.
+    batched_points_per_s: f64,
+    batch: u64,
 }
 
 /// Runs the three sections and prints their table.
@@ -134,6 +161,13 @@ pub fn run(args: &PushArgs) -> anyhow::Result<()> {
     } else if let Err(err) = outage(args, &mut store, &mut res) {
         println!("outage stopped: {err:#}");
         res.notes.push(format!("outage figures incomplete: {err:#}"));
+    }
+    crate::step("push D. CPU of each step of a sink, in process");
+    if part("stages") {
+        match stages(args, &store) {
+            Ok(r) => res.stages = r,
+            Err(err) => res.notes.push(format!("steps not measured: {err:#}")),
+        }
     }
     store.server.stop(Duration::from_secs(10));
     crate::step("push C. spool append rate, in process");
@@ -482,6 +516,18 @@ fn spool_append(args: &PushArgs) -> anyhow::Result<AppendReport> {
     let secs = start.elapsed().as_secs_f64();
     drop(spool);
     let disk = disk_bytes(&dir) as f64;
+    let _ = std::fs::remove_dir_all(&dir);
+    // As a replay after an outage or a hub appends: `--append-batch` snapshots per fdatasync.
+    let batch = args.append_batch.max(1);
+    let mut spool = Spool::open(&dir, Limits::default())?;
+    let payloads: Vec<&[u8]> = (0..batch).map(|_| rec.as_slice()).collect();
+    let rounds = (args.appends / batch).max(1);
+    let start = Instant::now();
+    for _ in 0..rounds {
+        spool.append_batch(&payloads, SystemTime::now())?;
+    }
+    let batched_secs = start.elapsed().as_secs_f64();
+    drop(spool);
     let n = args.appends as f64;
     let report = AppendReport {
         appends: args.appends,
@@ -490,6 +536,8 @@ fn spool_append(args: &PushArgs) -> anyhow::Result<AppendReport> {
         us_per_append: secs * 1e6 / n,
         points_per_s: n * *pts as f64 / secs,
         disk_bytes_per_point: disk / (n * *pts as f64),
+        batched_points_per_s: (rounds * batch) as f64 * *pts as f64 / batched_secs,
+        batch,
     };
     println!("{report:#?}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -687,6 +735,18 @@ fn table(args: &PushArgs, r: &Results) -> String {
         );
         row(
             "B3",
+            &format!(
+                "spool append, {} such records per append_batch (one fdatasync), as a replay or a hub appends: points/s",
+                a.batch
+            ),
+            format!("{:.0}", a.batched_points_per_s),
+            "–".into(),
+            "–".into(),
+            "≥ 200,000 points/s",
+            met(Some(a.batched_points_per_s >= 200_000.0)),
+        );
+        row(
+            "B3",
             "disk bytes per spooled point, in-process spool",
             format!("{:.2}", a.disk_bytes_per_point),
             "–".into(),
@@ -750,5 +810,105 @@ fn table(args: &PushArgs, r: &Results) -> String {
         "–",
         "–",
     );
+    for s in &r.stages {
+        row(
+            "D",
+            &format!(
+                "CPU of one snapshot through a {} sink, µs ({} rounds, {} sent): encode / append (fdatasync) / peek / body / send / ack",
+                s.format, s.rounds, s.sent
+            ),
+            format!(
+                "{:.0} / {:.0} / {:.0} / {:.0} / {:.0} / {:.0} = {:.0}",
+                s.record_us,
+                s.append_us,
+                s.peek_us,
+                s.body_us,
+                s.send_us,
+                s.ack_us,
+                s.record_us + s.append_us + s.peek_us + s.body_us + s.send_us + s.ack_us
+            ),
+            "–".into(),
+            "–".into(),
+            "–",
+            "–",
+        );
+    }
     t
+}
+
+/// Section D: the CPU of each step a sink takes for one snapshot of this host, in process, as
+/// this thread's CPU clock (user + system: the `fdatasync`s' kernel work included), which a
+/// loaded machine does not inflate the way it inflates wall time. Steps: encode the record,
+/// append it (one `fdatasync`), peek it back, make the request body, send it to the store on a
+/// current-thread runtime (so hyper's work is on this thread too), acknowledge it.
+fn stages(args: &PushArgs, store: &Store) -> anyhow::Result<Vec<StageReport>> {
+    use pocketses::push::encode::{body, record, SinkFormat};
+    use pocketses::spool::{Limits, Spool};
+    let mut collector = pocketses::metrics::collect::Collector::new();
+    collector.collect();
+    let snapshot = collector.collect();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let files = std::path::absolute(&args.out)?;
+    let mut out = Vec::new();
+    for (name, format, path) in [
+        ("prometheus", SinkFormat::Prometheus, "/api/v1/write".to_string()),
+        ("influx", SinkFormat::Influx, "/write?db=stages".to_string()),
+    ] {
+        let sink = pocketses::config::SinkConfig {
+            url: Some(format!("http://127.0.0.1:{}{path}", store.port)),
+            format: Some(format),
+            ..Default::default()
+        };
+        let client = pocketses::push::client::Client::new(&sink, &files)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let dir = args.out.join(format!("stages-{name}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut spool = Spool::open(&dir, Limits::default())?;
+        let mut cpu = [Duration::ZERO; 6];
+        let n = args.stage_rounds.max(1);
+        let mut sent = 0;
+        for _ in 0..n {
+            let t = sys::thread_cpu();
+            let rec = record(format, &snapshot, &[])?;
+            let t1 = sys::thread_cpu();
+            spool.append_batch(&[rec.as_slice()], SystemTime::now())?;
+            let t2 = sys::thread_cpu();
+            let entries = spool.peek(60)?;
+            let t3 = sys::thread_cpu();
+            let payloads: Vec<&[u8]> = entries.iter().map(|e| e.payload.as_slice()).collect();
+            let b = body(format, &payloads)?;
+            let t4 = sys::thread_cpu();
+            let answer = rt.block_on(client.send(&b)).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let t5 = sys::thread_cpu();
+            if answer.status / 100 == 2 {
+                sent += 1;
+            }
+            if let Some(last) = entries.last() {
+                spool.ack(last.seq)?;
+            }
+            let t6 = sys::thread_cpu();
+            for (i, (a, b)) in
+                [(t, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5), (t5, t6)].into_iter().enumerate()
+            {
+                cpu[i] += b - a;
+            }
+        }
+        drop(spool);
+        let _ = std::fs::remove_dir_all(&dir);
+        let us = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
+        let report = StageReport {
+            format: name,
+            rounds: n,
+            sent,
+            record_us: us(cpu[0]),
+            append_us: us(cpu[1]),
+            peek_us: us(cpu[2]),
+            body_us: us(cpu[3]),
+            send_us: us(cpu[4]),
+            ack_us: us(cpu[5]),
+        };
+        println!("{report:?}");
+        out.push(report);
+    }
+    Ok(out)
 }

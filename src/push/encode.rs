@@ -467,8 +467,7 @@ pub fn body(format: SinkFormat, records: &[&[u8]]) -> Result<Body, Error> {
             let bytes = match single {
                 Some(block) => block,
                 None => {
-                    let request: Vec<u8> =
-                        records.iter().flat_map(|r| r.iter().copied()).collect();
+                    let request: Vec<u8> = records.iter().flat_map(|r| r.iter().copied()).collect();
                     snap::raw::Encoder::new()
                         .compress_vec(&request)
                         .map_err(|e| Error::Compress(e.to_string()))?
