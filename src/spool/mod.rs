@@ -115,7 +115,10 @@ pub struct Entry {
 /// each record appended, and for each record read at open or when the head moves within a
 /// segment.
 #[derive(Clone)]
-pub struct Weigher(Option<std::sync::Arc<dyn Fn(&[u8]) -> u64 + Send + Sync>>);
+pub struct Weigher(Option<std::sync::Arc<WeighFn>>);
+
+/// What a [`Weigher`] calls.
+type WeighFn = dyn Fn(&[u8]) -> u64 + Send + Sync;
 
 impl Weigher {
     /// Every record weighs 0.

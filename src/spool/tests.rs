@@ -445,8 +445,8 @@ fn the_tail_in_memory_is_what_the_disk_holds() {
     let mut from_memory = 0;
     for i in 1..=400u64 {
         // Sizes from 10 bytes to 9 KiB; batches of one to three.
-        let batch: Vec<Vec<u8>> =
-            (0..1 + i % 3).map(|j| payload(i * 10 + j, 10 + (i * 7919 % 9000) as usize)).collect();
+        let len = 10 + usize::try_from(i * 7919 % 9000).unwrap();
+        let batch: Vec<Vec<u8>> = (0..1 + i % 3).map(|j| payload(i * 10 + j, len)).collect();
         spool.append_batch(&batch, at(i)).unwrap();
         if spool.tail.len() as u64 == spool.stats().pending_records {
             from_memory += 1;
@@ -475,7 +475,7 @@ fn pending_weight_follows_the_records() {
     let weigh = || Weigher::new(|p: &[u8]| p.len() as u64);
     let mut spool = Spool::open_weighed(dir.path(), small(), weigh()).unwrap();
     for i in 1..=40 {
-        spool.append_batch(&[payload(i, 100 + i as usize)], at(i)).unwrap();
+        spool.append_batch(&[payload(i, 100 + usize::try_from(i).unwrap())], at(i)).unwrap();
     }
     let want = |from: u64| (from..=40).map(|i| 100 + i).sum::<u64>();
     assert_eq!(spool.stats().pending_weight, want(1));
