@@ -10,7 +10,7 @@
 //!   (`acked 42`, `dropped-records 0`, `dropped-bytes 0`), replaced atomically
 //!   (write `ack.tmp`, fsync, rename, fsync the directory);
 //! - `lock`: holds a POSIX record lock (`fcntl`) of the one [`Spool`] that has the directory
-//!   open ([`DirLock`]).
+//!   open (`DirLock`).
 //!
 //! Guarantees, which docs/spool.md explains to users:
 //!
