@@ -748,6 +748,11 @@ mod tests {
         let hub = Hub::new(10);
         let snapshot = crate::metrics::Snapshot::default();
         hub.publish(Published::new(1, snapshot, crate::config::Format::Json));
+        serve_hub(hub, limits).await
+    }
+
+    /// Serves `hub` as it is.
+    async fn serve_hub(hub: Hub, limits: Limits) -> (Hub, SocketAddr, CancellationToken) {
         let listener = super::super::tcp::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
@@ -766,6 +771,20 @@ mod tests {
         let mut text = String::new();
         stream.read_to_string(&mut text).await.unwrap();
         text
+    }
+
+    #[tokio::test]
+    async fn the_page_is_served_before_the_first_snapshot() {
+        let (_hub, addr, shutdown) = serve_hub(Hub::new(10), Limits::default()).await;
+        // The figures are not there yet; the page with the device's facts and its files are.
+        for path in ["/", "/ui/app.js", "/v1/history"] {
+            let text = get(addr, path).await;
+            assert!(text.starts_with("HTTP/1.1 200 "), "{path}: {text}");
+        }
+        assert!(get(addr, "/").await.contains("<html"));
+        let text = get(addr, "/v1/metrics").await;
+        assert!(text.starts_with("HTTP/1.1 503 ") && text.contains("no snapshot"), "{text}");
+        shutdown.cancel();
     }
 
     #[tokio::test]
