@@ -56,11 +56,12 @@ fn main() -> anyhow::Result<()> {
             ["core22", "snapd", "pc", "pc-kernel", "network-manager"]
                 .iter()
                 .map(|name| SnapHealth {
-                    name: (*name).to_string(),
-                    status: "okay".to_string(),
+                    name: (*name).into(),
+                    status: "okay".into(),
                     ..SnapHealth::default()
                 })
-                .collect(),
+                .collect::<Vec<_>>()
+                .into(),
         ),
     };
     // Two sinks: one delivering, one failing (the `push` check).
@@ -68,7 +69,7 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .map(|(name, state, failing_for)| SinkFacts {
             name: name.to_string(),
-            state: state.to_string(),
+            state: (*state).into(),
             failing_for: *failing_for,
             last_error: None,
         })
