@@ -7,6 +7,7 @@
 //!    `SpoolWatch`), and, apart, the encodings a reader pays for on first use.
 //! 2. End to end, when the release binary is built: the daemon's process CPU per cycle at
 //!    `--interval 1` with every check off, then on, alternately, twice each.
+//! 3. The dashboard's hour of history, full: the ring's memory and `/v1/history`'s weight.
 //!
 //! ```text
 //! cargo build --release && cargo run --release --example checks_bench [CYCLES]
@@ -56,11 +57,12 @@ fn main() -> anyhow::Result<()> {
             ["core22", "snapd", "pc", "pc-kernel", "network-manager"]
                 .iter()
                 .map(|name| SnapHealth {
-                    name: (*name).to_string(),
-                    status: "okay".to_string(),
+                    name: (*name).into(),
+                    status: "okay".into(),
                     ..SnapHealth::default()
                 })
-                .collect(),
+                .collect::<Vec<_>>()
+                .into(),
         ),
     };
     // Two sinks: one delivering, one failing (the `push` check).
@@ -68,7 +70,7 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .map(|(name, state, failing_for)| SinkFacts {
             name: name.to_string(),
-            state: state.to_string(),
+            state: (*state).into(),
             failing_for: *failing_for,
             last_error: None,
         })
@@ -114,7 +116,31 @@ fn main() -> anyhow::Result<()> {
     println!("checks on the same snapshot:               {checks:?}");
     println!("  = {:.1} % of collect + encode", checks.as_secs_f64() * 100.0 / base.as_secs_f64());
     println!("on first read: /v1/checks + SSE set + /metrics encodings: {encode:?}");
+    history(&collector.collect());
     end_to_end(dir.path())
+}
+
+/// The dashboard's hour of history: its memory and `/v1/history`'s weight, full, at the shortest
+/// interval (1 s) and at the default (60 s), with this host's figures.
+fn history(snapshot: &pocketses::metrics::Snapshot) {
+    use pocketses::publish::dashboard::assets::gzip_fast;
+    use pocketses::publish::history::History;
+    for interval in [1u32, 60] {
+        let mut history = History::default();
+        let mut s = snapshot.clone();
+        for i in 0..(2 * 3600 / interval) {
+            s.timestamp = 1_800_000_000.0 + f64::from(i * interval);
+            history.push(&s);
+        }
+        let json = history.to_json();
+        println!(
+            "history ring at a {interval} s interval, full hour: {} points, {} bytes on the heap; /v1/history {} bytes, {} gzip",
+            history.points().count(),
+            history.heap_bytes(),
+            json.len(),
+            gzip_fast(json.as_bytes()).len()
+        );
+    }
 }
 
 /// CPU time of another process (all its threads).

@@ -396,15 +396,14 @@ async fn collect_loop(
     checks: Checks,
     shutdown: CancellationToken,
 ) {
-    let mut current = config.borrow_and_update().clone();
+    // Shared with each cycle's blocking job: a reference, not a copy of the configuration.
+    let mut current = Arc::new(config.borrow_and_update().clone());
     let collector = Arc::new(std::sync::Mutex::new((
         Collector::new(),
         crate::checks::daemon::Checker::new(),
         crate::checks::daemon::SpoolWatch::default(),
-        crate::checks::daemon::FleetWatch::default(),
         crate::metrics::units::Units::default(),
     )));
-    let fleet_status = crate::paths::state_dir().join(crate::checks::daemon::FLEET_STATUS_FILE);
     let spool_dir = crate::paths::spool_dir();
     let started = crate::checks::daemon::now();
     let mut seq = 0;
@@ -419,15 +418,15 @@ async fn collect_loop(
                 seq += 1;
                 let format = current.publish.format;
                 let collector = Arc::clone(&collector);
-                let config = current.clone();
+                let config = Arc::clone(&current);
                 let snapd = checks.snapd.clone();
                 let spool_dir = spool_dir.clone();
                 let sinks = checks.sinks.statuses();
-                let fleet_status = fleet_status.clone();
+                let hub_fleet = hub.clone();
                 let job = tokio::task::spawn_blocking(move || {
                     // A collection that panicked leaves the collector as it was; carry on with it.
                     let mut guard = collector.lock().unwrap_or_else(|p| p.into_inner());
-                    let (collector, checker, spools, fleet, units) = &mut *guard;
+                    let (collector, checker, spools, units) = &mut *guard;
                     // The checks see every group; what is published and pushed only the groups
                     // `collectors.*` keep (crate::metrics::units).
                     // Without `collectors.*` keys both are the same snapshot: no copy per cycle.
@@ -449,11 +448,11 @@ async fn collect_loop(
                             crate::spool::millis(std::time::SystemTime::now()),
                         ),
                         sinks: crate::checks::daemon::sink_facts(&sinks, now, started),
-                        fleet: config
-                            .fleet
-                            .enabled
-                            .then(|| fleet.facts(&fleet_status, now, started))
-                            .flatten(),
+                        // The fleet client's state in memory, as it keeps it (no file).
+                        fleet: hub_fleet
+                            .fleet()
+                            .filter(|_| config.fleet.enabled)
+                            .and_then(|fleet| crate::checks::daemon::fleet_state(fleet, now, started)),
                     };
                     let situation = crate::checks::health::Situation {
                         missing_plugs: snapd.missing_plugs(),
@@ -515,7 +514,7 @@ async fn collect_loop(
                         hub.set_latest(Arc::new(latest.with_format(new.publish.format)));
                     }
                 }
-                current = new;
+                current = Arc::new(new);
             }
         }
     }

@@ -3,29 +3,39 @@
 //! fleet-action.
 //!
 //! \[pure\] A snapshot, facts and the configuration in, results out. [`CHECKS`] is the one list of
-//! built-in checks with their units and default thresholds; `checks.<check>.*` keys override them.
+//! built-in checks with their units and default thresholds (as numbers); `checks.<check>.*` keys
+//! override them.
 //! Read-only filesystems (every snap is a full squashfs) are not checked. A temperature sensor
 //! that has its own limits is checked against them (`max` warns, `crit` is critical) unless
 //! `checks.temperature.warn`/`crit` are set. `snapd`, `snaps`, `spool`, `push` and the fleet checks give results only when
 //! their facts are there (the daemon polls snapd; nothing polls it for `pocketses checks run`).
+//!
+//! A result's sentence is not written here: it is a [`Sentence`] of numbers and shared names,
+//! written when someone reads it. The daemon keeps an [`Evaluator`], which works the checks'
+//! settings out once per configuration and reuses each result's name from one run to the next,
+//! so a run formats nothing and allocates little.
 
-use crate::config::Config;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::config::{CheckConfig, Config};
 use crate::metrics::Snapshot;
 
+use super::sentence::{Sentence, What};
 use super::state::Hysteresis;
 use super::{Range, Result, State};
 
 /// A built-in check and its defaults.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Check {
     /// Name, as in `checks.<check>.warn`.
     pub name: &'static str,
     /// Unit of the value, as it follows a number in a sentence (`" %"`, `" °C"`, or empty).
     pub unit: &'static str,
     /// Default warning range.
-    pub warn: &'static str,
+    pub warn: Range,
     /// Default critical range.
-    pub crit: &'static str,
+    pub crit: Range,
     /// What is measured.
     pub doc: &'static str,
 }
@@ -35,84 +45,91 @@ pub const CHECKS: &[Check] = &[
     Check {
         name: "filesystem",
         unit: " %",
-        warn: "85",
-        crit: "95",
+        warn: Range::at(85.0),
+        crit: Range::at(95.0),
         doc: "space in use on each writable filesystem, percent (as df's Use%)",
     },
     Check {
         name: "inodes",
         unit: " %",
-        warn: "85",
-        crit: "95",
+        warn: Range::at(85.0),
+        crit: Range::at(95.0),
         doc: "inodes in use on each writable filesystem that has a fixed number of them, percent",
     },
     Check {
         name: "memory",
         unit: " %",
-        warn: "10:",
-        crit: "5:",
+        warn: Range::below(10.0),
+        crit: Range::below(5.0),
         doc: "memory available for new work (MemAvailable), percent of the total",
     },
-    Check { name: "swap", unit: " %", warn: "50", crit: "80", doc: "swap space in use, percent" },
+    Check {
+        name: "swap",
+        unit: " %",
+        warn: Range::at(50.0),
+        crit: Range::at(80.0),
+        doc: "swap space in use, percent",
+    },
     Check {
         name: "load",
         unit: "",
-        warn: "2",
-        crit: "4",
+        warn: Range::at(2.0),
+        crit: Range::at(4.0),
         doc: "1-minute load average divided by the number of CPUs",
     },
     Check {
         name: "temperature",
         unit: " °C",
-        warn: "~:80",
-        crit: "~:90",
+        warn: Range::above(80.0),
+        crit: Range::above(90.0),
         doc: "each temperature sensor, degrees Celsius; the sensor's own max and crit when it has them",
     },
     Check {
         name: "snapd",
         unit: " s",
-        warn: "60",
-        crit: "300",
+        warn: Range::at(60.0),
+        crit: Range::at(300.0),
         doc: "seconds since snapd last answered the daemon (0 while it answers; daemon only)",
     },
     Check {
         name: "snaps",
         unit: "",
-        warn: "1",
-        crit: "2",
+        warn: Range::at(1.0),
+        crit: Range::at(2.0),
         doc: "health each other snap set: 0 okay, 1 waiting, 2 blocked, 3 error (daemon only, needs snapd-control)",
     },
     Check {
         name: "spool",
         unit: " s",
-        warn: "900",
-        crit: "3600",
+        warn: Range::at(900.0),
+        crit: Range::at(3600.0),
         doc: "age of the oldest record waiting in each sink's spool, seconds",
     },
     Check {
         name: "push",
         unit: " s",
-        warn: "300",
-        crit: "3600",
+        warn: Range::at(300.0),
+        crit: Range::at(3600.0),
         doc: "seconds each running sink (push sinks, the notification webhook) has gone without delivering while its store refuses or does not answer (0 while it delivers; daemon only)",
     },
     Check {
         name: "fleet",
         unit: " s",
-        warn: "3600",
-        crit: "86400",
+        warn: Range::at(3600.0),
+        crit: Range::at(86400.0),
         doc: "seconds since the fleet server last answered a poll (fleet.enabled; daemon only)",
     },
     Check {
         name: "fleet-action",
         unit: "",
-        warn: "1",
-        crit: "2",
+        warn: Range::at(1.0),
+        crit: Range::at(2.0),
         doc: "the last fleet action that ended: 0 done, 1 cancelled, 2 failed (fleet.enabled; daemon only)",
     },
 ];
 
-/// What the checks know besides the snapshot: gathered by the daemon, plain data here.
+/// What the checks know besides the snapshot: gathered by the daemon, plain data here. Its
+/// texts are shared (`Arc<str>`), so the facts of a run are cheap to hand over.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Facts {
     /// snapd as the daemon sees it; `None` when the daemon does not use snapd.
@@ -121,17 +138,17 @@ pub struct Facts {
     pub spools: Vec<SpoolFacts>,
     /// One entry per running sink (push sinks and `notify.webhook`); empty without sinks.
     pub sinks: Vec<SinkFacts>,
-    /// The fleet client's state (`fleet-status.json`), when `fleet.enabled` and it wrote one.
+    /// The fleet client's state, when `fleet.enabled` and the client has started.
     pub fleet: Option<FleetFacts>,
 }
 
-/// The fleet client as its status document says.
+/// The fleet client as its status says.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FleetFacts {
     /// Seconds since the server last answered a poll (since the daemon started when none did).
     pub silent_for: f64,
     /// The client's last error, cleared by a good poll.
-    pub error: Option<String>,
+    pub error: Option<Arc<str>>,
     /// The last action that ended.
     pub last_action: Option<FleetOutcome>,
 }
@@ -140,11 +157,11 @@ pub struct FleetFacts {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FleetOutcome {
     /// The server's action id.
-    pub id: String,
+    pub id: Arc<str>,
     /// `done`, `failed` or `cancelled`.
-    pub stage: String,
+    pub stage: Arc<str>,
     /// Its last detail line (the reason of a failure).
-    pub detail: Option<String>,
+    pub detail: Option<Arc<str>>,
 }
 
 /// How one running sink delivers.
@@ -153,11 +170,11 @@ pub struct SinkFacts {
     /// The sink.
     pub name: String,
     /// Its state: `ok`, `unauthorized`, `throttled`, `failing` (`disabled` sinks are left out).
-    pub state: String,
+    pub state: Arc<str>,
     /// Seconds since it last delivered (or since the daemon started) while not `ok`; 0 when `ok`.
     pub failing_for: f64,
     /// Its last failure, in words.
-    pub last_error: Option<String>,
+    pub last_error: Option<Arc<str>>,
 }
 
 /// snapd's reachability and the other snaps' health.
@@ -167,23 +184,23 @@ pub struct SnapdFacts {
     /// daemon started when it never answered.
     pub silent_for: f64,
     /// Why the last call failed, when it did.
-    pub error: Option<String>,
+    pub error: Option<Arc<str>>,
     /// The other snaps that set a health (`GET /v2/snaps`); `None` when snapd's API is out of
     /// reach (no snapd-control).
-    pub snaps: Option<Vec<SnapHealth>>,
+    pub snaps: Option<Arc<[SnapHealth]>>,
 }
 
 /// A snap's health as snapd reports it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SnapHealth {
     /// The snap.
-    pub name: String,
+    pub name: Arc<str>,
     /// `okay`, `waiting`, `blocked`, `error` or `unknown`.
-    pub status: String,
+    pub status: Arc<str>,
     /// Its message.
-    pub message: String,
+    pub message: Arc<str>,
     /// Its code.
-    pub code: String,
+    pub code: Arc<str>,
 }
 
 /// The backlog of one sink's spool.
@@ -196,7 +213,7 @@ pub struct SpoolFacts {
     /// Age of the oldest waiting record, seconds; `None` when nothing waits.
     pub oldest_pending_seconds: Option<u64>,
     /// Why the spool could not be read, when it could not.
-    pub error: Option<String>,
+    pub error: Option<Arc<str>>,
 }
 
 /// The effective settings of a check: its defaults with the configuration on top.
@@ -218,11 +235,16 @@ pub struct Settings {
 impl Check {
     /// This check's settings in `config`.
     pub fn settings(&self, config: &Config) -> Settings {
-        let set = config.checks.get(self.name);
+        self.settings_in(&config.checks)
+    }
+
+    /// This check's settings in the configuration's `checks.*` keys.
+    fn settings_in(&self, checks: &BTreeMap<String, CheckConfig>) -> Settings {
+        let set = checks.get(self.name);
         let defaults = Hysteresis::default();
         Settings {
-            warn: set.and_then(|s| s.warn).or_else(|| self.warn.parse().ok()),
-            crit: set.and_then(|s| s.crit).or_else(|| self.crit.parse().ok()),
+            warn: set.and_then(|s| s.warn).or(Some(self.warn)),
+            crit: set.and_then(|s| s.crit).or(Some(self.crit)),
             hysteresis: Hysteresis {
                 failures_before_critical: set
                     .and_then(|s| s.failures_before_critical)
@@ -232,7 +254,7 @@ impl Check {
                     .unwrap_or(defaults.successes_before_ok),
             },
             enabled: set.and_then(|s| s.enabled).unwrap_or(true),
-            explicit: None,
+            explicit: (self.name == "temperature").then(|| set.map(|s| (s.warn, s.crit))).flatten(),
         }
     }
 }
@@ -256,128 +278,215 @@ pub fn evaluate(snapshot: &Snapshot, config: &Config) -> Vec<Result> {
 
 /// Runs every enabled built-in check on `snapshot` and `facts`.
 pub fn evaluate_with(snapshot: &Snapshot, facts: &Facts, config: &Config) -> Vec<Result> {
-    CHECKS
-        .iter()
-        .filter_map(|c| {
-            let settings = c.settings(config);
-            settings.enabled.then(|| {
-                let mut settings = settings;
-                if c.name == "temperature" {
-                    settings.explicit = config.checks.get(c.name).map(|s| (s.warn, s.crit));
-                }
-                run_with(c, &settings, snapshot, facts)
-            })
-        })
-        .flatten()
-        .collect()
+    let mut out = Vec::new();
+    Evaluator::default().run(snapshot, facts, config, &mut out);
+    out
 }
 
 /// Runs one check, whatever its `enabled`, without facts.
-pub fn run(check: &Check, settings: &Settings, snapshot: &Snapshot) -> Vec<Result> {
+pub fn run(check: &'static Check, settings: &Settings, snapshot: &Snapshot) -> Vec<Result> {
     run_with(check, settings, snapshot, &Facts::default())
 }
 
 /// Runs one check, whatever its `enabled`.
 pub fn run_with(
-    check: &Check,
+    check: &'static Check,
     settings: &Settings,
     snapshot: &Snapshot,
     facts: &Facts,
 ) -> Vec<Result> {
+    let mut out = Vec::new();
+    run_into(check, settings, snapshot, facts, &mut Names::default(), &mut out);
+    out
+}
+
+/// The checks as the daemon runs them, run after run: each check's settings worked out once per
+/// configuration (not parsed per run), and each result's name kept from one run to the next.
+#[derive(Debug, Default)]
+pub struct Evaluator {
+    /// The `checks.*` keys the settings were worked out for, and the settings, as [`CHECKS`].
+    settings: Option<(BTreeMap<String, CheckConfig>, Vec<Settings>)>,
+    names: Names,
+}
+
+impl Evaluator {
+    /// Runs every enabled built-in check on `snapshot` and `facts`, into `out` (emptied first).
+    pub fn run(
+        &mut self,
+        snapshot: &Snapshot,
+        facts: &Facts,
+        config: &Config,
+        out: &mut Vec<Result>,
+    ) {
+        out.clear();
+        if self.settings.as_ref().is_none_or(|(for_checks, _)| *for_checks != config.checks) {
+            let settings = CHECKS.iter().map(|c| c.settings_in(&config.checks)).collect();
+            self.settings = Some((config.checks.clone(), settings));
+        }
+        if let Some((_, settings)) = &self.settings {
+            for (check, settings) in CHECKS.iter().zip(settings) {
+                if settings.enabled {
+                    run_into(check, settings, snapshot, facts, &mut self.names, out);
+                }
+            }
+        }
+        self.names.finish();
+    }
+}
+
+/// Result names of the last run, reused by the next: a result seen again gets the same shared
+/// string instead of a new one, found in the order results came the last time.
+#[derive(Debug, Default)]
+struct Names {
+    last: Vec<Arc<str>>,
+    this: Vec<Arc<str>>,
+    at: usize,
+}
+
+impl Names {
+    /// The name that is `parts` joined.
+    fn get(&mut self, parts: &[&str]) -> Arc<str> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let same = |name: &Arc<str>| {
+            let mut rest: &str = name;
+            name.len() == len
+                && parts.iter().all(|part| match rest.strip_prefix(part) {
+                    Some(after) => {
+                        rest = after;
+                        true
+                    }
+                    None => false,
+                })
+        };
+        let found = match self.last.get(self.at) {
+            Some(name) if same(name) => Some(self.at),
+            _ => self.last.iter().position(same),
+        };
+        let name = match found {
+            Some(i) => {
+                self.at = i + 1;
+                Arc::clone(&self.last[i])
+            }
+            None => Arc::from(parts.concat()),
+        };
+        self.this.push(Arc::clone(&name));
+        name
+    }
+
+    /// The run is over: its names are the ones to find next time.
+    fn finish(&mut self) {
+        std::mem::swap(&mut self.last, &mut self.this);
+        self.this.clear();
+        self.at = 0;
+    }
+}
+
+/// Runs one check into `out`.
+fn run_into(
+    check: &'static Check,
+    settings: &Settings,
+    snapshot: &Snapshot,
+    facts: &Facts,
+    names: &mut Names,
+    out: &mut Vec<Result>,
+) {
     let judge = Judge { check, settings };
     match check.name {
-        "filesystem" | "inodes" => filesystems(&judge, snapshot),
-        "memory" => vec![match &snapshot.memory {
+        "filesystem" | "inodes" => filesystems(&judge, snapshot, names, out),
+        "memory" => out.push(match &snapshot.memory {
             Some(m) if m.total > 0 => {
                 let percent = percent(m.available, m.total);
-                judge.result(
-                    "memory",
-                    percent,
-                    format!("{} % of memory is available", format_percent(percent)),
-                )
+                judge.result(names.get(&["memory"]), percent, What::MemoryAvailable(percent))
             }
-            _ => judge.unknown("memory", "cannot read the memory figures".to_string()),
-        }],
-        "swap" => vec![match &snapshot.memory {
+            _ => judge.unknown(names.get(&["memory"]), "cannot read the memory figures"),
+        }),
+        "swap" => out.push(match &snapshot.memory {
             Some(m) if m.swap.total == 0 => Result {
-                check: "swap".to_string(),
+                check: names.get(&["swap"]),
                 state: State::Ok,
                 value: None,
                 threshold: None,
-                summary: "there is no swap space".to_string(),
+                sentence: Sentence::plain(What::Static("there is no swap space")),
                 flapping: false,
             },
             Some(m) => {
                 let percent = percent(m.swap.used, m.swap.total);
-                judge.result("swap", percent, format!("swap is {} % used", format_percent(percent)))
+                judge.result(names.get(&["swap"]), percent, What::SwapUsed(percent))
             }
-            None => judge.unknown("swap", "cannot read the swap figures".to_string()),
-        }],
-        "load" => vec![match (&snapshot.load, snapshot.cpu.as_ref().map(|c| c.count)) {
+            None => judge.unknown(names.get(&["swap"]), "cannot read the swap figures"),
+        }),
+        "load" => out.push(match (&snapshot.load, snapshot.cpu.as_ref().map(|c| c.count)) {
             (Some(load), Some(cpus)) if cpus > 0 => {
                 let per_cpu = load.one / cpus as f64;
-                let plural = if cpus == 1 { "" } else { "s" };
-                judge.result(
-                    "load",
-                    per_cpu,
-                    format!(
-                        "load per CPU is {per_cpu:.2} (1-minute load {:.2} over {cpus} CPU{plural})",
-                        load.one
-                    ),
-                )
+                let what = What::Load { per_cpu, one: load.one, cpus };
+                judge.result(names.get(&["load"]), per_cpu, what)
             }
-            _ => judge.unknown("load", "cannot read the load average".to_string()),
-        }],
-        "temperature" => snapshot
-            .temperatures
-            .iter()
-            .map(|t| {
-                let id = format!("temperature:{}/{}", t.chip, t.sensor);
+            _ => judge.unknown(names.get(&["load"]), "cannot read the load average"),
+        }),
+        "temperature" => {
+            for t in &snapshot.temperatures {
+                let id = names.get(&["temperature:", &t.chip, "/", &t.sensor]);
                 let name = match &t.label {
-                    Some(label) => format!("{label} ({} {})", t.chip, t.sensor),
-                    None => format!("{} {}", t.chip, t.sensor),
+                    Some(label) => names.get(&[label, " (", &t.chip, " ", &t.sensor, ")"]),
+                    None => names.get(&[&t.chip, " ", &t.sensor]),
                 };
-                let what = format!("{name} is {:.1} °C", t.celsius);
                 let own = sensor_settings(settings, t.max, t.crit);
                 let judge = Judge { check, settings: &own };
-                let mut result = judge.result(&id, t.celsius, what);
+                let what = What::Sensor { name, celsius: t.celsius, own: false };
+                let mut result = judge.result(id, t.celsius, what);
                 let sensors_own = |mine: Option<Range>, default: Option<Range>| {
                     mine.is_some() && mine != default && result.threshold == mine
                 };
-                if (sensors_own(own.warn, settings.warn) || sensors_own(own.crit, settings.crit))
-                    && result.summary.ends_with(')')
-                {
-                    result.summary.insert_str(result.summary.len() - 1, ", the sensor's own");
+                if sensors_own(own.warn, settings.warn) || sensors_own(own.crit, settings.crit) {
+                    if let What::Sensor { own, .. } = &mut result.sentence.what {
+                        *own = true;
+                    }
                 }
-                result
-            })
-            .collect(),
-        "snapd" => match &facts.snapd {
-            Some(snapd) => {
-                let what = match (&snapd.error, snapd.silent_for) {
-                    (None, _) => "snapd answers".to_string(),
-                    (Some(err), s) => format!("snapd has not answered for {s:.0} s: {err}"),
-                };
-                vec![judge.result("snapd", snapd.silent_for, what)]
+                out.push(result);
             }
-            None => Vec::new(),
-        },
-        "snaps" => facts
-            .snapd
-            .as_ref()
-            .and_then(|s| s.snaps.as_ref())
-            .map(|snaps| snaps.iter().map(|snap| snap_health(&judge, snap)).collect())
-            .unwrap_or_default(),
-        "spool" => facts.spools.iter().map(|spool| spool_backlog(&judge, spool)).collect(),
-        "push" => facts.sinks.iter().map(|sink| sink_delivery(&judge, sink)).collect(),
-        "fleet" => facts.fleet.iter().map(|fleet| fleet_server(&judge, fleet)).collect(),
-        "fleet-action" => facts
-            .fleet
-            .iter()
-            .filter_map(|fleet| fleet.last_action.as_ref())
-            .map(|action| fleet_action(&judge, action))
-            .collect(),
-        _ => Vec::new(),
+        }
+        "snapd" => {
+            if let Some(snapd) = &facts.snapd {
+                let what = What::Snapd { silent_for: snapd.silent_for, error: snapd.error.clone() };
+                out.push(judge.result(names.get(&["snapd"]), snapd.silent_for, what));
+            }
+        }
+        "snaps" => {
+            if let Some(snaps) = facts.snapd.as_ref().and_then(|s| s.snaps.as_ref()) {
+                for snap in snaps.iter() {
+                    out.push(snap_health(&judge, snap, names));
+                }
+            }
+        }
+        "spool" => {
+            for spool in &facts.spools {
+                out.push(spool_backlog(&judge, spool, names));
+            }
+        }
+        "push" => {
+            for sink in &facts.sinks {
+                let id = names.get(&["push:", &sink.name]);
+                let value = if &*sink.state == "ok" { 0.0 } else { sink.failing_for };
+                let what = What::Sink {
+                    state: Arc::clone(&sink.state),
+                    failing_for: sink.failing_for,
+                    error: sink.last_error.clone(),
+                };
+                out.push(judge.result(id, value, what));
+            }
+        }
+        "fleet" => {
+            if let Some(fleet) = &facts.fleet {
+                let what = What::Fleet { silent_for: fleet.silent_for, error: fleet.error.clone() };
+                out.push(judge.result(names.get(&["fleet"]), fleet.silent_for, what));
+            }
+        }
+        "fleet-action" => {
+            if let Some(action) = facts.fleet.as_ref().and_then(|f| f.last_action.as_ref()) {
+                out.push(fleet_action(&judge, action, names));
+            }
+        }
+        _ => {}
     }
 }
 
@@ -385,7 +494,7 @@ pub fn run_with(
 /// configuration sets a threshold (`explicit`). A `max` at or above `crit` is not used.
 fn sensor_settings(settings: &Settings, max: Option<f64>, crit: Option<f64>) -> Settings {
     let (set_warn, set_crit) = settings.explicit.unwrap_or((None, None));
-    let above = |limit: f64| format!("~:{limit}").parse::<Range>().ok();
+    let above = |limit: f64| limit.is_finite().then(|| Range::above(limit));
     let max = max.filter(|m| crit.is_none_or(|c| *m < c));
     Settings {
         warn: set_warn.or_else(|| max.and_then(above)).or(settings.warn),
@@ -405,139 +514,81 @@ pub fn health_level(status: &str) -> Option<f64> {
     }
 }
 
-fn snap_health(judge: &Judge<'_>, snap: &SnapHealth) -> Result {
-    let id = format!("snaps:{}", snap.name);
-    let mut what = format!("snap {:?} is {}", snap.name, snap.status);
-    if !snap.message.is_empty() {
-        what.push_str(": ");
-        what.push_str(&snap.message);
-    }
-    if !snap.code.is_empty() {
-        what.push_str(&format!(" [{}]", snap.code));
-    }
+fn snap_health(judge: &Judge<'_>, snap: &SnapHealth, names: &mut Names) -> Result {
+    let id = names.get(&["snaps:", &snap.name]);
+    let what = What::Snap {
+        status: Arc::clone(&snap.status),
+        message: Arc::clone(&snap.message),
+        code: Arc::clone(&snap.code),
+    };
     match health_level(&snap.status) {
-        Some(level) => judge.result(&id, level, what),
-        None => judge.unknown(&id, what),
+        Some(level) => judge.result(id, level, what),
+        None => judge.unknown_as(id, what),
     }
 }
 
-fn spool_backlog(judge: &Judge<'_>, spool: &SpoolFacts) -> Result {
-    let id = format!("spool:{}", spool.name);
+fn spool_backlog(judge: &Judge<'_>, spool: &SpoolFacts, names: &mut Names) -> Result {
+    let id = names.get(&["spool:", &spool.name]);
     if let Some(err) = &spool.error {
-        return judge.unknown(&id, format!("cannot read the spool of sink {}: {err}", spool.name));
+        return judge.unknown_as(id, What::SpoolUnreadable(Arc::clone(err)));
     }
-    match spool.oldest_pending_seconds {
-        None => judge.result(&id, 0.0, format!("nothing waits for sink {}", spool.name)),
-        Some(age) => judge.result(
-            &id,
-            age as f64,
-            format!(
-                "{} waits for sink {}, the oldest for {age} s",
-                human_bytes(spool.pending_bytes),
-                spool.name
-            ),
-        ),
-    }
-}
-
-fn sink_delivery(judge: &Judge<'_>, sink: &SinkFacts) -> Result {
-    let id = format!("push:{}", sink.name);
-    if sink.state == "ok" {
-        return judge.result(&id, 0.0, format!("sink {} delivers", sink.name));
-    }
-    let why = match &sink.last_error {
-        Some(err) => format!("{}: {err}", sink.state),
-        None => sink.state.clone(),
-    };
     let what =
-        format!("sink {} has not delivered for {:.0} s ({why})", sink.name, sink.failing_for);
-    judge.result(&id, sink.failing_for, what)
+        What::Spool { pending_bytes: spool.pending_bytes, oldest: spool.oldest_pending_seconds };
+    judge.result(id, spool.oldest_pending_seconds.map_or(0.0, |age| age as f64), what)
 }
 
-fn fleet_server(judge: &Judge<'_>, fleet: &FleetFacts) -> Result {
-    let what = match &fleet.error {
-        None if fleet.silent_for < 1.0 => "the fleet server answers".to_string(),
-        None => format!("the fleet server last answered {:.0} s ago", fleet.silent_for),
-        Some(err) => {
-            format!("the fleet server has not answered for {:.0} s: {err}", fleet.silent_for)
-        }
-    };
-    judge.result("fleet", fleet.silent_for, what)
-}
-
-fn fleet_action(judge: &Judge<'_>, action: &FleetOutcome) -> Result {
-    let level = match action.stage.as_str() {
+fn fleet_action(judge: &Judge<'_>, action: &FleetOutcome, names: &mut Names) -> Result {
+    let level = match &*action.stage {
         "done" => 0.0,
         "cancelled" => 1.0,
         _ => 2.0,
     };
-    let mut what = format!("fleet action {} ended {}", action.id, action.stage);
-    if let Some(detail) = action.detail.as_ref().filter(|_| level > 0.0) {
-        what.push_str(": ");
-        what.push_str(detail);
-    }
-    judge.result("fleet-action", level, what)
+    let what = What::FleetAction {
+        id: Arc::clone(&action.id),
+        stage: Arc::clone(&action.stage),
+        detail: action.detail.clone().filter(|_| level > 0.0),
+    };
+    judge.result(names.get(&["fleet-action"]), level, what)
 }
 
-/// `512 B`, `4.0 KiB`, `1.4 MiB`.
-fn human_bytes(n: u64) -> String {
-    match n {
-        n if n < 1024 => format!("{n} B"),
-        n if n < 1 << 20 => format!("{:.1} KiB", n as f64 / 1024.0),
-        n if n < 1 << 30 => format!("{:.1} MiB", n as f64 / f64::from(1u32 << 20)),
-        n => format!("{:.1} GiB", n as f64 / f64::from(1u32 << 30)),
-    }
-}
-
-fn filesystems(judge: &Judge<'_>, snapshot: &Snapshot) -> Vec<Result> {
+fn filesystems(judge: &Judge<'_>, snapshot: &Snapshot, names: &mut Names, out: &mut Vec<Result>) {
     let inodes = judge.check.name == "inodes";
-    snapshot
-        .filesystems
-        .iter()
-        .filter(|fs| !fs.read_only && fs.fs_type != "squashfs")
-        .filter_map(|fs| {
-            let id = format!("{}:{}", judge.check.name, fs.mount_point);
-            let Some(usage) = fs.usage else {
-                let what = if inodes { "inodes" } else { "usage" };
-                return Some(
-                    judge.unknown(&id, format!("cannot read the {what} of {}", fs.mount_point)),
-                );
-            };
-            if inodes {
-                // vfat and btrfs report no fixed number of inodes: nothing to run out of.
-                (usage.files > 0).then(|| {
-                    let used = usage.files.saturating_sub(usage.files_free);
-                    let percent = percent(used, usage.files);
-                    let sentence = format!(
-                        "{} has {} % of its inodes in use",
-                        fs.mount_point,
-                        format_percent(percent)
-                    );
-                    judge.result(&id, percent, sentence)
-                })
-            } else {
-                // df's Use%: what is used out of what unprivileged users could use.
-                let usable = usage.used.saturating_add(usage.available);
-                (usable > 0).then(|| {
-                    let percent = percent(usage.used, usable);
-                    let sentence =
-                        format!("{} is {} % full", fs.mount_point, format_percent(percent));
-                    judge.result(&id, percent, sentence)
-                })
+    let prefix = if inodes { "inodes:" } else { "filesystem:" };
+    for fs in snapshot.filesystems.iter().filter(|fs| !fs.read_only && fs.fs_type != "squashfs") {
+        let Some(usage) = fs.usage else {
+            let id = names.get(&[prefix, &fs.mount_point]);
+            out.push(judge.unknown_as(id, What::Unreadable { inodes }));
+            continue;
+        };
+        if inodes {
+            // vfat and btrfs report no fixed number of inodes: nothing to run out of.
+            if usage.files > 0 {
+                let used = usage.files.saturating_sub(usage.files_free);
+                let percent = percent(used, usage.files);
+                let id = names.get(&[prefix, &fs.mount_point]);
+                out.push(judge.result(id, percent, What::Inodes(percent)));
             }
-        })
-        .collect()
+        } else {
+            // df's Use%: what is used out of what unprivileged users could use.
+            let usable = usage.used.saturating_add(usage.available);
+            if usable > 0 {
+                let percent = percent(usage.used, usable);
+                let id = names.get(&[prefix, &fs.mount_point]);
+                out.push(judge.result(id, percent, What::Full(percent)));
+            }
+        }
+    }
 }
 
 struct Judge<'a> {
-    check: &'a Check,
+    check: &'static Check,
     settings: &'a Settings,
 }
 
 impl Judge<'_> {
-    /// The result for `value`: its state, the range that decided it, and `what` followed by the
-    /// threshold in words (`/var is 91 % full (warn at 85 %)`).
-    fn result(&self, id: &str, value: f64, what: String) -> Result {
+    /// The result for `value`: its state, the range that decided it, and a sentence that ends
+    /// with the threshold in words (`/var is 91 % full (warn at 85 %)`).
+    fn result(&self, check: Arc<str>, value: f64, what: What) -> Result {
         let state = State::of(value, self.settings.warn.as_ref(), self.settings.crit.as_ref());
         let (label, threshold) = match (state, self.settings.warn, self.settings.crit) {
             (State::Crit, _, Some(crit)) => ("crit", Some(crit)),
@@ -545,27 +596,28 @@ impl Judge<'_> {
             (_, None, Some(crit)) => ("crit", Some(crit)),
             (_, None, None) => ("", None),
         };
-        let summary = match threshold {
-            Some(range) => format!("{what} ({label} {})", range.describe(self.check.unit)),
-            None => what,
-        };
         Result {
-            check: id.to_string(),
+            check,
             state,
             value: Some(value),
             threshold,
-            summary,
+            sentence: Sentence { what, label, unit: self.check.unit },
             flapping: false,
         }
     }
 
-    fn unknown(&self, id: &str, summary: String) -> Result {
+    /// An UNKNOWN result saying `why`.
+    fn unknown(&self, check: Arc<str>, why: &'static str) -> Result {
+        self.unknown_as(check, What::Static(why))
+    }
+
+    fn unknown_as(&self, check: Arc<str>, what: What) -> Result {
         Result {
-            check: id.to_string(),
+            check,
             state: State::Unknown,
             value: None,
             threshold: None,
-            summary,
+            sentence: Sentence::plain(what),
             flapping: false,
         }
     }
@@ -580,11 +632,7 @@ fn percent(part: u64, whole: u64) -> f64 {
 
 /// Whole percents from 10 up, one decimal below (`91`, `4.5`).
 pub fn format_percent(value: f64) -> String {
-    if value >= 10.0 {
-        format!("{value:.0}")
-    } else {
-        format!("{value:.1}")
-    }
+    super::sentence::Percent(value).to_string()
 }
 
 #[cfg(test)]
@@ -607,7 +655,7 @@ mod tests {
             .iter()
             .map(|r| {
                 let threshold = r.threshold.map(|t| t.to_string()).unwrap_or_default();
-                format!("{} {} [{threshold}] {}", r.check, r.state, r.summary)
+                format!("{} {} [{threshold}] {}", r.check, r.state, r.summary())
             })
             .collect()
     }
@@ -824,7 +872,7 @@ mod tests {
             snap("e", "unknown", "hook did not call set-health", "snapd-hook-no-health-set"),
         ];
         let facts = Facts {
-            snapd: Some(SnapdFacts { silent_for: 0.0, error: None, snaps: Some(snaps) }),
+            snapd: Some(SnapdFacts { silent_for: 0.0, error: None, snaps: Some(snaps.into()) }),
             ..Facts::default()
         };
         assert_eq!(
@@ -872,9 +920,6 @@ mod tests {
                 "spool:vm UNKNOWN [] cannot read the spool of sink vm: permission denied",
             ]
         );
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(4096), "4.0 KiB");
-        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
     }
 
     #[test]
@@ -882,7 +927,7 @@ mod tests {
         let facts = |silent_for: f64, error: Option<&str>, stage: Option<&str>| Facts {
             fleet: Some(FleetFacts {
                 silent_for,
-                error: error.map(str::to_string),
+                error: error.map(Into::into),
                 last_action: stage.map(|stage| FleetOutcome {
                     id: "12".into(),
                     stage: stage.into(),
@@ -922,7 +967,7 @@ mod tests {
             name: name.into(),
             state: state.into(),
             failing_for,
-            last_error: err.map(str::to_string),
+            last_error: err.map(Into::into),
         };
         let facts = Facts {
             sinks: vec![
@@ -980,13 +1025,29 @@ mod tests {
     }
 
     #[test]
-    fn every_default_is_a_valid_range() {
+    fn every_default_reads_as_the_range_it_is() {
+        let written: Vec<(String, String)> =
+            CHECKS.iter().map(|c| (c.warn.to_string(), c.crit.to_string())).collect();
+        let want = [
+            ("85", "95"),
+            ("85", "95"),
+            ("10:", "5:"),
+            ("50", "80"),
+            ("2", "4"),
+            ("~:80", "~:90"),
+            ("60", "300"),
+            ("1", "2"),
+            ("900", "3600"),
+            ("300", "3600"),
+            ("3600", "86400"),
+            ("1", "2"),
+        ];
+        let want: Vec<(String, String)> =
+            want.iter().map(|(w, c)| (w.to_string(), c.to_string())).collect();
+        assert_eq!(written, want);
         for c in CHECKS {
-            assert!(
-                c.warn.parse::<Range>().is_ok() && c.crit.parse::<Range>().is_ok(),
-                "{}",
-                c.name
-            );
+            assert_eq!(c.warn.to_string().parse::<Range>(), Ok(c.warn), "{}", c.name);
+            assert_eq!(c.crit.to_string().parse::<Range>(), Ok(c.crit), "{}", c.name);
         }
     }
 

@@ -82,7 +82,7 @@ fn execute(args: ChecksArgs) -> anyhow::Result<ExitCode> {
             let results: Vec<Result> = builtin::evaluate(&snapshot, &config)
                 .into_iter()
                 .filter(|r| {
-                    names.is_empty() || names.iter().any(|n| *n == r.check || n == r.kind())
+                    names.is_empty() || names.iter().any(|n| **n == *r.check || n == r.kind())
                 })
                 .collect();
             let worst = results.iter().map(|r| r.state).max().unwrap_or(State::Ok);
@@ -199,7 +199,7 @@ fn run_output(results: &[Result], worst: State, json: bool) -> anyhow::Result<St
         let state =
             if r.flapping { format!("{} (flapping)", r.state) } else { r.state.to_string() };
         let threshold = r.threshold.map_or_else(|| "-".to_string(), |t| t.to_string());
-        rows.push([r.check.clone(), state, value, threshold, r.summary.clone()]);
+        rows.push([r.check.to_string(), state, value, threshold, r.summary()]);
     }
     Ok(crate::table::table(&rows))
 }

@@ -60,10 +60,13 @@ pub struct Outcome {
     pub transitions: Vec<Transition>,
 }
 
-/// The checks' state in the daemon: the runner and nothing else. \[pure\]
+/// The checks' state in the daemon: the evaluator (settings worked out once per configuration,
+/// result names kept), the runner, and a buffer for the raw results reused every run. \[pure\]
 #[derive(Debug, Default)]
 pub struct Checker {
+    evaluator: builtin::Evaluator,
     runner: Runner,
+    raw: Vec<crate::checks::Result>,
 }
 
 impl Checker {
@@ -82,8 +85,8 @@ impl Checker {
         config: &Config,
         now: f64,
     ) -> Outcome {
-        let raw = builtin::evaluate_with(snapshot, facts, config);
-        let run = self.runner.observe(raw, config, now);
+        self.evaluator.run(snapshot, facts, config, &mut self.raw);
+        let run = self.runner.observe_from(&mut self.raw.drain(..), config, now);
         let mut changed: Vec<Entry> = run.changed.iter().map(Entry::reported).collect();
         changed.extend(run.removed.iter().map(|r| Entry { removed: true, ..Entry::reported(r) }));
         let changes =
@@ -147,7 +150,7 @@ pub fn spool_facts(root: &Path, now_ms: u64) -> Vec<SpoolFacts> {
             .spools
             .into_iter()
             .map(|s| SpoolFacts {
-                error: (!s.error.is_empty()).then_some(s.error),
+                error: (!s.error.is_empty()).then(|| Arc::from(s.error)),
                 name: s.name,
                 pending_bytes: s.pending_bytes,
                 oldest_pending_seconds: s.oldest_pending_seconds,
@@ -173,70 +176,63 @@ pub fn sink_facts(
         .filter(|s| s.state != "disabled" && !s.state.is_empty())
         .map(|s| SinkFacts {
             name: s.name.clone(),
-            state: s.state.clone(),
+            state: Arc::from(s.state.as_str()),
             failing_for: if s.state == "ok" {
                 0.0
             } else {
                 let since = s.last_success.map_or(started, |t| (t as f64).max(started));
                 (now - since).max(0.0)
             },
-            last_error: s.last_error.clone(),
+            last_error: s.last_error.as_deref().map(Arc::from),
         })
         .collect()
 }
 
-/// The fleet client's status document in the state directory (`pocketses fleet status` reads it).
-pub const FLEET_STATUS_FILE: &str = "fleet-status.json";
-
-/// How often the fleet client's status document is read again.
-pub const FLEET_REFRESH: Duration = Duration::from_secs(10);
-
-/// The `fleet` checks' facts from the fleet client's status document (kebab-case keys:
-/// `last-success`, `last-error`, `current` and `history` of actions with `id`, `stage`,
-/// `details`), at `now`; `started` is when the daemon started. The last action that ended is
-/// `current` when its stage is final, else the newest of `history`. \[pure\]
-pub fn fleet_facts(doc: &serde_json::Value, now: f64, started: f64) -> FleetFacts {
-    let since = doc["last-success"].as_f64().unwrap_or(started);
-    let ended = |a: &serde_json::Value| {
-        matches!(a["stage"].as_str(), Some("done" | "failed" | "cancelled")).then(|| {
-            let id = match &a["id"] {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            FleetOutcome {
-                id,
-                stage: a["stage"].as_str().unwrap_or_default().to_string(),
-                detail: a["details"]
-                    .as_array()
-                    .and_then(|d| d.last())
-                    .and_then(|d| d.as_str())
-                    .map(str::to_string),
-            }
+/// The `fleet` checks' facts from the fleet client's state in the daemon (the typed
+/// [`Status`](crate::fleet::state::Status) the client keeps and writes to `fleet-status.json`),
+/// at `now`; `started` is when the daemon started. `None` until the client has started (or
+/// failed to): nothing to judge yet. The last action that ended is `current` when its stage is
+/// final, else the newest of `history`. \[pure\]
+pub fn fleet_facts(
+    status: &crate::fleet::state::Status,
+    now: f64,
+    started: f64,
+) -> Option<FleetFacts> {
+    let never_ran = status.server.is_empty()
+        && status.last_error.is_none()
+        && status.last_poll.is_none()
+        && status.current.is_none()
+        && status.history.is_empty();
+    if never_ran {
+        return None;
+    }
+    let since = status.last_success.map_or(started, |t| t as f64);
+    let ended = |a: &crate::fleet::state::Action| {
+        a.stage.is_final().then(|| FleetOutcome {
+            id: Arc::from(a.id.as_str()),
+            stage: Arc::from(a.stage.as_str()),
+            detail: a.details.last().map(|d| Arc::from(d.as_str())),
         })
     };
-    FleetFacts {
+    Some(FleetFacts {
         silent_for: (now - since).max(0.0),
-        error: doc["last-error"].as_str().map(str::to_string),
-        last_action: ended(&doc["current"]).or_else(|| ended(&doc["history"][0])),
-    }
+        error: status.last_error.as_deref().map(Arc::from),
+        last_action: status
+            .current
+            .as_ref()
+            .and_then(ended)
+            .or_else(|| status.history.first().and_then(ended)),
+    })
 }
 
-/// The fleet client's status document, read at most every [`FLEET_REFRESH`]. \[io\]
-#[derive(Debug, Default)]
-pub struct FleetWatch {
-    read_at: Option<f64>,
-    doc: Option<serde_json::Value>,
-}
-
-impl FleetWatch {
-    /// The facts from `path` at `now`; `None` while the client has written no document.
-    pub fn facts(&mut self, path: &Path, now: f64, started: f64) -> Option<FleetFacts> {
-        if self.read_at.is_none_or(|at| now - at >= FLEET_REFRESH.as_secs_f64() || now < at) {
-            self.doc = std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok());
-            self.read_at = Some(now);
-        }
-        self.doc.as_ref().map(|doc| fleet_facts(doc, now, started))
-    }
+/// The `fleet` checks' facts from the fleet client `fleet` runs in this daemon (read in place,
+/// no file, no copy of its status). \[pure\]
+pub fn fleet_state(
+    fleet: &crate::fleet::daemon::Fleet,
+    now: f64,
+    started: f64,
+) -> Option<FleetFacts> {
+    fleet.read(|status| fleet_facts(status, now, started))
 }
 
 /// What the poller last learned from snapd.
@@ -246,8 +242,8 @@ struct Known {
     used: bool,
     started: f64,
     last_answer: Option<f64>,
-    error: Option<String>,
-    snaps: Option<Vec<SnapHealth>>,
+    error: Option<Arc<str>>,
+    snaps: Option<Arc<[SnapHealth]>>,
     missing_plugs: Vec<String>,
 }
 
@@ -352,7 +348,7 @@ pub async fn poll_snapd(
             } else if known.error.is_some() && error.is_none() {
                 debug!("snapd answers again");
             }
-            known.error = error;
+            known.error = error.map(Arc::from);
             known.snaps = others;
             if answered {
                 known.missing_plugs = missing;
@@ -368,21 +364,21 @@ pub async fn poll_snapd(
 }
 
 /// The health of every other snap that set one, by name.
-fn others_health(snaps: Vec<crate::snapd::Snap>) -> Vec<SnapHealth> {
+fn others_health(snaps: Vec<crate::snapd::Snap>) -> Arc<[SnapHealth]> {
     let mut out: Vec<SnapHealth> = snaps
         .into_iter()
         .filter(|s| s.name != SNAP_NAME)
         .filter_map(|s| {
             s.health.map(|h| SnapHealth {
-                name: s.name,
-                status: h.status,
-                message: h.message,
-                code: h.code,
+                name: s.name.into(),
+                status: h.status.into(),
+                message: h.message.into(),
+                code: h.code.into(),
             })
         })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
-    out
+    out.into()
 }
 
 /// How long a failed `set-health` waits before it is tried again.
@@ -591,38 +587,70 @@ mod tests {
     }
 
     #[test]
-    fn the_fleet_status_document_makes_the_facts() {
-        let doc = serde_json::json!({
-            "server": "https://fleet", "controller-id": "c1", "last-poll": 990, "last-success": 900,
-            "last-error": "cannot connect to https://fleet/: connection refused",
-            "current": {"id": "8", "stage": "downloading", "progress": 40, "details": ["1/3"]},
-            "history": [{"id": "7", "stage": "failed", "progress": 60,
-                         "details": ["downloaded", "cannot verify bundle: bad signature"]}]
-        });
-        let facts = fleet_facts(&doc, 1000.0, 500.0);
+    fn the_fleet_clients_state_makes_the_facts() {
+        use crate::fleet::state::{Action, Stage, Status};
+        let action = |id: &str, stage: Stage, details: &[&str]| Action {
+            stage,
+            details: details.iter().map(|d| d.to_string()).collect(),
+            ..Action::new(id, "bundle.swu", "1.0", None, 0)
+        };
+        let status = Status {
+            server: "https://fleet".into(),
+            controller_id: "c1".into(),
+            last_poll: Some(990),
+            last_success: Some(900),
+            last_error: Some("cannot connect to https://fleet/: connection refused".into()),
+            current: Some(action("8", Stage::Downloading, &["1/3"])),
+            history: vec![action(
+                "7",
+                Stage::Failed,
+                &["downloaded", "cannot verify bundle: bad signature"],
+            )],
+            ..Status::default()
+        };
+        let facts = fleet_facts(&status, 1000.0, 500.0).unwrap();
         assert_eq!(facts.silent_for, 100.0);
         assert_eq!(
             facts.error.as_deref(),
             Some("cannot connect to https://fleet/: connection refused")
         );
         let last = facts.last_action.unwrap();
-        assert_eq!((last.id.as_str(), last.stage.as_str()), ("7", "failed"));
+        assert_eq!((&*last.id, &*last.stage), ("7", "failed"));
         assert_eq!(last.detail.as_deref(), Some("cannot verify bundle: bad signature"));
         // A final `current` is the last one; a client that never got an answer counts from the start.
-        let doc = serde_json::json!({"current": {"id": 9, "stage": "done", "details": []}, "history": []});
-        let facts = fleet_facts(&doc, 1000.0, 500.0);
+        let status = Status {
+            server: "https://fleet".into(),
+            current: Some(action("9", Stage::Done, &[])),
+            ..Status::default()
+        };
+        let facts = fleet_facts(&status, 1000.0, 500.0).unwrap();
         assert_eq!(facts.silent_for, 500.0);
         let last = facts.last_action.unwrap();
-        assert_eq!((last.id.as_str(), last.stage.as_str(), last.detail), ("9", "done", None));
-        assert_eq!(fleet_facts(&serde_json::json!({}), 1.0, 0.0).last_action, None);
-        // Read from a file at most every 10 s.
+        assert_eq!((&*last.id, &*last.stage, last.detail), ("9", "done", None));
+        let started = Status { server: "https://fleet".into(), ..Status::default() };
+        assert_eq!(fleet_facts(&started, 1.0, 0.0).unwrap().last_action, None);
+        // A client that never started gives nothing to judge.
+        assert_eq!(fleet_facts(&Status::default(), 1.0, 0.0), None);
+    }
+
+    #[test]
+    fn the_fleet_facts_come_from_the_clients_memory_not_its_file() {
+        // The client's status file is there at start (a previous run) and then goes away: the
+        // facts are those of the handle the daemon shares, read in place.
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(FLEET_STATUS_FILE);
-        let mut watch = FleetWatch::default();
-        assert_eq!(watch.facts(&path, 100.0, 0.0), None);
-        std::fs::write(&path, doc.to_string()).unwrap();
-        assert_eq!(watch.facts(&path, 105.0, 0.0), None, "not read again yet");
-        assert!(watch.facts(&path, 110.0, 0.0).is_some());
+        let path = dir.path().join("fleet-status.json");
+        std::fs::write(
+            &path,
+            r#"{"server":"https://fleet","controller-id":"c1","last-success":900,"last-error":"refused","polls":3,"errors":1,"bytes-downloaded":0}"#,
+        )
+        .unwrap();
+        let fleet = crate::fleet::daemon::Fleet::new(path.clone());
+        std::fs::remove_file(&path).unwrap();
+        let facts = fleet_state(&fleet, 1000.0, 0.0).unwrap();
+        assert_eq!((facts.silent_for, facts.error.as_deref()), (100.0, Some("refused")));
+        // A handle that never ran and has no file: nothing.
+        let fresh = crate::fleet::daemon::Fleet::new(dir.path().join("none.json"));
+        assert_eq!(fleet_state(&fresh, 1000.0, 0.0), None);
     }
 
     #[test]
@@ -683,7 +711,7 @@ mod tests {
             snap("core22", None),
             snap("aa", Some("okay")),
         ]);
-        let names: Vec<&str> = got.iter().map(|s| s.name.as_str()).collect();
+        let names: Vec<&str> = got.iter().map(|s| &*s.name).collect();
         assert_eq!(names, ["aa", "zz"]);
     }
 

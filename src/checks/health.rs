@@ -264,11 +264,11 @@ mod tests {
 
     fn result(check: &str, state: State) -> Result {
         Result {
-            check: check.to_string(),
+            check: check.into(),
             state,
             value: Some(1.0),
             threshold: None,
-            summary: format!("{check} summary"),
+            sentence: crate::checks::sentence::Sentence::text(&format!("{check} summary")),
             flapping: false,
         }
     }

@@ -44,6 +44,21 @@ pub enum Error {
 }
 
 impl Range {
+    /// Alerts above `end` (or below 0): `85`.
+    pub const fn at(end: f64) -> Range {
+        Range { start: 0.0, end, inside: false }
+    }
+
+    /// Alerts below `start`: `10:`.
+    pub const fn below(start: f64) -> Range {
+        Range { start, end: f64::INFINITY, inside: false }
+    }
+
+    /// Alerts above `end`, never below: `~:80`.
+    pub const fn above(end: f64) -> Range {
+        Range { start: f64::NEG_INFINITY, end, inside: false }
+    }
+
     /// Whether `value` raises an alert. A NaN never matches; callers treat it as unknown.
     pub fn alerts(&self, value: f64) -> bool {
         if value.is_nan() {

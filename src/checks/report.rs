@@ -72,12 +72,12 @@ impl Entry {
     /// The entry of one result; `since` when the daemon knows it.
     pub fn new(result: &Result, since: Option<f64>) -> Entry {
         Entry {
-            check: result.check.clone(),
+            check: result.check.to_string(),
             state: result.state.as_str(),
             value: result.value,
             unit: unit_of(result).trim(),
             threshold: result.threshold.map(|t| t.to_string()),
-            summary: result.summary.clone(),
+            summary: result.summary(),
             flapping: result.flapping,
             since: since.map(rfc3339),
             removed: false,
@@ -151,7 +151,7 @@ pub fn state_family<'a>(results: impl IntoIterator<Item = &'a Result>) -> Family
     );
     family.samples = results
         .into_iter()
-        .map(|r| Sample::with(&[("check", r.check.as_str())], f64::from(r.state.exit_code())))
+        .map(|r| Sample::with(&[("check", &*r.check)], f64::from(r.state.exit_code())))
         .collect();
     family
 }
@@ -167,11 +167,11 @@ mod tests {
 
     fn result(check: &str, state: State, value: Option<f64>) -> Result {
         Result {
-            check: check.to_string(),
+            check: check.into(),
             state,
             value,
             threshold: "85".parse().ok(),
-            summary: format!("{check} is fine"),
+            sentence: crate::checks::sentence::Sentence::text(&format!("{check} is fine")),
             flapping: false,
         }
     }

@@ -6,6 +6,7 @@
 //! and returned once in [`Run::removed`].
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::state::{Hysteresis, Tracker};
 use super::{builtin, Result, State};
@@ -50,18 +51,33 @@ pub struct Transition {
 struct Tracked {
     tracker: Tracker,
     last: Reported,
+    /// The last run that gave this result.
+    seen: u64,
 }
 
 /// The trackers of every result seen, by result name.
 #[derive(Debug, Default)]
 pub struct Runner {
-    tracked: BTreeMap<String, Tracked>,
+    tracked: BTreeMap<Arc<str>, Tracked>,
+    /// Runs observed so far.
+    runs: u64,
 }
 
 /// The hysteresis of the check that gave `result`, in `config`.
 fn rules(result: &Result, config: &Config) -> Hysteresis {
-    builtin::check(result.kind())
-        .map_or_else(Hysteresis::default, |c| c.settings(config).hysteresis)
+    let hysteresis = |c: &builtin::Check| {
+        let set = config.checks.get(c.name);
+        let defaults = Hysteresis::default();
+        Hysteresis {
+            failures_before_critical: set
+                .and_then(|s| s.failures_before_critical)
+                .unwrap_or(defaults.failures_before_critical),
+            successes_before_ok: set
+                .and_then(|s| s.successes_before_ok)
+                .unwrap_or(defaults.successes_before_ok),
+        }
+    };
+    builtin::check(result.kind()).map_or_else(Hysteresis::default, hysteresis)
 }
 
 impl Runner {
@@ -72,14 +88,26 @@ impl Runner {
 
     /// Passes one run's raw results, measured at `now`, through their trackers.
     pub fn observe(&mut self, raw: Vec<Result>, config: &Config, now: f64) -> Run {
+        self.observe_from(&mut raw.into_iter(), config, now)
+    }
+
+    /// [`Runner::observe`] over results taken from `raw` (the daemon drains a buffer it keeps).
+    pub fn observe_from(
+        &mut self,
+        raw: &mut dyn Iterator<Item = Result>,
+        config: &Config,
+        now: f64,
+    ) -> Run {
+        self.runs += 1;
+        let run_no = self.runs;
         let mut run = Run::default();
-        let mut seen = BTreeMap::new();
+        run.results.reserve(self.tracked.len());
         for result in raw {
-            let name = result.check.clone();
             let rules = rules(&result, config);
-            let reported = match self.tracked.get_mut(&name) {
+            let reported = match self.tracked.get_mut(&*result.check) {
                 Some(tracked) => {
                     tracked.tracker.set_rules(rules);
+                    tracked.seen = run_no;
                     let result = tracked.tracker.observe(result, now);
                     let reported = Reported { result, since: tracked.tracker.since() };
                     let before = &tracked.last.result;
@@ -110,23 +138,30 @@ impl Runner {
                             removed: false,
                         });
                     }
-                    self.tracked.insert(name.clone(), Tracked { tracker, last: reported.clone() });
+                    let name = Arc::clone(&reported.result.check);
+                    let tracked = Tracked { tracker, last: reported.clone(), seen: run_no };
+                    self.tracked.insert(name, tracked);
                     reported
                 }
             };
-            seen.insert(name, ());
             run.results.push(reported);
         }
-        let gone: Vec<String> =
-            self.tracked.keys().filter(|name| !seen.contains_key(*name)).cloned().collect();
-        for name in gone {
-            if let Some(tracked) = self.tracked.remove(&name) {
-                run.transitions.push(Transition {
-                    from: Some(tracked.last.result.state),
-                    reported: tracked.last.clone(),
-                    removed: true,
-                });
-                run.removed.push(tracked.last);
+        if self.tracked.len() > run.results.len() {
+            let gone: Vec<Arc<str>> = self
+                .tracked
+                .iter()
+                .filter(|(_, t)| t.seen != run_no)
+                .map(|(name, _)| Arc::clone(name))
+                .collect();
+            for name in gone {
+                if let Some(tracked) = self.tracked.remove(&name) {
+                    run.transitions.push(Transition {
+                        from: Some(tracked.last.result.state),
+                        reported: tracked.last.clone(),
+                        removed: true,
+                    });
+                    run.removed.push(tracked.last);
+                }
             }
         }
         run
@@ -140,11 +175,11 @@ mod tests {
 
     fn raw(check: &str, state: State) -> Result {
         Result {
-            check: check.to_string(),
+            check: check.into(),
             state,
             value: Some(1.0),
             threshold: None,
-            summary: String::new(),
+            sentence: crate::checks::sentence::Sentence::text(""),
             flapping: false,
         }
     }

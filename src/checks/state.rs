@@ -10,7 +10,9 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::Arc;
 
+use super::sentence::Sentence;
 use super::Range;
 
 /// The state of a check, in increasing severity.
@@ -71,16 +73,17 @@ impl fmt::Display for State {
 /// One result of one check.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Result {
-    /// Which check, with its subject when it has several (`filesystem:/var`, `load`).
-    pub check: String,
+    /// Which check, with its subject when it has several (`filesystem:/var`, `load`); shared,
+    /// so the daemon's runs reuse one string per result.
+    pub check: Arc<str>,
     /// The state.
     pub state: State,
     /// What was measured, in the check's unit; `None` when nothing could be.
     pub value: Option<f64>,
     /// The range that decided the state (the warning range while OK).
     pub threshold: Option<Range>,
-    /// A short sentence for people: `/var is 91 % full (warn at 85 %)`.
-    pub summary: String,
+    /// The sentence for people, written out by [`Result::summary`] when someone reads it.
+    pub sentence: Sentence,
     /// Whether the check is flapping (set by [`Tracker`]; a single result never is).
     pub flapping: bool,
 }
@@ -88,7 +91,15 @@ pub struct Result {
 impl Result {
     /// The check's name without its subject (`filesystem` for `filesystem:/var`).
     pub fn kind(&self) -> &str {
-        self.check.split_once(':').map_or(self.check.as_str(), |(kind, _)| kind)
+        self.check.split_once(':').map_or(&*self.check, |(kind, _)| kind)
+    }
+
+    /// A short sentence for people: `/var is 91 % full (warn at 85 %)`.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = self.sentence.write(&mut out, &self.check, self.threshold);
+        out
     }
 }
 
@@ -219,11 +230,11 @@ mod tests {
 
     fn result(state: State) -> Result {
         Result {
-            check: "load".to_string(),
+            check: "load".into(),
             state,
             value: Some(1.0),
             threshold: None,
-            summary: String::new(),
+            sentence: Sentence::text(""),
             flapping: false,
         }
     }
@@ -261,7 +272,7 @@ mod tests {
     fn kind_drops_the_subject() {
         let mut r = result(O);
         assert_eq!(r.kind(), "load");
-        r.check = "filesystem:/var".to_string();
+        r.check = "filesystem:/var".into();
         assert_eq!(r.kind(), "filesystem");
     }
 

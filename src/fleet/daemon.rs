@@ -130,6 +130,11 @@ impl Fleet {
         self.lock().clone()
     }
 
+    /// Reads the status in place, without a copy (the checks, on every collection).
+    pub fn read<R>(&self, f: impl FnOnce(&Status) -> R) -> R {
+        f(&self.lock())
+    }
+
     /// The `pocketses_fleet_*` families for `/metrics`, once the client has run (none while
     /// `fleet.enabled` was never on).
     pub fn families(&self) -> Vec<Family> {

@@ -86,7 +86,7 @@ pub fn document(transition: &Transition, time: f64, device: &Identity) -> Vec<u8
     let message = if transition.removed {
         format!("{} is no longer checked", result.check)
     } else {
-        result.summary.clone()
+        result.summary()
     };
     let doc = Document {
         event: "check",
@@ -138,7 +138,9 @@ mod tests {
                     state: to,
                     value: Some(96.5),
                     threshold: Some("95".parse::<Range>().unwrap()),
-                    summary: "/var is 96.5 % full (crit at 95 %)".into(),
+                    sentence: crate::checks::sentence::Sentence::text(
+                        "/var is 96.5 % full (crit at 95 %)",
+                    ),
                     flapping: false,
                 },
                 since: 10.0,

@@ -609,13 +609,15 @@ async fn receive(mut rx: broadcast::Receiver<Event>) -> Received {
 }
 
 /// An SSE subscriber: the latest snapshot first, then every check's state, then every event until
-/// shutdown.
+/// shutdown. Snapshots come from the hub's ring (drop-oldest), state events from its state ring
+/// (never dropped; a reader too far behind on it is disconnected).
 pub struct SseBody {
     first: VecDeque<Bytes>,
     last_seq: u64,
     /// The run of checks whose results were sent whole; changes up to it are skipped.
     last_checks: u64,
     recv: ReusableBoxFuture<'static, Received>,
+    state: ReusableBoxFuture<'static, Received>,
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     hub: Hub,
     _slot: Slot,
@@ -623,6 +625,9 @@ pub struct SseBody {
 
 impl SseBody {
     fn start(hub: &Hub, slot: Slot, shutdown: &CancellationToken) -> ResponseBody {
+        // The state ring first: a change published while the latest checks are read is then
+        // either in the full set or on the ring (and skipped by its run number when in both).
+        let state = hub.subscribe_state();
         let (rx, latest) = hub.subscribe();
         let checks = latest.as_ref().and_then(|_| hub.checks());
         let first = latest.as_deref().map(Published::sse).into_iter();
@@ -631,6 +636,7 @@ impl SseBody {
             last_seq: latest.map_or(0, |p| p.seq),
             last_checks: checks.map_or(0, |c| c.seq),
             recv: ReusableBoxFuture::new(receive(rx)),
+            state: ReusableBoxFuture::new(receive(state)),
             shutdown: Box::pin(shutdown.clone().cancelled_owned()),
             hub: hub.clone(),
             _slot: slot,
@@ -646,18 +652,40 @@ impl SseBody {
             if self.shutdown.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(None);
             }
+            // State events first: they are never dropped, snapshots may be.
+            if let Poll::Ready((res, rx)) = self.state.poll(cx) {
+                self.state.set(receive(rx));
+                match res {
+                    Ok(event) => {
+                        let next = match &event {
+                            Event::Checks(changes) => next_checks(changes, &mut self.last_checks),
+                            _ => next_message(&event, &mut self.last_seq, Wire::Sse),
+                        };
+                        if let Next::Send(bytes) = next {
+                            return Poll::Ready(Some(bytes));
+                        }
+                    }
+                    Err(RecvError::Lagged(n)) => {
+                        // Never skip a state event: end the stream; the client reconnects and
+                        // starts again from the latest snapshot and checks.
+                        self.hub.counters().dropped.fetch_add(n, Ordering::Relaxed);
+                        debug!(missed = n, "an SSE subscriber fell too far behind on state events");
+                        return Poll::Ready(None);
+                    }
+                    Err(RecvError::Closed) => return Poll::Ready(None),
+                }
+                continue;
+            }
             let (res, rx) = ready!(self.recv.poll(cx));
             self.recv.set(receive(rx));
             match res {
-                Ok(event) => {
-                    let next = match &event {
-                        Event::Checks(changes) => next_checks(changes, &mut self.last_checks),
-                        _ => next_message(&event, &mut self.last_seq, Wire::Sse),
-                    };
-                    if let Next::Send(bytes) = next {
+                Ok(event @ Event::Snapshot(_)) => {
+                    if let Next::Send(bytes) = next_message(&event, &mut self.last_seq, Wire::Sse) {
                         return Poll::Ready(Some(bytes));
                     }
                 }
+                // The same event comes on the state ring.
+                Ok(_) => {}
                 Err(RecvError::Lagged(n)) => {
                     self.hub.counters().dropped.fetch_add(n, Ordering::Relaxed);
                 }
@@ -748,6 +776,11 @@ mod tests {
         let hub = Hub::new(10);
         let snapshot = crate::metrics::Snapshot::default();
         hub.publish(Published::new(1, snapshot, crate::config::Format::Json));
+        serve_hub(hub, limits).await
+    }
+
+    /// Serves `hub` as it is.
+    async fn serve_hub(hub: Hub, limits: Limits) -> (Hub, SocketAddr, CancellationToken) {
         let listener = super::super::tcp::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
@@ -766,6 +799,69 @@ mod tests {
         let mut text = String::new();
         stream.read_to_string(&mut text).await.unwrap();
         text
+    }
+
+    #[tokio::test]
+    async fn a_slow_sse_reader_loses_old_snapshots_but_no_state_event() {
+        use crate::publish::{CheckChanges, CheckSet, Report};
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let (hub, addr, shutdown) = start(Limits::default()).await;
+        let mut stream = BufReader::new(TcpStream::connect(addr).await.unwrap());
+        let req = "GET /v1/metrics/stream HTTP/1.1\r\nHost: t\r\n\r\n";
+        stream.get_mut().write_all(req.as_bytes()).await.unwrap();
+        let mut line = String::new();
+        while line != "event: snapshot\n" {
+            line.clear();
+            stream.read_line(&mut line).await.unwrap();
+        }
+        // The test's runtime has one thread: while this loop runs, the stream's task cannot
+        // write, and falls far more than QUEUE_CAPACITY messages behind.
+        let snapshot = || crate::metrics::Snapshot::default();
+        for seq in 2..=40 {
+            hub.publish(Published::new(seq, snapshot(), crate::config::Format::Json));
+            match seq {
+                10 => hub.send(Event::Remodel(Report::new(r#"{"event":"remodel","n":1}"#.into()))),
+                20 => {
+                    let event = sse_frame("check", None, br#"{"check":"load","state":"CRIT"}"#);
+                    let changes = CheckChanges { seq: 20, sse: event };
+                    hub.publish_checks(Arc::new(CheckSet::new(20, 0.0, Vec::new())), Some(changes));
+                }
+                30 => hub.send(Event::Fleet(Report::named("fleet", r#"{"action":"7"}"#.into()))),
+                _ => {}
+            }
+        }
+        let mut events = Vec::new();
+        let mut last_id = 0;
+        while last_id < 40 {
+            line.clear();
+            let read = tokio::time::timeout(Duration::from_secs(30), stream.read_line(&mut line));
+            assert!(read.await.unwrap().unwrap() > 0, "the stream ended: {events:?}");
+            if let Some(name) = line.strip_prefix("event: ") {
+                events.push(name.trim().to_string());
+            } else if let Some(id) = line.strip_prefix("id: ") {
+                last_id = id.trim().parse().unwrap();
+            }
+        }
+        // Snapshots were dropped (drop-oldest), the three state events were not.
+        assert!(hub.counters().dropped.load(Ordering::Relaxed) > 0, "{events:?}");
+        for kind in ["remodel", "check", "fleet"] {
+            assert_eq!(events.iter().filter(|e| *e == kind).count(), 1, "{kind}: {events:?}");
+        }
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn the_page_is_served_before_the_first_snapshot() {
+        let (_hub, addr, shutdown) = serve_hub(Hub::new(10), Limits::default()).await;
+        // The figures are not there yet; the page with the device's facts and its files are.
+        for path in ["/", "/ui/app.js", "/v1/history"] {
+            let text = get(addr, path).await;
+            assert!(text.starts_with("HTTP/1.1 200 "), "{path}: {text}");
+        }
+        assert!(get(addr, "/").await.contains("<html"));
+        let text = get(addr, "/v1/metrics").await;
+        assert!(text.starts_with("HTTP/1.1 503 ") && text.contains("no snapshot"), "{text}");
+        shutdown.cancel();
     }
 
     #[tokio::test]

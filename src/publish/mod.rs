@@ -11,6 +11,12 @@
 //! [`QUEUE_CAPACITY`] messages behind loses the oldest ones, which are counted in
 //! [`Counters::dropped`], and carries on with the newest.
 //! A stuck subscriber therefore costs the others nothing.
+//!
+//! The rule is for snapshots, which supersede each other. Events that report a change of state
+//! (`remodel`, `fleet`, `check`) also travel on a ring of their own, [`STATE_CAPACITY`] deep,
+//! which SSE subscribers read them from: a reader that falls behind on snapshots still gets
+//! every state event, in order. One that falls [`STATE_CAPACITY`] state events behind is
+//! disconnected rather than silently missing one (a browser's `EventSource` reconnects).
 
 pub mod auth;
 pub mod dashboard;
@@ -40,6 +46,11 @@ use crate::metrics::Snapshot;
 /// Kept small: the ring holds `Arc`s of whole snapshots, and a subscriber that is more than
 /// a few intervals behind is better served by the newest than by history.
 pub const QUEUE_CAPACITY: usize = 4;
+
+/// How many state events (`remodel`, `fleet`, `check`) an SSE subscriber may fall behind before
+/// it is disconnected; they are never dropped by the drop-oldest rule of [`QUEUE_CAPACITY`].
+/// They are rare (a state change, a remodel's progress), so this is minutes of a stuck reader.
+pub const STATE_CAPACITY: usize = 64;
 
 /// One collected snapshot with its encodings, shared by every publisher.
 #[derive(Debug)]
@@ -277,6 +288,8 @@ pub struct Hub {
 #[derive(Debug)]
 struct Inner {
     tx: broadcast::Sender<Event>,
+    /// State events only (not snapshots), for SSE subscribers: never dropped for a slow one.
+    state_tx: broadcast::Sender<Event>,
     latest: Mutex<Option<Arc<Published>>>,
     checks: Mutex<Option<Arc<CheckSet>>>,
     counters: Counters,
@@ -298,9 +311,11 @@ impl Hub {
     /// A hub that admits at most `max_subscribers` subscribers at once.
     pub fn new(max_subscribers: usize) -> Hub {
         let (tx, _) = broadcast::channel(QUEUE_CAPACITY);
+        let (state_tx, _) = broadcast::channel(STATE_CAPACITY);
         Hub {
             inner: Arc::new(Inner {
                 tx,
+                state_tx,
                 latest: Mutex::new(None),
                 checks: Mutex::new(None),
                 counters: Counters::default(),
@@ -324,12 +339,19 @@ impl Hub {
         self.broadcast(Event::Snapshot(published));
     }
 
-    /// Sends `event` to every receiver and counts it.
+    /// Sends `event` to its receivers: a state event on the state ring (SSE), snapshots and
+    /// remodel reports on the ring the line stream reads too, and counts those.
     fn broadcast(&self, event: Event) {
         let mut sent = self.inner.sent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // An error only means nobody is subscribed right now.
-        let _ = self.inner.tx.send(event);
-        *sent += 1;
+        if !matches!(event, Event::Snapshot(_)) {
+            let _ = self.inner.state_tx.send(event.clone());
+        }
+        // Checks and fleet reports are for SSE only: they take no place on the snapshots' ring.
+        if !matches!(event, Event::Checks(_) | Event::Fleet(_)) {
+            let _ = self.inner.tx.send(event);
+            *sent += 1;
+        }
     }
 
     /// Events sent on the broadcast so far.
@@ -403,6 +425,12 @@ impl Hub {
     pub fn subscribe(&self) -> (broadcast::Receiver<Event>, Option<Arc<Published>>) {
         let rx = self.inner.tx.subscribe();
         (rx, self.latest())
+    }
+
+    /// Joins the ring of state events (`remodel`, `fleet`, `check`), which is never dropped
+    /// from for a slow reader (see [`STATE_CAPACITY`]); join it before reading the latest checks.
+    pub fn subscribe_state(&self) -> broadcast::Receiver<Event> {
+        self.inner.state_tx.subscribe()
     }
 
     /// Shows the push sinks of `registry` on `/metrics` (`pocketses_push_*`); set once.
@@ -687,7 +715,8 @@ mod tests {
     fn check_changes_reach_sse_only_and_once() {
         let hub = Hub::new(1);
         assert!(hub.checks().is_none());
-        let (mut rx, _) = hub.subscribe();
+        let (mut snapshots, _) = hub.subscribe();
+        let mut rx = hub.subscribe_state();
         let set = Arc::new(CheckSet::new(3, 0.0, Vec::new()));
         let changes = CheckChanges { seq: 3, sse: Bytes::from_static(b"event: check\n") };
         hub.publish_checks(set.clone(), Some(changes.clone()));
@@ -709,9 +738,10 @@ mod tests {
         let later = CheckChanges { seq: 4, ..changes };
         assert_eq!(next_checks(&later, &mut sent), Next::Send(later.sse.clone()));
         assert_eq!(sent, 4);
-        // No change, no event.
+        // No change, no event; and none on the snapshots' ring, which the line stream reads.
         hub.publish_checks(Arc::new(CheckSet::new(5, 0.0, Vec::new())), None);
         assert!(rx.try_recv().is_err());
+        assert!(snapshots.try_recv().is_err());
         assert_eq!(hub.checks().map(|c| c.seq), Some(5));
     }
 
