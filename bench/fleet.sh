@@ -107,7 +107,8 @@ proxy "$pport" "$work/polls-pocketses"; proxy "$sport" "$work/polls-suricatta"
 sleep 1
 
 # --- the three clients ------------------------------------------------------------------------
-key=$(python3 -c 'import base64; print(base64.b64encode(bytes([7] * 32)).decode())')
+POCKETSES_KEYS_DIR=$work/keys "$BIN" key create --type ed25519 bench >/dev/null
+key=$(POCKETSES_KEYS_DIR=$work/keys "$BIN" key export bench)
 daemon() { # NAME SETS…
   local name=$1; shift
   local dir=$work/$name; mkdir -p "$dir"
