@@ -414,6 +414,39 @@ fn a_change_waiting_for_a_reboot_is_the_rebooting_stage() {
 }
 
 #[test]
+fn bundle_verify_reads_the_configured_keys_as_apply_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = make_bundle(dir.path(), &[("hello_1.snap", SNAP)], &key());
+    let b = b.to_str().unwrap();
+    let device = Device::new();
+    let o = device.run(&["bundle", "verify", b]);
+    assert!(!o.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "error: cannot read bundle: no trusted keys (set fleet.trusted-keys or pass --trusted)\n"
+    );
+    device.fake.set_conf(json!({"fleet": {"trusted-keys": public(&key())}}));
+    let o = device.run(&["bundle", "verify", b]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("bundle {b} verified: version 1.0.1, 1 files, signed by {}\n", public(&key()))
+    );
+    // Another key configured: the same refusal as `bundle apply` gives.
+    let other = public(&SigningKey::from_bytes(&[6; 32]));
+    device.fake.set_conf(json!({"fleet": {"trusted-keys": other}}));
+    let o = device.run(&["bundle", "verify", b]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        format!("error: cannot read bundle: signed by untrusted key {}\n", public(&key()))
+    );
+    // --trusted still wins over the configuration.
+    let o = device.run(&["bundle", "verify", "--trusted", &public(&key()), b]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(device.posts().is_empty(), "verify applies nothing");
+}
+
+#[test]
 fn without_trusted_keys_nothing_is_applied() {
     let dir = tempfile::tempdir().unwrap();
     let b = make_bundle(dir.path(), &[("hello_1.snap", SNAP)], &key());

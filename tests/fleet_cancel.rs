@@ -1,10 +1,16 @@
-//! hawkBit's `cancelAction` against the daemon: gooseBit has none, so a small scripted DDI
-//! server on loopback plays hawkBit's documents (as hawkBit documents them) around the real
-//! daemon and a fake snapd.
+//! What gooseBit never sends, against the daemon: a small scripted DDI server on loopback plays
+//! hawkBit's documents (as hawkBit documents and serves them) around the real daemon and a fake
+//! snapd.
 //!
-//! - a cancel while the artifact downloads is accepted: the download stops, the feedback is
-//!   `closed`/`success`, the action ends `cancelled` with nothing applied;
-//! - a cancel while snapd applies is refused: the feedback is `rejected`, the action goes on.
+//! - `cancelAction`: a cancel while the artifact downloads is accepted: the download stops, the
+//!   feedback is `closed`/`success`, the action ends `cancelled` with nothing applied, the part
+//!   removed; a cancel while snapd applies is refused: the feedback is `rejected`, the action
+//!   goes on.
+//! - `update: skip` (hawkBit's download-only action): downloaded once, reported `downloaded`
+//!   once, nothing applied; when the server then closes the action the file is removed.
+//! - `maintenanceWindow: unavailable` (hawkBit sends `update: skip` with it): downloaded,
+//!   reported `downloaded`, nothing applied while it lasts; once `available`, applied from the
+//!   file already there, without a second download.
 
 #![allow(clippy::unwrap_used)] // Helpers outside #[test] functions: a failed unwrap is a failed test.
 
@@ -34,6 +40,12 @@ struct Script {
     deploy: bool,
     /// The cancel action to offer (its id, the action to stop).
     cancel: Option<(String, String)>,
+    /// `deployment.update` (`None`: `forced`).
+    update: Option<&'static str>,
+    /// `deployment.maintenanceWindow`, when sent.
+    window: Option<&'static str>,
+    /// GETs of the artifact.
+    downloads: usize,
     /// (path, body) of every PUT and POST.
     received: Vec<(String, Value)>,
 }
@@ -109,17 +121,23 @@ fn connection(conn: TcpStream, script: &Mutex<Script>, url: &str) {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-            json_reply(
-                &mut out,
-                json!({"id": "1", "deployment": {"download": "forced", "update": "forced", "chunks": [
+            let mut deployment =
+                json!({"download": "forced", "update": s.update.unwrap_or("forced")});
+            if let Some(window) = s.window {
+                deployment["maintenanceWindow"] = json!(window);
+            }
+            deployment["chunks"] = json!([
                 {"part": "os", "name": "release", "version": "2.0.0", "artifacts": [
                     {"filename": "release.swu", "size": s.artifact.len(), "hashes": {"sha256": sha256},
-                     "_links": {"download": {"href": format!("{url}{base}/softwaremodules/1/artifacts/release.swu")}}}]}]}}),
-            );
+                     "_links": {"download": {"href": format!("{url}{base}/softwaremodules/1/artifacts/release.swu")}}}]}]);
+            json_reply(&mut out, json!({"id": "1", "deployment": deployment}));
         } else if path.starts_with(&format!("{base}/cancelAction/")) {
             let (id, stop) = s.cancel.clone().unwrap();
             json_reply(&mut out, json!({"id": id, "cancelAction": {"stopId": stop}}));
         } else if path.ends_with("/artifacts/release.swu") {
+            drop(s);
+            let mut s = script.lock().unwrap();
+            s.downloads += 1;
             let artifact = s.artifact.clone();
             let stall = s.stall_after;
             drop(s);
@@ -202,6 +220,31 @@ fn start(script: &Arc<Mutex<Script>>, key: &str, snapd: &FakeSnapd) -> Daemon {
     )
 }
 
+/// The files in the daemon's downloads directory.
+fn downloads_left(daemon: &Daemon) -> Vec<String> {
+    let dir = daemon.state_dir().join("fleet");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Waits until the daemon has polled `more` more times than now (each poll is a second apart).
+fn polls_later(daemon: &Daemon, more: u64) {
+    let from = fleet_status(daemon)["polls"].as_u64().unwrap();
+    wait("more polls", daemon, || {
+        (fleet_status(daemon)["polls"].as_u64().unwrap() >= from + more).then_some(())
+    });
+}
+
+fn executions(script: &Mutex<Script>) -> Vec<String> {
+    feedback(script, "/deploymentBase/1/feedback")
+        .iter()
+        .map(|f| f["status"]["execution"].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn feedback(script: &Mutex<Script>, path: &str) -> Vec<Value> {
     script
         .lock()
@@ -245,6 +288,7 @@ fn a_cancel_while_downloading_is_accepted_and_stops_it() {
     });
     assert_eq!(st["history"][0]["stage"], "cancelled", "{st}");
     assert!(snapd.state().installed_files.is_empty(), "nothing applied");
+    assert_eq!(downloads_left(&daemon), Vec::<String>::new(), "the part is removed");
     // No closed feedback for the deployment itself: the cancel answered it.
     assert!(feedback(&script, "/deploymentBase/1/feedback")
         .iter()
@@ -276,4 +320,103 @@ fn a_cancel_while_snapd_applies_is_rejected() {
         "cannot cancel: the update is being applied by snapd"
     );
     assert_eq!(fleet_status(&daemon)["current"]["stage"], "applying");
+}
+
+/// `downloaded` as the DDI spec has it: `{"execution": "downloaded", "result": {"finished": "none"}}`.
+fn is_downloaded(f: &Value) -> bool {
+    f["status"]["execution"] == "downloaded" && f["status"]["result"]["finished"] == "none"
+}
+
+#[test]
+fn update_skip_downloads_reports_downloaded_once_and_applies_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (artifact, key) = signed_bundle(dir.path());
+    let script = Arc::new(Mutex::new(Script {
+        artifact,
+        deploy: true,
+        update: Some("skip"),
+        ..Script::default()
+    }));
+    let snapd = FakeSnapd::start();
+    let daemon = start(&script, &key, &snapd);
+    wait("the downloaded feedback", &daemon, || {
+        feedback(&script, "/deploymentBase/1/feedback").iter().any(is_downloaded).then_some(())
+    });
+    // The server keeps offering the action: the device waits, and says nothing more.
+    polls_later(&daemon, 4);
+    let sent = feedback(&script, "/deploymentBase/1/feedback");
+    assert_eq!(sent.iter().filter(|f| is_downloaded(f)).count(), 1, "{sent:?}");
+    assert!(!executions(&script).contains(&"closed".to_string()), "{sent:?}");
+    assert_eq!(script.lock().unwrap().downloads, 1, "downloaded once");
+    assert!(snapd.state().installed_files.is_empty(), "nothing applied");
+    let asked: Vec<String> = snapd
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path != "/v2/snapctl")
+        .map(|r| r.path.clone())
+        .collect();
+    assert!(asked.is_empty(), "nothing asked of snapd: {asked:?}");
+    let st = fleet_status(&daemon);
+    assert_eq!(st["current"]["stage"], "downloading", "{st}");
+    assert_eq!(st["current"]["waiting"], true, "{st}");
+    assert_eq!(st["current"]["progress"], 100, "{st}");
+    assert_eq!(downloads_left(&daemon), ["1.swu"]);
+    // hawkBit closes a download-only action on `downloaded`: it is no longer offered.
+    script.lock().unwrap().deploy = false;
+    let st = wait("the action in the history", &daemon, || {
+        let st = fleet_status(&daemon);
+        (st["history"][0]["id"] == "1").then_some(st)
+    });
+    assert_eq!(st["history"][0]["stage"], "cancelled", "{st}");
+    assert_eq!(
+        st["history"][0]["details"][0],
+        "downloaded; the server no longer offers the update, nothing applied"
+    );
+    assert_eq!(downloads_left(&daemon), Vec::<String>::new(), "the download is removed");
+    assert!(snapd.state().installed_files.is_empty(), "nothing applied");
+}
+
+#[test]
+fn an_unavailable_maintenance_window_waits_then_applies_without_a_second_download() {
+    let dir = tempfile::tempdir().unwrap();
+    let (artifact, key) = signed_bundle(dir.path());
+    let script = Arc::new(Mutex::new(Script {
+        artifact,
+        deploy: true,
+        update: Some("skip"),
+        window: Some("unavailable"),
+        ..Script::default()
+    }));
+    let snapd = FakeSnapd::start();
+    let daemon = start(&script, &key, &snapd);
+    wait("the downloaded feedback", &daemon, || {
+        feedback(&script, "/deploymentBase/1/feedback").iter().any(is_downloaded).then_some(())
+    });
+    polls_later(&daemon, 4);
+    assert!(snapd.state().installed_files.is_empty(), "nothing applied outside the window");
+    assert_eq!(fleet_status(&daemon)["current"]["waiting"], true);
+    // The window opens: hawkBit sends the action's own `update` and `available`.
+    {
+        let mut s = script.lock().unwrap();
+        s.update = Some("attempt");
+        s.window = Some("available");
+    }
+    let closed = wait("the final feedback", &daemon, || {
+        feedback(&script, "/deploymentBase/1/feedback")
+            .into_iter()
+            .find(|f| f["status"]["execution"] == "closed")
+    });
+    assert_eq!(closed["status"]["result"]["finished"], "success", "{closed}");
+    let files = snapd.state().installed_files.clone();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files[0].0, "hello_1.snap");
+    assert_eq!(script.lock().unwrap().downloads, 1, "applied from the file already downloaded");
+    let ex = executions(&script);
+    assert_eq!(ex.iter().filter(|e| *e == "downloaded").count(), 1, "{ex:?}");
+    let st = wait("the action done", &daemon, || {
+        let st = fleet_status(&daemon);
+        (st["history"][0]["id"] == "1").then_some(st)
+    });
+    assert_eq!(st["history"][0]["stage"], "done", "{st}");
+    assert_eq!(st["history"][0]["waiting"], false, "{st}");
 }

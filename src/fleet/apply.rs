@@ -647,9 +647,18 @@ async fn start(
             Ok(None)
         }
         Step::Snap { file, dangerous } => {
-            let data = read(file)?;
+            // Streamed from disk: a snap of hundreds of megabytes never sits in memory.
+            let path = dir.join(file);
+            let state = |e: std::io::Error| {
+                ApplyError::new(
+                    ErrorKind::State,
+                    format!("{}: {}", path.display(), crate::error::describe_io(&e)),
+                )
+            };
+            let opened = std::fs::File::open(&path).map_err(state)?;
+            let len = opened.metadata().map_err(state)?.len();
             let id = snapd
-                .install_snap_file(file, &data, *dangerous)
+                .install_snap_from(file, opened, len, *dangerous)
                 .await
                 .map_err(|e| refused(format!("{file:?}"), e))?;
             Ok(Some(id))

@@ -57,7 +57,7 @@ pub enum BundleCommand {
     /// Check a bundle's signature against trusted keys, and every file's size and sha256.
     Verify {
         /// A trusted public key (base64, as `key export` prints it) or a file of them;
-        /// repeat for several.
+        /// repeat for several. Default: the `fleet.trusted-keys` configuration.
         #[arg(long = "trusted", value_name = "KEY")]
         trusted: Vec<String>,
         /// Print JSON.
@@ -119,7 +119,12 @@ pub fn main(args: BundleArgs) -> anyhow::Result<ExitCode> {
             sign(&file, &key).context("cannot sign bundle")?;
         }
         BundleCommand::Verify { trusted, json, file } => {
-            let trusted = trusted_keys(&trusted)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the runtime")?;
+            let client = crate::snapd::Client::from_env();
+            let trusted = runtime.block_on(keys(&client, &trusted, "read"))?;
             let (desc, signer) = verify(&file, &trusted).context("cannot read bundle")?;
             let signer = bundle::encode_public_key(&signer);
             let mut out = io::stdout().lock();
@@ -402,11 +407,7 @@ pub fn extract(path: &Path, trusted: &[VerifyingKey], dest: &Path) -> anyhow::Re
 /// fleet server, for a bundle on local storage; or `--resume` the journal's action.
 async fn apply(file: Option<&Path>, trusted: &[String], json: bool) -> anyhow::Result<ExitCode> {
     let client = crate::snapd::Client::from_env();
-    let keys = if trusted.is_empty() {
-        configured_trusted_keys(&client).await?
-    } else {
-        trusted_keys(trusted)?
-    };
+    let keys = keys(&client, trusted, "apply").await?;
     let journal = super::journal::default_path();
     let mut out = io::stdout();
     let mut progress = |p: Progress| {
@@ -462,25 +463,46 @@ async fn apply(file: Option<&Path>, trusted: &[String], json: bool) -> anyhow::R
     }
 }
 
+/// The keys `bundle verify` and `bundle apply` trust: those of `--trusted`, else those of
+/// `fleet.trusted-keys`. `verb` names the command in the refusal (`cannot {verb} bundle: no
+/// trusted keys …`).
+///
+/// # Errors
+/// As [`trusted_keys`] and [`configured_trusted_keys`].
+async fn keys(
+    client: &crate::snapd::Client,
+    trusted: &[String],
+    verb: &str,
+) -> anyhow::Result<Vec<VerifyingKey>> {
+    if trusted.is_empty() {
+        configured_trusted_keys(client, verb).await
+    } else {
+        trusted_keys(trusted)
+    }
+}
+
 /// The keys of `fleet.trusted-keys`, read from snapd's configuration of the snap.
 ///
 /// # Errors
 /// When snapd cannot be asked, the value is unset, or its file cannot be read.
 async fn configured_trusted_keys(
     client: &crate::snapd::Client,
+    verb: &str,
 ) -> anyhow::Result<Vec<VerifyingKey>> {
     let source = crate::snapd::conf::ConfigSource::new(
         client.clone(),
         crate::snapd::snapctl::Snapctl::from_env(),
     );
-    let via = source.detect().await.context("cannot read fleet.trusted-keys")?;
-    let doc = source.document(via).await.context("cannot read fleet.trusted-keys")?;
+    // Off a device (an operator's machine) snapd is not there: say what else works.
+    let context = "cannot read fleet.trusted-keys (or pass --trusted)";
+    let via = source.detect().await.context(context)?;
+    let doc = source.document(via).await.context(context)?;
     let loaded = crate::config::from_document(&doc).map_err(|problems| {
         let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("{}", lines.join("\n"))
     })?;
     let Some(keys) = loaded.config.fleet.trusted_keys else {
-        bail!("cannot apply bundle: no trusted keys (set fleet.trusted-keys or pass --trusted)");
+        bail!("cannot {verb} bundle: no trusted keys (set fleet.trusted-keys or pass --trusted)");
     };
     super::apply::load_trusted(&keys).map_err(anyhow::Error::msg)
 }

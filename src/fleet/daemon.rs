@@ -434,7 +434,7 @@ async fn cycle(fleet: &Fleet, hub: &Hub, s: &mut Session, running: &mut Option<R
     let current = fleet.status().current;
     match state::offer(&deployment, current.as_ref()) {
         Offer::Report => report_pending(fleet, &s.ddi).await,
-        Offer::Busy | Offer::Skip => {}
+        Offer::Busy | Offer::Skip | Offer::Wait => {}
         Offer::Continue if running.as_ref().is_some_and(|r| r.id == deployment.id) => {}
         Offer::Continue | Offer::Start => {
             if let Some(r) = running.take() {
@@ -459,14 +459,36 @@ fn withdraw(fleet: &Fleet, running: &mut Option<Running>) {
         r.cancel.cancel();
     }
     let t = now();
+    // A download-only action (`update: skip`) ends so: hawkBit closes it on `downloaded`.
+    let why = if current.waiting {
+        "downloaded; the server no longer offers the update, nothing applied"
+    } else {
+        "the server no longer offers this update"
+    };
     fleet.update(true, |st| {
         if let Some(a) = &mut st.current {
-            a.advance(Stage::Cancelled, vec!["the server no longer offers this update".into()], t);
+            a.advance(Stage::Cancelled, vec![why.into()], t);
             a.reported = true;
         }
         st.retire();
     });
+    discard(&current.id);
     info!(action = %current.id, "fleet: the server withdrew the update; download stopped");
+}
+
+/// Removes what was downloaded for `action` (the file or its part): nothing of it will be
+/// applied.
+fn discard(action: &str) {
+    let dest = downloads_dir().join(format!("{}.swu", safe_name(action)));
+    for path in [download::part_path(&dest), dest] {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                warn!("fleet: cannot remove {}: {}", path.display(), crate::error::describe_io(&e))
+            }
+        }
+    }
 }
 
 async fn handle_cancel(
@@ -494,6 +516,7 @@ async fn handle_cancel(
             }
             st.retire();
         });
+        discard(&cancel.stop_id);
     }
     let answer = ddi::cancel_answer(&ddi::feedback_time(now()), stage);
     if let Err(err) = ddi_client.cancel_feedback(&cancel.id, &answer).await {
@@ -663,8 +686,22 @@ impl Job {
             return;
         }
         if !self.install {
-            self.proceeding(None, &["downloaded; waiting for the update to be allowed".into()])
-                .await;
+            // `update: skip` or a closed maintenance window: say `downloaded` once, then wait
+            // (state::offer answers `Wait` while the server does not allow the update). Not
+            // said: the next poll that offers the action tries again.
+            let details = vec!["downloaded; waiting for the update to be allowed".to_string()];
+            let doc = ddi::downloaded(&ddi::feedback_time(now()), &details);
+            match self.ddi.feedback(&self.action, &doc).await {
+                Ok(()) => {
+                    let t = now();
+                    self.set(true, |a| {
+                        a.waiting = true;
+                        a.details = details.clone();
+                        a.updated = t;
+                    });
+                }
+                Err(err) => self.fleet.error(err),
+            }
             return;
         }
         let t = now();

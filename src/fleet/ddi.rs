@@ -476,6 +476,12 @@ pub fn proceeding(time: &str, progress: Option<(u64, u64)>, details: &[String]) 
     json!({"time": time, "status": {"execution": "proceeding", "result": result, "details": details}})
 }
 
+/// The artifacts are downloaded and the update waits (`execution: downloaded`, `finished:
+/// none`): what hawkBit records as `DOWNLOADED`, and takes as the end of a download-only action.
+pub fn downloaded(time: &str, details: &[String]) -> Value {
+    json!({"time": time, "status": {"execution": "downloaded", "result": {"finished": "none"}, "details": details}})
+}
+
 /// Final feedback (`execution: closed`, `success` or `failure`), the reason in `details`.
 pub fn closed(time: &str, success: bool, details: &[String]) -> Value {
     let finished = if success { "success" } else { "failure" };

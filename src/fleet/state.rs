@@ -137,6 +137,10 @@ pub struct Action {
     /// Whether the final feedback reached the server.
     #[serde(default)]
     pub reported: bool,
+    /// Downloaded, reported `downloaded`, and waiting until the server allows the update
+    /// (`update: skip`, a maintenance window that is `unavailable`).
+    #[serde(default)]
+    pub waiting: bool,
 }
 
 impl Action {
@@ -155,6 +159,7 @@ impl Action {
             started: now,
             updated: now,
             reported: false,
+            waiting: false,
         }
     }
 
@@ -163,6 +168,7 @@ impl Action {
     pub fn advance(&mut self, to: Stage, details: Vec<String>, now: u64) -> bool {
         let Some(stage) = self.stage.next(to) else { return false };
         self.stage = stage;
+        self.waiting = false;
         self.details = details;
         self.updated = now;
         self.result = match stage {
@@ -241,6 +247,9 @@ pub enum Offer {
     Busy,
     /// `download: skip`: nothing to do yet.
     Skip,
+    /// The action is downloaded and reported so, and the server still does not allow the
+    /// update (`update: skip`, maintenance window `unavailable`): nothing to do, nothing to say.
+    Wait,
     /// Already finished here but the final feedback did not reach the server: send it again.
     Report,
 }
@@ -249,6 +258,7 @@ pub enum Offer {
 pub fn offer(deployment: &ddi::Deployment, current: Option<&Action>) -> Offer {
     match current {
         Some(a) if a.id == deployment.id && a.stage.is_final() && !a.reported => Offer::Report,
+        Some(a) if a.id == deployment.id && a.waiting && !deployment.may_install() => Offer::Wait,
         Some(a) if a.id == deployment.id && !a.stage.is_final() => Offer::Continue,
         Some(a) if !a.stage.is_final() && !a.stage.ddi().is_some_and(|s| s.cancellable()) => {
             Offer::Busy
@@ -531,6 +541,28 @@ mod tests {
         // A download of another action is dropped for the new one.
         assert_eq!(offer(&other, Some(&action(Stage::Downloading))), Offer::Start);
         assert_eq!(offer(&deployment("9", ddi::Handling::Skip), None), Offer::Skip);
+    }
+
+    #[test]
+    fn a_downloaded_action_waits_until_the_update_is_allowed() {
+        let mut skip = deployment("7", ddi::Handling::Forced);
+        skip.update = ddi::Handling::Skip;
+        let mut waiting = action(Stage::Downloading);
+        // Downloaded but not yet reported so: go on (the download is checked, then reported).
+        assert_eq!(offer(&skip, Some(&waiting)), Offer::Continue);
+        waiting.waiting = true;
+        assert_eq!(offer(&skip, Some(&waiting)), Offer::Wait);
+        let mut closed_window = deployment("7", ddi::Handling::Forced);
+        closed_window.window = Some(ddi::Window::Unavailable);
+        assert_eq!(offer(&closed_window, Some(&waiting)), Offer::Wait);
+        let mut open_window = closed_window.clone();
+        open_window.window = Some(ddi::Window::Available);
+        assert_eq!(offer(&open_window, Some(&waiting)), Offer::Continue, "allowed: apply");
+        // Another action replaces a waiting download.
+        assert_eq!(offer(&deployment("8", ddi::Handling::Forced), Some(&waiting)), Offer::Start);
+        // Any move of the stage ends the wait.
+        assert!(waiting.advance(Stage::Verifying, vec![], 2));
+        assert!(!waiting.waiting);
     }
 
     #[test]

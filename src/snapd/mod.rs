@@ -109,6 +109,20 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
+/// A request body sent from a file, between two pieces held in memory: a multipart form
+/// around a snap file (`head`, the file's first `len` bytes, `tail`).
+#[derive(Debug)]
+pub struct FileBody {
+    /// Bytes before the file's.
+    pub head: Vec<u8>,
+    /// The file, open for reading at its start.
+    pub file: std::fs::File,
+    /// How many of its bytes are sent.
+    pub len: u64,
+    /// Bytes after the file's.
+    pub tail: Vec<u8>,
+}
+
 /// Carries requests to snapd; the real one is [`socket::UnixTransport`].
 pub trait Transport: Send + Sync {
     /// Sends one request and reads the whole response.
@@ -116,6 +130,27 @@ pub trait Transport: Send + Sync {
         &self,
         req: Request,
     ) -> Pin<Box<dyn Future<Output = Result<Response, Error>> + Send + '_>>;
+
+    /// Sends `req` with `body` as its body (`req.body` is ignored). [`socket::UnixTransport`]
+    /// streams the file, so a large snap never sits in memory; this default, for transports
+    /// of canned replies, reads it whole.
+    fn round_trip_file(
+        &self,
+        mut req: Request,
+        body: FileBody,
+    ) -> Pin<Box<dyn Future<Output = Result<Response, Error>> + Send + '_>> {
+        Box::pin(async move {
+            use std::io::Read as _;
+            let FileBody { head, file, len, tail } = body;
+            let mut data = head;
+            file.take(len)
+                .read_to_end(&mut data)
+                .map_err(|e| Error::Http(format!("cannot read the body: {e}")))?;
+            data.extend_from_slice(&tail);
+            req.body = data;
+            self.round_trip(req).await
+        })
+    }
 
     /// Where requests go, for messages (a socket path).
     fn describe(&self) -> String;
@@ -466,6 +501,38 @@ impl Client {
         };
         let client = self.clone().with_timeout(self.timeout.max(SIDELOAD_TIMEOUT));
         client.call(req).await?.into_change_id()
+    }
+
+    /// [`Client::install_snap_file`] with the snap streamed from `file` (its first `len`
+    /// bytes) instead of held in memory: the form around it is built first, and the file's
+    /// bytes go to snapd as they are read.
+    ///
+    /// # Errors
+    /// As [`Client::install_snap_file`]; a file that cannot be read is [`Error::Http`].
+    pub async fn install_snap_from(
+        &self,
+        snap_path: &str,
+        file: std::fs::File,
+        len: u64,
+        dangerous: bool,
+    ) -> Result<String, Error> {
+        let boundary = multipart::random_boundary(rand::random::<u128>());
+        let (content_type, head, tail) =
+            multipart::install_form_around(snap_path, dangerous, &boundary);
+        let req = Request {
+            method: Method::Post,
+            path: "/v2/snaps".to_string(),
+            content_type: Some(content_type),
+            body: Vec::new(),
+        };
+        let body = FileBody { head, file, len, tail };
+        let timeout = self.timeout.max(SIDELOAD_TIMEOUT);
+        let res =
+            match tokio::time::timeout(timeout, self.transport.round_trip_file(req, body)).await {
+                Ok(res) => res?,
+                Err(_) => return Err(Error::Timeout { after: timeout }),
+            };
+        envelope::decode(res.status, &res.body)?.into_change_id()
     }
 }
 

@@ -60,10 +60,31 @@ pub fn remodel_form(new_model: &str, assertions: &[String], snaps: &[SnapFile]) 
 /// `snap_path` (`Install "hello" snap from file "hello_1.snap"`).
 pub fn install_form(snap_path: &str, data: &[u8], dangerous: bool) -> Form {
     let boundary = pick_boundary(snap_path, &[], &[], &[data]);
+    let (content_type, mut body, tail) = install_form_around(snap_path, dangerous, &boundary);
+    body.reserve(data.len() + tail.len());
+    body.extend_from_slice(data);
+    body.extend_from_slice(&tail);
+    Form { content_type, body }
+}
+
+/// A boundary for a form whose file is streamed and so cannot be searched first: 128 random
+/// bits, as Go's `mime/multipart` picks one (a file holds it by chance with odds of 2⁻¹²⁸ per
+/// position).
+pub fn random_boundary(random: u128) -> String {
+    format!("pocketses-{random:032x}")
+}
+
+/// The form of [`install_form`] around a snap whose bytes are sent apart (streamed from its
+/// file): `(content type, the bytes before the file's, the bytes after)`.
+pub fn install_form_around(
+    snap_path: &str,
+    dangerous: bool,
+    boundary: &str,
+) -> (String, Vec<u8>, Vec<u8>) {
     let name = snap_path.replace(['"', '\r', '\n'], "_");
-    let mut body = Vec::with_capacity(data.len() + 512);
+    let mut head = Vec::with_capacity(512);
     let mut field = |name: &str, value: &str| {
-        body.extend_from_slice(
+        head.extend_from_slice(
             format!(
                 "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
             )
@@ -75,15 +96,14 @@ pub fn install_form(snap_path: &str, data: &[u8], dangerous: bool) -> Form {
     if dangerous {
         field("dangerous", "true");
     }
-    body.extend_from_slice(
+    head.extend_from_slice(
         format!(
             "--{boundary}\r\nContent-Disposition: form-data; name=\"snap\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
         )
         .as_bytes(),
     );
-    body.extend_from_slice(data);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    Form { content_type: format!("multipart/form-data; boundary={boundary}"), body }
+    let tail = format!("\r\n--{boundary}--\r\n").into_bytes();
+    (format!("multipart/form-data; boundary={boundary}"), head, tail)
 }
 
 fn pick_boundary(
@@ -144,6 +164,21 @@ mod tests {
         assert!(!signed.contains("dangerous"));
         let tricky = install_form("a.snap", b"--pocketses-remodel-00000000", false);
         assert!(tricky.content_type.ends_with("pocketses-remodel-00000001"));
+    }
+
+    #[test]
+    fn the_form_around_a_streamed_snap_is_the_same_form() {
+        let boundary = random_boundary(0xfeed);
+        assert_eq!(boundary, "pocketses-0000000000000000000000000000feed");
+        let (content_type, head, tail) = install_form_around("hello_1.snap", true, &boundary);
+        assert_eq!(content_type, format!("multipart/form-data; boundary={boundary}"));
+        let whole = [head, b"hsqs".to_vec(), tail].concat();
+        let form = install_form("hello_1.snap", b"hsqs", true);
+        let theirs = form.content_type.strip_prefix("multipart/form-data; boundary=").unwrap();
+        assert_eq!(
+            String::from_utf8(whole).unwrap(),
+            String::from_utf8(form.body).unwrap().replace(theirs, &boundary)
+        );
     }
 
     #[test]

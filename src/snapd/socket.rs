@@ -1,6 +1,7 @@
 //! HTTP/1.1 over a unix socket: the only place that knows hyper and hyperlocal.
 //!
-//! \[io\] [`UnixTransport`] sends one [`Request`] and reads the whole [`Response`].
+//! \[io\] [`UnixTransport`] sends one [`Request`] and reads the whole [`Response`]; a
+//! [`FileBody`] is streamed from its file in [`CHUNK`]-sized pieces, never read whole.
 //! It does not decode envelopes, apply timeouts or retry: [`super::Client`] does.
 
 use std::future::Future;
@@ -12,7 +13,10 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyperlocal::{UnixClientExt, UnixConnector};
 
-use super::{Error, Method, Request, Response, Transport};
+use super::{Error, FileBody, Method, Request, Response, Transport};
+
+/// The most of a streamed file read at once.
+pub const CHUNK: usize = 64 * 1024;
 
 /// A transport to one unix socket, with a small connection pool.
 #[derive(Clone)]
@@ -38,7 +42,37 @@ impl UnixTransport {
         &self.socket
     }
 
-    async fn send(&self, req: Request) -> Result<Response, Error> {
+    async fn send(&self, mut req: Request) -> Result<Response, Error> {
+        let body = Full::new(Bytes::from(std::mem::take(&mut req.body)));
+        self.exchange(&self.client, req, body).await
+    }
+
+    /// Sends `req` with `body` streamed: a client of its own (the pooled one's body type is
+    /// `Full`), so one connection for the one request.
+    async fn send_file(&self, req: Request, body: FileBody) -> Result<Response, Error> {
+        let FileBody { head, file, len, tail } = body;
+        let stream = FileStream {
+            head: Some(Bytes::from(head)),
+            file: tokio::fs::File::from_std(file),
+            left: len,
+            tail: Some(Bytes::from(tail)),
+            buf: Vec::new(),
+        };
+        let client: HyperClient<UnixConnector, FileStream> = HyperClient::unix();
+        self.exchange(&client, req, stream).await
+    }
+
+    async fn exchange<B>(
+        &self,
+        client: &HyperClient<UnixConnector, B>,
+        req: Request,
+        body: B,
+    ) -> Result<Response, Error>
+    where
+        B: hyper::body::Body + Send + Unpin + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let uri = unix_uri(&self.socket, &req.path)?;
         let method = match req.method {
             Method::Get => hyper::Method::GET,
@@ -51,9 +85,9 @@ impl UnixTransport {
             builder = builder.header("content-type", content_type.as_str());
         }
         let request = builder
-            .body(Full::new(Bytes::from(req.body)))
+            .body(body)
             .map_err(|err| Error::Http(format!("cannot build request: {err}")))?;
-        let reply = self.client.request(request).await.map_err(|err| self.map_error(&err))?;
+        let reply = client.request(request).await.map_err(|err| self.map_error(&err))?;
         let status = reply.status().as_u16();
         let header = |name: &str| {
             reply.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
@@ -88,11 +122,71 @@ impl UnixTransport {
                 cause: std::io::Error::other(err.to_string()),
             };
         }
+        // Every cause: a streamed body's read error is two levels down.
         let mut text = err.to_string();
-        if let Some(inner) = std::error::Error::source(err) {
+        let mut source = std::error::Error::source(err);
+        while let Some(inner) = source {
             text = format!("{text}: {inner}");
+            source = inner.source();
         }
         Error::Http(text)
+    }
+}
+
+/// A [`FileBody`] as an HTTP body: the head, the file's bytes read [`CHUNK`] at a time as hyper
+/// asks for them (so at most a chunk or two of the file is in memory), the tail.
+struct FileStream {
+    head: Option<Bytes>,
+    file: tokio::fs::File,
+    left: u64,
+    tail: Option<Bytes>,
+    buf: Vec<u8>,
+}
+
+impl hyper::body::Body for FileStream {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        if let Some(head) = this.head.take() {
+            return Poll::Ready(Some(Ok(hyper::body::Frame::data(head))));
+        }
+        if this.left > 0 {
+            let want = usize::try_from(this.left).unwrap_or(CHUNK).min(CHUNK);
+            this.buf.resize(want, 0);
+            let mut read = tokio::io::ReadBuf::new(&mut this.buf);
+            return match tokio::io::AsyncRead::poll_read(Pin::new(&mut this.file), cx, &mut read) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Err(err)) => Poll::Ready(Some(Err(err))),
+                Poll::Ready(Ok(())) if read.filled().is_empty() => {
+                    Poll::Ready(Some(Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("the file ended {} bytes early", this.left),
+                    ))))
+                }
+                Poll::Ready(Ok(())) => {
+                    let data = Bytes::copy_from_slice(read.filled());
+                    this.left -= data.len() as u64;
+                    Poll::Ready(Some(Ok(hyper::body::Frame::data(data))))
+                }
+            };
+        }
+        Poll::Ready(this.tail.take().map(|tail| Ok(hyper::body::Frame::data(tail))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.head.is_none() && self.left == 0 && self.tail.is_none()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        let pieces =
+            self.head.as_ref().map_or(0, Bytes::len) + self.tail.as_ref().map_or(0, Bytes::len);
+        hyper::body::SizeHint::with_exact(self.left + pieces as u64)
     }
 }
 
@@ -116,6 +210,14 @@ impl Transport for UnixTransport {
         req: Request,
     ) -> Pin<Box<dyn Future<Output = Result<Response, Error>> + Send + '_>> {
         Box::pin(self.send(req))
+    }
+
+    fn round_trip_file(
+        &self,
+        req: Request,
+        body: FileBody,
+    ) -> Pin<Box<dyn Future<Output = Result<Response, Error>> + Send + '_>> {
+        Box::pin(self.send_file(req, body))
     }
 
     fn describe(&self) -> String {

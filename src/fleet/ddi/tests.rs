@@ -216,6 +216,11 @@ fn feedback_documents() {
     assert_eq!(f["status"]["result"]["finished"], "failure");
     assert_eq!(f["status"]["execution"], "closed");
     assert_eq!(closed("T", true, &[])["status"]["result"]["finished"], "success");
+    assert_eq!(
+        downloaded("T", &["waiting".to_owned()]),
+        json!({"time": "T", "status": {"execution": "downloaded", "result": {"finished": "none"},
+            "details": ["waiting"]}})
+    );
 }
 
 #[test]
