@@ -1151,13 +1151,11 @@ fn check_predicts_snapds_refusal_of_a_snap_the_store_lacks() {
     let model = fixture("remodel/testbrand-missing.model");
     let res = run(&fake, state.path(), &["--check", model.to_str().expect("utf8")]);
     assert_eq!(res.code, 1, "{}{}", res.stdout, res.stderr);
-    // snapd 2.57's words for it: POST /v2/model → remodelTasks → the store's name-not-found
-    // (store.ErrSnapNotFound), wrapped in "cannot remodel device: ".
-    assert!(
-        res.stdout.contains("- cannot remodel device: snap not found (at once)\n"),
-        "{}",
-        res.stdout
-    );
+    // snapd 2.57's words for it, as the test-brand VM recorded its reply to POST /v2/model:
+    // remodelTasks → the store's name-not-found (store.ErrSnapNotFound).
+    let recorded = recorded_error("remodel-missing-post.json");
+    assert_eq!(recorded.message, "cannot remodel device: snap not found");
+    assert!(res.stdout.contains(&format!("- {} (at once)\n", recorded.message)), "{}", res.stdout);
     assert!(res.stdout.contains(r#"requires the snap "remodel-missing""#), "{}", res.stdout);
     // Only the snaps the remodel installs are looked up: core22 is installed already.
     assert_eq!(
