@@ -46,6 +46,10 @@ pub struct PushArgs {
     /// loopback port nobody listens on.
     #[arg(long)]
     pub fleet_url: Option<String>,
+    /// node_exporter's binary: its idle RSS (3 s after start, as `all` reads it) is what row A's
+    /// every-feature idle RSS is compared with; without it the row has no ratio.
+    #[arg(long)]
+    pub node_exporter: Option<PathBuf>,
     /// Snapshots of backlog spooled at `--interval 1` while the store is stopped (360: an hour at 10 s).
     #[arg(long, default_value_t = 360)]
     pub backlog: u64,
@@ -69,6 +73,7 @@ struct Results {
     full_rss_kb: Option<u64>,
     full_rss_later_kb: Option<u64>,
     full_pss_kb: Option<u64>,
+    ne_idle_rss_kb: Option<u64>,
     pk_backlog_rss_kb: Option<u64>,
     va_backlog_rss_kb: Option<u64>,
     pk_steady_rss_kb: Option<u64>,
@@ -238,6 +243,10 @@ fn feature_sets(args: &PushArgs, store: &Store, dir: &Path) -> anyhow::Result<Ve
         // Every built-in check runs unless disabled; two get thresholds of their own.
         "checks.cpu.warn=85".into(),
         "checks.memory.crit=95".into(),
+        // Hub mode: ingest on, one spoke polled every cycle (a loopback port nobody listens on:
+        // each poll fails and is retried at the next, the most the poller does).
+        "hub.ingest=true".into(),
+        format!("hub.spokes=http://127.0.0.1:{}", sys::free_port()?),
     ]);
     Ok(sets)
 }
@@ -273,7 +282,30 @@ fn full_idle(args: &PushArgs, store: &Store, res: &mut Results) -> anyhow::Resul
         m.get(&["pocketses_push_backlog_records", "influx"]).unwrap_or(-1.0),
     );
     d.server.stop(Duration::from_secs(5));
+    if let Some(ne) = &args.node_exporter {
+        match node_exporter_idle(ne, &dir) {
+            Ok(rss) => res.ne_idle_rss_kb = Some(rss),
+            Err(err) => res.notes.push(format!("node_exporter's idle RSS not measured: {err:#}")),
+        }
+    }
     Ok(())
+}
+
+/// node_exporter's idle `Rss` (smaps_rollup), kB, 3 s after start before any scrape, as `all`
+/// reads it: the figure row A is compared with.
+fn node_exporter_idle(bin: &Path, dir: &Path) -> anyhow::Result<u64> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, sys::free_port()?));
+    let mut cmd = Command::new(bin);
+    cmd.arg(format!("--web.listen-address={addr}"));
+    let mut ne = sys::Server::spawn("node_exporter", &mut cmd, &dir.join("node-exporter.log"))?;
+    if !sys::wait_port(addr, Duration::from_secs(20)) {
+        anyhow::bail!("node_exporter did not listen on {addr} within 20 s");
+    }
+    sleep(Duration::from_secs(3));
+    let (rss, pss) = sys::rss_pss_kb(ne.pid())?;
+    println!("node_exporter idle (3 s after start, 0 scrapes): Rss {rss} kB, Pss {pss} kB");
+    ne.stop(Duration::from_secs(5));
+    Ok(rss)
 }
 
 /// Section B: the outage, the replay and the steady window, pocketses and vmagent side by side.
@@ -622,10 +654,10 @@ fn table(args: &PushArgs, r: &Results) -> String {
     let kb = |v: Option<u64>| v.map(|v| v as f64);
     row(
         "A",
-        "idle RSS (smaps_rollup), two sinks + fleet client + checks + TLS on both listeners, after 3 cycles, kB",
+        "idle RSS (smaps_rollup), two sinks + fleet client + checks + TLS on both listeners + hub, after 3 cycles, kB",
         opt(kb(r.full_rss_kb), 0),
-        "–".into(),
-        "–".into(),
+        format!("node_exporter idle {}", opt(kb(r.ne_idle_rss_kb), 0)),
+        ratio(kb(r.full_rss_kb), kb(r.ne_idle_rss_kb)),
         "≤ 5,120 kB",
         met(r.full_rss_kb.map(|v| v <= 5120)),
     );

@@ -230,7 +230,16 @@ pub fn main(args: DaemonArgs) -> anyhow::Result<ExitCode> {
             tokio::time::sleep(STARTUP_SETTLE).await;
             let _ = tokio::task::spawn_blocking(release_startup_pages).await;
         });
-        let res = run_with(config_rx, shutdown.clone(), options).await;
+        // This future runs on the main thread (block_on): the start ran on its stack, so it is
+        // here that the start's stack pages can be given back.
+        let res = tokio::select! {
+            res = run_with(config_rx, shutdown.clone(), options) => res,
+            never = async {
+                tokio::time::sleep(STARTUP_SETTLE).await;
+                release_stack_below_here();
+                std::future::pending::<std::convert::Infallible>().await
+            } => match never {},
+        };
         shutdown.cancel();
         match control.await {
             Ok(Err(err)) => warn!(error = %err, "control socket"),
@@ -613,6 +622,48 @@ fn release_startup_pages() {
     }
 }
 
+/// How much of the stack below the caller's frame [`release_stack_below_here`] leaves alone: more
+/// than `madvise` and the code between use.
+const STACK_MARGIN: usize = 16 * 1024;
+
+/// Gives back the main thread's stack pages below the caller's frame (`MADV_DONTNEED`): the start
+/// (argument parsing, configuration, TLS and listener set-up) ran deeper than the steady daemon
+/// ever does on this thread, and those anonymous pages would otherwise stay resident for the
+/// process's life (docs/performance.md). Nothing lives below the stack pointer of the thread that
+/// calls it, and only that thread uses its stack, so the dropped pages are free; a deeper call
+/// later gets fresh zero pages. Call it on the main thread only, from a shallow frame. Best effort.
+#[inline(never)]
+fn release_stack_below_here() {
+    #[cfg(target_os = "linux")]
+    {
+        let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return };
+        let marker = 0u8;
+        let here = std::ptr::addr_of!(marker) as usize;
+        let Some((low, _)) = main_stack_range(&maps).filter(|(lo, hi)| (*lo..*hi).contains(&here))
+        else {
+            return;
+        };
+        let page = 4096;
+        let top = here.saturating_sub(STACK_MARGIN) & !(page - 1);
+        if top > low {
+            // SAFETY: [low, top) is the part of this thread's own stack mapping more than
+            // STACK_MARGIN below the current frame: no live frame or data is there.
+            unsafe {
+                libc::madvise(low as *mut libc::c_void, top - low, libc::MADV_DONTNEED);
+            }
+        }
+    }
+}
+
+/// The address range of the main thread's stack (`[stack]`) in `/proc/self/maps`. \[pure\]
+pub fn main_stack_range(maps: &str) -> Option<(usize, usize)> {
+    let line = maps.lines().find(|l| l.trim_end().ends_with(" [stack]"))?;
+    let (start, end) = line.split_whitespace().next()?.split_once('-')?;
+    let start = usize::from_str_radix(start, 16).ok()?;
+    let end = usize::from_str_radix(end, 16).ok()?;
+    (end > start).then_some((start, end))
+}
+
 /// The address ranges of `/proc/self/maps` lines that map file `path` without write permission. \[pure\]
 pub fn read_only_ranges(maps: &str, path: &str) -> Vec<(usize, usize)> {
     maps.lines()
@@ -684,6 +735,19 @@ mod tests {
                 (0x5581_e0f0_0000, 0x5581_e0f1_c000),
             ]
         );
+    }
+
+    #[test]
+    fn main_stack_range_is_the_stack_line() {
+        let maps = "\
+5581e2000000-5581e2060000 rw-p 00000000 00:00 0     [heap]
+7ffc1a000000-7ffc1a021000 rw-p 00000000 00:00 0                          [stack]
+7ffc1a1f0000-7ffc1a1f2000 r-xp 00000000 00:00 0                          [vdso]
+";
+        assert_eq!(main_stack_range(maps), Some((0x7ffc_1a00_0000, 0x7ffc_1a02_1000)));
+        assert_eq!(main_stack_range("10-20 rw-p 0 00:00 0 [heap]\n"), None);
+        assert_eq!(main_stack_range("zz-20 rw-p 0 00:00 0 [stack]\n"), None);
+        assert_eq!(main_stack_range("20-10 rw-p 0 00:00 0 [stack]\n"), None);
     }
 
     #[test]
