@@ -1116,3 +1116,103 @@ fn recorded_reattach_change_is_followed_by_the_daemon_to_its_end() {
     let after = drive::load_record(&record).expect("load").expect("record");
     assert_eq!((after.status.as_str(), after.ready), (status, true));
 }
+
+/// The VM's test-brand device on the fake: classic, snapd 2.57, running the seed model, with
+/// the seed's snaps (snapd, core22, the gadget) and pocketses installed.
+fn testbrand_device() -> FakeSnapd {
+    let fake = device();
+    {
+        let mut state = fake.state();
+        state.model = Some(read(&fixture("remodel/testbrand-seed.model")));
+        state.system_info["on-classic"] = json!(true);
+        state.system_info["version"] = json!("2.57.6-1+deb12u1");
+        for (name, kind) in
+            [("snapd", "snapd"), ("core22", "base"), ("pocketses-test-gadget", "gadget")]
+        {
+            state.snaps.push(json!({"id": "", "name": name, "type": kind, "status": "active", "version": "1", "revision": "x1"}));
+        }
+    }
+    fake
+}
+
+fn find_requests(fake: &FakeSnapd) -> Vec<String> {
+    fake.requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.starts_with("/v2/find"))
+        .map(|r| r.path.clone())
+        .collect()
+}
+
+#[test]
+fn check_predicts_snapds_refusal_of_a_snap_the_store_lacks() {
+    let fake = testbrand_device();
+    fake.state().store_lacks = vec!["remodel-missing".to_string()];
+    let state = tempfile::tempdir().expect("tempdir");
+    let model = fixture("remodel/testbrand-missing.model");
+    let res = run(&fake, state.path(), &["--check", model.to_str().expect("utf8")]);
+    assert_eq!(res.code, 1, "{}{}", res.stdout, res.stderr);
+    // snapd 2.57's words for it, as the test-brand VM recorded its reply to POST /v2/model:
+    // remodelTasks → the store's name-not-found (store.ErrSnapNotFound).
+    let recorded = recorded_error("remodel-missing-post.json");
+    assert_eq!(recorded.message, "cannot remodel device: snap not found");
+    assert!(res.stdout.contains(&format!("- {} (at once)\n", recorded.message)), "{}", res.stdout);
+    assert!(res.stdout.contains(r#"requires the snap "remodel-missing""#), "{}", res.stdout);
+    // Only the snaps the remodel installs are looked up: core22 is installed already.
+    assert_eq!(
+        find_requests(&fake),
+        ["/v2/find?name=remodel-extra", "/v2/find?name=remodel-missing"]
+    );
+    // Without --check nothing is posted either: the pre-flight refuses.
+    let res = run(&fake, state.path(), &[model.to_str().expect("utf8")]);
+    assert_eq!(res.code, 1, "{}{}", res.stdout, res.stderr);
+    assert_eq!(model_posts(&fake), 0);
+    let res = run(&fake, state.path(), &["--check", "--json", model.to_str().expect("utf8")]);
+    let refused: Value =
+        serde_json::from_str(res.stdout.lines().next().expect("a line")).expect("JSON");
+    assert_eq!(refused["type"], "refused");
+    assert_eq!(refused["refusals"][0]["snapd"], "cannot remodel device: snap not found");
+    assert_eq!(refused["refusals"][0]["stage"], "post");
+}
+
+#[test]
+fn check_says_what_the_store_has() {
+    let fake = testbrand_device();
+    let state = tempfile::tempdir().expect("tempdir");
+    let model = fixture("remodel/testbrand-update.model");
+    let res = run(&fake, state.path(), &["--check", model.to_str().expect("utf8")]);
+    assert_eq!(res.code, 0, "{}{}", res.stdout, res.stderr);
+    assert!(res.stdout.lines().any(|l| l == "store: has remodel-extra"), "{}", res.stdout);
+    let res = run(&fake, state.path(), &["--check", "--json", model.to_str().expect("utf8")]);
+    let plan: Value =
+        serde_json::from_str(res.stdout.lines().next().expect("a line")).expect("JSON");
+    assert_eq!(plan["store"], "store: has remodel-extra");
+}
+
+#[test]
+fn a_store_snapd_cannot_ask_is_said_and_not_refused() {
+    let fake = testbrand_device();
+    // What snapd 2.57 answers when its store has no info endpoint (snapd's fakestore: 418).
+    fake.fail(
+        "GET",
+        "/v2/find",
+        ErrorReply::new(500, None, "cannot get details for snap \"remodel-extra\": got unexpected HTTP status code 418 via GET to \"http://127.0.0.1:11028/v2/snaps/info/remodel-extra\""),
+    );
+    let state = tempfile::tempdir().expect("tempdir");
+    let model = fixture("remodel/testbrand-update.model");
+    let res = run(&fake, state.path(), &["--check", model.to_str().expect("utf8")]);
+    assert_eq!(res.code, 0, "{}{}", res.stdout, res.stderr);
+    let line = res.stdout.lines().find(|l| l.starts_with("store: ")).expect("a store line");
+    assert!(line.starts_with("store: not asked about remodel-extra (cannot get details"), "{line}");
+    assert!(line.ends_with("; snapd asks it when the remodel starts"), "{line}");
+}
+
+#[test]
+fn an_offline_remodel_does_not_ask_the_store() {
+    let fake = testbrand_device();
+    fake.state().store_lacks = vec!["remodel-extra".to_string()];
+    let state = tempfile::tempdir().expect("tempdir");
+    let model = fixture("remodel/testbrand-update.model");
+    let res = run(&fake, state.path(), &["--check", "--offline", model.to_str().expect("utf8")]);
+    assert!(find_requests(&fake).is_empty(), "{:?}", find_requests(&fake));
+    assert!(!res.stdout.contains("snap not found"), "{}", res.stdout);
+}

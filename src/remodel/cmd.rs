@@ -94,7 +94,7 @@ async fn run(args: RemodelArgs) -> anyhow::Result<ExitCode> {
         gadget: args.gadget.clone(),
         current_gadget: args.current_gadget.clone(),
     };
-    let Preflight { request, current, target, ctx, gadget_checked, signature } =
+    let Preflight { request, current, target, ctx, gadget_checked, signature, store } =
         preflight(&client, &input).await?;
     let plan = match plan::plan(&current, &target, &ctx) {
         Ok(plan) => plan,
@@ -120,12 +120,16 @@ async fn run(args: RemodelArgs) -> anyhow::Result<ExitCode> {
             gadget: gadget_checked.as_ref().map(|p| p.display().to_string()),
             gadget_layout,
             signature: signature.describe(),
+            store: store.describe(),
         };
         println!("{}", event.to_json());
     } else {
         print!("{}", plan::render_plan(&plan));
         println!("{gadget_layout}");
         println!("{}", signature.describe());
+        if let Some(line) = store.describe() {
+            println!("{line}");
+        }
     }
     if args.check {
         if !args.json {
@@ -197,6 +201,8 @@ struct Preflight {
     gadget_checked: Option<PathBuf>,
     /// What became of the new model's signature.
     signature: Signature,
+    /// What the store said about the snaps the remodel installs from it.
+    store: StoreCheck,
 }
 
 /// The new model's signature, checked where its chain of trust is at hand.
@@ -361,12 +367,70 @@ async fn preflight(client: &Client, args: &Input) -> anyhow::Result<Preflight> {
             Signature::Failed(err) => Some(err.clone()),
             _ => None,
         },
+        store_missing: Vec::new(),
     };
+    let store = if args.offline { StoreCheck::default() } else { ask_store(client, &target).await };
+    ctx.store_missing.clone_from(&store.missing);
     if let Some(new_gadget) = &new_gadget {
         ctx.gadget_problems = gadget_problems(args, &current, new_gadget)?;
     }
     let request = Request { model: text, offline: args.offline, assertions, snaps };
-    Ok(Preflight { request, current, target, ctx, gadget_checked: new_gadget, signature })
+    Ok(Preflight { request, current, target, ctx, gadget_checked: new_gadget, signature, store })
+}
+
+/// What snapd's store said about the snaps an online remodel installs from it
+/// ([`plan::store_installs`]).
+#[derive(Debug, Default)]
+struct StoreCheck {
+    /// Snaps the store has.
+    found: Vec<String>,
+    /// Snaps the store does not have (`snap-not-found`): snapd will refuse the remodel.
+    missing: Vec<String>,
+    /// Snaps snapd could not look up, and why (no network, a store without the endpoint).
+    unknown: Vec<(String, String)>,
+}
+
+impl StoreCheck {
+    /// One line for the plan, when any snap comes from the store.
+    fn describe(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if !self.found.is_empty() {
+            parts.push(format!("has {}", self.found.join(", ")));
+        }
+        if !self.missing.is_empty() {
+            parts.push(format!("has no {}", self.missing.join(", ")));
+        }
+        for (name, why) in &self.unknown {
+            parts.push(format!(
+                "not asked about {name} ({why}); snapd asks it when the remodel starts"
+            ));
+        }
+        (!parts.is_empty()).then(|| format!("store: {}", parts.join("; ")))
+    }
+}
+
+/// Asks snapd's store (`GET /v2/find?name=…`, through snapd) for every snap the remodel would
+/// install from it. Never fails: what cannot be asked is listed as unknown.
+async fn ask_store(client: &Client, target: &Model) -> StoreCheck {
+    let mut out = StoreCheck::default();
+    let installed: Vec<String> = match client.snaps().await {
+        Ok(snaps) => snaps.into_iter().map(|s| s.name).collect(),
+        Err(err) => {
+            let why = format!("cannot list the installed snaps: {err}");
+            out.unknown = target.snaps.iter().map(|s| (s.name.clone(), why.clone())).collect();
+            return out;
+        }
+    };
+    for name in plan::store_installs(target, &installed) {
+        match client.find_name(&name).await {
+            Ok(()) => out.found.push(name),
+            Err(err) if err.is_kind(crate::snapd::kind::SNAP_NOT_FOUND) => {
+                out.missing.push(name);
+            }
+            Err(err) => out.unknown.push((name, err.to_string())),
+        }
+    }
+    out
 }
 
 fn gadget_problems(

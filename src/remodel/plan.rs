@@ -53,6 +53,24 @@ pub struct Context {
     pub signature_problem: Option<String>,
     /// snapd's version when it has no offline remodel ([`supports_offline_remodel`]).
     pub no_offline_remodel: Option<String>,
+    /// Snaps the remodel must install from the store ([`store_installs`]) that the store does
+    /// not have (snapd's `GET /v2/find?name=…` answered `snap-not-found`), in the model's order.
+    pub store_missing: Vec<String>,
+}
+
+/// The snaps an online remodel to `target` installs from the store, in the order snapd 2.57's
+/// `remodelTasks` asks for them: every snap of the new model that is not installed (`installed`:
+/// the device's snap names), essential ones (kernel, base, gadget) first, then the required
+/// ones. The snapd snap and UC16's core are left out (`remodelTasks` does not install them), and
+/// so are optional snaps (snapd installs only required ones).
+pub fn store_installs(target: &Model, installed: &[String]) -> Vec<String> {
+    target
+        .snaps
+        .iter()
+        .filter(|s| s.presence == "required" && !matches!(s.snap_type.as_str(), "snapd" | "core"))
+        .filter(|s| !installed.contains(&s.name))
+        .map(|s| s.name.clone())
+        .collect()
 }
 
 /// Whether a snapd of this version refuses every remodel of a classically booting device
@@ -291,6 +309,22 @@ fn refusals(current: &Model, target: &Model, ctx: &Context, kind: RemodelKind) -
         out.push(post(
             "cannot remodel offline to different brand ID / model yet",
             "a new brand or model needs a new serial from the brand's serial vault, which needs the network: remodel online",
+        ));
+    }
+    // Then `remodelTasks`: each snap to install is looked up in the store
+    // (`snapstate.InstallWithDeviceContext`); the store's "name-not-found" is
+    // `store.ErrSnapNotFound`, which `POST /v2/model` returns as is.
+    if !ctx.offline && !ctx.store_missing.is_empty() {
+        let names: Vec<String> = ctx.store_missing.iter().map(|n| format!("{n:?}")).collect();
+        let (subject, pronoun) = match names.as_slice() {
+            [one] => (format!("the snap {one}"), "it"),
+            _ => (format!("the snaps {}", names.join(", ")), "them"),
+        };
+        out.push(post(
+            "snap not found",
+            &format!(
+                "the new model requires {subject}, which the device does not have and its store does not have either (snapd's GET /v2/find?name=… answers \"snap not found\"); publish {pronoun} in the brand's store, or leave {pronoun} out of the model"
+            ),
         ));
     }
     if let Some(problem) = &ctx.signature_problem {
@@ -652,5 +686,71 @@ mod tests {
             plan.diff.header("revision").map(|c| (c.old.as_str(), c.new.as_str())),
             Some(("1", "2"))
         );
+    }
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_string()).collect()
+    }
+
+    #[test]
+    fn store_installs_are_the_required_snaps_not_installed_essential_first() {
+        let mut snaps = UC22_SNAPS.to_vec();
+        snaps.push(("htop", "app", "latest/stable", "optional"));
+        snaps.push(("pocketses", "app", "latest/edge", "required"));
+        snaps.push(("extra", "app", "latest/stable", "required"));
+        let target = view(&text("ubuntu-core-22-amd64", "core22", &snaps));
+        // Nothing installed: kernel, base, gadget (snapd's order), then the required apps;
+        // never the snapd snap, never an optional snap.
+        assert_eq!(
+            store_installs(&target, &[]),
+            names(&["pc-kernel", "core22", "pc", "pocketses", "extra"])
+        );
+        let installed = names(&["snapd", "pc", "pc-kernel", "core22", "pocketses"]);
+        assert_eq!(store_installs(&target, &installed), names(&["extra"]));
+    }
+
+    #[test]
+    fn store_installs_of_a_classic_model_are_its_required_snaps() {
+        let text = "type: model\nauthority-id: developer1\nseries: 16\nbrand-id: developer1\nmodel: pocketses-classic\nrevision: 2\nclassic: true\narchitecture: amd64\ngadget: pocketses-test-gadget\nrequired-snaps:\n  - core22\n  - remodel-extra\n  - remodel-missing\ntimestamp: 2026-01-02T00:00:00Z\nsign-key-sha3-384: Jv8_JiHiIzJVcO9M55pPdqSDWUvuhfDIBJUS-3VW7F_idjix7Ul8YntbmAlGLbcz\n\nAAAA\n";
+        let target = view(text);
+        let installed = names(&["snapd", "core22", "pocketses-test-gadget", "pocketses"]);
+        assert_eq!(
+            store_installs(&target, &installed),
+            names(&["remodel-extra", "remodel-missing"])
+        );
+    }
+
+    #[test]
+    fn a_snap_the_store_lacks_is_snapds_snap_not_found() {
+        let ctx = Context { store_missing: names(&["remodel-missing"]), ..ready() };
+        let refusals = plan(&uc22(1), &uc22(2), &ctx).expect_err("refused");
+        expect![[r#"
+            pre-flight: snapd would refuse this remodel; nothing was sent to snapd
+            - cannot remodel device: snap not found (at once)
+              why: the new model requires the snap "remodel-missing", which the device does not have and its store does not have either (snapd's GET /v2/find?name=… answers "snap not found"); publish it in the brand's store, or leave it out of the model
+        "#]]
+        .assert_eq(&render_refusals(&refusals, Origin::Preflight));
+        let two = Context { store_missing: names(&["a", "b"]), ..ready() };
+        let refusals = plan(&uc22(1), &uc22(2), &two).expect_err("refused");
+        assert_eq!(refusals.len(), 1, "snapd stops at the first: one refusal for all");
+        assert!(refusals[0].reason.contains(r#"the snaps "a", "b""#), "{}", refusals[0].reason);
+    }
+
+    #[test]
+    fn the_store_refusal_comes_after_snapds_own_checks_and_never_offline() {
+        let ctx = Context {
+            store_missing: names(&["x"]),
+            conflicting_change: Some(("7".to_string(), "remodel".to_string())),
+            ..ready()
+        };
+        assert_eq!(
+            refusal_texts(&uc22(1), &uc22(2), &ctx),
+            [
+                "cannot remodel device: remodeling in progress, no other changes allowed until this is done",
+                "cannot remodel device: snap not found"
+            ]
+        );
+        let offline = Context { store_missing: names(&["x"]), offline: true, ..ready() };
+        assert!(plan(&uc22(1), &uc22(2), &offline).is_ok());
     }
 }

@@ -30,6 +30,10 @@ pub enum RemodelEvent {
         gadget_layout: String,
         /// What became of the new model's signature, in words.
         signature: String,
+        /// What the store said about the snaps the remodel installs from it, in words (absent
+        /// when none comes from the store).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        store: Option<String>,
     },
     /// The pre-flight found reasons snapd would refuse; nothing was posted.
     Refused {

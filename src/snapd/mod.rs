@@ -265,6 +265,19 @@ impl Client {
         self.get_sync(format!("/v2/snaps/{}", encode(name))).await
     }
 
+    /// `GET /v2/find?name={name}`: whether the store has a snap of exactly this name.
+    ///
+    /// snapd asks its store for the snap's details (`store.SnapInfo`, the store's
+    /// `v2/snaps/info/{name}`) and answers 404 `snap-not-found` ("snap not found") when the
+    /// store has none.
+    ///
+    /// # Errors
+    /// `snap-not-found` when the store has no such snap, or see [`Client::call`].
+    pub async fn find_name(&self, name: &str) -> Result<(), Error> {
+        let _: Value = self.get_sync(format!("/v2/find?name={}", encode(name))).await?;
+        Ok(())
+    }
+
     /// `GET /v2/snaps/{name}/conf`: the whole document when `keys` is empty, else an object
     /// keyed by the requested (dotted) keys; an unset key is `option-not-found`.
     ///

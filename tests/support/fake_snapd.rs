@@ -112,6 +112,9 @@ pub struct State {
     pub system_info: Value,
     /// Installed snaps (`client.Snap` objects).
     pub snaps: Vec<Value>,
+    /// Snaps the store does not have: `GET /v2/find?name=` answers them as snapd does when its
+    /// store answers 404 (`snap-not-found`, "snap not found"); the store has every other name.
+    pub store_lacks: Vec<String>,
     /// Model assertion text (`None`: assertion-not-found).
     pub model: Option<String>,
     /// Serial assertion text.
@@ -169,6 +172,7 @@ impl Default for State {
                 ],
                 "links": null, "contact": ""
             })],
+            store_lacks: Vec::new(),
             model: Some(FAKE_MODEL.to_string()),
             serial: None,
             connected: vec!["network".into(), "network-bind".into()],
@@ -682,6 +686,21 @@ fn handle(state: &Arc<Mutex<State>>, rec: Recorded) -> Option<Reply> {
             }
             reply(200, "application/json", env.to_string().into_bytes(), None)
         }
+        // snapd 2.57 daemon/api_find.go: `findOne` (store.SnapInfo; ErrSnapNotFound → 404).
+        ("GET", ["v2", "find"]) => match params.get("name") {
+            Some(name) if st.store_lacks.contains(name) => error(&ErrorReply {
+                status: 404,
+                kind: Some("snap-not-found".into()),
+                message: "snap not found".to_string(),
+                value: Some(json!(name)),
+            }),
+            Some(name) => {
+                let found = json!([{"name": name, "status": "available", "type": "app", "channel": "stable"}]);
+                let env = json!({"type": "sync", "status-code": 200, "status": "OK", "result": found, "sources": ["store"], "suggested-currency": "USD"});
+                reply(200, "application/json", env.to_string().into_bytes(), None)
+            }
+            None => err(400, None, "the fake snapd answers only GET /v2/find?name="),
+        },
         ("GET", ["v2", "snaps", name]) => match st.snaps.iter().find(|s| s["name"] == *name) {
             Some(snap) => sync(st, snap.clone()),
             None => error(&ErrorReply {

@@ -44,10 +44,56 @@ wait_for() {
   done
 }
 
-# step NAME CMD...: run a build step and print how long it took.
+# children_cpu: sets CHILDREN_CPU to the CPU seconds (user + system) this shell's finished
+# children have used so far. (`times` must run in this very shell, not in a $(...) or a pipe's
+# subshell, which have children of their own: hence the variable and the file.)
+children_cpu() {
+  local f=${TMPDIR:-/tmp}/pocketses-vm-times.$BASHPID
+  times >"$f"
+  CHILDREN_CPU=$(awk 'NR == 2 {
+    n = 0
+    for (i = 1; i <= 2; i++) { split($i, p, /[ms]/); n += p[1] * 60 + p[2] }
+    printf "%d", n
+  }' "$f")
+  rm -f "$f"
+}
+
+# step NAME CMD...: run a build step and print how long it took: wall time, the CPU time of the
+# processes it ran (qemu is not among them: vm_stop says its own), and the machine's load
+# (a busy machine stretches wall time, not CPU time).
 step() {
-  local name=$1 t0=$SECONDS; shift
+  local name=$1 t0=$SECONDS c0; shift
+  children_cpu
+  c0=$CHILDREN_CPU
   log "step $name"
   "$@"
-  log "step $name done in $((SECONDS - t0))s"
+  children_cpu
+  log "step $name done in $((SECONDS - t0))s (cpu $((CHILDREN_CPU - c0))s, load $(cut -d' ' -f1 /proc/loadavg))"
+}
+
+# bg_step NAME CMD...: `step NAME CMD...` in the background (independent preparation runs side
+# by side on the 2 cores); bg_wait NAME waits for it and fails when it failed.
+declare -A BG_PIDS=()
+# POCKETSES_VM_PARALLEL=0 runs them in turn instead (in a subshell all the same), for measuring.
+bg_step() {
+  local name=$1; shift
+  if [ "${POCKETSES_VM_PARALLEL:-1}" = 0 ]; then
+    (step "$name" "$@") || die "step $name failed"
+    return 0
+  fi
+  (step "$name" "$@") &
+  BG_PIDS[$name]=$!
+}
+bg_wait() {
+  local pid=${BG_PIDS[$1]:-}
+  [ -n "$pid" ] || return 0
+  unset "BG_PIDS[$1]"
+  wait "$pid" || die "step $1 failed"
+}
+# bg_kill: stop the background steps still running (on a failure or an interrupt).
+bg_kill() {
+  local name
+  for name in "${!BG_PIDS[@]}"; do
+    kill "${BG_PIDS[$name]}" 2>/dev/null || true
+  done
 }

@@ -74,10 +74,17 @@ vm_stop() {
   local pid i
   pid=$(qemu_pid) || return 0
   if kill -0 "$pid" 2>/dev/null; then
+    log "qemu (pid $pid) used $(qemu_cpu "$pid")s of CPU"
     VSSH_TIMEOUT=20 vssh 'sync; systemctl poweroff --no-block' >/dev/null 2>&1 || true
     for i in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
   fi
   vm_kill
+}
+
+# qemu_cpu PID: the CPU seconds (user + system) qemu has used, from /proc (it runs daemonized,
+# so `step` cannot count it).
+qemu_cpu() {
+  awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%d", ($12 + $13) / hz }' "/proc/$1/stat" 2>/dev/null
 }
 
 # vm_kill: make sure qemu and the ssh master are gone (used by traps on any failure).
@@ -85,6 +92,7 @@ vm_kill() {
   local pid i
   ssh_master_stop
   pid=$(qemu_pid) || return 0
+  kill -0 "$pid" 2>/dev/null && log "qemu (pid $pid) used $(qemu_cpu "$pid")s of CPU"
   if kill -0 "$pid" 2>/dev/null; then
     log "stopping qemu (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true

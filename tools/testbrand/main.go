@@ -23,16 +23,26 @@
 // the fakestore at UPSTREAM unchanged. The session it hands out is an opaque token: fakestore
 // checks no authorization.
 //
+// store-front also answers two things as the real store does where snapd 2.57's fakestore
+// differs (both decided by asking fakestore's snap action endpoint whether it has the snap):
+// GET v2/snaps/info/NAME (what snapd's `GET /v2/find?name=NAME` asks: fakestore answers 418)
+// with the snap's details, or 404 when fakestore has no such snap; and a snap action that
+// installs a snap fakestore does not have gets the real store's error result "name-not-found"
+// (fakestore leaves the result out, so snapd says "unexpectedly empty response from the
+// server" where with the real store it says "snap not found").
+//
 // Why a Go helper at all: the keys exist only as OpenPGP private-key packets inside snapd's Go
 // source; pocketses reads PEM. Everything else (account, account-key, models) is signed by
 // pocketses itself with these keys.
 package main
 
 import (
+	"bytes"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"net/http/httputil"
@@ -93,11 +103,133 @@ func storeFront(listen, upstream string) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]string{"macaroon": "pocketses-test-session"})
 	})
+	mux.HandleFunc("/v2/snaps/info/", func(w http.ResponseWriter, r *http.Request) {
+		snapInfo(w, r, upstream)
+	})
+	mux.HandleFunc("/v2/snaps/refresh", func(w http.ResponseWriter, r *http.Request) {
+		snapAction(w, r, upstream)
+	})
 	mux.Handle("/", proxy)
 	log.Printf("store front on %s for %s", listen, upstream)
 	if err := http.ListenAndServe(listen, mux); err != nil {
 		fail("%v", err)
 	}
+}
+
+// The parts of a snap action request and reply store-front looks at.
+type action struct {
+	Action      string `json:"action"`
+	InstanceKey string `json:"instance-key"`
+	Name        string `json:"name,omitempty"`
+}
+
+type actionRequest struct {
+	Context []json.RawMessage `json:"context"`
+	Actions []action          `json:"actions"`
+}
+
+type actionReply struct {
+	Results []map[string]interface{} `json:"results"`
+}
+
+// askUpstream posts a snap action request to fakestore and decodes its reply.
+func askUpstream(upstream string, body []byte) (*actionReply, error) {
+	resp, err := http.Post(strings.TrimSuffix(upstream, "/")+"/v2/snaps/refresh", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("fakestore answered %d: %s", resp.StatusCode, bytes.TrimSpace(data))
+	}
+	var reply actionReply
+	if err := json.Unmarshal(data, &reply); err != nil {
+		return nil, fmt.Errorf("cannot decode fakestore's reply: %v", err)
+	}
+	return &reply, nil
+}
+
+func notFoundError(name string) map[string]interface{} {
+	return map[string]interface{}{
+		"code":    "name-not-found",
+		"message": fmt.Sprintf("No snap named '%s' found in series '16'.", name),
+	}
+}
+
+// snapInfo answers GET v2/snaps/info/NAME (store.SnapInfo) from what fakestore would install.
+func snapInfo(w http.ResponseWriter, r *http.Request, upstream string) {
+	name := strings.TrimPrefix(r.URL.Path, "/v2/snaps/info/")
+	body, _ := json.Marshal(actionRequest{Context: []json.RawMessage{}, Actions: []action{{Action: "install", InstanceKey: "info-1", Name: name}}})
+	reply, err := askUpstream(upstream, body)
+	if err != nil {
+		http.Error(w, err.Error(), 502)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if len(reply.Results) == 0 {
+		log.Printf("snap info: no snap %q", name)
+		w.WriteHeader(404)
+		json.NewEncoder(w).Encode(map[string]interface{}{"error-list": []interface{}{notFoundError(name)}})
+		return
+	}
+	snap, _ := reply.Results[0]["snap"].(map[string]interface{})
+	entry := map[string]interface{}{}
+	for k, v := range snap {
+		entry[k] = v
+	}
+	entry["channel"] = map[string]interface{}{
+		"architecture": "amd64", "name": "stable", "risk": "stable", "track": "latest",
+		"released-at": "2026-01-01T00:00:00Z",
+	}
+	log.Printf("snap info: %q", name)
+	json.NewEncoder(w).Encode(map[string]interface{}{
+		"name": name, "snap-id": snap["snap-id"], "snap": snap,
+		"channel-map": []interface{}{entry},
+	})
+}
+
+// snapAction passes a snap action to fakestore and adds the real store's "name-not-found"
+// error result for each install of a snap fakestore left out.
+func snapAction(w http.ResponseWriter, r *http.Request, upstream string) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), 400)
+		return
+	}
+	var req actionRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		http.Error(w, fmt.Sprintf("cannot decode request body: %v", err), 400)
+		return
+	}
+	reply, err := askUpstream(upstream, body)
+	if err != nil {
+		http.Error(w, err.Error(), 502)
+		return
+	}
+	answered := map[string]bool{}
+	for _, res := range reply.Results {
+		if k, ok := res["instance-key"].(string); ok {
+			answered[k] = true
+		}
+	}
+	for _, a := range req.Actions {
+		if a.Action == "install" && !answered[a.InstanceKey] {
+			log.Printf("snap action: install of unknown snap %q", a.Name)
+			reply.Results = append(reply.Results, map[string]interface{}{
+				"result": "error", "instance-key": a.InstanceKey, "name": a.Name,
+				"error": notFoundError(a.Name),
+			})
+		}
+	}
+	if reply.Results == nil {
+		reply.Results = []map[string]interface{}{}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(reply)
 }
 
 func main() {
