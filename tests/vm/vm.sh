@@ -32,12 +32,13 @@ vm_boot() {
   esac
   log "booting $(basename "$disk") (${POCKETSES_VM_ACCEL:-tcg}, ssh on 127.0.0.1:$SSH_PORT)"
   # Guest network: qemu user-mode with restrict=on (no outside access at all); only loopback
-  # forwards on the host: ssh, and the daemon's HTTP port for host-side checks.
+  # forwards on the host: ssh, and the daemon's HTTP port for host-side checks. VM_NETDEV_EXTRA
+  # adds rules (tests/vm/goosebit.sh: a guestfwd to the host's gooseBit).
   nice -n 10 qemu-system-x86_64 -name pocketses-vm "${accel[@]}" -smp 2 -m 2048 \
     -kernel "$CACHE/boot/vmlinuz" -initrd "$CACHE/boot/initrd.img" \
     -append "root=/dev/vda rw console=ttyS0 apparmor=1 security=apparmor net.ifnames=0 quiet systemd.show_status=0" \
     -drive "file=$disk,if=virtio,format=$fmt,cache=unsafe,discard=unmap" \
-    -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$SSH_PORT-:22,hostfwd=tcp:127.0.0.1:$HTTP_FWD_PORT-:9188" \
+    -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$SSH_PORT-:22,hostfwd=tcp:127.0.0.1:$HTTP_FWD_PORT-:9188${VM_NETDEV_EXTRA:+,$VM_NETDEV_EXTRA}" \
     -device virtio-net-pci,netdev=n0 -device virtio-rng-pci \
     -display none -monitor none -serial "file:$SERIAL_LOG" -no-reboot \
     -daemonize -pidfile "$QEMU_PIDFILE" 9>&- || die "qemu did not start"
