@@ -65,19 +65,8 @@ pub struct Runner {
 
 /// The hysteresis of the check that gave `result`, in `config`.
 fn rules(result: &Result, config: &Config) -> Hysteresis {
-    let hysteresis = |c: &builtin::Check| {
-        let set = config.checks.get(c.name);
-        let defaults = Hysteresis::default();
-        Hysteresis {
-            failures_before_critical: set
-                .and_then(|s| s.failures_before_critical)
-                .unwrap_or(defaults.failures_before_critical),
-            successes_before_ok: set
-                .and_then(|s| s.successes_before_ok)
-                .unwrap_or(defaults.successes_before_ok),
-        }
-    };
-    builtin::check(result.kind()).map_or_else(Hysteresis::default, hysteresis)
+    builtin::check(result.kind())
+        .map_or_else(Hysteresis::default, |c| c.settings(config).hysteresis)
 }
 
 impl Runner {
