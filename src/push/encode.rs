@@ -431,7 +431,6 @@ fn plain_points(format: SinkFormat, plain: &[u8]) -> Result<usize, Error> {
 /// `format` (the sender can find it with [`points`]); [`Error::Compress`] when the body is
 /// too large to compress.
 pub fn body(format: SinkFormat, records: &[&[u8]]) -> Result<Body, Error> {
-    let originals = records;
     let mut plain = Vec::with_capacity(records.len());
     for (i, r) in records.iter().enumerate() {
         let checked = payload(r).and_then(|p| plain_points(format, &p).map(|_| p));
@@ -440,11 +439,10 @@ pub fn body(format: SinkFormat, records: &[&[u8]]) -> Result<Body, Error> {
             e => e,
         })?);
     }
-    let records = plain;
     match format {
         SinkFormat::Influx => {
             let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            for r in &records {
+            for r in &plain {
                 gz.write_all(r).map_err(|e| Error::Compress(e.to_string()))?;
                 if !r.is_empty() && !r.ends_with(b"\n") {
                     gz.write_all(b"\n").map_err(|e| Error::Compress(e.to_string()))?;
@@ -460,14 +458,14 @@ pub fn body(format: SinkFormat, records: &[&[u8]]) -> Result<Body, Error> {
         SinkFormat::Prometheus => {
             // One compressed record (what a sink that keeps up sends): its snappy block is
             // already the body, checked above by decompressing it.
-            let single = match (originals, records.as_slice()) {
-                ([one], [_]) => unpack_header(one)?.map(|(_, block)| block.to_vec()),
+            let single = match records {
+                [one] => unpack_header(one)?.map(|(_, block)| block.to_vec()),
                 _ => None,
             };
             let bytes = match single {
                 Some(block) => block,
                 None => {
-                    let request: Vec<u8> = records.iter().flat_map(|r| r.iter().copied()).collect();
+                    let request: Vec<u8> = plain.iter().flat_map(|r| r.iter().copied()).collect();
                     snap::raw::Encoder::new()
                         .compress_vec(&request)
                         .map_err(|e| Error::Compress(e.to_string()))?
@@ -482,7 +480,7 @@ pub fn body(format: SinkFormat, records: &[&[u8]]) -> Result<Body, Error> {
         }
         SinkFormat::Json => {
             let mut bytes = Vec::new();
-            for r in &records {
+            for r in &plain {
                 bytes.extend_from_slice(r.strip_suffix(b"\n").unwrap_or(r));
                 bytes.push(b'\n');
             }
@@ -496,7 +494,7 @@ pub fn body(format: SinkFormat, records: &[&[u8]]) -> Result<Body, Error> {
         // One document per request: the notifier's sink sends batches of one. Should more come,
         // they go as a JSON array, still one document.
         SinkFormat::Webhook => {
-            let bytes = match records.as_slice() {
+            let bytes = match plain.as_slice() {
                 [one] => one.trim_ascii().to_vec(),
                 many => {
                     let parts: Vec<&[u8]> = many.iter().map(|r| r.trim_ascii()).collect();
