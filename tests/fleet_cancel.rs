@@ -327,14 +327,18 @@ fn is_downloaded(f: &Value) -> bool {
     f["status"]["execution"] == "downloaded" && f["status"]["result"]["finished"] == "none"
 }
 
-#[test]
-fn update_skip_downloads_reports_downloaded_once_and_applies_nothing() {
+/// A daemon offered action 1 with `update: skip` (and the maintenance `window` when given): it
+/// downloaded the artifact, said `downloaded`, and has polled four times since.
+fn downloaded_and_waiting(
+    window: Option<&'static str>,
+) -> (tempfile::TempDir, Arc<Mutex<Script>>, FakeSnapd, Daemon) {
     let dir = tempfile::tempdir().unwrap();
     let (artifact, key) = signed_bundle(dir.path());
     let script = Arc::new(Mutex::new(Script {
         artifact,
         deploy: true,
         update: Some("skip"),
+        window,
         ..Script::default()
     }));
     let snapd = FakeSnapd::start();
@@ -342,8 +346,22 @@ fn update_skip_downloads_reports_downloaded_once_and_applies_nothing() {
     wait("the downloaded feedback", &daemon, || {
         feedback(&script, "/deploymentBase/1/feedback").iter().any(is_downloaded).then_some(())
     });
-    // The server keeps offering the action: the device waits, and says nothing more.
     polls_later(&daemon, 4);
+    (dir, script, snapd, daemon)
+}
+
+/// The fleet status once action 1 heads the history.
+fn first_in_history(daemon: &Daemon) -> Value {
+    wait("action 1 in the history", daemon, || {
+        let st = fleet_status(daemon);
+        (st["history"][0]["id"] == "1").then_some(st)
+    })
+}
+
+#[test]
+fn update_skip_downloads_reports_downloaded_once_and_applies_nothing() {
+    // The server keeps offering the action: the device waits, and says nothing more.
+    let (_dir, script, snapd, daemon) = downloaded_and_waiting(None);
     let sent = feedback(&script, "/deploymentBase/1/feedback");
     assert_eq!(sent.iter().filter(|f| is_downloaded(f)).count(), 1, "{sent:?}");
     assert!(!executions(&script).contains(&"closed".to_string()), "{sent:?}");
@@ -363,10 +381,7 @@ fn update_skip_downloads_reports_downloaded_once_and_applies_nothing() {
     assert_eq!(downloads_left(&daemon), ["1.swu"]);
     // hawkBit closes a download-only action on `downloaded`: it is no longer offered.
     script.lock().unwrap().deploy = false;
-    let st = wait("the action in the history", &daemon, || {
-        let st = fleet_status(&daemon);
-        (st["history"][0]["id"] == "1").then_some(st)
-    });
+    let st = first_in_history(&daemon);
     assert_eq!(st["history"][0]["stage"], "cancelled", "{st}");
     assert_eq!(
         st["history"][0]["details"][0],
@@ -378,21 +393,7 @@ fn update_skip_downloads_reports_downloaded_once_and_applies_nothing() {
 
 #[test]
 fn an_unavailable_maintenance_window_waits_then_applies_without_a_second_download() {
-    let dir = tempfile::tempdir().unwrap();
-    let (artifact, key) = signed_bundle(dir.path());
-    let script = Arc::new(Mutex::new(Script {
-        artifact,
-        deploy: true,
-        update: Some("skip"),
-        window: Some("unavailable"),
-        ..Script::default()
-    }));
-    let snapd = FakeSnapd::start();
-    let daemon = start(&script, &key, &snapd);
-    wait("the downloaded feedback", &daemon, || {
-        feedback(&script, "/deploymentBase/1/feedback").iter().any(is_downloaded).then_some(())
-    });
-    polls_later(&daemon, 4);
+    let (_dir, script, snapd, daemon) = downloaded_and_waiting(Some("unavailable"));
     assert!(snapd.state().installed_files.is_empty(), "nothing applied outside the window");
     assert_eq!(fleet_status(&daemon)["current"]["waiting"], true);
     // The window opens: hawkBit sends the action's own `update` and `available`.
@@ -413,10 +414,7 @@ fn an_unavailable_maintenance_window_waits_then_applies_without_a_second_downloa
     assert_eq!(script.lock().unwrap().downloads, 1, "applied from the file already downloaded");
     let ex = executions(&script);
     assert_eq!(ex.iter().filter(|e| *e == "downloaded").count(), 1, "{ex:?}");
-    let st = wait("the action done", &daemon, || {
-        let st = fleet_status(&daemon);
-        (st["history"][0]["id"] == "1").then_some(st)
-    });
+    let st = first_in_history(&daemon);
     assert_eq!(st["history"][0]["stage"], "done", "{st}");
     assert_eq!(st["history"][0]["waiting"], false, "{st}");
 }
