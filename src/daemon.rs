@@ -401,10 +401,11 @@ async fn collect_loop(
     let collector = Arc::new(std::sync::Mutex::new((
         Collector::new(),
         crate::checks::daemon::Checker::new(),
-        crate::checks::daemon::SpoolWatch::default(),
+        crate::checks::daemon::Gathered::default(),
         crate::metrics::units::Units::default(),
     )));
-    let spool_dir = crate::paths::spool_dir();
+    // Shared with each cycle's job, not copied.
+    let spool_dir: Arc<std::path::Path> = Arc::from(crate::paths::spool_dir());
     let started = crate::checks::daemon::now();
     let mut seq = 0;
     let mut last_start = Instant::now();
@@ -420,13 +421,14 @@ async fn collect_loop(
                 let collector = Arc::clone(&collector);
                 let config = Arc::clone(&current);
                 let snapd = checks.snapd.clone();
-                let spool_dir = spool_dir.clone();
-                let sinks = checks.sinks.statuses();
+                let spool_dir = Arc::clone(&spool_dir);
+                // The sinks' statuses are read in place by the job, not copied here.
+                let sinks = checks.sinks.clone();
                 let hub_fleet = hub.clone();
                 let job = tokio::task::spawn_blocking(move || {
                     // A collection that panicked leaves the collector as it was; carry on with it.
                     let mut guard = collector.lock().unwrap_or_else(|p| p.into_inner());
-                    let (collector, checker, spools, units) = &mut *guard;
+                    let (collector, checker, gathered, units) = &mut *guard;
                     // The checks see every group; what is published and pushed only the groups
                     // `collectors.*` keep (crate::metrics::units).
                     // Without `collectors.*` keys both are the same snapshot: no copy per cycle.
@@ -441,25 +443,20 @@ async fn collect_loop(
                         (Published::new(seq, kept, format), Arc::new(collected))
                     };
                     let now = crate::checks::daemon::now();
-                    let facts = crate::checks::builtin::Facts {
-                        snapd: snapd.facts(now),
-                        spools: spools.facts(
-                            &spool_dir,
-                            crate::spool::millis(std::time::SystemTime::now()),
-                        ),
-                        sinks: crate::checks::daemon::sink_facts(&sinks, now, started),
-                        // The fleet client's state in memory, as it keeps it (no file).
-                        fleet: hub_fleet
-                            .fleet()
-                            .filter(|_| config.fleet.enabled)
-                            .and_then(|fleet| crate::checks::daemon::fleet_state(fleet, now, started)),
+                    // Kept from the last run and brought up to date in place: the sinks' and the
+                    // fleet client's state read where they are (no copy), texts made anew only
+                    // when they changed.
+                    let sources = crate::checks::daemon::Sources {
+                        snapd: &snapd,
+                        spool_dir: &spool_dir,
+                        sinks: Some(&sinks),
+                        fleet: hub_fleet.fleet().filter(|_| config.fleet.enabled),
+                        started,
                     };
-                    let situation = crate::checks::health::Situation {
-                        missing_plugs: snapd.missing_plugs(),
-                        ..Default::default()
-                    };
+                    let now_ms = crate::spool::millis(std::time::SystemTime::now());
+                    let (facts, situation) = gathered.gather(&sources, now, now_ms);
                     let mut outcome =
-                        checker.run(seq, &full, &facts, &situation, &config, now);
+                        checker.run(seq, &full, facts, situation, &config, now);
                     let changes = (!outcome.transitions.is_empty()).then(|| crate::notify::Changes {
                         time: now,
                         hostname: published.snapshot.hostname.clone(),
@@ -482,11 +479,14 @@ async fn collect_loop(
                         // Never waits: a full queue is counted by the sinks, not felt here.
                         let _ = push.try_send(Arc::clone(&published.snapshot));
                         hub.publish(published);
-                        checks.latest.set(outcome.health.clone(), outcome.set.clone());
+                        checks.latest.set(Arc::clone(&outcome.health), outcome.set.clone());
                         hub.publish_checks(outcome.set, outcome.changes);
                         checks.health.send_if_modified(|health| {
-                            let changed = *health != outcome.health;
-                            *health = outcome.health;
+                            // Copied only when it changed.
+                            let changed = *health != *outcome.health;
+                            if changed {
+                                *health = (*outcome.health).clone();
+                            }
                             changed
                         });
                     }

@@ -54,19 +54,23 @@ pub struct Outcome {
     pub set: Arc<CheckSet>,
     /// The changes, encoded; `None` when nothing changed.
     pub changes: Option<CheckChanges>,
-    /// The snap's health for these results.
-    pub health: Health,
+    /// The snap's health for these results (shared: the same one run after run while no state
+    /// and no situation changes).
+    pub health: Arc<Health>,
     /// Changes of reported state, for the notifications (`crate::notify`).
     pub transitions: Vec<Transition>,
 }
 
 /// The checks' state in the daemon: the evaluator (settings worked out once per configuration,
-/// result names kept), the runner, and a buffer for the raw results reused every run. \[pure\]
+/// result names kept), the runner, a buffer for the raw results reused every run, and the last
+/// health with the situation it was mapped in (mapped again only when a state or the situation
+/// changes: a CRIT result's health is words, made once). \[pure\]
 #[derive(Debug, Default)]
 pub struct Checker {
     evaluator: builtin::Evaluator,
     runner: Runner,
     raw: Vec<crate::checks::Result>,
+    health: Option<(Situation, Arc<Health>)>,
 }
 
 impl Checker {
@@ -91,10 +95,26 @@ impl Checker {
         changed.extend(run.removed.iter().map(|r| Entry { removed: true, ..Entry::reported(r) }));
         let changes =
             (!changed.is_empty()).then(|| CheckChanges { seq, sse: report::sse_events(&changed) });
-        let health = health::map(
-            run.results.iter().map(|r| &r.result),
-            &Situation { starting: false, ..situation.clone() },
-        );
+        // The health depends on the results' states (and the first CRIT's name, which comes and
+        // goes with a state) and the situation: the last one holds while neither changed.
+        let unchanged = run.changed.is_empty() && run.removed.is_empty();
+        let health = match &self.health {
+            Some((seen, health))
+                if unchanged
+                    && seen.missing_plugs == situation.missing_plugs
+                    && seen.missing_keys == situation.missing_keys =>
+            {
+                Arc::clone(health)
+            }
+            _ => {
+                // A run of the checks is never the start.
+                let situation = Situation { starting: false, ..situation.clone() };
+                let health =
+                    Arc::new(health::map(run.results.iter().map(|r| &r.result), &situation));
+                self.health = Some((situation, Arc::clone(&health)));
+                health
+            }
+        };
         Outcome {
             set: Arc::new(CheckSet::new(seq, now, run.results)),
             changes,
@@ -119,6 +139,14 @@ pub struct SpoolWatch {
 impl SpoolWatch {
     /// The backlog of every sink's spool under `root` at `now_ms`.
     pub fn facts(&mut self, root: &Path, now_ms: u64) -> Vec<SpoolFacts> {
+        let mut out = Vec::new();
+        self.refresh(root, now_ms, &mut out);
+        out
+    }
+
+    /// [`SpoolWatch::facts`] written over `out`, the facts of the run before: between two reads
+    /// from disk nothing is allocated (names are copied into the strings already there).
+    pub fn refresh(&mut self, root: &Path, now_ms: u64, out: &mut Vec<SpoolFacts>) {
         let refresh = u64::try_from(SPOOL_REFRESH.as_millis()).unwrap_or(u64::MAX);
         if self.read_at_ms.is_none_or(|at| now_ms.saturating_sub(at) >= refresh) {
             self.spools = spool_facts(root, now_ms)
@@ -131,15 +159,15 @@ impl SpoolWatch {
                 .collect();
             self.read_at_ms = Some(now_ms);
         }
-        self.spools
-            .iter()
-            .map(|s| SpoolFacts {
-                oldest_pending_seconds: s
-                    .oldest_pending_seconds
-                    .map(|at_ms| now_ms.saturating_sub(at_ms) / 1000),
-                ..s.clone()
-            })
-            .collect()
+        out.truncate(self.spools.len());
+        out.resize_with(self.spools.len(), SpoolFacts::default);
+        for (to, from) in out.iter_mut().zip(&self.spools) {
+            to.name.clone_from(&from.name);
+            to.pending_bytes = from.pending_bytes;
+            to.oldest_pending_seconds =
+                from.oldest_pending_seconds.map(|at_ms| now_ms.saturating_sub(at_ms) / 1000);
+            to.error.clone_from(&from.error);
+        }
     }
 }
 
@@ -171,21 +199,58 @@ pub fn sink_facts(
     now: f64,
     started: f64,
 ) -> Vec<SinkFacts> {
-    statuses
-        .iter()
-        .filter(|s| s.state != "disabled" && !s.state.is_empty())
-        .map(|s| SinkFacts {
-            name: s.name.clone(),
-            state: Arc::from(s.state.as_str()),
-            failing_for: if s.state == "ok" {
-                0.0
-            } else {
-                let since = s.last_success.map_or(started, |t| (t as f64).max(started));
-                (now - since).max(0.0)
-            },
-            last_error: s.last_error.as_deref().map(Arc::from),
-        })
-        .collect()
+    let (mut out, mut at) = (Vec::new(), 0);
+    for status in statuses {
+        update_sink(&mut out, &mut at, status, now, started);
+    }
+    out.truncate(at);
+    out
+}
+
+/// [`sink_facts`] one status at a time, written over the facts of the run before: `status` is
+/// the next sink after the `*at` already written (the caller truncates `out` to `*at` when every
+/// sink has been seen). A sink seen in the same state as the last run costs no allocation: its
+/// name, state and error are kept, and made anew only when they changed. \[pure\]
+pub fn update_sink(
+    out: &mut Vec<SinkFacts>,
+    at: &mut usize,
+    status: &crate::push::sink::SinkStatus,
+    now: f64,
+    started: f64,
+) {
+    if status.state == "disabled" || status.state.is_empty() {
+        return;
+    }
+    if *at == out.len() {
+        out.push(SinkFacts { name: status.name.clone(), ..SinkFacts::default() });
+    }
+    let facts = &mut out[*at];
+    facts.name.clone_from(&status.name);
+    keep_text(&mut facts.state, &status.state);
+    keep_some_text(&mut facts.last_error, status.last_error.as_deref());
+    facts.failing_for = if status.state == "ok" {
+        0.0
+    } else {
+        let since = status.last_success.map_or(started, |t| (t as f64).max(started));
+        (now - since).max(0.0)
+    };
+    *at += 1;
+}
+
+/// Makes `slot` say `text`, allocating only when it says something else.
+fn keep_text(slot: &mut Arc<str>, text: &str) {
+    if **slot != *text {
+        *slot = Arc::from(text);
+    }
+}
+
+/// [`keep_text`] for a text that may be absent.
+fn keep_some_text(slot: &mut Option<Arc<str>>, text: Option<&str>) {
+    match (slot.as_mut(), text) {
+        (_, None) => *slot = None,
+        (Some(slot), Some(text)) => keep_text(slot, text),
+        (None, Some(text)) => *slot = Some(Arc::from(text)),
+    }
 }
 
 /// The `fleet` checks' facts from the fleet client's state in the daemon (the typed
@@ -198,31 +263,49 @@ pub fn fleet_facts(
     now: f64,
     started: f64,
 ) -> Option<FleetFacts> {
+    let mut out = None;
+    update_fleet(&mut out, status, now, started);
+    out
+}
+
+/// [`fleet_facts`] written over the facts of the run before: texts (the error, the last
+/// action's id, stage and reason) are made anew only when they changed, so a run that finds the
+/// client as it was allocates nothing. \[pure\]
+pub fn update_fleet(
+    out: &mut Option<FleetFacts>,
+    status: &crate::fleet::state::Status,
+    now: f64,
+    started: f64,
+) {
     let never_ran = status.server.is_empty()
         && status.last_error.is_none()
         && status.last_poll.is_none()
         && status.current.is_none()
         && status.history.is_empty();
     if never_ran {
-        return None;
+        *out = None;
+        return;
     }
+    let facts = out.get_or_insert_with(FleetFacts::default);
     let since = status.last_success.map_or(started, |t| t as f64);
-    let ended = |a: &crate::fleet::state::Action| {
-        a.stage.is_final().then(|| FleetOutcome {
-            id: Arc::from(a.id.as_str()),
-            stage: Arc::from(a.stage.as_str()),
-            detail: a.details.last().map(|d| Arc::from(d.as_str())),
-        })
-    };
-    Some(FleetFacts {
-        silent_for: (now - since).max(0.0),
-        error: status.last_error.as_deref().map(Arc::from),
-        last_action: status
-            .current
-            .as_ref()
-            .and_then(ended)
-            .or_else(|| status.history.first().and_then(ended)),
-    })
+    facts.silent_for = (now - since).max(0.0);
+    keep_some_text(&mut facts.error, status.last_error.as_deref());
+    let ended = |a: &&crate::fleet::state::Action| a.stage.is_final();
+    let last =
+        status.current.as_ref().filter(ended).or_else(|| status.history.first().filter(ended));
+    match last {
+        None => facts.last_action = None,
+        Some(action) => {
+            let outcome = facts.last_action.get_or_insert_with(|| FleetOutcome {
+                id: Arc::from(action.id.as_str()),
+                stage: Arc::from(action.stage.as_str()),
+                detail: None,
+            });
+            keep_text(&mut outcome.id, &action.id);
+            keep_text(&mut outcome.stage, action.stage.as_str());
+            keep_some_text(&mut outcome.detail, action.details.last().map(String::as_str));
+        }
+    }
 }
 
 /// The `fleet` checks' facts from the fleet client `fleet` runs in this daemon (read in place,
@@ -233,6 +316,75 @@ pub fn fleet_state(
     started: f64,
 ) -> Option<FleetFacts> {
     fleet.read(|status| fleet_facts(status, now, started))
+}
+
+/// Sinks' statuses, read in place one after the other (the daemon's
+/// [`Registry`](crate::push::sink::Registry); a plain list in tests and the benchmark).
+pub trait SinkStatuses: std::fmt::Debug {
+    /// Calls `f` with every sink's status, in name order.
+    fn for_each_status(&self, f: &mut dyn FnMut(&crate::push::sink::SinkStatus));
+}
+
+impl SinkStatuses for crate::push::sink::Registry {
+    fn for_each_status(&self, f: &mut dyn FnMut(&crate::push::sink::SinkStatus)) {
+        self.for_each(f);
+    }
+}
+
+impl SinkStatuses for Vec<crate::push::sink::SinkStatus> {
+    fn for_each_status(&self, f: &mut dyn FnMut(&crate::push::sink::SinkStatus)) {
+        self.iter().for_each(f);
+    }
+}
+
+/// Where the daemon's checks find their facts besides the snapshot.
+#[derive(Debug, Clone, Copy)]
+pub struct Sources<'a> {
+    /// What the snapd poller learned.
+    pub snapd: &'a SnapdView,
+    /// The spool directory (`spool`).
+    pub spool_dir: &'a Path,
+    /// The sinks' figures (`push`): the daemon's [`Registry`](crate::push::sink::Registry).
+    pub sinks: Option<&'a dyn SinkStatuses>,
+    /// The fleet client, while `fleet.enabled` (`fleet`, `fleet-action`).
+    pub fleet: Option<&'a crate::fleet::daemon::Fleet>,
+    /// When the daemon started, seconds since the epoch.
+    pub started: f64,
+}
+
+/// The checks' facts and situation, kept by the collector from one run to the next and brought
+/// up to date in place by [`Gathered::gather`]. The sinks' statuses and the fleet client's are
+/// read where they are kept (no copy per run), and a text (a name, a state, an error) is made
+/// anew only when it changed: a run that finds everything as it was allocates nothing here.
+/// \[io: the spools, through [`SpoolWatch`]\]
+#[derive(Debug, Default)]
+pub struct Gathered {
+    facts: Facts,
+    situation: Situation,
+    spools: SpoolWatch,
+}
+
+impl Gathered {
+    /// The facts and situation at `now` (seconds) and `now_ms` (milliseconds, the spools' clock).
+    pub fn gather(&mut self, from: &Sources<'_>, now: f64, now_ms: u64) -> (&Facts, &Situation) {
+        self.facts.snapd = from.snapd.facts(now);
+        from.snapd.missing_plugs_into(&mut self.situation.missing_plugs);
+        self.spools.refresh(from.spool_dir, now_ms, &mut self.facts.spools);
+        let mut at = 0;
+        if let Some(sinks) = from.sinks {
+            sinks.for_each_status(&mut |status| {
+                update_sink(&mut self.facts.sinks, &mut at, status, now, from.started);
+            });
+        }
+        self.facts.sinks.truncate(at);
+        match from.fleet {
+            Some(fleet) => fleet.read(|status| {
+                update_fleet(&mut self.facts.fleet, status, now, from.started);
+            }),
+            None => self.facts.fleet = None,
+        }
+        (&self.facts, &self.situation)
+    }
 }
 
 /// What the poller last learned from snapd.
@@ -272,9 +424,56 @@ impl SnapdView {
         })
     }
 
+    /// The daemon uses snapd, from `started` (seconds since the epoch) on.
+    pub fn mark_used(&self, started: f64) {
+        let mut known = self.lock();
+        known.used = true;
+        known.started = started;
+    }
+
+    /// What one poll of snapd learned at `now`: whether snapd answered, the error of the last
+    /// call that failed, the other snaps' health (`None`: not asked, or no answer), and the
+    /// needed plugs that are not connected (kept from the last answer when snapd did not answer).
+    pub fn record(
+        &self,
+        now: f64,
+        answered: bool,
+        error: Option<String>,
+        snaps: Option<Arc<[SnapHealth]>>,
+        missing: Vec<String>,
+    ) {
+        let mut known = self.lock();
+        if !known.used {
+            return;
+        }
+        if answered {
+            known.last_answer = Some(now);
+        }
+        // At debug: the configuration's retry loop already says once that snapd is away,
+        // and the `snapd` check reports it.
+        if known.error.is_none() && error.is_some() {
+            debug!(error = error.as_deref().unwrap_or_default(), "snapd does not answer");
+        } else if known.error.is_some() && error.is_none() {
+            debug!("snapd answers again");
+        }
+        known.error = error.map(Arc::from);
+        known.snaps = snaps;
+        if answered {
+            known.missing_plugs = missing;
+        }
+    }
+
     /// The needed plugs that are not connected, as last seen.
     pub fn missing_plugs(&self) -> Vec<String> {
         self.lock().missing_plugs.clone()
+    }
+
+    /// [`SnapdView::missing_plugs`] into `out`, copied only when they changed.
+    pub fn missing_plugs_into(&self, out: &mut Vec<String>) {
+        let known = self.lock();
+        if *out != known.missing_plugs {
+            out.clone_from(&known.missing_plugs);
+        }
     }
 }
 
@@ -295,9 +494,7 @@ pub async fn poll_snapd(
     let env_socket = std::env::var_os(crate::snapd::SNAPD_SOCKET_ENV).is_some();
     let used = ctl.is_some() || env_socket;
     if used {
-        let mut known = view.lock();
-        known.used = true;
-        known.started = now();
+        view.mark_used(now());
     }
     let rest = Client::from_env().with_timeout(SNAPD_CALL_TIMEOUT);
     loop {
@@ -336,24 +533,7 @@ pub async fn poll_snapd(
                 Err(err) => debug!(error = %err, "cannot list snaps"),
             }
         }
-        if used {
-            let mut known = view.lock();
-            if answered {
-                known.last_answer = Some(now());
-            }
-            // At debug: the configuration's retry loop already says once that snapd is away,
-            // and the `snapd` check reports it.
-            if known.error.is_none() && error.is_some() {
-                debug!(error = error.as_deref().unwrap_or_default(), "snapd does not answer");
-            } else if known.error.is_some() && error.is_none() {
-                debug!("snapd answers again");
-            }
-            known.error = error.map(Arc::from);
-            known.snaps = others;
-            if answered {
-                known.missing_plugs = missing;
-            }
-        }
+        view.record(now(), answered, error, others, missing);
         let period =
             Duration::from_secs(u64::from(config.borrow_and_update().interval)).max(SNAPD_POLL_MIN);
         tokio::select! {
@@ -435,11 +615,11 @@ pub struct Latest {
 }
 
 /// A run's health and results.
-type LatestRun = (Health, Arc<CheckSet>);
+type LatestRun = (Arc<Health>, Arc<CheckSet>);
 
 impl Latest {
     /// Records a run's health and results.
-    pub fn set(&self, health: Health, set: Arc<CheckSet>) {
+    pub fn set(&self, health: Arc<Health>, set: Arc<CheckSet>) {
         if let Ok(mut latest) = self.inner.lock() {
             *latest = Some((health, set));
         }
@@ -454,7 +634,7 @@ impl Latest {
                 (health, serde_json::from_slice(&set.json()).unwrap_or(serde_json::Value::Null))
             }
             None => (
-                health::map(&[], &Situation { starting: true, ..Situation::default() }),
+                Arc::new(health::map(&[], &Situation { starting: true, ..Situation::default() })),
                 serde_json::Value::Null,
             ),
         };
@@ -511,7 +691,7 @@ mod tests {
         let changes = out.changes.unwrap();
         assert_eq!(changes.seq, 1);
         assert_eq!(changes.sse, out.set.sse());
-        assert_eq!(out.health, Health::okay());
+        assert_eq!(*out.health, Health::okay());
         assert!(String::from_utf8_lossy(&out.set.prometheus())
             .contains("pocketses_check_state{check=\"load\"} 0\n"));
         // Nothing changed: no event.
@@ -534,6 +714,34 @@ mod tests {
         let doc: Value = serde_json::from_slice(&out.set.json()).unwrap();
         assert_eq!(doc["state"], "CRIT");
         assert_eq!(doc["exit-code"], 2);
+    }
+
+    #[test]
+    fn the_health_is_mapped_again_only_when_a_state_or_the_situation_changes() {
+        let mut checker = Checker::new();
+        let snapshot = sample_snapshot();
+        let none = Situation::default();
+        let crit = config(&["checks.memory.crit=101:", "checks.memory.failures-before-critical=1"]);
+        let run = |checker: &mut Checker, situation: &Situation, config: &Config, t: f64| {
+            checker.run(1, &snapshot, &Facts::default(), situation, config, t).health
+        };
+        let first = run(&mut checker, &none, &crit, 0.0);
+        assert_eq!(first.code, "memory-critical");
+        // Nothing changed: the same health, not a new one.
+        let again = run(&mut checker, &none, &crit, 1.0);
+        assert!(Arc::ptr_eq(&first, &again));
+        // The situation changed: mapped again (CRIT still wins over a missing plug).
+        let blocked =
+            Situation { missing_plugs: vec!["mount-observe".into()], ..Situation::default() };
+        let later = run(&mut checker, &blocked, &crit, 2.0);
+        assert!(!Arc::ptr_eq(&first, &later));
+        assert_eq!(*later, *first);
+        // A state changed: memory back to OK, the plug shows.
+        let ok = run(&mut checker, &blocked, &Config::default(), 3.0);
+        assert_eq!((ok.status, ok.code.as_str()), (health::Status::Blocked, "needs-mount-observe"));
+        // A starting situation is never what a run reports.
+        let starting = Situation { starting: true, ..Situation::default() };
+        assert_eq!(*run(&mut checker, &starting, &Config::default(), 4.0), Health::okay());
     }
 
     #[test]
@@ -678,6 +886,141 @@ mod tests {
     }
 
     #[test]
+    fn sink_facts_written_over_the_last_run_keep_what_did_not_change() {
+        use crate::push::sink::SinkStatus;
+        let status = |name: &str, state: &str, error: Option<&str>| SinkStatus {
+            name: name.into(),
+            state: state.into(),
+            last_error: error.map(String::from),
+            ..SinkStatus::default()
+        };
+        let update = |out: &mut Vec<SinkFacts>, statuses: &[SinkStatus], now: f64| {
+            let mut at = 0;
+            for s in statuses {
+                update_sink(out, &mut at, s, now, 500.0);
+            }
+            out.truncate(at);
+        };
+        let first = [
+            status("a", "ok", None),
+            status("b", "failing", Some("cannot connect")),
+            status("c", "disabled", None),
+        ];
+        let mut out = Vec::new();
+        update(&mut out, &first, 1000.0);
+        assert_eq!(out, sink_facts(&first, 1000.0, 500.0));
+        let (state_a, error_b) = (Arc::clone(&out[0].state), out[1].last_error.clone().unwrap());
+        // The same sinks a run later: the same texts, only the time moved.
+        update(&mut out, &first, 1010.0);
+        assert_eq!(out, sink_facts(&first, 1010.0, 500.0));
+        assert!(Arc::ptr_eq(&out[0].state, &state_a));
+        assert!(Arc::ptr_eq(out[1].last_error.as_ref().unwrap(), &error_b));
+        // A state and an error that changed are new; a sink gone is gone; one enabled counts.
+        let second = [
+            status("a", "throttled", None),
+            status("b", "failing", Some("refused")),
+            status("c", "ok", None),
+        ];
+        update(&mut out, &second, 1020.0);
+        assert_eq!(out, sink_facts(&second, 1020.0, 500.0));
+        assert_eq!(&*out[0].state, "throttled");
+        let third = [status("c", "ok", None)];
+        update(&mut out, &third, 1030.0);
+        assert_eq!(out, sink_facts(&third, 1030.0, 500.0));
+        update(&mut out, &[], 1040.0);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn fleet_facts_written_over_the_last_run_equal_fresh_ones() {
+        use crate::fleet::state::{Action, Stage, Status};
+        let action = |id: &str, stage: Stage, details: &[&str]| Action {
+            stage,
+            details: details.iter().map(|d| d.to_string()).collect(),
+            ..Action::new(id, "bundle.swu", "1.0", None, 0)
+        };
+        let server = || Status { server: "https://fleet".into(), ..Status::default() };
+        let statuses = [
+            server(),
+            Status { last_error: Some("refused".into()), last_success: Some(900), ..server() },
+            Status {
+                last_error: Some("refused".into()),
+                history: vec![action("7", Stage::Failed, &["bad signature"])],
+                ..server()
+            },
+            Status {
+                current: Some(action("8", Stage::Downloading, &[])),
+                history: vec![action("7", Stage::Failed, &["bad signature"])],
+                ..server()
+            },
+            Status { current: Some(action("8", Stage::Done, &[])), ..server() },
+            Status::default(),
+            Status { current: Some(action("9", Stage::Cancelled, &["by the server"])), ..server() },
+        ];
+        let mut out = None;
+        for (i, status) in statuses.iter().enumerate() {
+            let now = 1000.0 + i as f64;
+            update_fleet(&mut out, status, now, 500.0);
+            assert_eq!(out, fleet_facts(status, now, 500.0), "{i}");
+            // Again, unchanged: the same texts, not new ones.
+            let before = out.clone();
+            update_fleet(&mut out, status, now, 500.0);
+            assert_eq!(out, before, "{i}");
+            if let (Some(a), Some(b)) = (&out, &before) {
+                if let (Some(x), Some(y)) = (&a.error, &b.error) {
+                    assert!(Arc::ptr_eq(x, y), "{i}");
+                }
+                if let (Some(x), Some(y)) = (&a.last_action, &b.last_action) {
+                    assert!(Arc::ptr_eq(&x.id, &y.id) && Arc::ptr_eq(&x.stage, &y.stage), "{i}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gathered_facts_follow_their_sources() {
+        use crate::push::sink::SinkStatus;
+        let dir = tempfile::tempdir().unwrap();
+        let snapd = SnapdView::default();
+        let mut gathered = Gathered::default();
+        let sinks = vec![SinkStatus {
+            name: "vm".into(),
+            state: "failing".into(),
+            last_success: Some(900),
+            ..SinkStatus::default()
+        }];
+        let fleet_path = dir.path().join("fleet-status.json");
+        std::fs::write(&fleet_path, r#"{"server":"https://fleet","controller-id":"c1","last-success":950,"polls":0,"errors":0,"bytes-downloaded":0}"#).unwrap();
+        let fleet = crate::fleet::daemon::Fleet::new(fleet_path);
+        let spool_dir = dir.path().join("spool");
+        let sources = Sources {
+            snapd: &snapd,
+            spool_dir: &spool_dir,
+            sinks: Some(&sinks),
+            fleet: Some(&fleet),
+            started: 500.0,
+        };
+        let (facts, situation) = gathered.gather(&sources, 1000.0, 1_000_000);
+        assert_eq!(facts.snapd, None, "the daemon does not use snapd");
+        assert_eq!(facts.sinks, sink_facts(&sinks, 1000.0, 500.0));
+        assert_eq!(facts.fleet.as_ref().map(|f| f.silent_for), Some(50.0));
+        assert!(facts.spools.is_empty() && situation.missing_plugs.is_empty());
+        // snapd answers, with a plug missing; the fleet is turned off, the sinks go away.
+        snapd.mark_used(900.0);
+        snapd.record(990.0, true, None, None, vec!["mount-observe".into()]);
+        let sources = Sources { sinks: None, fleet: None, ..sources };
+        let (facts, situation) = gathered.gather(&sources, 1000.0, 1_000_000);
+        assert_eq!(facts.snapd.as_ref().map(|s| s.silent_for), Some(0.0));
+        assert_eq!((facts.sinks.len(), facts.fleet.is_none()), (0, true));
+        assert_eq!(situation.missing_plugs, ["mount-observe"]);
+        // snapd stops answering: the plugs stay as last seen, the silence counts.
+        snapd.record(1000.0, false, Some("refused".into()), None, Vec::new());
+        let (facts, situation) = gathered.gather(&sources, 1030.0, 1_000_000);
+        assert_eq!(facts.snapd.as_ref().map(|s| s.silent_for), Some(40.0));
+        assert_eq!(situation.missing_plugs, ["mount-observe"]);
+    }
+
+    #[test]
     fn snapd_silence_is_counted_from_the_last_answer() {
         let view = SnapdView::default();
         assert_eq!(view.facts(10.0), None, "not used");
@@ -722,7 +1065,7 @@ mod tests {
         assert_eq!(waiting.status, health::Status::Waiting);
         let error =
             Health::new(health::Status::Error, "load is critical", "load-critical").unwrap();
-        latest.set(error.clone(), Arc::new(CheckSet::new(1, 0.0, Vec::new())));
+        latest.set(Arc::new(error.clone()), Arc::new(CheckSet::new(1, 0.0, Vec::new())));
         let reply = latest.reply();
         assert_eq!(reply["document"]["state"], "OK");
         assert_eq!(health_from_reply(&reply).unwrap(), error);

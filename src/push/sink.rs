@@ -139,6 +139,13 @@ impl Registry {
         lock(&self.sinks).values().map(|s| lock(s).clone()).collect()
     }
 
+    /// Reads every sink's status in place, by name, without a copy (the checks, every cycle).
+    pub fn for_each(&self, mut f: impl FnMut(&SinkStatus)) {
+        for status in lock(&self.sinks).values() {
+            f(&lock(status));
+        }
+    }
+
     fn entry(&self, name: &str) -> Arc<Mutex<SinkStatus>> {
         lock(&self.sinks)
             .entry(name.to_string())
