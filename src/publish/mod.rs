@@ -14,9 +14,10 @@
 //!
 //! The rule is for snapshots, which supersede each other. Events that report a change of state
 //! (`remodel`, `fleet`, `check`) also travel on a ring of their own, [`STATE_CAPACITY`] deep,
-//! which SSE subscribers read them from: a reader that falls behind on snapshots still gets
-//! every state event, in order. One that falls [`STATE_CAPACITY`] state events behind is
-//! disconnected rather than silently missing one (a browser's `EventSource` reconnects).
+//! which SSE subscribers and the line stream (its remodel reports) read them from: a reader that
+//! falls behind on snapshots still gets every state event, in order. One that falls
+//! [`STATE_CAPACITY`] state events behind is disconnected rather than silently missing one (a
+//! browser's `EventSource` reconnects; a line subscriber reconnects and reads the latest).
 
 pub mod auth;
 pub mod dashboard;
@@ -47,8 +48,9 @@ use crate::metrics::Snapshot;
 /// a few intervals behind is better served by the newest than by history.
 pub const QUEUE_CAPACITY: usize = 4;
 
-/// How many state events (`remodel`, `fleet`, `check`) an SSE subscriber may fall behind before
-/// it is disconnected; they are never dropped by the drop-oldest rule of [`QUEUE_CAPACITY`].
+/// How many state events (`remodel`, `fleet`, `check`) an SSE or line-stream subscriber may fall
+/// behind before it is disconnected; they are never dropped by the drop-oldest rule of
+/// [`QUEUE_CAPACITY`].
 /// They are rare (a state change, a remodel's progress), so this is minutes of a stuck reader.
 pub const STATE_CAPACITY: usize = 64;
 
@@ -288,7 +290,8 @@ pub struct Hub {
 #[derive(Debug)]
 struct Inner {
     tx: broadcast::Sender<Event>,
-    /// State events only (not snapshots), for SSE subscribers: never dropped for a slow one.
+    /// State events only (not snapshots), for SSE and line subscribers: never dropped for a
+    /// slow one.
     state_tx: broadcast::Sender<Event>,
     latest: Mutex<Option<Arc<Published>>>,
     checks: Mutex<Option<Arc<CheckSet>>>,
@@ -359,10 +362,18 @@ impl Hub {
         *self.inner.sent.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// A receiver of the broadcast and the number of events sent before it joined.
-    fn receiver_at(&self) -> (broadcast::Receiver<Event>, u64) {
+    /// A receiver of the broadcast, one of the state events' ring, and the number of events
+    /// sent on the broadcast before they joined (both at the same point of the stream).
+    fn receiver_at(&self) -> (broadcast::Receiver<Event>, broadcast::Receiver<Event>, u64) {
         let sent = self.inner.sent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        (self.inner.tx.subscribe(), *sent)
+        (self.inner.tx.subscribe(), self.inner.state_tx.subscribe(), *sent)
+    }
+
+    /// Turns the line stream's shards off for this hub (one task per subscriber), as
+    /// [`shard::SHARDS_ENV`]`=0` does for a daemon, without the process-wide variable.
+    #[cfg(test)]
+    pub(crate) fn without_shards(&self) {
+        let _ = self.inner.shards.set(None);
     }
 
     /// The line stream's fan-out shards: one per runtime worker, started on the current runtime
@@ -428,7 +439,8 @@ impl Hub {
     }
 
     /// Joins the ring of state events (`remodel`, `fleet`, `check`), which is never dropped
-    /// from for a slow reader (see [`STATE_CAPACITY`]); join it before reading the latest checks.
+    /// from for a slow reader (see [`STATE_CAPACITY`]); join it before the broadcast and before
+    /// reading the latest checks.
     pub fn subscribe_state(&self) -> broadcast::Receiver<Event> {
         self.inner.state_tx.subscribe()
     }

@@ -9,10 +9,13 @@
 //!
 //! A write the socket cannot take whole hands the subscriber back to its own task
 //! (`tcp::subscriber`), which finishes the line as before, counted as blocked, while the shard
-//! queues what comes next in the subscriber's [`Flow`]: at most [`QUEUE_CAPACITY`] messages,
+//! queues what comes next in the subscriber's [`Flow`]: at most [`QUEUE_CAPACITY`] snapshots,
 //! dropping the oldest, counted in [`super::Counters::dropped`] when the subscriber catches up —
-//! the same drop-oldest rule as the broadcast ring. Once its queue is empty the subscriber is
-//! live again and the shard writes it directly. Flood limits, TLS and `AUTH` stay in the
+//! the same drop-oldest rule as the broadcast ring. Remodel reports are never dropped: the shard
+//! takes them from the hub's state ring ([`STATE_CAPACITY`] deep), and a subscriber queues up to
+//! [`STATE_CAPACITY`] of them; one that falls further behind is disconnected rather than silently
+//! missing one, as an SSE stream is. Once its queue is empty the subscriber is live again and the
+//! shard writes it directly. Flood limits, TLS and `AUTH` stay in the
 //! subscriber's task; TLS subscribers are not sharded (their stream needs one owner).
 
 use std::collections::VecDeque;
@@ -25,7 +28,7 @@ use tokio::net::TcpStream;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, Notify};
 
-use super::{next_message, Event, Hub, Next, Wire, QUEUE_CAPACITY};
+use super::{next_message, Event, Hub, Next, Wire, QUEUE_CAPACITY, STATE_CAPACITY};
 
 /// Environment variable that sets the number of shards (0: one task per subscriber, as before
 /// sharding). For measurements (`bench/fanout-ab`); the default is the runtime's worker count.
@@ -110,8 +113,9 @@ pub struct Flow {
     pub mode: Mode,
     /// The rest of a line the shard could not write whole: its bytes and how much was written.
     pub partial: Option<(Bytes, usize)>,
-    /// Messages waiting behind `partial`, oldest first, at most [`QUEUE_CAPACITY`].
-    pub queue: VecDeque<Bytes>,
+    /// Messages waiting behind `partial`, oldest first, each with whether it is a state event
+    /// (a report): at most [`QUEUE_CAPACITY`] snapshots and [`STATE_CAPACITY`] reports.
+    pub queue: VecDeque<(Bytes, bool)>,
     /// Messages dropped from the queue (drop-oldest) not yet counted in `dropped`.
     pub lost: u64,
 }
@@ -145,18 +149,31 @@ impl Flow {
         match self.mode {
             Mode::Live => true,
             Mode::Behind | Mode::Closed => {
-                self.push(message.line.clone());
+                self.push(message.line.clone(), message.seq.is_none());
                 false
             }
         }
     }
 
-    /// Queues `line`, dropping the oldest queued message past [`QUEUE_CAPACITY`].
-    pub fn push(&mut self, line: Bytes) {
-        self.queue.push_back(line);
-        while self.queue.len() > QUEUE_CAPACITY {
-            self.queue.pop_front();
-            self.lost += 1;
+    /// Queues `line`: a snapshot drops the oldest queued snapshot past [`QUEUE_CAPACITY`]; a
+    /// state event (`state`) is never dropped, and one past [`STATE_CAPACITY`] closes the flow
+    /// instead (counted in `lost`): the subscriber is disconnected rather than silently missing it.
+    pub fn push(&mut self, line: Bytes, state: bool) {
+        self.queue.push_back((line, state));
+        if state {
+            if self.queue.iter().filter(|(_, state)| *state).count() > STATE_CAPACITY {
+                self.queue.clear();
+                self.partial = None;
+                self.mode = Mode::Closed;
+                self.lost += 1;
+            }
+            return;
+        }
+        while self.queue.iter().filter(|(_, state)| !*state).count() > QUEUE_CAPACITY {
+            if let Some(oldest) = self.queue.iter().position(|(_, state)| !*state) {
+                self.queue.remove(oldest);
+                self.lost += 1;
+            }
         }
     }
 
@@ -176,7 +193,7 @@ impl Flow {
     pub fn start(&mut self, seq: u64, line: Bytes) {
         if seq > self.last_seq {
             self.last_seq = seq;
-            self.push(line);
+            self.push(line, false);
         }
     }
 
@@ -187,7 +204,7 @@ impl Flow {
             return Some(partial);
         }
         match self.queue.pop_front() {
-            Some(line) => Some((line, 0)),
+            Some((line, _)) => Some((line, 0)),
             None => {
                 if self.mode == Mode::Behind {
                     self.mode = Mode::Live;
@@ -273,9 +290,9 @@ impl Shards {
     pub fn start(hub: &Hub, n: usize) -> Shards {
         let shards: Vec<Arc<Shard>> = (0..n.max(1)).map(|_| Arc::new(Shard::default())).collect();
         for shard in &shards {
-            let (rx, sent) = hub.receiver_at();
+            let (rx, state, sent) = hub.receiver_at();
             shard.seen.store(sent, Ordering::Release);
-            tokio::spawn(run(hub.clone(), Arc::clone(shard), rx));
+            tokio::spawn(run(hub.clone(), Arc::clone(shard), rx, state));
         }
         Shards { shards }
     }
@@ -301,50 +318,95 @@ impl Shards {
 }
 
 /// A shard's task: one wake-up per event, then a write to each of its live subscribers.
-async fn run(hub: Hub, shard: Arc<Shard>, mut rx: broadcast::Receiver<Event>) {
+///
+/// Snapshots come from the hub's ring (`rx`, drop-oldest), remodel reports from its state ring
+/// (`state`, never dropped), read first. A report is sent to the state ring before the
+/// snapshots' ring, so by the time the shard takes it from `rx` (where it only counts towards
+/// [`Shard::seen`]) it has already written it.
+async fn run(
+    hub: Hub,
+    shard: Arc<Shard>,
+    mut rx: broadcast::Receiver<Event>,
+    mut state: broadcast::Receiver<Event>,
+) {
     let mut entries: Vec<Arc<Entry>> = Vec::new();
     loop {
-        let event = match rx.recv().await {
-            Ok(event) => event,
-            Err(RecvError::Lagged(n)) => {
-                // The shard itself fell behind the ring: every subscriber of it lost `n`.
-                entries.retain(|e| e.flow().mode != Mode::Closed);
-                let lost = n.saturating_mul(entries.len() as u64);
-                hub.counters().dropped.fetch_add(lost, Ordering::Relaxed);
-                shard.seen.fetch_add(n, Ordering::Release);
-                shard.passed.notify_waiters();
-                continue;
-            }
-            Err(RecvError::Closed) => return,
-        };
-        if let Ok(mut incoming) = shard.incoming.lock() {
-            entries.append(&mut incoming);
-        }
-        let wire = Wire::Line { remodel_events: hub.remodel_events() };
-        let Some(message) = Message::of(&event, wire) else {
-            shard.seen.fetch_add(1, Ordering::Release);
-            shard.passed.notify_waiters();
-            continue;
-        };
-        let mut i = 0;
-        let mut written = 0;
-        while i < entries.len() {
-            match deliver(&entries[i], &message) {
-                Delivered::Closed => {
-                    entries.swap_remove(i);
+        let (event, from_state) = tokio::select! {
+            biased;
+            res = state.recv() => match res {
+                Ok(event) => (event, true),
+                Err(RecvError::Lagged(n)) => {
+                    // The shard itself fell STATE_CAPACITY state events behind. When reports go
+                    // on the line stream, its subscribers would miss one: disconnect them, as a
+                    // subscriber that falls that far behind on its own is.
+                    if hub.remodel_events() {
+                        if let Ok(mut incoming) = shard.incoming.lock() {
+                            entries.append(&mut incoming);
+                        }
+                        for entry in entries.drain(..) {
+                            entry.flow().mode = Mode::Closed;
+                            entry.wake.notify_one();
+                            hub.counters().dropped.fetch_add(n, Ordering::Relaxed);
+                        }
+                    }
                     continue;
                 }
-                Delivered::Written => written += 1,
-                Delivered::Nothing => {}
+                Err(RecvError::Closed) => return,
+            },
+            res = rx.recv() => match res {
+                Ok(event) => (event, false),
+                Err(RecvError::Lagged(n)) => {
+                    // The shard itself fell behind the ring: every subscriber of it lost `n`.
+                    entries.retain(|e| e.flow().mode != Mode::Closed);
+                    let lost = n.saturating_mul(entries.len() as u64);
+                    hub.counters().dropped.fetch_add(lost, Ordering::Relaxed);
+                    shard.seen.fetch_add(n, Ordering::Release);
+                    shard.passed.notify_waiters();
+                    continue;
+                }
+                Err(RecvError::Closed) => return,
+            },
+        };
+        // Reports from the state ring only; snapshots from the snapshots' ring only.
+        let take = if from_state {
+            matches!(event, Event::Remodel(_))
+        } else {
+            matches!(event, Event::Snapshot(_))
+        };
+        if take {
+            if let Ok(mut incoming) = shard.incoming.lock() {
+                entries.append(&mut incoming);
             }
-            i += 1;
-            if written >= YIELD_EVERY {
-                written = 0;
-                tokio::task::yield_now().await;
+            let wire = Wire::Line { remodel_events: hub.remodel_events() };
+            if let Some(message) = Message::of(&event, wire) {
+                deliver_all(&mut entries, &message).await;
             }
         }
-        shard.seen.fetch_add(1, Ordering::Release);
-        shard.passed.notify_waiters();
+        if !from_state {
+            shard.seen.fetch_add(1, Ordering::Release);
+            shard.passed.notify_waiters();
+        }
+    }
+}
+
+/// Offers `message` to every subscriber of a shard, forgetting those that are gone.
+async fn deliver_all(entries: &mut Vec<Arc<Entry>>, message: &Message) {
+    let mut i = 0;
+    let mut written = 0;
+    while i < entries.len() {
+        match deliver(&entries[i], message) {
+            Delivered::Closed => {
+                entries.swap_remove(i);
+                continue;
+            }
+            Delivered::Written => written += 1,
+            Delivered::Nothing => {}
+        }
+        i += 1;
+        if written >= YIELD_EVERY {
+            written = 0;
+            tokio::task::yield_now().await;
+        }
     }
 }
 
@@ -365,6 +427,11 @@ fn deliver(entry: &Entry, message: &Message) -> Delivered {
         return Delivered::Closed;
     }
     if !flow.take(message) {
+        if flow.mode == Mode::Closed {
+            // Too far behind on reports: its task ends the connection.
+            entry.wake.notify_one();
+            return Delivered::Closed;
+        }
         return Delivered::Nothing;
     }
     match write_now(&entry.stream, &message.line) {
@@ -411,9 +478,16 @@ mod tests {
     fn line_of(event: &Event) -> Bytes {
         match event {
             Event::Snapshot(p) => p.line.clone(),
+            Event::Remodel(report) => report.line.clone(),
             _ => Bytes::new(),
         }
     }
+
+    fn report(n: usize) -> Event {
+        Event::Remodel(Report::new(format!(r#"{{"event":"remodel","n":{n}}}"#)))
+    }
+
+    const REPORTS: Wire = Wire::Line { remodel_events: true };
 
     #[test]
     fn shard_count_follows_the_workers_unless_asked() {
@@ -489,6 +563,50 @@ mod tests {
         let got: Vec<Bytes> = std::iter::from_fn(|| flow.next_for_task().map(|(l, _)| l)).collect();
         let want: Vec<Bytes> = events[3..].iter().map(line_of).collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_subscriber_behind_keeps_every_report_and_the_newest_snapshots() {
+        let mut flow = Flow::new();
+        let mut events = Vec::new();
+        for seq in 1..=10 {
+            events.push(snap(seq));
+            if seq % 3 == 0 {
+                events.push(report(seq as usize));
+            }
+        }
+        for e in &events {
+            assert_eq!(flow.offer(e, REPORTS), Step::Nothing);
+        }
+        let got: Vec<Bytes> = std::iter::from_fn(|| flow.next_for_task().map(|(l, _)| l)).collect();
+        // The reports in their places; of the snapshots, the newest QUEUE_CAPACITY.
+        let want: Vec<Bytes> = events
+            .iter()
+            .filter(|e| match e {
+                Event::Snapshot(p) => p.seq > 10 - QUEUE_CAPACITY as u64,
+                _ => true,
+            })
+            .map(line_of)
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(flow.lost, 10 - QUEUE_CAPACITY as u64);
+        assert_eq!(flow.mode, Mode::Live);
+    }
+
+    #[test]
+    fn a_subscriber_too_far_behind_on_reports_is_closed_not_left_short() {
+        let mut flow = Flow::new();
+        for n in 0..STATE_CAPACITY {
+            assert_eq!(flow.offer(&report(n), REPORTS), Step::Nothing);
+            assert_eq!(flow.offer(&snap(n as u64 + 1), REPORTS), Step::Nothing);
+        }
+        assert_eq!(flow.mode, Mode::Behind);
+        assert_eq!(flow.queue.len(), STATE_CAPACITY + QUEUE_CAPACITY);
+        assert_eq!(flow.offer(&report(STATE_CAPACITY), REPORTS), Step::Nothing);
+        assert_eq!(flow.mode, Mode::Closed);
+        assert!(flow.queue.is_empty());
+        assert_eq!(flow.next_for_task(), None);
+        assert_eq!(flow.mode, Mode::Closed);
     }
 
     #[test]

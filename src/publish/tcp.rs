@@ -29,7 +29,7 @@ use super::limits::Reason;
 use super::listen::{accept_loop, Gate, Kind, Serving, Ticket};
 use super::shard::{Mode, Registration, Shards};
 use super::tls::Tls;
-use super::{next_message, Hub, Next, Slot, Wire};
+use super::{next_message, Event, Hub, Next, Slot, Wire};
 
 /// Listen backlog: connections the kernel completes while the daemon has not accepted them yet.
 pub const LISTEN_BACKLOG: u32 = 1024;
@@ -367,6 +367,9 @@ async fn subscriber(
         return;
     }
     drop(tracker);
+    // The state ring first (as SSE): remodel reports come from it, never dropped; snapshots from
+    // the broadcast, drop-oldest.
+    let mut state = hub.subscribe_state();
     let (mut rx, latest) = hub.subscribe();
     let mut last_seq = 0;
     if let Some(first) = latest {
@@ -381,15 +384,38 @@ async fn subscriber(
     tokio::pin!(cancelled);
     loop {
         tokio::select! {
+            biased;
             _ = &mut cancelled => break,
-            res = rx.recv() => match res {
-                Ok(event) => {
+            res = state.recv() => match res {
+                Ok(event @ Event::Remodel(_)) => {
                     if let Next::Send(line) = next_message(&event, &mut last_seq, wire(&hub)) {
                         if stream.write_line(&line, &hub, &shutdown).await.is_err() {
                             return;
                         }
                     }
                 }
+                // Check and fleet events are not carried on the line stream.
+                Ok(_) => {}
+                Err(RecvError::Lagged(n)) => {
+                    if hub.remodel_events() {
+                        // Never skip a report: end the connection instead.
+                        hub.counters().dropped.fetch_add(n, Ordering::Relaxed);
+                        debug!(missed = n, "a subscriber fell too far behind on remodel reports");
+                        return;
+                    }
+                }
+                Err(RecvError::Closed) => break,
+            },
+            res = rx.recv() => match res {
+                Ok(event @ Event::Snapshot(_)) => {
+                    if let Next::Send(line) = next_message(&event, &mut last_seq, wire(&hub)) {
+                        if stream.write_line(&line, &hub, &shutdown).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                // Reports come on the state ring.
+                Ok(_) => {}
                 Err(RecvError::Lagged(n)) => {
                     hub.counters().dropped.fetch_add(n, Ordering::Relaxed);
                 }
@@ -407,15 +433,25 @@ async fn subscriber(
         }
     }
     // Shutting down: hand over what is already queued, then close our side cleanly.
+    while let Ok(event) = state.try_recv() {
+        if let (Event::Remodel(_), Next::Send(line)) =
+            (&event, next_message(&event, &mut last_seq, wire(&hub)))
+        {
+            if stream.write_line(&line, &hub, &shutdown).await.is_err() {
+                return;
+            }
+        }
+    }
     loop {
         match rx.try_recv() {
-            Ok(event) => {
+            Ok(event @ Event::Snapshot(_)) => {
                 if let Next::Send(line) = next_message(&event, &mut last_seq, wire(&hub)) {
                     if stream.write_line(&line, &hub, &shutdown).await.is_err() {
                         return;
                     }
                 }
             }
+            Ok(_) => {}
             Err(TryRecvError::Lagged(n)) => {
                 hub.counters().dropped.fetch_add(n, Ordering::Relaxed);
             }
@@ -718,6 +754,81 @@ mod tests {
         // shard's entry and its flow): every plain subscriber is one of these.
         assert!(size <= 1024, "{size}");
         drop(client);
+    }
+
+    /// Publishes a burst of snapshots with four remodel reports among them, with no await in
+    /// between (the test's runtime has one thread: no subscriber task or shard runs meanwhile,
+    /// and all fall far behind the snapshots' ring), then reads up to the last snapshot: the
+    /// line stream must have dropped old snapshots and no report.
+    async fn a_burst_loses_snapshots_but_no_report(hub: Hub) {
+        use crate::config::Format;
+        use crate::metrics::Snapshot;
+        use crate::publish::{Event, Published, Report};
+        use tokio::io::{AsyncBufReadExt, BufReader};
+
+        hub.set_remodel_events(true);
+        let snap = |seq: u64| Snapshot { hostname: format!("n{seq}"), ..Snapshot::default() };
+        hub.publish(Published::new(1, snap(1), Format::Json));
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let tracker = tokio_util::task::TaskTracker::new();
+        tokio::spawn(serve(listener, Serving::new(hub.clone(), shutdown.clone(), tracker.clone())));
+        let mut client = BufReader::new(TcpStream::connect(addr).await.unwrap());
+        let mut line = String::new();
+        client.read_line(&mut line).await.unwrap();
+        assert!(line.contains(r#""hostname":"n1""#), "{line}");
+        // The subscriber is live (sharded: its shard writes it) once a snapshot reaches it.
+        hub.publish(Published::new(2, snap(2), Format::Json));
+        line.clear();
+        client.read_line(&mut line).await.unwrap();
+        assert!(line.contains(r#""hostname":"n2""#), "{line}");
+        for seq in 3..=40 {
+            hub.publish(Published::new(seq, snap(seq), Format::Json));
+            if seq % 10 == 0 {
+                let report = format!(r#"{{"event":"remodel","after":{seq}}}"#);
+                hub.send(Event::Remodel(Report::new(report)));
+            }
+        }
+        let mut reports = Vec::new();
+        let mut snapshots = 0;
+        loop {
+            line.clear();
+            let read = tokio::time::timeout(Duration::from_secs(30), client.read_line(&mut line));
+            assert!(read.await.unwrap().unwrap() > 0, "closed; reports {reports:?}");
+            if line.contains(r#""event":"remodel""#) {
+                reports.push(line.trim().to_string());
+            } else {
+                snapshots += 1;
+            }
+            if line.contains(r#""hostname":"n40""#) {
+                break;
+            }
+        }
+        // Snapshots 3..=40 were dropped down to the ring's newest; the reports, all four, in order.
+        assert!(snapshots < 38, "{snapshots} snapshots: none dropped?");
+        assert!(hub.counters().dropped.load(Ordering::Relaxed) > 0);
+        let want: Vec<String> =
+            [10, 20, 30, 40].map(|n| format!(r#"{{"event":"remodel","after":{n}}}"#)).to_vec();
+        // Reports are read first (state ring before snapshots), so all four come before n40.
+        assert_eq!(reports, want);
+        shutdown.cancel();
+        tracker.close();
+        tracker.wait().await;
+    }
+
+    #[tokio::test]
+    async fn a_sharded_subscriber_behind_loses_snapshots_but_no_remodel_report() {
+        let hub = Hub::new(10);
+        a_burst_loses_snapshots_but_no_report(hub).await;
+    }
+
+    #[tokio::test]
+    async fn an_unsharded_subscriber_behind_loses_snapshots_but_no_remodel_report() {
+        let hub = Hub::new(10);
+        hub.without_shards();
+        assert!(hub.shards().is_none());
+        a_burst_loses_snapshots_but_no_report(hub).await;
     }
 
     /// Polls `cond` every few milliseconds, failing after 30 s.
