@@ -4,6 +4,8 @@
 //! a minute, and texts are kept from run to run. A run of the checks allocates only what it
 //! publishes: the list of results and the shared set that holds it.
 
+#![allow(clippy::unwrap_used)] // Helpers outside #[test] functions: a failed unwrap is a failed test.
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::Arc;

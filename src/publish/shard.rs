@@ -569,10 +569,10 @@ mod tests {
     fn a_subscriber_behind_keeps_every_report_and_the_newest_snapshots() {
         let mut flow = Flow::new();
         let mut events = Vec::new();
-        for seq in 1..=10 {
-            events.push(snap(seq));
+        for seq in 1..=10usize {
+            events.push(snap(seq as u64));
             if seq % 3 == 0 {
-                events.push(report(seq as usize));
+                events.push(report(seq));
             }
         }
         for e in &events {
