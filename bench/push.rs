@@ -82,6 +82,9 @@ struct Results {
     full_rss_kb: Option<u64>,
     full_rss_later_kb: Option<u64>,
     full_pss_kb: Option<u64>,
+    /// Rss with the dashboard's history ring as full as an hour at the default interval.
+    full_ring_rss_kb: Option<u64>,
+    full_ring_points: Option<usize>,
     ne_idle_rss_kb: Option<u64>,
     pk_backlog_rss_kb: Option<u64>,
     va_backlog_rss_kb: Option<u64>,
@@ -307,6 +310,19 @@ fn full_idle(args: &PushArgs, store: &Store, res: &mut Results) -> anyhow::Resul
     println!("same, after 23 cycles: Rss {later} kB, Pss {later_pss} kB");
     res.full_pss_kb = Some(later_pss);
     res.full_rss_later_kb = Some(later);
+    // The dashboard's history ring as full as an hour at the default interval (60 s) leaves it:
+    // 61 points. At `--interval 1` the ring keeps every point of the last hour (at most 3600),
+    // so after 61 cycles it holds as many, and its memory is its capacity in points (a
+    // `VecDeque` that doubles: 64 points, 2,560 bytes, either way).
+    sleep(Duration::from_secs(38));
+    let (ring, ring_pss) = sys::rss_pss_kb(d.pid)?;
+    let points = history_points(d.http).ok();
+    println!(
+        "same, after 61 cycles (history ring {} points, an hour at the default 60 s interval): Rss {ring} kB, Pss {ring_pss} kB",
+        points.map_or("?".into(), |p| p.to_string())
+    );
+    res.full_ring_rss_kb = Some(ring);
+    res.full_ring_points = points;
     let m = metrics(d.http)?;
     println!(
         "sinks: sent points vm {}, influx {}; backlog {} + {} records",
@@ -635,6 +651,19 @@ impl Metrics {
     }
 }
 
+/// The points of the dashboard's history ring (`GET /v1/history`'s `t`).
+fn history_points(addr: SocketAddr) -> anyhow::Result<usize> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .with_context(|| format!("cannot connect to {addr}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(b"GET /v1/history HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut body = String::new();
+    s.read_to_string(&mut body)?;
+    let text = body.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    let doc: serde_json::Value = serde_json::from_str(text).context("cannot read /v1/history")?;
+    doc["t"].as_array().map(Vec::len).context("/v1/history has no \"t\"")
+}
+
 /// `GET /metrics` over HTTP/1.0, parsed into samples.
 fn metrics(addr: SocketAddr) -> anyhow::Result<Metrics> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
@@ -717,6 +746,18 @@ fn table(args: &PushArgs, r: &Results) -> String {
         "–".into(),
         "≤ 5,120 kB",
         met(r.full_rss_later_kb.map(|v| v <= 5120)),
+    );
+    row(
+        "A",
+        &format!(
+            "same, after 61 cycles: history ring {} points (an hour at the default interval), kB",
+            r.full_ring_points.map_or("–".into(), |p| p.to_string())
+        ),
+        opt(kb(r.full_ring_rss_kb), 0),
+        "–".into(),
+        "–".into(),
+        "≤ 5,120 kB",
+        met(r.full_ring_rss_kb.map(|v| v <= 5120)),
     );
     row(
         "B1",
