@@ -252,7 +252,12 @@ impl Store {
 }
 
 /// A self-signed certificate and key for the TLS listener; an ed25519 public key for the fleet.
-fn feature_sets(args: &PushArgs, store: &Store, dir: &Path) -> anyhow::Result<Vec<String>> {
+/// Also gives the certificate (DER), which [`metrics_tls`] trusts to read `/metrics`.
+fn feature_sets(
+    args: &PushArgs,
+    store: &Store,
+    dir: &Path,
+) -> anyhow::Result<(Vec<String>, Vec<u8>)> {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
         .context("cannot make a certificate")?;
     // Absolute: the daemon reads relative paths in its state directory ($SNAP_COMMON).
@@ -282,14 +287,14 @@ fn feature_sets(args: &PushArgs, store: &Store, dir: &Path) -> anyhow::Result<Ve
         "hub.ingest=true".into(),
         format!("hub.spokes=http://127.0.0.1:{}", sys::free_port()?),
     ]);
-    Ok(sets)
+    Ok((sets, cert.cert.der().to_vec()))
 }
 
 /// Section A: idle RSS with two sinks, the fleet client, checks and TLS configured.
 fn full_idle(args: &PushArgs, store: &Store, res: &mut Results) -> anyhow::Result<()> {
     let dir = args.out.join("full");
     std::fs::create_dir_all(&dir)?;
-    let sets = feature_sets(args, store, &dir)?;
+    let (sets, cert) = feature_sets(args, store, &dir)?;
     let mut d = crate::start_daemon(&args.pocketses, &dir, 1, 10_000, &sets)?;
     sleep(Duration::from_millis(3500));
     let (rss, pss) = sys::rss_pss_kb(d.pid)?;
@@ -307,7 +312,8 @@ fn full_idle(args: &PushArgs, store: &Store, res: &mut Results) -> anyhow::Resul
     println!("same, after 23 cycles: Rss {later} kB, Pss {later_pss} kB");
     res.full_pss_kb = Some(later_pss);
     res.full_rss_later_kb = Some(later);
-    let m = metrics(d.http)?;
+    // TLS is on for both listeners: `/metrics` is read over TLS, trusting the certificate made above.
+    let m = metrics_tls(d.http, &cert)?;
     println!(
         "sinks: sent points vm {}, influx {}; backlog {} + {} records",
         m.get(&["pocketses_push_sent_points_total", "vm"]).unwrap_or(-1.0),
@@ -640,9 +646,46 @@ fn metrics(addr: SocketAddr) -> anyhow::Result<Metrics> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .with_context(|| format!("cannot connect to {addr}"))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    s.write_all(METRICS_REQUEST)?;
     let mut body = String::new();
     s.read_to_string(&mut body)?;
+    Ok(parse_metrics(&body))
+}
+
+const METRICS_REQUEST: &[u8] = b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
+
+/// `GET /metrics` over HTTPS from a listener whose certificate is `cert` (DER, self-signed for
+/// `localhost`), parsed into samples.
+fn metrics_tls(addr: SocketAddr, cert: &[u8]) -> anyhow::Result<Metrics> {
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from(cert.to_vec())).context("cannot trust the certificate")?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("cannot make a TLS client")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from("localhost").context("bad server name")?;
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name)
+        .context("cannot start TLS")?;
+    let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .with_context(|| format!("cannot connect to {addr}"))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    s.write_all(METRICS_REQUEST).with_context(|| format!("cannot ask {addr} over TLS"))?;
+    let mut raw = Vec::new();
+    // The server may close without close_notify: what was read so far is the answer.
+    if let Err(err) = s.read_to_end(&mut raw) {
+        if raw.is_empty() {
+            return Err(err).with_context(|| format!("cannot read /metrics from {addr} over TLS"));
+        }
+    }
+    Ok(parse_metrics(&String::from_utf8_lossy(&raw)))
+}
+
+/// An HTTP answer of `/metrics` as samples (the body after the headers).
+fn parse_metrics(body: &str) -> Metrics {
     let text = body.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
     let mut out = Vec::new();
     for line in text.lines() {
@@ -657,7 +700,7 @@ fn metrics(addr: SocketAddr) -> anyhow::Result<Metrics> {
         };
         out.push((name, labels, v));
     }
-    Ok(Metrics(out))
+    Metrics(out)
 }
 
 fn opt(v: Option<f64>, decimals: usize) -> String {

@@ -627,12 +627,18 @@ pub async fn run(
 
 /// Takes snapshots, keeps those `push.NAME.interval` wants, spools them (and records made
 /// elsewhere, as they come).
+///
+/// Group commit: whatever waits in the feed when an append starts (a hub's spokes answering
+/// together, ingest POSTs arriving at once, snapshots queued while the previous `fdatasync`
+/// ran) is taken with it, up to [`FEED_CAPACITY`] items, and appended as one batch with one
+/// `fdatasync`. The sender is woken only after that sync returned, so nothing is sent, and
+/// nothing is counted as spooled, before it is durable.
 async fn append_loop(ctx: Arc<Ctx>, mut feed: mpsc::Receiver<Feed>, stop: CancellationToken) {
     // The last snapshot spooled per source (this device: ""; each spoke), for `interval`.
     let mut last: BTreeMap<String, f64> = BTreeMap::new();
     let mut failing = false;
     loop {
-        let item = tokio::select! {
+        let first = tokio::select! {
             // Spool what was already handed over before stopping: nothing taken is dropped.
             _ = stop.cancelled() => match feed.try_recv() {
                 Ok(item) => item,
@@ -643,53 +649,85 @@ async fn append_loop(ctx: Arc<Ctx>, mut feed: mpsc::Receiver<Feed>, stop: Cancel
                 None => return,
             },
         };
-        let (format, mut tags) = (ctx.format, ctx.config.tags.clone());
-        if let Feed::Snapshot(forwarded) = &item {
-            let previous = last.get(forwarded.source()).copied();
-            if !policy::due(previous, forwarded.snapshot.timestamp, ctx.config.interval) {
-                continue;
-            }
-            if last.len() > 10_000 && previous.is_none() {
-                // Bounded whatever spokes come and go: forget them all, this costs one extra record.
-                last.clear();
-            }
-            last.insert(forwarded.source().to_string(), forwarded.snapshot.timestamp);
-            if !forwarded.tags.is_empty() {
-                tags = crate::hub::merge_tags(format, &ctx.config.tags, &forwarded.tags);
+        let mut items = vec![first];
+        while items.len() < FEED_CAPACITY {
+            match feed.try_recv() {
+                Ok(item) => items.push(item),
+                Err(_) => break,
             }
         }
+        let format = ctx.format;
+        let mut jobs = Vec::with_capacity(items.len());
+        for item in items {
+            let mut tags = ctx.config.tags.clone();
+            if let Feed::Snapshot(forwarded) = &item {
+                let previous = last.get(forwarded.source()).copied();
+                if !policy::due(previous, forwarded.snapshot.timestamp, ctx.config.interval) {
+                    continue;
+                }
+                if last.len() > 10_000 && previous.is_none() {
+                    // Bounded whatever spokes come and go: forget them all, this costs one extra record.
+                    last.clear();
+                }
+                last.insert(forwarded.source().to_string(), forwarded.snapshot.timestamp);
+                if !forwarded.tags.is_empty() {
+                    tags = crate::hub::merge_tags(format, &ctx.config.tags, &forwarded.tags);
+                }
+            }
+            jobs.push((item, tags));
+        }
+        if jobs.is_empty() {
+            continue;
+        }
+        let n_jobs = jobs.len() as u64;
         let res = ctx
             .with_spool(move |spool| {
-                let made = match item {
-                    Feed::Snapshot(forwarded) => encode::record(format, &forwarded.snapshot, &tags),
-                    Feed::Record(record) => Ok(record),
-                };
-                let record = match made {
-                    Ok(record) => record,
-                    Err(err) => return Ok(Err(err.to_string())),
-                };
-                spool.append_batch(&[record], SystemTime::now()).map(|_| Ok(()))
+                let mut records = Vec::with_capacity(jobs.len());
+                let mut bad = Vec::new();
+                for (item, tags) in jobs {
+                    let made = match item {
+                        Feed::Snapshot(forwarded) => {
+                            encode::record(format, &forwarded.snapshot, &tags)
+                        }
+                        Feed::Record(record) => Ok(record),
+                    };
+                    match made {
+                        Ok(record) => records.push(record),
+                        Err(err) => bad.push(err.to_string()),
+                    }
+                }
+                let n = records.len() as u64;
+                Ok(match spool.append_batch(&records, SystemTime::now()) {
+                    Ok(_) => (n, bad, None),
+                    Err(err) => (0, bad, Some((n, err.to_string()))),
+                })
             })
-            .await
-            .and_then(|inner| inner);
-        match res {
-            Ok(()) => {
-                if failing {
-                    info!(sink = %ctx.name, "spooling again");
-                    failing = false;
-                }
-                ctx.wake.notify_one();
+            .await;
+        let (spooled, bad, failed) = match res {
+            Ok(outcome) => outcome,
+            Err(err) => (0, Vec::new(), Some((n_jobs, err))),
+        };
+        if spooled > 0 {
+            ctx.wake.notify_one();
+        }
+        let mut errors: Vec<(u64, String)> = bad.into_iter().map(|e| (1, e)).collect();
+        errors.extend(failed);
+        if errors.is_empty() {
+            if failing {
+                info!(sink = %ctx.name, "spooling again");
+                failing = false;
             }
-            Err(err) => {
-                let text = format!("cannot spool snapshot for push sink {}: {err}", ctx.name);
-                if !failing {
-                    error!("{text}");
-                    failing = true;
-                }
-                let mut status = ctx.status();
-                status.missed_records += 1;
-                status.error(text, SystemTime::now());
+            continue;
+        }
+        for (missed, err) in errors {
+            let text = format!("cannot spool snapshot for push sink {}: {err}", ctx.name);
+            if !failing {
+                error!("{text}");
+                failing = true;
             }
+            let mut status = ctx.status();
+            status.missed_records += missed;
+            status.error(text, SystemTime::now());
         }
     }
 }
@@ -706,8 +744,8 @@ async fn send_loop(ctx: Arc<Ctx>, stop: CancellationToken) {
             return;
         }
         let limit = cap.take().unwrap_or_else(|| sizer.limit());
-        let entries = match ctx.with_spool(move |spool| spool.peek(limit)).await {
-            Ok(entries) => entries,
+        let (entries, held) = match ctx.with_spool(move |spool| spool.peek_held(limit)).await {
+            Ok(peeked) => peeked,
             Err(err) => {
                 let text = format!("cannot read spool of push sink {}: {err}", ctx.name);
                 health = change(&ctx, health, Health::Failing, &text);
@@ -725,7 +763,9 @@ async fn send_loop(ctx: Arc<Ctx>, stop: CancellationToken) {
             }
         };
         let payloads: Vec<&[u8]> = entries.iter().map(|e| e.payload.as_slice()).collect();
-        let (verdict, sent_bytes) = match encode::body(ctx.format, &payloads) {
+        // Records this process made and held in memory since are not decoded again to check
+        // them; records read back from disk are (their checksums were checked by the spool).
+        let (verdict, sent_bytes) = match encode::body_checked(ctx.format, &payloads, !held) {
             Ok(body) => {
                 let answer = tokio::select! {
                     _ = stop.cancelled() => return,
@@ -952,6 +992,82 @@ pub fn rejected_counts(spool_dir: &Path) -> (u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A sink's context on a spool in `dir` (the URL is never called).
+    fn ctx(dir: &Path, limits: Limits) -> Arc<Ctx> {
+        let config = SinkConfig {
+            url: Some("http://127.0.0.1:9/write".into()),
+            format: Some(SinkFormat::Influx),
+            ..SinkConfig::default()
+        };
+        Arc::new(Ctx {
+            name: "t".into(),
+            dir: dir.to_path_buf(),
+            client: Client::new(&config, dir).unwrap(),
+            config,
+            format: SinkFormat::Influx,
+            spool: Arc::new(Mutex::new(Spool::open(&dir.join("spool"), limits).unwrap())),
+            status: Arc::default(),
+            wake: Notify::new(),
+        })
+    }
+
+    /// Whether the sender was woken (a permit is waiting).
+    async fn woken(ctx: &Ctx) -> bool {
+        tokio::time::timeout(Duration::ZERO, ctx.wake.notified()).await.is_ok()
+    }
+
+    #[tokio::test]
+    async fn what_waits_in_the_feed_shares_one_append_and_one_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = ctx(dir.path(), Limits::default());
+        let (tx, rx) = mpsc::channel(FEED_CAPACITY);
+        let snapshot = Arc::new(crate::metrics::encode::sample_snapshot());
+        for i in 0..10u32 {
+            // Ten spokes answering together: each its own source, so none is held back.
+            let tags = vec![(crate::hub::spoke::TAG.to_string(), format!("spoke-{i}"))];
+            tx.try_send(Feed::Snapshot(Forwarded { snapshot: Arc::clone(&snapshot), tags }))
+                .unwrap();
+        }
+        drop(tx);
+        assert!(!woken(&ctx).await);
+        append_loop(Arc::clone(&ctx), rx, CancellationToken::new()).await;
+        let stats = lock(&ctx.spool).stats();
+        assert_eq!((stats.appended_records, stats.appended_batches), (10, 1), "{stats:?}");
+        assert!(woken(&ctx).await, "the sender is woken after the sync");
+        // In order, each with its spoke's tag.
+        let entries = lock(&ctx.spool).peek(100).unwrap();
+        for (i, e) in entries.iter().enumerate() {
+            let text = encode::describe(SinkFormat::Influx, &e.payload).unwrap();
+            assert!(text.contains(&format!(",spoke=spoke-{i}")), "{i}: {text}");
+        }
+        assert_eq!(ctx.status().missed_records, 0);
+    }
+
+    #[tokio::test]
+    async fn a_group_that_cannot_be_spooled_is_missed_and_never_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = ctx(dir.path(), Limits::default());
+        let (tx, rx) = mpsc::channel(FEED_CAPACITY);
+        let line = |i: usize| format!("m,host=a v={i} 1\n").into_bytes();
+        tx.try_send(Feed::Record(line(1))).unwrap();
+        // Larger than a spool record can be: the whole batch is refused before anything is written.
+        tx.try_send(Feed::Record(vec![b'x'; spool::record::MAX_PAYLOAD + 1])).unwrap();
+        tx.try_send(Feed::Record(line(2))).unwrap();
+        drop(tx);
+        append_loop(Arc::clone(&ctx), rx, CancellationToken::new()).await;
+        // One batch, refused whole: nothing appended, all three counted, the sender not woken.
+        let stats = lock(&ctx.spool).stats();
+        assert_eq!((stats.appended_records, stats.pending_records), (0, 0), "{stats:?}");
+        assert_eq!(ctx.status().missed_records, 3);
+        assert!(ctx
+            .status()
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("cannot spool snapshot for push sink t: "));
+        assert!(!woken(&ctx).await);
+    }
 
     #[test]
     fn rejected_batches_are_kept_within_their_budget() {

@@ -152,6 +152,9 @@ pub const TAIL_BYTES: usize = 64 << 10;
 pub struct Stats {
     /// Records appended since open.
     pub appended_records: u64,
+    /// Appends (batches of records, one `fdatasync` each) since open.
+    #[serde(default)]
+    pub appended_batches: u64,
     /// Records acknowledged since open.
     pub acked_records: u64,
     /// Records waiting for acknowledgement.
@@ -791,6 +794,7 @@ impl Spool {
             self.tail_bytes = 0;
         }
         self.stats.appended_records += n;
+        self.stats.appended_batches += 1;
         self.stats.bytes_written += buf.len() as u64;
         self.refresh_stats();
         self.enforce(now)?;
@@ -842,10 +846,22 @@ impl Spool {
     ///
     /// When a segment cannot be read.
     pub fn peek(&self, max: usize) -> Result<Vec<Entry>, Error> {
+        self.peek_held(max).map(|(entries, _)| entries)
+    }
+
+    /// [`Spool::peek`], and whether the records came from memory: `true` when every one was
+    /// appended by this process and held since (never read back from disk), so a caller that
+    /// checked what it appended need not check it again; `false` when they were read from the
+    /// segment files (checksums verified, content not).
+    ///
+    /// # Errors
+    ///
+    /// As [`Spool::peek`].
+    pub fn peek_held(&self, max: usize) -> Result<(Vec<Entry>, bool), Error> {
         if self.tail.len() as u64 == self.stats.pending_records {
-            return Ok(self.tail.iter().take(max).cloned().collect());
+            return Ok((self.tail.iter().take(max).cloned().collect(), true));
         }
-        self.peek_disk(max)
+        self.peek_disk(max).map(|entries| (entries, false))
     }
 
     /// [`Spool::peek`] from the segment files.

@@ -504,3 +504,31 @@ fn pending_weight_follows_the_records() {
     drop(spool);
     assert_eq!(Spool::open(dir.path(), small()).unwrap().stats().pending_weight, 0);
 }
+
+/// `peek_held` says `true` only for records this process appended and held in memory since:
+/// after a reopen, and while older records are only on disk, the records come from the files.
+#[test]
+fn peek_held_is_true_only_for_records_appended_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(dir.path(), small()).unwrap();
+    spool.append_batch(&[b"a", b"b"], at(0)).unwrap();
+    let (entries, held) = spool.peek_held(10).unwrap();
+    assert!(held);
+    assert_eq!(entries, spool.peek_disk(10).unwrap());
+    drop(spool);
+    let mut spool = Spool::open(dir.path(), small()).unwrap();
+    let (entries, held) = spool.peek_held(10).unwrap();
+    assert!(!held, "read back from disk after a reopen");
+    assert_eq!(entries.len(), 2);
+    // A new record joins records only on disk: the whole peek still comes from the files.
+    spool.append_batch(&[b"c"], at(1)).unwrap();
+    let (entries, held) = spool.peek_held(10).unwrap();
+    assert!(!held);
+    assert_eq!(entries.len(), 3);
+    // Once the old ones are acknowledged, what is appended next is held again.
+    spool.ack(entries[2].seq).unwrap();
+    spool.append_batch(&[b"d"], at(2)).unwrap();
+    let (entries, held) = spool.peek_held(10).unwrap();
+    assert!(held);
+    assert_eq!(entries.iter().map(|e| e.payload.as_slice()).collect::<Vec<_>>(), [b"d"]);
+}
