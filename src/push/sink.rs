@@ -82,6 +82,10 @@ pub struct SinkStatus {
     pub sent_bytes: u64,
     /// Bytes written to the spool since start (records and `ack` files: the wear).
     pub spool_bytes_written: u64,
+    /// Appends to the spool since start, one `fdatasync` each (fewer than the records when
+    /// snapshots arrive together: group commit).
+    #[serde(default)]
+    pub spool_appends: u64,
     /// When the store last answered 2xx, seconds since the epoch.
     pub last_success: Option<u64>,
     /// The last failure, in words.
@@ -99,6 +103,7 @@ impl SinkStatus {
         self.dropped_records = stats.dropped_records;
         self.corrupt_records = stats.corrupt_skipped;
         self.spool_bytes_written = stats.bytes_written;
+        self.spool_appends = stats.appended_batches;
     }
 
     fn error(&mut self, text: String, now: SystemTime) {
@@ -168,7 +173,7 @@ impl Registry {
 /// The `pocketses_push_*` families of `statuses`. \[pure\]
 pub fn families(statuses: &[SinkStatus], now_ms: u64) -> Vec<Family> {
     type Field = fn(&SinkStatus, u64) -> Option<f64>;
-    let table: [(&str, &str, Kind, Field); 14] = [
+    let table: [(&str, &str, Kind, Field); 15] = [
         (
             "pocketses_push_backlog_records",
             "Snapshots spooled for the sink and not yet acknowledged.",
@@ -236,6 +241,12 @@ pub fn families(statuses: &[SinkStatus], now_ms: u64) -> Vec<Family> {
             "Snapshots that could not be spooled for the sink since start.",
             Kind::Counter,
             |s, _| Some(s.missed_records as f64),
+        ),
+        (
+            "pocketses_push_spool_appends_total",
+            "Appends to the sink's spool since start, one fdatasync each (snapshots arriving together share one).",
+            Kind::Counter,
+            |s, _| Some(s.spool_appends as f64),
         ),
         (
             "pocketses_push_corrupt_records",
@@ -824,7 +835,9 @@ async fn send_loop(ctx: Arc<Ctx>, stop: CancellationToken) {
             Verdict::Ack => {
                 backoff.reset();
                 sizer.success();
-                if let Err(err) = ctx.with_spool(move |spool| spool.ack(last)).await {
+                // Deferred: the ack file is written every few requests (spool::ACK_WRITE_EVERY);
+                // a crash in between sends those records again, at least once, never lost.
+                if let Err(err) = ctx.with_spool(move |spool| spool.ack_deferred(last)).await {
                     // The records go again after a restart: at least once, never lost.
                     error!(sink = %ctx.name, "cannot acknowledge sent records: {err}");
                 }

@@ -46,6 +46,8 @@ use record::{Item, Scanner};
 /// The name of the acknowledged-position file in a spool directory.
 pub const ACK_FILE: &str = "ack";
 const ACK_TMP: &str = "ack.tmp";
+/// [`Spool::ack_deferred`] writes the `ack` file at least every this many acknowledgements.
+pub const ACK_WRITE_EVERY: u32 = 10;
 const LOCK_FILE: &str = "lock";
 const SEGMENT_EXT: &str = ".seg";
 
@@ -560,6 +562,10 @@ pub struct Spool {
     /// pending records are only on disk.
     tail: VecDeque<Entry>,
     tail_bytes: usize,
+    /// What the `ack` file on disk says, and the deferred acknowledgements since it was
+    /// written ([`Spool::ack_deferred`]).
+    ack_on_disk: AckState,
+    acks_unwritten: u32,
     _lock: DirLock,
 }
 
@@ -670,6 +676,8 @@ impl Spool {
             weigh,
             tail: VecDeque::new(),
             tail_bytes: 0,
+            ack_on_disk: ack,
+            acks_unwritten: 0,
             _lock: lock,
         };
         spool.refresh_stats();
@@ -920,6 +928,33 @@ impl Spool {
         self.commit(advance)
     }
 
+    /// [`Spool::ack`] for a sender that acknowledges after every request: the position moves at
+    /// once in memory (peek, stats), but the `ack` file, one `fsync` and a rename each time, is
+    /// written only every [`ACK_WRITE_EVERY`] calls, and whenever segments are deleted or the
+    /// drop counts changed (so neither a deletion nor a drop ever reaches the disk without the
+    /// position that explains it); dropping the spool writes what is left. A crash in between
+    /// brings back an older position: those records are sent again, at least once, never lost.
+    ///
+    /// # Errors
+    ///
+    /// As [`Spool::ack`].
+    pub fn ack_deferred(&mut self, upto_seq: u64) -> Result<(), Error> {
+        let upto = upto_seq.min(self.next_seq - 1);
+        if upto <= self.ack.acked {
+            return Ok(());
+        }
+        let advance = self.advance(|seg| seg.last_seq <= upto, |seq, _| seq <= upto)?;
+        self.ack.acked = upto;
+        self.stats.acked_records += advance.records;
+        self.acks_unwritten += 1;
+        if advance.delete.is_empty() && self.acks_unwritten < ACK_WRITE_EVERY {
+            self.drop_tail_upto_ack();
+            self.refresh_stats();
+            return Ok(());
+        }
+        self.commit(advance)
+    }
+
     /// Drops what [`Limits`] no longer allow at `now`: records older than `max_age`, then the
     /// oldest segments while the spool is larger than `max_bytes` (never the last one).
     ///
@@ -1057,12 +1092,16 @@ impl Spool {
     }
 
     /// Writes the `ack` file, then deletes the segments `advance` emptied.
-    fn commit(&mut self, advance: Advance) -> Result<(), Error> {
+    fn drop_tail_upto_ack(&mut self) {
         while self.tail.front().is_some_and(|e| e.seq <= self.ack.acked) {
             if let Some(gone) = self.tail.pop_front() {
                 self.tail_bytes -= gone.payload.len();
             }
         }
+    }
+
+    fn commit(&mut self, advance: Advance) -> Result<(), Error> {
+        self.drop_tail_upto_ack();
         self.write_ack(!advance.delete.is_empty())?;
         for id in &advance.delete {
             let path = self.segment_path(*id);
@@ -1095,7 +1134,19 @@ impl Spool {
             sync_dir(&self.dir)?;
         }
         self.stats.bytes_written += text.len() as u64;
+        self.ack_on_disk = self.ack;
+        self.acks_unwritten = 0;
         Ok(())
+    }
+}
+
+impl Drop for Spool {
+    /// Writes the position [`Spool::ack_deferred`] kept in memory (best effort: after a failure
+    /// those records are sent again).
+    fn drop(&mut self) {
+        if self.ack != self.ack_on_disk {
+            let _ = self.write_ack(false);
+        }
     }
 }
 
