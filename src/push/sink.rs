@@ -38,6 +38,8 @@ use crate::spool::{self, millis, Entry, Limits, Spool};
 /// Snapshots waiting for a sink's appender; past this (a disk stuck for minutes) a snapshot is
 /// counted as missed, never queued without bound.
 pub const FEED_CAPACITY: usize = 64;
+/// How long a spoke's snapshot waits for room in a sink's feed ([`Pushes::offer_waiting`]).
+pub const FORWARD_WAIT: Duration = Duration::from_secs(5);
 /// The directory in a spool where rejected batches are kept.
 pub const REJECTED_DIR: &str = "rejected";
 
@@ -414,6 +416,32 @@ impl Pushes {
         }
     }
 
+    /// Hands a spoke's snapshot to every sink, waiting up to [`FORWARD_WAIT`] for room in each
+    /// feed: a hub's spokes are told to wait (their POSTs queue behind the full forward channel,
+    /// then get 503 and keep their data) instead of having documents already answered 200
+    /// dropped. Only a sink whose feed stays full that long (a disk stuck for seconds) misses
+    /// it, counted as missed.
+    pub async fn offer_waiting(&mut self, item: &Forwarded) {
+        self.offer_within(item, FORWARD_WAIT).await;
+    }
+
+    async fn offer_within(&mut self, item: &Forwarded, wait: Duration) {
+        for (name, running) in &mut self.sinks {
+            let Some(feed) = &running.feed else { continue };
+            let sent = tokio::time::timeout(wait, feed.send(Feed::Snapshot(item.clone())));
+            match sent.await {
+                Ok(Ok(())) => running.full = false,
+                _ => {
+                    if !running.full {
+                        warn!(sink = %name, "push sink is not keeping up with its spool; missing snapshots");
+                        running.full = true;
+                    }
+                    lock(&self.registry.entry(name)).missed_records += 1;
+                }
+            }
+        }
+    }
+
     /// Hands a record made elsewhere (in the sink's format) to sink `name`; never waits.
     /// `false` when the sink is not running or its feed is full (counted as missed).
     pub fn offer_record(&mut self, name: &str, record: Vec<u8>) -> bool {
@@ -614,7 +642,10 @@ pub async fn run(
                 None => break,
             },
             item = forwarded.recv(), if forwarding => match item {
-                Some(item) => pushes.offer(&item),
+                Some(item) => tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    () = pushes.offer_waiting(&item) => {}
+                },
                 None => forwarding = false,
             },
             _ = tokio::time::sleep_until(retry.unwrap_or_else(tokio::time::Instant::now)), if retry.is_some() => {
@@ -1080,6 +1111,66 @@ mod tests {
             .unwrap_or("")
             .starts_with("cannot spool snapshot for push sink t: "));
         assert!(!woken(&ctx).await);
+    }
+
+    /// Sinks with one running sink `t` whose feed is `tx`.
+    fn pushes_with_feed(tx: mpsc::Sender<Feed>) -> Pushes {
+        let mut pushes =
+            Pushes::new("/nonexistent".into(), "/nonexistent".into(), Registry::default());
+        let running = Running {
+            config: SinkConfig::default(),
+            feed: Some(tx),
+            stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            full: false,
+            retry: None,
+        };
+        pushes.sinks.insert("t".into(), running);
+        pushes
+    }
+
+    fn spoke_snapshot() -> Forwarded {
+        let tags = vec![(crate::hub::spoke::TAG.to_string(), "s1".to_string())];
+        Forwarded { snapshot: Arc::new(crate::metrics::encode::sample_snapshot()), tags }
+    }
+
+    fn missed(pushes: &Pushes) -> u64 {
+        pushes.registry.statuses().first().map_or(0, |s| s.missed_records)
+    }
+
+    /// A spoke's snapshot (answered 200 to its spoke) waits for room in a full feed instead of
+    /// being dropped, as `offer` drops this device's own.
+    #[tokio::test]
+    async fn a_spokes_snapshot_waits_for_a_full_feed() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let mut pushes = pushes_with_feed(tx);
+        pushes.offer(&spoke_snapshot());
+        pushes.offer(&spoke_snapshot());
+        assert_eq!(missed(&pushes), 1, "offer drops what does not fit");
+        let reader = tokio::spawn(async move {
+            let mut n = 0;
+            while rx.recv().await.is_some() {
+                n += 1;
+            }
+            n
+        });
+        pushes.offer_waiting(&spoke_snapshot()).await;
+        pushes.offer_waiting(&spoke_snapshot()).await;
+        assert_eq!(missed(&pushes), 1, "nothing more missed");
+        pushes.sinks.clear();
+        assert_eq!(reader.await.unwrap(), 3);
+    }
+
+    /// A feed that stays full past FORWARD_WAIT (a stuck disk) misses the snapshot, counted.
+    #[tokio::test]
+    async fn a_feed_full_for_too_long_misses_the_snapshot_and_counts_it() {
+        let (tx, _rx) = mpsc::channel(1);
+        let mut pushes = pushes_with_feed(tx);
+        let wait = Duration::from_millis(20);
+        pushes.offer_within(&spoke_snapshot(), wait).await;
+        assert_eq!(missed(&pushes), 0);
+        pushes.offer_within(&spoke_snapshot(), wait).await;
+        assert_eq!(missed(&pushes), 1);
     }
 
     #[test]
