@@ -861,6 +861,11 @@ async fn send_loop(ctx: Arc<Ctx>, stop: CancellationToken) {
         health = change(&ctx, health, next, &why);
         if verdict != Verdict::Ack {
             ctx.status().failed_requests += 1;
+            // The deferred acknowledgements go to disk when the store stops taking requests,
+            // so a crash during an outage sends nothing again (writes only when some wait).
+            if let Err(err) = ctx.with_spool(Spool::flush_ack).await {
+                error!(sink = %ctx.name, "cannot acknowledge sent records: {err}");
+            }
         }
         match verdict {
             Verdict::Ack => {

@@ -1092,6 +1092,19 @@ impl Spool {
     }
 
     /// Writes the `ack` file, then deletes the segments `advance` emptied.
+    /// Writes the position [`Spool::ack_deferred`] kept in memory, if any: a sender calls it
+    /// when a request fails, so that a crash during an outage sends nothing again.
+    ///
+    /// # Errors
+    ///
+    /// When the `ack` file cannot be written (the records are then sent again after a restart).
+    pub fn flush_ack(&mut self) -> Result<(), Error> {
+        if self.ack == self.ack_on_disk {
+            return Ok(());
+        }
+        self.write_ack(false)
+    }
+
     fn drop_tail_upto_ack(&mut self) {
         while self.tail.front().is_some_and(|e| e.seq <= self.ack.acked) {
             if let Some(gone) = self.tail.pop_front() {
@@ -1144,9 +1157,7 @@ impl Drop for Spool {
     /// Writes the position [`Spool::ack_deferred`] kept in memory (best effort: after a failure
     /// those records are sent again).
     fn drop(&mut self) {
-        if self.ack != self.ack_on_disk {
-            let _ = self.write_ack(false);
-        }
+        let _ = self.flush_ack();
     }
 }
 

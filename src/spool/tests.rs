@@ -575,6 +575,16 @@ fn deferred_acks_resend_after_a_crash_and_lose_nothing() {
     let (acked, seqs) = on_disk(&spool, "crash-2");
     assert_eq!(acked, u64::from(ACK_WRITE_EVERY));
     assert_eq!(seqs, (u64::from(ACK_WRITE_EVERY) + 1..=n).collect::<Vec<_>>());
+    // A flush (the sender's, when a request fails) writes what waits, and only then.
+    spool.ack_deferred(u64::from(ACK_WRITE_EVERY) + 1).unwrap();
+    assert_eq!(on_disk(&spool, "crash-3").0, u64::from(ACK_WRITE_EVERY));
+    let written = spool.stats().bytes_written;
+    spool.flush_ack().unwrap();
+    assert_eq!(on_disk(&spool, "crash-4").0, u64::from(ACK_WRITE_EVERY) + 1);
+    let once = spool.stats().bytes_written;
+    assert!(once > written);
+    spool.flush_ack().unwrap();
+    assert_eq!(spool.stats().bytes_written, once, "nothing waited: nothing written");
     // One more, then a clean close: the file has it.
     spool.ack_deferred(n - 1).unwrap();
     let path = spool.dir().to_path_buf();
