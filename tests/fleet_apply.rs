@@ -388,7 +388,7 @@ fn squashfs_snap(dir: &Path, name: &str, payload: usize) -> Vec<u8> {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        *b = x as u8;
+        *b = x.to_le_bytes()[0];
     }
     std::fs::write(root.join("payload"), data).unwrap();
     let snap = dir.join(format!("{name}.snap"));
