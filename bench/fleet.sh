@@ -4,7 +4,9 @@
 # calls it after building), never in CI.
 #
 #   BIN=target/release/pocketses DL=target/release/examples/fleet_download bash bench/fleet.sh
-#   options (environment): WINDOW=300 (seconds of polling measured), SIZE_MB=200, REPEATS=3
+#   options (environment): WINDOW=300 (seconds of polling measured), SIZE_MB=200, REPEATS=3,
+#   DOWNLOAD=0 (skip the download), BEFORE=path/to/other/pocketses (an A/B: a second daemon with
+#   the fleet client on, from another build, polls in the same run and is measured the same way)
 #
 # One gooseBit answers with a polling sleep of 1 s (GOOSEBIT_POLL_TIME=00:00:01), and three
 # clients poll it at once:
@@ -31,12 +33,18 @@ DL=${DL:-target/release/examples/fleet_download}
 WINDOW=${WINDOW:-300}
 SIZE_MB=${SIZE_MB:-200}
 REPEATS=${REPEATS:-3}
+DOWNLOAD=${DOWNLOAD:-1}
+BEFORE=${BEFORE:-}
 gb=/var/cache/pocketses-ci/goosebit
 sw=/var/cache/pocketses-ci/swupdate
 [ -x "$gb/bin/uvicorn" ] || { echo "fleet bench: gooseBit missing: bash .ci/install.d/goosebit.sh" >&2; exit 1; }
 [ -x "$sw/usr/bin/swupdate" ] || { echo "fleet bench: swupdate missing: bash .ci/install.d/suricatta.sh" >&2; exit 1; }
 [ -x "$BIN" ] && [ -x "$DL" ] || { echo "fleet bench: build $BIN and $DL first" >&2; exit 1; }
 BIN=$(realpath "$BIN"); DL=$(realpath "$DL")
+if [ -n "$BEFORE" ]; then
+  [ -x "$BEFORE" ] || { echo "fleet bench: BEFORE=$BEFORE is not an executable" >&2; exit 1; }
+  BEFORE=$(realpath "$BEFORE")
+fi
 
 work=$(mktemp -d -p "${TMPDIR:-/var/tmp}" pocketses-fleet-bench.XXXXXX)
 pids=()
@@ -102,26 +110,28 @@ asyncio.run(main())
 PY
   pids+=($!)
 }
-pport=$(free_port); sport=$(free_port)
+pport=$(free_port); sport=$(free_port); oport=$(free_port)
 proxy "$pport" "$work/polls-pocketses"; proxy "$sport" "$work/polls-suricatta"
+[ -z "$BEFORE" ] || proxy "$oport" "$work/polls-before"
 sleep 1
 
 # --- the three clients ------------------------------------------------------------------------
 POCKETSES_KEYS_DIR=$work/keys "$BIN" key create --type ed25519 bench >/dev/null
 key=$(POCKETSES_KEYS_DIR=$work/keys "$BIN" key export bench)
-daemon() { # NAME SETS…
-  local name=$1; shift
+daemon() { # BIN NAME SETS…
+  local bin=$1 name=$2; shift 2
   local dir=$work/$name; mkdir -p "$dir"
   local sets=() s
   for s in "$@"; do sets+=(--set "$s"); done
-  RUST_LOG=warn "$BIN" daemon --bind 127.0.0.1 --port "$(free_port)" --http-port "$(free_port)" \
+  RUST_LOG=warn "$bin" daemon --bind 127.0.0.1 --port "$(free_port)" --http-port "$(free_port)" \
     --interval 60 --state-dir "$dir" "${sets[@]}" >"$dir/daemon.log" 2>&1 &
   pids+=($!)
   echo $! >"$dir/pid"
 }
 # A key that verifies nothing here: no bundle is offered to A.
-daemon fleet "fleet.url=http://127.0.0.1:$pport" fleet.controller-id=pocketses-bench "fleet.trusted-keys=$key" fleet.enabled=true
-daemon bare
+daemon "$BIN" fleet "fleet.url=http://127.0.0.1:$pport" fleet.controller-id=pocketses-bench "fleet.trusted-keys=$key" fleet.enabled=true
+daemon "$BIN" bare
+[ -z "$BEFORE" ] || daemon "$BEFORE" before "fleet.url=http://127.0.0.1:$oport" fleet.controller-id=pocketses-before "fleet.trusted-keys=$key" fleet.enabled=true
 openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=bench -days 2 -keyout "$work/sw.key" -out "$work/cert.pem" >/dev/null 2>&1
 mkdir -p "$work/swtmp"
 cat >"$work/swupdate.cfg" <<EOF
@@ -169,17 +179,27 @@ PY
 polls() { cat "$work/polls-$1"; }
 
 sleep 60
-for id in pocketses suricatta; do
+for id in pocketses suricatta ${BEFORE:+before}; do
   [ "$(polls $id)" -gt 10 ] || { echo "fleet bench: $id does not poll" >&2; tail -n 20 "$work/gb.log" "$work/swupdate.log" "$work/fleet/daemon.log" >&2; exit 1; }
 done
 read -r a0 _ _ _ < <(tree "$fleet_pid"); read -r b0 _ _ _ < <(tree "$bare_pid"); read -r s0 _ _ _ < <(tree "$sw_pid")
 pa0=$(polls pocketses); ps0=$(polls suricatta)
+if [ -n "$BEFORE" ]; then before_pid=$(cat "$work/before/pid"); read -r o0 _ _ _ < <(tree "$before_pid"); po0=$(polls before); fi
 echo "fleet bench: measuring $WINDOW s of polling"
 sleep "$WINDOW"
 read -r a1 arss apss _ < <(tree "$fleet_pid"); read -r b1 brss bpss _ < <(tree "$bare_pid")
 read -r s1 srss spss sn < <(tree "$sw_pid")
 pa=$(( $(polls pocketses) - pa0 )); ps=$(( $(polls suricatta) - ps0 ))
 hz=$(getconf CLK_TCK)
+if [ -n "$BEFORE" ]; then
+  read -r o1 orss _ _ < <(tree "$before_pid"); po=$(( $(polls before) - po0 ))
+  python3 - "$hz" "$po" $((o1 - o0)) $((b1 - b0)) "$orss" "$brss" <<'PY'
+import sys
+hz, po, do, db, orss, brss = map(int, sys.argv[1:])
+ms = lambda ticks: ticks * 1000 / hz
+print(f"the BEFORE build, fleet client on: {po} polls, CPU {ms(do):.0f} ms; per poll {ms(do - db) / max(po, 1):.2f} ms (with the collection: {ms(do) / max(po, 1):.2f} ms); added RSS {orss - brss} kB")
+PY
+fi
 python3 - "$hz" "$pa" "$ps" $((a1 - a0)) $((b1 - b0)) $((s1 - s0)) "$arss" "$apss" "$brss" "$bpss" "$srss" "$spss" "$sn" <<'PY'
 import sys
 hz, pa, ps, da, db, ds, arss, apss, brss, bpss, srss, spss, sn = map(int, sys.argv[1:])
@@ -192,6 +212,7 @@ print(f"RSS: suricatta {srss} kB over {sn} processes (Pss {spss} kB)")
 PY
 
 # --- the download -----------------------------------------------------------------------------
+[ "$DOWNLOAD" != 0 ] || exit 0
 echo "fleet bench: a ${SIZE_MB} MB bundle"
 head -c $((SIZE_MB * 1000 * 1000)) /dev/urandom >"$work/big_1.snap"
 "$BIN" bundle create --version 9.0.0 --hardware pocketses-pc "$work/big_1.snap" -o "$work/big.swu" >/dev/null

@@ -10,6 +10,7 @@
 //! {"command":"state"}                         → the daemon's state, for `pocketses status`
 //! {"command":"checks"}                        → the latest health and check document (check-health hook)
 //! {"command":"fleet-poll"}                    → poll the fleet server now (`pocketses fleet poll`)
+//! {"command":"fleet-status"}                  → the fleet client's status, with the poll's times (`pocketses fleet status`)
 //! ← {"ok":true,"result":…}  or  {"ok":false,"error":"cannot …"}
 //! ```
 //!
@@ -82,6 +83,9 @@ pub enum Request {
     Checks,
     /// Poll the fleet server now.
     FleetPoll,
+    /// Report the fleet client's status as the daemon holds it (the poll's counters and times
+    /// are not written to `fleet-status.json` at every poll).
+    FleetStatus,
 }
 
 /// A control reply.
@@ -521,7 +525,7 @@ impl ConfigService {
         self
     }
 
-    /// Lets `fleet-poll` requests reach the fleet client.
+    /// Lets `fleet-poll` and `fleet-status` requests reach the fleet client.
     #[must_use]
     pub fn with_fleet(mut self, fleet: crate::fleet::daemon::Fleet) -> Self {
         self.fleet = Some(fleet);
@@ -705,6 +709,12 @@ impl ConfigService {
                     Ok(serde_json::to_value(fleet.status()).unwrap_or(Value::Null))
                 }
                 _ => Err(crate::fleet::daemon::not_running()),
+            },
+            Request::FleetStatus => match &self.fleet {
+                Some(fleet) => Ok(serde_json::to_value(fleet.status()).unwrap_or(Value::Null)),
+                None => {
+                    Err("cannot report the fleet status: this daemon has no fleet client".into())
+                }
             },
             Request::Checks => match &self.checks {
                 Some(checks) => Ok(checks.reply()),

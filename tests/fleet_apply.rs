@@ -375,6 +375,68 @@ fn a_model_remodels_after_the_preflight_and_is_recorded_as_a_remodel() {
     assert_eq!(device.journal()["stage"], "done");
 }
 
+/// A snap built with mksquashfs (squashfs-tools, from .ci/apt-packages): `name`, of type app,
+/// with `payload` bytes of data in it.
+fn squashfs_snap(dir: &Path, name: &str, payload: usize) -> Vec<u8> {
+    let root = dir.join(format!("{name}-root"));
+    std::fs::create_dir_all(root.join("meta")).unwrap();
+    std::fs::write(root.join("meta/snap.yaml"), format!("name: {name}\nversion: '1'\n")).unwrap();
+    // Not compressible: the snap is about `payload` bytes.
+    let mut data = vec![0u8; payload];
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    for b in &mut data {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x.to_le_bytes()[0];
+    }
+    std::fs::write(root.join("payload"), data).unwrap();
+    let snap = dir.join(format!("{name}.snap"));
+    let status = Command::new("mksquashfs")
+        .arg(&root)
+        .arg(&snap)
+        .args(["-noappend", "-all-root", "-no-progress", "-quiet"])
+        .status()
+        .unwrap_or_else(|err| {
+            panic!("cannot run mksquashfs ({err}): install squashfs-tools (in .ci/apt-packages)")
+        });
+    assert!(status.success(), "mksquashfs failed");
+    std::fs::read(&snap).unwrap()
+}
+
+#[test]
+fn a_model_with_a_snap_is_an_offline_remodel_that_carries_the_snap() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = fixture("remodel/rev2.model");
+    // Bigger than a chunk of the streamed body (64 KiB) many times over.
+    let snap = squashfs_snap(dir.path(), "pocketses", 4 << 20);
+    let b = make_bundle(dir.path(), &[("rev2.model", &model), ("pocketses_2.snap", &snap)], &key());
+    let device = registered();
+    let o = device.run(&["bundle", "apply", "--trusted", &public(&key()), b.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("offline with"), "{out}");
+    // The snap goes with the remodel, not on its own.
+    assert_eq!(device.posts(), ["POST /v2/model"]);
+    let post = device
+        .fake
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST" && r.path == "/v2/model")
+        .unwrap();
+    let content_type = post.content_type.clone().unwrap();
+    let boundary = content_type.strip_prefix("multipart/form-data; boundary=").unwrap();
+    let head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"snap\"; filename=\"pocketses_2.snap\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    );
+    let body = &post.body;
+    let at = body.windows(head.len()).position(|w| w == head.as_bytes()).unwrap() + head.len();
+    assert_eq!(&body[at..at + snap.len()], snap.as_slice(), "the snap's bytes, whole and in order");
+    assert_eq!(&body[at + snap.len()..], format!("\r\n--{boundary}--\r\n").as_bytes());
+    assert!(String::from_utf8_lossy(&body[..at]).contains("name=\"new-model\""));
+    assert_eq!(device.journal()["stage"], "done");
+}
+
 #[test]
 fn a_remodel_snapd_would_refuse_is_not_posted() {
     let dir = tempfile::tempdir().unwrap();

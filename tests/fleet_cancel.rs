@@ -418,3 +418,43 @@ fn an_unavailable_maintenance_window_waits_then_applies_without_a_second_downloa
     assert_eq!(st["history"][0]["stage"], "done", "{st}");
     assert_eq!(st["history"][0]["waiting"], false, "{st}");
 }
+
+/// `fleet status` shows the poll the daemon made a moment ago, although an idle poll writes
+/// nothing to `fleet-status.json`; the file gets the times when the daemon stops.
+#[test]
+fn fleet_status_shows_the_last_poll_the_file_does_not_carry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, key) = signed_bundle(dir.path());
+    let script = Arc::new(Mutex::new(Script::default()));
+    let snapd = FakeSnapd::start();
+    let mut daemon = start(&script, &key, &snapd);
+    let file = daemon.state_dir().join("fleet-status.json");
+    wait("three polls", &daemon, || (fleet_status(&daemon)["polls"].as_u64()? >= 3).then_some(()));
+    let live = fleet_status(&daemon);
+    let on_disk: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let last = live["last-poll"].as_u64().unwrap();
+    // Polls are a second apart (±10 %): the last one is recent, whatever the machine's load.
+    assert!(now - last <= LIMIT.as_secs(), "{live}");
+    assert!(live["next-poll"].as_u64().unwrap() >= last, "{live}");
+    assert_eq!(live["last-success"], live["last-poll"], "{live}");
+    assert_eq!(live["pid"], on_disk["pid"], "{live}");
+    assert!(
+        on_disk["polls"].as_u64().unwrap() < live["polls"].as_u64().unwrap(),
+        "the file is not rewritten at every poll: {on_disk}"
+    );
+    let text = Command::new(support::bin())
+        .args(["fleet", "status"])
+        .env("POCKETSES_STATE_DIR", daemon.state_dir())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    let line = text.lines().find(|l| l.starts_with("last poll:")).unwrap();
+    assert!(line.ends_with(" s ago"), "{text}");
+    daemon.terminate();
+    let on_disk: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert!(on_disk["polls"].as_u64().unwrap() >= live["polls"].as_u64().unwrap(), "{on_disk}");
+    assert!(on_disk["last-poll"].as_u64().unwrap() >= last, "{on_disk}");
+    // Without the daemon, `fleet status` reads that file.
+    assert_eq!(fleet_status(&daemon)["polls"], on_disk["polls"]);
+}

@@ -1,5 +1,6 @@
-//! A snap goes to snapd (`POST /v2/snaps`) streamed from its file, never read whole into
-//! memory: a 200 MB snap must not cost 200 MB of the daemon's RSS.
+//! A snap goes to snapd (`POST /v2/snaps`, and with an offline remodel `POST /v2/model`)
+//! streamed from its file, never read whole into memory: a 200 MB snap must not cost 200 MB of
+//! the daemon's RSS.
 //!
 //! Proved by the code path, not by timing or by measuring memory: a fake snapd on a unix socket
 //! reads the first MiB of the body, then changes the file's last bytes on disk, then reads the
@@ -14,6 +15,7 @@ use std::io::{BufRead as _, BufReader, Read as _, Seek as _, SeekFrom, Write as 
 use std::os::unix::net::UnixListener;
 use std::sync::Arc;
 
+use pocketses::snapd::multipart::SnapFile;
 use pocketses::snapd::socket::UnixTransport;
 use pocketses::snapd::Client;
 
@@ -113,6 +115,59 @@ async fn a_snap_is_streamed_from_its_file() {
     assert!(
         snap[SIZE - CHANGED..].iter().all(|b| *b == b'X'),
         "the end of the snap was read before it was sent: the body was buffered whole"
+    );
+}
+
+#[tokio::test]
+async fn an_offline_remodels_snaps_are_streamed_from_their_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("pc_147.snap");
+    std::fs::write(&small, b"hsqs small gadget").unwrap();
+    let big = dir.path().join("pc-kernel_2.snap");
+    let mut data = vec![b'k'; SIZE];
+    data[..4].copy_from_slice(b"hsqs");
+    std::fs::write(&big, &data).unwrap();
+    let socket = dir.path().join("snapd.socket");
+    let server = fake_snapd(UnixListener::bind(&socket).unwrap(), big.clone());
+
+    let client = Client::new(Arc::new(UnixTransport::new(&socket)));
+    let snaps = [
+        SnapFile { filename: "pc_147.snap".into(), path: small },
+        SnapFile { filename: "pc-kernel_2.snap".into(), path: big },
+    ];
+    let model = "type: model\n".to_string();
+    let assertions = ["type: account\n".to_string()];
+    let change = client.post_model_multipart(&model, &assertions, &snaps).await.unwrap();
+    assert_eq!(change, "7");
+
+    let got = server.join().unwrap();
+    assert!(got.head.starts_with("POST /v2/model HTTP/1.1\r\n"), "{}", got.head);
+    let content_type =
+        got.head.lines().find_map(|l| l.strip_prefix("content-type: ")).unwrap().to_string();
+    let b = content_type.strip_prefix("multipart/form-data; boundary=").unwrap();
+    let part =
+        |headers: &str| format!("--{b}\r\nContent-Disposition: form-data; {headers}\r\n\r\n");
+    let assertion = "Content-Type: application/x.ubuntu.assertion";
+    let snap = "Content-Type: application/octet-stream";
+    let want_head = [
+        part(&format!("name=\"new-model\"\r\n{assertion}")),
+        "type: model\n\r\n".into(),
+        part(&format!("name=\"assertion\"\r\n{assertion}")),
+        "type: account\n\r\n".into(),
+        part(&format!("name=\"snap\"; filename=\"pc_147.snap\"\r\n{snap}")),
+        "hsqs small gadget\r\n".into(),
+        part(&format!("name=\"snap\"; filename=\"pc-kernel_2.snap\"\r\n{snap}")),
+    ]
+    .concat();
+    let want_tail = format!("\r\n--{b}--\r\n");
+    assert_eq!(got.body.len(), want_head.len() + SIZE + want_tail.len());
+    assert_eq!(String::from_utf8_lossy(&got.body[..want_head.len()]), want_head);
+    assert!(got.body.ends_with(want_tail.as_bytes()));
+    let kernel = &got.body[want_head.len()..want_head.len() + SIZE];
+    assert_eq!(&kernel[..SIZE - CHANGED], &data[..SIZE - CHANGED], "the file's bytes, in order");
+    assert!(
+        kernel[SIZE - CHANGED..].iter().all(|b| *b == b'X'),
+        "the end of the kernel was read before it was sent: the form was buffered whole"
     );
 }
 

@@ -14,10 +14,13 @@
 //!     → closed success | failure; configData again
 //! ```
 //!
-//! Every change of the [`Status`] goes through `Fleet::update`, which writes
-//! `fleet-status.json` atomically (read by `pocketses fleet status`) and publishes the
-//! action's SSE `fleet` event. The final feedback is sent until the server took it
-//! (`Action::reported`), also after a restart.
+//! Every change of the [`Status`] goes through `Fleet::update`, which publishes the action's
+//! SSE `fleet` event and writes `fleet-status.json` atomically when what must survive a restart
+//! changed ([`Status::durable_eq`]: the action, the history, the server, the last error). The
+//! poll's counters and times stay in memory: an idle poll writes nothing, and `pocketses fleet
+//! status` asks the daemon for them over the control socket (`{"command":"fleet-status"}`);
+//! the whole status is written once more when the client stops. The final feedback is sent
+//! until the server took it (`Action::reported`), also after a restart.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -100,6 +103,9 @@ pub struct Fleet {
 #[derive(Debug, Default)]
 struct Inner {
     status: Mutex<Status>,
+    /// What the file holds (`None`: nothing known to be there); its lock also keeps the writes
+    /// in the order of the changes they carry.
+    written: Mutex<Option<Status>>,
     poke: Notify,
     hub: std::sync::OnceLock<Hub>,
     path: std::sync::OnceLock<PathBuf>,
@@ -109,20 +115,26 @@ impl Fleet {
     /// A fleet handle whose status is written to `path`, starting from what is there.
     pub fn new(path: PathBuf) -> Fleet {
         let fleet = Fleet::default();
-        let status = match load_status(&path) {
-            Ok(status) => status.unwrap_or_default(),
+        let loaded = match load_status(&path) {
+            Ok(status) => status,
             Err(err) => {
                 warn!("{err}; starting the fleet status afresh");
-                Status::default()
+                None
             }
         };
+        let status = loaded.clone().unwrap_or_default();
         *fleet.lock() = Status { polls: 0, errors: 0, bytes_downloaded: 0, ..status };
+        *fleet.written() = loaded;
         let _ = fleet.inner.path.set(path);
         fleet
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Status> {
         self.inner.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn written(&self) -> std::sync::MutexGuard<'_, Option<Status>> {
+        self.inner.written.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A copy of the status.
@@ -150,34 +162,53 @@ impl Fleet {
         self.inner.poke.notify_one();
     }
 
-    /// Changes the status in memory only: for the counters and times of a poll, which the write
-    /// at the end of the same poll (`next_poll`, or the error) carries to the file. One write per
-    /// poll instead of three (each is a temporary file, an fsync and a rename: flash wear and most
-    /// of a poll's CPU, docs/fleet.md "Benchmark").
+    /// Changes the status in memory only: the counters and times of a poll, which are never
+    /// durable ([`Status::durable_eq`]).
     fn note(&self, change: impl FnOnce(&mut Status)) {
         change(&mut self.lock());
     }
 
-    /// Changes the status, writes it, and publishes the action's event when `event`.
+    /// Changes the status; writes it when what must survive a restart changed (an idle poll
+    /// does not: each write is a temporary file, an fsync and a rename, flash wear and once most
+    /// of a poll's CPU, docs/fleet.md "Performance"); publishes the action's event when `event`.
     fn update<R>(&self, event: bool, change: impl FnOnce(&mut Status) -> R) -> R {
-        let (out, snapshot) = {
+        let mut written = self.written();
+        let (out, snapshot, json) = {
             let mut status = self.lock();
             let out = change(&mut status);
-            (out, status.clone())
+            let path = self.inner.path.get();
+            let durable = written.as_ref().is_some_and(|w| w.durable_eq(&status));
+            let snapshot = (path.is_some() && !durable).then(|| status.clone());
+            let json = event
+                .then(|| status.current.as_ref().or(status.history.first()))
+                .flatten()
+                .map(|a| a.event().to_string());
+            (out, snapshot, json)
         };
-        if let Some(path) = self.inner.path.get() {
-            if let Err(err) = save_status(path, &snapshot) {
-                warn!("{err}");
+        if let (Some(path), Some(snapshot)) = (self.inner.path.get(), snapshot) {
+            match save_status(path, &snapshot) {
+                Ok(()) => *written = Some(snapshot),
+                // Tried again at the next change.
+                Err(err) => warn!("{err}"),
             }
         }
-        if event {
-            let action = snapshot.current.as_ref().or(snapshot.history.first());
-            if let (Some(hub), Some(action)) = (self.inner.hub.get(), action) {
-                let json = action.event().to_string();
-                hub.send(Event::Fleet(Report::named(Event::SSE_FLEET, json)));
-            }
+        drop(written);
+        if let (Some(hub), Some(json)) = (self.inner.hub.get(), json) {
+            hub.send(Event::Fleet(Report::named(Event::SSE_FLEET, json)));
         }
         out
+    }
+
+    /// Writes the whole status, the poll's counters and times too (when the client stops, and
+    /// after `fleet poll` without a daemon), so the file says when it last polled.
+    pub fn flush(&self) {
+        let Some(path) = self.inner.path.get() else { return };
+        let mut written = self.written();
+        let snapshot = self.status();
+        match save_status(path, &snapshot) {
+            Ok(()) => *written = Some(snapshot),
+            Err(err) => warn!("{err}"),
+        }
     }
 
     fn error(&self, message: String) {
@@ -297,6 +328,8 @@ pub async fn run(
                 let active = running.as_ref().is_some_and(|r| !r.task.is_finished());
                 let wait = ddi::next_poll(s.sleep, active, rand::random::<f64>());
                 let next = now() + wait.as_secs();
+                // After the poll's `note`s: writes only when the poll changed something durable
+                // (its error came or went).
                 fleet.update(false, |st| st.next_poll = Some(next));
                 wait
             }
@@ -323,6 +356,10 @@ pub async fn run(
         // A download stops where it is (the part stays); an apply is left to the journal.
         r.cancel.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(2), r.task).await;
+    }
+    // The client ran (now or earlier in this daemon's life): the file gets its poll times.
+    if fleet.read(|st| st.polls > 0) {
+        fleet.flush();
     }
 }
 
@@ -370,7 +407,7 @@ pub async fn poll_once(config: Config) -> Status {
             let _ = r.task.await;
         }
         // The poll's counters and times, noted in memory by `cycle`, reach the file.
-        fleet.update(false, |_| ());
+        fleet.flush();
     }
     fleet.status()
 }
@@ -940,20 +977,96 @@ mod tests {
         assert_eq!(sw_version(&st).as_deref(), Some("1.0.1"));
     }
 
+    /// One idle poll as `cycle` and `run` record it: two notes and the next poll's time.
+    fn idle_poll(fleet: &Fleet, t: u64) {
+        fleet.note(|st| {
+            st.polls += 1;
+            st.last_poll = Some(t);
+        });
+        fleet.note(|st| {
+            st.last_success = Some(t);
+            st.last_error = None;
+        });
+        fleet.update(false, |st| st.next_poll = Some(t + 60));
+    }
+
     #[test]
-    fn a_polls_counters_reach_the_file_with_its_one_write() {
+    fn an_idle_poll_writes_nothing_and_the_memory_has_its_times() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(STATUS_FILE);
         let fleet = Fleet::new(path.clone());
-        fleet.note(|st| {
-            st.polls += 1;
-            st.last_poll = Some(7);
-        });
-        assert_eq!(load_status(&path).unwrap(), None, "noting writes nothing");
-        assert_eq!(fleet.status().polls, 1, "noting changes the memory");
-        fleet.update(false, |st| st.next_poll = Some(9));
+        fleet.update(false, |st| st.server = "http://h".into());
+        let first = std::fs::read(&path).unwrap();
+        for t in 1..=3 {
+            idle_poll(&fleet, t);
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), first, "idle polls leave the file as it was");
+        let live = fleet.status();
+        assert_eq!((live.polls, live.last_poll, live.next_poll), (3, Some(3), Some(63)));
+        // What a restart needs is written at once, with the times of that moment.
+        fleet.update(false, |st| st.current = Some(Action::new("1", "a.swu", "1", None, 4)));
         let on_disk = load_status(&path).unwrap().unwrap();
-        assert_eq!((on_disk.polls, on_disk.last_poll, on_disk.next_poll), (1, Some(7), Some(9)));
+        assert_eq!(on_disk.current.map(|a| a.id).as_deref(), Some("1"));
+        assert_eq!(on_disk.last_poll, Some(3));
+    }
+
+    #[test]
+    fn an_error_that_comes_or_goes_is_written_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(STATUS_FILE);
+        let fleet = Fleet::new(path.clone());
+        fleet.update(false, |st| st.server = "http://h".into());
+        for _ in 0..3 {
+            fleet.note(|st| st.polls += 1);
+            fleet.error("cannot poll http://h: connection refused".into());
+        }
+        let on_disk = load_status(&path).unwrap().unwrap();
+        assert_eq!(on_disk.last_error.as_deref(), Some("cannot poll http://h: connection refused"));
+        assert_eq!(on_disk.errors, 1, "written at the first error only");
+        assert_eq!(fleet.status().errors, 3);
+        idle_poll(&fleet, 9);
+        let on_disk = load_status(&path).unwrap().unwrap();
+        assert_eq!((on_disk.last_error, on_disk.last_success), (None, Some(9)));
+    }
+
+    #[test]
+    fn download_progress_stays_in_memory_until_its_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(STATUS_FILE);
+        let fleet = Fleet::new(path.clone());
+        fleet.update(false, |st| st.current = Some(Action::new("1", "a.swu", "1", Some(100), 1)));
+        let first = std::fs::read(&path).unwrap();
+        for n in 1..=9 {
+            fleet.update(false, |st| {
+                st.bytes_downloaded += 10;
+                let a = st.current.as_mut().unwrap();
+                a.downloaded = n * 10;
+                a.progress = u8::try_from(n * 10).unwrap();
+            });
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), first, "one write per chunk no more");
+        assert_eq!(fleet.status().current.unwrap().downloaded, 90);
+        fleet.update(false, |st| {
+            st.current.as_mut().unwrap().details = vec!["Downloaded 90%".into()];
+        });
+        let a = load_status(&path).unwrap().unwrap().current.unwrap();
+        assert_eq!((a.downloaded, a.progress, a.details.len()), (90, 90, 1));
+    }
+
+    #[test]
+    fn a_restarted_daemon_does_not_rewrite_what_it_read_and_flush_writes_the_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(STATUS_FILE);
+        let st = Status { server: "http://h".into(), polls: 7, ..Status::default() };
+        save_status(&path, &st).unwrap();
+        let first = std::fs::read(&path).unwrap();
+        let fleet = Fleet::new(path.clone());
+        assert_eq!(fleet.status().polls, 0, "the counters start again");
+        idle_poll(&fleet, 5);
+        assert_eq!(std::fs::read(&path).unwrap(), first);
+        fleet.flush();
+        let on_disk = load_status(&path).unwrap().unwrap();
+        assert_eq!((on_disk.polls, on_disk.last_poll, on_disk.next_poll), (1, Some(5), Some(65)));
     }
 
     #[test]

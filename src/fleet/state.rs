@@ -182,6 +182,37 @@ impl Action {
         true
     }
 
+    /// Whether `self` and `other` are the same but for a running download's figures
+    /// (`downloaded`, `progress`), which change with every chunk (see [`Status::durable_eq`]).
+    pub fn durable_eq(&self, other: &Action) -> bool {
+        let Action {
+            id,
+            file,
+            version,
+            stage,
+            progress: _,
+            details,
+            result,
+            downloaded: _,
+            size,
+            started,
+            updated,
+            reported,
+            waiting,
+        } = self;
+        *id == other.id
+            && *file == other.file
+            && *version == other.version
+            && *stage == other.stage
+            && *details == other.details
+            && *result == other.result
+            && *size == other.size
+            && *started == other.started
+            && *updated == other.updated
+            && *reported == other.reported
+            && *waiting == other.waiting
+    }
+
     /// The SSE `fleet` event's data: `{"action","stage","progress","details","result"}`.
     pub fn event(&self) -> Value {
         json!({
@@ -301,6 +332,39 @@ pub struct Status {
 }
 
 impl Status {
+    /// Whether `self` and `other` agree on what must survive a restart: the server, the
+    /// controller id, the last error, the action (all of it but the bytes and percentage of a
+    /// running download: the part file on disk is what a resumed download starts from) and the
+    /// history. The counters, the poll times and the pid live in the daemon's memory, which
+    /// `fleet status` asks over the control socket; a change of them alone is not written.
+    pub fn durable_eq(&self, other: &Status) -> bool {
+        // Destructured, so that a new field has to be placed on one side or the other.
+        let Status {
+            server,
+            controller_id,
+            pid: _,
+            last_poll: _,
+            last_success: _,
+            next_poll: _,
+            last_error,
+            polls: _,
+            errors: _,
+            bytes_downloaded: _,
+            current,
+            history,
+        } = self;
+        let same_action = match (current, &other.current) {
+            (Some(a), Some(b)) => a.durable_eq(b),
+            (None, None) => true,
+            _ => false,
+        };
+        *server == other.server
+            && *controller_id == other.controller_id
+            && *last_error == other.last_error
+            && same_action
+            && *history == other.history
+    }
+
     /// Moves a finished, reported `current` into the history.
     pub fn retire(&mut self) {
         if let Some(a) = self.current.take_if(|a| a.stage.is_final() && a.reported) {
@@ -449,6 +513,69 @@ mod tests {
         ] {
             assert_eq!(from.next(to), None, "{from:?} → {to:?}");
         }
+    }
+
+    #[test]
+    fn a_polls_times_and_counters_are_not_durable() {
+        let before = Status {
+            server: "http://h".into(),
+            controller_id: "d".into(),
+            current: Some(action(Stage::Downloading)),
+            history: vec![action(Stage::Done)],
+            ..Status::default()
+        };
+        let mut after = before.clone();
+        after.pid = 9;
+        after.last_poll = Some(100);
+        after.last_success = Some(100);
+        after.next_poll = Some(160);
+        after.polls = 3;
+        after.errors = 1;
+        after.bytes_downloaded = 4096;
+        let a = after.current.as_mut().unwrap();
+        a.downloaded = 4096;
+        a.progress = 40;
+        assert!(before.durable_eq(&after));
+        assert!(after.durable_eq(&before));
+        assert!(before.durable_eq(&before));
+    }
+
+    #[test]
+    fn what_a_restart_needs_is_durable() {
+        let before = Status {
+            server: "http://h".into(),
+            controller_id: "d".into(),
+            current: Some(action(Stage::Downloading)),
+            history: vec![action(Stage::Done)],
+            ..Status::default()
+        };
+        type Change = fn(&mut Status);
+        let changes: Vec<(&str, Change)> = vec![
+            ("server", |s| s.server = "http://other".into()),
+            ("controller id", |s| s.controller_id = "e".into()),
+            ("last error", |s| s.last_error = Some("cannot poll".into())),
+            ("no action", |s| s.current = None),
+            ("history", |s| s.history.clear()),
+            ("stage", |s| s.current.as_mut().unwrap().stage = Stage::Verifying),
+            ("details", |s| s.current.as_mut().unwrap().details = vec!["x".into()]),
+            ("reported", |s| s.current.as_mut().unwrap().reported = true),
+            ("waiting", |s| s.current.as_mut().unwrap().waiting = true),
+            ("updated", |s| s.current.as_mut().unwrap().updated = 11),
+            ("result", |s| s.current.as_mut().unwrap().result = Some(Outcome::Success)),
+            ("id", |s| s.current.as_mut().unwrap().id = "8".into()),
+            ("file", |s| s.current.as_mut().unwrap().file = "c.swu".into()),
+            ("version", |s| s.current.as_mut().unwrap().version = "2".into()),
+            ("size", |s| s.current.as_mut().unwrap().size = None),
+            ("started", |s| s.current.as_mut().unwrap().started = 1),
+        ];
+        for (what, change) in changes {
+            let mut after = before.clone();
+            change(&mut after);
+            assert!(!before.durable_eq(&after), "{what}");
+            assert!(!after.durable_eq(&before), "{what}");
+        }
+        let none = Status { current: None, ..before.clone() };
+        assert!(none.durable_eq(&none.clone()));
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! `pocketses fleet status [--json]`, `fleet poll`, `fleet history [--json]`. \[io\]
 //!
-//! `status` and `history` read the document the daemon writes (`fleet-status.json` in the
-//! state directory, see [`super::daemon::status_path`]); `poll` asks the running daemon over
-//! its control socket to poll now (`{"command":"fleet-poll"}`), and without a daemon polls
+//! `status` and `history` ask the running daemon over its control socket
+//! (`{"command":"fleet-status"}`: the status as it holds it, with the last poll's time, which
+//! it does not write at every poll), and without a daemon read the document it wrote
+//! (`fleet-status.json` in the state directory, see [`super::daemon::status_path`]); `poll`
+//! asks the running daemon to poll now (`{"command":"fleet-poll"}`), and without a daemon polls
 //! once itself, with snapd's configuration and `--set` on top, and runs what the server offers
 //! to its end.
 
@@ -55,9 +57,34 @@ pub enum FleetCommand {
     },
 }
 
+/// The running daemon's status, else the file it wrote.
 fn read() -> anyhow::Result<Status> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let socket = crate::control::socket_path();
+    let req = crate::control::Request::FleetStatus;
+    let asked = runtime.block_on(crate::control::call(&socket, &req, crate::control::CALL_TIMEOUT));
     let path = daemon::status_path();
-    daemon::load_status(&path).map_err(anyhow::Error::msg).map(|s| s.unwrap_or_default())
+    match asked {
+        Ok(value) => serde_json::from_value(value)
+            .map_err(|e| anyhow::anyhow!("cannot read the daemon's fleet status: {e}")),
+        Err(crate::control::CallError::NotRunning(_)) => read_file(&path),
+        Err(err) => {
+            // Not root (the socket is root-only), or a daemon too old to answer: the file has
+            // everything but the poll's times, which are those of its last write.
+            eprintln!(
+                "Showing {} as the daemon last wrote it: its poll times may be older ({err}).",
+                path.display()
+            );
+            read_file(&path)
+        }
+    }
+}
+
+fn read_file(path: &std::path::Path) -> anyhow::Result<Status> {
+    daemon::load_status(path).map_err(anyhow::Error::msg).map(|s| s.unwrap_or_default())
 }
 
 /// Runs the command.

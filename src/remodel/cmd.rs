@@ -323,14 +323,15 @@ async fn preflight(client: &Client, args: &Input) -> anyhow::Result<Preflight> {
     let mut snaps = Vec::new();
     let mut new_gadget = args.gadget.clone();
     for path in &args.snaps {
-        let data =
-            std::fs::read(path).with_context(|| format!("cannot read snap {}", path.display()))?;
+        // Not read here: the file is streamed to snapd when the remodel is posted.
+        std::fs::File::open(path)
+            .with_context(|| format!("cannot read snap {}", path.display()))?;
         if new_gadget.is_none() && snapfile::is_gadget_snap(path)? {
             new_gadget = Some(path.clone());
         }
         let filename =
             path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        snaps.push(SnapFile { filename, data });
+        snaps.push(SnapFile { filename, path: path.clone() });
     }
     let mut assertions = Vec::new();
     for path in &args.assertions {

@@ -109,18 +109,42 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-/// A request body sent from a file, between two pieces held in memory: a multipart form
-/// around a snap file (`head`, the file's first `len` bytes, `tail`).
+/// A request body sent from files, with pieces held in memory around them: a multipart form
+/// around snap files (`head`, then each file's first `len` bytes followed by its `after`).
 #[derive(Debug)]
 pub struct FileBody {
-    /// Bytes before the file's.
+    /// Bytes before the first file's.
     pub head: Vec<u8>,
+    /// The files, in order, each with the bytes that follow it.
+    pub files: Vec<FilePart>,
+}
+
+/// One file of a [`FileBody`].
+#[derive(Debug)]
+pub struct FilePart {
     /// The file, open for reading at its start.
     pub file: std::fs::File,
     /// How many of its bytes are sent.
     pub len: u64,
     /// Bytes after the file's.
-    pub tail: Vec<u8>,
+    pub after: Vec<u8>,
+}
+
+impl FileBody {
+    /// One file between `head` and `tail` (a snap installed from a file).
+    pub fn around(head: Vec<u8>, file: std::fs::File, len: u64, tail: Vec<u8>) -> FileBody {
+        FileBody { head, files: vec![FilePart { file, len, after: tail }] }
+    }
+
+    /// The body's length.
+    pub fn len(&self) -> u64 {
+        self.files.iter().fold(self.head.len() as u64, |n, f| n + f.len + f.after.len() as u64)
+    }
+
+    /// Whether the body has no bytes at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Carries requests to snapd; the real one is [`socket::UnixTransport`].
@@ -141,12 +165,14 @@ pub trait Transport: Send + Sync {
     ) -> Pin<Box<dyn Future<Output = Result<Response, Error>> + Send + '_>> {
         Box::pin(async move {
             use std::io::Read as _;
-            let FileBody { head, file, len, tail } = body;
+            let FileBody { head, files } = body;
             let mut data = head;
-            file.take(len)
-                .read_to_end(&mut data)
-                .map_err(|e| Error::Http(format!("cannot read the body: {e}")))?;
-            data.extend_from_slice(&tail);
+            for FilePart { file, len, after } in files {
+                file.take(len)
+                    .read_to_end(&mut data)
+                    .map_err(|e| Error::Http(format!("cannot read the body: {e}")))?;
+                data.extend_from_slice(&after);
+            }
             req.body = data;
             self.round_trip(req).await
         })
@@ -454,24 +480,53 @@ impl Client {
         self.call(Request::json(Method::Post, "/v2/model", &body)).await?.into_change_id()
     }
 
-    /// `POST /v2/model` as multipart form (offline remodel with local assertions and snaps); returns the change id.
+    /// `POST /v2/model` as multipart form (offline remodel with local assertions and snaps);
+    /// returns the change id. The snaps are streamed from their files, never read whole (a
+    /// kernel or a base is hundreds of megabytes), and the time limit is at least
+    /// [`SIDELOAD_TIMEOUT`] when there are any: snapd answers once it has read them all.
     ///
     /// # Errors
-    /// As [`Client::post_model`].
+    /// As [`Client::post_model`]; a snap file that cannot be opened or read is [`Error::Http`].
     pub async fn post_model_multipart(
         &self,
         new_model: &str,
         assertions: &[String],
         snaps: &[multipart::SnapFile],
     ) -> Result<String, Error> {
-        let form = multipart::remodel_form(new_model, assertions, snaps);
+        let boundary = multipart::random_boundary(rand::random::<u128>());
+        let names: Vec<&str> = snaps.iter().map(|s| s.filename.as_str()).collect();
+        let (content_type, head, afters) =
+            multipart::remodel_form_around(new_model, assertions, &names, &boundary);
+        let mut files = Vec::with_capacity(snaps.len());
+        for (snap, after) in snaps.iter().zip(afters) {
+            let cannot = |e: std::io::Error| {
+                Error::Http(format!(
+                    "cannot read snap {}: {}",
+                    snap.path.display(),
+                    crate::error::describe_io(&e)
+                ))
+            };
+            let file = std::fs::File::open(&snap.path).map_err(cannot)?;
+            let len = file.metadata().map_err(cannot)?.len();
+            files.push(FilePart { file, len, after });
+        }
         let req = Request {
             method: Method::Post,
             path: "/v2/model".to_string(),
-            content_type: Some(form.content_type),
-            body: form.body,
+            content_type: Some(content_type),
+            body: Vec::new(),
         };
-        self.call(req).await?.into_change_id()
+        if files.is_empty() {
+            return self.call(Request { body: head, ..req }).await?.into_change_id();
+        }
+        let body = FileBody { head, files };
+        let timeout = self.timeout.max(SIDELOAD_TIMEOUT);
+        let res =
+            match tokio::time::timeout(timeout, self.transport.round_trip_file(req, body)).await {
+                Ok(res) => res?,
+                Err(_) => return Err(Error::Timeout { after: timeout }),
+            };
+        envelope::decode(res.status, &res.body)?.into_change_id()
     }
 }
 
@@ -538,7 +593,7 @@ impl Client {
             content_type: Some(content_type),
             body: Vec::new(),
         };
-        let body = FileBody { head, file, len, tail };
+        let body = FileBody::around(head, file, len, tail);
         let timeout = self.timeout.max(SIDELOAD_TIMEOUT);
         let res =
             match tokio::time::timeout(timeout, self.transport.round_trip_file(req, body)).await {

@@ -1,18 +1,20 @@
 //! The multipart forms snapd reads: an offline remodel (`POST /v2/model`, snapd ≥ 2.61.2)
-//! and a snap installed from a file (`POST /v2/snaps`).
+//! and a snap installed from a file (`POST /v2/snaps`). Snap files are sent apart, streamed
+//! from disk: the `…_around` forms give the bytes that go around them.
 //!
 //! \[pure\] Parts as snapd's `remodelForm` expects them: exactly one `new-model`,
 //! zero or more `assertion` parts, zero or more `snap` file parts; and as `snap install FILE`
 //! sends them (`snapd:client/snap_op.go sendSnapFiles`): `action`, `snap-path`, the
 //! `dangerous` flag when set, then the `snap` file part.
 
-/// A snap file sent with an offline remodel.
+/// A snap file sent with an offline remodel: streamed from `path` when the form is sent, never
+/// read whole into memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapFile {
     /// File name snapd sees (`pc_146.snap`).
     pub filename: String,
-    /// The squashfs bytes.
-    pub data: Vec<u8>,
+    /// Where the squashfs is.
+    pub path: std::path::PathBuf,
 }
 
 /// An encoded form.
@@ -24,42 +26,56 @@ pub struct Form {
     pub body: Vec<u8>,
 }
 
-/// Encodes the remodel form; the boundary is chosen so that it occurs in no part.
-pub fn remodel_form(new_model: &str, assertions: &[String], snaps: &[SnapFile]) -> Form {
-    let boundary = pick_boundary(new_model, assertions, snaps, &[]);
-    let mut body = Vec::new();
+/// The remodel form around snap files whose bytes are sent apart (streamed from their files):
+/// `(content type, the bytes before the first file's, the bytes after each file's)`. Without
+/// files the head is the whole form. `boundary` must occur in no part: a
+/// [`random_boundary`], since the files cannot be searched first.
+pub fn remodel_form_around(
+    new_model: &str,
+    assertions: &[String],
+    filenames: &[&str],
+    boundary: &str,
+) -> (String, Vec<u8>, Vec<Vec<u8>>) {
+    let assertion_type = "Content-Type: application/x.ubuntu.assertion";
+    let mut head = Vec::new();
     let mut part = |headers: &str, data: &[u8]| {
-        body.extend_from_slice(format!("--{boundary}\r\n{headers}\r\n\r\n").as_bytes());
-        body.extend_from_slice(data);
-        body.extend_from_slice(b"\r\n");
+        head.extend_from_slice(format!("--{boundary}\r\n{headers}\r\n\r\n").as_bytes());
+        head.extend_from_slice(data);
+        head.extend_from_slice(b"\r\n");
     };
     part(
-        "Content-Disposition: form-data; name=\"new-model\"\r\nContent-Type: application/x.ubuntu.assertion",
+        &format!("Content-Disposition: form-data; name=\"new-model\"\r\n{assertion_type}"),
         new_model.as_bytes(),
     );
     for assertion in assertions {
         part(
-            "Content-Disposition: form-data; name=\"assertion\"\r\nContent-Type: application/x.ubuntu.assertion",
+            &format!("Content-Disposition: form-data; name=\"assertion\"\r\n{assertion_type}"),
             assertion.as_bytes(),
         );
     }
-    for snap in snaps {
-        let name = snap.filename.replace(['"', '\r', '\n'], "_");
-        part(
-            &format!(
-                "Content-Disposition: form-data; name=\"snap\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream"
-            ),
-            &snap.data,
-        );
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    Form { content_type: format!("multipart/form-data; boundary={boundary}"), body }
+    let snap_head = |filename: &str| {
+        let name = filename.replace(['"', '\r', '\n'], "_");
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"snap\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        .into_bytes()
+    };
+    let close = format!("--{boundary}--\r\n").into_bytes();
+    let Some((first, rest)) = filenames.split_first() else {
+        head.extend_from_slice(&close);
+        return (format!("multipart/form-data; boundary={boundary}"), head, Vec::new());
+    };
+    head.extend_from_slice(&snap_head(first));
+    let mut afters: Vec<Vec<u8>> =
+        rest.iter().map(|name| [b"\r\n".as_slice(), &snap_head(name)].concat()).collect();
+    afters.push([b"\r\n".as_slice(), &close].concat());
+    (format!("multipart/form-data; boundary={boundary}"), head, afters)
 }
 
 /// Encodes the form of `snap install [--dangerous] FILE`: snapd names the change after
 /// `snap_path` (`Install "hello" snap from file "hello_1.snap"`).
 pub fn install_form(snap_path: &str, data: &[u8], dangerous: bool) -> Form {
-    let boundary = pick_boundary(snap_path, &[], &[], &[data]);
+    let boundary = pick_boundary(snap_path, data);
     let (content_type, mut body, tail) = install_form_around(snap_path, dangerous, &boundary);
     body.reserve(data.len() + tail.len());
     body.extend_from_slice(data);
@@ -106,21 +122,13 @@ pub fn install_form_around(
     (format!("multipart/form-data; boundary={boundary}"), head, tail)
 }
 
-fn pick_boundary(
-    new_model: &str,
-    assertions: &[String],
-    snaps: &[SnapFile],
-    data: &[&[u8]],
-) -> String {
+fn pick_boundary(snap_path: &str, data: &[u8]) -> String {
     let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
     (0u32..)
         .map(|n| format!("pocketses-remodel-{n:08x}"))
         .find(|b| {
             let b = b.as_bytes();
-            !contains(new_model.as_bytes(), b)
-                && !assertions.iter().any(|a| contains(a.as_bytes(), b))
-                && !snaps.iter().any(|s| contains(&s.data, b))
-                && !data.iter().any(|d| contains(d, b))
+            !contains(snap_path.as_bytes(), b) && !contains(data, b)
         })
         .unwrap_or_else(|| "pocketses-remodel".to_string())
 }
@@ -129,21 +137,55 @@ fn pick_boundary(
 mod tests {
     use super::*;
 
+    /// The whole remodel form, with `files`' bytes between the pieces.
+    fn remodel_form(model: &str, assertions: &[String], files: &[(&str, &[u8])]) -> String {
+        let names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
+        let (content_type, head, afters) =
+            remodel_form_around(model, assertions, &names, &random_boundary(7));
+        assert_eq!(content_type, format!("multipart/form-data; boundary={}", random_boundary(7)));
+        assert_eq!(afters.len(), files.len());
+        let mut body = head;
+        for ((_, data), after) in files.iter().zip(afters) {
+            body.extend_from_slice(data);
+            body.extend_from_slice(&after);
+        }
+        String::from_utf8(body).unwrap()
+    }
+
     #[test]
     fn form_has_all_parts_in_order() {
-        let form = remodel_form(
+        let b = random_boundary(7);
+        let text = remodel_form(
             "type: model\n",
             &["type: snap-declaration\n".to_string()],
-            &[SnapFile { filename: "pc_1.snap".into(), data: b"hsqs".to_vec() }],
+            &[("pc_1.snap", b"hsqs"), ("pc-kernel_2.snap", b"HSQS")],
         );
-        let boundary = form.content_type.strip_prefix("multipart/form-data; boundary=").unwrap();
-        let text = String::from_utf8(form.body).unwrap();
-        let model = text.find("name=\"new-model\"").unwrap();
-        let assertion = text.find("name=\"assertion\"").unwrap();
-        let snap = text.find("name=\"snap\"; filename=\"pc_1.snap\"").unwrap();
-        assert!(model < assertion && assertion < snap);
-        assert!(text.ends_with(&format!("--{boundary}--\r\n")));
-        assert_eq!(text.matches(&format!("--{boundary}\r\n")).count(), 3);
+        let want = format!(
+            "--{b}\r\nContent-Disposition: form-data; name=\"new-model\"\r\n\
+             Content-Type: application/x.ubuntu.assertion\r\n\r\ntype: model\n\r\n\
+             --{b}\r\nContent-Disposition: form-data; name=\"assertion\"\r\n\
+             Content-Type: application/x.ubuntu.assertion\r\n\r\ntype: snap-declaration\n\r\n\
+             --{b}\r\nContent-Disposition: form-data; name=\"snap\"; filename=\"pc_1.snap\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\nhsqs\r\n\
+             --{b}\r\nContent-Disposition: form-data; name=\"snap\"; filename=\"pc-kernel_2.snap\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\nHSQS\r\n--{b}--\r\n"
+        );
+        assert_eq!(text, want);
+    }
+
+    #[test]
+    fn a_form_without_snaps_is_all_head() {
+        let b = random_boundary(7);
+        let text = remodel_form("type: model\n", &[], &[]);
+        assert_eq!(
+            text,
+            format!(
+                "--{b}\r\nContent-Disposition: form-data; name=\"new-model\"\r\n\
+                 Content-Type: application/x.ubuntu.assertion\r\n\r\ntype: model\n\r\n--{b}--\r\n"
+            )
+        );
+        let odd = remodel_form("m", &[], &[("a\"b\r\n.snap", b"x")]);
+        assert!(odd.contains("filename=\"a_b__.snap\""), "{odd}");
     }
 
     #[test]
@@ -183,8 +225,7 @@ mod tests {
 
     #[test]
     fn boundary_avoids_content() {
-        let model = "pocketses-remodel-00000000".to_string();
-        let form = remodel_form(&model, &[], &[]);
+        let form = install_form("pocketses-remodel-00000000.snap", b"x", false);
         assert!(form.content_type.ends_with("pocketses-remodel-00000001"));
     }
 }

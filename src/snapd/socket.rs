@@ -13,7 +13,7 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyperlocal::{UnixClientExt, UnixConnector};
 
-use super::{Error, FileBody, Method, Request, Response, Transport};
+use super::{Error, FileBody, FilePart, Method, Request, Response, Transport};
 
 /// The most of a streamed file read at once.
 pub const CHUNK: usize = 64 * 1024;
@@ -50,12 +50,13 @@ impl UnixTransport {
     /// Sends `req` with `body` streamed: a client of its own (the pooled one's body type is
     /// `Full`), so one connection for the one request.
     async fn send_file(&self, req: Request, body: FileBody) -> Result<Response, Error> {
-        let FileBody { head, file, len, tail } = body;
+        let total = body.len();
+        let FileBody { head, files } = body;
         let stream = FileStream {
             head: Some(Bytes::from(head)),
-            file: tokio::fs::File::from_std(file),
-            left: len,
-            tail: Some(Bytes::from(tail)),
+            files: files.into_iter().collect(),
+            current: None,
+            total,
             buf: Vec::new(),
         };
         let client: HyperClient<UnixConnector, FileStream> = HyperClient::unix();
@@ -133,14 +134,23 @@ impl UnixTransport {
     }
 }
 
-/// A [`FileBody`] as an HTTP body: the head, the file's bytes read [`CHUNK`] at a time as hyper
-/// asks for them (so at most a chunk or two of the file is in memory), the tail.
+/// A [`FileBody`] as an HTTP body: the head, then each file's bytes read [`CHUNK`] at a time as
+/// hyper asks for them (so at most a chunk or two of a file is in memory) and the bytes after it.
 struct FileStream {
     head: Option<Bytes>,
+    /// The files not opened for reading yet.
+    files: std::collections::VecDeque<FilePart>,
+    /// The file being read: its bytes left, and what follows it.
+    current: Option<Reading>,
+    /// Bytes not yet handed to hyper.
+    total: u64,
+    buf: Vec<u8>,
+}
+
+struct Reading {
     file: tokio::fs::File,
     left: u64,
-    tail: Option<Bytes>,
-    buf: Vec<u8>,
+    after: Option<Bytes>,
 }
 
 impl hyper::body::Body for FileStream {
@@ -153,40 +163,62 @@ impl hyper::body::Body for FileStream {
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
         use std::task::Poll;
         let this = self.get_mut();
+        let data = |this: &mut FileStream, bytes: Bytes| {
+            this.total -= bytes.len() as u64;
+            Poll::Ready(Some(Ok(hyper::body::Frame::data(bytes))))
+        };
         if let Some(head) = this.head.take() {
-            return Poll::Ready(Some(Ok(hyper::body::Frame::data(head))));
+            return data(this, head);
         }
-        if this.left > 0 {
-            let want = usize::try_from(this.left).unwrap_or(CHUNK).min(CHUNK);
-            this.buf.resize(want, 0);
-            let mut read = tokio::io::ReadBuf::new(&mut this.buf);
-            return match tokio::io::AsyncRead::poll_read(Pin::new(&mut this.file), cx, &mut read) {
-                Poll::Pending => Poll::Pending,
-                Poll::Ready(Err(err)) => Poll::Ready(Some(Err(err))),
-                Poll::Ready(Ok(())) if read.filled().is_empty() => {
-                    Poll::Ready(Some(Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        format!("the file ended {} bytes early", this.left),
-                    ))))
-                }
-                Poll::Ready(Ok(())) => {
-                    let data = Bytes::copy_from_slice(read.filled());
-                    this.left -= data.len() as u64;
-                    Poll::Ready(Some(Ok(hyper::body::Frame::data(data))))
-                }
+        loop {
+            let reading = match &mut this.current {
+                Some(reading) => reading,
+                None => match this.files.pop_front() {
+                    Some(FilePart { file, len, after }) => this.current.insert(Reading {
+                        file: tokio::fs::File::from_std(file),
+                        left: len,
+                        after: Some(Bytes::from(after)),
+                    }),
+                    None => return Poll::Ready(None),
+                },
             };
+            if reading.left > 0 {
+                let want = usize::try_from(reading.left).unwrap_or(CHUNK).min(CHUNK);
+                this.buf.resize(want, 0);
+                let mut read = tokio::io::ReadBuf::new(&mut this.buf);
+                return match tokio::io::AsyncRead::poll_read(
+                    Pin::new(&mut reading.file),
+                    cx,
+                    &mut read,
+                ) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Err(err)) => Poll::Ready(Some(Err(err))),
+                    Poll::Ready(Ok(())) if read.filled().is_empty() => {
+                        Poll::Ready(Some(Err(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            format!("the file ended {} bytes early", reading.left),
+                        ))))
+                    }
+                    Poll::Ready(Ok(())) => {
+                        let bytes = Bytes::copy_from_slice(read.filled());
+                        reading.left -= bytes.len() as u64;
+                        data(this, bytes)
+                    }
+                };
+            }
+            match reading.after.take() {
+                Some(after) => return data(this, after),
+                None => this.current = None,
+            }
         }
-        Poll::Ready(this.tail.take().map(|tail| Ok(hyper::body::Frame::data(tail))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.head.is_none() && self.left == 0 && self.tail.is_none()
+        self.total == 0
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
-        let pieces =
-            self.head.as_ref().map_or(0, Bytes::len) + self.tail.as_ref().map_or(0, Bytes::len);
-        hyper::body::SizeHint::with_exact(self.left + pieces as u64)
+        hyper::body::SizeHint::with_exact(self.total)
     }
 }
 
