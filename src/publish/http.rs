@@ -614,6 +614,9 @@ async fn receive(mut rx: broadcast::Receiver<Event>) -> Received {
 pub struct SseBody {
     first: VecDeque<Bytes>,
     last_seq: u64,
+    /// Whether a snapshot went out: a stream opened before the daemon's first snapshot still
+    /// starts with it, the state events that came meanwhile wait on their ring.
+    sent_snapshot: bool,
     /// The run of checks whose results were sent whole; changes up to it are skipped.
     last_checks: u64,
     recv: ReusableBoxFuture<'static, Received>,
@@ -633,6 +636,7 @@ impl SseBody {
         let first = latest.as_deref().map(Published::sse).into_iter();
         let sse = Box::new(SseBody {
             first: first.chain(checks.as_ref().map(|c| c.sse())).collect(),
+            sent_snapshot: latest.is_some(),
             last_seq: latest.map_or(0, |p| p.seq),
             last_checks: checks.map_or(0, |c| c.seq),
             recv: ReusableBoxFuture::new(receive(rx)),
@@ -652,8 +656,10 @@ impl SseBody {
             if self.shutdown.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(None);
             }
-            // State events first: they are never dropped, snapshots may be.
-            if let Poll::Ready((res, rx)) = self.state.poll(cx) {
+            // State events first: they are never dropped, snapshots may be. But never before
+            // the first snapshot, which every stream starts with.
+            let state = if self.sent_snapshot { self.state.poll(cx) } else { Poll::Pending };
+            if let Poll::Ready((res, rx)) = state {
                 self.state.set(receive(rx));
                 match res {
                     Ok(event) => {
@@ -681,6 +687,7 @@ impl SseBody {
             match res {
                 Ok(event @ Event::Snapshot(_)) => {
                     if let Next::Send(bytes) = next_message(&event, &mut self.last_seq, Wire::Sse) {
+                        self.sent_snapshot = true;
                         return Poll::Ready(Some(bytes));
                     }
                 }
@@ -847,6 +854,43 @@ mod tests {
         for kind in ["remodel", "check", "fleet"] {
             assert_eq!(events.iter().filter(|e| *e == kind).count(), 1, "{kind}: {events:?}");
         }
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_stream_opened_before_the_first_snapshot_starts_with_it() {
+        use crate::publish::{CheckChanges, CheckSet};
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let (hub, addr, shutdown) = serve_hub(Hub::new(10), Limits::default()).await;
+        let mut stream = BufReader::new(TcpStream::connect(addr).await.unwrap());
+        let req = "GET /v1/metrics/stream HTTP/1.1\r\nHost: t\r\n\r\n";
+        stream.get_mut().write_all(req.as_bytes()).await.unwrap();
+        // The headers are out: the stream has joined the hub, with no snapshot yet.
+        let mut line = String::new();
+        while line != "\r\n" {
+            line.clear();
+            stream.read_line(&mut line).await.unwrap();
+        }
+        // The first cycle, as the daemon runs it: its snapshot, then its checks, both waiting
+        // for the stream's task when it next runs (this runtime has one thread).
+        hub.publish(Published::new(
+            1,
+            crate::metrics::Snapshot::default(),
+            crate::config::Format::Json,
+        ));
+        let event = sse_frame("check", None, br#"{"check":"load","state":"OK"}"#);
+        let changes = CheckChanges { seq: 1, sse: event };
+        hub.publish_checks(Arc::new(CheckSet::new(1, 0.0, Vec::new())), Some(changes));
+        let mut events = Vec::new();
+        while events.len() < 2 {
+            line.clear();
+            let read = tokio::time::timeout(Duration::from_secs(30), stream.read_line(&mut line));
+            assert!(read.await.unwrap().unwrap() > 0, "the stream ended: {events:?}");
+            if let Some(name) = line.strip_prefix("event: ") {
+                events.push(name.trim().to_string());
+            }
+        }
+        assert_eq!(events, ["snapshot", "check"]);
         shutdown.cancel();
     }
 
