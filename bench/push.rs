@@ -68,6 +68,10 @@ pub struct PushArgs {
     /// Rounds of the per-step CPU measurement (D).
     #[arg(long, default_value_t = 300)]
     pub stage_rounds: u64,
+    /// Cycles (at `--interval 1`) before section A's steady-state reading, as it is and with
+    /// the history ring full.
+    #[arg(long, default_value_t = 100)]
+    pub full_cycles: u64,
     /// Sections to run: full (A), outage (B), append (C), stages (D).
     #[arg(long, value_delimiter = ',', default_value = "full,outage,append,stages")]
     pub parts: Vec<String>,
@@ -82,6 +86,10 @@ struct Results {
     full_rss_kb: Option<u64>,
     full_rss_later_kb: Option<u64>,
     full_pss_kb: Option<u64>,
+    full_cycles: Option<u64>,
+    full_rss_steady_kb: Option<u64>,
+    full_rss_ring_kb: Option<u64>,
+    full_pss_ring_kb: Option<u64>,
     ne_idle_rss_kb: Option<u64>,
     pk_backlog_rss_kb: Option<u64>,
     va_backlog_rss_kb: Option<u64>,
@@ -285,13 +293,43 @@ fn feature_sets(args: &PushArgs, store: &Store, dir: &Path) -> anyhow::Result<Ve
     Ok(sets)
 }
 
-/// Section A: idle RSS with two sinks, the fleet client, checks and TLS configured.
+/// Section A: idle RSS with two sinks, the fleet client, checks and TLS configured, after 3 and
+/// 23 cycles, and in the steady state: after `--full-cycles` cycles (100), both as it is and with
+/// the dashboard's history ring full. The ring keeps an hour (3,600 points at `--interval 1`);
+/// rather than run for an hour, a second daemon started at the same moment is given
+/// `POCKETSES_BENCH_HISTORY=3600`, which fills its ring with as many points at its first
+/// snapshot, through the ring's own `push` (the same capacity, the same allocations).
 fn full_idle(args: &PushArgs, store: &Store, res: &mut Results) -> anyhow::Result<()> {
     let dir = args.out.join("full");
+    let ring_dir = args.out.join("full-ring");
     std::fs::create_dir_all(&dir)?;
+    std::fs::create_dir_all(&ring_dir)?;
     let sets = feature_sets(args, store, &dir)?;
+    let ring_sets = feature_sets(args, store, &ring_dir)?;
+    // Its own copy of the binary: the start's page-out (daemon::release_startup_pages) leaves
+    // alone the pages another process maps, so two daemons of one file would both keep them.
+    let ring_bin = ring_dir.join("pocketses");
+    std::fs::copy(&args.pocketses, &ring_bin)
+        .with_context(|| format!("cannot copy {}", args.pocketses.display()))?;
+    // Written back, so that its pages are clean, as the installed binary's are.
+    // SAFETY: sync takes no arguments and cannot fail.
+    unsafe { libc::sync() };
     let mut d = crate::start_daemon(&args.pocketses, &dir, 1, 10_000, &sets)?;
-    sleep(Duration::from_millis(3500));
+    let t0 = Instant::now();
+    let ring_fill = MAX_HISTORY.to_string();
+    let mut ring = crate::start_daemon_env(
+        &ring_bin,
+        &ring_dir,
+        1,
+        10_000,
+        &ring_sets,
+        &[("POCKETSES_BENCH_HISTORY", &ring_fill)],
+    )?;
+    let at = |secs: f64| {
+        let left = Duration::from_secs_f64(secs).saturating_sub(t0.elapsed());
+        sleep(left);
+    };
+    at(3.5);
     let (rss, pss) = sys::rss_pss_kb(d.pid)?;
     let (vmrss, hwm) = sys::rss_kb(d.pid)?;
     println!(
@@ -302,11 +340,27 @@ fn full_idle(args: &PushArgs, store: &Store, res: &mut Results) -> anyhow::Resul
         Err(err) => println!("smaps not read: {err:#}"),
     }
     res.full_rss_kb = Some(rss);
-    sleep(Duration::from_secs(20));
+    at(23.5);
     let (later, later_pss) = sys::rss_pss_kb(d.pid)?;
     println!("same, after 23 cycles: Rss {later} kB, Pss {later_pss} kB");
     res.full_pss_kb = Some(later_pss);
     res.full_rss_later_kb = Some(later);
+    let cycles = args.full_cycles.max(24);
+    at(cycles as f64 + 3.5);
+    let (steady, steady_pss) = sys::rss_pss_kb(d.pid)?;
+    let (full, full_pss) = sys::rss_pss_kb(ring.pid)?;
+    println!("same, after {cycles} cycles: Rss {steady} kB, Pss {steady_pss} kB");
+    println!(
+        "same, after {cycles} cycles with the history ring full ({MAX_HISTORY} points): Rss {full} kB, Pss {full_pss} kB"
+    );
+    match crate::smaps::report(ring.pid) {
+        Ok(t) => print!("{t}"),
+        Err(err) => println!("smaps not read: {err:#}"),
+    }
+    res.full_cycles = Some(cycles);
+    res.full_rss_steady_kb = Some(steady);
+    res.full_rss_ring_kb = Some(full);
+    res.full_pss_ring_kb = Some(full_pss);
     let m = metrics(d.http)?;
     println!(
         "sinks: sent points vm {}, influx {}; backlog {} + {} records",
@@ -315,7 +369,15 @@ fn full_idle(args: &PushArgs, store: &Store, res: &mut Results) -> anyhow::Resul
         m.get(&["pocketses_push_backlog_records", "vm"]).unwrap_or(-1.0),
         m.get(&["pocketses_push_backlog_records", "influx"]).unwrap_or(-1.0),
     );
+    let points = history_points(ring.http).unwrap_or(0);
+    println!("history ring of the second daemon: {points} points in /v1/history");
+    if points < MAX_HISTORY {
+        res.notes.push(format!(
+            "the ring-full daemon's history held {points} points, not {MAX_HISTORY}: row A (ring full) is not what it says"
+        ));
+    }
     d.server.stop(Duration::from_secs(5));
+    ring.server.stop(Duration::from_secs(5));
     if let Some(ne) = &args.node_exporter {
         match node_exporter_idle(ne, &dir) {
             Ok(rss) => res.ne_idle_rss_kb = Some(rss),
@@ -323,6 +385,16 @@ fn full_idle(args: &PushArgs, store: &Store, res: &mut Results) -> anyhow::Resul
         }
     }
     Ok(())
+}
+
+/// The history ring's size at `--interval 1`: an hour, one point a second (`history::MAX_POINTS`).
+const MAX_HISTORY: usize = 3600;
+
+/// How many points `GET /v1/history` holds (the length of its `t` array).
+fn history_points(addr: SocketAddr) -> anyhow::Result<usize> {
+    let body = http_get(addr, "/v1/history")?;
+    let v: serde_json::Value = serde_json::from_str(&body).context("cannot parse /v1/history")?;
+    Ok(v["t"].as_array().map_or(0, Vec::len))
 }
 
 /// node_exporter's idle `Rss` (smaps_rollup), kB, 3 s after start before any scrape, as `all`
@@ -635,15 +707,20 @@ impl Metrics {
     }
 }
 
-/// `GET /metrics` over HTTP/1.0, parsed into samples.
-fn metrics(addr: SocketAddr) -> anyhow::Result<Metrics> {
+/// The body of `GET path` over HTTP/1.0.
+fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .with_context(|| format!("cannot connect to {addr}"))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())?;
     let mut body = String::new();
     s.read_to_string(&mut body)?;
-    let text = body.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    Ok(body.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+}
+
+/// `GET /metrics` over HTTP/1.0, parsed into samples.
+fn metrics(addr: SocketAddr) -> anyhow::Result<Metrics> {
+    let text = http_get(addr, "/metrics")?;
     let mut out = Vec::new();
     for line in text.lines() {
         if line.starts_with('#') || line.is_empty() {
@@ -717,6 +794,28 @@ fn table(args: &PushArgs, r: &Results) -> String {
         "–".into(),
         "≤ 5,120 kB",
         met(r.full_rss_later_kb.map(|v| v <= 5120)),
+    );
+    row(
+        "A",
+        &format!("same, after {} cycles, kB", opt(r.full_cycles.map(|c| c as f64), 0)),
+        opt(kb(r.full_rss_steady_kb), 0),
+        "–".into(),
+        "–".into(),
+        "≤ 5,120 kB",
+        met(r.full_rss_steady_kb.map(|v| v <= 5120)),
+    );
+    row(
+        "A",
+        &format!(
+            "same, after {} cycles with the dashboard's history ring full (an hour: {MAX_HISTORY} points), kB (Pss {})",
+            opt(r.full_cycles.map(|c| c as f64), 0),
+            opt(kb(r.full_pss_ring_kb), 0)
+        ),
+        opt(kb(r.full_rss_ring_kb), 0),
+        "–".into(),
+        "–".into(),
+        "≤ 5,120 kB",
+        met(r.full_rss_ring_kb.map(|v| v <= 5120)),
     );
     row(
         "B1",
