@@ -652,6 +652,28 @@ impl SseBody {
             if self.shutdown.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(None);
             }
+            // A stream opened before the first snapshot starts with it all the same: the
+            // collector publishes a cycle's snapshot before its checks, and both may be waiting.
+            if self.last_seq == 0 {
+                if let Poll::Ready((res, rx)) = self.recv.poll(cx) {
+                    self.recv.set(receive(rx));
+                    match res {
+                        Ok(event @ Event::Snapshot(_)) => {
+                            if let Next::Send(bytes) =
+                                next_message(&event, &mut self.last_seq, Wire::Sse)
+                            {
+                                return Poll::Ready(Some(bytes));
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(RecvError::Lagged(n)) => {
+                            self.hub.counters().dropped.fetch_add(n, Ordering::Relaxed);
+                        }
+                        Err(RecvError::Closed) => return Poll::Ready(None),
+                    }
+                    continue;
+                }
+            }
             // State events first: they are never dropped, snapshots may be.
             if let Poll::Ready((res, rx)) = self.state.poll(cx) {
                 self.state.set(receive(rx));
