@@ -5,7 +5,7 @@
 //! The ring keeps points no older than [`SPAN`] seconds before the newest, and never more than
 //! [`MAX_POINTS`] of them (an hour at the shortest interval, 1 s), so its memory is bounded
 //! whatever the interval: at most `MAX_POINTS` × 24 bytes (see [`History::heap_bytes`]): the ring
-//! keeps each point as milliseconds after a base time and percentages in tenths ([`Stored`]), the
+//! keeps each point as milliseconds after a base time and percentages in tenths (`Stored`), the
 //! precision `/v1/history` writes them with.
 //!
 //! This module keeps and encodes; it does not collect (the collector does) and does not serve

@@ -29,7 +29,7 @@
 //! [`check_tags`] says which tags a format can carry; `record` refuses the others.
 //!
 //! Interface used by the sinks (keep stable): [`SinkFormat`], [`Body`], [`Error`], [`record`],
-//! [`body`], [`points`], [`payload`], [`describe`], [`check_tags`].
+//! [`body`], [`body_checked`], [`points`], [`payload`], [`describe`], [`check_tags`].
 //!
 //! What this module does not do: HTTP, the spool, batching decisions (see the sink's sender).
 
@@ -431,9 +431,36 @@ fn plain_points(format: SinkFormat, plain: &[u8]) -> Result<usize, Error> {
 /// `format` (the sender can find it with [`points`]); [`Error::Compress`] when the body is
 /// too large to compress.
 pub fn body(format: SinkFormat, records: &[&[u8]]) -> Result<Body, Error> {
+    body_checked(format, records, true)
+}
+
+/// [`body`], checking each record's content in full only when `check` is set. A sink passes
+/// `false` for records it made itself with [`record`] and held in memory since
+/// (`Spool::peek_held`): they were valid when made and never left the process, so decoding
+/// them again would only spend CPU. Records read back from disk are checked (`true`): the
+/// spool's checksum catches damage, this catches records that were never valid.
+///
+/// With `check` false a prometheus body of one compressed record is its snappy block as it is,
+/// without decompressing it; every other body is byte for byte what [`body`] makes.
+///
+/// # Errors
+///
+/// As [`body`]; with `check` false only what decompressing finds.
+pub fn body_checked(format: SinkFormat, records: &[&[u8]], check: bool) -> Result<Body, Error> {
+    if !check && format == SinkFormat::Prometheus {
+        if let [one] = records {
+            if let Some((_, block)) = unpack_header(one)? {
+                return Ok(prometheus_body(block.to_vec()));
+            }
+        }
+    }
     let mut plain = Vec::with_capacity(records.len());
     for (i, r) in records.iter().enumerate() {
-        let checked = payload(r).and_then(|p| plain_points(format, &p).map(|_| p));
+        let checked = if check {
+            payload(r).and_then(|p| plain_points(format, &p).map(|_| p))
+        } else {
+            payload(r)
+        };
         plain.push(checked.map_err(|e| match e {
             Error::BadRecord(why) => Error::BadRecord(format!("record {i} of the batch: {why}")),
             e => e,
@@ -471,12 +498,7 @@ pub fn body(format: SinkFormat, records: &[&[u8]]) -> Result<Body, Error> {
                         .map_err(|e| Error::Compress(e.to_string()))?
                 }
             };
-            Ok(Body {
-                bytes,
-                content_type: PROMETHEUS_CONTENT_TYPE,
-                content_encoding: Some("snappy"),
-                headers: vec![("X-Prometheus-Remote-Write-Version", "0.1.0")],
-            })
+            Ok(prometheus_body(bytes))
         }
         SinkFormat::Json => {
             let mut bytes = Vec::new();
@@ -511,6 +533,16 @@ pub fn body(format: SinkFormat, records: &[&[u8]]) -> Result<Body, Error> {
                 headers: Vec::new(),
             })
         }
+    }
+}
+
+/// A remote-write body of a snappy block.
+fn prometheus_body(bytes: Vec<u8>) -> Body {
+    Body {
+        bytes,
+        content_type: PROMETHEUS_CONTENT_TYPE,
+        content_encoding: Some("snappy"),
+        headers: vec![("X-Prometheus-Remote-Write-Version", "0.1.0")],
     }
 }
 
@@ -802,6 +834,33 @@ mod tests {
         let plain = payload(&a).unwrap().into_owned();
         let b = body(SinkFormat::Prometheus, &[&plain]).unwrap();
         assert_eq!(snap::raw::Decoder::new().decompress_vec(&b.bytes).unwrap(), plain);
+    }
+
+    #[test]
+    fn unchecked_bodies_of_valid_records_are_the_checked_bodies() {
+        let s = sample_snapshot();
+        let mut later = s.clone();
+        later.timestamp += 10.0;
+        let t = tags(&[("site", "b")]);
+        for f in [SinkFormat::Influx, SinkFormat::Prometheus, SinkFormat::Json] {
+            let a = record(f, &s, &t).unwrap();
+            let b = record(f, &later, &t).unwrap();
+            for batch in [&[][..], &[&a[..]][..], &[&a[..], &b[..]][..]] {
+                assert_eq!(body_checked(f, batch, false), body(f, batch), "{f:?}");
+            }
+        }
+        let n = document_record(b"{\"check\":\"cpu\"}").unwrap();
+        assert_eq!(
+            body_checked(SinkFormat::Webhook, &[&n], false),
+            body(SinkFormat::Webhook, &[&n])
+        );
+        // Unchecked means the content is trusted, not that damage goes unseen: a block that
+        // does not decompress is still an error when the body needs its bytes.
+        let wrong = pack(&[0x0a, 0x05], 1).unwrap();
+        assert!(body(SinkFormat::Prometheus, &[&wrong]).is_err());
+        assert!(body_checked(SinkFormat::Prometheus, &[&wrong], false).is_ok());
+        let torn = [RECORD_MARK, 1, 40, 0];
+        assert!(body_checked(SinkFormat::Influx, &[&torn], false).is_err());
     }
 
     #[test]

@@ -38,6 +38,8 @@ use crate::spool::{self, millis, Entry, Limits, Spool};
 /// Snapshots waiting for a sink's appender; past this (a disk stuck for minutes) a snapshot is
 /// counted as missed, never queued without bound.
 pub const FEED_CAPACITY: usize = 64;
+/// How long a spoke's snapshot waits for room in a sink's feed ([`Pushes::offer_waiting`]).
+pub const FORWARD_WAIT: Duration = Duration::from_secs(5);
 /// The directory in a spool where rejected batches are kept.
 pub const REJECTED_DIR: &str = "rejected";
 
@@ -82,6 +84,10 @@ pub struct SinkStatus {
     pub sent_bytes: u64,
     /// Bytes written to the spool since start (records and `ack` files: the wear).
     pub spool_bytes_written: u64,
+    /// Appends to the spool since start, one `fdatasync` each (fewer than the records when
+    /// snapshots arrive together: group commit).
+    #[serde(default)]
+    pub spool_appends: u64,
     /// When the store last answered 2xx, seconds since the epoch.
     pub last_success: Option<u64>,
     /// The last failure, in words.
@@ -99,6 +105,7 @@ impl SinkStatus {
         self.dropped_records = stats.dropped_records;
         self.corrupt_records = stats.corrupt_skipped;
         self.spool_bytes_written = stats.bytes_written;
+        self.spool_appends = stats.appended_batches;
     }
 
     fn error(&mut self, text: String, now: SystemTime) {
@@ -168,7 +175,7 @@ impl Registry {
 /// The `pocketses_push_*` families of `statuses`. \[pure\]
 pub fn families(statuses: &[SinkStatus], now_ms: u64) -> Vec<Family> {
     type Field = fn(&SinkStatus, u64) -> Option<f64>;
-    let table: [(&str, &str, Kind, Field); 14] = [
+    let table: [(&str, &str, Kind, Field); 15] = [
         (
             "pocketses_push_backlog_records",
             "Snapshots spooled for the sink and not yet acknowledged.",
@@ -236,6 +243,12 @@ pub fn families(statuses: &[SinkStatus], now_ms: u64) -> Vec<Family> {
             "Snapshots that could not be spooled for the sink since start.",
             Kind::Counter,
             |s, _| Some(s.missed_records as f64),
+        ),
+        (
+            "pocketses_push_spool_appends_total",
+            "Appends to the sink's spool since start, one fdatasync each (snapshots arriving together share one).",
+            Kind::Counter,
+            |s, _| Some(s.spool_appends as f64),
         ),
         (
             "pocketses_push_corrupt_records",
@@ -393,6 +406,32 @@ impl Pushes {
             match feed.try_send(Feed::Snapshot(item.clone())) {
                 Ok(()) => running.full = false,
                 Err(_) => {
+                    if !running.full {
+                        warn!(sink = %name, "push sink is not keeping up with its spool; missing snapshots");
+                        running.full = true;
+                    }
+                    lock(&self.registry.entry(name)).missed_records += 1;
+                }
+            }
+        }
+    }
+
+    /// Hands a spoke's snapshot to every sink, waiting up to [`FORWARD_WAIT`] for room in each
+    /// feed: a hub's spokes are told to wait (their POSTs queue behind the full forward channel,
+    /// then get 503 and keep their data) instead of having documents already answered 200
+    /// dropped. Only a sink whose feed stays full that long (a disk stuck for seconds) misses
+    /// it, counted as missed.
+    pub async fn offer_waiting(&mut self, item: &Forwarded) {
+        self.offer_within(item, FORWARD_WAIT).await;
+    }
+
+    async fn offer_within(&mut self, item: &Forwarded, wait: Duration) {
+        for (name, running) in &mut self.sinks {
+            let Some(feed) = &running.feed else { continue };
+            let sent = tokio::time::timeout(wait, feed.send(Feed::Snapshot(item.clone())));
+            match sent.await {
+                Ok(Ok(())) => running.full = false,
+                _ => {
                     if !running.full {
                         warn!(sink = %name, "push sink is not keeping up with its spool; missing snapshots");
                         running.full = true;
@@ -603,7 +642,10 @@ pub async fn run(
                 None => break,
             },
             item = forwarded.recv(), if forwarding => match item {
-                Some(item) => pushes.offer(&item),
+                Some(item) => tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    () = pushes.offer_waiting(&item) => {}
+                },
                 None => forwarding = false,
             },
             _ = tokio::time::sleep_until(retry.unwrap_or_else(tokio::time::Instant::now)), if retry.is_some() => {
@@ -627,12 +669,18 @@ pub async fn run(
 
 /// Takes snapshots, keeps those `push.NAME.interval` wants, spools them (and records made
 /// elsewhere, as they come).
+///
+/// Group commit: whatever waits in the feed when an append starts (a hub's spokes answering
+/// together, ingest POSTs arriving at once, snapshots queued while the previous `fdatasync`
+/// ran) is taken with it, up to [`FEED_CAPACITY`] items, and appended as one batch with one
+/// `fdatasync`. The sender is woken only after that sync returned, so nothing is sent, and
+/// nothing is counted as spooled, before it is durable.
 async fn append_loop(ctx: Arc<Ctx>, mut feed: mpsc::Receiver<Feed>, stop: CancellationToken) {
     // The last snapshot spooled per source (this device: ""; each spoke), for `interval`.
     let mut last: BTreeMap<String, f64> = BTreeMap::new();
     let mut failing = false;
     loop {
-        let item = tokio::select! {
+        let first = tokio::select! {
             // Spool what was already handed over before stopping: nothing taken is dropped.
             _ = stop.cancelled() => match feed.try_recv() {
                 Ok(item) => item,
@@ -643,53 +691,85 @@ async fn append_loop(ctx: Arc<Ctx>, mut feed: mpsc::Receiver<Feed>, stop: Cancel
                 None => return,
             },
         };
-        let (format, mut tags) = (ctx.format, ctx.config.tags.clone());
-        if let Feed::Snapshot(forwarded) = &item {
-            let previous = last.get(forwarded.source()).copied();
-            if !policy::due(previous, forwarded.snapshot.timestamp, ctx.config.interval) {
-                continue;
-            }
-            if last.len() > 10_000 && previous.is_none() {
-                // Bounded whatever spokes come and go: forget them all, this costs one extra record.
-                last.clear();
-            }
-            last.insert(forwarded.source().to_string(), forwarded.snapshot.timestamp);
-            if !forwarded.tags.is_empty() {
-                tags = crate::hub::merge_tags(format, &ctx.config.tags, &forwarded.tags);
+        let mut items = vec![first];
+        while items.len() < FEED_CAPACITY {
+            match feed.try_recv() {
+                Ok(item) => items.push(item),
+                Err(_) => break,
             }
         }
+        let format = ctx.format;
+        let mut jobs = Vec::with_capacity(items.len());
+        for item in items {
+            let mut tags = ctx.config.tags.clone();
+            if let Feed::Snapshot(forwarded) = &item {
+                let previous = last.get(forwarded.source()).copied();
+                if !policy::due(previous, forwarded.snapshot.timestamp, ctx.config.interval) {
+                    continue;
+                }
+                if last.len() > 10_000 && previous.is_none() {
+                    // Bounded whatever spokes come and go: forget them all, this costs one extra record.
+                    last.clear();
+                }
+                last.insert(forwarded.source().to_string(), forwarded.snapshot.timestamp);
+                if !forwarded.tags.is_empty() {
+                    tags = crate::hub::merge_tags(format, &ctx.config.tags, &forwarded.tags);
+                }
+            }
+            jobs.push((item, tags));
+        }
+        if jobs.is_empty() {
+            continue;
+        }
+        let n_jobs = jobs.len() as u64;
         let res = ctx
             .with_spool(move |spool| {
-                let made = match item {
-                    Feed::Snapshot(forwarded) => encode::record(format, &forwarded.snapshot, &tags),
-                    Feed::Record(record) => Ok(record),
-                };
-                let record = match made {
-                    Ok(record) => record,
-                    Err(err) => return Ok(Err(err.to_string())),
-                };
-                spool.append_batch(&[record], SystemTime::now()).map(|_| Ok(()))
+                let mut records = Vec::with_capacity(jobs.len());
+                let mut bad = Vec::new();
+                for (item, tags) in jobs {
+                    let made = match item {
+                        Feed::Snapshot(forwarded) => {
+                            encode::record(format, &forwarded.snapshot, &tags)
+                        }
+                        Feed::Record(record) => Ok(record),
+                    };
+                    match made {
+                        Ok(record) => records.push(record),
+                        Err(err) => bad.push(err.to_string()),
+                    }
+                }
+                let n = records.len() as u64;
+                Ok(match spool.append_batch(&records, SystemTime::now()) {
+                    Ok(_) => (n, bad, None),
+                    Err(err) => (0, bad, Some((n, err.to_string()))),
+                })
             })
-            .await
-            .and_then(|inner| inner);
-        match res {
-            Ok(()) => {
-                if failing {
-                    info!(sink = %ctx.name, "spooling again");
-                    failing = false;
-                }
-                ctx.wake.notify_one();
+            .await;
+        let (spooled, bad, failed) = match res {
+            Ok(outcome) => outcome,
+            Err(err) => (0, Vec::new(), Some((n_jobs, err))),
+        };
+        if spooled > 0 {
+            ctx.wake.notify_one();
+        }
+        let mut errors: Vec<(u64, String)> = bad.into_iter().map(|e| (1, e)).collect();
+        errors.extend(failed);
+        if errors.is_empty() {
+            if failing {
+                info!(sink = %ctx.name, "spooling again");
+                failing = false;
             }
-            Err(err) => {
-                let text = format!("cannot spool snapshot for push sink {}: {err}", ctx.name);
-                if !failing {
-                    error!("{text}");
-                    failing = true;
-                }
-                let mut status = ctx.status();
-                status.missed_records += 1;
-                status.error(text, SystemTime::now());
+            continue;
+        }
+        for (missed, err) in errors {
+            let text = format!("cannot spool snapshot for push sink {}: {err}", ctx.name);
+            if !failing {
+                error!("{text}");
+                failing = true;
             }
+            let mut status = ctx.status();
+            status.missed_records += missed;
+            status.error(text, SystemTime::now());
         }
     }
 }
@@ -706,8 +786,8 @@ async fn send_loop(ctx: Arc<Ctx>, stop: CancellationToken) {
             return;
         }
         let limit = cap.take().unwrap_or_else(|| sizer.limit());
-        let entries = match ctx.with_spool(move |spool| spool.peek(limit)).await {
-            Ok(entries) => entries,
+        let (entries, held) = match ctx.with_spool(move |spool| spool.peek_held(limit)).await {
+            Ok(peeked) => peeked,
             Err(err) => {
                 let text = format!("cannot read spool of push sink {}: {err}", ctx.name);
                 health = change(&ctx, health, Health::Failing, &text);
@@ -725,7 +805,9 @@ async fn send_loop(ctx: Arc<Ctx>, stop: CancellationToken) {
             }
         };
         let payloads: Vec<&[u8]> = entries.iter().map(|e| e.payload.as_slice()).collect();
-        let (verdict, sent_bytes) = match encode::body(ctx.format, &payloads) {
+        // Records this process made and held in memory since are not decoded again to check
+        // them; records read back from disk are (their checksums were checked by the spool).
+        let (verdict, sent_bytes) = match encode::body_checked(ctx.format, &payloads, !held) {
             Ok(body) => {
                 let answer = tokio::select! {
                     _ = stop.cancelled() => return,
@@ -779,12 +861,19 @@ async fn send_loop(ctx: Arc<Ctx>, stop: CancellationToken) {
         health = change(&ctx, health, next, &why);
         if verdict != Verdict::Ack {
             ctx.status().failed_requests += 1;
+            // The deferred acknowledgements go to disk when the store stops taking requests,
+            // so a crash during an outage sends nothing again (writes only when some wait).
+            if let Err(err) = ctx.with_spool(Spool::flush_ack).await {
+                error!(sink = %ctx.name, "cannot acknowledge sent records: {err}");
+            }
         }
         match verdict {
             Verdict::Ack => {
                 backoff.reset();
                 sizer.success();
-                if let Err(err) = ctx.with_spool(move |spool| spool.ack(last)).await {
+                // Deferred: the ack file is written every few requests (spool::ACK_WRITE_EVERY);
+                // a crash in between sends those records again, at least once, never lost.
+                if let Err(err) = ctx.with_spool(move |spool| spool.ack_deferred(last)).await {
                     // The records go again after a restart: at least once, never lost.
                     error!(sink = %ctx.name, "cannot acknowledge sent records: {err}");
                 }
@@ -952,6 +1041,142 @@ pub fn rejected_counts(spool_dir: &Path) -> (u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A sink's context on a spool in `dir` (the URL is never called).
+    fn ctx(dir: &Path, limits: Limits) -> Arc<Ctx> {
+        let config = SinkConfig {
+            url: Some("http://127.0.0.1:9/write".into()),
+            format: Some(SinkFormat::Influx),
+            ..SinkConfig::default()
+        };
+        Arc::new(Ctx {
+            name: "t".into(),
+            dir: dir.to_path_buf(),
+            client: Client::new(&config, dir).unwrap(),
+            config,
+            format: SinkFormat::Influx,
+            spool: Arc::new(Mutex::new(Spool::open(&dir.join("spool"), limits).unwrap())),
+            status: Arc::default(),
+            wake: Notify::new(),
+        })
+    }
+
+    /// Whether the sender was woken (a permit is waiting).
+    async fn woken(ctx: &Ctx) -> bool {
+        tokio::time::timeout(Duration::ZERO, ctx.wake.notified()).await.is_ok()
+    }
+
+    #[tokio::test]
+    async fn what_waits_in_the_feed_shares_one_append_and_one_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = ctx(dir.path(), Limits::default());
+        let (tx, rx) = mpsc::channel(FEED_CAPACITY);
+        let snapshot = Arc::new(crate::metrics::encode::sample_snapshot());
+        for i in 0..10u32 {
+            // Ten spokes answering together: each its own source, so none is held back.
+            let tags = vec![(crate::hub::spoke::TAG.to_string(), format!("spoke-{i}"))];
+            tx.try_send(Feed::Snapshot(Forwarded { snapshot: Arc::clone(&snapshot), tags }))
+                .unwrap();
+        }
+        drop(tx);
+        assert!(!woken(&ctx).await);
+        append_loop(Arc::clone(&ctx), rx, CancellationToken::new()).await;
+        let stats = lock(&ctx.spool).stats();
+        assert_eq!((stats.appended_records, stats.appended_batches), (10, 1), "{stats:?}");
+        assert!(woken(&ctx).await, "the sender is woken after the sync");
+        // In order, each with its spoke's tag.
+        let entries = lock(&ctx.spool).peek(100).unwrap();
+        for (i, e) in entries.iter().enumerate() {
+            let text = encode::describe(SinkFormat::Influx, &e.payload).unwrap();
+            assert!(text.contains(&format!(",spoke=spoke-{i}")), "{i}: {text}");
+        }
+        assert_eq!(ctx.status().missed_records, 0);
+    }
+
+    #[tokio::test]
+    async fn a_group_that_cannot_be_spooled_is_missed_and_never_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = ctx(dir.path(), Limits::default());
+        let (tx, rx) = mpsc::channel(FEED_CAPACITY);
+        let line = |i: usize| format!("m,host=a v={i} 1\n").into_bytes();
+        tx.try_send(Feed::Record(line(1))).unwrap();
+        // Larger than a spool record can be: the whole batch is refused before anything is written.
+        tx.try_send(Feed::Record(vec![b'x'; spool::record::MAX_PAYLOAD + 1])).unwrap();
+        tx.try_send(Feed::Record(line(2))).unwrap();
+        drop(tx);
+        append_loop(Arc::clone(&ctx), rx, CancellationToken::new()).await;
+        // One batch, refused whole: nothing appended, all three counted, the sender not woken.
+        let stats = lock(&ctx.spool).stats();
+        assert_eq!((stats.appended_records, stats.pending_records), (0, 0), "{stats:?}");
+        assert_eq!(ctx.status().missed_records, 3);
+        assert!(ctx
+            .status()
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("cannot spool snapshot for push sink t: "));
+        assert!(!woken(&ctx).await);
+    }
+
+    /// Sinks with one running sink `t` whose feed is `tx`.
+    fn pushes_with_feed(tx: mpsc::Sender<Feed>) -> Pushes {
+        let mut pushes =
+            Pushes::new("/nonexistent".into(), "/nonexistent".into(), Registry::default());
+        let running = Running {
+            config: SinkConfig::default(),
+            feed: Some(tx),
+            stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            full: false,
+            retry: None,
+        };
+        pushes.sinks.insert("t".into(), running);
+        pushes
+    }
+
+    fn spoke_snapshot() -> Forwarded {
+        let tags = vec![(crate::hub::spoke::TAG.to_string(), "s1".to_string())];
+        Forwarded { snapshot: Arc::new(crate::metrics::encode::sample_snapshot()), tags }
+    }
+
+    fn missed(pushes: &Pushes) -> u64 {
+        pushes.registry.statuses().first().map_or(0, |s| s.missed_records)
+    }
+
+    /// A spoke's snapshot (answered 200 to its spoke) waits for room in a full feed instead of
+    /// being dropped, as `offer` drops this device's own.
+    #[tokio::test]
+    async fn a_spokes_snapshot_waits_for_a_full_feed() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let mut pushes = pushes_with_feed(tx);
+        pushes.offer(&spoke_snapshot());
+        pushes.offer(&spoke_snapshot());
+        assert_eq!(missed(&pushes), 1, "offer drops what does not fit");
+        let reader = tokio::spawn(async move {
+            let mut n = 0;
+            while rx.recv().await.is_some() {
+                n += 1;
+            }
+            n
+        });
+        pushes.offer_waiting(&spoke_snapshot()).await;
+        pushes.offer_waiting(&spoke_snapshot()).await;
+        assert_eq!(missed(&pushes), 1, "nothing more missed");
+        pushes.sinks.clear();
+        assert_eq!(reader.await.unwrap(), 3);
+    }
+
+    /// A feed that stays full past FORWARD_WAIT (a stuck disk) misses the snapshot, counted.
+    #[tokio::test]
+    async fn a_feed_full_for_too_long_misses_the_snapshot_and_counts_it() {
+        let (tx, _rx) = mpsc::channel(1);
+        let mut pushes = pushes_with_feed(tx);
+        let wait = Duration::from_millis(20);
+        pushes.offer_within(&spoke_snapshot(), wait).await;
+        assert_eq!(missed(&pushes), 0);
+        pushes.offer_within(&spoke_snapshot(), wait).await;
+        assert_eq!(missed(&pushes), 1);
+    }
 
     #[test]
     fn rejected_batches_are_kept_within_their_budget() {

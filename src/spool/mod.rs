@@ -46,6 +46,8 @@ use record::{Item, Scanner};
 /// The name of the acknowledged-position file in a spool directory.
 pub const ACK_FILE: &str = "ack";
 const ACK_TMP: &str = "ack.tmp";
+/// [`Spool::ack_deferred`] writes the `ack` file at least every this many acknowledgements.
+pub const ACK_WRITE_EVERY: u32 = 10;
 const LOCK_FILE: &str = "lock";
 const SEGMENT_EXT: &str = ".seg";
 
@@ -152,6 +154,9 @@ pub const TAIL_BYTES: usize = 64 << 10;
 pub struct Stats {
     /// Records appended since open.
     pub appended_records: u64,
+    /// Appends (batches of records, one `fdatasync` each) since open.
+    #[serde(default)]
+    pub appended_batches: u64,
     /// Records acknowledged since open.
     pub acked_records: u64,
     /// Records waiting for acknowledgement.
@@ -557,6 +562,10 @@ pub struct Spool {
     /// pending records are only on disk.
     tail: VecDeque<Entry>,
     tail_bytes: usize,
+    /// What the `ack` file on disk says, and the deferred acknowledgements since it was
+    /// written ([`Spool::ack_deferred`]).
+    ack_on_disk: AckState,
+    acks_unwritten: u32,
     _lock: DirLock,
 }
 
@@ -667,6 +676,8 @@ impl Spool {
             weigh,
             tail: VecDeque::new(),
             tail_bytes: 0,
+            ack_on_disk: ack,
+            acks_unwritten: 0,
             _lock: lock,
         };
         spool.refresh_stats();
@@ -791,6 +802,7 @@ impl Spool {
             self.tail_bytes = 0;
         }
         self.stats.appended_records += n;
+        self.stats.appended_batches += 1;
         self.stats.bytes_written += buf.len() as u64;
         self.refresh_stats();
         self.enforce(now)?;
@@ -842,10 +854,22 @@ impl Spool {
     ///
     /// When a segment cannot be read.
     pub fn peek(&self, max: usize) -> Result<Vec<Entry>, Error> {
+        self.peek_held(max).map(|(entries, _)| entries)
+    }
+
+    /// [`Spool::peek`], and whether the records came from memory: `true` when every one was
+    /// appended by this process and held since (never read back from disk), so a caller that
+    /// checked what it appended need not check it again; `false` when they were read from the
+    /// segment files (checksums verified, content not).
+    ///
+    /// # Errors
+    ///
+    /// As [`Spool::peek`].
+    pub fn peek_held(&self, max: usize) -> Result<(Vec<Entry>, bool), Error> {
         if self.tail.len() as u64 == self.stats.pending_records {
-            return Ok(self.tail.iter().take(max).cloned().collect());
+            return Ok((self.tail.iter().take(max).cloned().collect(), true));
         }
-        self.peek_disk(max)
+        self.peek_disk(max).map(|entries| (entries, false))
     }
 
     /// [`Spool::peek`] from the segment files.
@@ -901,6 +925,33 @@ impl Spool {
         let advance = self.advance(|seg| seg.last_seq <= upto, |seq, _| seq <= upto)?;
         self.ack.acked = upto;
         self.stats.acked_records += advance.records;
+        self.commit(advance)
+    }
+
+    /// [`Spool::ack`] for a sender that acknowledges after every request: the position moves at
+    /// once in memory (peek, stats), but the `ack` file, one `fsync` and a rename each time, is
+    /// written only every [`ACK_WRITE_EVERY`] calls, and whenever segments are deleted or the
+    /// drop counts changed (so neither a deletion nor a drop ever reaches the disk without the
+    /// position that explains it); dropping the spool writes what is left. A crash in between
+    /// brings back an older position: those records are sent again, at least once, never lost.
+    ///
+    /// # Errors
+    ///
+    /// As [`Spool::ack`].
+    pub fn ack_deferred(&mut self, upto_seq: u64) -> Result<(), Error> {
+        let upto = upto_seq.min(self.next_seq - 1);
+        if upto <= self.ack.acked {
+            return Ok(());
+        }
+        let advance = self.advance(|seg| seg.last_seq <= upto, |seq, _| seq <= upto)?;
+        self.ack.acked = upto;
+        self.stats.acked_records += advance.records;
+        self.acks_unwritten += 1;
+        if advance.delete.is_empty() && self.acks_unwritten < ACK_WRITE_EVERY {
+            self.drop_tail_upto_ack();
+            self.refresh_stats();
+            return Ok(());
+        }
         self.commit(advance)
     }
 
@@ -1041,12 +1092,29 @@ impl Spool {
     }
 
     /// Writes the `ack` file, then deletes the segments `advance` emptied.
-    fn commit(&mut self, advance: Advance) -> Result<(), Error> {
+    /// Writes the position [`Spool::ack_deferred`] kept in memory, if any: a sender calls it
+    /// when a request fails, so that a crash during an outage sends nothing again.
+    ///
+    /// # Errors
+    ///
+    /// When the `ack` file cannot be written (the records are then sent again after a restart).
+    pub fn flush_ack(&mut self) -> Result<(), Error> {
+        if self.ack == self.ack_on_disk {
+            return Ok(());
+        }
+        self.write_ack(false)
+    }
+
+    fn drop_tail_upto_ack(&mut self) {
         while self.tail.front().is_some_and(|e| e.seq <= self.ack.acked) {
             if let Some(gone) = self.tail.pop_front() {
                 self.tail_bytes -= gone.payload.len();
             }
         }
+    }
+
+    fn commit(&mut self, advance: Advance) -> Result<(), Error> {
+        self.drop_tail_upto_ack();
         self.write_ack(!advance.delete.is_empty())?;
         for id in &advance.delete {
             let path = self.segment_path(*id);
@@ -1079,7 +1147,17 @@ impl Spool {
             sync_dir(&self.dir)?;
         }
         self.stats.bytes_written += text.len() as u64;
+        self.ack_on_disk = self.ack;
+        self.acks_unwritten = 0;
         Ok(())
+    }
+}
+
+impl Drop for Spool {
+    /// Writes the position [`Spool::ack_deferred`] kept in memory (best effort: after a failure
+    /// those records are sent again).
+    fn drop(&mut self) {
+        let _ = self.flush_ack();
     }
 }
 

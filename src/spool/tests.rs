@@ -504,3 +504,116 @@ fn pending_weight_follows_the_records() {
     drop(spool);
     assert_eq!(Spool::open(dir.path(), small()).unwrap().stats().pending_weight, 0);
 }
+
+/// `peek_held` says `true` only for records this process appended and held in memory since:
+/// after a reopen, and while older records are only on disk, the records come from the files.
+#[test]
+fn peek_held_is_true_only_for_records_appended_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(dir.path(), small()).unwrap();
+    spool.append_batch(&[b"a", b"b"], at(0)).unwrap();
+    let (entries, held) = spool.peek_held(10).unwrap();
+    assert!(held);
+    assert_eq!(entries, spool.peek_disk(10).unwrap());
+    drop(spool);
+    let mut spool = Spool::open(dir.path(), small()).unwrap();
+    let (entries, held) = spool.peek_held(10).unwrap();
+    assert!(!held, "read back from disk after a reopen");
+    assert_eq!(entries.len(), 2);
+    // A new record joins records only on disk: the whole peek still comes from the files.
+    spool.append_batch(&[b"c"], at(1)).unwrap();
+    let (entries, held) = spool.peek_held(10).unwrap();
+    assert!(!held);
+    assert_eq!(entries.len(), 3);
+    // Once the old ones are acknowledged, what is appended next is held again.
+    spool.ack(entries[2].seq).unwrap();
+    spool.append_batch(&[b"d"], at(2)).unwrap();
+    let (entries, held) = spool.peek_held(10).unwrap();
+    assert!(held);
+    assert_eq!(entries.iter().map(|e| e.payload.as_slice()).collect::<Vec<_>>(), [b"d"]);
+}
+
+/// The files of a spool as a crash would leave them (the page cache's view), in a new directory.
+fn crash_image(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Deferred acknowledgements move the position in memory at once and on disk every
+/// `ACK_WRITE_EVERY` calls; a crash in between resends, never loses; dropping writes the rest.
+#[test]
+fn deferred_acks_resend_after_a_crash_and_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(&dir.path().join("s"), small()).unwrap();
+    let n = u64::from(ACK_WRITE_EVERY) + 3;
+    for i in 1..=n {
+        spool.append_batch(&[payload(i, 50)], at(i)).unwrap();
+    }
+    let on_disk = |spool: &Spool, name: &str| {
+        let image = dir.path().join(name);
+        crash_image(spool.dir(), &image);
+        let reopened = Spool::open(&image, small()).unwrap();
+        let seqs: Vec<u64> = reopened.peek(usize::MAX).unwrap().iter().map(|e| e.seq).collect();
+        (reopened.stats().acked_seq, seqs)
+    };
+    // The first few: in memory only, the file still says nothing was acknowledged.
+    for seq in 1..u64::from(ACK_WRITE_EVERY) {
+        spool.ack_deferred(seq).unwrap();
+        assert_eq!(spool.peek(1).unwrap()[0].seq, seq + 1);
+        assert_eq!(spool.stats().acked_seq, seq);
+    }
+    let (acked, seqs) = on_disk(&spool, "crash-1");
+    assert_eq!(acked, 0);
+    assert_eq!(seqs, (1..=n).collect::<Vec<_>>(), "everything is sent again, in order");
+    // The tenth writes the file.
+    spool.ack_deferred(u64::from(ACK_WRITE_EVERY)).unwrap();
+    let (acked, seqs) = on_disk(&spool, "crash-2");
+    assert_eq!(acked, u64::from(ACK_WRITE_EVERY));
+    assert_eq!(seqs, (u64::from(ACK_WRITE_EVERY) + 1..=n).collect::<Vec<_>>());
+    // A flush (the sender's, when a request fails) writes what waits, and only then.
+    spool.ack_deferred(u64::from(ACK_WRITE_EVERY) + 1).unwrap();
+    assert_eq!(on_disk(&spool, "crash-3").0, u64::from(ACK_WRITE_EVERY));
+    let written = spool.stats().bytes_written;
+    spool.flush_ack().unwrap();
+    assert_eq!(on_disk(&spool, "crash-4").0, u64::from(ACK_WRITE_EVERY) + 1);
+    let once = spool.stats().bytes_written;
+    assert!(once > written);
+    spool.flush_ack().unwrap();
+    assert_eq!(spool.stats().bytes_written, once, "nothing waited: nothing written");
+    // One more, then a clean close: the file has it.
+    spool.ack_deferred(n - 1).unwrap();
+    let path = spool.dir().to_path_buf();
+    drop(spool);
+    let spool = Spool::open(&path, small()).unwrap();
+    assert_eq!(spool.stats().acked_seq, n - 1);
+    assert_eq!(spool.peek(usize::MAX).unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), [n]);
+}
+
+/// A drop or a deleted segment is written at once, with the position that explains it, even
+/// between deferred acknowledgements.
+#[test]
+fn deferred_acks_never_hide_a_drop_or_a_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits { max_bytes: 16384, max_age: None, segment_bytes: 4096 };
+    let mut spool = Spool::open(&dir.path().join("s"), limits).unwrap();
+    spool.append_batch(&[payload(1, 3000)], at(1)).unwrap();
+    spool.append_batch(&[payload(2, 3000)], at(2)).unwrap();
+    // Record 1 fills the first segment: acknowledging it deletes the segment, and writes the file.
+    spool.ack_deferred(1).unwrap();
+    assert_eq!(read_ack(spool.dir()).unwrap().acked, 1);
+    // Record 2, the whole last segment: kept for the next appends, nothing deleted, deferred.
+    spool.ack_deferred(2).unwrap();
+    assert_eq!(read_ack(spool.dir()).unwrap().acked, 1);
+    for i in 3..=20 {
+        spool.append_batch(&[payload(i, 3000)], at(i)).unwrap();
+    }
+    let ack = read_ack(spool.dir()).unwrap();
+    assert!(ack.dropped_records > 0, "past max-bytes the oldest went");
+    assert_eq!(ack.dropped_records, spool.stats().dropped_records);
+    assert_eq!(ack.acked, spool.stats().acked_seq, "written with the position");
+}

@@ -33,7 +33,10 @@
 # kind of key, read by snapd at the same point of its flow, without the emulated key search.
 #
 # The remodel kit for the spread tasks (tests/spread/remodel/) is $CACHE/brand/kit: the models,
-# and remodel-extra's snap and assertions for the offline variant.
+# and remodel-extra's snap and assertions for the offline variant; kit/fleet/ holds a snap the
+# store vouches for, as `snap download` gives one (NAME_REV.snap and NAME_REV.assert: the store
+# key's account-key, the snap-declaration and the snap-revision, made by fakestore), for
+# tests/spread/fleet/bundle-apply-vouched.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -150,7 +153,8 @@ verify() {
 
 snaps() {
   local w=$B/work
-  rm -rf "$w" && mkdir -p "$w/gadget/meta/hooks" "$w/extra/meta" "$w/extra/bin" "$w/slow/meta/hooks" "$w/slow/bin" "$B/snaps"
+  rm -rf "$w" && mkdir -p "$w/gadget/meta/hooks" "$w/extra/meta" "$w/extra/bin" "$w/slow/meta/hooks" "$w/slow/bin" \
+    "$w/vouched/meta" "$w/vouched/bin" "$B/snaps"
   cat >"$w/gadget/meta/snap.yaml" <<EOF
 name: $GADGET
 version: '1.0'
@@ -202,8 +206,20 @@ while [ ! -e "$SNAP_COMMON/release" ] && [ "$i" -lt 480 ]; do
 done
 EOF
   chmod 755 "$w/slow/meta/hooks/install"
+  cat >"$w/vouched/meta/snap.yaml" <<EOF
+name: pocketses-fleet-vouched
+version: '1.0'
+base: core22
+summary: the snap a fleet bundle installs with its store assertions
+description: Its snap-declaration and snap-revision are signed with the test store key.
+apps:
+  hello:
+    command: bin/hello
+EOF
+  printf '#!/bin/sh\necho "hello from pocketses-fleet-vouched"\n' >"$w/vouched/bin/hello"
+  chmod 755 "$w/vouched/bin/hello"
   local s
-  for s in gadget extra slow; do
+  for s in gadget extra slow vouched; do
     mksquashfs "$w/$s" "$w/$s.snap" -noappend -comp xz -all-root -no-xattrs -no-fragments \
       -quiet -no-progress -all-time 0 -mkfs-time 0 >/dev/null
   done
@@ -217,6 +233,12 @@ EOF
     "$TK/bin/fakestore" new-snap-revision --dir "$B/store" "$B/store/${s}_1.0_amd64.snap" >/dev/null
   done
   cp "$B/assert/$BRAND.account" "$B/assert/$BRAND.account-key" "$B/store/asserts/"
+  # The fleet's vouched snap: not in the store (the bundle carries it); its assertions made by
+  # fakestore beside it.
+  rm -rf "$B/fleet" && mkdir -p "$B/fleet"
+  mv "$w/vouched.snap" "$B/fleet/pocketses-fleet-vouched_1.snap"
+  "$TK/bin/fakestore" new-snap-declaration --dir "$B/fleet" "$B/fleet/pocketses-fleet-vouched_1.snap" >/dev/null
+  "$TK/bin/fakestore" new-snap-revision --dir "$B/fleet" "$B/fleet/pocketses-fleet-vouched_1.snap" >/dev/null
   rm -rf "$w"
 }
 
@@ -231,6 +253,17 @@ kit() {
     if grep -qx 'snap-id: remodel-extra-id' "$a"; then cp "$a" "$B/kit/offline/"; fi
   done
   cp "$B/keys/teststore.account-key" "$B/kit/offline/"
+  # The fleet's vouched snap, as `snap download` lays one out: the snap, and one .assert file
+  # with the signing key's account-key, the snap-declaration and the snap-revision.
+  mkdir -p "$B/kit/fleet"
+  cp "$B/fleet/pocketses-fleet-vouched_1.snap" "$B/kit/fleet/"
+  {
+    cat "$B/keys/teststore.account-key"
+    echo
+    cat "$B/fleet/asserts"/*.snap-declaration
+    echo
+    cat "$B/fleet/asserts"/*.snap-revision
+  } >"$B/kit/fleet/pocketses-fleet-vouched_1.assert"
   cat >"$B/kit/README" <<EOF
 Remodel kit of the pocketses test brand ($BRAND/$MODEL), made by tests/vm/brand.sh.
 update.model   revision 1, adds the required snap remodel-extra (an update remodel)
@@ -239,6 +272,8 @@ slow.model     revision 2, adds remodel-slow: its install hook holds the change 
                /var/snap/remodel-slow/common/release exists (abort, re-attach)
 rereg.model    model $MODEL-b: a re-registration remodel
 offline/       remodel-extra's snap and its assertions, for --offline
+fleet/         pocketses-fleet-vouched_1.snap and .assert (as snap download gives them): a
+               snap the store vouches for, for a fleet bundle applied without dangerous
 EOF
 }
 

@@ -1,4 +1,5 @@
-# gooseBit for the fleet tasks of the first phase (sourced by tests/vm/run after lib.sh and vm.sh).
+# gooseBit for the fleet tasks (sourced by tests/vm/run after lib.sh and vm.sh); they run in the
+# test-brand VM's phase, so $RUN is that phase's run directory ($CACHE/run-brand).
 #
 # A real gooseBit 0.2.12 (the venv .ci/install.d/goosebit.sh builds) runs on a free port of the
 # host's loopback, with its data in $RUN/goosebit. The guest reaches it at GOOSEBIT_GUEST_URL
@@ -15,7 +16,6 @@ GOOSEBIT_VENV=${POCKETSES_GOOSEBIT:-/var/cache/pocketses-ci/goosebit}
 GOOSEBIT_GUEST_ADDR=10.0.2.100
 GOOSEBIT_GUEST_PORT=8080
 GOOSEBIT_GUEST_URL=http://$GOOSEBIT_GUEST_ADDR:$GOOSEBIT_GUEST_PORT
-GOOSEBIT_DIR=$RUN/goosebit
 # The admin user /setup creates (gooseBit is on loopback only; the guest logs in with it).
 GOOSEBIT_USER=admin@goosebit.local
 GOOSEBIT_PASSWORD=admin
@@ -24,18 +24,24 @@ GOOSEBIT_PASSWORD=admin
 GOOSEBIT_POLL_TIME=00:00:03
 GOOSEBIT_PID=
 
+# The server's data, log and pid file: in the run directory of the phase that started it ($RUN
+# is read at each call: the test-brand phase has its own).
+goosebit_dir() { echo "$RUN/goosebit"; }
+
 # goosebit_netdev: the guestfwd option for vm_boot's netdev (VM_NETDEV_EXTRA).
 goosebit_netdev() {
   printf 'guestfwd=tcp:%s:%s-cmd:python3 %s %s %s' "$GOOSEBIT_GUEST_ADDR" "$GOOSEBIT_GUEST_PORT" \
-    "$VM_DIR/relay.py" "$RUN/goosebit.port" "$GOOSEBIT_DIR/relay.log"
+    "$VM_DIR/relay.py" "$RUN/goosebit.port" "$(goosebit_dir)/relay.log"
 }
 
 # goosebit_start: migrations, then uvicorn on a free loopback port, in the background (its own
-# process group, pid in $GOOSEBIT_DIR/pid). goosebit_ready waits for it and creates the admin.
+# process group, pid in $RUN/goosebit/pid). goosebit_ready waits for it and creates the admin.
 goosebit_start() {
   [ -x "$GOOSEBIT_VENV/bin/uvicorn" ] ||
     die "gooseBit is missing at $GOOSEBIT_VENV (run .ci/install.d/goosebit.sh): the fleet tasks need it"
   goosebit_stop
+  local GOOSEBIT_DIR
+  GOOSEBIT_DIR=$(goosebit_dir)
   rm -rf "$GOOSEBIT_DIR" "$RUN/goosebit-guest"
   mkdir -p "$GOOSEBIT_DIR/data/artifacts" "$GOOSEBIT_DIR/work"
   local port site
@@ -63,7 +69,8 @@ goosebit_start() {
 # goosebit_ready: wait (bounded) until gooseBit answers, create the admin user, and write the
 # guest's view of it for the tasks ($RUN/goosebit-guest/env, pushed as tests/spread/.goosebit/env).
 goosebit_ready() {
-  local port url
+  local port url GOOSEBIT_DIR
+  GOOSEBIT_DIR=$(goosebit_dir)
   port=$(cat "$RUN/goosebit.port")
   url=http://127.0.0.1:$port
   local deadline=$((SECONDS + 300))
@@ -82,7 +89,8 @@ goosebit_ready() {
 
 # goosebit_stop: end the gooseBit this harness started (its process group), if any.
 goosebit_stop() {
-  local pid
+  local pid GOOSEBIT_DIR
+  GOOSEBIT_DIR=$(goosebit_dir)
   pid=${GOOSEBIT_PID:-$(cat "$GOOSEBIT_DIR/pid" 2>/dev/null || true)}
   [ -n "$pid" ] || return 0
   # Only the process this harness started (a pid file of an earlier run may name another by now).

@@ -15,10 +15,12 @@ tests/spread/<suite>/<task>/task.yaml files on an already allocated machine:
   helpers MATCH, NOMATCH, ERROR and FATAL defined as shell functions (REBOOT is refused);
 * `systems:` filters tasks (`-name` removes, `+name` adds, a plain list replaces);
 * tasks run by `priority` (higher first), then by name;
+* `--suite DIR` (repeatable) runs only those suites (not spread's: tests/vm/run splits the
+  suites between its two VMs with it);
 * each task prints PASS/FAIL/SKIP and the run ends with `N passed, N failed`.
 
 Usage: spread-run.py --ssh 'ssh ARGS user@host' --backend adhoc --system debian-12-64
-                     [--project DIR] [TASK-FILTER...]
+                     [--project DIR] [--suite DIR...] [TASK-FILTER...]
 """
 
 import argparse
@@ -216,7 +218,10 @@ class Runner:
     def tasks(self):
         """Yield (suite_name, suite, task_name, task) in a stable order."""
         suites = self.project.get("suites") or {}
+        wanted = [w.rstrip("/") + "/" for w in self.args.suite or []]
         for suite_name in sorted(suites):
+            if wanted and suite_name.rstrip("/") + "/" not in wanted:
+                continue
             suite = suites[suite_name] or {}
             sdir = os.path.join(self.project_dir, suite_name)
             for entry in sorted(os.listdir(sdir)):
@@ -337,6 +342,8 @@ def main():
     p.add_argument("--system", default="debian-12-64")
     p.add_argument("--project", default=".")
     p.add_argument("--verbose", action="store_true", help="print every section's output")
+    p.add_argument("--suite", action="append", metavar="DIR",
+                   help="run only this suite (repeatable; default: every suite)")
     p.add_argument("filter", nargs="*", help="run only tasks whose name contains one of these")
     Runner(p.parse_args()).run()
 
