@@ -437,6 +437,18 @@ fn start_daemon(
     max_subscribers: usize,
     sets: &[String],
 ) -> anyhow::Result<Daemon> {
+    start_daemon_env(bin, out, interval, max_subscribers, sets, &[])
+}
+
+/// [`start_daemon`] with extra environment variables.
+fn start_daemon_env(
+    bin: &Path,
+    out: &Path,
+    interval: u64,
+    max_subscribers: usize,
+    sets: &[String],
+    envs: &[(&str, &str)],
+) -> anyhow::Result<Daemon> {
     let port = sys::free_port()?;
     let http_port = sys::free_port()?;
     let log = out.join("pocketses-daemon.log");
@@ -461,6 +473,10 @@ fn start_daemon(
         cmd.args(["--set", s]);
     }
     cmd.env("RUST_LOG", "warn");
+    // As snapd starts it: a backtrace variable inherited from a developer's shell makes every
+    // error (a failed poll each cycle) capture a backtrace, which costs CPU and heap.
+    cmd.env_remove("RUST_BACKTRACE").env_remove("RUST_LIB_BACKTRACE");
+    cmd.envs(envs.iter().copied());
     println!("starting {cmd:?} (log: {})", log.display());
     let mut server = sys::Server::spawn("pocketses daemon", &mut cmd, &log)?;
     let pid = server.pid();

@@ -4,7 +4,9 @@
 //! (every interface but loopback, summed), and the use of up to [`MOUNTS`] filesystems.
 //! The ring keeps points no older than [`SPAN`] seconds before the newest, and never more than
 //! [`MAX_POINTS`] of them (an hour at the shortest interval, 1 s), so its memory is bounded
-//! whatever the interval: at most `MAX_POINTS` × 40 bytes (see [`History::heap_bytes`]).
+//! whatever the interval: at most `MAX_POINTS` × 24 bytes (see [`History::heap_bytes`]): the ring
+//! keeps each point as milliseconds after a base time and percentages in tenths (`Stored`), the
+//! precision `/v1/history` writes them with.
 //!
 //! This module keeps and encodes; it does not collect (the collector does) and does not serve
 //! (`publish::http` sends [`History::to_json`] as `GET /v1/history`).
@@ -86,10 +88,51 @@ impl Point {
     }
 }
 
+/// A [`Point`] as the ring keeps it: 24 bytes instead of 40, which is 58 kB less for a full
+/// hour at a 1 s interval.
+#[derive(Debug, Clone, Copy)]
+struct Stored {
+    /// Milliseconds after [`History::base`].
+    ms: u32,
+    /// Percentages in tenths, [`NO_TENTHS`] for none.
+    cpu: u16,
+    memory: u16,
+    filesystems: [u16; MOUNTS],
+    rx: f32,
+    tx: f32,
+}
+
+/// A missing percentage in [`Stored`].
+const NO_TENTHS: u16 = u16::MAX;
+
+/// A percentage in tenths, as `/v1/history` writes it (one decimal).
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // Clamped to u16's range first.
+fn tenths(value: f32) -> u16 {
+    if value.is_finite() {
+        (f64::from(value) * 10.0).round().clamp(0.0, f64::from(NO_TENTHS - 1)) as u16
+    } else {
+        NO_TENTHS
+    }
+}
+
+fn from_tenths(value: u16) -> f32 {
+    if value == NO_TENTHS {
+        f32::NAN
+    } else {
+        f32::from(value) / 10.0
+    }
+}
+
+/// Rebase when the newest point is this many milliseconds after the base (about 24 days).
+const REBASE_MS: f64 = (u32::MAX / 2) as f64;
+
 /// The ring of [`Point`]s and the names of the charted filesystems.
 #[derive(Debug, Default)]
 pub struct History {
-    points: VecDeque<Point>,
+    points: VecDeque<Stored>,
+    /// Seconds since the Unix epoch that the points' milliseconds count from: a whole second at
+    /// or before the oldest point.
+    base: f64,
     mounts: Vec<String>,
 }
 
@@ -99,6 +142,29 @@ impl History {
     /// The first filesystems seen (up to [`MOUNTS`], one per device, so the bind mounts of
     /// Ubuntu Core's writable partition count once) keep their slot for the life of the daemon.
     pub fn push(&mut self, snapshot: &Snapshot) {
+        self.learn_mounts(snapshot);
+        let point = Point::of(snapshot, &self.mounts);
+        self.push_point(point);
+    }
+
+    /// Fills the ring as `n` snapshots like `snapshot`, one every `step` seconds and the last
+    /// `step` seconds before it, would have: the ring's size after `n` cycles, without waiting
+    /// for them (`POCKETSES_BENCH_HISTORY`, for the benchmark's steady-state memory).
+    pub fn prefill(&mut self, snapshot: &Snapshot, n: usize, step: f64) {
+        self.learn_mounts(snapshot);
+        let point = Point::of(snapshot, &self.mounts);
+        for i in (1..=n).rev() {
+            self.push_point(Point { t: point.t - i as f64 * step, ..point });
+        }
+    }
+
+    /// Whether the ring holds no point.
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
+    /// Gives the first filesystems seen their slots.
+    fn learn_mounts(&mut self, snapshot: &Snapshot) {
         if self.mounts.len() < MOUNTS {
             let mut devices: Vec<&str> = self
                 .mounts
@@ -120,22 +186,70 @@ impl History {
                 }
             }
         }
-        let point = Point::of(snapshot, &self.mounts);
+    }
+
+    /// Adds `point`, forgetting what is older than [`SPAN`] before it or beyond [`MAX_POINTS`].
+    fn push_point(&mut self, point: Point) {
         // A clock set back would otherwise leave older points after newer ones.
-        while self.points.back().is_some_and(|p| p.t > point.t) {
+        while self.points.back().is_some_and(|p| self.time(p) > point.t) {
             self.points.pop_back();
         }
         while self.points.len() >= MAX_POINTS
-            || self.points.front().is_some_and(|p| p.t < point.t - SPAN)
+            || self.points.front().is_some_and(|p| self.time(p) < point.t - SPAN)
         {
             self.points.pop_front();
         }
-        self.points.push_back(point);
+        let oldest = self.points.front().map_or(point.t, |p| self.time(p));
+        if self.points.is_empty() || (point.t - self.base) * 1000.0 > REBASE_MS {
+            self.rebase(oldest.floor());
+        }
+        let stored = self.store(&point);
+        self.points.push_back(stored);
     }
 
-    /// The points, oldest first.
-    pub fn points(&self) -> impl Iterator<Item = &Point> {
-        self.points.iter()
+    /// Counts the points' milliseconds from `base` (at or before the oldest point) from now on.
+    fn rebase(&mut self, base: f64) {
+        let times: Vec<f64> = self.points.iter().map(|p| self.time(p)).collect();
+        self.base = base;
+        for (p, t) in self.points.iter_mut().zip(times) {
+            p.ms = Self::millis(t - base);
+        }
+    }
+
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // Clamped to u32's range.
+    fn millis(seconds: f64) -> u32 {
+        (seconds * 1000.0).round().clamp(0.0, f64::from(u32::MAX)) as u32
+    }
+
+    fn time(&self, p: &Stored) -> f64 {
+        self.base + f64::from(p.ms) / 1000.0
+    }
+
+    fn store(&self, p: &Point) -> Stored {
+        Stored {
+            ms: Self::millis(p.t - self.base),
+            cpu: tenths(p.cpu),
+            memory: tenths(p.memory),
+            filesystems: p.filesystems.map(tenths),
+            rx: p.rx,
+            tx: p.tx,
+        }
+    }
+
+    fn load(&self, p: &Stored) -> Point {
+        Point {
+            t: self.time(p),
+            cpu: from_tenths(p.cpu),
+            memory: from_tenths(p.memory),
+            rx: p.rx,
+            tx: p.tx,
+            filesystems: p.filesystems.map(from_tenths),
+        }
+    }
+
+    /// The points, oldest first, as kept: times to the millisecond, percentages to a tenth.
+    pub fn points(&self) -> impl Iterator<Item = Point> + '_ {
+        self.points.iter().map(|p| self.load(p))
     }
 
     /// The charted filesystems, in slot order.
@@ -145,7 +259,7 @@ impl History {
 
     /// Memory the ring holds on the heap: its capacity in points, not its length.
     pub fn heap_bytes(&self) -> usize {
-        self.points.capacity() * std::mem::size_of::<Point>()
+        self.points.capacity() * std::mem::size_of::<Stored>()
             + self
                 .mounts
                 .iter()
@@ -162,7 +276,7 @@ impl History {
         out.push_str("{\"schema\":\"pocketses.history/v1\",\"span_seconds\":3600,\"mounts\":");
         out.push_str(&serde_json::Value::from(self.mounts.clone()).to_string());
         out.push_str(",\"t\":[");
-        join(&mut out, self.points.iter().map(|p| p.t), 3);
+        join(&mut out, self.points().map(|p| p.t), 3);
         let series: [Series; 4] = [
             ("cpu", |p| p.cpu, 1),
             ("memory", |p| p.memory, 1),
@@ -171,7 +285,7 @@ impl History {
         ];
         for (name, get, decimals) in series {
             let _ = write!(out, "],\"{name}\":[");
-            join(&mut out, self.points.iter().map(|p| f64::from(get(p))), decimals);
+            join(&mut out, self.points().map(|p| f64::from(get(&p))), decimals);
         }
         out.push_str("],\"filesystems\":[");
         for slot in 0..self.mounts.len() {
@@ -179,7 +293,7 @@ impl History {
                 out.push(',');
             }
             out.push('[');
-            join(&mut out, self.points.iter().map(|p| f64::from(p.filesystems[slot])), 1);
+            join(&mut out, self.points().map(|p| f64::from(p.filesystems[slot])), 1);
             out.push(']');
         }
         out.push_str("]}");
@@ -269,7 +383,7 @@ mod tests {
         let mut history = History::default();
         history.push(&snapshot(10.0));
         assert_eq!(history.mounts(), ["/writable", "/boot"]);
-        let p = history.points().next().copied().unwrap();
+        let p = history.points().next().unwrap();
         assert_eq!((p.memory, p.rx, p.tx), (25.0, 101.0, 12.0));
         assert!(p.cpu.is_nan());
         assert_eq!(p.filesystems[..2], [30.0, 75.0]);
@@ -290,13 +404,58 @@ mod tests {
             history.push(&snapshot(f64::from(t) * 60.0));
         }
         assert_eq!(history.points().count(), 61);
-        // The bound said in docs/dashboard.md: 3600 points of 40 bytes, in a ring of 4096.
-        assert_eq!(std::mem::size_of::<Point>(), 40);
+        // The bound said in docs/dashboard.md: 3600 points of 24 bytes, in a ring of 4096.
+        assert_eq!(std::mem::size_of::<Stored>(), 24);
         let mut full = History::default();
         for t in 0..MAX_POINTS * 3 {
             full.push(&snapshot(t as f64));
         }
-        assert!(full.heap_bytes() <= 4096 * 40 + 1024, "{}", full.heap_bytes());
+        assert!(full.heap_bytes() <= 4096 * 24 + 1024, "{}", full.heap_bytes());
+    }
+
+    #[test]
+    fn a_prefilled_ring_is_the_ring_of_as_many_cycles() {
+        let mut cycles = History::default();
+        for t in 1000..1000 + MAX_POINTS + 10 {
+            cycles.push(&snapshot(t as f64));
+        }
+        let mut filled = History::default();
+        let last = (1000 + MAX_POINTS + 9) as f64;
+        filled.prefill(&snapshot(last), MAX_POINTS + 9, 1.0);
+        filled.push(&snapshot(last));
+        assert_eq!(filled.points().count(), MAX_POINTS);
+        assert_eq!(filled.heap_bytes(), cycles.heap_bytes());
+        // cpu is NaN in these snapshots: compare the other figures.
+        let figures = |h: &History| -> Vec<(f64, f32, f32, f32)> {
+            h.points().map(|p| (p.t, p.memory, p.rx, p.filesystems[1])).collect()
+        };
+        assert_eq!(figures(&filled), figures(&cycles));
+        assert_eq!(filled.mounts(), cycles.mounts());
+        // Fewer than an hour's worth: that many, one second apart, ending before the snapshot.
+        let mut some = History::default();
+        some.prefill(&snapshot(100.0), 3, 1.0);
+        let ts: Vec<f64> = some.points().map(|p| p.t).collect();
+        assert_eq!(ts, [97.0, 98.0, 99.0]);
+    }
+
+    #[test]
+    fn points_keep_milliseconds_and_tenths_for_weeks() {
+        let mut history = History::default();
+        // 40 days at one point a minute: the milliseconds outgrow half of u32 after about 24.
+        let minutes = 40 * 24 * 60;
+        for i in 0..minutes {
+            let mut s = snapshot(1_764_000_000.0 + f64::from(i) * 60.0 + 0.125);
+            s.memory = Some(Memory { total: 3, used: 1, ..Memory::default() });
+            history.push(&s);
+        }
+        let ts: Vec<f64> = history.points().map(|p| p.t).collect();
+        let last = 1_764_000_000.0 + f64::from(minutes - 1) * 60.0 + 0.125;
+        let want: Vec<f64> = (0..61).rev().map(|k| last - f64::from(k) * 60.0).collect();
+        assert_eq!(ts, want);
+        let p = history.points().last().unwrap();
+        assert_eq!(p.memory, 33.3, "a third, to a tenth");
+        assert!(p.cpu.is_nan(), "no figure stays no figure");
+        assert_eq!((p.rx, p.tx), (101.0, 12.0), "rates as they were");
     }
 
     #[test]

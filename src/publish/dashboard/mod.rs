@@ -38,6 +38,11 @@ impl Board {
     /// Adds a snapshot's figures to the history.
     pub fn record(&self, snapshot: &Snapshot) {
         if let Ok(mut history) = self.history.lock() {
+            if history.is_empty() {
+                if let Some(n) = bench_history() {
+                    history.prefill(snapshot, n, 1.0);
+                }
+            }
             history.push(snapshot);
         }
     }
@@ -106,6 +111,14 @@ impl Board {
     pub fn fleet(&self) -> FleetAction {
         self.fleet.lock().map(|f| f.clone()).unwrap_or_default()
     }
+}
+
+/// `POCKETSES_BENCH_HISTORY=N`: the history starts with `N` points one second apart, as after `N`
+/// cycles at `--interval 1` (at most [`super::history::MAX_POINTS`] are kept), so that the
+/// benchmark measures the daemon's memory with the ring full without running for an hour
+/// (docs/performance.md). Read when the ring is empty, that is at the first snapshot.
+fn bench_history() -> Option<usize> {
+    std::env::var("POCKETSES_BENCH_HISTORY").ok()?.parse().ok()
 }
 
 /// How many of a fleet action's detail lines the page keeps (the latest).
