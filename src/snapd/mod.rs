@@ -520,13 +520,7 @@ impl Client {
             return self.call(Request { body: head, ..req }).await?.into_change_id();
         }
         let body = FileBody { head, files };
-        let timeout = self.timeout.max(SIDELOAD_TIMEOUT);
-        let res =
-            match tokio::time::timeout(timeout, self.transport.round_trip_file(req, body)).await {
-                Ok(res) => res?,
-                Err(_) => return Err(Error::Timeout { after: timeout }),
-            };
-        envelope::decode(res.status, &res.body)?.into_change_id()
+        self.send_files(req, body).await
     }
 }
 
@@ -594,6 +588,13 @@ impl Client {
             body: Vec::new(),
         };
         let body = FileBody::around(head, file, len, tail);
+        self.send_files(req, body).await
+    }
+
+    /// Sends `req` with `body` (a form around snap files, streamed from disk) and returns the
+    /// change id; the time limit is at least [`SIDELOAD_TIMEOUT`]: snapd answers once it has
+    /// read every file.
+    async fn send_files(&self, req: Request, body: FileBody) -> Result<String, Error> {
         let timeout = self.timeout.max(SIDELOAD_TIMEOUT);
         let res =
             match tokio::time::timeout(timeout, self.transport.round_trip_file(req, body)).await {

@@ -918,14 +918,23 @@ impl Spool {
     /// When the `ack` file cannot be written or a segment cannot be read or removed; the records
     /// are then sent again after a restart, never lost.
     pub fn ack(&mut self, upto_seq: u64) -> Result<(), Error> {
+        match self.acknowledge(upto_seq)? {
+            Some(advance) => self.commit(advance),
+            None => Ok(()),
+        }
+    }
+
+    /// Moves the acknowledged position to `upto_seq` in memory: what [`Spool::ack`] and
+    /// [`Spool::ack_deferred`] share. `None` when it is not past the position already.
+    fn acknowledge(&mut self, upto_seq: u64) -> Result<Option<Advance>, Error> {
         let upto = upto_seq.min(self.next_seq - 1);
         if upto <= self.ack.acked {
-            return Ok(());
+            return Ok(None);
         }
         let advance = self.advance(|seg| seg.last_seq <= upto, |seq, _| seq <= upto)?;
         self.ack.acked = upto;
         self.stats.acked_records += advance.records;
-        self.commit(advance)
+        Ok(Some(advance))
     }
 
     /// [`Spool::ack`] for a sender that acknowledges after every request: the position moves at
@@ -939,13 +948,7 @@ impl Spool {
     ///
     /// As [`Spool::ack`].
     pub fn ack_deferred(&mut self, upto_seq: u64) -> Result<(), Error> {
-        let upto = upto_seq.min(self.next_seq - 1);
-        if upto <= self.ack.acked {
-            return Ok(());
-        }
-        let advance = self.advance(|seg| seg.last_seq <= upto, |seq, _| seq <= upto)?;
-        self.ack.acked = upto;
-        self.stats.acked_records += advance.records;
+        let Some(advance) = self.acknowledge(upto_seq)? else { return Ok(()) };
         self.acks_unwritten += 1;
         if advance.delete.is_empty() && self.acks_unwritten < ACK_WRITE_EVERY {
             self.drop_tail_upto_ack();
