@@ -436,17 +436,18 @@ async fn cycle(fleet: &Fleet, hub: &Hub, s: &mut Session, running: &mut Option<R
     }
     // The model may have changed (a remodel: the dashboard's look is at most a minute old),
     // and an action that ended changed the snaps: look again.
-    let status = fleet.status();
-    let last_ended = status.history.first().map(|a| a.id.clone());
+    // Read in place: an idle poll copies no status (docs/fleet.md, "Performance").
+    let (last_ended, sw) =
+        fleet.read(|st| (st.history.first().map(|a| a.id.clone()), sw_version(st)));
     let seen = hub.board().device();
     let remodelled = !seen.model.is_empty()
         && (seen.model != s.facts.model
             || seen.brand != s.facts.brand
             || seen.revision != s.facts.model_revision);
     if remodelled || last_ended != s.last_ended {
-        s.facts = facts(hub, sw_version(&status)).await;
+        s.facts = facts(hub, sw.clone()).await;
     }
-    s.facts.sw_version = sw_version(&status);
+    s.facts.sw_version = sw;
     let changed = s.sent_facts.as_ref() != Some(&s.facts) || last_ended != s.last_ended;
     if base.config_data.is_some() || changed {
         match s.ddi.config_data(&ddi::config_data(&s.facts)).await {
@@ -498,10 +499,12 @@ async fn cycle(fleet: &Fleet, hub: &Hub, s: &mut Session, running: &mut Option<R
 
 /// The running download's action is no longer offered: stop it, nothing was applied.
 fn withdraw(fleet: &Fleet, running: &mut Option<Running>) {
-    let Some(current) = fleet.status().current else { return };
-    if current.stage.is_final() || !current.stage.ddi().is_some_and(|s| s.cancellable()) {
+    let running_download =
+        |a: &&Action| !a.stage.is_final() && a.stage.ddi().is_some_and(|s| s.cancellable());
+    let Some(current) = fleet.read(|st| st.current.as_ref().filter(running_download).cloned())
+    else {
         return;
-    }
+    };
     if let Some(r) = running.take() {
         r.cancel.cancel();
     }
@@ -580,7 +583,8 @@ fn acknowledge(action: &str) {
 
 /// Sends the final feedback of a finished action the server has not taken yet.
 async fn report_pending(fleet: &Fleet, ddi_client: &Ddi) {
-    let Some(a) = fleet.status().current.filter(|a| a.stage.is_final() && !a.reported) else {
+    let pending = |a: &&Action| a.stage.is_final() && !a.reported;
+    let Some(a) = fleet.read(|st| st.current.as_ref().filter(pending).cloned()) else {
         return;
     };
     let doc = ddi::closed(&ddi::feedback_time(a.updated), a.stage == Stage::Done, &a.details);
