@@ -22,9 +22,11 @@ fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
     let list = std::path::Path::new(&dir).join("tools/hot-symbols.txt");
     if list.is_file() {
+        // Relative to the package root, where cargo runs rustc and so the linker: a build
+        // script's output is reused by another checkout sharing the target directory (the VM
+        // harness's), which must read its own list, not a path into the first checkout.
         println!(
-            "cargo:rustc-link-arg-bin=pocketses=-Wl,--symbol-ordering-file={}",
-            list.display()
+            "cargo:rustc-link-arg-bin=pocketses=-Wl,--symbol-ordering-file=tools/hot-symbols.txt"
         );
         println!("cargo:rustc-link-arg-bin=pocketses=-Wl,--no-warn-symbol-ordering");
     }
