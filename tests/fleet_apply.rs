@@ -106,6 +106,12 @@ impl Device {
             .map(|r| format!("{} {}", r.method, r.path))
             .collect()
     }
+
+    /// The first `POST path` snapd received.
+    fn post(&self, path: &str) -> support::fake_snapd::Recorded {
+        let requests = self.fake.requests();
+        requests.into_iter().find(|r| r.method == "POST" && r.path == path).unwrap()
+    }
 }
 
 fn text(o: &Output) -> String {
@@ -357,12 +363,7 @@ fn a_model_remodels_after_the_preflight_and_is_recorded_as_a_remodel() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("remodelling to the model in \"rev2.model\""), "{out}");
     assert_eq!(device.posts(), ["POST /v2/model"]);
-    let post = device
-        .fake
-        .requests()
-        .into_iter()
-        .find(|r| r.method == "POST" && r.path == "/v2/model")
-        .unwrap();
+    let post = device.post("/v2/model");
     assert_eq!(post.json()["new-model"].as_str().unwrap().as_bytes(), model);
     assert_eq!(post.json()["offline"], false);
     let record: Value = serde_json::from_str(
@@ -418,12 +419,7 @@ fn a_model_with_a_snap_is_an_offline_remodel_that_carries_the_snap() {
     assert!(out.contains("offline with"), "{out}");
     // The snap goes with the remodel, not on its own.
     assert_eq!(device.posts(), ["POST /v2/model"]);
-    let post = device
-        .fake
-        .requests()
-        .into_iter()
-        .find(|r| r.method == "POST" && r.path == "/v2/model")
-        .unwrap();
+    let post = device.post("/v2/model");
     let content_type = post.content_type.clone().unwrap();
     let boundary = content_type.strip_prefix("multipart/form-data; boundary=").unwrap();
     let head = format!(

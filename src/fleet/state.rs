@@ -515,15 +515,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_polls_times_and_counters_are_not_durable() {
-        let before = Status {
+    /// A client that polled a server, with an action downloading and one done.
+    fn polled() -> Status {
+        Status {
             server: "http://h".into(),
             controller_id: "d".into(),
             current: Some(action(Stage::Downloading)),
             history: vec![action(Stage::Done)],
             ..Status::default()
-        };
+        }
+    }
+
+    #[test]
+    fn a_polls_times_and_counters_are_not_durable() {
+        let before = polled();
         let mut after = before.clone();
         after.pid = 9;
         after.last_poll = Some(100);
@@ -542,13 +547,7 @@ mod tests {
 
     #[test]
     fn what_a_restart_needs_is_durable() {
-        let before = Status {
-            server: "http://h".into(),
-            controller_id: "d".into(),
-            current: Some(action(Stage::Downloading)),
-            history: vec![action(Stage::Done)],
-            ..Status::default()
-        };
+        let before = polled();
         type Change = fn(&mut Status);
         let changes: Vec<(&str, Change)> = vec![
             ("server", |s| s.server = "http://other".into()),
