@@ -228,17 +228,15 @@ pub fn main(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         }
         let control =
             tokio::spawn(crate::control::run(service.clone(), Some(control), shutdown.clone()));
-        tokio::spawn(async {
-            tokio::time::sleep(STARTUP_SETTLE).await;
-            let _ = tokio::task::spawn_blocking(release_startup_pages).await;
-        });
-        // This future runs on the main thread (block_on): the start ran on its stack, so it is
-        // here that the start's stack pages can be given back.
+        // Once the start has settled, its pages are given back: the main thread's stack here,
+        // since this future runs on the main thread (block_on) where the start ran; the heap and
+        // the binary's start-up text on the blocking pool.
         let res = tokio::select! {
             res = run_with(config_rx, shutdown.clone(), options) => res,
             never = async {
                 tokio::time::sleep(STARTUP_SETTLE).await;
                 release_stack_below_here();
+                let _ = tokio::task::spawn_blocking(release_startup_pages).await;
                 std::future::pending::<std::convert::Infallible>().await
             } => match never {},
         };
