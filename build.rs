@@ -2,9 +2,10 @@
 //! text"): the kernel maps a binary's text 64 kB around each fault, so a working set of ~1 MB of
 //! functions spread over the 7 MB text held ~3.4 MB of it resident. lld's
 //! `--symbol-ordering-file` places the functions of `tools/hot-symbols.txt` (what the idle daemon
-//! with every feature configured, scraped and subscribed to, runs; made by `bench/smaps-hot`) first,
-//! in that order. Names that no longer exist (code changed since the list was made) are skipped
-//! silently; a stale list costs resident memory, never correctness.
+//! with every feature configured, scraped and subscribed to, runs; made by `bench/smaps-hot` under
+//! callgrind, then corrected from the native daemon's page faults) first, in that order. Names
+//! that no longer exist (code changed since the list was made) are skipped silently; a stale list
+//! costs resident memory, never correctness.
 //!
 //! Only the release build of the `pocketses` binary for x86_64 Linux with glibc, which rustc links
 //! with lld (its default there since 1.90); elsewhere the linker may not know the option.
