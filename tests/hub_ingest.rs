@@ -2,8 +2,9 @@
 //! appended and synced them (docs/push.md, "Hub"). A spoke drops what was answered 200 from its
 //! own spool, so a hub that fails to append them must refuse them (503, the spoke keeps them),
 //! and a hub killed with SIGKILL right after its 200s must find every one of them in its spool.
-//! No store is needed: the hub's sink points at a port nobody listens on, so everything it
-//! takes stays in its spool (about 10 s for the file).
+//! A polled spoke's snapshot likewise counts as forwarded only once it is on disk. No store is
+//! needed: the hub's sink points at a port nobody listens on, so everything it takes stays in
+//! its spool (about 10 s for the file).
 
 #![allow(clippy::unwrap_used)]
 
@@ -179,4 +180,37 @@ fn kill_9_right_after_the_200s_loses_no_acknowledged_document() {
         lost.len(),
         acked.len()
     );
+}
+
+/// A hub's figure on `/metrics`, `None` while the sample is not there.
+fn metric(daemon: &Kept, sample: &str) -> Option<f64> {
+    let text = daemon.metrics();
+    text.lines().find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// The spoke poller has nobody to answer, but it counts a snapshot as forwarded only once the
+/// sinks have it on disk, and says once when they cannot append it.
+#[test]
+fn a_polled_snapshot_the_sink_cannot_append_is_not_counted_as_forwarded() {
+    let spoke_dir = tempfile::tempdir().unwrap();
+    let spoke = Kept::start(spoke_dir.path(), &[]);
+    let name = format!("127.0.0.1:{}", spoke.http().port());
+    let dir = tempfile::tempdir().unwrap();
+    let spokes = format!("hub.spokes=http://{name}");
+    let hub = hub(dir.path(), &[&spokes, "hub.interval=1", "push.h.spool.max-bytes=65536"]);
+    let forwarded = format!("pocketses_hub_spoke_snapshots_forwarded_total{{spoke=\"{name}\"}}");
+    let polls = format!("pocketses_hub_spoke_polls_total{{spoke=\"{name}\"}}");
+    poll("a polled snapshot stored", || metric(&hub, &forwarded).filter(|n| *n >= 1.0));
+    std::fs::remove_dir_all(dir.path().join("spool/h")).unwrap();
+    let line = format!(
+        "hub: cannot forward the snapshot of spoke {name}: cannot spool snapshot for push sink h: "
+    );
+    poll("the failed append logged", || hub.stderr().contains(&line).then_some(()));
+    // From now on every append fails: the polls go on, nothing more counts as forwarded, and
+    // the failure is not logged again at every poll.
+    let before = metric(&hub, &forwarded).unwrap();
+    let polled = metric(&hub, &polls).unwrap();
+    poll("three more polls", || metric(&hub, &polls).filter(|n| *n >= polled + 3.0));
+    assert_eq!(metric(&hub, &forwarded), Some(before));
+    assert_eq!(hub.stderr().matches(&line).count(), 1, "{}", hub.stderr());
 }
