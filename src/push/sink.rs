@@ -734,6 +734,9 @@ async fn append_loop(ctx: Arc<Ctx>, mut feed: mpsc::Receiver<Feed>, stop: Cancel
         let mut jobs = Vec::with_capacity(items.len());
         // Settled once the batch's sync returned, or failed with why (`crate::hub::receipt`).
         let mut receipts = Vec::with_capacity(items.len());
+        // What `last` said before this batch, to put back if the append fails: a spoke sends
+        // the same documents again after a 503, and they must not be skipped as already spooled.
+        let mut before = Vec::new();
         for mut item in items {
             let mut tags = ctx.config.tags.clone();
             let mut receipt = None;
@@ -751,7 +754,9 @@ async fn append_loop(ctx: Arc<Ctx>, mut feed: mpsc::Receiver<Feed>, stop: Cancel
                     // Bounded whatever spokes come and go: forget them all, this costs one extra record.
                     last.clear();
                 }
-                last.insert(forwarded.source().to_string(), forwarded.snapshot.timestamp);
+                let source = forwarded.source().to_string();
+                before.push((source.clone(), previous));
+                last.insert(source, forwarded.snapshot.timestamp);
                 if !forwarded.tags.is_empty() {
                     tags = crate::hub::merge_tags(format, &ctx.config.tags, &forwarded.tags);
                 }
@@ -794,6 +799,14 @@ async fn append_loop(ctx: Arc<Ctx>, mut feed: mpsc::Receiver<Feed>, stop: Cancel
             ctx.wake.notify_one();
         }
         settle(&ctx.name, receipts, &bad, failed.as_ref().map(|(_, err)| err.as_str()));
+        if failed.is_some() {
+            for (source, previous) in before.into_iter().rev() {
+                match previous {
+                    Some(timestamp) => last.insert(source, timestamp),
+                    None => last.remove(&source),
+                };
+            }
+        }
         let mut errors: Vec<(u64, String)> = bad.into_iter().map(|(_, e)| (1, e)).collect();
         errors.extend(failed);
         if errors.is_empty() {
@@ -1316,6 +1329,28 @@ mod tests {
             waiter.wait().await,
             Err("no push sink is running on this hub (see pocketses status)".into())
         );
+    }
+
+    /// A spoke sends again what a failed append refused (its POST got 503): with a sink
+    /// `interval`, the same snapshot must be appended then, not skipped as already spooled.
+    #[tokio::test]
+    async fn a_snapshot_sent_again_after_a_failed_append_is_appended() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ctx = ctx(dir.path(), Limits::default());
+        Arc::get_mut(&mut ctx).unwrap().config.interval = Some(60);
+        let (tx, rx) = mpsc::channel(FEED_CAPACITY);
+        // A group whose append fails whole (a record too large stands for a full disk).
+        tx.try_send(Feed::Record(vec![b'x'; spool::record::MAX_PAYLOAD + 1])).unwrap();
+        let (item, refused) = waited_for();
+        tx.try_send(Feed::Snapshot(item)).unwrap();
+        let appender = tokio::spawn(append_loop(Arc::clone(&ctx), rx, CancellationToken::new()));
+        assert!(refused.await.is_err());
+        let (again, taken) = waited_for();
+        tx.try_send(Feed::Snapshot(again)).unwrap();
+        assert_eq!(taken.await, Ok(()));
+        drop(tx);
+        appender.await.unwrap();
+        assert_eq!(lock(&ctx.spool).stats().appended_records, 1, "the snapshot sent again");
     }
 
     /// A snapshot a sink's `interval` does not want is not waited for.
