@@ -5,7 +5,7 @@
 //! request [`Body`]. docs/push.md ("Formats") describes them for users, with their sizes.
 //!
 //! - `influx`: a record is the snapshot's line protocol ([`crate::metrics::encode::influx`])
-//!   with the sink's tags; a body is the records one after the other, gzip-compressed.
+//!   with the sink's tags, written straight from the snapshot (`lines`); a body is the records one after the other, gzip-compressed.
 //! - `prometheus`: a record is a remote-write 1.0 `WriteRequest` (protobuf, [`remote_write`])
 //!   with one series per sample of the `/metrics` families
 //!   ([`crate::metrics::encode::prometheus::families`]), written straight from the snapshot
@@ -34,12 +34,13 @@
 //!
 //! What this module does not do: HTTP, the spool, batching decisions (see the sink's sender).
 
+mod lines;
 pub mod remote_write;
 mod series;
 
 use std::io::Write as _;
 
-use crate::metrics::encode::{influx, json};
+use crate::metrics::encode::json;
 use crate::metrics::Snapshot;
 
 /// The wire format of a sink (`push.NAME.format`).
@@ -206,8 +207,11 @@ pub fn record_with(
     check_tags(format, tags)?;
     match format {
         SinkFormat::Influx => {
-            let (plain, n_points) = influx_record(snapshot, tags);
-            pack(&plain, n_points)
+            let mut text = String::from_utf8(std::mem::take(scratch)).unwrap_or_default();
+            text.clear();
+            let n_points = lines::write(&mut text, snapshot, tags);
+            *scratch = text.into_bytes();
+            pack(scratch, n_points)
         }
         SinkFormat::Prometheus => {
             let n_points = prometheus_record(scratch, snapshot, tags);
@@ -327,22 +331,6 @@ pub fn describe(format: SinkFormat, record: &[u8]) -> Result<String, Error> {
             Ok(out)
         }
     }
-}
-
-fn influx_record(snapshot: &Snapshot, tags: &[(String, String)]) -> (Vec<u8>, usize) {
-    let mut out = String::with_capacity(4096);
-    for mut line in influx::lines(snapshot) {
-        for (key, value) in tags {
-            match line.tags.iter_mut().find(|(k, _)| k == key) {
-                Some(own) if key == "host" => own.1.clone_from(value),
-                Some(_) => {}
-                None => line.tags.push((key.clone(), value.clone())),
-            }
-        }
-        influx::write_line(&mut out, &line);
-    }
-    let n_lines = out.matches('\n').count();
-    (out.into_bytes(), n_lines)
 }
 
 /// Milliseconds since the epoch of a snapshot time in seconds; saturating, 0 when not finite.
@@ -553,7 +541,7 @@ fn prometheus_body(bytes: Vec<u8>) -> Body {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::encode::sample_snapshot;
+    use crate::metrics::encode::{influx, sample_snapshot};
     use proptest::prelude::*;
     use std::io::Read as _;
 
