@@ -7,16 +7,20 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | documents taken | 200 `{"documents":N}` |
+//! | documents on disk in every running sink's spool | 200 `{"documents":N}` |
 //! | `hub.ingest` is false | 404 |
 //! | not POST | 405, `Allow: POST` |
 //! | a `Content-Type` other than JSON or ndjson, any `Content-Encoding` | 415 |
 //! | more than [`BODY_MAX`] bytes | 413 (a sink sends its batch in halves) |
 //! | a line that is not a document | 400 naming the line and why (a sink moves the batch to `rejected/`) |
 //! | no push sink is running to forward them ([`check_sinks`]) | 503 saying why, without `Retry-After` (the spoke backs off and keeps its data) |
-//! | the sinks do not take them within [`FORWARD_WITHIN`] | 503, `Retry-After: 1` |
+//! | a sink cannot spool them (a failed append or sync, a feed full for `FORWARD_WAIT`) | 503 saying why, without `Retry-After` |
+//! | the sinks do not have them on disk within [`FORWARD_WITHIN`] | 503, `Retry-After: 1` |
 //!
-//! A request is taken whole or not at all, so a sink that retries sends no duplicate.
+//! A request is taken whole or not at all, so a sink that retries sends no duplicate. The 200
+//! comes only after every running sink's appender appended and synced the documents
+//! (`super::forward_stored`): the spoke drops them from its spool on that 200, so a hub that
+//! crashes after it must still have them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,11 +32,12 @@ use hyper::{Method, Request, StatusCode};
 
 use super::document;
 use super::spoke::TAG;
-use super::{Figures, Forwarded, Sinks};
+use super::{Figures, Forwarded, Sinks, Unstored};
 
 /// The largest request body taken: a json sink's default batch of 60 snapshots is about 250 KB.
 pub const BODY_MAX: usize = 8 << 20;
-/// How long the sinks may take to take a request's snapshots before the spoke is asked to retry.
+/// How long the sinks may take to have a request's snapshots on disk before the spoke is asked
+/// to retry.
 pub const FORWARD_WITHIN: Duration = Duration::from_secs(10);
 
 /// What to answer. `body` is JSON.
@@ -156,7 +161,7 @@ pub fn accept(body: &[u8]) -> Result<Vec<Forwarded>, Answer> {
                 doc.snapshot.hostname.clone()
             };
             tags.push((TAG.to_string(), host));
-            Forwarded { snapshot: Arc::new(doc.snapshot), tags }
+            Forwarded { snapshot: Arc::new(doc.snapshot), tags, receipt: None }
         })
         .collect())
 }
@@ -193,16 +198,42 @@ async fn take(req: Request<Incoming>, figures: Option<&Figures>) -> Result<u64, 
         }
     })?;
     let items = accept(&body.to_bytes())?;
+    store(&forward, items, FORWARD_WITHIN).await
+}
+
+/// Hands a request's snapshots to the sinks and answers only once every running sink has them
+/// on disk (appended and synced, `super::forward_stored`): a 200 means that a crash of this hub
+/// loses none of them, so the spoke may drop them from its own spool.
+async fn store(
+    forward: &tokio::sync::mpsc::Sender<Forwarded>,
+    items: Vec<Forwarded>,
+    within: Duration,
+) -> Result<u64, Answer> {
     let n = items.len() as u64;
-    let send_all = async {
-        for item in items {
-            forward.send(item).await.map_err(|_| ())?;
-        }
-        Ok::<(), ()>(())
-    };
-    match tokio::time::timeout(FORWARD_WITHIN, send_all).await {
-        Ok(Ok(())) => Ok(n),
-        _ => Err(Answer::error(StatusCode::SERVICE_UNAVAILABLE, "the push sinks are busy; retry")),
+    super::forward_stored(forward, items, within).await.map(|()| n).map_err(unstored)
+}
+
+/// The answer when a request's snapshots are not known to be on disk: 503 either way, so the
+/// spoke keeps them and sends them again (a sink that did store them gets them twice, which the
+/// stores take as the same points). \[pure\]
+pub fn unstored(why: Unstored) -> Answer {
+    match why {
+        // A failed append (a full disk, an I/O error) does not mend in a second: no
+        // `Retry-After`, the spoke's sink backs off.
+        Unstored::Failed(why) => Answer {
+            retry: false,
+            ..Answer::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("cannot forward documents: {why}"),
+            )
+        },
+        Unstored::Late => Answer::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!(
+                "cannot forward documents: the push sinks did not spool them within {} s; retry",
+                FORWARD_WITHIN.as_secs()
+            ),
+        ),
     }
 }
 
@@ -282,6 +313,85 @@ mod tests {
             ]
         );
         assert_eq!(items[1].snapshot.timestamp.round(), 2.0);
+    }
+
+    /// Two documents, as a spoke's json sink sends them.
+    fn two_documents() -> Vec<Forwarded> {
+        let doc = |t: f64| json::encode(&Snapshot { timestamp: t, ..Snapshot::default() });
+        accept(format!("{}\n{}\n", doc(1.0), doc(2.0)).as_bytes()).unwrap()
+    }
+
+    /// A sink loop that takes what is forwarded and does `settle` with each receipt.
+    fn sinks(
+        settle: fn(crate::hub::receipt::Receipt),
+    ) -> (tokio::sync::mpsc::Sender<Forwarded>, tokio::task::JoinHandle<usize>) {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Forwarded>(16);
+        let task = tokio::spawn(async move {
+            let mut n = 0;
+            while let Some(mut item) = rx.recv().await {
+                n += 1;
+                if let Some(receipt) = item.receipt.take() {
+                    settle(receipt);
+                }
+            }
+            n
+        });
+        (tx, task)
+    }
+
+    /// The documents reached the sinks' feeds, but no appender has synced them (a slow disk,
+    /// a crash about to happen): no 200, which would let the spoke drop them.
+    #[tokio::test]
+    async fn documents_queued_but_not_synced_are_not_answered_200() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Forwarded>(16);
+        let holder = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Some(item) = rx.recv().await {
+                held.push(item);
+            }
+            held.len()
+        });
+        let answer = store(&tx, two_documents(), Duration::from_millis(50)).await.unwrap_err();
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(answer.retry, "Retry-After: the sinks are slow, not broken");
+        assert_eq!(
+            answer.body,
+            crate::publish::http::error_body(
+                "cannot forward documents: the push sinks did not spool them within 10 s; retry"
+            )
+        );
+        drop(tx);
+        assert_eq!(holder.await.unwrap(), 2, "both reached the sinks");
+    }
+
+    #[tokio::test]
+    async fn documents_are_answered_200_once_every_copy_is_stored() {
+        let (tx, task) = sinks(|receipt| receipt.stored());
+        assert_eq!(store(&tx, two_documents(), FORWARD_WITHIN).await, Ok(2));
+        drop(tx);
+        assert_eq!(task.await.unwrap(), 2);
+    }
+
+    /// A sink could not append them (a full disk): 503 saying why, without `Retry-After`, so
+    /// the spoke's sink keeps them and backs off.
+    #[tokio::test]
+    async fn documents_a_sink_cannot_spool_are_refused_with_its_reason() {
+        let (tx, task) = sinks(|receipt| {
+            receipt.failed(
+                "cannot spool snapshot for push sink vm: cannot write /s/00000001.seg: no space left on device",
+            )
+        });
+        let answer = store(&tx, two_documents(), FORWARD_WITHIN).await.unwrap_err();
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!answer.retry);
+        assert_eq!(
+            answer.body,
+            crate::publish::http::error_body(
+                "cannot forward documents: cannot spool snapshot for push sink vm: cannot write /s/00000001.seg: no space left on device"
+            )
+        );
+        drop(tx);
+        task.await.unwrap();
     }
 
     #[test]

@@ -19,6 +19,8 @@
 //! - [`spoke`] \[pure\]: where to poll, each spoke's state and figures, `pocketses_hub_*`.
 //! - [`poll`] \[io\]: the spoke tasks, following `hub.*` as the configuration changes.
 //! - [`ingest`] \[io\]: the `POST /v1/ingest` handler the HTTP listener calls.
+//! - [`receipt`] \[pure\]: how the sinks' appenders tell the ingest handler and the pollers
+//!   that forwarded snapshots are on disk ([`forward_stored`]): a 200 to a spoke means synced.
 //!
 //! What it does not do: store anything itself (the sinks' spools do), or publish spokes'
 //! snapshots to this daemon's own subscribers.
@@ -26,14 +28,17 @@
 pub mod document;
 pub mod ingest;
 pub mod poll;
+pub mod receipt;
 pub mod spoke;
 
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use crate::metrics::Snapshot;
 use crate::push::encode::{check_tags, SinkFormat};
+use receipt::Receipt;
 use spoke::{IngestStatus, Outcome, SpokeStatus, Step};
 
 /// Snapshots from spokes waiting for the sinks; a spoke task waits when it is full (the sinks
@@ -42,24 +47,67 @@ pub const FORWARD_CAPACITY: usize = 256;
 
 /// A snapshot of another device for the push sinks, with the tags its points get on top of
 /// each sink's own.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Forwarded {
     /// The metrics.
     pub snapshot: Arc<Snapshot>,
     /// The tags of its source: the document's own and `spoke`.
     pub tags: Vec<(String, String)>,
+    /// Settled by each sink's appender once its copy is on disk, for whoever waits for that
+    /// (an ingest request, a spoke's poller: [`forward_stored`]); `None` when nobody waits.
+    pub receipt: Option<Receipt>,
 }
 
 impl Forwarded {
     /// A snapshot of this device (no extra tags).
     pub fn local(snapshot: Arc<Snapshot>) -> Forwarded {
-        Forwarded { snapshot, tags: Vec::new() }
+        Forwarded { snapshot, tags: Vec::new(), receipt: None }
     }
 
     /// Where it comes from, to keep each source's `push.NAME.interval` apart: the `spoke` tag,
     /// empty for this device.
     pub fn source(&self) -> &str {
         self.tags.iter().find(|(k, _)| k == spoke::TAG).map_or("", |(_, v)| v.as_str())
+    }
+}
+
+/// Why forwarded snapshots are not known to be on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unstored {
+    /// A sink cannot store them (an append or its sync failed, its feed stayed full, it
+    /// stopped, no sink runs), and why.
+    Failed(String),
+    /// Not every sink had them on disk within the wait (they may still get there).
+    Late,
+}
+
+/// Hands `items` to the push sinks through `forward`, and waits up to `within` until every
+/// sink running when they were handed over has them on disk (appended and `fdatasync`ed): only
+/// then may a spoke be told they are taken. The appenders still share one `fdatasync` among
+/// whatever waits in their feed together (group commit), so this adds no sync of its own.
+///
+/// # Errors
+/// [`Unstored::Failed`] with the first reason a sink gave, or [`Unstored::Late`].
+pub async fn forward_stored(
+    forward: &mpsc::Sender<Forwarded>,
+    mut items: Vec<Forwarded>,
+    within: Duration,
+) -> Result<(), Unstored> {
+    let (receipt, waiter) = Receipt::new();
+    for item in &mut items {
+        item.receipt = Some(receipt.clone());
+    }
+    receipt.passed_on();
+    let stored = async {
+        for item in items {
+            forward.send(item).await.map_err(|_| "the push sinks are stopping".to_string())?;
+        }
+        waiter.wait().await
+    };
+    match tokio::time::timeout(within, stored).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(why)) => Err(Unstored::Failed(why)),
+        Err(_) => Err(Unstored::Late),
     }
 }
 
@@ -159,6 +207,12 @@ impl Figures {
         }
     }
 
+    fn stored(&self, index: usize, timestamp: f64) {
+        if let Some(status) = lock(&self.inner.spokes).get_mut(index) {
+            status.stored(timestamp);
+        }
+    }
+
     fn set_ingest_enabled(&self, on: bool) {
         lock(&self.inner.ingest).enabled = on;
     }
@@ -198,7 +252,8 @@ mod tests {
     fn the_source_is_the_spoke_tag() {
         let snapshot = Arc::new(Snapshot::default());
         assert_eq!(Forwarded::local(snapshot.clone()).source(), "");
-        let f = Forwarded { snapshot, tags: tags(&[("site", "x"), ("spoke", "d:1")]) };
+        let f =
+            Forwarded { snapshot, tags: tags(&[("site", "x"), ("spoke", "d:1")]), receipt: None };
         assert_eq!(f.source(), "d:1");
     }
 }

@@ -14,8 +14,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use super::document;
+use super::ingest::FORWARD_WITHIN;
 use super::spoke::{Outcome, Spoke, SpokeStatus, TAG};
-use super::{Figures, Forwarded};
+use super::{forward_stored, Figures, Forwarded, Unstored};
 use crate::config::{Config, DEFAULT_HUB_TIMEOUT};
 use crate::spool::millis;
 
@@ -127,6 +128,8 @@ impl Task {
         // Made at the first poll, and again at each poll until it can be (a `hub.ca` file that
         // appears later), so a spoke whose client cannot be made is down with the reason.
         let mut client: Option<Fetcher> = None;
+        // The sinks could not store this spoke's last snapshot: said once, until they can again.
+        let mut unstored = false;
         let mut tick = tokio::time::interval(self.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -176,10 +179,41 @@ impl Task {
             let mut tags = doc.tags;
             tags.retain(|(k, _)| k != TAG);
             tags.push((TAG.to_string(), self.spoke.name.clone()));
-            let item = Forwarded { snapshot: std::sync::Arc::new(doc.snapshot), tags };
-            tokio::select! {
+            let timestamp = doc.snapshot.timestamp;
+            let item =
+                Forwarded { snapshot: std::sync::Arc::new(doc.snapshot), tags, receipt: None };
+            // Counted as forwarded only once every sink has it on disk; a snapshot the sinks
+            // could not store is forwarded again if the next poll brings it again.
+            let stored = tokio::select! {
                 _ = stop.cancelled() => return,
-                res = self.forward.send(item) => if res.is_err() { return },
+                stored = forward_stored(&self.forward, vec![item], FORWARD_WITHIN) => stored,
+            };
+            if self.forward.is_closed() {
+                return;
+            }
+            match stored {
+                Ok(()) => {
+                    self.figures.stored(self.index, timestamp);
+                    if unstored {
+                        info!("hub: snapshots of spoke {} are spooled again", self.spoke.name);
+                        unstored = false;
+                    }
+                }
+                Err(why) if !unstored => {
+                    let why = match why {
+                        Unstored::Failed(why) => why,
+                        Unstored::Late => format!(
+                            "the push sinks did not spool it within {} s",
+                            FORWARD_WITHIN.as_secs()
+                        ),
+                    };
+                    warn!(
+                        "hub: cannot forward the snapshot of spoke {}: {why}; polling on",
+                        self.spoke.name
+                    );
+                    unstored = true;
+                }
+                Err(_) => {}
             }
         }
     }

@@ -74,7 +74,7 @@ pub struct SpokeStatus {
     pub polls_ok: u64,
     /// Polls that failed (no answer, not 200, not a document), since start.
     pub polls_failed: u64,
-    /// Snapshots forwarded to the sinks, since start.
+    /// Snapshots forwarded to the sinks and on disk in every one's spool, since start.
     pub forwarded: u64,
     /// Polls that found the snapshot already forwarded (the spoke collects less often than the
     /// hub polls), since start.
@@ -126,8 +126,8 @@ impl SpokeStatus {
     }
 
     /// Takes one poll's outcome at `now_ms`: counts it, and says whether to forward the snapshot
-    /// (only a newer one: polling faster than the spoke collects must not send a snapshot twice)
-    /// and what to log (only changes of state, never every failed poll).
+    /// (only a newer one than the last stored: polling faster than the spoke collects must not
+    /// send a snapshot twice) and what to log (only changes of state, never every failed poll).
     pub fn record(&mut self, outcome: &Outcome, now_ms: u64) -> Step {
         let before = self.state;
         match outcome {
@@ -136,11 +136,10 @@ impl SpokeStatus {
                 self.polls_ok += 1;
                 self.last_success = Some(now_ms / 1000);
                 let ms = millis(*timestamp);
+                // Counted as forwarded only once the sinks stored it ([`SpokeStatus::stored`]):
+                // until then the same snapshot is forwarded again at the next poll.
                 let forward = self.last_snapshot_ms.is_none_or(|last| ms > last);
-                if forward {
-                    self.forwarded += 1;
-                    self.last_snapshot_ms = Some(ms);
-                } else {
+                if !forward {
                     self.repeated += 1;
                 }
                 let log =
@@ -157,6 +156,18 @@ impl SpokeStatus {
                 Step { forward: false, log }
             }
         }
+    }
+}
+
+impl SpokeStatus {
+    /// The snapshot taken at `timestamp` (seconds since the epoch), which [`SpokeStatus::record`]
+    /// said to forward, is on disk in every sink's spool: counted, and never forwarded again.
+    /// A snapshot the sinks could not store is not counted, so a later poll that brings it
+    /// again forwards it again.
+    pub fn stored(&mut self, timestamp: f64) {
+        let ms = millis(timestamp);
+        self.forwarded += 1;
+        self.last_snapshot_ms = Some(self.last_snapshot_ms.map_or(ms, |last| last.max(ms)));
     }
 }
 
@@ -199,9 +210,9 @@ pub fn summary(s: &SpokeStatus, now_ms: u64) -> String {
 pub struct IngestStatus {
     /// Whether ingest is on (`hub.ingest`).
     pub enabled: bool,
-    /// Documents taken and forwarded.
+    /// Documents taken (answered 200: on disk in every sink's spool).
     pub documents: u64,
-    /// Requests refused (bad document, too large, wrong type, ingest off).
+    /// Requests refused (bad document, too large, wrong type, ingest off, not stored).
     pub refused: u64,
 }
 
@@ -229,7 +240,7 @@ pub fn families(spokes: &[SpokeStatus], ingest: &IngestStatus) -> Vec<Family> {
         ),
         (
             "pocketses_hub_spoke_snapshots_forwarded_total",
-            "Snapshots of the spoke handed to the push sinks, since start.",
+            "Snapshots of the spoke on disk in every push sink's spool, since start.",
             Kind::Counter,
             |s| Some(s.forwarded as f64),
         ),
@@ -254,13 +265,13 @@ pub fn families(spokes: &[SpokeStatus], ingest: &IngestStatus) -> Vec<Family> {
     if ingest.enabled || ingest.documents > 0 || ingest.refused > 0 {
         out.push(Family::single(
             "pocketses_hub_ingest_documents_total",
-            "Documents taken by POST /v1/ingest and handed to the push sinks, since start.",
+            "Documents taken by POST /v1/ingest (answered 200: on disk in every push sink's spool), since start.",
             Kind::Counter,
             ingest.documents as f64,
         ));
         out.push(Family::single(
             "pocketses_hub_ingest_refused_total",
-            "Requests to POST /v1/ingest refused (bad document, too large, wrong type), since start.",
+            "Requests to POST /v1/ingest refused (bad document, too large, wrong type, not stored by a sink), since start.",
             Kind::Counter,
             ingest.refused as f64,
         ));
@@ -295,6 +306,7 @@ mod tests {
         assert_eq!(s.state, State::Waiting);
         let up = s.record(&Outcome::Snapshot(100.0), 100_500);
         assert_eq!(up, Step { forward: true, log: None });
+        s.stored(100.0);
         // The spoke has not collected since: the same snapshot is not sent twice.
         assert!(!s.record(&Outcome::Snapshot(100.0), 101_000).forward);
         assert_eq!(s.repeated, 1);
@@ -306,6 +318,7 @@ mod tests {
         assert_eq!(s.record(&Outcome::Failed("connection refused".into()), 103_000).log, None);
         let back = s.record(&Outcome::Snapshot(104.0), 104_000);
         assert_eq!(back, Step { forward: true, log: Some("spoke d:9188 is up again".into()) });
+        s.stored(104.0);
         assert_eq!((s.polls_ok, s.polls_failed, s.forwarded), (3, 2, 2));
         assert_eq!(s.last_success, Some(104));
         assert_eq!(s.last_error_time, Some(103));
@@ -314,10 +327,24 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_the_sinks_did_not_store_is_forwarded_again() {
+        let mut s = SpokeStatus::new(&Spoke::new("http://d:9188"));
+        assert!(s.record(&Outcome::Snapshot(100.0), 100_000).forward);
+        // The sinks could not spool it (a full disk): not counted, and the next poll, which
+        // brings the same snapshot (the spoke has not collected since), forwards it again.
+        assert!(s.record(&Outcome::Snapshot(100.0), 101_000).forward);
+        assert_eq!((s.forwarded, s.repeated, s.last_snapshot_ms), (0, 0, None));
+        s.stored(100.0);
+        assert!(!s.record(&Outcome::Snapshot(100.0), 102_000).forward);
+        assert_eq!((s.forwarded, s.repeated, s.last_snapshot_ms), (1, 1, Some(100_000)));
+    }
+
+    #[test]
     fn summary_says_state_and_why() {
         let mut s = SpokeStatus::new(&Spoke::new("http://d:9188"));
         assert_eq!(summary(&s, 0), "d:9188 waiting: no snapshot yet, 0 forwarded, 0 failed polls");
         s.record(&Outcome::Snapshot(10.0), 10_000);
+        s.stored(10.0);
         s.record(&Outcome::Failed("no answer within 10 s".into()), 13_000);
         assert_eq!(
             summary(&s, 13_000),

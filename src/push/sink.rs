@@ -425,27 +425,51 @@ impl Pushes {
 
     /// Hands a spoke's snapshot to every sink, waiting up to [`FORWARD_WAIT`] for room in each
     /// feed: a hub's spokes are told to wait (their POSTs queue behind the full forward channel,
-    /// then get 503 and keep their data) instead of having documents already answered 200
-    /// dropped. Only a sink whose feed stays full that long (a disk stuck for seconds) misses
-    /// it, counted as missed.
-    pub async fn offer_waiting(&mut self, item: &Forwarded) {
+    /// then get 503 and keep their data) instead of having their documents dropped. Only a sink
+    /// whose feed stays full that long (a disk stuck for seconds) misses it, counted as missed,
+    /// and its receipt fails, so the spoke is not told the documents are taken.
+    ///
+    /// Each sink's copy carries its own clone of the snapshot's receipt, which the appender
+    /// settles after the append's sync (`crate::hub::receipt`); with no sink running the
+    /// receipt fails.
+    pub async fn offer_waiting(&mut self, item: Forwarded) {
         self.offer_within(item, FORWARD_WAIT).await;
     }
 
-    async fn offer_within(&mut self, item: &Forwarded, wait: Duration) {
+    async fn offer_within(&mut self, mut item: Forwarded, wait: Duration) {
+        let receipt = item.receipt.take();
+        let mut handed = 0;
         for (name, running) in &mut self.sinks {
             let Some(feed) = &running.feed else { continue };
-            let sent = tokio::time::timeout(wait, feed.send(Feed::Snapshot(item.clone())));
-            match sent.await {
-                Ok(Ok(())) => running.full = false,
+            match tokio::time::timeout(wait, feed.reserve()).await {
+                Ok(Ok(permit)) => {
+                    permit.send(Feed::Snapshot(Forwarded {
+                        receipt: receipt.clone(),
+                        ..item.clone()
+                    }));
+                    running.full = false;
+                    handed += 1;
+                }
                 _ => {
                     if !running.full {
                         warn!(sink = %name, "push sink is not keeping up with its spool; missing snapshots");
                         running.full = true;
                     }
                     lock(&self.registry.entry(name)).missed_records += 1;
+                    if let Some(receipt) = &receipt {
+                        receipt.clone().failed(format!(
+                            "push sink {name} is not keeping up with its spool (see pocketses status)"
+                        ));
+                    }
                 }
             }
+        }
+        match receipt {
+            Some(receipt) if handed == 0 => {
+                receipt.failed("no push sink is running on this hub (see pocketses status)")
+            }
+            Some(receipt) => receipt.passed_on(),
+            None => {}
         }
     }
 
@@ -651,7 +675,7 @@ pub async fn run(
             item = forwarded.recv(), if forwarding => match item {
                 Some(item) => tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    () = pushes.offer_waiting(&item) => {}
+                    () = pushes.offer_waiting(item) => {}
                 },
                 None => forwarding = false,
             },
@@ -681,7 +705,8 @@ pub async fn run(
 /// together, ingest POSTs arriving at once, snapshots queued while the previous `fdatasync`
 /// ran) is taken with it, up to [`FEED_CAPACITY`] items, and appended as one batch with one
 /// `fdatasync`. The sender is woken only after that sync returned, so nothing is sent, and
-/// nothing is counted as spooled, before it is durable.
+/// nothing is counted as spooled, before it is durable; then the spokes' snapshots' receipts
+/// are settled, so a hub answers an ingest POST 200 only once its documents are synced.
 async fn append_loop(ctx: Arc<Ctx>, mut feed: mpsc::Receiver<Feed>, stop: CancellationToken) {
     // The last snapshot spooled per source (this device: ""; each spoke), for `interval`.
     let mut last: BTreeMap<String, f64> = BTreeMap::new();
@@ -709,23 +734,37 @@ async fn append_loop(ctx: Arc<Ctx>, mut feed: mpsc::Receiver<Feed>, stop: Cancel
         }
         let format = ctx.format;
         let mut jobs = Vec::with_capacity(items.len());
-        for item in items {
+        // Settled once the batch's sync returned, or failed with why (`crate::hub::receipt`).
+        let mut receipts = Vec::with_capacity(items.len());
+        // What `last` said before this batch, to put back if the append fails: a spoke sends
+        // the same documents again after a 503, and they must not be skipped as already spooled.
+        let mut before = Vec::new();
+        for mut item in items {
             let mut tags = ctx.config.tags.clone();
-            if let Feed::Snapshot(forwarded) = &item {
+            let mut receipt = None;
+            if let Feed::Snapshot(forwarded) = &mut item {
+                receipt = forwarded.receipt.take();
                 let previous = last.get(forwarded.source()).copied();
                 if !policy::due(previous, forwarded.snapshot.timestamp, ctx.config.interval) {
+                    // Not wanted by this sink's interval: nothing of it to store.
+                    if let Some(receipt) = receipt {
+                        receipt.stored();
+                    }
                     continue;
                 }
                 if last.len() > 10_000 && previous.is_none() {
                     // Bounded whatever spokes come and go: forget them all, this costs one extra record.
                     last.clear();
                 }
-                last.insert(forwarded.source().to_string(), forwarded.snapshot.timestamp);
+                let source = forwarded.source().to_string();
+                before.push((source.clone(), previous));
+                last.insert(source, forwarded.snapshot.timestamp);
                 if !forwarded.tags.is_empty() {
                     tags = crate::hub::merge_tags(format, &ctx.config.tags, &forwarded.tags);
                 }
             }
             jobs.push((item, tags));
+            receipts.push(receipt);
         }
         if jobs.is_empty() {
             continue;
@@ -737,7 +776,7 @@ async fn append_loop(ctx: Arc<Ctx>, mut feed: mpsc::Receiver<Feed>, stop: Cancel
                 let mut scratch = lock(&scratch);
                 let mut records = Vec::with_capacity(jobs.len());
                 let mut bad = Vec::new();
-                for (item, tags) in jobs {
+                for (i, (item, tags)) in jobs.into_iter().enumerate() {
                     let made = match item {
                         Feed::Snapshot(forwarded) => {
                             encode::record_with(format, &forwarded.snapshot, &tags, &mut scratch)
@@ -746,7 +785,7 @@ async fn append_loop(ctx: Arc<Ctx>, mut feed: mpsc::Receiver<Feed>, stop: Cancel
                     };
                     match made {
                         Ok(record) => records.push(record),
-                        Err(err) => bad.push(err.to_string()),
+                        Err(err) => bad.push((i, err.to_string())),
                     }
                 }
                 let n = records.len() as u64;
@@ -763,7 +802,16 @@ async fn append_loop(ctx: Arc<Ctx>, mut feed: mpsc::Receiver<Feed>, stop: Cancel
         if spooled > 0 {
             ctx.wake.notify_one();
         }
-        let mut errors: Vec<(u64, String)> = bad.into_iter().map(|e| (1, e)).collect();
+        settle(&ctx.name, receipts, &bad, failed.as_ref().map(|(_, err)| err.as_str()));
+        if failed.is_some() {
+            for (source, previous) in before.into_iter().rev() {
+                match previous {
+                    Some(timestamp) => last.insert(source, timestamp),
+                    None => last.remove(&source),
+                };
+            }
+        }
+        let mut errors: Vec<(u64, String)> = bad.into_iter().map(|(_, e)| (1, e)).collect();
         errors.extend(failed);
         if errors.is_empty() {
             if failing {
@@ -781,6 +829,27 @@ async fn append_loop(ctx: Arc<Ctx>, mut feed: mpsc::Receiver<Feed>, stop: Cancel
             let mut status = ctx.status();
             status.missed_records += missed;
             status.error(text, SystemTime::now());
+        }
+    }
+}
+
+/// Tells whoever waits for an appended group's snapshots (an ingest request, a spoke's poller)
+/// how it went, once the append and its sync returned: stored, or why not (`bad`: the jobs that
+/// could not be encoded, by index; `failed`: why the whole append failed). \[pure\]
+fn settle(
+    sink: &str,
+    receipts: Vec<Option<crate::hub::receipt::Receipt>>,
+    bad: &[(usize, String)],
+    failed: Option<&str>,
+) {
+    for (i, receipt) in receipts.into_iter().enumerate() {
+        let Some(receipt) = receipt else { continue };
+        let why = bad.iter().find(|(j, _)| *j == i).map(|(_, e)| e.as_str()).or(failed);
+        match why {
+            Some(err) => {
+                receipt.failed(format!("cannot spool snapshot for push sink {sink}: {err}"))
+            }
+            None => receipt.stored(),
         }
     }
 }
@@ -1052,6 +1121,7 @@ pub fn rejected_counts(spool_dir: &Path) -> (u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hub::receipt::Receipt;
 
     /// A sink's context on a spool in `dir` (the URL is never called).
     fn ctx(dir: &Path, limits: Limits) -> Arc<Ctx> {
@@ -1083,18 +1153,28 @@ mod tests {
         let ctx = ctx(dir.path(), Limits::default());
         let (tx, rx) = mpsc::channel(FEED_CAPACITY);
         let snapshot = Arc::new(crate::metrics::encode::sample_snapshot());
+        // Whoever waits for them (an ingest POST) learns only after the append and its sync.
+        let (receipt, mut waiter) = Receipt::new();
         for i in 0..10u32 {
             // Ten spokes answering together: each its own source, so none is held back.
             let tags = vec![(crate::hub::spoke::TAG.to_string(), format!("spoke-{i}"))];
-            tx.try_send(Feed::Snapshot(Forwarded { snapshot: Arc::clone(&snapshot), tags }))
-                .unwrap();
+            let receipt = Some(receipt.clone());
+            tx.try_send(Feed::Snapshot(Forwarded {
+                snapshot: Arc::clone(&snapshot),
+                tags,
+                receipt,
+            }))
+            .unwrap();
         }
+        receipt.passed_on();
         drop(tx);
         assert!(!woken(&ctx).await);
+        assert_eq!(settled(&mut waiter).await, None, "not stored before the appender ran");
         append_loop(Arc::clone(&ctx), rx, CancellationToken::new()).await;
         let stats = lock(&ctx.spool).stats();
         assert_eq!((stats.appended_records, stats.appended_batches), (10, 1), "{stats:?}");
         assert!(woken(&ctx).await, "the sender is woken after the sync");
+        assert_eq!(settled(&mut waiter).await, Some(Ok(())));
         // In order, each with its spoke's tag.
         let entries = lock(&ctx.spool).peek(100).unwrap();
         for (i, e) in entries.iter().enumerate() {
@@ -1102,6 +1182,11 @@ mod tests {
             assert!(text.contains(&format!(",spoke=spoke-{i}")), "{i}: {text}");
         }
         assert_eq!(ctx.status().missed_records, 0);
+    }
+
+    /// Whether every receipt of a waiter is settled, and how.
+    async fn settled(waiter: &mut crate::hub::receipt::Waiter) -> Option<Result<(), String>> {
+        tokio::time::timeout(Duration::ZERO, waiter).await.ok()
     }
 
     #[tokio::test]
@@ -1113,13 +1198,22 @@ mod tests {
         tx.try_send(Feed::Record(line(1))).unwrap();
         // Larger than a spool record can be: the whole batch is refused before anything is written.
         tx.try_send(Feed::Record(vec![b'x'; spool::record::MAX_PAYLOAD + 1])).unwrap();
-        tx.try_send(Feed::Record(line(2))).unwrap();
+        // A spoke's snapshot in the same group: its POST must hear that it was not stored.
+        let (receipt, waiter) = Receipt::new();
+        let item = Forwarded { receipt: Some(receipt.clone()), ..spoke_snapshot() };
+        receipt.passed_on();
+        tx.try_send(Feed::Snapshot(item)).unwrap();
         drop(tx);
         append_loop(Arc::clone(&ctx), rx, CancellationToken::new()).await;
         // One batch, refused whole: nothing appended, all three counted, the sender not woken.
         let stats = lock(&ctx.spool).stats();
         assert_eq!((stats.appended_records, stats.pending_records), (0, 0), "{stats:?}");
         assert_eq!(ctx.status().missed_records, 3);
+        let why = waiter.wait().await.unwrap_err();
+        assert!(
+            why.starts_with("cannot spool snapshot for push sink t: cannot append to spool: "),
+            "{why}"
+        );
         assert!(ctx
             .status()
             .last_error
@@ -1129,25 +1223,38 @@ mod tests {
         assert!(!woken(&ctx).await);
     }
 
-    /// Sinks with one running sink `t` whose feed is `tx`.
-    fn pushes_with_feed(tx: mpsc::Sender<Feed>) -> Pushes {
-        let mut pushes =
-            Pushes::new("/nonexistent".into(), "/nonexistent".into(), Registry::default());
-        let running = Running {
+    /// A sink that is not running (disabled).
+    fn stopped_running() -> Running {
+        Running {
             config: SinkConfig::default(),
-            feed: Some(tx),
+            feed: None,
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
             full: false,
             retry: None,
-        };
-        pushes.sinks.insert("t".into(), running);
+        }
+    }
+
+    /// Sinks with one running sink `t` whose feed is `tx`.
+    fn pushes_with_feed(tx: mpsc::Sender<Feed>) -> Pushes {
+        let mut pushes =
+            Pushes::new("/nonexistent".into(), "/nonexistent".into(), Registry::default());
+        pushes.sinks.insert("t".into(), Running { feed: Some(tx), ..stopped_running() });
         pushes
     }
 
     fn spoke_snapshot() -> Forwarded {
         let tags = vec![(crate::hub::spoke::TAG.to_string(), "s1".to_string())];
-        Forwarded { snapshot: Arc::new(crate::metrics::encode::sample_snapshot()), tags }
+        let snapshot = Arc::new(crate::metrics::encode::sample_snapshot());
+        Forwarded { snapshot, tags, receipt: None }
+    }
+
+    /// A spoke's snapshot with a receipt, and the receipt's waiter.
+    fn waited_for() -> (Forwarded, crate::hub::receipt::Waiter) {
+        let (receipt, waiter) = Receipt::new();
+        let item = Forwarded { receipt: Some(receipt.clone()), ..spoke_snapshot() };
+        receipt.passed_on();
+        (item, waiter)
     }
 
     fn missed(pushes: &Pushes) -> u64 {
@@ -1170,23 +1277,101 @@ mod tests {
             }
             n
         });
-        pushes.offer_waiting(&spoke_snapshot()).await;
-        pushes.offer_waiting(&spoke_snapshot()).await;
+        pushes.offer_waiting(spoke_snapshot()).await;
+        pushes.offer_waiting(spoke_snapshot()).await;
         assert_eq!(missed(&pushes), 1, "nothing more missed");
         pushes.sinks.clear();
         assert_eq!(reader.await.unwrap(), 3);
     }
 
-    /// A feed that stays full past FORWARD_WAIT (a stuck disk) misses the snapshot, counted.
+    /// A feed that stays full past FORWARD_WAIT (a stuck disk) misses the snapshot, counted,
+    /// and its POST hears so.
     #[tokio::test]
     async fn a_feed_full_for_too_long_misses_the_snapshot_and_counts_it() {
-        let (tx, _rx) = mpsc::channel(1);
+        let (tx, mut rx) = mpsc::channel(1);
         let mut pushes = pushes_with_feed(tx);
         let wait = Duration::from_millis(20);
-        pushes.offer_within(&spoke_snapshot(), wait).await;
+        let (first, mut taken) = waited_for();
+        pushes.offer_within(first, wait).await;
         assert_eq!(missed(&pushes), 0);
-        pushes.offer_within(&spoke_snapshot(), wait).await;
+        let (second, missing) = waited_for();
+        pushes.offer_within(second, wait).await;
         assert_eq!(missed(&pushes), 1);
+        assert_eq!(
+            missing.wait().await,
+            Err("push sink t is not keeping up with its spool (see pocketses status)".into())
+        );
+        // The first is in the feed: not stored until an appender settles it.
+        assert_eq!(settled(&mut taken).await, None);
+        let Some(Feed::Snapshot(item)) = rx.recv().await else { panic!("a snapshot") };
+        item.receipt.unwrap().stored();
+        assert_eq!(taken.await, Ok(()));
+    }
+
+    /// Every running sink gets its own copy to settle; with none running, nothing is stored.
+    #[tokio::test]
+    async fn each_sink_settles_its_own_copy_and_no_sink_is_a_failure() {
+        let (tx_a, mut rx_a) = mpsc::channel(4);
+        let (tx_b, mut rx_b) = mpsc::channel(4);
+        let mut pushes = pushes_with_feed(tx_a);
+        let b = Running { feed: Some(tx_b), ..stopped_running() };
+        pushes.sinks.insert("u".into(), b);
+        let (item, mut waiter) = waited_for();
+        pushes.offer_waiting(item).await;
+        let Some(Feed::Snapshot(a)) = rx_a.recv().await else { panic!("a snapshot") };
+        let Some(Feed::Snapshot(b)) = rx_b.recv().await else { panic!("a snapshot") };
+        a.receipt.unwrap().stored();
+        assert_eq!(settled(&mut waiter).await, None, "sink u has not stored its copy");
+        b.receipt.unwrap().stored();
+        assert_eq!(waiter.await, Ok(()));
+        // No sink running (a disabled one only): the POST must not be told it is taken.
+        let mut pushes = pushes_with_feed(mpsc::channel(1).0);
+        pushes.sinks.insert("t".into(), stopped_running());
+        let (item, waiter) = waited_for();
+        pushes.offer_waiting(item).await;
+        assert_eq!(
+            waiter.wait().await,
+            Err("no push sink is running on this hub (see pocketses status)".into())
+        );
+    }
+
+    /// A spoke sends again what a failed append refused (its POST got 503): with a sink
+    /// `interval`, the same snapshot must be appended then, not skipped as already spooled.
+    #[tokio::test]
+    async fn a_snapshot_sent_again_after_a_failed_append_is_appended() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ctx = ctx(dir.path(), Limits::default());
+        Arc::get_mut(&mut ctx).unwrap().config.interval = Some(60);
+        let (tx, rx) = mpsc::channel(FEED_CAPACITY);
+        // A group whose append fails whole (a record too large stands for a full disk).
+        tx.try_send(Feed::Record(vec![b'x'; spool::record::MAX_PAYLOAD + 1])).unwrap();
+        let (item, refused) = waited_for();
+        tx.try_send(Feed::Snapshot(item)).unwrap();
+        let appender = tokio::spawn(append_loop(Arc::clone(&ctx), rx, CancellationToken::new()));
+        assert!(refused.await.is_err());
+        let (again, taken) = waited_for();
+        tx.try_send(Feed::Snapshot(again)).unwrap();
+        assert_eq!(taken.await, Ok(()));
+        drop(tx);
+        appender.await.unwrap();
+        assert_eq!(lock(&ctx.spool).stats().appended_records, 1, "the snapshot sent again");
+    }
+
+    /// A snapshot a sink's `interval` does not want is not waited for.
+    #[tokio::test]
+    async fn a_snapshot_the_interval_skips_is_settled_as_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ctx = ctx(dir.path(), Limits::default());
+        Arc::get_mut(&mut ctx).unwrap().config.interval = Some(3600);
+        let (tx, rx) = mpsc::channel(FEED_CAPACITY);
+        let (first, one) = waited_for();
+        let (second, two) = waited_for();
+        tx.try_send(Feed::Snapshot(first)).unwrap();
+        tx.try_send(Feed::Snapshot(second)).unwrap();
+        drop(tx);
+        append_loop(Arc::clone(&ctx), rx, CancellationToken::new()).await;
+        assert_eq!(lock(&ctx.spool).stats().appended_records, 1);
+        assert_eq!((one.wait().await, two.wait().await), (Ok(()), Ok(())));
     }
 
     #[test]
