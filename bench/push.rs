@@ -7,7 +7,9 @@
 //! - [`outage`]: pocketses (two sinks, `--interval 1`) and vmagent (scraping pocketses' `/metrics`
 //!   every 10 s, remote-writing to the same store) side by side while the store is stopped until
 //!   pocketses has spooled the backlog; both processes' RSS with it, disk bytes per spooled point;
-//!   then the store comes back: replay time of each; then a steady window: CPU per pushed sample;
+//!   then the store comes back: replay time of each; then a steady window: CPU per pushed sample,
+//!   also less a daemon without sinks beside it, and like for like (a daemon with one prometheus
+//!   sink only, less that daemon without sinks);
 //! - [`spool_append`]: the spool's append rate in points/s, one `fdatasync` per snapshot as the
 //!   sinks append, and per batch of `--append-batch` snapshots as a replay or a hub appends, in
 //!   process;
@@ -121,6 +123,12 @@ struct Results {
     /// samples (collection and the runtime, what pushing does not cost).
     bare_cpu_per_sample_us: Option<f64>,
     va_cpu_per_sample_us: Option<f64>,
+    /// The like-for-like daemon: one prometheus sink, nobody scraping it; its whole CPU over
+    /// its sink's samples in the same window.
+    one_cpu_per_sample_us: Option<f64>,
+    /// The daemon without sinks' CPU over the one-sink daemon's samples.
+    one_bare_cpu_per_sample_us: Option<f64>,
+    one_steady_samples: Option<f64>,
     pk_steady_samples: Option<f64>,
     va_steady_samples: Option<f64>,
     append: Option<AppendReport>,
@@ -577,17 +585,27 @@ fn outage(args: &PushArgs, store: &mut Store, res: &mut Results) -> anyhow::Resu
     let bare_dir = dir.join("bare");
     std::fs::create_dir_all(&bare_dir)?;
     let mut bare = crate::start_daemon(&args.pocketses, &bare_dir, 1, 10_000, &[])?;
-    sleep(Duration::from_secs(2));
-    let bare0 = sys::process_cpu(bare.pid)?;
+    // And the like-for-like one (B2, third row): a daemon with one prometheus sink to the same
+    // store, vmagent's job, which nobody scrapes.
+    let one_dir = dir.join("one-sink");
+    std::fs::create_dir_all(&one_dir)?;
+    let one_sets = store.sink_sets()[..2].to_vec();
+    let mut one = crate::start_daemon(&args.pocketses, &one_dir, 1, 10_000, &one_sets)?;
+    // Past the start (the first collection, the sink's first request and connection).
+    sleep(Duration::from_secs(3));
+    let (bare0, one0) = (sys::process_cpu(bare.pid)?, sys::process_cpu(one.pid)?);
     let (pk_cpu0, va_cpu0) = (sys::process_cpu(d.pid)?, sys::process_cpu(va.server.pid())?);
     // Conservative for pocketses: its whole CPU (collection, checks, both sinks, vmagent's scrapes)
     // over the samples of its prometheus sink alone; the influx sink carries the same values again.
     let vm_sent = |m: &Metrics| m.get(&["pocketses_push_sent_points_total", "vm"]).unwrap_or(0.0);
     let (pk_s0, va_s0) = (vm_sent(&metrics(d.http)?), va_rows(&metrics(va.addr)?).unwrap_or(0.0));
+    let one_s0 = vm_sent(&metrics(one.http)?);
     sleep(Duration::from_secs(args.steady));
     let (pk_cpu1, va_cpu1) = (sys::process_cpu(d.pid)?, sys::process_cpu(va.server.pid())?);
-    let bare1 = sys::process_cpu(bare.pid)?;
+    let (bare1, one1) = (sys::process_cpu(bare.pid)?, sys::process_cpu(one.pid)?);
+    let one_s1 = vm_sent(&metrics(one.http)?);
     bare.server.stop(Duration::from_secs(5));
+    one.server.stop(Duration::from_secs(5));
     let (pk_s1, va_s1) = (vm_sent(&metrics(d.http)?), va_rows(&metrics(va.addr)?).unwrap_or(0.0));
     let (pk_n, va_n) = (pk_s1 - pk_s0, va_s1 - va_s0);
     res.pk_steady_samples = Some(pk_n);
@@ -596,6 +614,18 @@ fn outage(args: &PushArgs, store: &mut Store, res: &mut Results) -> anyhow::Resu
         res.pk_cpu_per_sample_us = Some((pk_cpu1 - pk_cpu0).as_secs_f64() * 1e6 / pk_n);
         res.bare_cpu_per_sample_us = Some((bare1 - bare0).as_secs_f64() * 1e6 / pk_n);
     }
+    let one_n = one_s1 - one_s0;
+    res.one_steady_samples = Some(one_n);
+    if one_n > 0.0 {
+        res.one_cpu_per_sample_us = Some((one1 - one0).as_secs_f64() * 1e6 / one_n);
+        res.one_bare_cpu_per_sample_us = Some((bare1 - bare0).as_secs_f64() * 1e6 / one_n);
+    }
+    println!(
+        "steady {} s, like for like: one-sink daemon {one_n} samples, CPU {:?}; daemon without sinks CPU {:?}",
+        args.steady,
+        one1 - one0,
+        bare1 - bare0
+    );
     if va_n > 0.0 {
         res.va_cpu_per_sample_us = Some((va_cpu1 - va_cpu0).as_secs_f64() * 1e6 / va_n);
     }
@@ -1055,6 +1085,24 @@ fn table(args: &PushArgs, r: &Results) -> String {
         ratio(push_only, r.va_cpu_per_sample_us),
         "≤ 1/5 of vmagent",
         met(push_only.zip(r.va_cpu_per_sample_us).map(|(p, v)| 5.0 * p <= v)),
+    );
+    // Like for like: one daemon doing vmagent's job (one remote-write sink to the same store),
+    // less a daemon without sinks (collection, checks, the runtime) beside it, over that sink's
+    // samples; process CPU clocks, to the nanosecond (docs/push.md, "Benchmark").
+    let one_push = r.one_cpu_per_sample_us.zip(r.one_bare_cpu_per_sample_us).map(|(p, b)| p - b);
+    row(
+        "B2",
+        &format!(
+            "like for like: a daemon with one prometheus sink only ({} µs a sample, {} samples), less the daemon without sinks beside it ({} µs a sample): the remote-write work, µs",
+            opt(r.one_cpu_per_sample_us, 3),
+            opt(r.one_steady_samples, 0),
+            opt(r.one_bare_cpu_per_sample_us, 3)
+        ),
+        opt(one_push, 3),
+        format!("vmagent {}", opt(r.va_cpu_per_sample_us, 3)),
+        ratio(one_push, r.va_cpu_per_sample_us),
+        "≤ 1/5 of vmagent",
+        met(one_push.zip(r.va_cpu_per_sample_us).map(|(p, v)| 5.0 * p <= v)),
     );
     if let Some(a) = &r.append {
         row(

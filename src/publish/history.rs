@@ -22,6 +22,10 @@ use crate::metrics::Snapshot;
 pub const SPAN: f64 = 3600.0;
 /// The most points kept: one hour at one point a second.
 pub const MAX_POINTS: usize = 3600;
+
+/// The ring grows by doubling up to this many points (an hour at the default 60 s interval fits),
+/// then once to [`MAX_POINTS`].
+const GROW_ONCE_FROM: usize = 64;
 /// How many filesystems get a series.
 pub const MOUNTS: usize = 4;
 
@@ -204,6 +208,13 @@ impl History {
             self.rebase(oldest.floor());
         }
         let stored = self.store(&point);
+        if self.points.len() == self.points.capacity() && self.points.len() >= GROW_ONCE_FROM {
+            // Past an hour at the default interval, straight to the bound: growing by doubling
+            // would leave the freed smaller buffers (up to 48 kB) resident in the heap, and a ring
+            // of 4,096 where 3,600 are kept. The reservation's pages become resident as points
+            // reach them.
+            self.points.reserve_exact(MAX_POINTS - self.points.len());
+        }
         self.points.push_back(stored);
     }
 
@@ -404,13 +415,16 @@ mod tests {
             history.push(&snapshot(f64::from(t) * 60.0));
         }
         assert_eq!(history.points().count(), 61);
-        // The bound said in docs/dashboard.md: 3600 points of 24 bytes, in a ring of 4096.
+        assert_eq!(history.points.capacity(), GROW_ONCE_FROM);
+        // The bound said in docs/dashboard.md: 3600 points of 24 bytes, reserved once.
         assert_eq!(std::mem::size_of::<Stored>(), 24);
         let mut full = History::default();
         for t in 0..MAX_POINTS * 3 {
             full.push(&snapshot(t as f64));
         }
-        assert!(full.heap_bytes() <= 4096 * 24 + 1024, "{}", full.heap_bytes());
+        assert!(full.heap_bytes() <= MAX_POINTS * 24 + 1024, "{}", full.heap_bytes());
+        // Grown once past GROW_ONCE_FROM, to the bound exactly, not to the next power of two.
+        assert_eq!(full.points.capacity(), MAX_POINTS);
     }
 
     #[test]

@@ -5,10 +5,11 @@
 //! request [`Body`]. docs/push.md ("Formats") describes them for users, with their sizes.
 //!
 //! - `influx`: a record is the snapshot's line protocol ([`crate::metrics::encode::influx`])
-//!   with the sink's tags; a body is the records one after the other, gzip-compressed.
+//!   with the sink's tags, written straight from the snapshot (`lines`); a body is the records one after the other, gzip-compressed.
 //! - `prometheus`: a record is a remote-write 1.0 `WriteRequest` (protobuf, [`remote_write`])
 //!   with one series per sample of the `/metrics` families
-//!   ([`crate::metrics::encode::prometheus::families`]); a body is the records concatenated
+//!   ([`crate::metrics::encode::prometheus::families`]), written straight from the snapshot
+//!   (`series`); a body is the records concatenated
 //!   (which is again one `WriteRequest`), compressed as one snappy block.
 //! - `json`: a record is the snapshot's `pocketses.metrics/v1` document on one line, with a
 //!   `tags` object when the sink has tags; a body is those lines, newline-delimited
@@ -29,15 +30,17 @@
 //! [`check_tags`] says which tags a format can carry; `record` refuses the others.
 //!
 //! Interface used by the sinks (keep stable): [`SinkFormat`], [`Body`], [`Error`], [`record`],
-//! [`body`], [`body_checked`], [`points`], [`payload`], [`describe`], [`check_tags`].
+//! [`record_with`], [`body`], [`body_checked`], [`points`], [`payload`], [`describe`], [`check_tags`].
 //!
 //! What this module does not do: HTTP, the spool, batching decisions (see the sink's sender).
 
+mod lines;
 pub mod remote_write;
+mod series;
 
 use std::io::Write as _;
 
-use crate::metrics::encode::{influx, json, prometheus};
+use crate::metrics::encode::json;
 use crate::metrics::Snapshot;
 
 /// The wire format of a sink (`push.NAME.format`).
@@ -185,13 +188,37 @@ pub fn record(
     snapshot: &Snapshot,
     tags: &[(String, String)],
 ) -> Result<Vec<u8>, Error> {
+    record_with(format, snapshot, tags, &mut Vec::new())
+}
+
+/// [`record`], writing the plain bytes in `scratch` (a buffer the caller keeps from one record
+/// to the next, so that a sink does not allocate it for every snapshot). What `scratch` holds
+/// afterwards is unspecified.
+///
+/// # Errors
+///
+/// As [`record`].
+pub fn record_with(
+    format: SinkFormat,
+    snapshot: &Snapshot,
+    tags: &[(String, String)],
+    scratch: &mut Vec<u8>,
+) -> Result<Vec<u8>, Error> {
     check_tags(format, tags)?;
-    let (plain, n_points) = match format {
-        SinkFormat::Influx => influx_record(snapshot, tags),
-        SinkFormat::Prometheus => prometheus_record(snapshot, tags),
-        SinkFormat::Json | SinkFormat::Webhook => (json_record(snapshot, tags), 1),
-    };
-    pack(&plain, n_points)
+    match format {
+        SinkFormat::Influx => {
+            let mut text = String::from_utf8(std::mem::take(scratch)).unwrap_or_default();
+            text.clear();
+            let n_points = lines::write(&mut text, snapshot, tags);
+            *scratch = text.into_bytes();
+            pack(scratch, n_points)
+        }
+        SinkFormat::Prometheus => {
+            let n_points = prometheus_record(scratch, snapshot, tags);
+            pack(scratch, n_points)
+        }
+        SinkFormat::Json | SinkFormat::Webhook => pack(&json_record(snapshot, tags), 1),
+    }
 }
 
 /// The spool record of a JSON document made elsewhere (a notification of `crate::notify`), for
@@ -306,22 +333,6 @@ pub fn describe(format: SinkFormat, record: &[u8]) -> Result<String, Error> {
     }
 }
 
-fn influx_record(snapshot: &Snapshot, tags: &[(String, String)]) -> (Vec<u8>, usize) {
-    let mut out = String::with_capacity(4096);
-    for mut line in influx::lines(snapshot) {
-        for (key, value) in tags {
-            match line.tags.iter_mut().find(|(k, _)| k == key) {
-                Some(own) if key == "host" => own.1.clone_from(value),
-                Some(_) => {}
-                None => line.tags.push((key.clone(), value.clone())),
-            }
-        }
-        influx::write_line(&mut out, &line);
-    }
-    let n_lines = out.matches('\n').count();
-    (out.into_bytes(), n_lines)
-}
-
 /// Milliseconds since the epoch of a snapshot time in seconds; saturating, 0 when not finite.
 #[allow(clippy::cast_possible_truncation)] // float-to-int casts saturate, as wanted here
 fn timestamp_ms(seconds: f64) -> i64 {
@@ -331,31 +342,12 @@ fn timestamp_ms(seconds: f64) -> i64 {
     (seconds * 1000.0).round() as i64
 }
 
-fn prometheus_record(snapshot: &Snapshot, tags: &[(String, String)]) -> (Vec<u8>, usize) {
-    let ts = timestamp_ms(snapshot.timestamp);
-    let families = prometheus::families(snapshot);
-    let n_samples: usize = families.iter().map(|f| f.samples.len()).sum();
-    let mut out = Vec::with_capacity(n_samples * 160);
+/// Writes the remote-write `WriteRequest` of a snapshot into `out` (cleared first): one series
+/// per sample of `/metrics`, straight from the snapshot ([`series`]). Returns the samples.
+fn prometheus_record(out: &mut Vec<u8>, snapshot: &Snapshot, tags: &[(String, String)]) -> usize {
+    out.clear();
     let identity = [("job", DEFAULT_JOB), ("instance", snapshot.hostname.as_str())];
-    let mut labels: Vec<(&str, &str)> = Vec::with_capacity(16);
-    for family in &families {
-        for sample in &family.samples {
-            labels.clear();
-            labels.push(("__name__", family.name.as_str()));
-            labels.extend(sample.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            let extra = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(identity);
-            for (key, value) in extra {
-                if !labels.iter().any(|(k, _)| *k == key) {
-                    labels.push((key, value));
-                }
-            }
-            // The spec wants label names sorted by their bytes; `__name__` comes first among
-            // lowercase names.
-            labels.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            remote_write::push_series(&mut out, &labels, sample.value, ts);
-        }
-    }
-    (out, n_samples)
+    series::write(out, snapshot, tags, &identity, timestamp_ms(snapshot.timestamp))
 }
 
 fn json_record(snapshot: &Snapshot, tags: &[(String, String)]) -> Vec<u8> {
@@ -549,7 +541,7 @@ fn prometheus_body(bytes: Vec<u8>) -> Body {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::encode::sample_snapshot;
+    use crate::metrics::encode::{influx, sample_snapshot};
     use proptest::prelude::*;
     use std::io::Read as _;
 
@@ -619,7 +611,8 @@ mod tests {
     #[test]
     fn points_count_lines_samples_and_documents() {
         let s = sample_snapshot();
-        let n_samples: usize = prometheus::families(&s).iter().map(|f| f.samples.len()).sum();
+        let n_samples: usize =
+            crate::metrics::encode::prometheus::families(&s).iter().map(|f| f.samples.len()).sum();
         let n_lines = influx::encode(&s).lines().count();
         for (f, want) in [
             (SinkFormat::Influx, n_lines),
@@ -659,7 +652,7 @@ mod tests {
         let s = sample_snapshot();
         let got = series(&[]);
         let mut want = Vec::new();
-        for f in prometheus::families(&s) {
+        for f in crate::metrics::encode::prometheus::families(&s) {
             for sample in f.samples {
                 let mut labels: Vec<(String, String)> =
                     sample.labels.into_iter().filter(|(_, v)| !v.is_empty()).collect();

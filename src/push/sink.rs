@@ -711,6 +711,8 @@ async fn append_loop(ctx: Arc<Ctx>, mut feed: mpsc::Receiver<Feed>, stop: Cancel
     // The last snapshot spooled per source (this device: ""; each spoke), for `interval`.
     let mut last: BTreeMap<String, f64> = BTreeMap::new();
     let mut failing = false;
+    // The plain bytes of the record being made, kept from one record to the next.
+    let scratch = Arc::new(Mutex::new(Vec::new()));
     loop {
         let first = tokio::select! {
             // Spool what was already handed over before stopping: nothing taken is dropped.
@@ -768,14 +770,16 @@ async fn append_loop(ctx: Arc<Ctx>, mut feed: mpsc::Receiver<Feed>, stop: Cancel
             continue;
         }
         let n_jobs = jobs.len() as u64;
+        let scratch = Arc::clone(&scratch);
         let res = ctx
             .with_spool(move |spool| {
+                let mut scratch = lock(&scratch);
                 let mut records = Vec::with_capacity(jobs.len());
                 let mut bad = Vec::new();
                 for (i, (item, tags)) in jobs.into_iter().enumerate() {
                     let made = match item {
                         Feed::Snapshot(forwarded) => {
-                            encode::record(format, &forwarded.snapshot, &tags)
+                            encode::record_with(format, &forwarded.snapshot, &tags, &mut scratch)
                         }
                         Feed::Record(record) => Ok(record),
                     };

@@ -134,7 +134,8 @@ pub fn write_line(out: &mut String, line: &Line) {
     let _ = writeln!(out, " {}", line.timestamp_ns);
 }
 
-fn escape(out: &mut String, s: &str, special: &[char]) {
+/// Appends `s` with the characters in `special` escaped by a backslash and line breaks as spaces.
+pub(crate) fn escape(out: &mut String, s: &str, special: &[char]) {
     for c in s.chars() {
         let c = if c == '\n' || c == '\r' { ' ' } else { c };
         match c {
@@ -149,7 +150,8 @@ fn escape(out: &mut String, s: &str, special: &[char]) {
 
 // Float-to-int casts saturate, which is the wanted behaviour for out-of-range times.
 #[allow(clippy::cast_possible_truncation)]
-fn timestamp_ns(seconds: f64) -> i64 {
+/// Nanoseconds since the epoch of a snapshot time in seconds; 0 when not finite or not positive.
+pub(crate) fn timestamp_ns(seconds: f64) -> i64 {
     if !seconds.is_finite() || seconds <= 0.0 {
         return 0;
     }

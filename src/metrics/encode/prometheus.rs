@@ -174,6 +174,12 @@ fn escape_label_value(out: &mut String, s: &str) {
 /// Turns a /proc/meminfo field name into node_exporter's: `Active(anon)` becomes `Active_anon`.
 pub fn meminfo_metric_name(field: &str, bytes: bool) -> String {
     let mut name = String::with_capacity(field.len() + 20);
+    push_meminfo_metric_name(&mut name, field, bytes);
+    name
+}
+
+/// Appends [`meminfo_metric_name`] to `name` (for writers that reuse one buffer).
+pub fn push_meminfo_metric_name(name: &mut String, field: &str, bytes: bool) {
     name.push_str("node_memory_");
     for c in field.chars() {
         match c {
@@ -186,7 +192,6 @@ pub fn meminfo_metric_name(field: &str, bytes: bool) -> String {
     if bytes {
         name.push_str("_bytes");
     }
-    name
 }
 
 /// The families of a snapshot, unsorted.

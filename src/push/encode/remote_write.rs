@@ -119,18 +119,37 @@ fn sample_len(value_bits: u64, timestamp_ms: i64) -> usize {
 /// given and one sample; label pairs with an empty value are left out (Prometheus treats an
 /// empty value as no label).
 pub fn push_series(out: &mut Vec<u8>, labels: &[(&str, &str)], value: f64, timestamp_ms: i64) {
+    let each = |f: &mut dyn FnMut(&str, &str)| {
+        for (k, v) in labels {
+            f(k, v);
+        }
+    };
+    push_series_with(out, each, value, timestamp_ms);
+}
+
+/// [`push_series`] with the labels given by `labels`, which calls its argument once per label
+/// pair, in wire order, the same pairs each time (it is called twice: to measure, then to
+/// write). Lets a caller merge label lists without collecting them.
+pub fn push_series_with<L>(out: &mut Vec<u8>, labels: L, value: f64, timestamp_ms: i64)
+where
+    L: Fn(&mut dyn FnMut(&str, &str)),
+{
     let bits = value_bits(value);
     let label_body = |k: &str, v: &str| len_field(k.len()) + len_field(v.len());
-    let labels_len: usize = labels
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| len_field(label_body(k, v)))
-        .sum();
+    let mut labels_len = 0;
+    labels(&mut |k, v| {
+        if !v.is_empty() {
+            labels_len += len_field(label_body(k, v));
+        }
+    });
     let series_len = labels_len + len_field(sample_len(bits, timestamp_ms));
     out.reserve(len_field(series_len));
     out.push(tag(1, LEN));
     push_varint(out, usize_u64(series_len));
-    for (k, v) in labels.iter().filter(|(_, v)| !v.is_empty()) {
+    labels(&mut |k, v| {
+        if v.is_empty() {
+            return;
+        }
         out.push(tag(1, LEN));
         push_varint(out, usize_u64(label_body(k, v)));
         for (field, text) in [(1, k), (2, v)] {
@@ -138,7 +157,7 @@ pub fn push_series(out: &mut Vec<u8>, labels: &[(&str, &str)], value: f64, times
             push_varint(out, usize_u64(text.len()));
             out.extend_from_slice(text.as_bytes());
         }
-    }
+    });
     out.push(tag(2, LEN));
     push_varint(out, usize_u64(sample_len(bits, timestamp_ms)));
     if bits != 0 {

@@ -1,0 +1,615 @@
+//! A snapshot's remote-write series, written straight from the [`Snapshot`]. \[pure\]
+//!
+//! The series are those of `/metrics`: one per sample of
+//! [`crate::metrics::encode::prometheus::families`], with the same names, labels and values, in
+//! the same order (family by family as `families` makes them, samples in the snapshot's order).
+//! `families` builds owned strings for every name, HELP text and label of every sample, which
+//! `/metrics` needs for its sorted text and a spool record does not; this writer borrows them
+//! from the snapshot and writes each series as it goes, so a record costs no allocation but its
+//! output buffer (and a few numbers turned into text).
+//!
+//! The two must agree: `tests::same_bytes_as_the_families_path` compares this writer's bytes with
+//! those of the families path for snapshots that take every branch, and a family added to
+//! `families` and not here fails it.
+//!
+//! Labels of a series: `__name__`, the sample's own labels, then the sink's tags and the
+//! identity (`job`, `instance`) where the series has no label of that name, sorted by their
+//! bytes; labels with an empty value are left out (by [`remote_write::push_series_with`]).
+//!
+//! What this module does not do: choose which tags a format can carry ([`super::check_tags`]),
+//! compress or frame the record ([`super::record`]).
+
+use std::fmt::Write as _;
+
+use super::remote_write;
+use crate::metrics::encode::prometheus::push_meminfo_metric_name;
+use crate::metrics::{FrequencySource, SensorKind, Snapshot};
+
+/// A label pair.
+type Label<'a> = (&'a str, &'a str);
+
+/// Writes series into `out` at one timestamp, each with the extra labels where it has none of
+/// that name.
+struct Writer<'o, 'e> {
+    out: &'o mut Vec<u8>,
+    /// The tags and the identity, deduplicated (the first of a name wins) and sorted by bytes.
+    extra: &'e [Label<'e>],
+    timestamp_ms: i64,
+    series: usize,
+}
+
+impl Writer<'_, '_> {
+    /// One series: `own` holds the sample's labels, sorted by name, none named `__name__`.
+    fn series(&mut self, name: &str, own: &[Label<'_>], value: f64) {
+        debug_assert!(own.windows(2).all(|w| w[0].0 < w[1].0), "{name}: labels not sorted");
+        let extra = self.extra;
+        let each = |f: &mut dyn FnMut(&str, &str)| {
+            // Merge three sorted runs: `__name__`, the own labels, the extra labels that the
+            // series does not have.
+            let mut own_run = std::iter::once(("__name__", name)).chain(own.iter().copied());
+            let mut next_own = own_run.next();
+            let mut extra_run = extra
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != "__name__" && !own.iter().any(|(o, _)| o == k));
+            let mut next_extra = extra_run.next();
+            loop {
+                match (next_own, next_extra) {
+                    (Some(o), Some(e)) if e.0.as_bytes() < o.0.as_bytes() => {
+                        f(e.0, e.1);
+                        next_extra = extra_run.next();
+                    }
+                    (Some(o), _) => {
+                        f(o.0, o.1);
+                        next_own = own_run.next();
+                    }
+                    (None, Some(e)) => {
+                        f(e.0, e.1);
+                        next_extra = extra_run.next();
+                    }
+                    (None, None) => break,
+                }
+            }
+        };
+        remote_write::push_series_with(self.out, each, value, self.timestamp_ms);
+        self.series += 1;
+    }
+
+    /// A series without labels of its own.
+    fn single(&mut self, name: &str, value: f64) {
+        self.series(name, &[], value);
+    }
+}
+
+/// Appends the series of `snapshot` to `out` as `WriteRequest` entries at `timestamp_ms`, with
+/// `tags` then `identity` as extra labels (a tag wins over an identity label of its name; a
+/// series' own label wins over both). Returns the number of series (one sample each).
+pub(super) fn write(
+    out: &mut Vec<u8>,
+    snapshot: &Snapshot,
+    tags: &[(String, String)],
+    identity: &[Label<'_>],
+    timestamp_ms: i64,
+) -> usize {
+    let mut extra: Vec<Label<'_>> = Vec::with_capacity(tags.len() + identity.len());
+    for (k, v) in tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(identity.iter().copied())
+    {
+        if !extra.iter().any(|(e, _)| *e == k) {
+            extra.push((k, v));
+        }
+    }
+    extra.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    out.reserve(estimate_len(snapshot, &extra));
+    let mut w = Writer { out, extra: &extra, timestamp_ms, series: 0 };
+    write_series(&mut w, snapshot);
+    w.series
+}
+
+/// About the bytes of a snapshot's series, so that the output grows once at most.
+fn estimate_len(s: &Snapshot, extra: &[Label<'_>]) -> usize {
+    let cores = s.cpu.as_ref().map_or(0, |c| c.cores.len());
+    let fields = s.memory.as_ref().map_or(0, |m| m.fields.len());
+    let n = 16 + 14 * cores + fields + 22 * s.network.len() + 8 * s.filesystems.len();
+    let extra_len: usize = extra.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
+    n * (110 + extra_len)
+}
+
+/// The series in `families`' order.
+#[allow(clippy::cast_precision_loss)] // counters and byte counts as f64, as `/metrics` has them
+fn write_series(w: &mut Writer<'_, '_>, s: &Snapshot) {
+    w.single("node_time_seconds", s.timestamp);
+    if let Some(b) = s.boot_time {
+        w.single("node_boot_time_seconds", b as f64);
+    }
+    if let Some(u) = s.uptime {
+        w.single("pocketses_uptime_seconds", u);
+    }
+    if let Some(l) = s.load {
+        w.single("node_load1", l.one);
+        w.single("node_load5", l.five);
+        w.single("node_load15", l.fifteen);
+    }
+    if let Some(u) = &s.uname {
+        let labels = [
+            ("domainname", u.domainname.as_str()),
+            ("machine", u.machine.as_str()),
+            ("nodename", u.nodename.as_str()),
+            ("release", u.release.as_str()),
+            ("sysname", u.sysname.as_str()),
+            ("version", u.version.as_str()),
+        ];
+        w.series("node_uname_info", &labels, 1.0);
+    }
+    cpu(w, s);
+    memory(w, s);
+    network(w, s);
+    filesystems(w, s);
+    temperatures(w, s);
+    if let Some(p) = &s.process {
+        w.single("process_cpu_seconds_total", p.cpu_seconds);
+        w.single("process_resident_memory_bytes", p.resident_bytes as f64);
+        w.single("process_virtual_memory_bytes", p.virtual_bytes as f64);
+        w.single("process_start_time_seconds", p.start_time);
+    }
+}
+
+/// A CPU's id as text, in a buffer on the stack.
+struct Id {
+    buf: [u8; 10],
+    len: usize,
+}
+
+impl Id {
+    fn new(id: u32) -> Id {
+        let mut buf = [0u8; 10];
+        let mut n = id;
+        let mut len = 0;
+        loop {
+            // One decimal digit: below 10, so the cast keeps it.
+            #[allow(clippy::cast_possible_truncation)]
+            let digit = (n % 10) as u8;
+            buf[len] = b'0' + digit;
+            len += 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        buf[..len].reverse();
+        Id { buf, len }
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII digits were written.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+fn cpu(w: &mut Writer<'_, '_>, s: &Snapshot) {
+    let Some(cpu) = &s.cpu else { return };
+    let ids: Vec<Id> = cpu.cores.iter().map(|c| Id::new(c.id)).collect();
+    let cores = || cpu.cores.iter().zip(ids.iter().map(Id::as_str));
+    for (core, id) in cores() {
+        let t = &core.times;
+        for (mode, v) in [
+            ("idle", t.idle),
+            ("iowait", t.iowait),
+            ("irq", t.irq),
+            ("nice", t.nice),
+            ("softirq", t.softirq),
+            ("steal", t.steal),
+            ("system", t.system),
+            ("user", t.user),
+        ] {
+            w.series("node_cpu_seconds_total", &[("cpu", id), ("mode", mode)], v);
+        }
+    }
+    for (core, id) in cores() {
+        let t = &core.times;
+        w.series("node_cpu_guest_seconds_total", &[("cpu", id), ("mode", "nice")], t.guest_nice);
+        w.series("node_cpu_guest_seconds_total", &[("cpu", id), ("mode", "user")], t.guest);
+    }
+    let cpufreq = |pick: fn(&crate::metrics::Frequency) -> Option<f64>| {
+        move |w: &mut Writer<'_, '_>, name: &str| {
+            for (core, id) in cores() {
+                if core.frequency.source == FrequencySource::Cpufreq {
+                    if let Some(v) = pick(&core.frequency) {
+                        w.series(name, &[("cpu", id)], v);
+                    }
+                }
+            }
+        }
+    };
+    cpufreq(|f| f.current)(w, "node_cpu_scaling_frequency_hertz");
+    cpufreq(|f| f.max)(w, "node_cpu_scaling_frequency_max_hertz");
+    cpufreq(|f| f.min)(w, "node_cpu_scaling_frequency_min_hertz");
+    for (core, id) in cores() {
+        if core.frequency.source == FrequencySource::Cpuinfo {
+            if let Some(v) = core.frequency.current {
+                w.series("pocketses_cpu_frequency_hertz", &[("cpu", id)], v);
+            }
+        }
+    }
+    for (core, id) in cores() {
+        w.series("pocketses_cpu_utilization_ratio", &[("cpu", id)], core.utilisation / 100.0);
+    }
+    w.single("pocketses_cpu_overall_utilization_ratio", cpu.utilisation / 100.0);
+    w.single("pocketses_cpus", cpu.count as f64);
+}
+
+#[allow(clippy::cast_precision_loss)] // byte counts as f64, as `/metrics` has them
+fn memory(w: &mut Writer<'_, '_>, s: &Snapshot) {
+    let Some(m) = &s.memory else { return };
+    let mut name = String::with_capacity(64);
+    for field in &m.fields {
+        name.clear();
+        push_meminfo_metric_name(&mut name, &field.name, field.bytes);
+        w.single(&name, field.value as f64);
+    }
+    w.single("pocketses_memory_used_bytes", m.used as f64);
+    w.single("pocketses_swap_used_bytes", m.swap.used as f64);
+}
+
+/// `node_network_{dir}_{stat}_total`, receive then transmit, bytes, drop, errs, packets.
+const NET_COUNTERS: [&str; 8] = [
+    "node_network_receive_bytes_total",
+    "node_network_receive_drop_total",
+    "node_network_receive_errs_total",
+    "node_network_receive_packets_total",
+    "node_network_transmit_bytes_total",
+    "node_network_transmit_drop_total",
+    "node_network_transmit_errs_total",
+    "node_network_transmit_packets_total",
+];
+
+/// `pocketses_network_{dir}_{stat}_per_second`, in the order of [`NET_COUNTERS`].
+const NET_RATES: [&str; 8] = [
+    "pocketses_network_receive_bytes_per_second",
+    "pocketses_network_receive_drop_per_second",
+    "pocketses_network_receive_errs_per_second",
+    "pocketses_network_receive_packets_per_second",
+    "pocketses_network_transmit_bytes_per_second",
+    "pocketses_network_transmit_drop_per_second",
+    "pocketses_network_transmit_errs_per_second",
+    "pocketses_network_transmit_packets_per_second",
+];
+
+#[allow(clippy::cast_precision_loss)] // packet and byte counters as f64, as `/metrics` has them
+fn network(w: &mut Writer<'_, '_>, s: &Snapshot) {
+    for (n, name) in NET_COUNTERS.iter().enumerate() {
+        for iface in s.network.iter().filter(|i| i.has_counters) {
+            let c = if n < 4 { iface.rx } else { iface.tx };
+            let v = [c.bytes, c.drop, c.errs, c.packets][n % 4];
+            w.series(name, &[("device", &iface.name)], v as f64);
+        }
+    }
+    for (n, name) in NET_RATES.iter().enumerate() {
+        for iface in &s.network {
+            let Some(r) = (if n < 4 { iface.rx_rate } else { iface.tx_rate }) else { continue };
+            let v = [r.bytes, r.drop, r.errs, r.packets][n % 4];
+            w.series(name, &[("device", &iface.name)], v);
+        }
+    }
+    let mut ip = String::with_capacity(48);
+    let mut mask = String::with_capacity(4);
+    for iface in &s.network {
+        for a in &iface.addresses {
+            ip.clear();
+            mask.clear();
+            let _ = write!(ip, "{}", a.ip);
+            let _ = write!(mask, "{}", a.prefix_len);
+            let labels = [
+                ("address", ip.as_str()),
+                ("device", &iface.name),
+                ("netmask", &mask),
+                ("scope", a.scope()),
+            ];
+            w.series("node_network_address_info", &labels, 1.0);
+        }
+    }
+    for iface in &s.network {
+        let link = &iface.link;
+        let Some(operstate) = &link.operstate else { continue };
+        fn text(v: &Option<String>) -> &str {
+            v.as_deref().unwrap_or("")
+        }
+        let labels = [
+            ("address", text(&link.address)),
+            ("broadcast", text(&link.broadcast)),
+            ("device", iface.name.as_str()),
+            ("duplex", text(&link.duplex)),
+            ("ifalias", text(&link.ifalias)),
+            ("operstate", operstate.as_str()),
+        ];
+        w.series("node_network_info", &labels, 1.0);
+    }
+    for iface in &s.network {
+        let Some(operstate) = &iface.link.operstate else { continue };
+        let up = if operstate == "up" { 1.0 } else { 0.0 };
+        w.series("node_network_up", &[("device", &iface.name)], up);
+    }
+}
+
+#[allow(clippy::cast_precision_loss)] // byte and inode counts as f64, as `/metrics` has them
+fn filesystems(w: &mut Writer<'_, '_>, s: &Snapshot) {
+    type Pick = fn(&crate::metrics::Filesystem, &crate::metrics::FsUsage) -> f64;
+    let families: [(&str, Pick); 8] = [
+        ("node_filesystem_avail_bytes", |_, u| u.available as f64),
+        ("node_filesystem_device_error", |_, _| 0.0),
+        ("node_filesystem_files", |_, u| u.files as f64),
+        ("node_filesystem_files_free", |_, u| u.files_free as f64),
+        ("node_filesystem_free_bytes", |_, u| u.free as f64),
+        ("node_filesystem_readonly", |fs, _| if fs.read_only { 1.0 } else { 0.0 }),
+        ("node_filesystem_size_bytes", |_, u| u.total as f64),
+        ("pocketses_filesystem_used_bytes", |_, u| u.used as f64),
+    ];
+    for (name, pick) in families {
+        for fs in &s.filesystems {
+            let labels = [
+                ("device", fs.device.as_str()),
+                ("fstype", fs.fs_type.as_str()),
+                ("mountpoint", fs.mount_point.as_str()),
+            ];
+            match fs.usage {
+                Some(u) => w.series(name, &labels, pick(fs, &u)),
+                // A filesystem without figures has only its error series.
+                None if name == "node_filesystem_device_error" => w.series(name, &labels, 1.0),
+                None => {}
+            }
+        }
+    }
+}
+
+fn temperatures(w: &mut Writer<'_, '_>, s: &Snapshot) {
+    for t in s.temperatures.iter().filter(|t| t.kind == SensorKind::Hwmon) {
+        w.series("node_hwmon_temp_celsius", &[("chip", &t.chip), ("sensor", &t.sensor)], t.celsius);
+    }
+    for t in s.temperatures.iter().filter(|t| t.kind == SensorKind::Hwmon) {
+        if let Some(label) = &t.label {
+            let labels = [("chip", t.chip.as_str()), ("label", label), ("sensor", &t.sensor)];
+            w.series("node_hwmon_sensor_label", &labels, 1.0);
+        }
+    }
+    for t in s.temperatures.iter().filter(|t| t.kind == SensorKind::ThermalZone) {
+        w.series("node_thermal_zone_temp", &[("type", &t.sensor), ("zone", &t.chip)], t.celsius);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::encode::{prometheus, sample_snapshot};
+    use crate::metrics::{
+        Address, Core, Filesystem, Frequency, FrequencySource, FsUsage, Interface, Link,
+        Temperature,
+    };
+    use crate::push::encode::{remote_write, DEFAULT_JOB};
+
+    /// The path records took before this writer: the `/metrics` families, then one series per
+    /// sample with the extra labels merged and sorted (kept here as the reference).
+    fn via_families(out: &mut Vec<u8>, s: &Snapshot, tags: &[(String, String)]) -> usize {
+        let ts = super::super::timestamp_ms(s.timestamp);
+        let families = prometheus::families(s);
+        let identity = [("job", DEFAULT_JOB), ("instance", s.hostname.as_str())];
+        let mut n = 0;
+        for family in &families {
+            for sample in &family.samples {
+                let mut labels: Vec<(&str, &str)> = vec![("__name__", family.name.as_str())];
+                labels.extend(sample.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                let extra = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(identity);
+                for (key, value) in extra {
+                    if !labels.iter().any(|(k, _)| *k == key) {
+                        labels.push((key, value));
+                    }
+                }
+                labels.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+                remote_write::push_series(out, &labels, sample.value, ts);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    fn direct(s: &Snapshot, tags: &[(String, String)]) -> (Vec<u8>, usize) {
+        let mut out = Vec::new();
+        let n = super::super::prometheus_record(&mut out, s, tags);
+        (out, n)
+    }
+
+    fn tags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    /// A snapshot that takes the branches the sample does not: twelve cores (two-digit ids),
+    /// cpuinfo and no frequencies, an interface without counters or rates, a link without
+    /// operstate, an alias with a value, several disks, hwmon sensors without labels, NaN and
+    /// infinite values.
+    fn wide_snapshot() -> Snapshot {
+        let mut s = sample_snapshot();
+        let cpu = s.cpu.as_mut().expect("cpu");
+        let template = cpu.cores[0].clone();
+        cpu.cores = (0..12)
+            .map(|i| {
+                let mut c = Core { id: i * 3, ..template.clone() };
+                c.times.user = f64::from(i) * 1.5;
+                c.utilisation = if i == 5 { f64::NAN } else { f64::from(i) };
+                c.frequency = match i % 3 {
+                    0 => c.frequency,
+                    1 => Frequency {
+                        current: Some(1.2e9),
+                        min: None,
+                        max: None,
+                        source: FrequencySource::Cpuinfo,
+                    },
+                    _ => Frequency::default(),
+                };
+                c
+            })
+            .collect();
+        cpu.count = 12;
+        cpu.utilisation = f64::INFINITY;
+        s.load.as_mut().expect("load").five = f64::NEG_INFINITY;
+        s.network.push(Interface {
+            name: "veth, odd=\"name\"".to_string(),
+            has_counters: false,
+            addresses: vec![Address { ip: "2001:db8::7".parse().expect("ip"), prefix_len: 48 }],
+            link: Link {
+                operstate: Some("down".to_string()),
+                ifalias: Some("uplink to the barn".to_string()),
+                duplex: Some("full".to_string()),
+                ..Link::default()
+            },
+            ..Interface::default()
+        });
+        s.network.push(Interface {
+            name: "wg0".to_string(),
+            has_counters: true,
+            link: Link::default(),
+            ..Interface::default()
+        });
+        for i in 0..4 {
+            s.filesystems.push(Filesystem {
+                mount_point: format!("/srv/disk{i}"),
+                device: format!("/dev/sd{}1", char::from(b'b' + i)),
+                fs_type: "xfs".to_string(),
+                read_only: i % 2 == 1,
+                usage: (i != 2).then_some(FsUsage {
+                    total: 1 << 40,
+                    free: u64::from(i) << 30,
+                    available: u64::from(i) << 29,
+                    used: u64::MAX,
+                    files: 0,
+                    files_free: 0,
+                }),
+            });
+        }
+        for i in 0..3 {
+            s.temperatures.push(Temperature {
+                kind: crate::metrics::SensorKind::Hwmon,
+                chip: format!("nvme{i}"),
+                sensor: "temp1".to_string(),
+                label: (i == 1).then(|| "Composite".to_string()),
+                celsius: if i == 2 { f64::NAN } else { 30.0 + f64::from(i) },
+                crit: None,
+                max: None,
+            });
+        }
+        s.process.as_mut().expect("process").cpu_seconds = -0.0;
+        s
+    }
+
+    fn snapshots() -> Vec<(&'static str, Snapshot)> {
+        let mut no_time = sample_snapshot();
+        no_time.timestamp = f64::NAN;
+        no_time.hostname = String::new();
+        vec![
+            ("sample", sample_snapshot()),
+            ("wide", wide_snapshot()),
+            ("empty", Snapshot::default()),
+            ("no time, no host", no_time),
+        ]
+    }
+
+    fn tag_sets() -> Vec<Vec<(String, String)>> {
+        vec![
+            Vec::new(),
+            tags(&[("site", "lab"), ("rack", "4")]),
+            // Identity from tags; labels the series have of their own (they keep theirs); a key
+            // that sorts before `__name__` (uppercase) and one between own labels.
+            tags(&[("job", "node"), ("instance", "dev-7"), ("cpu", "x"), ("device", "y")]),
+            tags(&[("Zone", "eu"), ("_x", "1"), ("mountpoint", "z"), ("label", "l"), ("n", "2")]),
+        ]
+    }
+
+    #[test]
+    fn same_bytes_as_the_families_path() {
+        for (what, s) in snapshots() {
+            for t in tag_sets() {
+                let mut want = Vec::new();
+                let n_want = via_families(&mut want, &s, &t);
+                let (got, n_got) = direct(&s, &t);
+                assert_eq!(n_got, n_want, "{what} {t:?}: series");
+                if got != want {
+                    let a = remote_write::decode(&got).expect("decode new");
+                    let b = remote_write::decode(&want).expect("decode old");
+                    let first = a.iter().zip(&b).position(|(x, y)| x != y);
+                    panic!(
+                        "{what} {t:?}: first difference at series {first:?}: {:?} / {:?}",
+                        first.map(|i| &a[i]),
+                        first.map(|i| &b[i])
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn decoded_series_are_the_families_samples() {
+        // Independently of byte order: every sample of `families` is one decoded series with its
+        // labels (empty ones left out), the identity and its value's bits, NaN as Prometheus' own.
+        let s = wide_snapshot();
+        let (bytes, _) = direct(&s, &[]);
+        let series = remote_write::decode(&bytes).expect("decode");
+        let mut want = Vec::new();
+        for f in prometheus::families(&s) {
+            for sample in f.samples {
+                let mut labels: Vec<(String, String)> = sample
+                    .labels
+                    .into_iter()
+                    .filter(|(_, v)| !v.is_empty())
+                    .chain([
+                        ("__name__".to_string(), f.name.clone()),
+                        ("job".to_string(), "pocketses".to_string()),
+                        ("instance".to_string(), "pi-4".to_string()),
+                    ])
+                    .collect();
+                labels.sort();
+                want.push((labels, remote_write::value_bits(sample.value)));
+            }
+        }
+        let got: Vec<(Vec<(String, String)>, u64)> = series
+            .iter()
+            .map(|ts| {
+                assert_eq!(ts.samples.len(), 1);
+                assert_eq!(ts.samples[0].1, 1_795_320_726_250);
+                (ts.labels.clone(), ts.samples[0].0.to_bits())
+            })
+            .collect();
+        assert_eq!(got, want);
+        let nan = got.iter().filter(|(_, bits)| *bits == remote_write::NORMAL_NAN).count();
+        assert_eq!(nan, 2, "the NaN utilisation and the NaN sensor");
+        assert!(got.iter().any(|(_, bits)| *bits == f64::INFINITY.to_bits()));
+        assert!(got.iter().any(|(_, bits)| *bits == f64::NEG_INFINITY.to_bits()));
+        let per_core =
+            got.iter().filter(|(l, _)| l.iter().any(|(k, v)| k == "cpu" && v == "30")).count();
+        assert_eq!(per_core, 8 + 2 + 1 + 1, "core 30: modes, guest modes, cpuinfo, utilisation");
+        let disk = got
+            .iter()
+            .filter(|(l, _)| l.iter().any(|(k, v)| k == "device" && v == "/dev/sdd1"))
+            .count();
+        assert_eq!(disk, 1, "a disk without figures has its error series only");
+    }
+
+    #[test]
+    fn cpu_ids_as_text() {
+        for id in [0, 7, 10, 99, 100, 4_294_967_295] {
+            assert_eq!(Id::new(id).as_str(), id.to_string());
+        }
+    }
+
+    #[test]
+    fn the_scratch_buffer_is_reused_and_cleared() {
+        let s = sample_snapshot();
+        let mut scratch = b"left over".to_vec();
+        let a = crate::push::encode::record_with(
+            crate::push::encode::SinkFormat::Prometheus,
+            &s,
+            &[],
+            &mut scratch,
+        )
+        .expect("record");
+        let b = crate::push::encode::record(crate::push::encode::SinkFormat::Prometheus, &s, &[])
+            .expect("record");
+        assert_eq!(a, b);
+    }
+}
