@@ -778,7 +778,7 @@ impl Job {
             let fleet = self.fleet.clone();
             let action = self.action.clone();
             let mut counted = 0u64;
-            let mut progress = move |len: u64, received: u64| {
+            let progress = move |len: u64, received: u64| {
                 let pct = state::percent(len, size);
                 let delta = received.saturating_sub(counted);
                 counted = received;
@@ -796,7 +796,12 @@ impl Job {
                     let _ = tx.send(p);
                 }
             };
+            // The fetch owns `progress` and so the sender: when it ends, the channel closes and
+            // the report drains it. Joined, not raced: a feedback in flight when the fetch ends
+            // (the last step of a small file, sent while the file is hashed and synced) is
+            // completed, not dropped with its connection (gooseBit then never records it).
             let fetch = async {
+                let mut progress = progress;
                 download::fetch(&self.ddi, &self.target, &self.dest, &mut progress, cancel).await
             };
             let report = async {
@@ -806,17 +811,7 @@ impl Job {
                     self.proceeding(Some((u64::from(p), 100)), &[line]).await;
                 }
             };
-            let res = tokio::select! {
-                res = fetch => res,
-                // Never first: the channel stays open as long as the fetch runs.
-                () = report => Err(Failure::Interrupted("internal error: progress ended".into())),
-            };
-            // The steps crossed at the very end.
-            while let Ok(p) = rx.try_recv() {
-                let line = state::downloaded_line(p);
-                self.set(true, |a| a.details = vec![line.clone()]);
-                self.proceeding(Some((u64::from(p), 100)), &[line]).await;
-            }
+            let (res, ()) = tokio::join!(fetch, report);
             last_step = self
                 .fleet
                 .status()
