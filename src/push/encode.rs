@@ -547,7 +547,8 @@ mod tests {
 
     const ALL: [SinkFormat; 3] = [SinkFormat::Influx, SinkFormat::Prometheus, SinkFormat::Json];
 
-    fn tags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    /// Owned tag pairs, as a sink's configuration holds them (also for the writers' tests).
+    pub(super) fn tags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 

@@ -331,6 +331,7 @@ mod tests {
     use super::*;
     use crate::metrics::encode::{influx, sample_snapshot};
     use crate::metrics::{Address, Core, Filesystem, FsUsage, Interface, Temperature};
+    use crate::push::encode::tests::tags;
 
     /// The path records took before this writer: `influx::lines`, the sink's tags applied to
     /// each owned line, then `influx::write_line` (kept here as the reference).
@@ -354,10 +355,6 @@ mod tests {
         let mut out = String::new();
         let n = write(&mut out, s, tags);
         (out, n)
-    }
-
-    fn tags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     /// Branches the sample does not take: many cores, cores without frequencies, an interface

@@ -383,6 +383,7 @@ mod tests {
         Address, Core, Filesystem, Frequency, FrequencySource, FsUsage, Interface, Link,
         Temperature,
     };
+    use crate::push::encode::tests::tags;
     use crate::push::encode::{remote_write, DEFAULT_JOB};
 
     /// The path records took before this writer: the `/metrics` families, then one series per
@@ -414,10 +415,6 @@ mod tests {
         let mut out = Vec::new();
         let n = super::super::prometheus_record(&mut out, s, tags);
         (out, n)
-    }
-
-    fn tags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     /// A snapshot that takes the branches the sample does not: twelve cores (two-digit ids),
