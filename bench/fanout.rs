@@ -80,6 +80,10 @@ pub struct Report {
     /// Per daemon thread (by name, TID order): its CPU over the same cycles as `cpu_per_cycle_ms`,
     /// from `/proc/PID/task/TID/schedstat` (nanoseconds), ms per cycle. Shows how many threads write.
     pub thread_cpu_ms: Vec<(String, f64)>,
+    /// This client's own CPU over the same cycles, ms per cycle: reading the N sockets. On a machine
+    /// where the client shares the publisher's cores, a fan-out cannot take less wall time than
+    /// (publisher's CPU + client's CPU) / cores (docs/performance.md, "Fan-out: the floor").
+    pub client_cpu_ms: Option<f64>,
 }
 
 impl Report {
@@ -89,7 +93,7 @@ impl Report {
         let threads: Vec<String> =
             self.thread_cpu_ms.iter().map(|(n, ms)| format!("{n}:{ms:.2}")).collect();
         format!(
-            "summary: n={} ready={} dropped={} incomplete={} messages={} spread_ms={:.3} user_spread_ms={:.3} cpu_per_cycle_ms={:.3} threads={}",
+            "summary: n={} ready={} dropped={} incomplete={} messages={} spread_ms={:.3} user_spread_ms={:.3} cpu_per_cycle_ms={:.3} threads={} client_ms={:.3}",
             self.wanted,
             self.ready,
             self.dropped,
@@ -99,6 +103,7 @@ impl Report {
             median(&self.spreads_user_ms),
             self.cpu_per_cycle_ms.unwrap_or(f64::NAN),
             threads.join(","),
+            self.client_cpu_ms.unwrap_or(f64::NAN),
         )
     }
 }
@@ -444,6 +449,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
     let mut live = report.ready;
     let mut msgs: HashMap<u64, Msg> = HashMap::new();
     let mut cpu_marks: Vec<Duration> = Vec::new();
+    let mut client_marks: Vec<Duration> = Vec::new();
     let mut tick_marks: Vec<(u64, u64)> = Vec::new();
     let mut thread_marks: Vec<Vec<(u32, String, u64)>> = Vec::new();
     let mut complete = 0usize;
@@ -502,6 +508,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
             m.done = true;
             complete += 1;
             cpu_marks.push(process_cpu(cfg.pid)?);
+            client_marks.push(process_cpu(std::process::id())?);
             tick_marks.push(stat_ticks(cfg.pid));
             thread_marks.push(thread_times(cfg.pid));
         }
@@ -523,6 +530,9 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
             report.cycles = cpu_marks.len() - 1;
             report.cpu_per_cycle_ms =
                 Some((*last - *first).as_secs_f64() * 1e3 / report.cycles as f64);
+            if let (Some(a), Some(b)) = (client_marks.first(), client_marks.last()) {
+                report.client_cpu_ms = Some((*b - *a).as_secs_f64() * 1e3 / report.cycles as f64);
+            }
             if let (Some(a), Some(b)) = (thread_marks.first(), thread_marks.last()) {
                 for (tid, name, end) in b {
                     let start = a.iter().find(|t| t.0 == *tid).map_or(0, |t| t.2);
