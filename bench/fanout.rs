@@ -81,8 +81,8 @@ pub struct Report {
     /// from `/proc/PID/task/TID/schedstat` (nanoseconds), ms per cycle. Shows how many threads write.
     pub thread_cpu_ms: Vec<(String, f64)>,
     /// This client's own CPU over the same cycles, ms per cycle: reading the N sockets. On a machine
-    /// where the client shares the publisher's cores, a fan-out cannot take less wall time than
-    /// (publisher's CPU + client's CPU) / cores (docs/performance.md, "Fan-out: the floor").
+    /// where it shares the publisher's cores it competes with the writes; the floor of a fan-out is
+    /// the publisher's CPU over the cores (docs/performance.md, "Fan-out on two shared cores").
     pub client_cpu_ms: Option<f64>,
 }
 
