@@ -13,6 +13,9 @@ use tokio::sync::watch;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
+#[path = "support/port.rs"]
+mod port;
+
 const DEADLINE: Duration = Duration::from_secs(30);
 
 struct Sub(BufReader<TcpStream>);
@@ -93,7 +96,7 @@ async fn configuration_changes_apply_live() {
     assert!(TcpStream::connect(old_addr).await.is_err(), "the old listener still accepts");
 
     // HTTP turned on live: it listens, and serves the latest snapshot.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = port::free_port();
     config.http = pocketses::config::HttpConfig { port, bind: localhost, ..config.http };
     config_tx.send(config.clone()).unwrap();
     let with_http = wait_listening(&mut listening_rx, |l| l.http.is_some()).await;

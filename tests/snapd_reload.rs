@@ -8,13 +8,14 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::fake_snapd::FakeSnapd;
+use support::free_port;
 
 /// Kills the daemon however the test ends.
 struct Daemon(Child);
@@ -24,10 +25,6 @@ impl Drop for Daemon {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 fn envs(fake: &FakeSnapd, dir: &Path) -> Vec<(String, String)> {

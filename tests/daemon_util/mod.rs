@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)] // Test helpers: a failed unwrap is a failed test.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -25,11 +25,12 @@ pub struct Daemon {
     dir: tempfile::TempDir,
 }
 
-/// A port that was free a moment ago: HTTP port 0 means "disabled", so tests pick one.
-pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local address").port()
-}
+// HTTP port 0 means "disabled", so tests pick one; support/port.rs owns how. A crate that also
+// has `mod support;` loads the file twice, on purpose: port.rs keeps the two copies apart.
+#[allow(clippy::duplicate_mod)]
+#[path = "../support/port.rs"]
+mod port;
+pub use port::free_port;
 
 /// The effective uid of the test process.
 pub fn euid() -> u32 {

@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::stores::{free_port, in_ci};
+use super::free_port;
+use super::stores::in_ci;
 
 /// A running gooseBit, stopped on drop.
 pub struct GooseBit {

@@ -6,7 +6,10 @@
 
 pub mod fake_snapd;
 pub mod goosebit;
+pub mod port;
 pub mod stores;
+
+pub use port::free_port;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -31,10 +31,12 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use super::free_port;
 
 /// The database every InfluxDB store has from the start (write with `/write?db=pocketses`).
 pub const INFLUX_DB: &str = "pocketses";
@@ -148,12 +150,6 @@ impl Response {
 /// Whether this is a CI run, where every store must be there.
 pub fn in_ci() -> bool {
     std::env::var("POCKETSES_CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
-}
-
-/// A port that was free a moment ago on 127.0.0.1.
-pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    listener.local_addr().expect("local address").port()
 }
 
 impl Store {
