@@ -414,6 +414,28 @@ mod tests {
         s
     }
 
+    /// The lines of the snapshots that take every branch under tag sets that override, collide
+    /// and escape, as one golden text (made by the owned-lines path before the writers became one).
+    #[test]
+    fn golden_with_tags() {
+        let mut no_time = sample_snapshot();
+        no_time.timestamp = f64::NAN;
+        no_time.hostname = String::new();
+        let snapshots = [("wide", wide_snapshot()), ("no time, no host", no_time)];
+        let tag_sets = [
+            tags(&[("host", "dev-7"), ("cpu", "x"), ("interface", "y"), ("A", "first")]),
+            tags(&[("path", "p"), ("label", "l"), ("zz", "a b,c=d"), ("empty", "")]),
+        ];
+        let mut text = String::new();
+        for (what, s) in &snapshots {
+            for t in &tag_sets {
+                let (lines, n) = direct(s, t);
+                text.push_str(&format!("# {what}, tags {t:?}: {n} lines\n{lines}"));
+            }
+        }
+        expect_test::expect_file!["../../../tests/fixtures/encode/tagged.influx"].assert_eq(&text);
+    }
+
     #[test]
     fn same_bytes_as_the_lines_path() {
         let mut no_time = sample_snapshot();

@@ -540,6 +540,22 @@ mod tests {
         }
     }
 
+    /// The wide snapshot's series in order, under the tag set that interleaves most, decoded
+    /// one per line (made by the families path before the walk had one owner).
+    #[test]
+    fn golden_wide_series() {
+        let t = &tag_sets()[3];
+        let (bytes, n) = direct(&wide_snapshot(), t);
+        let mut text = format!("# wide, tags {t:?}: {n} series, {} bytes\n", bytes.len());
+        for ts in remote_write::decode(&bytes).expect("decode") {
+            let labels: Vec<String> = ts.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+            for (value, at) in &ts.samples {
+                text.push_str(&format!("{} {value} {at}\n", labels.join(",")));
+            }
+        }
+        expect_test::expect_file!["../../../tests/fixtures/encode/wide.series"].assert_eq(&text);
+    }
+
     #[test]
     fn decoded_series_are_the_families_samples() {
         // Independently of byte order: every sample of `families` is one decoded series with its
