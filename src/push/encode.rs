@@ -4,13 +4,14 @@
 //! after a restart needs nothing but the spool; a batch of records, oldest first, becomes one
 //! request [`Body`]. docs/push.md ("Formats") describes them for users, with their sizes.
 //!
-//! - `influx`: a record is the snapshot's line protocol ([`crate::metrics::encode::influx`])
-//!   with the sink's tags, written straight from the snapshot (`lines`); a body is the records one after the other, gzip-compressed.
+//! - `influx`: a record is the snapshot's line protocol with the sink's tags, written by the
+//!   format's one writer ([`crate::metrics::encode::influx::write`]); a body is the records one
+//!   after the other, gzip-compressed.
 //! - `prometheus`: a record is a remote-write 1.0 `WriteRequest` (protobuf, [`remote_write`])
-//!   with one series per sample of the `/metrics` families
-//!   ([`crate::metrics::encode::prometheus::families`]), written straight from the snapshot
-//!   (`series`); a body is the records concatenated
-//!   (which is again one `WriteRequest`), compressed as one snappy block.
+//!   with one series per sample of `/metrics`, as the one walk over a snapshot's families
+//!   tells them ([`crate::metrics::encode::prometheus::walk`]), written as it goes (`series`);
+//!   a body is the records concatenated (which is again one `WriteRequest`), compressed as one
+//!   snappy block.
 //! - `json`: a record is the snapshot's `pocketses.metrics/v1` document on one line, with a
 //!   `tags` object when the sink has tags; a body is those lines, newline-delimited
 //!   (`application/x-ndjson`), so a body of one record is also one plain JSON document.
@@ -34,13 +35,12 @@
 //!
 //! What this module does not do: HTTP, the spool, batching decisions (see the sink's sender).
 
-mod lines;
 pub mod remote_write;
 mod series;
 
 use std::io::Write as _;
 
-use crate::metrics::encode::json;
+use crate::metrics::encode::{influx, json};
 use crate::metrics::Snapshot;
 
 /// The wire format of a sink (`push.NAME.format`).
@@ -209,7 +209,7 @@ pub fn record_with(
         SinkFormat::Influx => {
             let mut text = String::from_utf8(std::mem::take(scratch)).unwrap_or_default();
             text.clear();
-            let n_points = lines::write(&mut text, snapshot, tags);
+            let n_points = influx::write(&mut text, snapshot, tags);
             *scratch = text.into_bytes();
             pack(scratch, n_points)
         }
@@ -541,7 +541,7 @@ fn prometheus_body(bytes: Vec<u8>) -> Body {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::encode::{influx, sample_snapshot};
+    use crate::metrics::encode::sample_snapshot;
     use proptest::prelude::*;
     use std::io::Read as _;
 

@@ -10,6 +10,11 @@
 //! escape `"` and `\`; nothing else is escaped. Line feeds, which the protocol cannot carry in
 //! names, become spaces. Empty tag values are left out, as are NaN and infinite fields (the
 //! protocol has no way to write them); a line left without fields is not written.
+//!
+//! A push sink's tags join every line ([`write()`]): a line keeps a tag of its own of the same
+//! key, except `host`, which a tag may set. This module is the one writer of the format, for
+//! `pocketses metrics --format influx`, the hub and the push spool alike; it borrows every name
+//! from the snapshot, so a snapshot's lines cost no allocation but the output.
 //! A backslash in a name is written as is, so a name with a backslash right before a comma,
 //! `=` or space (or at its end) is ambiguous in the protocol itself; host, interface, mount
 //! point and sensor names in practice have none.
@@ -19,119 +24,323 @@ use std::fmt::Write as _;
 use super::float;
 use crate::metrics::{SensorKind, Snapshot};
 
-/// A field value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    /// Written like Go's `%g` shortest form.
-    Float(f64),
-    /// Written with an `i` suffix.
-    Int(i64),
-    /// Written in double quotes.
-    Str(String),
-    /// Written `true` / `false`.
-    Bool(bool),
-}
-
-impl From<u64> for Value {
-    fn from(v: u64) -> Value {
-        Value::Int(i64::try_from(v).unwrap_or(i64::MAX))
-    }
-}
-
-impl From<f64> for Value {
-    fn from(v: f64) -> Value {
-        Value::Float(v)
-    }
-}
-
-/// One line: measurement, tags, fields and the timestamp in nanoseconds.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Line {
-    /// Measurement name.
-    pub measurement: String,
-    /// Tags, any order (written sorted by key).
-    pub tags: Vec<(String, String)>,
-    /// Fields, in the order written.
-    pub fields: Vec<(String, Value)>,
-    /// Nanoseconds since the Unix epoch.
-    pub timestamp_ns: i64,
-}
-
-impl Line {
-    fn new(measurement: &str, host: &str, timestamp_ns: i64) -> Line {
-        Line {
-            measurement: measurement.to_string(),
-            tags: vec![("host".to_string(), host.to_string())],
-            fields: Vec::new(),
-            timestamp_ns,
-        }
-    }
-
-    fn tag(mut self, key: &str, value: &str) -> Line {
-        self.tags.push((key.to_string(), value.to_string()));
-        self
-    }
-
-    fn field(&mut self, key: &str, value: impl Into<Value>) {
-        self.fields.push((key.to_string(), value.into()));
-    }
-}
-
 /// Encodes one snapshot: one `\n`-terminated line per measurement and tag set.
 pub fn encode(s: &Snapshot) -> String {
     let mut out = String::with_capacity(4096);
-    for line in lines(s) {
-        write_line(&mut out, &line);
-    }
+    write(&mut out, s, &[]);
     out
 }
 
-/// Appends one line (with its `\n`) to `out`; a line without writable fields is skipped.
-pub fn write_line(out: &mut String, line: &Line) {
-    let fields: Vec<&(String, Value)> = line
-        .fields
-        .iter()
-        .filter(|(_, v)| !matches!(v, Value::Float(f) if !f.is_finite()))
-        .collect();
-    if fields.is_empty() {
-        return;
+/// A field value, borrowed.
+#[derive(Clone, Copy)]
+enum Field<'a> {
+    Float(f64),
+    Int(i64),
+    Str(&'a str),
+}
+
+impl From<f64> for Field<'_> {
+    fn from(v: f64) -> Self {
+        Field::Float(v)
     }
-    escape(out, &line.measurement, &[',', ' ']);
-    let mut tags: Vec<&(String, String)> =
-        line.tags.iter().filter(|(k, v)| !k.is_empty() && !v.is_empty()).collect();
-    tags.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    for (k, v) in tags {
-        out.push(',');
-        escape(out, k, &[',', '=', ' ']);
-        out.push('=');
-        escape(out, v, &[',', '=', ' ']);
+}
+
+impl From<u64> for Field<'_> {
+    fn from(v: u64) -> Self {
+        Field::Int(i64::try_from(v).unwrap_or(i64::MAX))
     }
-    out.push(' ');
-    for (i, (k, v)) in fields.iter().enumerate() {
-        if i > 0 {
+}
+
+/// Writes lines into `out` at one timestamp with the sink's tags.
+struct Writer<'o, 't> {
+    out: &'o mut String,
+    host: &'t str,
+    sink_tags: &'t [(String, String)],
+    timestamp_ns: i64,
+    lines: usize,
+}
+
+const TAG_SPECIAL: [char; 3] = [',', '=', ' '];
+
+impl Writer<'_, '_> {
+    /// One line: `own` are the line's tags besides `host`; fields in the order given. A line
+    /// whose fields are all NaN or infinite is not written.
+    fn line(&mut self, measurement: &str, own: &[(&str, &str)], fields: &[(&str, Field<'_>)]) {
+        if !fields.iter().any(|(_, v)| !matches!(v, Field::Float(f) if !f.is_finite())) {
+            return;
+        }
+        let mut tags: Vec<(&str, &str)> = Vec::with_capacity(1 + own.len() + self.sink_tags.len());
+        tags.push(("host", self.host));
+        tags.extend_from_slice(own);
+        for (key, value) in self.sink_tags {
+            match tags.iter_mut().find(|(k, _)| *k == key) {
+                Some(host) if key == "host" => host.1 = value,
+                Some(_) => {}
+                None => tags.push((key, value)),
+            }
+        }
+        tags.retain(|(k, v)| !k.is_empty() && !v.is_empty());
+        tags.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        let out = &mut *self.out;
+        escape(out, measurement, &[',', ' ']);
+        for (k, v) in tags {
             out.push(',');
+            escape(out, k, &TAG_SPECIAL);
+            out.push('=');
+            escape(out, v, &TAG_SPECIAL);
         }
-        escape(out, k, &[',', '=', ' ']);
-        out.push('=');
-        match v {
-            Value::Float(f) => float::push_go(out, *f),
-            Value::Int(n) => {
-                let _ = write!(out, "{n}i");
+        out.push(' ');
+        let mut first = true;
+        for (k, v) in fields {
+            if matches!(v, Field::Float(f) if !f.is_finite()) {
+                continue;
             }
-            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Value::Str(s) => {
-                out.push('"');
-                for c in s.chars() {
-                    if c == '"' || c == '\\' {
-                        out.push('\\');
-                    }
-                    out.push(c);
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            escape(out, k, &TAG_SPECIAL);
+            out.push('=');
+            match v {
+                Field::Float(f) => float::push_go(out, *f),
+                Field::Int(n) => {
+                    let _ = write!(out, "{n}i");
                 }
-                out.push('"');
+                Field::Str(s) => {
+                    out.push('"');
+                    for c in s.chars() {
+                        if c == '"' || c == '\\' {
+                            out.push('\\');
+                        }
+                        out.push(c);
+                    }
+                    out.push('"');
+                }
             }
+        }
+        let _ = writeln!(out, " {}", self.timestamp_ns);
+        self.lines += 1;
+    }
+}
+
+/// Appends the lines of `snapshot` with a push sink's `tags` to `out`; returns the number of
+/// lines.
+pub fn write(out: &mut String, snapshot: &Snapshot, tags: &[(String, String)]) -> usize {
+    let mut w = Writer {
+        out,
+        host: &snapshot.hostname,
+        sink_tags: tags,
+        timestamp_ns: timestamp_ns(snapshot.timestamp),
+        lines: 0,
+    };
+    write_lines(&mut w, snapshot);
+    w.lines
+}
+
+#[allow(clippy::cast_precision_loss)] // byte counts over totals, as Telegraf has them
+fn write_lines(w: &mut Writer<'_, '_>, s: &Snapshot) {
+    if let Some(cpu) = &s.cpu {
+        let mut name = String::with_capacity(16);
+        let all = std::iter::once((None, &cpu.times, cpu.utilisation, None));
+        let cores =
+            cpu.cores.iter().map(|c| (Some(c.id), &c.times, c.utilisation, Some(&c.frequency)));
+        for (id, t, util, freq) in all.chain(cores) {
+            name.clear();
+            match id {
+                None => name.push_str("cpu-total"),
+                Some(id) => {
+                    let _ = write!(name, "cpu{id}");
+                }
+            }
+            let mut fields: Vec<(&str, Field<'_>)> = Vec::with_capacity(14);
+            for (k, v) in [
+                ("time_user", t.user),
+                ("time_nice", t.nice),
+                ("time_system", t.system),
+                ("time_idle", t.idle),
+                ("time_iowait", t.iowait),
+                ("time_irq", t.irq),
+                ("time_softirq", t.softirq),
+                ("time_steal", t.steal),
+                ("time_guest", t.guest),
+                ("time_guest_nice", t.guest_nice),
+                ("usage_active", util),
+            ] {
+                fields.push((k, v.into()));
+            }
+            if let Some(f) = freq {
+                for (k, v) in [
+                    ("frequency_hz", f.current),
+                    ("frequency_min_hz", f.min),
+                    ("frequency_max_hz", f.max),
+                ] {
+                    if let Some(v) = v {
+                        fields.push((k, v.into()));
+                    }
+                }
+            }
+            w.line("cpu", &[("cpu", &name)], &fields);
         }
     }
-    let _ = writeln!(out, " {}", line.timestamp_ns);
+
+    if let Some(m) = &s.memory {
+        let pct = |part: u64, total: u64| {
+            if total == 0 {
+                0.0
+            } else {
+                part as f64 / total as f64 * 100.0
+            }
+        };
+        w.line(
+            "mem",
+            &[],
+            &[
+                ("total", m.total.into()),
+                ("available", m.available.into()),
+                ("free", m.free.into()),
+                ("used", m.used.into()),
+                ("used_percent", pct(m.used, m.total).into()),
+                ("available_percent", pct(m.available, m.total).into()),
+            ],
+        );
+        w.line(
+            "swap",
+            &[],
+            &[
+                ("total", m.swap.total.into()),
+                ("free", m.swap.free.into()),
+                ("used", m.swap.used.into()),
+                ("used_percent", pct(m.swap.used, m.swap.total).into()),
+            ],
+        );
+    }
+
+    let mut addresses = String::with_capacity(64);
+    for iface in &s.network {
+        let mut fields: Vec<(&str, Field<'_>)> = Vec::with_capacity(17);
+        if iface.has_counters {
+            for (k, v) in [
+                ("bytes_recv", iface.rx.bytes),
+                ("bytes_sent", iface.tx.bytes),
+                ("packets_recv", iface.rx.packets),
+                ("packets_sent", iface.tx.packets),
+                ("err_in", iface.rx.errs),
+                ("err_out", iface.tx.errs),
+                ("drop_in", iface.rx.drop),
+                ("drop_out", iface.tx.drop),
+            ] {
+                fields.push((k, v.into()));
+            }
+        }
+        if let (Some(rx), Some(tx)) = (iface.rx_rate, iface.tx_rate) {
+            for (k, v) in [
+                ("bytes_recv_per_second", rx.bytes),
+                ("bytes_sent_per_second", tx.bytes),
+                ("packets_recv_per_second", rx.packets),
+                ("packets_sent_per_second", tx.packets),
+                ("err_in_per_second", rx.errs),
+                ("err_out_per_second", tx.errs),
+                ("drop_in_per_second", rx.drop),
+                ("drop_out_per_second", tx.drop),
+            ] {
+                fields.push((k, v.into()));
+            }
+        }
+        addresses.clear();
+        for (i, a) in iface.addresses.iter().enumerate() {
+            if i > 0 {
+                addresses.push(',');
+            }
+            let _ = write!(addresses, "{}/{}", a.ip, a.prefix_len);
+        }
+        if !iface.addresses.is_empty() {
+            fields.push(("addresses", Field::Str(&addresses)));
+        }
+        w.line("net", &[("interface", &iface.name)], &fields);
+    }
+
+    let mut system: Vec<(&str, Field<'_>)> = Vec::with_capacity(6);
+    if let Some(l) = s.load {
+        system.push(("load1", l.one.into()));
+        system.push(("load5", l.five.into()));
+        system.push(("load15", l.fifteen.into()));
+    }
+    if let Some(cpu) = &s.cpu {
+        system.push(("n_cpus", (cpu.count as u64).into()));
+    }
+    if let Some(u) = s.uptime {
+        // Telegraf's `uptime` is whole seconds.
+        #[allow(clippy::cast_possible_truncation)] // saturating cast of a non-negative float
+        let whole = u.max(0.0).floor() as u64;
+        system.push(("uptime", whole.into()));
+    }
+    if let Some(b) = s.boot_time {
+        system.push(("boot_time", b.into()));
+    }
+    w.line("system", &[], &system);
+
+    for fs in &s.filesystems {
+        let Some(u) = fs.usage else { continue };
+        let denominator = u.used + u.available;
+        let used_percent =
+            if denominator == 0 { 0.0 } else { u.used as f64 / denominator as f64 * 100.0 };
+        w.line(
+            "disk",
+            &[
+                ("path", &fs.mount_point),
+                ("device", &fs.device),
+                ("fstype", &fs.fs_type),
+                ("mode", if fs.read_only { "ro" } else { "rw" }),
+            ],
+            &[
+                ("total", u.total.into()),
+                ("free", u.available.into()),
+                ("used", u.used.into()),
+                ("used_percent", used_percent.into()),
+                ("inodes_total", u.files.into()),
+                ("inodes_free", u.files_free.into()),
+                ("inodes_used", u.files.saturating_sub(u.files_free).into()),
+            ],
+        );
+    }
+
+    for t in &s.temperatures {
+        let source = match t.kind {
+            SensorKind::Hwmon => "hwmon",
+            SensorKind::ThermalZone => "thermal_zone",
+        };
+        let with_label;
+        let without_label;
+        let tags: &[(&str, &str)] = match &t.label {
+            Some(label) => {
+                with_label = [
+                    ("source", source),
+                    ("chip", &t.chip),
+                    ("sensor", &t.sensor),
+                    ("label", label),
+                ];
+                &with_label
+            }
+            None => {
+                without_label = [("source", source), ("chip", &t.chip), ("sensor", &t.sensor)];
+                &without_label
+            }
+        };
+        w.line("temp", tags, &[("temp", t.celsius.into())]);
+    }
+
+    if let Some(p) = &s.process {
+        w.line(
+            "pocketses",
+            &[],
+            &[
+                ("cpu_seconds", p.cpu_seconds.into()),
+                ("resident_bytes", p.resident_bytes.into()),
+                ("virtual_bytes", p.virtual_bytes.into()),
+                ("threads", p.threads.into()),
+            ],
+        );
+    }
 }
 
 /// Appends `s` with the characters in `special` escaped by a backslash and line breaks as spaces.
@@ -162,191 +371,34 @@ pub(crate) fn timestamp_ns(seconds: f64) -> i64 {
     (whole as i64).saturating_mul(1_000_000_000).saturating_add(nanos)
 }
 
-/// The lines of a snapshot, before escaping.
-pub fn lines(s: &Snapshot) -> Vec<Line> {
-    let ts = timestamp_ns(s.timestamp);
-    let host = s.hostname.as_str();
-    let mut out = Vec::new();
-
-    if let Some(cpu) = &s.cpu {
-        let all = std::iter::once(("cpu-total".to_string(), &cpu.times, cpu.utilisation, None));
-        let cores = cpu
-            .cores
-            .iter()
-            .map(|c| (format!("cpu{}", c.id), &c.times, c.utilisation, Some(&c.frequency)));
-        for (name, t, util, freq) in all.chain(cores) {
-            let mut line = Line::new("cpu", host, ts).tag("cpu", &name);
-            for (k, v) in [
-                ("time_user", t.user),
-                ("time_nice", t.nice),
-                ("time_system", t.system),
-                ("time_idle", t.idle),
-                ("time_iowait", t.iowait),
-                ("time_irq", t.irq),
-                ("time_softirq", t.softirq),
-                ("time_steal", t.steal),
-                ("time_guest", t.guest),
-                ("time_guest_nice", t.guest_nice),
-                ("usage_active", util),
-            ] {
-                line.field(k, v);
-            }
-            if let Some(f) = freq {
-                for (k, v) in [
-                    ("frequency_hz", f.current),
-                    ("frequency_min_hz", f.min),
-                    ("frequency_max_hz", f.max),
-                ] {
-                    if let Some(v) = v {
-                        line.field(k, v);
-                    }
-                }
-            }
-            out.push(line);
-        }
-    }
-
-    if let Some(m) = &s.memory {
-        let pct = |part: u64, total: u64| {
-            if total == 0 {
-                0.0
-            } else {
-                part as f64 / total as f64 * 100.0
-            }
-        };
-        let mut mem = Line::new("mem", host, ts);
-        mem.field("total", m.total);
-        mem.field("available", m.available);
-        mem.field("free", m.free);
-        mem.field("used", m.used);
-        mem.field("used_percent", pct(m.used, m.total));
-        mem.field("available_percent", pct(m.available, m.total));
-        out.push(mem);
-        let mut swap = Line::new("swap", host, ts);
-        swap.field("total", m.swap.total);
-        swap.field("free", m.swap.free);
-        swap.field("used", m.swap.used);
-        swap.field("used_percent", pct(m.swap.used, m.swap.total));
-        out.push(swap);
-    }
-
-    for iface in &s.network {
-        let mut line = Line::new("net", host, ts).tag("interface", &iface.name);
-        if iface.has_counters {
-            for (k, v) in [
-                ("bytes_recv", iface.rx.bytes),
-                ("bytes_sent", iface.tx.bytes),
-                ("packets_recv", iface.rx.packets),
-                ("packets_sent", iface.tx.packets),
-                ("err_in", iface.rx.errs),
-                ("err_out", iface.tx.errs),
-                ("drop_in", iface.rx.drop),
-                ("drop_out", iface.tx.drop),
-            ] {
-                line.field(k, v);
-            }
-        }
-        if let (Some(rx), Some(tx)) = (iface.rx_rate, iface.tx_rate) {
-            for (k, v) in [
-                ("bytes_recv_per_second", rx.bytes),
-                ("bytes_sent_per_second", tx.bytes),
-                ("packets_recv_per_second", rx.packets),
-                ("packets_sent_per_second", tx.packets),
-                ("err_in_per_second", rx.errs),
-                ("err_out_per_second", tx.errs),
-                ("drop_in_per_second", rx.drop),
-                ("drop_out_per_second", tx.drop),
-            ] {
-                line.field(k, v);
-            }
-        }
-        if !iface.addresses.is_empty() {
-            let list: Vec<String> =
-                iface.addresses.iter().map(|a| format!("{}/{}", a.ip, a.prefix_len)).collect();
-            line.field("addresses", Value::Str(list.join(",")));
-        }
-        out.push(line);
-    }
-
-    let mut system = Line::new("system", host, ts);
-    if let Some(l) = s.load {
-        system.field("load1", l.one);
-        system.field("load5", l.five);
-        system.field("load15", l.fifteen);
-    }
-    if let Some(cpu) = &s.cpu {
-        system.field("n_cpus", cpu.count as u64);
-    }
-    if let Some(u) = s.uptime {
-        // Telegraf's `uptime` is whole seconds.
-        #[allow(clippy::cast_possible_truncation)] // saturating cast of a non-negative float
-        let whole = u.max(0.0).floor() as u64;
-        system.field("uptime", whole);
-    }
-    if let Some(b) = s.boot_time {
-        system.field("boot_time", b);
-    }
-    out.push(system);
-
-    for fs in &s.filesystems {
-        let Some(u) = fs.usage else { continue };
-        let mut line = Line::new("disk", host, ts)
-            .tag("path", &fs.mount_point)
-            .tag("device", &fs.device)
-            .tag("fstype", &fs.fs_type)
-            .tag("mode", if fs.read_only { "ro" } else { "rw" });
-        // Telegraf's `free` is the space available to unprivileged users.
-        line.field("total", u.total);
-        line.field("free", u.available);
-        line.field("used", u.used);
-        let denominator = u.used + u.available;
-        line.field(
-            "used_percent",
-            if denominator == 0 { 0.0 } else { u.used as f64 / denominator as f64 * 100.0 },
-        );
-        line.field("inodes_total", u.files);
-        line.field("inodes_free", u.files_free);
-        line.field("inodes_used", u.files.saturating_sub(u.files_free));
-        out.push(line);
-    }
-
-    for t in &s.temperatures {
-        let source = match t.kind {
-            SensorKind::Hwmon => "hwmon",
-            SensorKind::ThermalZone => "thermal_zone",
-        };
-        let mut line = Line::new("temp", host, ts)
-            .tag("source", source)
-            .tag("chip", &t.chip)
-            .tag("sensor", &t.sensor);
-        if let Some(label) = &t.label {
-            line = line.tag("label", label);
-        }
-        line.field("temp", t.celsius);
-        out.push(line);
-    }
-
-    if let Some(p) = &s.process {
-        let mut line = Line::new("pocketses", host, ts);
-        line.field("cpu_seconds", p.cpu_seconds);
-        line.field("resident_bytes", p.resident_bytes);
-        line.field("virtual_bytes", p.virtual_bytes);
-        line.field("threads", p.threads);
-        out.push(line);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::metrics::encode::sample_snapshot;
+    use crate::metrics::{Address, Core, Filesystem, FsUsage, Interface, Temperature};
     use expect_test::expect;
     use proptest::prelude::*;
 
+    /// A field value as read back.
+    #[derive(Debug, Clone, PartialEq)]
+    enum Value {
+        Float(f64),
+        Int(i64),
+        Str(String),
+    }
+
+    /// A line as read back: measurement, tags in the order written, fields, timestamp.
+    #[derive(Debug, PartialEq)]
+    struct Parsed {
+        measurement: String,
+        tags: Vec<(String, String)>,
+        fields: Vec<(String, Value)>,
+        timestamp_ns: i64,
+    }
+
     /// A small independent reader of line protocol, following the escaping rules of the spec:
     /// a backslash escapes the next character when it is one the element escapes.
-    fn parse_line(line: &str) -> Option<Line> {
+    fn parse_line(line: &str) -> Option<Parsed> {
         fn until<'a>(s: &'a str, stops: &[char], escapable: &[char]) -> (String, &'a str) {
             let mut out = String::new();
             let mut chars = s.char_indices().peekable();
@@ -399,31 +451,39 @@ mod tests {
             } else {
                 let end = r.find([',', ' ']).unwrap_or(r.len());
                 let raw = &r[..end];
-                let v = if let Some(n) = raw.strip_suffix('i') {
-                    Value::Int(n.parse().ok()?)
-                } else if raw == "true" || raw == "false" {
-                    Value::Bool(raw == "true")
-                } else {
-                    Value::Float(raw.parse().ok()?)
+                let v = match raw.strip_suffix('i') {
+                    Some(n) => Value::Int(n.parse().ok()?),
+                    None => Value::Float(raw.parse().ok()?),
                 };
                 (v, &r[end..])
             };
             fields.push((k, value));
-            if let Some(r) = r.strip_prefix(',') {
-                rest = r;
-            } else {
-                rest = r;
-                break;
+            rest = r;
+            match r.strip_prefix(',') {
+                Some(r) => rest = r,
+                None => break,
             }
         }
         let timestamp_ns = rest.strip_prefix(' ')?.parse().ok()?;
-        Some(Line { measurement, tags, fields, timestamp_ns })
+        Some(Parsed { measurement, tags, fields, timestamp_ns })
     }
 
-    fn one(line: &Line) -> String {
-        let mut s = String::new();
-        write_line(&mut s, line);
-        s
+    /// One line written at `ts` with no host and no sink tags.
+    fn one(m: &str, tags: &[(&str, &str)], fields: &[(&str, Field<'_>)], ts: i64) -> String {
+        let mut out = String::new();
+        let mut w = Writer { out: &mut out, host: "", sink_tags: &[], timestamp_ns: ts, lines: 0 };
+        w.line(m, tags, fields);
+        out
+    }
+
+    fn tags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
+    }
+
+    fn direct(s: &Snapshot, tags: &[(String, String)]) -> (String, usize) {
+        let mut out = String::new();
+        let n = write(&mut out, s, tags);
+        (out, n)
     }
 
     #[test]
@@ -445,36 +505,27 @@ mod tests {
             ("m", "", "f", "s", "m f=\"s\" 1\n"),
         ];
         for &(m, tv, fk, sv, want) in table {
-            let line = Line {
-                measurement: m.to_string(),
-                tags: vec![("k".to_string(), tv.to_string())],
-                fields: vec![(fk.to_string(), Value::Str(sv.to_string()))],
-                timestamp_ns: 1,
-            };
-            assert_eq!(one(&line), want, "{m:?} {tv:?} {fk:?} {sv:?}");
+            assert_eq!(
+                one(m, &[("k", tv)], &[(fk, Field::Str(sv))], 1),
+                want,
+                "{m:?} {tv:?} {fk:?} {sv:?}"
+            );
         }
     }
 
     #[test]
     fn value_kinds() {
-        let line = Line {
-            measurement: "m".to_string(),
-            tags: vec![("b".to_string(), "2".to_string()), ("a".to_string(), "1".to_string())],
-            fields: vec![
-                ("i".to_string(), Value::Int(-42)),
-                ("f".to_string(), Value::Float(2.5e9)),
-                ("n".to_string(), Value::Float(f64::NAN)),
-                ("t".to_string(), Value::Bool(true)),
-                ("u".to_string(), Value::from(u64::MAX)),
-            ],
-            timestamp_ns: 1_795_320_726_250_000_000,
-        };
+        let fields = [
+            ("i", Field::Int(-42)),
+            ("f", Field::Float(2.5e9)),
+            ("n", Field::Float(f64::NAN)),
+            ("u", Field::from(u64::MAX)),
+        ];
         expect![[r#"
-            m,a=1,b=2 i=-42i,f=2.5e+09,t=true,u=9223372036854775807i 1795320726250000000
+            m,a=1,b=2 i=-42i,f=2.5e+09,u=9223372036854775807i 1795320726250000000
         "#]]
-        .assert_eq(&one(&line));
-        let empty = Line { fields: vec![("n".to_string(), Value::Float(f64::INFINITY))], ..line };
-        assert_eq!(one(&empty), "");
+        .assert_eq(&one("m", &[("b", "2"), ("a", "1")], &fields, 1_795_320_726_250_000_000));
+        assert_eq!(one("m", &[], &[("n", Field::Float(f64::INFINITY))], 1), "");
     }
 
     #[test]
@@ -484,20 +535,130 @@ mod tests {
     }
 
     #[test]
-    fn sample_parses_back() {
+    fn sample_parses_back_and_writes_again_the_same() {
         let s = sample_snapshot();
         let text = encode(&s);
-        let want: Vec<Line> = lines(&s);
-        let got: Vec<Line> = text.lines().map(|l| parse_line(l).expect("parse")).collect();
-        assert_eq!(got.len(), want.len());
-        for (g, w) in got.iter().zip(&want) {
-            assert_eq!(g.measurement, w.measurement);
-            let mut wt = w.tags.clone();
-            wt.sort();
-            assert_eq!(g.tags, wt);
-            assert_eq!(g.fields, w.fields);
-            assert_eq!(g.timestamp_ns, 1_795_320_726_250_000_000);
+        assert!(text.lines().count() > 10, "{text}");
+        for line in text.lines() {
+            let p = parse_line(line).expect("parse");
+            assert_eq!(p.timestamp_ns, 1_795_320_726_250_000_000);
+            assert!(p.tags.iter().any(|(k, v)| k == "host" && v == "pi-4"), "{line}");
+            let own: Vec<(&str, &str)> =
+                p.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let fields: Vec<(&str, Field<'_>)> = p
+                .fields
+                .iter()
+                .map(|(k, v)| {
+                    let f = match v {
+                        Value::Float(f) => Field::Float(*f),
+                        Value::Int(n) => Field::Int(*n),
+                        Value::Str(s) => Field::Str(s),
+                    };
+                    (k.as_str(), f)
+                })
+                .collect();
+            assert_eq!(one(&p.measurement, &own, &fields, p.timestamp_ns), format!("{line}\n"));
         }
+    }
+
+    /// Branches the sample does not take: many cores, cores without frequencies, an interface
+    /// without counters, rates or addresses, names to escape, a disk without figures, a sensor
+    /// without label, NaN and infinite values (left out), a line left without fields.
+    fn wide_snapshot() -> Snapshot {
+        let mut s = sample_snapshot();
+        let cpu = s.cpu.as_mut().expect("cpu");
+        let template = cpu.cores[0].clone();
+        cpu.cores = (0..11)
+            .map(|i| {
+                let mut c = Core { id: i * 2, ..template.clone() };
+                c.times.user = if i == 3 { f64::NAN } else { f64::from(i) * 0.25 };
+                c.utilisation = if i == 4 { f64::INFINITY } else { 1e-7 * f64::from(i) };
+                if i % 2 == 1 {
+                    c.frequency = Default::default();
+                }
+                c
+            })
+            .collect();
+        s.load =
+            Some(crate::metrics::LoadAverage { one: f64::NAN, five: f64::NAN, fifteen: f64::NAN });
+        s.network.push(Interface {
+            name: "veth, odd=\"name\"\n".to_string(),
+            has_counters: false,
+            addresses: vec![
+                Address { ip: "2001:db8::7".parse().expect("ip"), prefix_len: 48 },
+                Address { ip: "10.1.2.3".parse().expect("ip"), prefix_len: 8 },
+            ],
+            ..Interface::default()
+        });
+        s.network.push(Interface { name: "empty".to_string(), ..Interface::default() });
+        s.filesystems.push(Filesystem {
+            mount_point: "/srv/my disk,1".to_string(),
+            device: "/dev/sdb1".to_string(),
+            fs_type: "xfs".to_string(),
+            read_only: true,
+            usage: Some(FsUsage {
+                total: 0,
+                free: 0,
+                available: 0,
+                used: 0,
+                files: 5,
+                files_free: 9,
+            }),
+        });
+        s.temperatures.push(Temperature {
+            kind: crate::metrics::SensorKind::Hwmon,
+            chip: "nvme0".to_string(),
+            sensor: "temp2".to_string(),
+            label: None,
+            celsius: f64::NEG_INFINITY,
+            crit: None,
+            max: None,
+        });
+        s.process.as_mut().expect("process").resident_bytes = u64::MAX;
+        s
+    }
+
+    /// The lines of the snapshots that take every branch under tag sets that override, collide
+    /// and escape, as one golden text (made by the owned-lines path before the writers became
+    /// one).
+    #[test]
+    fn golden_with_tags() {
+        let mut no_time = sample_snapshot();
+        no_time.timestamp = f64::NAN;
+        no_time.hostname = String::new();
+        let snapshots = [("wide", wide_snapshot()), ("no time, no host", no_time)];
+        let tag_sets = [
+            tags(&[("host", "dev-7"), ("cpu", "x"), ("interface", "y"), ("A", "first")]),
+            tags(&[("path", "p"), ("label", "l"), ("zz", "a b,c=d"), ("empty", "")]),
+        ];
+        let mut text = String::new();
+        for (what, s) in &snapshots {
+            for t in &tag_sets {
+                let (lines, n) = direct(s, t);
+                text.push_str(&format!("# {what}, tags {t:?}: {n} lines\n{lines}"));
+            }
+        }
+        expect_test::expect_file!["../../../tests/fixtures/encode/tagged.influx"].assert_eq(&text);
+    }
+
+    #[test]
+    fn tags_join_every_line_and_count_is_the_lines() {
+        let t = tags(&[("site", "lab"), ("rack", "4")]);
+        for s in [sample_snapshot(), wide_snapshot(), Snapshot::default()] {
+            let (text, n) = direct(&s, &t);
+            assert_eq!(n, text.lines().count());
+            assert!(
+                text.lines().all(|l| l.contains(",rack=4,") && l.contains(",site=lab")),
+                "{text}"
+            );
+            let (plain, m) = direct(&s, &[]);
+            assert_eq!((plain, m), (encode(&s), n));
+        }
+        let (text, n) = direct(&wide_snapshot(), &[]);
+        assert!(n > 15, "{n} lines");
+        assert!(!text.contains("NaN") && !text.contains("inf"), "{text}");
+        assert!(text.contains("cpu,cpu=cpu20,host=pi-4 "), "{text}");
+        assert!(text.contains("interface=veth\\,\\ odd\\=\"name\"\\ "), "{text}");
     }
 
     proptest! {
@@ -511,19 +672,17 @@ mod tests {
             f in any::<f64>().prop_filter("finite", |f| f.is_finite()),
             n in any::<i64>(),
         ) {
-            let line = Line {
+            let (ff, fi) = (format!("{fk}f"), format!("{fk}i"));
+            let fields = [(fk.as_str(), Field::Str(&sv)), (ff.as_str(), Field::Float(f)), (fi.as_str(), Field::Int(n))];
+            let text = one(&m, &[(&tk, &tv)], &fields, 7);
+            let back = parse_line(text.trim_end_matches('\n')).expect("parse");
+            let want = Parsed {
                 measurement: m,
                 tags: vec![(tk, tv)],
-                fields: vec![
-                    (fk.clone(), Value::Str(sv)),
-                    (format!("{fk}f"), Value::Float(f)),
-                    (format!("{fk}i"), Value::Int(n)),
-                ],
+                fields: vec![(fk, Value::Str(sv)), (ff, Value::Float(f)), (fi, Value::Int(n))],
                 timestamp_ns: 7,
             };
-            let text = one(&line);
-            let back = parse_line(text.trim_end_matches('\n')).expect("parse");
-            prop_assert_eq!(back, line);
+            prop_assert_eq!(back, want);
         }
     }
 }

@@ -11,6 +11,8 @@
 //! into the same sorted output. Names must be unique: an extra family whose name is already
 //! used is left out, so that every name has exactly one owner.
 
+use std::fmt::{self, Write as _};
+
 use super::float;
 use crate::metrics::{FrequencySource, SensorKind, Snapshot};
 
@@ -194,37 +196,58 @@ pub fn push_meminfo_metric_name(name: &mut String, field: &str, bytes: bool) {
     }
 }
 
-/// The families of a snapshot, unsorted.
-pub fn families(s: &Snapshot) -> Vec<Family> {
-    let mut out = Vec::with_capacity(128);
-    use Kind::{Counter, Gauge};
+/// What [`walk`] tells a writer, family by family: the family's name, HELP and TYPE, then its
+/// samples. This walk is the one owner of which series a snapshot has, with what names, labels
+/// and values: [`families`] collects them for `/metrics`, and the push writer
+/// (`push::encode::series`) writes remote-write series from them as it goes.
+pub trait Visit {
+    /// A family begins; the samples that follow are its own. Called for every family of each
+    /// section the snapshot has, also when the family gets no samples.
+    fn family(&mut self, name: &str, help: fmt::Arguments<'_>, kind: Kind);
+    /// One sample of the family last begun (`name` is its name); `labels` sorted by name.
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64);
+}
 
-    out.push(Family::single(
-        "node_time_seconds",
-        "System time in seconds since epoch (1970).",
-        Gauge,
-        s.timestamp,
-    ));
+/// The families of a snapshot, in [`walk`]'s order (unsorted).
+pub fn families(s: &Snapshot) -> Vec<Family> {
+    /// Collects owned families.
+    struct Collect(Vec<Family>);
+    impl Visit for Collect {
+        fn family(&mut self, name: &str, help: fmt::Arguments<'_>, kind: Kind) {
+            self.0.push(Family {
+                name: name.to_string(),
+                help: help.to_string(),
+                kind,
+                samples: Vec::new(),
+            });
+        }
+        fn sample(&mut self, _name: &str, labels: &[(&str, &str)], value: f64) {
+            if let Some(f) = self.0.last_mut() {
+                f.samples.push(Sample::with(labels, value));
+            }
+        }
+    }
+    let mut c = Collect(Vec::with_capacity(128));
+    walk(s, &mut c);
+    c.0
+}
+
+/// Tells `v` the families of `s` and their samples in order: family by family, samples in the
+/// snapshot's order. One copy of the walk serves every writer (`dyn`).
+#[allow(clippy::cast_precision_loss)] // counters and byte counts as f64, as client_golang has them
+pub fn walk(s: &Snapshot, v: &mut dyn Visit) {
+    let w = &mut Walker(v);
+    w.single("node_time_seconds", "System time in seconds since epoch (1970).", s.timestamp);
     if let Some(b) = s.boot_time {
-        out.push(Family::single(
-            "node_boot_time_seconds",
-            "Node boot time, in unixtime.",
-            Gauge,
-            b as f64,
-        ));
+        w.single("node_boot_time_seconds", "Node boot time, in unixtime.", b as f64);
     }
     if let Some(u) = s.uptime {
-        out.push(Family::single(
-            "pocketses_uptime_seconds",
-            "Seconds since boot, from /proc/uptime.",
-            Gauge,
-            u,
-        ));
+        w.single("pocketses_uptime_seconds", "Seconds since boot, from /proc/uptime.", u);
     }
     if let Some(l) = s.load {
-        out.push(Family::single("node_load1", "1m load average.", Gauge, l.one));
-        out.push(Family::single("node_load5", "5m load average.", Gauge, l.five));
-        out.push(Family::single("node_load15", "15m load average.", Gauge, l.fifteen));
+        w.single("node_load1", "1m load average.", l.one);
+        w.single("node_load5", "5m load average.", l.five);
+        w.single("node_load15", "15m load average.", l.fifteen);
     }
     if let Some(u) = &s.uname {
         let labels = [
@@ -235,85 +258,92 @@ pub fn families(s: &Snapshot) -> Vec<Family> {
             ("sysname", u.sysname.as_str()),
             ("version", u.version.as_str()),
         ];
-        let mut f = Family::new(
-            "node_uname_info",
-            "Labeled system information as provided by the uname system call.",
-            Gauge,
-        );
-        f.samples.push(Sample::with(&labels, 1.0));
-        out.push(f);
+        let name = "node_uname_info";
+        w.gauge(name, "Labeled system information as provided by the uname system call.");
+        w.sample(name, &labels, 1.0);
     }
-    cpu_families(s, &mut out);
-    memory_families(s, &mut out);
-    network_families(s, &mut out);
-    filesystem_families(s, &mut out);
-    temperature_families(s, &mut out);
+    cpu(w, s);
+    memory(w, s);
+    network(w, s);
+    filesystems(w, s);
+    temperatures(w, s);
     if let Some(p) = &s.process {
-        out.push(Family::single(
-            "process_cpu_seconds_total",
-            "Total user and system CPU time spent in seconds.",
-            Counter,
-            p.cpu_seconds,
-        ));
-        out.push(Family::single(
-            "process_resident_memory_bytes",
-            "Resident memory size in bytes.",
-            Gauge,
-            p.resident_bytes as f64,
-        ));
-        out.push(Family::single(
-            "process_virtual_memory_bytes",
-            "Virtual memory size in bytes.",
-            Gauge,
-            p.virtual_bytes as f64,
-        ));
-        out.push(Family::single(
-            "process_start_time_seconds",
-            "Start time of the process since unix epoch in seconds.",
-            Gauge,
-            p.start_time,
-        ));
+        let name = "process_cpu_seconds_total";
+        w.family(name, "Total user and system CPU time spent in seconds.", Kind::Counter);
+        w.sample(name, &[], p.cpu_seconds);
+        let resident = p.resident_bytes as f64;
+        w.single("process_resident_memory_bytes", "Resident memory size in bytes.", resident);
+        let virt = p.virtual_bytes as f64;
+        w.single("process_virtual_memory_bytes", "Virtual memory size in bytes.", virt);
+        let help = "Start time of the process since unix epoch in seconds.";
+        w.single("process_start_time_seconds", help, p.start_time);
     }
-    out
 }
 
-fn cpu_families(s: &Snapshot, out: &mut Vec<Family>) {
-    use Kind::{Counter, Gauge};
+/// The walk's shorthand over a [`Visit`].
+struct Walker<'v>(&'v mut dyn Visit);
+
+impl Walker<'_> {
+    fn family(&mut self, name: &str, help: &str, kind: Kind) {
+        self.0.family(name, format_args!("{help}"), kind);
+    }
+
+    fn gauge(&mut self, name: &str, help: &str) {
+        self.family(name, help, Kind::Gauge);
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        debug_assert!(labels.windows(2).all(|p| p[0].0 < p[1].0), "{name}: labels not sorted");
+        self.0.sample(name, labels, value);
+    }
+
+    /// A gauge family with one sample without labels.
+    fn single(&mut self, name: &str, help: &str, value: f64) {
+        self.gauge(name, help);
+        self.sample(name, &[], value);
+    }
+}
+
+/// A CPU's id as text, in a buffer on the stack.
+struct Id {
+    buf: [u8; 10],
+    len: usize,
+}
+
+impl Id {
+    fn new(id: u32) -> Id {
+        let mut buf = [0u8; 10];
+        let mut n = id;
+        let mut len = 0;
+        loop {
+            // One decimal digit: below 10, so the cast keeps it.
+            #[allow(clippy::cast_possible_truncation)]
+            let digit = (n % 10) as u8;
+            buf[len] = b'0' + digit;
+            len += 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        buf[..len].reverse();
+        Id { buf, len }
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII digits were written.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+#[allow(clippy::cast_precision_loss)] // the CPU count as f64
+fn cpu(w: &mut Walker<'_>, s: &Snapshot) {
     let Some(cpu) = &s.cpu else { return };
-    let mut seconds =
-        Family::new("node_cpu_seconds_total", "Seconds the CPUs spent in each mode.", Counter);
-    let mut guest = Family::new(
-        "node_cpu_guest_seconds_total",
-        "Seconds the CPUs spent in guests (VMs) for each mode.",
-        Counter,
-    );
-    let mut cur = Family::new(
-        "node_cpu_scaling_frequency_hertz",
-        "Current scaled CPU thread frequency in hertz.",
-        Gauge,
-    );
-    let mut max = Family::new(
-        "node_cpu_scaling_frequency_max_hertz",
-        "Maximum scaled CPU thread frequency in hertz.",
-        Gauge,
-    );
-    let mut min = Family::new(
-        "node_cpu_scaling_frequency_min_hertz",
-        "Minimum scaled CPU thread frequency in hertz.",
-        Gauge,
-    );
-    let mut cpuinfo = Family::new(
-        "pocketses_cpu_frequency_hertz",
-        "Current CPU frequency in hertz from /proc/cpuinfo, on hosts without cpufreq.",
-        Gauge,
-    );
-    let mut util = Family::new(
-        "pocketses_cpu_utilization_ratio",
-        "Busy fraction of each CPU (neither idle nor iowait) since the previous collection.",
-        Gauge,
-    );
-    for core in &cpu.cores {
-        let id = core.id.to_string();
+    let ids: Vec<Id> = cpu.cores.iter().map(|c| Id::new(c.id)).collect();
+    let cores = || cpu.cores.iter().zip(ids.iter().map(Id::as_str));
+    let name = "node_cpu_seconds_total";
+    w.family(name, "Seconds the CPUs spent in each mode.", Kind::Counter);
+    for (core, id) in cores() {
         let t = &core.times;
         for (mode, v) in [
             ("idle", t.idle),
@@ -325,230 +355,279 @@ fn cpu_families(s: &Snapshot, out: &mut Vec<Family>) {
             ("system", t.system),
             ("user", t.user),
         ] {
-            seconds.samples.push(Sample::with(&[("cpu", &id), ("mode", mode)], v));
-        }
-        guest.samples.push(Sample::with(&[("cpu", &id), ("mode", "nice")], t.guest_nice));
-        guest.samples.push(Sample::with(&[("cpu", &id), ("mode", "user")], t.guest));
-        util.samples.push(Sample::with(&[("cpu", &id)], core.utilisation / 100.0));
-        let f = &core.frequency;
-        match f.source {
-            FrequencySource::Cpufreq => {
-                for (family, v) in [(&mut cur, f.current), (&mut max, f.max), (&mut min, f.min)] {
-                    if let Some(v) = v {
-                        family.samples.push(Sample::with(&[("cpu", &id)], v));
-                    }
-                }
-            }
-            FrequencySource::Cpuinfo => {
-                if let Some(v) = f.current {
-                    cpuinfo.samples.push(Sample::with(&[("cpu", &id)], v));
-                }
-            }
-            FrequencySource::None => {}
+            w.sample(name, &[("cpu", id), ("mode", mode)], v);
         }
     }
-    out.extend([seconds, guest, cur, max, min, cpuinfo, util]);
-    out.push(Family::single(
+    let name = "node_cpu_guest_seconds_total";
+    w.family(name, "Seconds the CPUs spent in guests (VMs) for each mode.", Kind::Counter);
+    for (core, id) in cores() {
+        let t = &core.times;
+        w.sample(name, &[("cpu", id), ("mode", "nice")], t.guest_nice);
+        w.sample(name, &[("cpu", id), ("mode", "user")], t.guest);
+    }
+    type Pick = fn(&crate::metrics::Frequency) -> Option<f64>;
+    let cpufreq: [(&str, &str, Pick); 3] = [
+        (
+            "node_cpu_scaling_frequency_hertz",
+            "Current scaled CPU thread frequency in hertz.",
+            |f| f.current,
+        ),
+        (
+            "node_cpu_scaling_frequency_max_hertz",
+            "Maximum scaled CPU thread frequency in hertz.",
+            |f| f.max,
+        ),
+        (
+            "node_cpu_scaling_frequency_min_hertz",
+            "Minimum scaled CPU thread frequency in hertz.",
+            |f| f.min,
+        ),
+    ];
+    for (name, help, pick) in cpufreq {
+        w.gauge(name, help);
+        for (core, id) in cores() {
+            if core.frequency.source == FrequencySource::Cpufreq {
+                if let Some(v) = pick(&core.frequency) {
+                    w.sample(name, &[("cpu", id)], v);
+                }
+            }
+        }
+    }
+    let name = "pocketses_cpu_frequency_hertz";
+    w.gauge(name, "Current CPU frequency in hertz from /proc/cpuinfo, on hosts without cpufreq.");
+    for (core, id) in cores() {
+        if core.frequency.source == FrequencySource::Cpuinfo {
+            if let Some(v) = core.frequency.current {
+                w.sample(name, &[("cpu", id)], v);
+            }
+        }
+    }
+    let name = "pocketses_cpu_utilization_ratio";
+    w.gauge(
+        name,
+        "Busy fraction of each CPU (neither idle nor iowait) since the previous collection.",
+    );
+    for (core, id) in cores() {
+        w.sample(name, &[("cpu", id)], core.utilisation / 100.0);
+    }
+    w.single(
         "pocketses_cpu_overall_utilization_ratio",
         "Busy fraction of all CPUs together (neither idle nor iowait) since the previous collection.",
-        Gauge,
         cpu.utilisation / 100.0,
-    ));
-    out.push(Family::single(
-        "pocketses_cpus",
-        "Number of online logical CPUs.",
-        Gauge,
-        cpu.count as f64,
-    ));
+    );
+    w.single("pocketses_cpus", "Number of online logical CPUs.", cpu.count as f64);
 }
 
-fn memory_families(s: &Snapshot, out: &mut Vec<Family>) {
+#[allow(clippy::cast_precision_loss)] // byte counts as f64, as node_exporter has them
+fn memory(w: &mut Walker<'_>, s: &Snapshot) {
     let Some(m) = &s.memory else { return };
+    let mut name = String::with_capacity(64);
     for field in &m.fields {
-        let name = meminfo_metric_name(&field.name, field.bytes);
-        let help = format!("Memory information field {}.", &name["node_memory_".len()..]);
-        out.push(Family::single(&name, &help, Kind::Gauge, field.value as f64));
+        name.clear();
+        push_meminfo_metric_name(&mut name, &field.name, field.bytes);
+        let short = &name["node_memory_".len()..];
+        w.0.family(&name, format_args!("Memory information field {short}."), Kind::Gauge);
+        w.sample(&name, &[], field.value as f64);
     }
-    out.push(Family::single(
-        "pocketses_memory_used_bytes",
-        "Memory in use: MemTotal - MemAvailable, in bytes.",
-        Kind::Gauge,
-        m.used as f64,
-    ));
-    out.push(Family::single(
-        "pocketses_swap_used_bytes",
-        "Swap in use: SwapTotal - SwapFree, in bytes.",
-        Kind::Gauge,
-        m.swap.used as f64,
-    ));
+    let help = "Memory in use: MemTotal - MemAvailable, in bytes.";
+    w.single("pocketses_memory_used_bytes", help, m.used as f64);
+    let help = "Swap in use: SwapTotal - SwapFree, in bytes.";
+    w.single("pocketses_swap_used_bytes", help, m.swap.used as f64);
 }
 
-fn network_families(s: &Snapshot, out: &mut Vec<Family>) {
-    use Kind::{Counter, Gauge};
+/// `node_network_{dir}_{stat}_total` and its HELP: receive then transmit; bytes, drop, errs,
+/// packets.
+const NET_COUNTERS: [(&str, &str); 8] = [
+    ("node_network_receive_bytes_total", "Network device statistic receive_bytes."),
+    ("node_network_receive_drop_total", "Network device statistic receive_drop."),
+    ("node_network_receive_errs_total", "Network device statistic receive_errs."),
+    ("node_network_receive_packets_total", "Network device statistic receive_packets."),
+    ("node_network_transmit_bytes_total", "Network device statistic transmit_bytes."),
+    ("node_network_transmit_drop_total", "Network device statistic transmit_drop."),
+    ("node_network_transmit_errs_total", "Network device statistic transmit_errs."),
+    ("node_network_transmit_packets_total", "Network device statistic transmit_packets."),
+];
+
+/// `pocketses_network_{dir}_{stat}_per_second` and its HELP, in the order of [`NET_COUNTERS`].
+const NET_RATES: [(&str, &str); 8] = [
+    (
+        "pocketses_network_receive_bytes_per_second",
+        "Bytes received per second since the previous collection.",
+    ),
+    (
+        "pocketses_network_receive_drop_per_second",
+        "Dropped packets received per second since the previous collection.",
+    ),
+    (
+        "pocketses_network_receive_errs_per_second",
+        "Errors received per second since the previous collection.",
+    ),
+    (
+        "pocketses_network_receive_packets_per_second",
+        "Packets received per second since the previous collection.",
+    ),
+    (
+        "pocketses_network_transmit_bytes_per_second",
+        "Bytes transmitted per second since the previous collection.",
+    ),
+    (
+        "pocketses_network_transmit_drop_per_second",
+        "Dropped packets transmitted per second since the previous collection.",
+    ),
+    (
+        "pocketses_network_transmit_errs_per_second",
+        "Errors transmitted per second since the previous collection.",
+    ),
+    (
+        "pocketses_network_transmit_packets_per_second",
+        "Packets transmitted per second since the previous collection.",
+    ),
+];
+
+#[allow(clippy::cast_precision_loss)] // packet and byte counters as f64, as node_exporter has them
+fn network(w: &mut Walker<'_>, s: &Snapshot) {
     if s.network.is_empty() {
         return;
     }
-    let mut counters: Vec<Family> = Vec::with_capacity(8);
-    let mut rates: Vec<Family> = Vec::with_capacity(8);
-    for dir in ["receive", "transmit"] {
-        for stat in ["bytes", "drop", "errs", "packets"] {
-            counters.push(Family::new(
-                &format!("node_network_{dir}_{stat}_total"),
-                &format!("Network device statistic {dir}_{stat}."),
-                Counter,
-            ));
-            let what = match stat {
-                "bytes" => "Bytes",
-                "drop" => "Dropped packets",
-                "errs" => "Errors",
-                _ => "Packets",
-            };
-            rates.push(Family::new(
-                &format!("pocketses_network_{dir}_{stat}_per_second"),
-                &format!("{what} {dir}d per second since the previous collection."),
-                Gauge,
-            ));
+    for (n, (name, help)) in NET_COUNTERS.iter().enumerate() {
+        w.family(name, help, Kind::Counter);
+        for iface in s.network.iter().filter(|i| i.has_counters) {
+            let c = if n < 4 { iface.rx } else { iface.tx };
+            let v = [c.bytes, c.drop, c.errs, c.packets][n % 4];
+            w.sample(name, &[("device", &iface.name)], v as f64);
         }
     }
-    let mut addresses =
-        Family::new("node_network_address_info", "node network address by device", Gauge);
-    let mut info = Family::new(
-        "node_network_info",
-        "Non-numeric data from /sys/class/net/<iface>, value is always 1.",
-        Gauge,
-    );
-    let mut up =
-        Family::new("node_network_up", "Value is 1 if operstate is 'up', 0 otherwise.", Gauge);
+    for (n, (name, help)) in NET_RATES.iter().enumerate() {
+        w.gauge(name, help);
+        for iface in &s.network {
+            let Some(r) = (if n < 4 { iface.rx_rate } else { iface.tx_rate }) else { continue };
+            let v = [r.bytes, r.drop, r.errs, r.packets][n % 4];
+            w.sample(name, &[("device", &iface.name)], v);
+        }
+    }
+    let name = "node_network_address_info";
+    w.gauge(name, "node network address by device");
+    let mut ip = String::with_capacity(48);
+    let mut mask = String::with_capacity(4);
     for iface in &s.network {
-        let dev = iface.name.as_str();
-        if iface.has_counters {
-            for (i, c) in [iface.rx, iface.tx].iter().enumerate() {
-                for (j, v) in [c.bytes, c.drop, c.errs, c.packets].iter().enumerate() {
-                    counters[i * 4 + j].samples.push(Sample::with(&[("device", dev)], *v as f64));
-                }
-            }
-        }
-        for (i, r) in [iface.rx_rate, iface.tx_rate].iter().enumerate() {
-            let Some(r) = r else { continue };
-            for (j, v) in [r.bytes, r.drop, r.errs, r.packets].iter().enumerate() {
-                rates[i * 4 + j].samples.push(Sample::with(&[("device", dev)], *v));
-            }
-        }
-        let link = &iface.link;
-        if let Some(operstate) = &link.operstate {
-            let text = |v: &Option<String>| v.clone().unwrap_or_default();
-            let (address, broadcast, duplex, ifalias) = (
-                text(&link.address),
-                text(&link.broadcast),
-                text(&link.duplex),
-                text(&link.ifalias),
-            );
-            info.samples.push(Sample::with(
-                &[
-                    ("address", &address),
-                    ("broadcast", &broadcast),
-                    ("device", dev),
-                    ("duplex", &duplex),
-                    ("ifalias", &ifalias),
-                    ("operstate", operstate),
-                ],
-                1.0,
-            ));
-            up.samples
-                .push(Sample::with(&[("device", dev)], if operstate == "up" { 1.0 } else { 0.0 }));
-        }
         for a in &iface.addresses {
-            let ip = a.ip.to_string();
-            let mask = a.prefix_len.to_string();
-            addresses.samples.push(Sample::with(
-                &[("address", &ip), ("device", dev), ("netmask", &mask), ("scope", a.scope())],
-                1.0,
-            ));
+            ip.clear();
+            mask.clear();
+            let _ = write!(ip, "{}", a.ip);
+            let _ = write!(mask, "{}", a.prefix_len);
+            let labels = [
+                ("address", ip.as_str()),
+                ("device", &iface.name),
+                ("netmask", &mask),
+                ("scope", a.scope()),
+            ];
+            w.sample(name, &labels, 1.0);
         }
     }
-    out.extend(counters);
-    out.extend(rates);
-    out.extend([addresses, info, up]);
+    let name = "node_network_info";
+    w.gauge(name, "Non-numeric data from /sys/class/net/<iface>, value is always 1.");
+    for iface in &s.network {
+        let link = &iface.link;
+        let Some(operstate) = &link.operstate else { continue };
+        fn text(v: &Option<String>) -> &str {
+            v.as_deref().unwrap_or("")
+        }
+        let labels = [
+            ("address", text(&link.address)),
+            ("broadcast", text(&link.broadcast)),
+            ("device", iface.name.as_str()),
+            ("duplex", text(&link.duplex)),
+            ("ifalias", text(&link.ifalias)),
+            ("operstate", operstate.as_str()),
+        ];
+        w.sample(name, &labels, 1.0);
+    }
+    let name = "node_network_up";
+    w.gauge(name, "Value is 1 if operstate is 'up', 0 otherwise.");
+    for iface in &s.network {
+        let Some(operstate) = &iface.link.operstate else { continue };
+        let up = if operstate == "up" { 1.0 } else { 0.0 };
+        w.sample(name, &[("device", &iface.name)], up);
+    }
 }
 
-fn filesystem_families(s: &Snapshot, out: &mut Vec<Family>) {
-    use Kind::Gauge;
+#[allow(clippy::cast_precision_loss)] // byte and inode counts as f64, as node_exporter has them
+fn filesystems(w: &mut Walker<'_>, s: &Snapshot) {
     if s.filesystems.is_empty() {
         return;
     }
-    let mut avail = Family::new(
-        "node_filesystem_avail_bytes",
-        "Filesystem space available to non-root users in bytes.",
-        Gauge,
-    );
-    let mut error = Family::new(
-        "node_filesystem_device_error",
-        "Whether an error occurred while getting statistics for the given device.",
-        Gauge,
-    );
-    let mut files = Family::new("node_filesystem_files", "Filesystem total file nodes.", Gauge);
-    let mut files_free =
-        Family::new("node_filesystem_files_free", "Filesystem total free file nodes.", Gauge);
-    let mut free =
-        Family::new("node_filesystem_free_bytes", "Filesystem free space in bytes.", Gauge);
-    let mut readonly =
-        Family::new("node_filesystem_readonly", "Filesystem read-only status.", Gauge);
-    let mut size = Family::new("node_filesystem_size_bytes", "Filesystem size in bytes.", Gauge);
-    let mut used = Family::new(
-        "pocketses_filesystem_used_bytes",
-        "Filesystem space in use (size - free) in bytes.",
-        Gauge,
-    );
-    for fs in &s.filesystems {
-        let labels = [
-            ("device", fs.device.as_str()),
-            ("fstype", fs.fs_type.as_str()),
-            ("mountpoint", fs.mount_point.as_str()),
-        ];
-        error.samples.push(Sample::with(&labels, if fs.usage.is_some() { 0.0 } else { 1.0 }));
-        let Some(u) = fs.usage else { continue };
-        avail.samples.push(Sample::with(&labels, u.available as f64));
-        files.samples.push(Sample::with(&labels, u.files as f64));
-        files_free.samples.push(Sample::with(&labels, u.files_free as f64));
-        free.samples.push(Sample::with(&labels, u.free as f64));
-        readonly.samples.push(Sample::with(&labels, if fs.read_only { 1.0 } else { 0.0 }));
-        size.samples.push(Sample::with(&labels, u.total as f64));
-        used.samples.push(Sample::with(&labels, u.used as f64));
-    }
-    out.extend([avail, error, files, files_free, free, readonly, size, used]);
-}
-
-fn temperature_families(s: &Snapshot, out: &mut Vec<Family>) {
-    use Kind::Gauge;
-    if s.temperatures.is_empty() {
-        return;
-    }
-    let mut hwmon =
-        Family::new("node_hwmon_temp_celsius", "Hardware monitor for temperature (input)", Gauge);
-    let mut labels =
-        Family::new("node_hwmon_sensor_label", "Label for given chip and sensor", Gauge);
-    let mut zones = Family::new("node_thermal_zone_temp", "Zone temperature in Celsius", Gauge);
-    for t in &s.temperatures {
-        match t.kind {
-            SensorKind::Hwmon => {
-                hwmon
-                    .samples
-                    .push(Sample::with(&[("chip", &t.chip), ("sensor", &t.sensor)], t.celsius));
-                if let Some(label) = &t.label {
-                    labels.samples.push(Sample::with(
-                        &[("chip", &t.chip), ("label", label), ("sensor", &t.sensor)],
-                        1.0,
-                    ));
-                }
+    type Pick = fn(&crate::metrics::Filesystem, &crate::metrics::FsUsage) -> f64;
+    let families: [(&str, &str, Pick); 8] = [
+        (
+            "node_filesystem_avail_bytes",
+            "Filesystem space available to non-root users in bytes.",
+            |_, u| u.available as f64,
+        ),
+        (
+            "node_filesystem_device_error",
+            "Whether an error occurred while getting statistics for the given device.",
+            |_, _| 0.0,
+        ),
+        ("node_filesystem_files", "Filesystem total file nodes.", |_, u| u.files as f64),
+        ("node_filesystem_files_free", "Filesystem total free file nodes.", |_, u| {
+            u.files_free as f64
+        }),
+        ("node_filesystem_free_bytes", "Filesystem free space in bytes.", |_, u| u.free as f64),
+        ("node_filesystem_readonly", "Filesystem read-only status.", |fs, _| {
+            if fs.read_only {
+                1.0
+            } else {
+                0.0
             }
-            SensorKind::ThermalZone => {
-                zones
-                    .samples
-                    .push(Sample::with(&[("type", &t.sensor), ("zone", &t.chip)], t.celsius));
+        }),
+        ("node_filesystem_size_bytes", "Filesystem size in bytes.", |_, u| u.total as f64),
+        (
+            "pocketses_filesystem_used_bytes",
+            "Filesystem space in use (size - free) in bytes.",
+            |_, u| u.used as f64,
+        ),
+    ];
+    for (name, help, pick) in families {
+        w.gauge(name, help);
+        for fs in &s.filesystems {
+            let labels = [
+                ("device", fs.device.as_str()),
+                ("fstype", fs.fs_type.as_str()),
+                ("mountpoint", fs.mount_point.as_str()),
+            ];
+            match fs.usage {
+                Some(u) => w.sample(name, &labels, pick(fs, &u)),
+                // A filesystem without figures has only its error series.
+                None if name == "node_filesystem_device_error" => w.sample(name, &labels, 1.0),
+                None => {}
             }
         }
     }
-    out.extend([hwmon, labels, zones]);
+}
+
+fn temperatures(w: &mut Walker<'_>, s: &Snapshot) {
+    if s.temperatures.is_empty() {
+        return;
+    }
+    let hwmon = || s.temperatures.iter().filter(|t| t.kind == SensorKind::Hwmon);
+    let name = "node_hwmon_temp_celsius";
+    w.gauge(name, "Hardware monitor for temperature (input)");
+    for t in hwmon() {
+        w.sample(name, &[("chip", &t.chip), ("sensor", &t.sensor)], t.celsius);
+    }
+    let name = "node_hwmon_sensor_label";
+    w.gauge(name, "Label for given chip and sensor");
+    for t in hwmon() {
+        if let Some(label) = &t.label {
+            let labels = [("chip", t.chip.as_str()), ("label", label), ("sensor", &t.sensor)];
+            w.sample(name, &labels, 1.0);
+        }
+    }
+    let name = "node_thermal_zone_temp";
+    w.gauge(name, "Zone temperature in Celsius");
+    for t in s.temperatures.iter().filter(|t| t.kind == SensorKind::ThermalZone) {
+        w.sample(name, &[("type", &t.sensor), ("zone", &t.chip)], t.celsius);
+    }
 }
 
 #[cfg(test)]
@@ -642,6 +721,13 @@ mod tests {
     fn golden() {
         expect_test::expect_file!["../../../tests/fixtures/encode/sample.prom"]
             .assert_eq(&encode(&sample_snapshot()));
+    }
+
+    #[test]
+    fn cpu_ids_as_text() {
+        for id in [0, 7, 10, 99, 100, 4_294_967_295] {
+            assert_eq!(Id::new(id).as_str(), id.to_string());
+        }
     }
 
     #[test]

@@ -1,29 +1,25 @@
-//! A snapshot's remote-write series, written straight from the [`Snapshot`]. \[pure\]
+//! A snapshot's remote-write series, written as [`prometheus::walk`] tells them. \[pure\]
 //!
-//! The series are those of `/metrics`: one per sample of
-//! [`crate::metrics::encode::prometheus::families`], with the same names, labels and values, in
-//! the same order (family by family as `families` makes them, samples in the snapshot's order).
-//! `families` builds owned strings for every name, HELP text and label of every sample, which
-//! `/metrics` needs for its sorted text and a spool record does not; this writer borrows them
-//! from the snapshot and writes each series as it goes, so a record costs no allocation but its
-//! output buffer (and a few numbers turned into text).
-//!
-//! The two must agree: `tests::same_bytes_as_the_families_path` compares this writer's bytes with
-//! those of the families path for snapshots that take every branch, and a family added to
-//! `families` and not here fails it.
+//! The series are those of `/metrics`, one per sample, with the same names, labels and values:
+//! the walk owns them, and this writer is one of its visitors (the other collects the owned
+//! families that `/metrics` sorts). It borrows every name and label from the snapshot and writes
+//! each series as it goes, so a record costs no allocation but its output buffer (and a few
+//! numbers turned into text). Series come in the walk's order: family by family, samples in the
+//! snapshot's order.
 //!
 //! Labels of a series: `__name__`, the sample's own labels, then the sink's tags and the
 //! identity (`job`, `instance`) where the series has no label of that name, sorted by their
 //! bytes; labels with an empty value are left out (by [`remote_write::push_series_with`]).
+//! `tests::same_bytes_as_the_families_path` checks that merge against a plain reference over
+//! the collected families; `tests/fixtures/encode/wide.series` holds the series of a snapshot
+//! that takes every branch, as they were before the walk had one owner.
 //!
 //! What this module does not do: choose which tags a format can carry ([`super::check_tags`]),
 //! compress or frame the record ([`super::record`]).
 
-use std::fmt::Write as _;
-
 use super::remote_write;
-use crate::metrics::encode::prometheus::push_meminfo_metric_name;
-use crate::metrics::{FrequencySource, SensorKind, Snapshot};
+use crate::metrics::encode::prometheus;
+use crate::metrics::Snapshot;
 
 /// A label pair.
 type Label<'a> = (&'a str, &'a str);
@@ -74,10 +70,13 @@ impl Writer<'_, '_> {
         remote_write::push_series_with(self.out, each, value, self.timestamp_ms);
         self.series += 1;
     }
+}
 
-    /// A series without labels of its own.
-    fn single(&mut self, name: &str, value: f64) {
-        self.series(name, &[], value);
+impl prometheus::Visit for Writer<'_, '_> {
+    fn family(&mut self, _name: &str, _help: std::fmt::Arguments<'_>, _kind: prometheus::Kind) {}
+
+    fn sample(&mut self, name: &str, labels: &[Label<'_>], value: f64) {
+        self.series(name, labels, value);
     }
 }
 
@@ -101,7 +100,7 @@ pub(super) fn write(
     extra.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     out.reserve(estimate_len(snapshot, &extra));
     let mut w = Writer { out, extra: &extra, timestamp_ms, series: 0 };
-    write_series(&mut w, snapshot);
+    prometheus::walk(snapshot, &mut w);
     w.series
 }
 
@@ -112,267 +111,6 @@ fn estimate_len(s: &Snapshot, extra: &[Label<'_>]) -> usize {
     let n = 16 + 14 * cores + fields + 22 * s.network.len() + 8 * s.filesystems.len();
     let extra_len: usize = extra.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
     n * (110 + extra_len)
-}
-
-/// The series in `families`' order.
-#[allow(clippy::cast_precision_loss)] // counters and byte counts as f64, as `/metrics` has them
-fn write_series(w: &mut Writer<'_, '_>, s: &Snapshot) {
-    w.single("node_time_seconds", s.timestamp);
-    if let Some(b) = s.boot_time {
-        w.single("node_boot_time_seconds", b as f64);
-    }
-    if let Some(u) = s.uptime {
-        w.single("pocketses_uptime_seconds", u);
-    }
-    if let Some(l) = s.load {
-        w.single("node_load1", l.one);
-        w.single("node_load5", l.five);
-        w.single("node_load15", l.fifteen);
-    }
-    if let Some(u) = &s.uname {
-        let labels = [
-            ("domainname", u.domainname.as_str()),
-            ("machine", u.machine.as_str()),
-            ("nodename", u.nodename.as_str()),
-            ("release", u.release.as_str()),
-            ("sysname", u.sysname.as_str()),
-            ("version", u.version.as_str()),
-        ];
-        w.series("node_uname_info", &labels, 1.0);
-    }
-    cpu(w, s);
-    memory(w, s);
-    network(w, s);
-    filesystems(w, s);
-    temperatures(w, s);
-    if let Some(p) = &s.process {
-        w.single("process_cpu_seconds_total", p.cpu_seconds);
-        w.single("process_resident_memory_bytes", p.resident_bytes as f64);
-        w.single("process_virtual_memory_bytes", p.virtual_bytes as f64);
-        w.single("process_start_time_seconds", p.start_time);
-    }
-}
-
-/// A CPU's id as text, in a buffer on the stack.
-struct Id {
-    buf: [u8; 10],
-    len: usize,
-}
-
-impl Id {
-    fn new(id: u32) -> Id {
-        let mut buf = [0u8; 10];
-        let mut n = id;
-        let mut len = 0;
-        loop {
-            // One decimal digit: below 10, so the cast keeps it.
-            #[allow(clippy::cast_possible_truncation)]
-            let digit = (n % 10) as u8;
-            buf[len] = b'0' + digit;
-            len += 1;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        buf[..len].reverse();
-        Id { buf, len }
-    }
-
-    fn as_str(&self) -> &str {
-        // Only ASCII digits were written.
-        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
-    }
-}
-
-fn cpu(w: &mut Writer<'_, '_>, s: &Snapshot) {
-    let Some(cpu) = &s.cpu else { return };
-    let ids: Vec<Id> = cpu.cores.iter().map(|c| Id::new(c.id)).collect();
-    let cores = || cpu.cores.iter().zip(ids.iter().map(Id::as_str));
-    for (core, id) in cores() {
-        let t = &core.times;
-        for (mode, v) in [
-            ("idle", t.idle),
-            ("iowait", t.iowait),
-            ("irq", t.irq),
-            ("nice", t.nice),
-            ("softirq", t.softirq),
-            ("steal", t.steal),
-            ("system", t.system),
-            ("user", t.user),
-        ] {
-            w.series("node_cpu_seconds_total", &[("cpu", id), ("mode", mode)], v);
-        }
-    }
-    for (core, id) in cores() {
-        let t = &core.times;
-        w.series("node_cpu_guest_seconds_total", &[("cpu", id), ("mode", "nice")], t.guest_nice);
-        w.series("node_cpu_guest_seconds_total", &[("cpu", id), ("mode", "user")], t.guest);
-    }
-    let cpufreq = |pick: fn(&crate::metrics::Frequency) -> Option<f64>| {
-        move |w: &mut Writer<'_, '_>, name: &str| {
-            for (core, id) in cores() {
-                if core.frequency.source == FrequencySource::Cpufreq {
-                    if let Some(v) = pick(&core.frequency) {
-                        w.series(name, &[("cpu", id)], v);
-                    }
-                }
-            }
-        }
-    };
-    cpufreq(|f| f.current)(w, "node_cpu_scaling_frequency_hertz");
-    cpufreq(|f| f.max)(w, "node_cpu_scaling_frequency_max_hertz");
-    cpufreq(|f| f.min)(w, "node_cpu_scaling_frequency_min_hertz");
-    for (core, id) in cores() {
-        if core.frequency.source == FrequencySource::Cpuinfo {
-            if let Some(v) = core.frequency.current {
-                w.series("pocketses_cpu_frequency_hertz", &[("cpu", id)], v);
-            }
-        }
-    }
-    for (core, id) in cores() {
-        w.series("pocketses_cpu_utilization_ratio", &[("cpu", id)], core.utilisation / 100.0);
-    }
-    w.single("pocketses_cpu_overall_utilization_ratio", cpu.utilisation / 100.0);
-    w.single("pocketses_cpus", cpu.count as f64);
-}
-
-#[allow(clippy::cast_precision_loss)] // byte counts as f64, as `/metrics` has them
-fn memory(w: &mut Writer<'_, '_>, s: &Snapshot) {
-    let Some(m) = &s.memory else { return };
-    let mut name = String::with_capacity(64);
-    for field in &m.fields {
-        name.clear();
-        push_meminfo_metric_name(&mut name, &field.name, field.bytes);
-        w.single(&name, field.value as f64);
-    }
-    w.single("pocketses_memory_used_bytes", m.used as f64);
-    w.single("pocketses_swap_used_bytes", m.swap.used as f64);
-}
-
-/// `node_network_{dir}_{stat}_total`, receive then transmit, bytes, drop, errs, packets.
-const NET_COUNTERS: [&str; 8] = [
-    "node_network_receive_bytes_total",
-    "node_network_receive_drop_total",
-    "node_network_receive_errs_total",
-    "node_network_receive_packets_total",
-    "node_network_transmit_bytes_total",
-    "node_network_transmit_drop_total",
-    "node_network_transmit_errs_total",
-    "node_network_transmit_packets_total",
-];
-
-/// `pocketses_network_{dir}_{stat}_per_second`, in the order of [`NET_COUNTERS`].
-const NET_RATES: [&str; 8] = [
-    "pocketses_network_receive_bytes_per_second",
-    "pocketses_network_receive_drop_per_second",
-    "pocketses_network_receive_errs_per_second",
-    "pocketses_network_receive_packets_per_second",
-    "pocketses_network_transmit_bytes_per_second",
-    "pocketses_network_transmit_drop_per_second",
-    "pocketses_network_transmit_errs_per_second",
-    "pocketses_network_transmit_packets_per_second",
-];
-
-#[allow(clippy::cast_precision_loss)] // packet and byte counters as f64, as `/metrics` has them
-fn network(w: &mut Writer<'_, '_>, s: &Snapshot) {
-    for (n, name) in NET_COUNTERS.iter().enumerate() {
-        for iface in s.network.iter().filter(|i| i.has_counters) {
-            let c = if n < 4 { iface.rx } else { iface.tx };
-            let v = [c.bytes, c.drop, c.errs, c.packets][n % 4];
-            w.series(name, &[("device", &iface.name)], v as f64);
-        }
-    }
-    for (n, name) in NET_RATES.iter().enumerate() {
-        for iface in &s.network {
-            let Some(r) = (if n < 4 { iface.rx_rate } else { iface.tx_rate }) else { continue };
-            let v = [r.bytes, r.drop, r.errs, r.packets][n % 4];
-            w.series(name, &[("device", &iface.name)], v);
-        }
-    }
-    let mut ip = String::with_capacity(48);
-    let mut mask = String::with_capacity(4);
-    for iface in &s.network {
-        for a in &iface.addresses {
-            ip.clear();
-            mask.clear();
-            let _ = write!(ip, "{}", a.ip);
-            let _ = write!(mask, "{}", a.prefix_len);
-            let labels = [
-                ("address", ip.as_str()),
-                ("device", &iface.name),
-                ("netmask", &mask),
-                ("scope", a.scope()),
-            ];
-            w.series("node_network_address_info", &labels, 1.0);
-        }
-    }
-    for iface in &s.network {
-        let link = &iface.link;
-        let Some(operstate) = &link.operstate else { continue };
-        fn text(v: &Option<String>) -> &str {
-            v.as_deref().unwrap_or("")
-        }
-        let labels = [
-            ("address", text(&link.address)),
-            ("broadcast", text(&link.broadcast)),
-            ("device", iface.name.as_str()),
-            ("duplex", text(&link.duplex)),
-            ("ifalias", text(&link.ifalias)),
-            ("operstate", operstate.as_str()),
-        ];
-        w.series("node_network_info", &labels, 1.0);
-    }
-    for iface in &s.network {
-        let Some(operstate) = &iface.link.operstate else { continue };
-        let up = if operstate == "up" { 1.0 } else { 0.0 };
-        w.series("node_network_up", &[("device", &iface.name)], up);
-    }
-}
-
-#[allow(clippy::cast_precision_loss)] // byte and inode counts as f64, as `/metrics` has them
-fn filesystems(w: &mut Writer<'_, '_>, s: &Snapshot) {
-    type Pick = fn(&crate::metrics::Filesystem, &crate::metrics::FsUsage) -> f64;
-    let families: [(&str, Pick); 8] = [
-        ("node_filesystem_avail_bytes", |_, u| u.available as f64),
-        ("node_filesystem_device_error", |_, _| 0.0),
-        ("node_filesystem_files", |_, u| u.files as f64),
-        ("node_filesystem_files_free", |_, u| u.files_free as f64),
-        ("node_filesystem_free_bytes", |_, u| u.free as f64),
-        ("node_filesystem_readonly", |fs, _| if fs.read_only { 1.0 } else { 0.0 }),
-        ("node_filesystem_size_bytes", |_, u| u.total as f64),
-        ("pocketses_filesystem_used_bytes", |_, u| u.used as f64),
-    ];
-    for (name, pick) in families {
-        for fs in &s.filesystems {
-            let labels = [
-                ("device", fs.device.as_str()),
-                ("fstype", fs.fs_type.as_str()),
-                ("mountpoint", fs.mount_point.as_str()),
-            ];
-            match fs.usage {
-                Some(u) => w.series(name, &labels, pick(fs, &u)),
-                // A filesystem without figures has only its error series.
-                None if name == "node_filesystem_device_error" => w.series(name, &labels, 1.0),
-                None => {}
-            }
-        }
-    }
-}
-
-fn temperatures(w: &mut Writer<'_, '_>, s: &Snapshot) {
-    for t in s.temperatures.iter().filter(|t| t.kind == SensorKind::Hwmon) {
-        w.series("node_hwmon_temp_celsius", &[("chip", &t.chip), ("sensor", &t.sensor)], t.celsius);
-    }
-    for t in s.temperatures.iter().filter(|t| t.kind == SensorKind::Hwmon) {
-        if let Some(label) = &t.label {
-            let labels = [("chip", t.chip.as_str()), ("label", label), ("sensor", &t.sensor)];
-            w.series("node_hwmon_sensor_label", &labels, 1.0);
-        }
-    }
-    for t in s.temperatures.iter().filter(|t| t.kind == SensorKind::ThermalZone) {
-        w.series("node_thermal_zone_temp", &[("type", &t.sensor), ("zone", &t.chip)], t.celsius);
-    }
 }
 
 #[cfg(test)]
@@ -386,8 +124,8 @@ mod tests {
     use crate::push::encode::tests::tags;
     use crate::push::encode::{remote_write, DEFAULT_JOB};
 
-    /// The path records took before this writer: the `/metrics` families, then one series per
-    /// sample with the extra labels merged and sorted (kept here as the reference).
+    /// A plain reference for the label merge: the collected `/metrics` families, then one series
+    /// per sample with the extra labels merged and sorted.
     fn via_families(out: &mut Vec<u8>, s: &Snapshot, tags: &[(String, String)]) -> usize {
         let ts = super::super::timestamp_ms(s.timestamp);
         let families = prometheus::families(s);
@@ -601,13 +339,6 @@ mod tests {
             .filter(|(l, _)| l.iter().any(|(k, v)| k == "device" && v == "/dev/sdd1"))
             .count();
         assert_eq!(disk, 1, "a disk without figures has its error series only");
-    }
-
-    #[test]
-    fn cpu_ids_as_text() {
-        for id in [0, 7, 10, 99, 100, 4_294_967_295] {
-            assert_eq!(Id::new(id).as_str(), id.to_string());
-        }
     }
 
     #[test]
