@@ -471,6 +471,8 @@ fn node_exporter_idle(bin: &Path, dir: &Path) -> anyhow::Result<u64> {
 
 /// Section B: the outage, the replay and the steady window, pocketses and vmagent side by side.
 fn outage(args: &PushArgs, store: &mut Store, res: &mut Results) -> anyhow::Result<()> {
+    // The sinks of `Store::sink_sets`, by name.
+    const SINKS: [&str; 2] = ["vm", "influx"];
     let dir = args.out.join("outage");
     std::fs::create_dir_all(&dir)?;
     store.stop();
@@ -498,7 +500,7 @@ fn outage(args: &PushArgs, store: &mut Store, res: &mut Results) -> anyhow::Resu
     }
     let m = metrics(d.http)?;
     let records: f64 =
-        ["vm", "influx"].iter().filter_map(|s| m.get(&["pocketses_push_backlog_records", s])).sum();
+        SINKS.iter().filter_map(|s| m.get(&["pocketses_push_backlog_records", s])).sum();
     res.backlog_records = Some(records);
     let spool = dir.join("spool");
     res.spool_disk_bytes = Some(disk_bytes(&spool));
@@ -526,12 +528,10 @@ fn outage(args: &PushArgs, store: &mut Store, res: &mut Results) -> anyhow::Resu
 
     // The store returns: how long until each has delivered everything.
     let sent = |m: &Metrics| -> f64 {
-        ["vm", "influx"]
-            .iter()
-            .filter_map(|s| m.get(&["pocketses_push_sent_points_total", s]))
-            .sum()
+        SINKS.iter().filter_map(|s| m.get(&["pocketses_push_sent_points_total", s])).sum()
     };
-    let sent0 = sent(&metrics(d.http)?);
+    let m0 = metrics(d.http)?;
+    let sent0 = sent(&m0);
     let cpu0 = sys::process_cpu(d.pid)?;
     store.restart()?;
     let t0 = Instant::now();
@@ -549,8 +549,7 @@ fn outage(args: &PushArgs, store: &mut Store, res: &mut Results) -> anyhow::Resu
         first: Option<f64>,
         done: Option<(f64, f64)>,
     }
-    let m0 = metrics(d.http)?;
-    let mut sinks: Vec<SinkReplay> = ["vm", "influx"]
+    let mut sinks: Vec<SinkReplay> = SINKS
         .into_iter()
         .map(|name| SinkReplay {
             name,
@@ -584,10 +583,8 @@ fn outage(args: &PushArgs, store: &mut Store, res: &mut Results) -> anyhow::Resu
                 before = (sys::process_cpu(d.pid)?, sent(&m));
             }
         }
-        let backlog: f64 = ["vm", "influx"]
-            .iter()
-            .filter_map(|s| m.get(&["pocketses_push_backlog_records", s]))
-            .sum();
+        let backlog: f64 =
+            SINKS.iter().filter_map(|s| m.get(&["pocketses_push_backlog_records", s])).sum();
         if pk_done.is_none() && pk_first.is_some() && backlog <= 2.0 {
             pk_done = Some(now);
             pk_cpu_done = Some((sys::process_cpu(d.pid)?, sent(&m)));
